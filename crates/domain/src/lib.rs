@@ -1,0 +1,21 @@
+//! The gateway's rules, free of I/O: which services exist, how gateway passwords are made
+//! and checked, what a user is, whether a login is allowed, how failed logins are throttled,
+//! and what an audit event records. Storage and network crates build on these types.
+
+pub mod audit;
+pub mod catalogue;
+pub mod login;
+pub mod password;
+pub mod path_segment;
+pub mod throttle;
+pub mod user;
+
+mod hex;
+
+pub use audit::{AuditEvent, AuditOutcome, UnknownAuditOutcome};
+pub use catalogue::{CatalogueError, Service, ServiceCatalogue};
+pub use login::{CertificateOwner, KnownUser, LoginAttempt, LoginRefusal, decide_login};
+pub use password::{PasswordKey, PasswordKeyError, generate_gateway_password};
+pub use path_segment::{PathSegmentError, check_path_segment};
+pub use throttle::{LoginThrottle, ThrottleConfig, ThrottleVerdict};
+pub use user::{UnknownUserState, User, UserState};

@@ -1,0 +1,138 @@
+//! TLS is up, nobody is logged in: `USER`/`PASS` against the backend, plus `PBSZ`/`PROT` and the
+//! harmless commands. Every refusal answers the same `530`; the backend audits the reason.
+
+use std::collections::VecDeque;
+
+use tokio::sync::watch;
+
+use super::authenticated::Authenticated;
+use super::{End, Incoming, Peer, Protection, Shared, close, next_command, stateless_reply};
+use crate::backend::{Backend, ClientContext, EngineEvent};
+use crate::command::Command;
+use crate::control::ControlChannel;
+use crate::passive::DataStream;
+use crate::reply::Reply;
+
+pub(super) async fn authenticate<'a, B: Backend>(
+    shared: &'a std::sync::Arc<Shared<B>>,
+    stream: DataStream,
+    peer: Peer,
+    shutdown: &'a mut watch::Receiver<bool>,
+) -> Option<Authenticated<'a, B>> {
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .cloned()?;
+    let client = ClientContext {
+        connection_id: peer.connection_id,
+        peer: peer.addr,
+        certificate,
+    };
+    let config = &shared.config;
+    let mut control = ControlChannel::new(stream, config.max_line_bytes);
+    let mut queued = VecDeque::new();
+    let mut protection = Protection::default();
+    let mut username: Option<String> = None;
+    let mut failures = 0;
+
+    loop {
+        let command =
+            match next_command(&mut control, &mut queued, config.timeouts.idle, shutdown).await {
+                Incoming::Command(command) => command,
+                Incoming::Invalid(reply) => {
+                    control.reply(&reply).await.ok()?;
+                    continue;
+                }
+                Incoming::End(end) => {
+                    close(&mut control, end).await;
+                    return None;
+                }
+            };
+        let reply = match command {
+            Command::User(name) => {
+                let reply = Reply::new(331, format!("Password required for {name}"));
+                username = Some(name);
+                reply
+            }
+            Command::Pass(password) => {
+                let Some(name) = username.take() else {
+                    control
+                        .reply(&Reply::new(503, "Send USER before PASS"))
+                        .await
+                        .ok()?;
+                    continue;
+                };
+                match log_in(shared, &client, &name, &password.0).await {
+                    Some((session, user_slot)) => {
+                        control
+                            .reply(&Reply::new(230, "User logged in, proceed"))
+                            .await
+                            .ok()?;
+                        return Some(Authenticated::new(
+                            shared, control, client, session, user_slot, protection, shutdown,
+                        ));
+                    }
+                    None => {
+                        failures += 1;
+                        control
+                            .reply(&Reply::new(530, "Login incorrect"))
+                            .await
+                            .ok()?;
+                        if failures >= config.max_failed_logins_per_connection {
+                            close(&mut control, End::Closed).await;
+                            return None;
+                        }
+                        continue;
+                    }
+                }
+            }
+            Command::Quit => {
+                close(&mut control, End::Quit).await;
+                return None;
+            }
+            Command::Auth(_) => Reply::new(503, "TLS is already active"),
+            Command::Ccc => Reply::new(534, "CCC refused: the control channel stays encrypted"),
+            Command::Syst => Reply::new(215, "UNIX Type: L8"),
+            command => match protection.handle(&command) {
+                Some(reply) => reply,
+                None => match command {
+                    Command::Feat | Command::Noop | Command::Help | Command::Opts(_) => {
+                        stateless_reply(&command).expect("fixed reply")
+                    }
+                    _ => Reply::new(530, "Please log in with USER and PASS"),
+                },
+            },
+        };
+        control.reply(&reply).await.ok()?;
+    }
+}
+
+/// Asks the backend, within the per-user session limit; applies the backend's throttle delay
+/// before the caller answers `530`.
+async fn log_in<B: Backend>(
+    shared: &Shared<B>,
+    client: &ClientContext,
+    username: &str,
+    password: &str,
+) -> Option<(B::Session, crate::limits::KeyedSlot<String>)> {
+    let Some(user_slot) = shared.limiter.admit_user(username) else {
+        shared.backend.on_event(EngineEvent::LoginRefused {
+            connection_id: client.connection_id,
+            peer: client.peer,
+            username,
+            reason: "too_many_sessions_for_user",
+            certificate: &client.certificate,
+        });
+        return None;
+    };
+    match shared.backend.login(client, username, password).await {
+        Ok(session) => Some((session, user_slot)),
+        Err(denied) => {
+            drop(user_slot);
+            tokio::time::sleep(denied.delay).await;
+            None
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Plain TCP until `AUTH TLS`: only `AUTH`, `FEAT`, `HELP`, `NOOP` and `QUIT` are answered, and
+//! the whole phase, handshake included, must finish within the TLS handshake timeout.
+
+use std::collections::VecDeque;
+
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{End, Incoming, Peer, Shared, close, next_command, stateless_reply};
+use crate::backend::{Backend, EngineEvent};
+use crate::command::{AuthMechanism, Command};
+use crate::control::ControlChannel;
+use crate::passive::DataStream;
+use crate::reply::Reply;
+use crate::tls;
+
+/// The first byte of a TLS record carrying a handshake: a client speaking implicit TLS.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+pub(super) async fn negotiate<B: Backend>(
+    shared: &Shared<B>,
+    tcp: TcpStream,
+    peer: Peer,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<DataStream> {
+    let deadline = Instant::now() + shared.config.timeouts.tls_handshake;
+    let mut control = ControlChannel::new(tcp, shared.config.max_line_bytes);
+    let refuse = |reason: &str| {
+        shared.backend.on_event(EngineEvent::ConnectionRefused {
+            connection_id: peer.connection_id,
+            peer: peer.addr,
+            reason,
+        })
+    };
+
+    let greeting = Reply::new(220, shared.config.greeting.clone());
+    if control.reply(&greeting).await.is_err() {
+        return None;
+    }
+    let upgrade = tokio::time::timeout_at(deadline, async {
+        let first_byte = tokio::select! {
+            byte = control.peek_byte() => Some(byte.ok()?),
+            _ = shutdown.wait_for(|stopping| *stopping) => None,
+        };
+        let Some(first_byte) = first_byte else {
+            close(&mut control, End::Shutdown).await;
+            return None;
+        };
+        if first_byte == Some(TLS_HANDSHAKE_RECORD) {
+            refuse("implicit_tls_not_supported");
+            return None;
+        }
+        let mut queued = VecDeque::new();
+        let forever = shared.config.timeouts.tls_handshake;
+        loop {
+            let reply = match next_command(&mut control, &mut queued, forever, shutdown).await {
+                Incoming::Command(Command::Auth(AuthMechanism::Tls)) => {
+                    if control.has_buffered_input() {
+                        refuse("data_sent_before_tls_upgrade");
+                        return None;
+                    }
+                    control
+                        .reply(&Reply::new(234, "AUTH TLS successful"))
+                        .await
+                        .ok()?;
+                    return Some(());
+                }
+                Incoming::Command(Command::Auth(AuthMechanism::Other(_))) => {
+                    Reply::new(504, "Only AUTH TLS is supported")
+                }
+                Incoming::Command(Command::Quit) => {
+                    close(&mut control, End::Quit).await;
+                    return None;
+                }
+                Incoming::Command(command @ (Command::Feat | Command::Noop | Command::Help)) => {
+                    stateless_reply(&command).expect("FEAT, NOOP and HELP have a fixed reply")
+                }
+                Incoming::Command(_) => {
+                    Reply::new(530, "Secure connection required: send AUTH TLS first")
+                }
+                Incoming::Invalid(reply) => reply,
+                Incoming::End(end) => {
+                    close(&mut control, end).await;
+                    return None;
+                }
+            };
+            control.reply(&reply).await.ok()?;
+        }
+    });
+    match upgrade.await {
+        Ok(Some(())) => {}
+        Ok(None) => return None,
+        Err(_elapsed) => {
+            refuse("tls_not_negotiated_in_time");
+            return None;
+        }
+    }
+
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match tls::accept(&shared.acceptor, control.into_inner(), remaining).await {
+        Ok(stream) => Some(stream),
+        Err(failure) => {
+            shared.backend.on_event(EngineEvent::TlsRefused {
+                connection_id: peer.connection_id,
+                peer: peer.addr,
+                reason: &failure.reason,
+                certificate: failure.presented.as_ref(),
+            });
+            None
+        }
+    }
+}

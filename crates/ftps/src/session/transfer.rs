@@ -1,0 +1,248 @@
+//! Running a data command: `150`, waiting for the bound data connection, moving the bytes, and
+//! the final reply, while the control channel stays readable so `ABOR` stops the transfer.
+//!
+//! An upload is committed only when the client ended it with TLS `close_notify`; any other
+//! end (TCP reset, plain FIN, stall, `ABOR`) aborts it, so nothing half-received survives.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::End;
+use super::authenticated::{Authenticated, Flow, fs_error_reply};
+use crate::backend::{Backend, FsError, FsResult, Upload};
+use crate::command::{Command, parse_command};
+use crate::control::{ControlChannel, LineRead};
+use crate::reply::Reply;
+
+const CHUNK: usize = 64 * 1024;
+/// Commands a client may pipeline behind a running transfer before we stop listening to it.
+const MAX_QUEUED_COMMANDS: usize = 16;
+
+pub(super) enum Job {
+    Send(Box<dyn AsyncRead + Send + Unpin>),
+    Receive(Box<dyn Upload>),
+}
+
+impl Job {
+    async fn abandon(self) {
+        if let Job::Receive(upload) = self {
+            upload.abort().await;
+        }
+    }
+}
+
+/// How a piece of transfer work ended while the control channel was being watched.
+enum Raced<T> {
+    Done(T),
+    Aborted,
+    ControlLost,
+}
+
+impl<B: Backend> Authenticated<'_, B> {
+    pub(super) async fn run_job(&mut self, job: FsResult<Job>) -> Flow {
+        let job = match job {
+            Ok(job) => job,
+            Err(error) => {
+                self.passive = None;
+                return self.reply(fs_error_reply(&error)).await;
+            }
+        };
+        let Some(mut pending) = self.passive.take() else {
+            job.abandon().await;
+            return self.reply(Reply::new(425, "Use PASV or EPSV first")).await;
+        };
+        if let Flow::End(end) = self.reply(Reply::new(150, "Opening data connection")).await {
+            job.abandon().await;
+            return Flow::End(end);
+        }
+
+        let connected =
+            watch_control(&mut self.control, &mut self.queued, pending.connection()).await;
+        let mut data = match connected {
+            Raced::Done(Ok(stream)) => stream,
+            Raced::Done(Err(refusal)) => {
+                job.abandon().await;
+                tracing::info!(reason = %refusal.reason, "data connection refused");
+                return self
+                    .reply(Reply::new(425, "Cannot open data connection"))
+                    .await;
+            }
+            Raced::Aborted => {
+                job.abandon().await;
+                return self.aborted().await;
+            }
+            Raced::ControlLost => {
+                job.abandon().await;
+                return Flow::End(End::Closed);
+            }
+        };
+
+        let stall = self.shared.config.timeouts.data_stall;
+        match job {
+            Job::Send(mut source) => {
+                let sent = watch_control(
+                    &mut self.control,
+                    &mut self.queued,
+                    send(&mut source, &mut data, stall),
+                )
+                .await;
+                match sent {
+                    Raced::Done(Ok(bytes)) => {
+                        self.reply(Reply::new(226, format!("Transfer complete, {bytes} bytes")))
+                            .await
+                    }
+                    Raced::Done(Err(error)) => {
+                        tracing::info!(%error, "download ended early");
+                        self.reply(Reply::new(426, "Connection closed; transfer aborted"))
+                            .await
+                    }
+                    Raced::Aborted => self.aborted().await,
+                    Raced::ControlLost => Flow::End(End::Closed),
+                }
+            }
+            Job::Receive(mut upload) => {
+                let received = watch_control(
+                    &mut self.control,
+                    &mut self.queued,
+                    receive(&mut data, &mut upload, stall),
+                )
+                .await;
+                drop(data);
+                match received {
+                    Raced::Done(Ok(_bytes)) => match upload.commit().await {
+                        Ok(text) => self.reply(Reply::new(226, text)).await,
+                        Err(error) => self.reply(commit_error_reply(&error)).await,
+                    },
+                    Raced::Done(Err(error)) => {
+                        upload.abort().await;
+                        tracing::info!(%error, "upload ended without a clean TLS close");
+                        self.reply(Reply::new(
+                            426,
+                            "Transfer aborted: the data connection did not end with TLS close_notify; nothing was stored",
+                        ))
+                        .await
+                    }
+                    Raced::Aborted => {
+                        upload.abort().await;
+                        self.aborted().await
+                    }
+                    Raced::ControlLost => {
+                        upload.abort().await;
+                        Flow::End(End::Closed)
+                    }
+                }
+            }
+        }
+    }
+
+    async fn aborted(&mut self) -> Flow {
+        if let Flow::End(end) = self
+            .reply(Reply::new(426, "Transfer aborted; nothing was stored"))
+            .await
+        {
+            return Flow::End(end);
+        }
+        self.reply(Reply::new(226, "ABOR successful")).await
+    }
+}
+
+fn commit_error_reply(error: &FsError) -> Reply {
+    match error {
+        FsError::Unavailable(text) => Reply::new(451, format!("Upload not stored: {text}")),
+        other => fs_error_reply(other),
+    }
+}
+
+/// Runs `work` while reading the control channel: `ABOR` cancels it, other commands are queued
+/// for after the transfer (clients may pipeline), a lost control connection cancels it too.
+async fn watch_control<S, F>(
+    control: &mut ControlChannel<S>,
+    queued: &mut VecDeque<Vec<u8>>,
+    work: F,
+) -> Raced<F::Output>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Future,
+{
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            output = &mut work => return Raced::Done(output),
+            line = control.read_line() => match line {
+                Ok(LineRead::Line(line)) => {
+                    if parse_command(&line) == Ok(Command::Abor) {
+                        return Raced::Aborted;
+                    }
+                    if queued.len() >= MAX_QUEUED_COMMANDS {
+                        return Raced::ControlLost;
+                    }
+                    queued.push_back(line);
+                }
+                Ok(LineRead::TooLong | LineRead::Closed) | Err(_) => return Raced::ControlLost,
+            },
+        }
+    }
+}
+
+/// Copies `source` to the data connection and ends it with TLS `close_notify`.
+async fn send<R, W>(source: &mut R, data: &mut W, stall: Duration) -> std::io::Result<u64>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin,
+{
+    let mut buffer = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let read = within(stall, source.read(&mut buffer)).await?;
+        if read == 0 {
+            break;
+        }
+        within(stall, data.write_all(&buffer[..read])).await?;
+        total += read as u64;
+    }
+    within(stall, data.shutdown()).await?;
+    Ok(total)
+}
+
+/// Copies the data connection into `upload` until the client's `close_notify`. rustls reports
+/// a connection that ends without one as `UnexpectedEof`, which aborts the upload.
+async fn receive<R>(
+    data: &mut R,
+    upload: &mut Box<dyn Upload>,
+    stall: Duration,
+) -> std::io::Result<u64>
+where
+    R: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buffer = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let read = within(stall, data.read(&mut buffer)).await?;
+        if read == 0 {
+            break;
+        }
+        within(stall, upload.write_all(&buffer[..read])).await?;
+        total += read as u64;
+    }
+    within(stall, upload.flush()).await?;
+    // Our own close_notify, so strict clients see a clean end too. The upload is complete
+    // whether or not the client waits for it.
+    let _ = within(stall, data.shutdown()).await;
+    Ok(total)
+}
+
+async fn within<T>(
+    limit: Duration,
+    io: impl Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(limit, io).await.unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "data connection stalled",
+        ))
+    })
+}

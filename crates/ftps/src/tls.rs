@@ -1,0 +1,178 @@
+//! TLS for control and data connections: the rustls server configuration (TLS 1.2 and 1.3,
+//! AEAD suites only, client certificate mandatory), handshakes with a deadline, and a readable
+//! reason when a handshake fails.
+//!
+//! rustls reports a rejected client certificate only as an error kind. To audit *which*
+//! certificate was refused, the verifier is wrapped in [`ObservingVerifier`], which records the
+//! presented end-entity certificate in a task-local slot that [`accept`] sets up around the
+//! handshake of its own connection.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ServerSessionMemoryCache, WantsServerCert};
+use rustls::{
+    CertificateError, ConfigBuilder, DigitallySignedStruct, DistinguishedName, Error,
+    PeerIncompatible, ServerConfig, SignatureScheme,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// What the server presents and whom it trusts.
+pub struct TlsSettings {
+    pub cert_chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    /// Verifies client certificates (trust anchors, validity, CRLs). It may change its
+    /// behaviour at run time (CRL reload); the engine asks it on every handshake.
+    pub client_verifier: Arc<dyn ClientCertVerifier>,
+    /// Resumption cache entries shared by control and data connections.
+    pub session_cache_size: usize,
+}
+
+pub fn server_config(settings: TlsSettings) -> Result<Arc<ServerConfig>, Error> {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let builder: ConfigBuilder<ServerConfig, _> =
+        ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder: ConfigBuilder<ServerConfig, WantsServerCert> =
+        builder.with_client_cert_verifier(Arc::new(ObservingVerifier {
+            inner: settings.client_verifier,
+        }));
+    let mut config = builder.with_single_cert(settings.cert_chain, settings.key)?;
+    config.session_storage = ServerSessionMemoryCache::new(settings.session_cache_size);
+    Ok(Arc::new(config))
+}
+
+tokio::task_local! {
+    static PRESENTED_CERTIFICATE: RefCell<Option<CertificateDer<'static>>>;
+}
+
+#[derive(Debug)]
+struct ObservingVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+}
+
+impl ClientCertVerifier for ObservingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let _ = PRESENTED_CERTIFICATE.try_with(|slot| {
+            *slot.borrow_mut() = Some(end_entity.clone().into_owned());
+        });
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A failed handshake: a stable reason for the audit log and the certificate, if one was shown.
+#[derive(Debug)]
+pub struct HandshakeFailure {
+    pub reason: String,
+    pub presented: Option<CertificateDer<'static>>,
+}
+
+/// Runs the server side of a TLS handshake on `tcp`, giving up after `timeout`.
+pub async fn accept(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    timeout: Duration,
+) -> Result<TlsStream<TcpStream>, HandshakeFailure> {
+    let handshake = PRESENTED_CERTIFICATE.scope(RefCell::new(None), async {
+        let result = tokio::time::timeout(timeout, acceptor.accept(tcp)).await;
+        let presented = PRESENTED_CERTIFICATE.with(|slot| slot.borrow_mut().take());
+        (result, presented)
+    });
+    match handshake.await {
+        (Ok(Ok(stream)), _) => Ok(stream),
+        (Ok(Err(error)), presented) => Err(HandshakeFailure {
+            reason: describe_handshake_error(&error),
+            presented,
+        }),
+        (Err(_elapsed), presented) => Err(HandshakeFailure {
+            reason: "tls_handshake_timeout".to_string(),
+            presented,
+        }),
+    }
+}
+
+/// Maps a handshake I/O error to a stable, specific reason.
+fn describe_handshake_error(error: &std::io::Error) -> String {
+    let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<Error>()) else {
+        return match error.kind() {
+            std::io::ErrorKind::UnexpectedEof => "tls_connection_closed_during_handshake".into(),
+            _ => format!("tls_handshake_io_error: {error}"),
+        };
+    };
+    match tls {
+        Error::NoCertificatesPresented => "no_client_certificate".into(),
+        Error::InvalidCertificate(cert_error) => match cert_error {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "certificate_expired".into()
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "certificate_not_yet_valid".into()
+            }
+            CertificateError::Revoked => "certificate_revoked".into(),
+            CertificateError::UnknownIssuer => "certificate_untrusted_issuer".into(),
+            CertificateError::UnknownRevocationStatus => {
+                "certificate_revocation_status_unknown".into()
+            }
+            CertificateError::ExpiredRevocationList
+            | CertificateError::ExpiredRevocationListContext { .. } => {
+                "certificate_revocation_list_expired".into()
+            }
+            other => format!("certificate_invalid: {other:?}"),
+        },
+        Error::PeerIncompatible(
+            PeerIncompatible::Tls12NotOffered
+            | PeerIncompatible::Tls12NotOfferedOrEnabled
+            | PeerIncompatible::Tls13RequiredForQuic
+            | PeerIncompatible::SupportedVersionsExtensionRequired,
+        ) => "tls_version_not_supported".into(),
+        Error::PeerIncompatible(other) => format!("tls_incompatible: {other:?}"),
+        Error::InvalidMessage(_) => "tls_invalid_message".into(),
+        other => format!("tls_error: {other}"),
+    }
+}

@@ -1,0 +1,610 @@
+//! The protocol engine over real sockets and real TLS, with an in-memory backend: login,
+//! navigation, transfers, and every refusal the engine makes on its own.
+
+mod support;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use mftgw_client::{DataConnection, DataOptions, FtpsClient, TlsVersions};
+use mftgw_testpki::TestPki;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn connect(server: &TestServer) -> FtpsClient {
+    let (client, greeting) = FtpsClient::connect(server.addr).await.unwrap();
+    assert_eq!(greeting.code, 220);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_in_navigates_and_lists_over_pasv_and_epsv() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let mut client = logged_in(&server, pki).await;
+
+    assert_eq!(
+        client.command("PWD").await.unwrap().text,
+        "\"/\" is the current directory"
+    );
+    let listing = String::from_utf8(client.download("MLSD").await.unwrap()).unwrap();
+    assert!(listing.contains("type=dir;"), "{listing}");
+    assert!(listing.contains("perm=elcm; in\r\n"), "{listing}");
+    assert!(listing.contains(" out\r\n"), "{listing}");
+    let names = String::from_utf8(client.download("NLST").await.unwrap()).unwrap();
+    assert_eq!(names, "in\r\nout\r\n");
+
+    assert_eq!(client.command("CWD out").await.unwrap().code, 250);
+    assert_eq!(
+        client.command("PWD").await.unwrap().text,
+        "\"/out\" is the current directory"
+    );
+    let long = String::from_utf8(client.download("LIST -la").await.unwrap()).unwrap();
+    assert!(long.starts_with("-rw-rw----   1 ftp      ftp "), "{long}");
+    assert!(long.contains(" hello.txt\r\n"), "{long}");
+
+    // The same through PASV.
+    let addr = client.pasv().await.unwrap();
+    assert_eq!(addr.ip(), "127.0.0.1".parse::<IpAddr>().unwrap());
+    let data = client
+        .open_data(addr, &DataOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(client.command("RETR hello.txt").await.unwrap().code, 150);
+    let DataConnection::Tls(mut stream) = data else {
+        unreachable!()
+    };
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.unwrap();
+    assert_eq!(bytes, HELLO);
+    assert_eq!(client.read_reply().await.unwrap().code, 226);
+
+    assert_eq!(
+        client.command("SIZE hello.txt").await.unwrap().text,
+        HELLO.len().to_string()
+    );
+    assert_eq!(client.command("MDTM hello.txt").await.unwrap().code, 213);
+    assert_eq!(client.command("SIZE /in").await.unwrap().code, 550);
+    assert_eq!(client.command("CWD /nowhere").await.unwrap().code, 550);
+    assert_eq!(client.command("CDUP").await.unwrap().code, 250);
+    assert_eq!(
+        client.command("CWD ../../..").await.unwrap().text,
+        "Directory changed to \"/\""
+    );
+    let mlst = client.command("MLST out").await.unwrap();
+    assert_eq!(mlst.code, 250);
+    assert!(mlst.text.contains("type=dir;"), "{}", mlst.text);
+    assert_eq!(client.command("QUIT").await.unwrap().code, 221);
+    server.backend.wait_for_event("closed alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_resumes_a_download() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let mut client = logged_in(&server, pki).await;
+    assert_eq!(client.command("REST 7").await.unwrap().code, 350);
+    let rest = client.download("RETR /out/hello.txt").await.unwrap();
+    assert_eq!(rest, &HELLO[7..]);
+    // The offset applied once only.
+    assert_eq!(client.download("RETR /out/hello.txt").await.unwrap(), HELLO);
+    assert_eq!(client.command("REST 3").await.unwrap().code, 350);
+    assert_eq!(client.command("STOR /in/resumed").await.unwrap().code, 504);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_an_upload_only_after_a_clean_tls_close() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let mut client = logged_in(&server, pki).await;
+
+    let reply = client.upload("/in/clean.xml", b"<a/>").await.unwrap();
+    assert_eq!(
+        (reply.code, reply.text.as_str()),
+        (226, "Stored /in/clean.xml")
+    );
+    assert_eq!(ledger_entry("/in/clean.xml"), Some(("committed", 4)));
+
+    // TCP FIN without TLS close_notify: a truncated upload must not be committed.
+    let addr = client.epsv().await.unwrap();
+    let data = client
+        .open_data(addr, &DataOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.command("STOR /in/truncated.xml").await.unwrap().code,
+        150
+    );
+    let DataConnection::Tls(mut stream) = data else {
+        unreachable!()
+    };
+    stream.write_all(b"<partial").await.unwrap();
+    stream.flush().await.unwrap();
+    let (tcp, _) = stream.into_inner();
+    drop(tcp);
+    let reply = client.read_reply().await.unwrap();
+    assert_eq!(reply.code, 426, "{reply}");
+    assert_eq!(ledger_entry("/in/truncated.xml"), Some(("aborted", 8)));
+
+    // Uploads outside /in are refused before any data connection is used.
+    client.epsv().await.unwrap();
+    assert_eq!(client.command("STOR /out/x").await.unwrap().code, 550);
+    assert_eq!(client.command("NOOP").await.unwrap().code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abor_stops_a_running_download_and_upload() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let mut client = logged_in(&server, pki).await;
+
+    let addr = client.epsv().await.unwrap();
+    let data = client
+        .open_data(addr, &DataOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(client.command("RETR /out/endless").await.unwrap().code, 150);
+    // Read a little so the transfer is really running, then abort without draining.
+    let DataConnection::Tls(mut stream) = data else {
+        unreachable!()
+    };
+    let mut first = [0u8; 1024];
+    stream.read_exact(&mut first).await.unwrap();
+    let aborted = client.command("ABOR").await.unwrap();
+    assert_eq!(aborted.code, 426, "{aborted}");
+    assert_eq!(client.read_reply().await.unwrap().code, 226);
+    assert_eq!(client.command("NOOP").await.unwrap().code, 200);
+
+    let addr = client.epsv().await.unwrap();
+    let data = client
+        .open_data(addr, &DataOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.command("STOR /in/aborted.bin").await.unwrap().code,
+        150
+    );
+    let DataConnection::Tls(mut stream) = data else {
+        unreachable!()
+    };
+    stream.write_all(&[7u8; 10_000]).await.unwrap();
+    stream.flush().await.unwrap();
+    assert_eq!(client.command("ABOR").await.unwrap().code, 426);
+    assert_eq!(client.read_reply().await.unwrap().code, 226);
+    assert_eq!(
+        ledger_entry("/in/aborted.bin").map(|e| e.0),
+        Some("aborted")
+    );
+    assert_eq!(client.command("ABOR").await.unwrap().code, 225);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_auth_tls_only_auth_feat_help_noop_and_quit_are_answered() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let mut client = connect(&server).await;
+    assert_eq!(client.command("USER alice").await.unwrap().code, 530);
+    assert_eq!(client.command("PASS x").await.unwrap().code, 530);
+    assert_eq!(client.command("PBSZ 0").await.unwrap().code, 530);
+    assert_eq!(client.command("LIST").await.unwrap().code, 530);
+    assert_eq!(client.command("SITE X").await.unwrap().code, 530);
+    let feat = client.command("FEAT").await.unwrap();
+    assert_eq!(feat.code, 211);
+    assert!(feat.text.contains("AUTH TLS") && feat.text.contains("PROT"));
+    assert_eq!(client.command("NOOP").await.unwrap().code, 200);
+    assert_eq!(client.command("HELP").await.unwrap().code, 214);
+    assert_eq!(client.command("AUTH SSL").await.unwrap().code, 504);
+    assert_eq!(client.command("QUIT").await.unwrap().code, 221);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_commands_need_pbsz_and_prot_p_under_pasv_and_epsv() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let (mut client, _) = FtpsClient::connect(server.addr).await.unwrap();
+    client.auth_tls(tls_for(pki, "moces")).await.unwrap();
+    client.command(&format!("USER {USER}")).await.unwrap();
+    assert_eq!(
+        client
+            .command(&format!("PASS {PASSWORD}"))
+            .await
+            .unwrap()
+            .code,
+        230
+    );
+
+    // No PBSZ/PROT at all.
+    for command in [
+        "EPSV",
+        "PASV",
+        "LIST",
+        "STOR /in/plain.xml",
+        "RETR /out/hello.txt",
+    ] {
+        assert_eq!(
+            client.command(command).await.unwrap().code,
+            521,
+            "{command}"
+        );
+    }
+    assert_eq!(
+        client.command("PROT P").await.unwrap().code,
+        503,
+        "PROT before PBSZ"
+    );
+    assert_eq!(client.command("PBSZ 0").await.unwrap().code, 200);
+    for level in ["C", "S", "E"] {
+        assert_eq!(
+            client.command(&format!("PROT {level}")).await.unwrap().code,
+            534
+        );
+    }
+    // PROT C was refused, so data stays refused under both passive modes.
+    for passive in ["EPSV", "PASV"] {
+        assert_eq!(
+            client.command(passive).await.unwrap().code,
+            521,
+            "{passive}"
+        );
+        assert_eq!(
+            client.command("STOR /in/plain.xml").await.unwrap().code,
+            521
+        );
+    }
+    assert_eq!(client.command("CCC").await.unwrap().code, 534);
+    assert_eq!(ledger_entry("/in/plain.xml"), None);
+
+    assert_eq!(client.command("PROT P").await.unwrap().code, 200);
+    assert_eq!(
+        client.upload("/in/protected.xml", b"x").await.unwrap().code,
+        226
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_unsupported_and_active_mode_commands_with_502() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let mut client = logged_in(&server, pki).await;
+    for command in [
+        "PORT 127,0,0,1,4,1",
+        "EPRT |1|127.0.0.1|1025|",
+        "SITE CHMOD 600 x",
+        "STAT",
+        "RNFR a",
+        "XYZZ",
+        "APPE /in/x",
+    ] {
+        assert_eq!(
+            client.command(command).await.unwrap().code,
+            502,
+            "{command}"
+        );
+    }
+    assert_eq!(client.command("TYPE A").await.unwrap().code, 200);
+    assert_eq!(client.command("TYPE X").await.unwrap().code, 501);
+    assert_eq!(client.command("MODE B").await.unwrap().code, 504);
+    assert_eq!(client.command("STRU R").await.unwrap().code, 504);
+    assert_eq!(client.command("CWD a\\b").await.unwrap().code, 553);
+    assert_eq!(
+        client
+            .command(&format!("CWD {}", "x".repeat(300)))
+            .await
+            .unwrap()
+            .code,
+        553
+    );
+    assert_eq!(client.command("NOOP").await.unwrap().code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_handshakes_without_a_valid_certificate_and_says_why() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let cases = [
+        (tls_without_certificate(&server.ca), "no_client_certificate"),
+        (tls_for(pki, "untrusted"), "certificate_untrusted_issuer"),
+        (tls_for(pki, "expired"), "certificate_expired"),
+        (tls_for(pki, "revoked"), "certificate_revoked"),
+    ];
+    for (tls, reason) in cases {
+        let (mut client, _) = FtpsClient::connect(server.addr).await.unwrap();
+        let outcome = match client.auth_tls(tls).await {
+            // TLS 1.3: the client learns of the refusal on its first read.
+            Ok(()) => client.command("NOOP").await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        assert!(outcome.is_err(), "{reason}: handshake should fail");
+        let event = server.backend.wait_for_event(reason).await;
+        assert!(event.starts_with("tls_refused"), "{event}");
+    }
+    // The certificate that was presented is known to the audit.
+    assert!(
+        server
+            .backend
+            .events()
+            .iter()
+            .any(|e| e.contains("certificate_revoked cert=true"))
+    );
+    // OCES3 certificates (RSA-PSS, no EKU) and TLS 1.2 are fine.
+    for (name, versions) in [
+        ("oces3-org", TlsVersions::Tls12Only),
+        ("oces3-employee", TlsVersions::Tls13Only),
+    ] {
+        FtpsClient::login(
+            server.addr,
+            tls_for_versions(pki, name, versions),
+            USER,
+            PASSWORD,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_revoked_after_start_is_refused_after_a_crl_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pki = TestPki::generate(dir.path()).unwrap();
+    let server = start(&pki, |_| {}).await;
+    logged_in(&server, &pki).await;
+
+    pki.revoke("moces").unwrap();
+    // Until reloaded, the old CRL is in force.
+    logged_in(&server, &pki).await;
+    server.trust.reload_crls().unwrap();
+    let (mut client, _) = FtpsClient::connect(server.addr).await.unwrap();
+    let outcome = match client.auth_tls(tls_for(&pki, "moces")).await {
+        Ok(()) => client.command("NOOP").await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(outcome.is_err());
+    server.backend.wait_for_event("certificate_revoked").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_connections_are_bound_to_their_control_session() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let mut client = logged_in(&server, pki).await;
+
+    // Another (valid, trusted) certificate on the data connection.
+    let addr = client.epsv().await.unwrap();
+    let other = DataOptions {
+        tls: Some(tls_for(pki, "voces")),
+        ..Default::default()
+    };
+    let stolen = client.open_data(addr, &other).await;
+    assert_eq!(
+        client.command("RETR /out/hello.txt").await.unwrap().code,
+        150
+    );
+    if let Ok(DataConnection::Tls(mut stream)) = stolen {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes).await;
+        assert!(bytes.is_empty(), "a foreign certificate received data");
+    }
+    assert_eq!(client.read_reply().await.unwrap().code, 425);
+    server
+        .backend
+        .wait_for_event("data_connection_certificate_mismatch")
+        .await;
+
+    // Plain bytes on a passive port: the session answers and goes on.
+    let addr = client.epsv().await.unwrap();
+    let plain = DataOptions {
+        plaintext: Some(b"hello, not TLS\r\n".to_vec()),
+        ..Default::default()
+    };
+    let _plain = client.open_data(addr, &plain).await.unwrap();
+    assert_eq!(client.command("LIST").await.unwrap().code, 150);
+    assert_eq!(client.read_reply().await.unwrap().code, 425);
+    assert_eq!(client.command("NOOP").await.unwrap().code, 200);
+    server.backend.wait_for_event("data_tls_").await;
+
+    // A connection from another address is dropped; the real client still gets its data.
+    let addr = client.epsv().await.unwrap();
+    let intruder = DataOptions {
+        source_ip: Some("127.0.0.2".parse().unwrap()),
+        ..Default::default()
+    };
+    let intruded = client.open_data(addr, &intruder).await;
+    assert!(
+        intruded.is_err() || {
+            let DataConnection::Tls(mut s) = intruded.unwrap() else {
+                unreachable!()
+            };
+            let mut b = Vec::new();
+            s.read_to_end(&mut b).await.is_err() || b.is_empty()
+        }
+    );
+    server
+        .backend
+        .wait_for_event("data_connection_from_other_address from=127.0.0.2")
+        .await;
+    let data = client
+        .open_data(addr, &DataOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.command("RETR /out/hello.txt").await.unwrap().code,
+        150
+    );
+    let DataConnection::Tls(mut stream) = data else {
+        unreachable!()
+    };
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.unwrap();
+    assert_eq!(bytes, HELLO);
+    assert_eq!(client.read_reply().await.unwrap().code, 226);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumption_can_be_required_for_data_connections() {
+    let pki = shared_pki();
+    let server = start(pki, |config| config.require_session_resumption = true).await;
+    // rustls resumes the control session on the data connection, as curl and lftp do.
+    let mut client = logged_in(&server, pki).await;
+    assert_eq!(client.download("RETR /out/hello.txt").await.unwrap(), HELLO);
+    // A fresh handshake with the same certificate but a new TLS configuration is refused.
+    let addr = client.epsv().await.unwrap();
+    let fresh = DataOptions {
+        tls: Some(tls_for(pki, "moces")),
+        ..Default::default()
+    };
+    let _fresh = client.open_data(addr, &fresh).await;
+    assert_eq!(
+        client.command("RETR /out/hello.txt").await.unwrap().code,
+        150
+    );
+    assert_eq!(client.read_reply().await.unwrap().code, 425);
+    server
+        .backend
+        .wait_for_event("data_connection_not_resumed")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlong_control_lines_are_refused_and_the_connection_closed() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let mut client = connect(&server).await;
+    let long = format!("USER {}\r\n", "a".repeat(100_000));
+    let _ = client.send_raw(long.as_bytes()).await;
+    let reply = client.read_reply().await.unwrap();
+    assert_eq!(reply.code, 500, "{reply}");
+    assert!(
+        client.read_reply().await.is_err(),
+        "connection should be closed"
+    );
+
+    let mut client = logged_in(&server, pki).await;
+    let _ = client.send_raw(long.as_bytes()).await;
+    assert_eq!(client.read_reply().await.unwrap().code, 500);
+    assert!(client.read_reply().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handshakes_and_idle_sessions_are_closed() {
+    let pki = shared_pki();
+    let server = start(pki, |config| {
+        config.timeouts.tls_handshake = Duration::from_millis(500);
+        config.timeouts.idle = Duration::from_millis(800);
+    })
+    .await;
+    // TCP only, then silence.
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut buffer = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut buffer)).await;
+    assert!(
+        closed.is_ok(),
+        "connection still open after the handshake timeout"
+    );
+    server
+        .backend
+        .wait_for_event("tls_not_negotiated_in_time")
+        .await;
+
+    // AUTH TLS, then no ClientHello.
+    let mut client = connect(&server).await;
+    assert_eq!(client.command("AUTH TLS").await.unwrap().code, 234);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), client.read_reply())
+            .await
+            .unwrap()
+            .is_err()
+    );
+    server.backend.wait_for_event("tls_handshake_timeout").await;
+
+    // Logged in, then idle.
+    let mut client = logged_in(&server, pki).await;
+    let reply = tokio::time::timeout(Duration::from_secs(5), client.read_reply())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.code, 421, "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_is_refused() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(tls_for(pki, "moces"));
+    let name = rustls_pki_types::ServerName::IpAddress(server.addr.ip().into());
+    assert!(connector.connect(name, tcp).await.is_err());
+    server
+        .backend
+        .wait_for_event("implicit_tls_not_supported")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_limits_per_ip_and_per_user() {
+    let pki = shared_pki();
+    let server = start(pki, |config| {
+        config.limits.max_sessions_per_ip = 3;
+        config.limits.max_sessions_per_user = 2;
+    })
+    .await;
+    let _first = logged_in(&server, pki).await;
+    let _second = logged_in(&server, pki).await;
+    // Third session of the same user: refused at PASS.
+    let (mut third, _) = FtpsClient::connect(server.addr).await.unwrap();
+    third.auth_tls(tls_for(pki, "moces")).await.unwrap();
+    third.command(&format!("USER {USER}")).await.unwrap();
+    assert_eq!(
+        third
+            .command(&format!("PASS {PASSWORD}"))
+            .await
+            .unwrap()
+            .code,
+        530
+    );
+    server
+        .backend
+        .wait_for_event("too_many_sessions_for_user")
+        .await;
+    // Fourth connection from the same address: refused at once.
+    let (_, greeting) = FtpsClient::connect(server.addr).await.unwrap();
+    assert_eq!(greeting.code, 421);
+    server
+        .backend
+        .wait_for_event("too_many_sessions_from_address")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_get_530_and_close_after_three() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let (mut client, _) = FtpsClient::connect(server.addr).await.unwrap();
+    client.auth_tls(tls_for(pki, "moces")).await.unwrap();
+    assert_eq!(client.command("PASS early").await.unwrap().code, 503);
+    assert_eq!(client.command("LIST").await.unwrap().code, 530);
+    for _ in 0..3 {
+        client.command(&format!("USER {USER}")).await.unwrap();
+        assert_eq!(client.command("PASS wrong").await.unwrap().code, 530);
+    }
+    assert!(
+        client.command("NOOP").await.is_err(),
+        "closed after three failures"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_says_421_to_every_session() {
+    let pki = shared_pki();
+    let mut server = start(pki, |_| {}).await;
+    let mut idle = logged_in(&server, pki).await;
+    let mut fresh = connect(&server).await;
+    server.shutdown();
+    assert_eq!(idle.read_reply().await.unwrap().code, 421);
+    assert_eq!(fresh.read_reply().await.unwrap().code, 421);
+    tokio::time::timeout(Duration::from_secs(5), &mut server.stopped)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(tokio::net::TcpStream::connect(server.addr).await.is_err());
+}

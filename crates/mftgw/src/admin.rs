@@ -1,0 +1,142 @@
+//! Operator actions on the store: register a certificate (creating the user and its gateway
+//! password, or renewing), change a user's state, grant and revoke roles, read the audit log.
+//! Each change is audited under `admin.*`.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use mftgw_domain::audit::AuditEvent;
+use mftgw_domain::catalogue::ServiceCatalogue;
+use mftgw_domain::password::{PasswordKey, generate_gateway_password};
+use mftgw_domain::user::UserState;
+use mftgw_oces::certificate::CertificateInfo;
+use mftgw_oces::identity::{CertificateKind, identity_from_der};
+use mftgw_store::{CertificateRegistration, RoleSource, Store};
+use time::OffsetDateTime;
+
+/// The result of registering a certificate.
+#[derive(Debug)]
+pub struct Registration {
+    pub username: String,
+    /// The new gateway password, when this registration created the user; a renewal keeps the
+    /// existing password and returns `None`.
+    pub password: Option<String>,
+}
+
+pub fn kind_name(kind: CertificateKind) -> &'static str {
+    match kind {
+        CertificateKind::Voces => "voces",
+        CertificateKind::Moces => "moces",
+        CertificateKind::Oces3Organisation => "oces3-organisation",
+        CertificateKind::Oces3Employee => "oces3-employee",
+    }
+}
+
+pub async fn register_certificate<S: Store>(
+    store: &S,
+    key: &PasswordKey,
+    cert_der: &[u8],
+    activation_delay: Duration,
+) -> anyhow::Result<Registration> {
+    let identity = identity_from_der(cert_der).map_err(|refusal| {
+        anyhow::anyhow!("certificate refused: {refusal} ({})", refusal.code())
+    })?;
+    let info = CertificateInfo::from_der(cert_der)?;
+    let now = OffsetDateTime::now_utc();
+    if info.not_after < now {
+        bail!("certificate expired on {}", info.not_after);
+    }
+    let password = generate_gateway_password();
+    let username = identity.username();
+    let outcome = store
+        .register_certificate(CertificateRegistration {
+            username: username.clone(),
+            cvr: identity.cvr.clone(),
+            account: identity.account_label(),
+            kind: kind_name(identity.kind).to_string(),
+            fingerprint: info.fingerprint_sha256.clone(),
+            subject: info.subject.clone(),
+            serial_hex: info.serial_hex.clone(),
+            not_after: info.not_after,
+            cert_der: cert_der.to_vec(),
+            new_password_hash: key.hash(&password),
+            activate_at: now + activation_delay,
+        })
+        .await?;
+    let action = if outcome.created {
+        "admin.register"
+    } else {
+        "admin.renew"
+    };
+    store
+        .append_audit(
+            &AuditEvent::allowed(now, action)
+                .with_username(&username)
+                .with_cert_fingerprint(&info.fingerprint_sha256),
+        )
+        .await?;
+    Ok(Registration {
+        username,
+        password: outcome.created.then_some(password),
+    })
+}
+
+pub async fn set_state<S: Store>(
+    store: &S,
+    username: &str,
+    state: UserState,
+) -> anyhow::Result<()> {
+    store.set_user_state(username, state).await?;
+    store
+        .append_audit(
+            &AuditEvent::allowed(OffsetDateTime::now_utc(), "admin.set_state")
+                .with_username(username)
+                .with_reason(state.as_str()),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn grant_role<S: Store>(
+    store: &S,
+    catalogue: &ServiceCatalogue,
+    username: &str,
+    service: &str,
+) -> anyhow::Result<bool> {
+    if !catalogue.contains(service) {
+        bail!("{service:?} is not a service in the catalogue");
+    }
+    store
+        .find_user(username)
+        .await?
+        .with_context(|| format!("no user {username}"))?;
+    let granted = store
+        .grant_role(username, service, RoleSource::Local)
+        .await?;
+    store
+        .append_audit(
+            &AuditEvent::allowed(OffsetDateTime::now_utc(), "admin.grant_role")
+                .with_username(username)
+                .with_detail(serde_json::json!({ "service": service })),
+        )
+        .await?;
+    Ok(granted)
+}
+
+pub async fn revoke_role<S: Store>(
+    store: &S,
+    username: &str,
+    service: &str,
+) -> anyhow::Result<bool> {
+    let revoked = store
+        .revoke_role(username, service, RoleSource::Local)
+        .await?;
+    store
+        .append_audit(
+            &AuditEvent::allowed(OffsetDateTime::now_utc(), "admin.revoke_role")
+                .with_username(username)
+                .with_detail(serde_json::json!({ "service": service })),
+        )
+        .await?;
+    Ok(revoked)
+}

@@ -1,0 +1,246 @@
+//! The gateway's TOML configuration, with environment overrides: `MFTGW__FTPS__LISTEN=...`
+//! sets `[ftps] listen` (sections and keys joined by double underscores, values parsed as TOML
+//! where they parse, else taken as strings).
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Database, password key and (later) blobs live here.
+    pub data_dir: PathBuf,
+    pub ftps: FtpsConfig,
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub login: LoginConfig,
+    #[serde(default)]
+    pub registration: RegistrationConfig,
+    #[serde(default)]
+    pub portal: PortalConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FtpsConfig {
+    pub listen: SocketAddr,
+    /// `first-last`, e.g. `36000-39999`.
+    pub passive_ports: String,
+    pub advertised_address: Option<IpAddr>,
+    pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
+    pub max_sessions_per_user: usize,
+    pub tls_handshake_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub require_session_resumption: bool,
+}
+
+impl Default for FtpsConfig {
+    fn default() -> Self {
+        let limits = mftgw_ftps::SessionLimits::default();
+        FtpsConfig {
+            listen: "127.0.0.1:6381".parse().expect("valid address"),
+            passive_ports: "36000-39999".into(),
+            advertised_address: None,
+            max_sessions: limits.max_sessions,
+            max_sessions_per_ip: limits.max_sessions_per_ip,
+            max_sessions_per_user: limits.max_sessions_per_user,
+            tls_handshake_timeout_secs: 10,
+            idle_timeout_secs: 600,
+            require_session_resumption: false,
+        }
+    }
+}
+
+impl FtpsConfig {
+    pub fn passive_port_range(&self) -> anyhow::Result<RangeInclusive<u16>> {
+        parse_port_range(&self.passive_ports)
+    }
+}
+
+pub fn parse_port_range(text: &str) -> anyhow::Result<RangeInclusive<u16>> {
+    let (first, last) = text
+        .split_once('-')
+        .with_context(|| format!("passive ports {text:?}: expected FIRST-LAST"))?;
+    let first: u16 = first.trim().parse().context("passive ports: first port")?;
+    let last: u16 = last.trim().parse().context("passive ports: last port")?;
+    if first == 0 || first > last {
+        bail!("passive ports {text:?}: need 0 < FIRST <= LAST");
+    }
+    Ok(first..=last)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM: the server certificate followed by its issuing CA(s).
+    pub certificate_chain: PathBuf,
+    pub private_key: PathBuf,
+    /// PEM files of the CAs whose client certificates are trusted.
+    pub trusted_roots: Vec<PathBuf>,
+    /// CRLs of every issuing CA (PEM or DER), re-read every `crl_refresh_secs` and on SIGHUP.
+    pub crls: Vec<PathBuf>,
+    #[serde(default = "default_crl_refresh")]
+    pub crl_refresh_secs: u64,
+}
+
+fn default_crl_refresh() -> u64 {
+    300
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    pub window_secs: u64,
+    pub free_failures: u32,
+    pub delay_per_failure_ms: u64,
+    pub max_delay_ms: u64,
+    pub block_after: u32,
+    pub block_for_secs: u64,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        let defaults = mftgw_domain::throttle::ThrottleConfig::default();
+        LoginConfig {
+            window_secs: defaults.window.as_secs(),
+            free_failures: defaults.free_failures,
+            delay_per_failure_ms: defaults.delay_per_failure.as_millis() as u64,
+            max_delay_ms: defaults.max_delay.as_millis() as u64,
+            block_after: defaults.block_after,
+            block_for_secs: defaults.block_for.as_secs(),
+        }
+    }
+}
+
+impl LoginConfig {
+    pub fn throttle(&self) -> mftgw_domain::throttle::ThrottleConfig {
+        mftgw_domain::throttle::ThrottleConfig {
+            window: Duration::from_secs(self.window_secs),
+            free_failures: self.free_failures,
+            delay_per_failure: Duration::from_millis(self.delay_per_failure_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            block_after: self.block_after,
+            block_for: Duration::from_secs(self.block_for_secs),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// From registration to an active FTPS login (15 minutes in production, 0 in the demo).
+    pub activation_delay_secs: u64,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig {
+            activation_delay_secs: 15 * 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            listen: "127.0.0.1:8443".parse().expect("valid address"),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut value: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        apply_env_overrides(&mut value, std::env::vars())?;
+        toml::Value::Table(value)
+            .try_into()
+            .with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, toml::to_string_pretty(self)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("mftgw.sqlite")
+    }
+
+    pub fn password_key_path(&self) -> PathBuf {
+        self.data_dir.join("gateway-password.key")
+    }
+}
+
+const ENV_PREFIX: &str = "MFTGW__";
+
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    for (name, raw) in vars {
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        let (last, sections) = keys.split_last().context("empty override name")?;
+        let mut current = &mut *table;
+        for section in sections {
+            current = current
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .with_context(|| format!("{name}: {section} is not a section"))?;
+        }
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw));
+        current.insert(last.clone(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_reach_nested_keys() {
+        let mut table: toml::Table = toml::from_str("[ftps]\nlisten = \"127.0.0.1:1\"").unwrap();
+        let vars = [
+            (
+                "MFTGW__FTPS__LISTEN".to_string(),
+                "127.0.0.1:2121".to_string(),
+            ),
+            ("MFTGW__FTPS__MAX_SESSIONS".to_string(), "7".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        apply_env_overrides(&mut table, vars.into_iter()).unwrap();
+        assert_eq!(table["ftps"]["listen"].as_str(), Some("127.0.0.1:2121"));
+        assert_eq!(table["ftps"]["max_sessions"].as_integer(), Some(7));
+    }
+
+    #[test]
+    fn port_ranges_are_checked() {
+        assert_eq!(parse_port_range("36000-39999").unwrap(), 36000..=39999);
+        assert!(parse_port_range("39999-36000").is_err());
+        assert!(parse_port_range("0-10").is_err());
+        assert!(parse_port_range("36000").is_err());
+    }
+}

@@ -1,0 +1,335 @@
+//! `mftgw demo`: the gateway on its embedded default, ready for curl. Creates a data directory
+//! with a test PKI, an SQLite database, registered users with roles, a config file and
+//! `demo.json` (everything a script needs, with absolute paths), prints copy-paste commands,
+//! then serves. A second start reuses the directory; `--reset` starts afresh.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use mftgw_domain::catalogue::ServiceCatalogue;
+use mftgw_domain::user::UserState;
+use mftgw_store::SqliteStore;
+use mftgw_testpki::{ClientCredentials, TestPki};
+use rustls::pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, FtpsConfig, PortalConfig, RegistrationConfig, TlsConfig};
+use crate::{admin, keys};
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Where the demo keeps its PKI, database and config.
+    #[arg(long, default_value = "demo-data")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value_t = 6381)]
+    pub ftps_port: u16,
+    #[arg(long, default_value = "36000-39999")]
+    pub passive_ports: String,
+    #[arg(long, default_value_t = 8443)]
+    pub portal_port: u16,
+    /// Delete the data directory first.
+    #[arg(long)]
+    pub reset: bool,
+}
+
+/// Demo users: test PKI client name and the services they hold roles for.
+const DEMO_USERS: &[(&str, &[&str])] = &[
+    (
+        "moces",
+        &[
+            "FTPSGW.Heartbeat",
+            "Manifest.MidlertidigOpbevaringOpret",
+            "AKFA",
+        ],
+    ),
+    ("voces-renewed", &["FTPSGW.Heartbeat", "CPS"]),
+    ("oces3-org", &["FTPSGW.Heartbeat", "FATCA"]),
+    ("oces3-employee", &["FTPSGW.Heartbeat"]),
+];
+
+/// `demo.json`: what scripts and tests read instead of logs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DemoManifest {
+    pub ftps: Endpoint,
+    pub portal: PortalEndpoint,
+    pub ca_pem: PathBuf,
+    pub config: PathBuf,
+    pub users: Vec<DemoUser>,
+    pub certificates: BTreeMap<String, DemoCertificate>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PortalEndpoint {
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DemoUser {
+    pub username: String,
+    pub password: String,
+    pub kind: String,
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+    pub p12: PathBuf,
+    pub p12_password: String,
+    pub services: Vec<String>,
+}
+
+/// A certificate that must be refused at FTPS login, and why.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DemoCertificate {
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+    pub note: String,
+    /// The username the certificate names, where it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The gateway password of that user, where the user exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    if args.reset && args.data_dir.exists() {
+        std::fs::remove_dir_all(&args.data_dir)
+            .with_context(|| format!("removing {}", args.data_dir.display()))?;
+    }
+    std::fs::create_dir_all(&args.data_dir)?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    let pki_dir = data_dir.join("pki");
+    let pki = if pki_dir.join("pki.json").exists() {
+        TestPki::load(&pki_dir)?
+    } else {
+        TestPki::generate(&pki_dir)?
+    };
+
+    let config = demo_config(&data_dir, &pki, &args)?;
+    let config_path = data_dir.join("mftgw.toml");
+    config.save(&config_path)?;
+
+    let manifest_path = data_dir.join("demo.json");
+    let previous: Option<DemoManifest> = std::fs::read(&manifest_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let mut manifest = match previous {
+        Some(manifest) => manifest,
+        None => enroll(&config, &pki).await?,
+    };
+    manifest.ftps = Endpoint {
+        host: config.ftps.listen.ip().to_string(),
+        port: config.ftps.listen.port(),
+    };
+    manifest.portal.url = format!("https://127.0.0.1:{}/", args.portal_port);
+    manifest.config = config_path;
+    let json = serde_json::to_vec_pretty(&manifest)?;
+    std::fs::write(&manifest_path, json)?;
+
+    print_welcome(&manifest, &manifest_path);
+    crate::serve::serve(config).await
+}
+
+fn demo_config(data_dir: &Path, pki: &TestPki, args: &DemoArgs) -> anyhow::Result<Config> {
+    crate::config::parse_port_range(&args.passive_ports)?;
+    Ok(Config {
+        data_dir: data_dir.to_path_buf(),
+        ftps: FtpsConfig {
+            listen: ([127, 0, 0, 1], args.ftps_port).into(),
+            passive_ports: args.passive_ports.clone(),
+            ..FtpsConfig::default()
+        },
+        tls: TlsConfig {
+            certificate_chain: pki.server().cert_chain_pem.clone(),
+            private_key: pki.server().key_pem.clone(),
+            trusted_roots: vec![pki.root_ca_pem()],
+            crls: pki.crl_paths(),
+            crl_refresh_secs: 60,
+        },
+        login: Default::default(),
+        registration: RegistrationConfig {
+            activation_delay_secs: 0,
+        },
+        portal: PortalConfig {
+            listen: ([127, 0, 0, 1], args.portal_port).into(),
+        },
+    })
+}
+
+/// Registers the demo users and the refusal cases; returns the manifest.
+async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> {
+    let store = SqliteStore::open(&config.database_path()).await?;
+    let key = keys::load_or_create_password_key(&config.password_key_path())?;
+    let catalogue = ServiceCatalogue::builtin();
+    let client = |name: &str| {
+        pki.client(name)
+            .with_context(|| format!("test PKI has no client {name}"))
+    };
+    let register = |name: &'static str| {
+        let store = &store;
+        let key = &key;
+        async move {
+            let credentials = client(name)?;
+            admin::register_certificate(store, key, &leaf_der(credentials)?, Duration::ZERO).await
+        }
+    };
+
+    // The original VOCES certificate, later replaced by its renewal.
+    let original = register("voces").await?;
+    let mut users = Vec::new();
+    for (name, services) in DEMO_USERS {
+        let registration = register(name).await?;
+        let password = registration
+            .password
+            .or_else(|| {
+                original
+                    .password
+                    .clone()
+                    .filter(|_| *name == "voces-renewed")
+            })
+            .with_context(|| format!("{name}: no password"))?;
+        for service in *services {
+            admin::grant_role(&store, &catalogue, &registration.username, service).await?;
+        }
+        let credentials = client(name)?;
+        let kind = mftgw_oces::identity::identity_from_der(&leaf_der(credentials)?)
+            .map(|identity| admin::kind_name(identity.kind))
+            .unwrap_or("unknown");
+        users.push(DemoUser {
+            username: registration.username,
+            password,
+            kind: kind.to_string(),
+            cert_pem: credentials.cert_pem.clone(),
+            key_pem: credentials.key_pem.clone(),
+            p12: credentials.p12.clone(),
+            p12_password: credentials.p12_password.clone(),
+            services: services.iter().map(|s| s.to_string()).collect(),
+        });
+    }
+
+    let revoked = register("revoked").await?;
+    admin::grant_role(&store, &catalogue, &revoked.username, "FTPSGW.Heartbeat").await?;
+    let suspended = register("suspended").await?;
+    admin::grant_role(&store, &catalogue, &suspended.username, "FTPSGW.Heartbeat").await?;
+    admin::set_state(&store, &suspended.username, UserState::Suspended).await?;
+
+    let mut certificates = BTreeMap::new();
+    let mut refusal = |key: &str, name: &str, note: &str, user: Option<(&str, Option<&str>)>| {
+        let credentials = client(name)?;
+        certificates.insert(
+            key.to_string(),
+            DemoCertificate {
+                cert_pem: credentials.cert_pem.clone(),
+                key_pem: credentials.key_pem.clone(),
+                note: note.to_string(),
+                username: user.map(|(u, _)| u.to_string()),
+                password: user.and_then(|(_, p)| p.map(str::to_string)),
+            },
+        );
+        anyhow::Ok(())
+    };
+    let renewed_password = users
+        .iter()
+        .find(|u| u.username == original.username)
+        .map(|u| u.password.as_str());
+    refusal(
+        "expired",
+        "expired",
+        "validity ended: refused in the TLS handshake",
+        None,
+    )?;
+    refusal(
+        "revoked",
+        "revoked",
+        "registered, but listed in the CRL: refused in the TLS handshake",
+        Some((&revoked.username, revoked.password.as_deref())),
+    )?;
+    refusal(
+        "foces",
+        "foces",
+        "FOCES (function) certificate: refused at login",
+        None,
+    )?;
+    refusal(
+        "personal",
+        "personal",
+        "personal (PID) certificate: refused at login",
+        None,
+    )?;
+    refusal(
+        "untrusted",
+        "untrusted",
+        "issued by an untrusted CA: refused in the TLS handshake",
+        None,
+    )?;
+    refusal(
+        "unregistered",
+        "unregistered",
+        "valid VOCES never registered: refused at login",
+        None,
+    )?;
+    refusal(
+        "suspended",
+        "suspended",
+        "registered user suspended by an operator: refused at login",
+        Some((&suspended.username, suspended.password.as_deref())),
+    )?;
+    refusal(
+        "replaced",
+        "voces",
+        "VOCES certificate replaced by its renewal (voces-renewed): refused at login",
+        Some((&original.username, renewed_password)),
+    )?;
+
+    Ok(DemoManifest {
+        ftps: Endpoint {
+            host: config.ftps.listen.ip().to_string(),
+            port: config.ftps.listen.port(),
+        },
+        portal: PortalEndpoint { url: String::new() },
+        ca_pem: pki.root_ca_pem(),
+        config: PathBuf::new(),
+        users,
+        certificates,
+    })
+}
+
+fn leaf_der(credentials: &ClientCredentials) -> anyhow::Result<Vec<u8>> {
+    let leaf = CertificateDer::pem_file_iter(&credentials.cert_pem)
+        .with_context(|| format!("reading {}", credentials.cert_pem.display()))?
+        .next()
+        .with_context(|| format!("{} holds no certificate", credentials.cert_pem.display()))??;
+    Ok(leaf.to_vec())
+}
+
+fn print_welcome(manifest: &DemoManifest, manifest_path: &Path) {
+    let user = &manifest.users[0];
+    let (host, port) = (&manifest.ftps.host, manifest.ftps.port);
+    println!(
+        "\nmftgw demo: explicit FTPS on {host}:{port}\n\
+         Everything scripts need: {manifest}\n\
+         Config for the admin commands: {config}\n\n\
+         List the root as {username} (services: {services}):\n\n  \
+         curl --ssl-reqd --cacert {ca} --cert {cert} --key {key} \\\n    \
+         -u '{username}:{password}' ftp://{host}:{port}/\n\n  \
+         lftp -u '{username},{password}' -e 'set ssl:ca-file {ca}; set ssl:cert-file {cert}; \
+         set ssl:key-file {key}; set ftp:ssl-force true; set ftp:ssl-protect-data true; ls; quit' \
+         ftp://{host}:{port}\n\n\
+         Admin: mftgw --config {config} user list | role grant USER SERVICE | audit --limit 20\n",
+        manifest = manifest_path.display(),
+        config = manifest.config.display(),
+        username = user.username,
+        password = user.password,
+        services = user.services.join(", "),
+        ca = manifest.ca_pem.display(),
+        cert = user.cert_pem.display(),
+        key = user.key_pem.display(),
+    );
+}

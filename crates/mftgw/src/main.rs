@@ -1,0 +1,264 @@
+//! `mftgw`: the FTPS gateway binary. `serve` runs it from a config file, `demo` runs it on a
+//! generated test setup, and the other subcommands administer users, roles, the audit log and
+//! test PKIs.
+
+mod admin;
+mod config;
+mod demo;
+mod gateway;
+mod keys;
+mod serve;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mftgw_domain::catalogue::ServiceCatalogue;
+use mftgw_domain::user::UserState;
+use mftgw_store::{AuditQuery, SqliteStore, Store};
+use mftgw_testpki::TestPki;
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Managed file transfer gateway (explicit FTPS with OCES certificates)"
+)]
+struct Cli {
+    /// The gateway configuration (TOML).
+    #[arg(
+        long,
+        global = true,
+        env = "MFTGW_CONFIG",
+        default_value = "mftgw.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway from the config file.
+    Serve,
+    /// Run the gateway on a generated demo setup (test PKI, SQLite, demo users).
+    Demo(demo::DemoArgs),
+    /// Users: register certificates, list, suspend, activate.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Roles: which services a user sees.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// The service catalogue.
+    Services,
+    /// Print audit log entries as JSON lines, oldest first.
+    Audit {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        /// Only entries after this id.
+        #[arg(long)]
+        since: Option<i64>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Test PKI helpers (never for production certificates).
+    #[command(subcommand)]
+    Pki(PkiCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Register a certificate (PEM): creates the user and prints its gateway password, or
+    /// renews the user's certificate and keeps the password.
+    Register {
+        #[arg(long)]
+        cert: PathBuf,
+        /// Seconds until the login works (default: the config's activation delay).
+        #[arg(long)]
+        activation_delay_secs: Option<u64>,
+    },
+    List,
+    Suspend {
+        username: String,
+    },
+    Activate {
+        username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleCommand {
+    Grant { username: String, service: String },
+    Revoke { username: String, service: String },
+    List { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum PkiCommand {
+    /// Generate a complete test PKI into DIR.
+    Generate { dir: PathBuf },
+    /// Revoke client NAME of the test PKI in DIR and rewrite its CRL.
+    Revoke { dir: PathBuf, name: String },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MFTGW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("MFTGW_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Serve => serve::serve(Config::load(&cli.config)?).await,
+        Command::Services => {
+            for service in ServiceCatalogue::builtin().services() {
+                println!("{}\t{}", service.system, service.name);
+            }
+            Ok(())
+        }
+        Command::Pki(PkiCommand::Generate { dir }) => {
+            let pki = TestPki::generate(&dir)?;
+            println!("test PKI written to {}", pki.dir().display());
+            Ok(())
+        }
+        Command::Pki(PkiCommand::Revoke { dir, name }) => {
+            TestPki::load(&dir)?.revoke(&name)?;
+            println!("{name} revoked; send SIGHUP to a running gateway to reload its CRLs");
+            Ok(())
+        }
+        Command::User(command) => {
+            let config = Config::load(&cli.config)?;
+            let store = SqliteStore::open(&config.database_path()).await?;
+            user_command(&config, &store, command).await
+        }
+        Command::Role(command) => {
+            let config = Config::load(&cli.config)?;
+            let store = SqliteStore::open(&config.database_path()).await?;
+            role_command(&store, command).await
+        }
+        Command::Audit {
+            user,
+            action,
+            since,
+            limit,
+        } => {
+            let config = Config::load(&cli.config)?;
+            let store = SqliteStore::open(&config.database_path()).await?;
+            let query = AuditQuery {
+                username: user,
+                action,
+                since_id: since,
+                limit,
+            };
+            for (id, event) in store.audit_events(query).await? {
+                let line = serde_json::json!({
+                    "id": id,
+                    "at": event.at.format(&time::format_description::well_known::Rfc3339)?,
+                    "action": event.action,
+                    "outcome": event.outcome.as_str(),
+                    "reason": event.reason,
+                    "username": event.username,
+                    "peer_ip": event.peer_ip,
+                    "cert_fingerprint": event.cert_fingerprint,
+                    "detail": event.detail,
+                });
+                println!("{line}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn user_command(
+    config: &Config,
+    store: &SqliteStore,
+    command: UserCommand,
+) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Register {
+            cert,
+            activation_delay_secs,
+        } => {
+            let key = keys::load_or_create_password_key(&config.password_key_path())?;
+            let pem =
+                std::fs::read(&cert).with_context(|| format!("reading {}", cert.display()))?;
+            let der = rustls::pki_types::pem::PemObject::from_pem_slice(&pem)
+                .map(|c: rustls_pki_types::CertificateDer<'static>| c.to_vec())
+                .with_context(|| format!("{} holds no PEM certificate", cert.display()))?;
+            let delay = activation_delay_secs.unwrap_or(config.registration.activation_delay_secs);
+            let registration =
+                admin::register_certificate(store, &key, &der, Duration::from_secs(delay)).await?;
+            match registration.password {
+                Some(password) => println!(
+                    "registered {}\ngateway password: {password}",
+                    registration.username
+                ),
+                None => println!(
+                    "renewed {}: the gateway password is unchanged",
+                    registration.username
+                ),
+            }
+        }
+        UserCommand::List => {
+            for user in store.list_users().await? {
+                let roles = store.roles(&user.username).await?;
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    user.username,
+                    user.kind,
+                    user.state,
+                    roles.join(",")
+                );
+            }
+        }
+        UserCommand::Suspend { username } => {
+            admin::set_state(store, &username, UserState::Suspended).await?;
+            println!("{username} suspended");
+        }
+        UserCommand::Activate { username } => {
+            admin::set_state(store, &username, UserState::Active).await?;
+            println!("{username} active");
+        }
+    }
+    Ok(())
+}
+
+async fn role_command(store: &SqliteStore, command: RoleCommand) -> anyhow::Result<()> {
+    match command {
+        RoleCommand::Grant { username, service } => {
+            admin::grant_role(store, &ServiceCatalogue::builtin(), &username, &service).await?;
+            println!("{username} may use {service}");
+        }
+        RoleCommand::Revoke { username, service } => {
+            admin::revoke_role(store, &username, &service).await?;
+            println!("{username} no longer holds a local role for {service}");
+        }
+        RoleCommand::List { username } => {
+            for service in store.roles(&username).await? {
+                println!("{service}");
+            }
+        }
+    }
+    Ok(())
+}

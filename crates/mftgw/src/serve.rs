@@ -1,0 +1,106 @@
+//! Runs the gateway from a configuration: store, trust store with CRL refresh, the FTPS
+//! server, and graceful shutdown on SIGINT/SIGTERM (SIGHUP reloads the CRLs).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mftgw_domain::catalogue::ServiceCatalogue;
+use mftgw_ftps::{Server, ServerConfig, SessionLimits, Timeouts, TlsSettings};
+use mftgw_oces::trust::TrustStore;
+use mftgw_store::SqliteStore;
+use rustls::pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::keys;
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
+    let password_key = keys::load_or_create_password_key(&config.password_key_path())?;
+    let trust = TrustStore::load(&config.tls.trusted_roots, &config.tls.crls)
+        .context("loading the client-certificate trust store")?;
+    let tls = mftgw_ftps::tls::server_config(TlsSettings {
+        cert_chain: CertificateDer::pem_file_iter(&config.tls.certificate_chain)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("reading {}", config.tls.certificate_chain.display()))?,
+        key: PrivateKeyDer::from_pem_file(&config.tls.private_key)
+            .with_context(|| format!("reading {}", config.tls.private_key.display()))?,
+        client_verifier: Arc::clone(&trust) as _,
+        session_cache_size: 20_000,
+    })?;
+
+    let ftps = &config.ftps;
+    let mut server_config = ServerConfig::new(tls);
+    server_config.passive_ports = ftps.passive_port_range()?;
+    server_config.advertised_address = ftps.advertised_address;
+    server_config.require_session_resumption = ftps.require_session_resumption;
+    server_config.limits = SessionLimits {
+        max_sessions: ftps.max_sessions,
+        max_sessions_per_ip: ftps.max_sessions_per_ip,
+        max_sessions_per_user: ftps.max_sessions_per_user,
+    };
+    server_config.timeouts = Timeouts {
+        tls_handshake: Duration::from_secs(ftps.tls_handshake_timeout_secs),
+        idle: Duration::from_secs(ftps.idle_timeout_secs),
+        ..Timeouts::default()
+    };
+
+    let gateway = Arc::new(Gateway::new(
+        store,
+        Arc::new(ServiceCatalogue::builtin()),
+        password_key,
+        config.login.throttle(),
+    ));
+    let listener = TcpListener::bind(ftps.listen)
+        .await
+        .with_context(|| format!("binding FTPS on {}", ftps.listen))?;
+    tracing::info!(listen = %ftps.listen, passive = %ftps.passive_ports, "FTPS listening");
+
+    tokio::spawn(refresh_crls(
+        Arc::clone(&trust),
+        Duration::from_secs(config.tls.crl_refresh_secs.max(1)),
+    ));
+    Server::new(server_config, gateway)
+        .run(listener, shutdown_signal())
+        .await;
+    tracing::info!("FTPS stopped");
+    Ok(())
+}
+
+/// Re-reads the CRL files on a schedule and on SIGHUP. A failed reload keeps the CRLs in force.
+async fn refresh_crls(trust: Arc<TrustStore>, every: Duration) {
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGHUP; CRLs reload on schedule only");
+            return;
+        }
+    };
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        let trigger = tokio::select! {
+            _ = ticker.tick() => "schedule",
+            _ = hangup.recv() => "SIGHUP",
+        };
+        match trust.reload_crls() {
+            Ok(()) => tracing::info!(trigger, "CRLs reloaded"),
+            Err(error) => {
+                tracing::error!(%error, trigger, "CRL reload failed; previous CRLs stay in force")
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,38 @@
+//! The errors a [`crate::Store`] reports.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} {key:?} not found")]
+    NotFound { what: &'static str, key: String },
+    /// The request contradicts what is stored, such as a certificate registered to someone else.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("cannot open database {path}: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored value this program cannot read back.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("schema migration {version:03}_{name} failed: {source}")]
+    Migration {
+        version: i64,
+        name: &'static str,
+        source: sqlx::Error,
+    },
+    #[error(
+        "the database schema is at version {found}, but this program knows only up to version {supported}; run a newer mftgw"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
+}
+
+impl StoreError {
+    pub(crate) fn user_not_found(username: &str) -> Self {
+        Self::NotFound {
+            what: "user",
+            key: username.to_owned(),
+        }
+    }
+}

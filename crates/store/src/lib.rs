@@ -1,0 +1,155 @@
+//! Storage for the gateway: users and their certificates, roles, and the append-only audit
+//! log, behind the [`Store`] trait. [`SqliteStore`] is the embedded implementation; a
+//! PostgreSQL one is meant to follow with the same SQL wherever the dialects agree.
+//!
+//! Times are stored as ISO-8601 UTC text with microsecond precision
+//! (`2025-03-01T10:00:00.000000Z`); sub-microsecond parts are dropped.
+
+use std::future::Future;
+
+use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, User, UserState};
+use time::OffsetDateTime;
+
+mod error;
+mod sqlite;
+mod timestamp;
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A certificate presented for registration in the portal, with what it says about its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateRegistration {
+    pub username: String,
+    pub cvr: String,
+    pub account: String,
+    pub kind: String,
+    pub fingerprint: String,
+    pub subject: String,
+    pub serial_hex: String,
+    pub not_after: OffsetDateTime,
+    pub cert_der: Vec<u8>,
+    /// Stored only if this registration creates the user; a renewal keeps the old password.
+    pub new_password_hash: String,
+    /// When a newly created user becomes active; ignored on renewal.
+    pub activate_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationOutcome {
+    pub user: User,
+    /// Whether the user was created (and so `new_password_hash` is now their password).
+    pub created: bool,
+}
+
+/// Who granted a role. Each source grants and revokes only its own grants, so replication
+/// from the central security system never removes an operator's grant, nor the reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoleSource {
+    /// Granted by an operator of this gateway.
+    Local,
+    /// Replicated from the central security system.
+    Replicated,
+}
+
+impl RoleSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Replicated => "replicated",
+        }
+    }
+}
+
+/// Which audit events to read: those after `since_id` (exclusive), oldest first, matching the
+/// given username and action exactly, at most `limit` of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub username: Option<String>,
+    pub action: Option<String>,
+    pub since_id: Option<i64>,
+    pub limit: u32,
+}
+
+impl Default for AuditQuery {
+    fn default() -> Self {
+        Self {
+            username: None,
+            action: None,
+            since_id: None,
+            limit: 100,
+        }
+    }
+}
+
+/// The gateway's persistent state. Implementations write `async fn`; the returned futures are
+/// `Send` so that callers can hold a store across `.await` in spawned tasks.
+pub trait Store: Send + Sync + 'static {
+    /// Registers a certificate in one transaction. A new username creates a pending user with
+    /// `new_password_hash`; a known username gets this certificate as its current one (the
+    /// previous one is kept, marked replaced) and keeps its password and state. Registering the
+    /// current certificate again changes nothing. A certificate of another user, or one this
+    /// user has already replaced, is a [`StoreError::Conflict`].
+    fn register_certificate(
+        &self,
+        registration: CertificateRegistration,
+    ) -> impl Future<Output = StoreResult<RegistrationOutcome>> + Send;
+
+    /// The user with this username, their current certificate and password hash.
+    fn find_user(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<Option<KnownUser>>> + Send;
+
+    /// Who registered the certificate with this fingerprint, if anyone ever did.
+    fn certificate_owner(
+        &self,
+        fingerprint: &str,
+    ) -> impl Future<Output = StoreResult<Option<CertificateOwner>>> + Send;
+
+    /// All users, ordered by username.
+    fn list_users(&self) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
+
+    fn set_user_state(
+        &self,
+        username: &str,
+        state: UserState,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    fn set_password_hash(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Grants `service` to the user on behalf of `source`; `false` if that source already had.
+    /// The service name is not checked against the catalogue here; that is the caller's job.
+    fn grant_role(
+        &self,
+        username: &str,
+        service: &str,
+        source: RoleSource,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Withdraws `source`'s grant of `service`; `false` if it had none. The user keeps the
+    /// role while the other source still grants it.
+    fn revoke_role(
+        &self,
+        username: &str,
+        service: &str,
+        source: RoleSource,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// The services the user holds a role for from any source, sorted and distinct.
+    fn roles(&self, username: &str) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
+    /// Appends an event to the audit log and returns its id.
+    fn append_audit(&self, event: &AuditEvent) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    fn audit_events(
+        &self,
+        query: AuditQuery,
+    ) -> impl Future<Output = StoreResult<Vec<(i64, AuditEvent)>>> + Send;
+}

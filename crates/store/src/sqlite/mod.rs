@@ -1,0 +1,437 @@
+//! The embedded store: one SQLite file in WAL mode (or an in-memory database for tests).
+//! Queries are plain SQL with `$n` parameters, written to run on PostgreSQL as well; what is
+//! SQLite-only (`BEGIN IMMEDIATE`, connection pragmas) stays in this module.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, User, UserState};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqliteExecutor, SqlitePool};
+use time::OffsetDateTime;
+
+use crate::{
+    AuditQuery, CertificateRegistration, RegistrationOutcome, RoleSource, Store, StoreError,
+    StoreResult, timestamp,
+};
+
+mod migrations;
+#[cfg(test)]
+mod tests;
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Write transactions take SQLite's write lock up front: a deferred transaction that reads
+/// and then writes fails with SQLITE_BUSY, without waiting, when another writer got there first.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// The columns [`user_from_row`] reads, as a macro because sqlx wants `&'static str` SQL.
+macro_rules! user_columns {
+    () => {
+        "users.id, users.username, users.cvr, users.account, users.kind, users.state, \
+         users.activate_at, users.created_at"
+    };
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
+    /// The directory must exist.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        Self::migrated(pool).await
+    }
+
+    /// A fresh private database that lives as long as the store.
+    pub async fn open_in_memory() -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        // An in-memory database vanishes with its last connection: keep exactly one, forever.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    async fn migrated(pool: SqlitePool) -> StoreResult<Self> {
+        migrations::apply(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+impl Store for SqliteStore {
+    async fn register_certificate(
+        &self,
+        registration: CertificateRegistration,
+    ) -> StoreResult<RegistrationOutcome> {
+        let now = timestamp::to_text(OffsetDateTime::now_utc());
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
+        let existing_user = fetch_user(&mut *transaction, &registration.username).await?;
+        let existing_certificate = sqlx::query(
+            "SELECT users.username, certificates.replaced_at
+             FROM certificates JOIN users ON users.id = certificates.user_id
+             WHERE certificates.fingerprint = $1",
+        )
+        .bind(&registration.fingerprint)
+        .fetch_optional(&mut *transaction)
+        .await?;
+
+        if let Some(row) = existing_certificate {
+            let owner: String = row.try_get("username")?;
+            let replaced_at: Option<String> = row.try_get("replaced_at")?;
+            return match (existing_user, replaced_at) {
+                (Some(user), None) if user.username == owner => Ok(RegistrationOutcome {
+                    user,
+                    created: false,
+                }),
+                (Some(user), Some(replaced_at)) if user.username == owner => {
+                    Err(StoreError::Conflict(format!(
+                        "certificate {} of {owner} was replaced at {replaced_at}; only a newer certificate can be registered",
+                        registration.fingerprint
+                    )))
+                }
+                _ => Err(StoreError::Conflict(format!(
+                    "certificate {} is registered to {owner}, not {}",
+                    registration.fingerprint, registration.username
+                ))),
+            };
+        }
+
+        let (user_id, created) = match existing_user {
+            None => {
+                let user_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO users
+                         (username, cvr, account, kind, state, password_hash, activate_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     RETURNING id",
+                )
+                .bind(&registration.username)
+                .bind(&registration.cvr)
+                .bind(&registration.account)
+                .bind(&registration.kind)
+                .bind(UserState::PendingActivation.as_str())
+                .bind(&registration.new_password_hash)
+                .bind(timestamp::to_text(registration.activate_at))
+                .bind(&now)
+                .fetch_one(&mut *transaction)
+                .await?;
+                (user_id, true)
+            }
+            Some(user) => {
+                if (user.cvr.as_str(), user.account.as_str())
+                    != (registration.cvr.as_str(), registration.account.as_str())
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "user {} is CVR {} account {}, but the certificate says CVR {} account {}",
+                        user.username,
+                        user.cvr,
+                        user.account,
+                        registration.cvr,
+                        registration.account
+                    )));
+                }
+                sqlx::query(
+                    "UPDATE certificates SET replaced_at = $1
+                     WHERE user_id = $2 AND replaced_at IS NULL",
+                )
+                .bind(&now)
+                .bind(user.id)
+                .execute(&mut *transaction)
+                .await?;
+                (user.id, false)
+            }
+        };
+
+        sqlx::query(
+            "INSERT INTO certificates
+                 (fingerprint, user_id, subject, serial_hex, not_after, der, registered_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&registration.fingerprint)
+        .bind(user_id)
+        .bind(&registration.subject)
+        .bind(&registration.serial_hex)
+        .bind(timestamp::to_text(registration.not_after))
+        .bind(&registration.cert_der)
+        .bind(&now)
+        .execute(&mut *transaction)
+        .await?;
+
+        let user = fetch_user(&mut *transaction, &registration.username)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "user {} vanished while being registered",
+                    registration.username
+                ))
+            })?;
+        transaction.commit().await?;
+        Ok(RegistrationOutcome { user, created })
+    }
+
+    async fn find_user(&self, username: &str) -> StoreResult<Option<KnownUser>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", users.password_hash, certificates.fingerprint
+             FROM users LEFT JOIN certificates
+                 ON certificates.user_id = users.id AND certificates.replaced_at IS NULL
+             WHERE users.username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let user = user_from_row(&row)?;
+        let current_cert_fingerprint: Option<String> = row.try_get("fingerprint")?;
+        let current_cert_fingerprint = current_cert_fingerprint.ok_or_else(|| {
+            StoreError::Corrupt(format!("user {username} has no current certificate"))
+        })?;
+        Ok(Some(KnownUser {
+            user,
+            current_cert_fingerprint,
+            password_hash: row.try_get("password_hash")?,
+        }))
+    }
+
+    async fn certificate_owner(&self, fingerprint: &str) -> StoreResult<Option<CertificateOwner>> {
+        let row = sqlx::query(
+            "SELECT users.username, certificates.replaced_at
+             FROM certificates JOIN users ON users.id = certificates.user_id
+             WHERE certificates.fingerprint = $1",
+        )
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let replaced_at: Option<String> = row.try_get("replaced_at")?;
+            Ok(CertificateOwner {
+                username: row.try_get("username")?,
+                current: replaced_at.is_none(),
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY username"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_user_state(&self, username: &str, state: UserState) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE users SET state = $1 WHERE username = $2")
+            .bind(state.as_str())
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::user_not_found(username));
+        }
+        Ok(())
+    }
+
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
+            .bind(password_hash)
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::user_not_found(username));
+        }
+        Ok(())
+    }
+
+    async fn grant_role(
+        &self,
+        username: &str,
+        service: &str,
+        source: RoleSource,
+    ) -> StoreResult<bool> {
+        let user_id = user_id(&self.pool, username).await?;
+        let result = sqlx::query(
+            "INSERT INTO roles (user_id, service, source, granted_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, service, source) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(service)
+        .bind(source.as_str())
+        .bind(timestamp::to_text(OffsetDateTime::now_utc()))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn revoke_role(
+        &self,
+        username: &str,
+        service: &str,
+        source: RoleSource,
+    ) -> StoreResult<bool> {
+        let user_id = user_id(&self.pool, username).await?;
+        let result =
+            sqlx::query("DELETE FROM roles WHERE user_id = $1 AND service = $2 AND source = $3")
+                .bind(user_id)
+                .bind(service)
+                .bind(source.as_str())
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn roles(&self, username: &str) -> StoreResult<Vec<String>> {
+        let user_id = user_id(&self.pool, username).await?;
+        let mut services: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT service FROM roles WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+        // Sorted here rather than by ORDER BY: the database's collation would decide where
+        // æ and ø go, and it differs between SQLite and PostgreSQL.
+        services.sort_unstable();
+        Ok(services)
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO audit_log
+                 (at, action, outcome, reason, username, peer_ip, cert_fingerprint, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             RETURNING id",
+        )
+        .bind(timestamp::to_text(event.at))
+        .bind(&event.action)
+        .bind(event.outcome.as_str())
+        .bind(&event.reason)
+        .bind(&event.username)
+        .bind(&event.peer_ip)
+        .bind(&event.cert_fingerprint)
+        .bind(event.detail.as_ref().map(ToString::to_string))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn audit_events(&self, query: AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>> {
+        let rows = sqlx::query(
+            "SELECT id, at, action, outcome, reason, username, peer_ip, cert_fingerprint, detail
+             FROM audit_log
+             WHERE ($1 IS NULL OR username = $1)
+               AND ($2 IS NULL OR action = $2)
+               AND id > $3
+             ORDER BY id
+             LIMIT $4",
+        )
+        .bind(&query.username)
+        .bind(&query.action)
+        .bind(query.since_id.unwrap_or(0))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_event_from_row).collect()
+    }
+}
+
+async fn fetch_user<'e>(
+    executor: impl SqliteExecutor<'e>,
+    username: &str,
+) -> StoreResult<Option<User>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE username = $1"
+    ))
+    .bind(username)
+    .fetch_optional(executor)
+    .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+async fn user_id<'e>(executor: impl SqliteExecutor<'e>, username: &str) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_optional(executor)
+        .await?
+        .ok_or_else(|| StoreError::user_not_found(username))
+}
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
+    let username: String = row.try_get("username")?;
+    let state: String = row.try_get("state")?;
+    let state = state
+        .parse()
+        .map_err(|error| StoreError::Corrupt(format!("users.state of {username}: {error}")))?;
+    let activate_at: Option<String> = row.try_get("activate_at")?;
+    let created_at: String = row.try_get("created_at")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        cvr: row.try_get("cvr")?,
+        account: row.try_get("account")?,
+        kind: row.try_get("kind")?,
+        state,
+        activate_at: activate_at
+            .map(|text| timestamp::from_text("users.activate_at", &text))
+            .transpose()?,
+        created_at: timestamp::from_text("users.created_at", &created_at)?,
+        username,
+    })
+}
+
+fn audit_event_from_row(row: &SqliteRow) -> StoreResult<(i64, AuditEvent)> {
+    let id: i64 = row.try_get("id")?;
+    let at: String = row.try_get("at")?;
+    let outcome: String = row.try_get("outcome")?;
+    let detail: Option<String> = row.try_get("detail")?;
+    let event = AuditEvent {
+        at: timestamp::from_text("audit_log.at", &at)?,
+        action: row.try_get("action")?,
+        outcome: outcome.parse().map_err(|error| {
+            StoreError::Corrupt(format!("audit_log.outcome of event {id}: {error}"))
+        })?,
+        reason: row.try_get("reason")?,
+        username: row.try_get("username")?,
+        peer_ip: row.try_get("peer_ip")?,
+        cert_fingerprint: row.try_get("cert_fingerprint")?,
+        detail: detail
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|error| {
+                StoreError::Corrupt(format!("audit_log.detail of event {id}: {error}"))
+            })?,
+    };
+    Ok((id, event))
+}
