@@ -221,13 +221,14 @@ async fn user_command(
             }
         }
         UserCommand::List => {
+            let now = time::OffsetDateTime::now_utc();
             for user in store.list_users().await? {
                 let roles = store.roles(&user.username).await?;
                 println!(
                     "{}\t{}\t{}\t{}",
                     user.username,
                     user.kind,
-                    user.state,
+                    user.effective_state(now),
                     roles.join(",")
                 );
             }

@@ -1,0 +1,242 @@
+//! Real FTPS clients against `mftgw demo`: curl, lftp, Python ftplib and the Rust `suppaftp`
+//! crate log in with a demo certificate, print the working directory, list the root with
+//! `LIST`, `NLST` and `MLSD`, and change into a service folder and `out`.
+
+mod support;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use support::{Demo, DemoUser, run};
+
+/// What the root listing must hold for `user`: its service folders and `out`, nothing else.
+fn expected_root(user: &DemoUser) -> Vec<String> {
+    let mut names = user.services.clone();
+    names.push("out".into());
+    names.sort();
+    names
+}
+
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
+}
+
+fn curl(demo: &Demo, user: &DemoUser, path: &str, extra: &[&str]) -> (bool, String, String) {
+    run(Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--ssl-reqd",
+            "--max-time",
+            "30",
+            "--cacert",
+        ])
+        .arg(demo.ca())
+        .arg("--cert")
+        .arg(&user.cert)
+        .arg("--key")
+        .arg(&user.key)
+        .args(["-u", &format!("{}:{}", user.username, user.password)])
+        .args(extra)
+        .arg(format!("ftp://127.0.0.1:{}{path}", demo.port)))
+}
+
+#[test]
+fn curl_lists_the_root_a_service_folder_and_out() {
+    let demo = Demo::start();
+    for user in demo.users() {
+        let (ok, long, err) = curl(&demo, &user, "/", &[]);
+        assert!(ok, "curl LIST failed for {}: {err}", user.username);
+        let names: Vec<String> = long
+            .lines()
+            .map(|line| line.split_whitespace().last().unwrap().to_string())
+            .collect();
+        assert_eq!(sorted(names), expected_root(&user), "LIST:\n{long}");
+        assert!(long.lines().all(|l| l.starts_with('d')), "{long}");
+
+        let (ok, names, err) = curl(&demo, &user, "/", &["--list-only"]);
+        assert!(ok, "{err}");
+        let names = names.lines().map(str::to_string).collect();
+        assert_eq!(sorted(names), expected_root(&user));
+
+        let (ok, mlsd, err) = curl(&demo, &user, "/", &["-X", "MLSD"]);
+        assert!(ok, "{err}");
+        let names = mlsd
+            .lines()
+            .map(|line| line.split_once("; ").unwrap().1.to_string())
+            .collect();
+        assert_eq!(sorted(names), expected_root(&user), "MLSD:\n{mlsd}");
+        assert!(mlsd.lines().all(|l| l.starts_with("type=dir;")), "{mlsd}");
+
+        for folder in [user.services[0].as_str(), "out"] {
+            let (ok, listing, err) = curl(&demo, &user, &format!("/{folder}/"), &["-v"]);
+            assert!(ok, "curl into /{folder}: {err}");
+            assert!(listing.is_empty(), "/{folder} should be empty: {listing}");
+            assert!(
+                err.contains(&format!("< 250 Directory changed to \"/{folder}\"")),
+                "{err}"
+            );
+        }
+    }
+    let (ok, _, err) = curl(&demo, &demo.user(0), "/", &["-v", "-Q", "PWD"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("< 257 \"/\" is the current directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lftp_lists_the_root_a_service_folder_and_out() {
+    let demo = Demo::start();
+    let user = demo.user(1);
+    let script = format!(
+        "set net:max-retries 1; set net:timeout 20; set ftp:ssl-force true; \
+         set ftp:ssl-protect-data true; set ssl:ca-file {ca}; set ssl:cert-file {cert}; \
+         set ssl:key-file {key}; set ftp:use-mlsd true; \
+         open -u '{name},{password}' ftp://127.0.0.1:{port}; \
+         pwd; echo ==LS; ls; echo ==NLIST; nlist; echo ==CLS; cls -1; \
+         cd {service}; pwd; cd /out; pwd; echo ==OUT; ls; quit",
+        ca = demo.ca().display(),
+        cert = user.cert.display(),
+        key = user.key.display(),
+        name = user.username,
+        password = user.password,
+        port = demo.port,
+        service = user.services[0],
+    );
+    let (ok, out, err) = run(Command::new("timeout").args(["90", "lftp", "-c", &script]));
+    assert!(
+        ok,
+        "lftp failed:\n{out}\n{err}\ngateway log:\n{}",
+        demo.log()
+    );
+    let section = |name: &str| -> Vec<String> {
+        out.split(&format!("=={name}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {name} section in:\n{out}"))
+            .lines()
+            .take_while(|line| !line.starts_with("==") && !line.starts_with("ftp://"))
+            .map(str::to_string)
+            .collect()
+    };
+    let ls: Vec<String> = section("LS")
+        .iter()
+        .map(|line| line.split_whitespace().last().unwrap().to_string())
+        .collect();
+    assert_eq!(sorted(ls), expected_root(&user), "{out}");
+    assert_eq!(sorted(section("NLIST")), expected_root(&user), "{out}");
+    let cls: Vec<String> = section("CLS")
+        .iter()
+        .map(|name| name.trim_end_matches('/').to_string())
+        .collect();
+    assert_eq!(sorted(cls), expected_root(&user), "{out}");
+    // lftp's `pwd` prints the URL of the working directory.
+    let root = format!(
+        "ftp://{}:{}@127.0.0.1:{}",
+        user.username, user.password, demo.port
+    );
+    let pwds: Vec<&str> = out.lines().filter(|l| l.starts_with("ftp://")).collect();
+    assert_eq!(
+        pwds,
+        [
+            root.clone(),
+            format!("{root}/{}", user.services[0]),
+            format!("{root}/out")
+        ],
+        "{out}"
+    );
+    assert!(section("OUT").is_empty(), "{out}");
+}
+
+#[test]
+fn python_ftplib_lists_the_root_a_service_folder_and_out() {
+    let demo = Demo::start();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/ftplib_session.py"
+    );
+    for user in demo.users() {
+        let (ok, out, err) = run(Command::new("python3")
+            .arg(script)
+            .args(["127.0.0.1", &demo.port.to_string()])
+            .arg(demo.ca())
+            .arg(&user.cert)
+            .arg(&user.key)
+            .args([&user.username, &user.password, &user.services[0]]));
+        assert!(
+            ok,
+            "ftplib failed for {}:\n{err}\n{}",
+            user.username,
+            demo.log()
+        );
+        let result: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let strings = |key: &str| -> Vec<String> {
+            result[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(result["welcome"].as_str().unwrap().starts_with("220"));
+        assert!(result["login"].as_str().unwrap().starts_with("230"));
+        assert_eq!(result["pwd"], "/");
+        let listed: Vec<String> = strings("list")
+            .iter()
+            .map(|line| line.split_whitespace().last().unwrap().to_string())
+            .collect();
+        assert_eq!(sorted(listed), expected_root(&user));
+        assert_eq!(sorted(strings("nlst")), expected_root(&user));
+        let mlsd: Vec<String> = result["mlsd"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|pair| {
+                assert_eq!(pair[1], "dir");
+                pair[0].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(sorted(mlsd), expected_root(&user));
+        assert_eq!(result["pwd_service"], format!("/{}", user.services[0]));
+        assert!(result["cwd_out"].as_str().unwrap().starts_with("250"));
+        assert!(strings("list_out").is_empty());
+        assert!(result["quit"].as_str().unwrap().starts_with("221"));
+    }
+}
+
+#[test]
+fn rust_suppaftp_lists_the_root_a_service_folder_and_out() {
+    use suppaftp::{RustlsConnector, RustlsFtpStream};
+    let demo = Demo::start();
+    let user = demo.user(2);
+    let tls: Arc<rustls::ClientConfig> = demo.tls(&user);
+    let mut ftp = RustlsFtpStream::connect(demo.addr())
+        .unwrap()
+        .into_secure(RustlsConnector::from(tls), "127.0.0.1")
+        .unwrap();
+    ftp.login(user.username.as_str(), user.password.as_str())
+        .unwrap();
+    assert_eq!(ftp.pwd().unwrap(), "/");
+    let listed: Vec<String> = ftp
+        .list(None)
+        .unwrap()
+        .iter()
+        .map(|line| line.split_whitespace().last().unwrap().to_string())
+        .collect();
+    assert_eq!(sorted(listed), expected_root(&user));
+    assert_eq!(sorted(ftp.nlst(None).unwrap()), expected_root(&user));
+    let mlsd: Vec<String> = ftp
+        .mlsd(None)
+        .unwrap()
+        .iter()
+        .map(|line| line.split_once("; ").unwrap().1.to_string())
+        .collect();
+    assert_eq!(sorted(mlsd), expected_root(&user));
+    ftp.cwd(&user.services[0]).unwrap();
+    assert_eq!(ftp.pwd().unwrap(), format!("/{}", user.services[0]));
+    ftp.cwd("/out").unwrap();
+    assert!(ftp.nlst(None).unwrap().is_empty());
+    ftp.quit().unwrap();
+}

@@ -1,0 +1,256 @@
+//! Runs the real `mftgw demo` binary on free ports in a temporary directory, and reads what a
+//! user or operator would: `demo.json`, the FTPS port, and `mftgw audit`.
+#![allow(dead_code)] // Each test binary uses its own part of this harness.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const PASSIVE_PORTS: &str = "42000-42999";
+
+pub struct Demo {
+    pub dir: tempfile::TempDir,
+    pub manifest: Value,
+    pub port: u16,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_mftgw")
+}
+
+impl Demo {
+    pub fn start() -> Demo {
+        Demo::start_with_env(&[])
+    }
+
+    /// Starts `mftgw demo` with extra environment (config overrides such as
+    /// `MFTGW__FTPS__IDLE_TIMEOUT_SECS`) and waits until it accepts connections.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut command = Command::new(binary());
+        command
+            .args(["demo", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--ftps-port",
+                &port.to_string(),
+                "--passive-ports",
+                PASSIVE_PORTS,
+            ])
+            .args(["--portal-port", &free_port().to_string()])
+            .env("MFTGW_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("gateway.log")).unwrap());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("spawning mftgw demo");
+        let mut demo = Demo {
+            manifest: Value::Null,
+            dir,
+            port,
+            child,
+        };
+        demo.wait_until_listening();
+        let manifest = std::fs::read(demo.data_dir().join("demo.json")).unwrap();
+        demo.manifest = serde_json::from_slice(&manifest).unwrap();
+        demo
+    }
+
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(self.addr()).is_err() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("mftgw demo exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "demo not listening:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.data_dir().join("mftgw.toml")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        PathBuf::from(self.manifest["ca_pem"].as_str().unwrap())
+    }
+
+    /// The demo user at `index` in `demo.json`.
+    pub fn user(&self, index: usize) -> DemoUser {
+        let user = &self.manifest["users"][index];
+        DemoUser {
+            username: user["username"].as_str().unwrap().to_string(),
+            password: user["password"].as_str().unwrap().to_string(),
+            cert: path(&user["cert_pem"]),
+            key: path(&user["key_pem"]),
+            services: user["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect(),
+        }
+    }
+
+    pub fn users(&self) -> Vec<DemoUser> {
+        (0..self.manifest["users"].as_array().unwrap().len())
+            .map(|i| self.user(i))
+            .collect()
+    }
+
+    /// A refusal-case certificate from `demo.json` (`expired`, `revoked`, `foces`, ...).
+    pub fn certificate(&self, name: &str) -> DemoUser {
+        let cert = &self.manifest["certificates"][name];
+        assert!(!cert.is_null(), "demo.json has no certificate {name}");
+        DemoUser {
+            username: cert["username"]
+                .as_str()
+                .unwrap_or("CVR_00000000_UID_0")
+                .to_string(),
+            password: cert["password"]
+                .as_str()
+                .unwrap_or("irrelevant")
+                .to_string(),
+            cert: path(&cert["cert_pem"]),
+            key: path(&cert["key_pem"]),
+            services: Vec::new(),
+        }
+    }
+
+    pub fn tls(&self, user: &DemoUser) -> Arc<rustls::ClientConfig> {
+        mftgw_client::client_config(
+            &self.ca(),
+            Some((&user.cert, &user.key)),
+            mftgw_client::TlsVersions::Default,
+        )
+        .unwrap()
+    }
+
+    /// Runs an admin subcommand against this demo's config; returns stdout.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let output = Command::new(binary())
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .env("MFTGW_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "mftgw {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// All audit entries, oldest first.
+    pub fn audit(&self) -> Vec<Value> {
+        self.admin(&["audit", "--limit", "100000"])
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// Waits until an audit entry matches `action`, `outcome` and `reason`; returns it.
+    pub fn wait_for_audit(&self, action: &str, outcome: &str, reason: Option<&str>) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.audit().into_iter().find(|e| {
+                e["action"] == action
+                    && e["outcome"] == outcome
+                    && reason.is_none_or(|r| e["reason"] == r)
+            });
+            if let Some(entry) = found {
+                return entry;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no audit entry {action}/{outcome}/{reason:?}; log has:\n{:#?}",
+                self.audit()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoUser {
+    pub username: String,
+    pub password: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub services: Vec<String>,
+}
+
+fn path(value: &Value) -> PathBuf {
+    PathBuf::from(value.as_str().unwrap())
+}
+
+/// Runs a command and returns (success, stdout, stderr).
+pub fn run(command: &mut Command) -> (bool, String, String) {
+    let output = command.stdin(Stdio::null()).output().unwrap_or_else(|e| {
+        panic!("cannot run {:?}: {e}", command.get_program());
+    });
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+pub fn fingerprint_of(cert_pem: &Path) -> String {
+    use rustls::pki_types::pem::PemObject;
+    let leaf = rustls_pki_types::CertificateDer::pem_file_iter(cert_pem)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    mftgw_oces::certificate::fingerprint_sha256(&leaf)
+}
