@@ -199,9 +199,12 @@ impl Session for MemorySession {
     }
 }
 
+/// What happened to one upload: its path, `committed` or `aborted`, and the bytes received.
+type LedgerEntry = (String, &'static str, usize);
+
 /// Global ledger of uploads, so tests can see what was committed or aborted.
-pub fn ledger() -> &'static Mutex<Vec<(String, &'static str, usize)>> {
-    static LEDGER: OnceLock<Mutex<Vec<(String, &'static str, usize)>>> = OnceLock::new();
+pub fn ledger() -> &'static Mutex<Vec<LedgerEntry>> {
+    static LEDGER: OnceLock<Mutex<Vec<LedgerEntry>>> = OnceLock::new();
     LEDGER.get_or_init(Default::default)
 }
 

@@ -254,3 +254,39 @@ pub fn fingerprint_of(cert_pem: &Path) -> String {
         .unwrap();
     mftgw_oces::certificate::fingerprint_sha256(&leaf)
 }
+
+impl Demo {
+    /// Waits until an audit entry satisfies `matches`; returns it. `what` names it in failures.
+    pub fn wait_for_audit_where(&self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(entry) = self.audit().into_iter().find(|e| matches(e)) {
+                return entry;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no audit entry {what}; log has:\n{:#?}",
+                self.audit()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// How many audit entries satisfy `matches`.
+    pub fn count_audit(&self, matches: impl Fn(&Value) -> bool) -> usize {
+        self.audit().iter().filter(|e| matches(e)).count()
+    }
+}
+
+/// The gateway username the certificate in `cert_pem` names.
+pub fn username_of(cert_pem: &Path) -> String {
+    use rustls::pki_types::pem::PemObject;
+    let leaf = rustls_pki_types::CertificateDer::pem_file_iter(cert_pem)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    mftgw_oces::identity::identity_from_der(&leaf)
+        .unwrap_or_else(|e| panic!("{} names no gateway user: {e}", cert_pem.display()))
+        .username()
+}
