@@ -608,3 +608,20 @@ async fn shutdown_says_421_to_every_session() {
         .unwrap();
     assert!(tokio::net::TcpStream::connect(server.addr).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pasv_advertises_the_configured_address_and_ports_from_the_pool() {
+    let pki = shared_pki();
+    let server = start(pki, |config| {
+        config.advertised_address = Some("192.0.2.7".parse().unwrap());
+        config.passive_ports = 43000..=43001;
+    })
+    .await;
+    let mut client = logged_in(&server, pki).await;
+    let advertised = client.pasv().await.unwrap();
+    assert_eq!(advertised.ip(), "192.0.2.7".parse::<IpAddr>().unwrap());
+    assert!((43000..=43001).contains(&advertised.port()));
+    // EPSV names only the port; both modes draw from the pool.
+    let extended = client.epsv().await.unwrap();
+    assert!((43000..=43001).contains(&extended.port()));
+}
