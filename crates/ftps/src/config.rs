@@ -2,16 +2,14 @@
 
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ServerConfig as RustlsConfig;
-
 use crate::limits::SessionLimits;
+use crate::tls::TlsContext;
 
 #[derive(Clone)]
 pub struct ServerConfig {
-    pub tls: Arc<RustlsConfig>,
+    pub tls: TlsContext,
     /// Passive data ports, e.g. 36000..=39999.
     pub passive_ports: RangeInclusive<u16>,
     /// The address advertised in `227` replies; defaults to the control connection's local address.
@@ -56,7 +54,7 @@ impl Default for Timeouts {
 }
 
 impl ServerConfig {
-    pub fn new(tls: Arc<RustlsConfig>) -> ServerConfig {
+    pub fn new(tls: TlsContext) -> ServerConfig {
         ServerConfig {
             tls,
             passive_ports: 36000..=39999,

@@ -32,4 +32,4 @@ pub use limits::SessionLimits;
 pub use listing::{DirEntry, EntryKind};
 pub use path::VirtualPath;
 pub use server::Server;
-pub use tls::TlsSettings;
+pub use tls::{TlsContext, TlsSettings};

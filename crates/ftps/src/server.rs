@@ -24,7 +24,7 @@ pub struct Server<B> {
 impl<B: Backend> Server<B> {
     pub fn new(config: ServerConfig, backend: Arc<B>) -> Server<B> {
         let shared = Shared {
-            acceptor: TlsAcceptor::from(Arc::clone(&config.tls)),
+            acceptor: TlsAcceptor::from(Arc::clone(&config.tls.config)),
             limiter: Limiter::new(config.limits),
             passive_ports: PassivePorts::new(config.passive_ports.clone()),
             config,

@@ -34,18 +34,53 @@ pub struct TlsSettings {
     pub session_cache_size: usize,
 }
 
-pub fn server_config(settings: TlsSettings) -> Result<Arc<ServerConfig>, Error> {
+/// The server's rustls configuration and the verifier behind it.
+#[derive(Clone)]
+pub struct TlsContext {
+    pub config: Arc<ServerConfig>,
+    verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl TlsContext {
+    /// rustls does not verify the client certificate again when a session is resumed, so a
+    /// certificate revoked (or expired) since the first handshake would come back in through
+    /// an old session. Control connections call this after every resumed handshake.
+    pub fn verify_resumed_certificate(
+        &self,
+        connection: &rustls::ServerConnection,
+    ) -> Result<(), HandshakeFailure> {
+        let chain = connection.peer_certificates().unwrap_or_default();
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return Err(HandshakeFailure {
+                reason: "no_client_certificate".into(),
+                presented: None,
+            });
+        };
+        self.verifier
+            .verify_client_cert(end_entity, intermediates, UnixTime::now())
+            .map(|_| ())
+            .map_err(|error| HandshakeFailure {
+                reason: describe_tls_error(&error),
+                presented: Some(end_entity.clone()),
+            })
+    }
+}
+
+pub fn server_config(settings: TlsSettings) -> Result<TlsContext, Error> {
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let builder: ConfigBuilder<ServerConfig, _> =
         ServerConfig::builder_with_provider(Arc::new(provider))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
     let builder: ConfigBuilder<ServerConfig, WantsServerCert> =
         builder.with_client_cert_verifier(Arc::new(ObservingVerifier {
-            inner: settings.client_verifier,
+            inner: Arc::clone(&settings.client_verifier),
         }));
     let mut config = builder.with_single_cert(settings.cert_chain, settings.key)?;
     config.session_storage = ServerSessionMemoryCache::new(settings.session_cache_size);
-    Ok(Arc::new(config))
+    Ok(TlsContext {
+        config: Arc::new(config),
+        verifier: settings.client_verifier,
+    })
 }
 
 tokio::task_local! {
@@ -139,12 +174,16 @@ pub async fn accept(
 
 /// Maps a handshake I/O error to a stable, specific reason.
 fn describe_handshake_error(error: &std::io::Error) -> String {
-    let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<Error>()) else {
-        return match error.kind() {
-            std::io::ErrorKind::UnexpectedEof => "tls_connection_closed_during_handshake".into(),
-            _ => format!("tls_handshake_io_error: {error}"),
-        };
-    };
+    match error.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+        Some(tls) => describe_tls_error(tls),
+        None if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "tls_connection_closed_during_handshake".into()
+        }
+        None => format!("tls_handshake_io_error: {error}"),
+    }
+}
+
+fn describe_tls_error(tls: &Error) -> String {
     match tls {
         Error::NoCertificatesPresented => "no_client_certificate".into(),
         Error::InvalidCertificate(cert_error) => match cert_error {
@@ -165,11 +204,14 @@ fn describe_handshake_error(error: &std::io::Error) -> String {
             }
             other => format!("certificate_invalid: {other:?}"),
         },
+        // A TLS 1.0/1.1 ClientHello has no signature_algorithms extension, and rustls stops
+        // at that before it looks at the version.
         Error::PeerIncompatible(
             PeerIncompatible::Tls12NotOffered
             | PeerIncompatible::Tls12NotOfferedOrEnabled
             | PeerIncompatible::Tls13RequiredForQuic
-            | PeerIncompatible::SupportedVersionsExtensionRequired,
+            | PeerIncompatible::SupportedVersionsExtensionRequired
+            | PeerIncompatible::SignatureAlgorithmsExtensionRequired,
         ) => "tls_version_not_supported".into(),
         Error::PeerIncompatible(other) => format!("tls_incompatible: {other:?}"),
         Error::InvalidMessage(_) => "tls_invalid_message".into(),

@@ -4,6 +4,7 @@
 mod support;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mftgw_client::{DataConnection, DataOptions, FtpsClient, TlsVersions};
@@ -347,12 +348,26 @@ async fn a_certificate_revoked_after_start_is_refused_after_a_crl_reload() {
     let dir = tempfile::tempdir().unwrap();
     let mut pki = TestPki::generate(dir.path()).unwrap();
     let server = start(&pki, |_| {}).await;
-    logged_in(&server, &pki).await;
+    // One client configuration throughout, so that it holds a session it could resume.
+    let resuming = tls_for(&pki, "moces");
+    FtpsClient::login(server.addr, Arc::clone(&resuming), USER, PASSWORD)
+        .await
+        .unwrap();
 
     pki.revoke("moces").unwrap();
     // Until reloaded, the old CRL is in force.
     logged_in(&server, &pki).await;
     server.trust.reload_crls().unwrap();
+    // Resuming the earlier session must not bring the revoked certificate back in.
+    let resumed = FtpsClient::login(server.addr, resuming, USER, PASSWORD).await;
+    assert!(
+        resumed.is_err(),
+        "a revoked certificate logged in by resuming a session"
+    );
+    server
+        .backend
+        .wait_for_event("certificate_revoked cert=true")
+        .await;
     let (mut client, _) = FtpsClient::connect(server.addr).await.unwrap();
     let outcome = match client.auth_tls(tls_for(&pki, "moces")).await {
         Ok(()) => client.command("NOOP").await.map(|_| ()),

@@ -112,9 +112,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         TestPki::generate(&pki_dir)?
     };
 
-    let config = demo_config(&data_dir, &pki, &args)?;
     let config_path = data_dir.join("mftgw.toml");
-    config.save(&config_path)?;
+    demo_config(&data_dir, &pki, &args)?.save(&config_path)?;
+    // Read back as `serve` would, so `MFTGW__…` environment overrides apply to the demo too.
+    let config = Config::load(&config_path)?;
 
     let manifest_path = data_dir.join("demo.json");
     let previous: Option<DemoManifest> = std::fs::read(&manifest_path)
@@ -194,7 +195,11 @@ async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> 
                     .clone()
                     .filter(|_| *name == "voces-renewed")
             })
-            .with_context(|| format!("{name}: no password"))?;
+            .with_context(|| {
+                format!(
+                    "{name} was registered before without a saved demo.json: start with --reset"
+                )
+            })?;
         for service in *services {
             admin::grant_role(&store, &catalogue, &registration.username, service).await?;
         }

@@ -17,10 +17,8 @@ use tokio::io::AsyncReadExt;
 
 const CLIENT_IP: &str = "127.0.0.1";
 
-/// What the gateway audits when a client offers only TLS 1.0 or 1.1: such a ClientHello carries
-/// no `signature_algorithms` extension, and rustls refuses it for that before it looks at the
-/// version.
-const OLD_TLS_REASON: &str = "tls_incompatible: SignatureAlgorithmsExtensionRequired";
+/// What the gateway audits when a client offers only TLS 1.0 or 1.1.
+const OLD_TLS_REASON: &str = "tls_version_not_supported";
 
 static SHARED: Mutex<Weak<Demo>> = Mutex::new(Weak::new());
 

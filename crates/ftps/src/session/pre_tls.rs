@@ -98,7 +98,16 @@ pub(super) async fn negotiate<B: Backend>(
     }
 
     let remaining = deadline.saturating_duration_since(Instant::now());
-    match tls::accept(&shared.acceptor, control.into_inner(), remaining).await {
+    let verified = tls::accept(&shared.acceptor, control.into_inner(), remaining)
+        .await
+        .and_then(|stream| {
+            let connection = stream.get_ref().1;
+            if connection.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                shared.config.tls.verify_resumed_certificate(connection)?;
+            }
+            Ok(stream)
+        });
+    match verified {
         Ok(stream) => Some(stream),
         Err(failure) => {
             shared.backend.on_event(EngineEvent::TlsRefused {

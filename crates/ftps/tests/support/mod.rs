@@ -285,7 +285,7 @@ impl Drop for TestServer {
     }
 }
 
-pub fn server_tls(pki: &TestPki, trust: Arc<TrustStore>) -> Arc<rustls::ServerConfig> {
+pub fn server_tls(pki: &TestPki, trust: Arc<TrustStore>) -> mftgw_ftps::TlsContext {
     let server = pki.server();
     let cert_chain = CertificateDer::pem_file_iter(&server.cert_chain_pem)
         .unwrap()
