@@ -240,3 +240,51 @@ fn rust_suppaftp_lists_the_root_a_service_folder_and_out() {
     assert!(ftp.nlst(None).unwrap().is_empty());
     ftp.quit().unwrap();
 }
+
+/// The commands `mftgw demo` prints are meant to be pasted into a shell: run them as printed.
+#[test]
+fn the_printed_curl_and_lftp_commands_work_as_printed() {
+    let demo = Demo::start();
+    let printed = demo.stdout();
+    let command_after = |marker: &str| -> String {
+        let start = printed
+            .find(marker)
+            .unwrap_or_else(|| panic!("no {marker:?} in:\n{printed}"));
+        let mut command = String::new();
+        for line in printed[start..].lines() {
+            command.push_str(line.trim_end_matches('\\'));
+            if !line.ends_with('\\') {
+                break;
+            }
+        }
+        command
+    };
+    let user = demo.user(0);
+    for marker in ["curl --ssl-reqd", "lftp -u"] {
+        let command = command_after(marker);
+        let (ok, out, err) = run(Command::new("timeout").args(["60", "bash", "-c", &command]));
+        assert!(ok, "{command}\nfailed: {err}");
+        let names: Vec<String> = out
+            .lines()
+            .map(|line| line.split_whitespace().last().unwrap().to_string())
+            .collect();
+        assert_eq!(sorted(names), expected_root(&user), "{command}\n{out}");
+    }
+}
+
+/// A restarted demo keeps its users, passwords and roles.
+#[test]
+fn the_demo_keeps_its_data_across_a_restart() {
+    let mut demo = Demo::start();
+    let before = demo.user(0);
+    demo.restart();
+    let after = demo.user(0);
+    assert_eq!(
+        (&after.username, &after.password),
+        (&before.username, &before.password)
+    );
+    let (ok, listing, err) = curl(&demo, &after, "/", &["--list-only"]);
+    assert!(ok, "{err}\n{}", demo.log());
+    let names = listing.lines().map(str::to_string).collect();
+    assert_eq!(sorted(names), expected_root(&after));
+}

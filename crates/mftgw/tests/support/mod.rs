@@ -19,6 +19,33 @@ pub struct Demo {
     child: Child,
 }
 
+fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(binary());
+    command
+        .args(["demo", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--ftps-port", &port.to_string()])
+        .args(["--passive-ports", PASSIVE_PORTS])
+        .args(["--portal-port", &free_port().to_string()])
+        .env("MFTGW_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
+        .stderr(log_file(dir));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().expect("spawning mftgw demo")
+}
+
+/// The gateway's stderr, appended across restarts.
+fn log_file(dir: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("gateway.log"))
+        .unwrap()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -41,35 +68,36 @@ impl Demo {
     pub fn start_with_env(env: &[(&str, &str)]) -> Demo {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut command = Command::new(binary());
-        command
-            .args(["demo", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--ftps-port",
-                &port.to_string(),
-                "--passive-ports",
-                PASSIVE_PORTS,
-            ])
-            .args(["--portal-port", &free_port().to_string()])
-            .env("MFTGW_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("gateway.log")).unwrap());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let child = command.spawn().expect("spawning mftgw demo");
+        let child = spawn_demo(dir.path(), port, env);
         let mut demo = Demo {
             manifest: Value::Null,
             dir,
             port,
             child,
         };
-        demo.wait_until_listening();
-        let manifest = std::fs::read(demo.data_dir().join("demo.json")).unwrap();
-        demo.manifest = serde_json::from_slice(&manifest).unwrap();
+        demo.wait_until_ready();
         demo
+    }
+
+    /// Stops the gateway (SIGTERM, as an operator would) and starts it again on the same data
+    /// directory and port.
+    pub fn restart(&mut self) {
+        self.signal("TERM");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "gateway exited with {status} on SIGTERM");
+        self.child = spawn_demo(self.dir.path(), self.port, &[]);
+        self.wait_until_ready();
+    }
+
+    fn wait_until_ready(&mut self) {
+        self.wait_until_listening();
+        let manifest = std::fs::read(self.data_dir().join("demo.json")).unwrap();
+        self.manifest = serde_json::from_slice(&manifest).unwrap();
+    }
+
+    /// What the demo printed on standard output.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }
 
     fn wait_until_listening(&mut self) {
