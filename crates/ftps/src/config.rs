@@ -31,6 +31,8 @@ pub struct ServerConfig {
 pub struct Timeouts {
     /// From TCP accept to a finished TLS handshake, control and data.
     pub tls_handshake: Duration,
+    /// From a finished TLS handshake to a successful login (`421` after).
+    pub login: Duration,
     /// No command for this long ends the session (`421`).
     pub idle: Duration,
     /// From a passive reply (or data command) until the client's data connection is ready.
@@ -45,6 +47,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             tls_handshake: Duration::from_secs(10),
+            login: Duration::from_secs(60),
             idle: Duration::from_secs(600),
             data_connect: Duration::from_secs(30),
             data_stall: Duration::from_secs(120),

@@ -500,10 +500,11 @@ async fn overlong_control_lines_are_refused_and_the_connection_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_handshakes_and_idle_sessions_are_closed() {
+async fn stalled_handshakes_slow_logins_and_idle_sessions_are_closed() {
     let pki = shared_pki();
     let server = start(pki, |config| {
         config.timeouts.tls_handshake = Duration::from_millis(500);
+        config.timeouts.login = Duration::from_millis(1500);
         config.timeouts.idle = Duration::from_millis(800);
     })
     .await;
@@ -531,6 +532,26 @@ async fn stalled_handshakes_and_idle_sessions_are_closed() {
             .is_err()
     );
     server.backend.wait_for_event("tls_handshake_timeout").await;
+
+    // TLS up, then never logged in: the login deadline holds however busy the client is.
+    let (mut client, _) = FtpsClient::connect(server.addr).await.unwrap();
+    client.auth_tls(tls_for(pki, "moces")).await.unwrap();
+    let started = std::time::Instant::now();
+    let reply = loop {
+        let reply = client.command("NOOP").await.unwrap();
+        if reply.code != 200 {
+            break reply;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (reply.code, reply.text.as_str()),
+        (421, "Login timeout: closing control connection")
+    );
 
     // Logged in, then idle.
     let mut client = logged_in(&server, pki).await;

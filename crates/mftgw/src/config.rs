@@ -36,6 +36,7 @@ pub struct FtpsConfig {
     pub max_sessions_per_ip: usize,
     pub max_sessions_per_user: usize,
     pub tls_handshake_timeout_secs: u64,
+    pub login_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub require_session_resumption: bool,
 }
@@ -51,6 +52,7 @@ impl Default for FtpsConfig {
             max_sessions_per_ip: limits.max_sessions_per_ip,
             max_sessions_per_user: limits.max_sessions_per_user,
             tls_handshake_timeout_secs: 10,
+            login_timeout_secs: 60,
             idle_timeout_secs: 600,
             require_session_resumption: false,
         }

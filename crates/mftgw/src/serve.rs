@@ -45,6 +45,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     server_config.timeouts = Timeouts {
         tls_handshake: Duration::from_secs(ftps.tls_handshake_timeout_secs),
+        login: Duration::from_secs(ftps.login_timeout_secs),
         idle: Duration::from_secs(ftps.idle_timeout_secs),
         ..Timeouts::default()
     };

@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use tokio::sync::watch;
 
 use super::authenticated::Authenticated;
-use super::{End, Incoming, Peer, Protection, Shared, close, next_command, stateless_reply};
+use super::{
+    Deadline, End, Incoming, Peer, Protection, Shared, close, next_command, stateless_reply,
+};
 use crate::backend::{Backend, ClientContext, EngineEvent};
 use crate::command::Command;
 use crate::control::ControlChannel;
@@ -36,20 +38,33 @@ pub(super) async fn authenticate<'a, B: Backend>(
     let mut protection = Protection::default();
     let mut username: Option<String> = None;
     let mut failures = 0;
+    // Unauthenticated connections are cheap to open and cost a slot each: they get a fixed
+    // time to log in, however busy they keep the connection.
+    let login_deadline = Deadline::after(config.timeouts.login);
 
     loop {
-        let command =
-            match next_command(&mut control, &mut queued, config.timeouts.idle, shutdown).await {
-                Incoming::Command(command) => command,
-                Incoming::Invalid(reply) => {
-                    control.reply(&reply).await.ok()?;
-                    continue;
-                }
-                Incoming::End(end) => {
-                    close(&mut control, end).await;
-                    return None;
-                }
-            };
+        let command = match next_command(
+            &mut control,
+            &mut queued,
+            login_deadline.remaining().min(config.timeouts.idle),
+            shutdown,
+        )
+        .await
+        {
+            Incoming::Command(command) => command,
+            Incoming::Invalid(reply) => {
+                control.reply(&reply).await.ok()?;
+                continue;
+            }
+            Incoming::End(End::IdleTimeout) if login_deadline.remaining().is_zero() => {
+                close(&mut control, End::LoginTimeout).await;
+                return None;
+            }
+            Incoming::End(end) => {
+                close(&mut control, end).await;
+                return None;
+            }
+        };
         let reply = match command {
             Command::User(name) => {
                 let reply = Reply::new(331, format!("Password required for {name}"));

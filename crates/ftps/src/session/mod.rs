@@ -100,12 +100,28 @@ impl Protection {
     }
 }
 
+/// A point in time by which a phase of the session must be over.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline(tokio::time::Instant);
+
+impl Deadline {
+    pub fn after(duration: Duration) -> Deadline {
+        Deadline(tokio::time::Instant::now() + duration)
+    }
+
+    pub fn remaining(self) -> Duration {
+        self.0
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+}
+
 /// Why a connection stops reading commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum End {
     Quit,
     Closed,
     IdleTimeout,
+    LoginTimeout,
     Shutdown,
     LineTooLong,
 }
@@ -172,6 +188,7 @@ pub(crate) async fn close<S: AsyncRead + AsyncWrite + Unpin>(
     let farewell = match end {
         End::Quit => Some(Reply::new(221, "Goodbye")),
         End::IdleTimeout => Some(Reply::new(421, "Idle timeout: closing control connection")),
+        End::LoginTimeout => Some(Reply::new(421, "Login timeout: closing control connection")),
         End::Shutdown => Some(Reply::new(
             421,
             "Service shutting down: closing control connection",

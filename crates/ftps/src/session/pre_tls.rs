@@ -5,9 +5,8 @@ use std::collections::VecDeque;
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
-use super::{End, Incoming, Peer, Shared, close, next_command, stateless_reply};
+use super::{Deadline, End, Incoming, Peer, Shared, close, next_command, stateless_reply};
 use crate::backend::{Backend, EngineEvent};
 use crate::command::{AuthMechanism, Command};
 use crate::control::ControlChannel;
@@ -24,7 +23,7 @@ pub(super) async fn negotiate<B: Backend>(
     peer: Peer,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<DataStream> {
-    let deadline = Instant::now() + shared.config.timeouts.tls_handshake;
+    let deadline = Deadline::after(shared.config.timeouts.tls_handshake);
     let mut control = ControlChannel::new(tcp, shared.config.max_line_bytes);
     let refuse = |reason: &str| {
         shared.backend.on_event(EngineEvent::ConnectionRefused {
@@ -38,7 +37,7 @@ pub(super) async fn negotiate<B: Backend>(
     if control.reply(&greeting).await.is_err() {
         return None;
     }
-    let upgrade = tokio::time::timeout_at(deadline, async {
+    let upgrade = tokio::time::timeout(deadline.remaining(), async {
         let first_byte = tokio::select! {
             byte = control.peek_byte() => Some(byte.ok()?),
             _ = shutdown.wait_for(|stopping| *stopping) => None,
@@ -52,39 +51,40 @@ pub(super) async fn negotiate<B: Backend>(
             return None;
         }
         let mut queued = VecDeque::new();
-        let forever = shared.config.timeouts.tls_handshake;
         loop {
-            let reply = match next_command(&mut control, &mut queued, forever, shutdown).await {
-                Incoming::Command(Command::Auth(AuthMechanism::Tls)) => {
-                    if control.has_buffered_input() {
-                        refuse("data_sent_before_tls_upgrade");
+            let reply =
+                match next_command(&mut control, &mut queued, deadline.remaining(), shutdown).await
+                {
+                    Incoming::Command(Command::Auth(AuthMechanism::Tls)) => {
+                        if control.has_buffered_input() {
+                            refuse("data_sent_before_tls_upgrade");
+                            return None;
+                        }
+                        control
+                            .reply(&Reply::new(234, "AUTH TLS successful"))
+                            .await
+                            .ok()?;
+                        return Some(());
+                    }
+                    Incoming::Command(Command::Auth(AuthMechanism::Other(_))) => {
+                        Reply::new(504, "Only AUTH TLS is supported")
+                    }
+                    Incoming::Command(Command::Quit) => {
+                        close(&mut control, End::Quit).await;
                         return None;
                     }
-                    control
-                        .reply(&Reply::new(234, "AUTH TLS successful"))
-                        .await
-                        .ok()?;
-                    return Some(());
-                }
-                Incoming::Command(Command::Auth(AuthMechanism::Other(_))) => {
-                    Reply::new(504, "Only AUTH TLS is supported")
-                }
-                Incoming::Command(Command::Quit) => {
-                    close(&mut control, End::Quit).await;
-                    return None;
-                }
-                Incoming::Command(command @ (Command::Feat | Command::Noop | Command::Help)) => {
-                    stateless_reply(&command).expect("FEAT, NOOP and HELP have a fixed reply")
-                }
-                Incoming::Command(_) => {
-                    Reply::new(530, "Secure connection required: send AUTH TLS first")
-                }
-                Incoming::Invalid(reply) => reply,
-                Incoming::End(end) => {
-                    close(&mut control, end).await;
-                    return None;
-                }
-            };
+                    Incoming::Command(
+                        command @ (Command::Feat | Command::Noop | Command::Help),
+                    ) => stateless_reply(&command).expect("FEAT, NOOP and HELP have a fixed reply"),
+                    Incoming::Command(_) => {
+                        Reply::new(530, "Secure connection required: send AUTH TLS first")
+                    }
+                    Incoming::Invalid(reply) => reply,
+                    Incoming::End(end) => {
+                        close(&mut control, end).await;
+                        return None;
+                    }
+                };
             control.reply(&reply).await.ok()?;
         }
     });
@@ -97,7 +97,7 @@ pub(super) async fn negotiate<B: Backend>(
         }
     }
 
-    let remaining = deadline.saturating_duration_since(Instant::now());
+    let remaining = deadline.remaining();
     let verified = tls::accept(&shared.acceptor, control.into_inner(), remaining)
         .await
         .and_then(|stream| {
