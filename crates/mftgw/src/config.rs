@@ -89,10 +89,40 @@ pub struct TlsConfig {
     pub crls: Vec<PathBuf>,
     #[serde(default = "default_crl_refresh")]
     pub crl_refresh_secs: u64,
+    /// How long a CRL that could not be refreshed stays in force after its nextUpdate.
+    #[serde(default = "default_crl_grace")]
+    pub crl_grace_secs: u64,
+    /// Past the grace period: `refuse` the issuer's certificates, or `accept` them and alarm.
+    #[serde(default)]
+    pub on_stale_crl: OnStaleCrl,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStaleCrl {
+    #[default]
+    Refuse,
+    Accept,
+}
+
+impl TlsConfig {
+    pub fn crl_policy(&self) -> mftgw_oces::CrlPolicy {
+        mftgw_oces::CrlPolicy {
+            grace: Duration::from_secs(self.crl_grace_secs),
+            when_stale: match self.on_stale_crl {
+                OnStaleCrl::Refuse => mftgw_oces::StaleCrlPolicy::RefuseCertificates,
+                OnStaleCrl::Accept => mftgw_oces::StaleCrlPolicy::AcceptCertificates,
+            },
+        }
+    }
 }
 
 fn default_crl_refresh() -> u64 {
     300
+}
+
+fn default_crl_grace() -> u64 {
+    24 * 60 * 60
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

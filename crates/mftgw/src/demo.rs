@@ -153,6 +153,8 @@ fn demo_config(data_dir: &Path, pki: &TestPki, args: &DemoArgs) -> anyhow::Resul
             trusted_roots: vec![pki.root_ca_pem()],
             crls: pki.crl_paths(),
             crl_refresh_secs: 60,
+            crl_grace_secs: 24 * 60 * 60,
+            on_stale_crl: Default::default(),
         },
         login: Default::default(),
         registration: RegistrationConfig {

@@ -21,8 +21,12 @@ use crate::keys;
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
     let password_key = keys::load_or_create_password_key(&config.password_key_path())?;
-    let trust = TrustStore::load(&config.tls.trusted_roots, &config.tls.crls)
-        .context("loading the client-certificate trust store")?;
+    let trust = TrustStore::load(
+        &config.tls.trusted_roots,
+        &config.tls.crls,
+        config.tls.crl_policy(),
+    )
+    .context("loading the client-certificate trust store")?;
     let tls = mftgw_ftps::tls::server_config(TlsSettings {
         cert_chain: CertificateDer::pem_file_iter(&config.tls.certificate_chain)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -81,18 +85,26 @@ async fn refresh_crls(trust: Arc<TrustStore>, every: Duration) {
             return;
         }
     };
+    // The first tick is immediate: stale CRLs are reported at start-up too.
     let mut ticker = tokio::time::interval(every);
-    ticker.tick().await;
     loop {
         let trigger = tokio::select! {
             _ = ticker.tick() => "schedule",
             _ = hangup.recv() => "SIGHUP",
         };
         match trust.reload_crls() {
-            Ok(()) => tracing::info!(trigger, "CRLs reloaded"),
+            Ok(()) => tracing::debug!(trigger, "CRLs reloaded"),
             Err(error) => {
                 tracing::error!(%error, trigger, "CRL reload failed; previous CRLs stay in force")
             }
+        }
+        for crl in trust.stale_crls(time::OffsetDateTime::now_utc()) {
+            tracing::error!(
+                issuer = %crl.issuer,
+                path = %crl.path.display(),
+                next_update = ?crl.next_update,
+                "CRL is past its nextUpdate and the grace period: refresh it"
+            );
         }
     }
 }

@@ -14,4 +14,4 @@ pub use identity::{
     Account, CertificateKind, IdentityRefusal, OcesIdentity, identity_from_der,
     identity_from_subject,
 };
-pub use trust::{TrustError, TrustStore};
+pub use trust::{CrlPolicy, CrlStatus, StaleCrlPolicy, TrustError, TrustStore};

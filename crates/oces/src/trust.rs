@@ -6,19 +6,28 @@
 //! is absent, which is how OCES3 certificates come). [`TrustStore`] keeps the current one
 //! in an [`ArcSwap`] so that [`TrustStore::reload_crls`] can replace it while connections run;
 //! a call that already loaded the old verifier finishes with it.
+//!
+//! webpki uses a CRL past its nextUpdate as if it were current. SPEC §1 wants a CRL that could
+//! not be refreshed to stay in force for a grace period after its nextUpdate, and then, by
+//! [`CrlPolicy`], either to refuse the certificates of its issuer or to let them in while the
+//! operator is alarmed ([`TrustStore::stale_crls`]). That check runs after webpki's.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
+use time::OffsetDateTime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -43,6 +52,56 @@ pub enum TrustError {
     Verifier(#[from] VerifierBuilderError),
 }
 
+/// What happens to certificates whose issuer's CRL is past nextUpdate plus the grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleCrlPolicy {
+    /// Refuse them (`CertificateError::ExpiredRevocationList`): nobody can tell whether they
+    /// were revoked.
+    RefuseCertificates,
+    /// Accept them; the operator must watch [`TrustStore::stale_crls`].
+    AcceptCertificates,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrlPolicy {
+    /// How long after its nextUpdate a CRL that could not be refreshed stays in force.
+    pub grace: Duration,
+    pub when_stale: StaleCrlPolicy,
+}
+
+impl Default for CrlPolicy {
+    fn default() -> Self {
+        CrlPolicy {
+            grace: Duration::from_secs(24 * 60 * 60),
+            when_stale: StaleCrlPolicy::RefuseCertificates,
+        }
+    }
+}
+
+/// One loaded CRL, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlStatus {
+    pub path: PathBuf,
+    pub issuer: String,
+    pub this_update: OffsetDateTime,
+    pub next_update: Option<OffsetDateTime>,
+    /// DER of the issuer name, matched against certificates' issuers.
+    issuer_der: Vec<u8>,
+}
+
+impl CrlStatus {
+    /// Past nextUpdate plus `grace`. A CRL without a nextUpdate never goes stale.
+    pub fn is_stale(&self, now: OffsetDateTime, grace: Duration) -> bool {
+        self.next_update.is_some_and(|next| now > next + grace)
+    }
+}
+
+/// The verifier and the CRLs it was built from, swapped together.
+struct Loaded {
+    verifier: Arc<dyn ClientCertVerifier>,
+    crls: Vec<CrlStatus>,
+}
+
 /// Trusted roots and reloadable CRLs; use it as the `ClientCertVerifier` of a rustls
 /// `ServerConfig`.
 pub struct TrustStore {
@@ -50,14 +109,19 @@ pub struct TrustStore {
     /// Kept outside the swap because `root_hint_subjects` must hand out a plain reference.
     root_subjects: Vec<DistinguishedName>,
     crl_paths: Vec<PathBuf>,
+    crl_policy: CrlPolicy,
     provider: Arc<CryptoProvider>,
-    current: ArcSwap<Arc<dyn ClientCertVerifier>>,
+    current: ArcSwap<Loaded>,
 }
 
 impl TrustStore {
     /// `roots`: PEM files of trusted root CAs (every certificate in each file is trusted).
     /// `crls`: PEM (any number of CRLs) or DER (one CRL) files of the issuing CAs.
-    pub fn load(roots: &[PathBuf], crls: &[PathBuf]) -> Result<Arc<TrustStore>, TrustError> {
+    pub fn load(
+        roots: &[PathBuf],
+        crls: &[PathBuf],
+        crl_policy: CrlPolicy,
+    ) -> Result<Arc<TrustStore>, TrustError> {
         if roots.is_empty() {
             return Err(TrustError::NoRootFiles);
         }
@@ -74,21 +138,70 @@ impl TrustStore {
         }
         let roots = Arc::new(root_store);
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = build_verifier(&roots, &provider, read_crls(crls)?)?;
+        let loaded = load_crls(&roots, &provider, crls)?;
         Ok(Arc::new(TrustStore {
             root_subjects: roots.subjects(),
             roots,
             crl_paths: crls.to_vec(),
+            crl_policy,
             provider,
-            current: ArcSwap::from_pointee(verifier),
+            current: ArcSwap::from_pointee(loaded),
         }))
     }
 
     /// Re-reads the CRL files and swaps the verifier atomically. On error the previous verifier
     /// (and its CRLs) stays in force.
     pub fn reload_crls(&self) -> Result<(), TrustError> {
-        let verifier = build_verifier(&self.roots, &self.provider, read_crls(&self.crl_paths)?)?;
-        self.current.store(Arc::new(verifier));
+        let loaded = load_crls(&self.roots, &self.provider, &self.crl_paths)?;
+        self.current.store(Arc::new(loaded));
+        Ok(())
+    }
+
+    /// The CRLs in force.
+    pub fn crl_status(&self) -> Vec<CrlStatus> {
+        self.current.load().crls.clone()
+    }
+
+    /// The CRLs past nextUpdate plus the grace period at `now`: each one is an alarm, whatever
+    /// the policy does with its issuer's certificates.
+    pub fn stale_crls(&self, now: OffsetDateTime) -> Vec<CrlStatus> {
+        let grace = self.crl_policy.grace;
+        self.current
+            .load()
+            .crls
+            .iter()
+            .filter(|crl| crl.is_stale(now, grace))
+            .cloned()
+            .collect()
+    }
+
+    /// Refuses `end_entity` if the policy says so and its issuer's CRL is stale.
+    fn check_crl_freshness(
+        &self,
+        loaded: &Loaded,
+        end_entity: &CertificateDer<'_>,
+        now: UnixTime,
+    ) -> Result<(), rustls::Error> {
+        if self.crl_policy.when_stale == StaleCrlPolicy::AcceptCertificates {
+            return Ok(());
+        }
+        let Ok((_, certificate)) = x509_parser::parse_x509_certificate(end_entity) else {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::BadEncoding,
+            ));
+        };
+        let issuer = certificate.issuer().as_raw();
+        let now = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let stale = loaded
+            .crls
+            .iter()
+            .any(|crl| crl.issuer_der == issuer && crl.is_stale(now, self.crl_policy.grace));
+        if stale {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ExpiredRevocationList,
+            ));
+        }
         Ok(())
     }
 
@@ -108,11 +221,11 @@ impl fmt::Debug for TrustStore {
 
 impl ClientCertVerifier for TrustStore {
     fn offer_client_auth(&self) -> bool {
-        self.current.load().offer_client_auth()
+        self.current.load().verifier.offer_client_auth()
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.current.load().client_auth_mandatory()
+        self.current.load().verifier.client_auth_mandatory()
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
@@ -125,9 +238,12 @@ impl ClientCertVerifier for TrustStore {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.current
-            .load()
-            .verify_client_cert(end_entity, intermediates, now)
+        let loaded = self.current.load();
+        let verified = loaded
+            .verifier
+            .verify_client_cert(end_entity, intermediates, now)?;
+        self.check_crl_freshness(&loaded, end_entity, now)?;
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -138,6 +254,7 @@ impl ClientCertVerifier for TrustStore {
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.current
             .load()
+            .verifier
             .verify_tls12_signature(message, cert, dss)
     }
 
@@ -149,29 +266,33 @@ impl ClientCertVerifier for TrustStore {
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.current
             .load()
+            .verifier
             .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.current.load().supported_verify_schemes()
+        self.current.load().verifier.supported_verify_schemes()
     }
 
     fn requires_raw_public_keys(&self) -> bool {
-        self.current.load().requires_raw_public_keys()
+        self.current.load().verifier.requires_raw_public_keys()
     }
 }
 
-fn build_verifier(
+fn load_crls(
     roots: &Arc<RootCertStore>,
     provider: &Arc<CryptoProvider>,
-    crls: Vec<CertificateRevocationListDer<'static>>,
-) -> Result<Arc<dyn ClientCertVerifier>, TrustError> {
-    Ok(
-        WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
-            .with_crls(crls)
-            .only_check_end_entity_revocation()
-            .build()?,
-    )
+    paths: &[PathBuf],
+) -> Result<Loaded, TrustError> {
+    let (crls, statuses): (Vec<_>, Vec<_>) = read_crls(paths)?.into_iter().unzip();
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .with_crls(crls)
+        .only_check_end_entity_revocation()
+        .build()?;
+    Ok(Loaded {
+        verifier,
+        crls: statuses,
+    })
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, TrustError> {
@@ -196,8 +317,10 @@ fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tr
     Ok(certificates)
 }
 
-/// Reads every CRL file and checks each CRL parses, so that a broken file is named in the error.
-fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TrustError> {
+/// Reads every CRL file and parses each CRL, so that a broken file is named in the error.
+fn read_crls(
+    paths: &[PathBuf],
+) -> Result<Vec<(CertificateRevocationListDer<'static>, CrlStatus)>, TrustError> {
     let mut crls = Vec::new();
     for path in paths {
         let bytes = read_file(path)?;
@@ -214,18 +337,30 @@ fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'stat
         if file_crls.is_empty() {
             return Err(TrustError::NoCrlInFile { path: path.clone() });
         }
-        for crl in &file_crls {
-            let reason = match x509_parser::parse_x509_crl(crl) {
-                Ok(([], _)) => continue,
-                Ok((remainder, _)) => format!("{} bytes of trailing data", remainder.len()),
-                Err(e) => e.to_string(),
+        for crl in file_crls {
+            let status = match x509_parser::parse_x509_crl(&crl) {
+                Ok(([], parsed)) => CrlStatus {
+                    path: path.clone(),
+                    issuer: parsed.issuer().to_string(),
+                    this_update: parsed.last_update().to_datetime(),
+                    next_update: parsed.next_update().map(|t| t.to_datetime()),
+                    issuer_der: parsed.issuer().as_raw().to_vec(),
+                },
+                Ok((remainder, _)) => {
+                    return Err(TrustError::InvalidCrl {
+                        path: path.clone(),
+                        reason: format!("{} bytes of trailing data", remainder.len()),
+                    });
+                }
+                Err(e) => {
+                    return Err(TrustError::InvalidCrl {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    });
+                }
             };
-            return Err(TrustError::InvalidCrl {
-                path: path.clone(),
-                reason,
-            });
+            crls.push((crl, status));
         }
-        crls.extend(file_crls);
     }
     Ok(crls)
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mftgw_oces::{TrustError, TrustStore};
+use mftgw_oces::{CrlPolicy, StaleCrlPolicy, TrustError, TrustStore};
 use mftgw_testpki::TestPki;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::{
@@ -48,7 +48,7 @@ fn generate_pki(test: &str) -> ScratchPki {
 }
 
 fn trust_store(pki: &TestPki) -> Arc<TrustStore> {
-    TrustStore::load(&[pki.root_ca_pem()], &pki.crl_paths()).unwrap()
+    TrustStore::load(&[pki.root_ca_pem()], &pki.crl_paths(), CrlPolicy::default()).unwrap()
 }
 
 /// Runs a handshake in memory and returns the server's verdict.
@@ -237,33 +237,85 @@ fn der_crl_files_are_accepted_and_bad_inputs_are_named() {
             der_path
         })
         .collect();
-    let store = TrustStore::load(&[pki.root_ca_pem()], &der_crl_paths).unwrap();
+    let store =
+        TrustStore::load(&[pki.root_ca_pem()], &der_crl_paths, CrlPolicy::default()).unwrap();
     assert!(is_revoked(&refusal(&pki, &store, Some("revoked"))));
     assert_accepted(&pki, &store, "moces");
 
     assert!(matches!(
-        TrustStore::load(&[], &[]),
+        TrustStore::load(&[], &[], CrlPolicy::default()),
         Err(TrustError::NoRootFiles)
     ));
     let missing = pki.dir().join("missing.pem");
     assert!(matches!(
-        TrustStore::load(std::slice::from_ref(&missing), &[]),
+        TrustStore::load(std::slice::from_ref(&missing), &[], CrlPolicy::default()),
         Err(TrustError::Read { path, .. }) if path == missing
     ));
     let key_file = pki.server().key_pem.clone();
     assert!(matches!(
-        TrustStore::load(&[key_file], &[]),
+        TrustStore::load(&[key_file], &[], CrlPolicy::default()),
         Err(TrustError::NoCertificatesInFile { .. })
     ));
     let certificate_as_crl = pki.root_ca_pem();
     assert!(matches!(
-        TrustStore::load(&[pki.root_ca_pem()], &[certificate_as_crl]),
+        TrustStore::load(
+            &[pki.root_ca_pem()],
+            &[certificate_as_crl],
+            CrlPolicy::default()
+        ),
         Err(TrustError::NoCrlInFile { .. })
     ));
     let garbage = pki.dir().join("garbage.crl");
     std::fs::write(&garbage, b"\x30\x03\x02\x01\x01").unwrap();
     assert!(matches!(
-        TrustStore::load(&[pki.root_ca_pem()], &[garbage]),
+        TrustStore::load(&[pki.root_ca_pem()], &[garbage], CrlPolicy::default()),
         Err(TrustError::InvalidCrl { .. })
     ));
+}
+
+#[test]
+fn a_stale_crl_refuses_its_issuers_certificates_after_the_grace_period() {
+    let mut pki = generate_pki("stale");
+    let now = time::OffsetDateTime::now_utc();
+    // The OCES2 CRL could not be refreshed: its nextUpdate passed two hours ago.
+    pki.publish_crl(
+        "oces2",
+        now - time::Duration::days(8),
+        now - time::Duration::hours(2),
+    )
+    .unwrap();
+    let load = |grace_hours: u64, when_stale: StaleCrlPolicy| {
+        let policy = CrlPolicy {
+            grace: std::time::Duration::from_secs(grace_hours * 3600),
+            when_stale,
+        };
+        TrustStore::load(&[pki.root_ca_pem()], &pki.crl_paths(), policy).unwrap()
+    };
+
+    let within_grace = load(3, StaleCrlPolicy::RefuseCertificates);
+    assert_accepted(&pki, &within_grace, "moces");
+    assert!(within_grace.stale_crls(now).is_empty());
+
+    let past_grace = load(1, StaleCrlPolicy::RefuseCertificates);
+    assert_eq!(
+        refusal(&pki, &past_grace, Some("moces")),
+        Error::InvalidCertificate(CertificateError::ExpiredRevocationList)
+    );
+    // Only the stale CRL's issuer is affected: OCES3 has a fresh CRL.
+    assert_accepted(&pki, &past_grace, "oces3-org");
+    let stale = past_grace.stale_crls(now);
+    assert_eq!(stale.len(), 1);
+    assert!(stale[0].issuer.contains("OCES2"), "{:?}", stale[0]);
+    assert_eq!(past_grace.crl_status().len(), 2);
+
+    // Accepting is an operator's choice; the CRL is still reported stale.
+    let accepting = load(1, StaleCrlPolicy::AcceptCertificates);
+    assert_accepted(&pki, &accepting, "moces");
+    assert_eq!(accepting.stale_crls(now).len(), 1);
+
+    // A refreshed CRL ends the refusal on reload.
+    pki.publish_crl("oces2", now, now + time::Duration::days(7))
+        .unwrap();
+    past_grace.reload_crls().unwrap();
+    assert_accepted(&pki, &past_grace, "moces");
 }

@@ -147,8 +147,9 @@ impl TestPki {
             pki.issue_client_with(name, spec)?;
         }
         pki.record_revocation("revoked")?;
+        let now = OffsetDateTime::now_utc();
         for authority in Authority::ALL.into_iter().filter(|a| a.publishes_crl()) {
-            pki.write_crl(authority)?;
+            pki.write_crl(authority, now, now + CRL_LIFETIME)?;
         }
         pki.save_manifest()?;
         Ok(pki)
@@ -209,7 +210,23 @@ impl TestPki {
     /// number (thisUpdate now, nextUpdate in 7 days). Revoking a revoked client changes nothing.
     pub fn revoke(&mut self, name: &str) -> anyhow::Result<()> {
         let authority = self.record_revocation(name)?;
-        self.write_crl(authority)?;
+        let now = OffsetDateTime::now_utc();
+        self.write_crl(authority, now, now + CRL_LIFETIME)?;
+        self.save_manifest()
+    }
+
+    /// Rewrites the CRL of `issuer` (`oces2` or `oces3`) with the given validity window, for
+    /// example one already past its nextUpdate, as a CRL that could not be refreshed would be.
+    pub fn publish_crl(
+        &mut self,
+        issuer: &str,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        let authority = Authority::from_id(issuer)
+            .filter(|a| a.publishes_crl())
+            .with_context(|| format!("{issuer:?} is not a CA that publishes a CRL"))?;
+        self.write_crl(authority, this_update, next_update)?;
         self.save_manifest()
     }
 
@@ -318,10 +335,14 @@ impl TestPki {
     }
 
     /// Writes the next CRL (number + 1) of `authority` listing every revoked serial recorded.
-    fn write_crl(&mut self, authority: Authority) -> anyhow::Result<()> {
+    fn write_crl(
+        &mut self,
+        authority: Authority,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+    ) -> anyhow::Result<()> {
         let ca = self.load_signing_authority(authority)?;
         let crl = self.crl_record_mut(authority);
-        let now = OffsetDateTime::now_utc();
         let revoked_certs = crl
             .revoked
             .iter()
@@ -336,8 +357,8 @@ impl TestPki {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let params = CertificateRevocationListParams {
-            this_update: now,
-            next_update: now + CRL_LIFETIME,
+            this_update,
+            next_update,
             crl_number: SerialNumber::from(minimal_unsigned_be(crl.number + 1)),
             issuing_distribution_point: None,
             revoked_certs,

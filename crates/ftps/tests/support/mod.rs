@@ -302,7 +302,8 @@ pub fn server_tls(pki: &TestPki, trust: Arc<TrustStore>) -> mftgw_ftps::TlsConte
 }
 
 pub async fn start(pki: &TestPki, tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
-    let trust = TrustStore::load(&[pki.root_ca_pem()], &pki.crl_paths()).unwrap();
+    let trust =
+        TrustStore::load(&[pki.root_ca_pem()], &pki.crl_paths(), Default::default()).unwrap();
     let mut config = ServerConfig::new(server_tls(pki, Arc::clone(&trust)));
     config.passive_ports = 41000..=41999;
     tweak(&mut config);
