@@ -305,14 +305,21 @@ impl FtpsClient {
         Ok(DataConnection::Tls(Box::new(stream)))
     }
 
-    /// `EPSV` + `command`, reading the whole data stream. Expects 150 then 226.
-    pub async fn download(&mut self, command: &str) -> Result<Vec<u8>> {
+    /// `EPSV`, a TLS data connection, then `command`, which must answer `150`. Returns the data
+    /// stream; the final reply is the caller's to read.
+    pub async fn start_transfer(&mut self, command: &str) -> Result<TlsStream<TcpStream>> {
         let addr = self.epsv().await?;
         let data = self.open_data(addr, &DataOptions::default()).await?;
         self.command(command).await?.expect(150)?;
-        let DataConnection::Tls(mut stream) = data else {
-            unreachable!("TLS data by default")
-        };
+        match data {
+            DataConnection::Tls(stream) => Ok(*stream),
+            DataConnection::Plain(_) => unreachable!("default data options use TLS"),
+        }
+    }
+
+    /// `EPSV` + `command`, reading the whole data stream. Expects 150 then 226.
+    pub async fn download(&mut self, command: &str) -> Result<Vec<u8>> {
+        let mut stream = self.start_transfer(command).await?;
         let mut bytes = Vec::new();
         stream.read_to_end(&mut bytes).await?;
         self.read_reply().await?.expect(226)?;
@@ -321,12 +328,7 @@ impl FtpsClient {
 
     /// `EPSV` + `STOR path` with `content`, ending with TLS close_notify. Returns the final reply.
     pub async fn upload(&mut self, path: &str, content: &[u8]) -> Result<Reply> {
-        let addr = self.epsv().await?;
-        let data = self.open_data(addr, &DataOptions::default()).await?;
-        self.command(&format!("STOR {path}")).await?.expect(150)?;
-        let DataConnection::Tls(mut stream) = data else {
-            unreachable!("TLS data by default")
-        };
+        let mut stream = self.start_transfer(&format!("STOR {path}")).await?;
         stream.write_all(content).await?;
         stream.shutdown().await?;
         self.read_reply().await

@@ -107,18 +107,10 @@ async fn commits_an_upload_only_after_a_clean_tls_close() {
     assert_eq!(ledger_entry("/in/clean.xml"), Some(("committed", 4)));
 
     // TCP FIN without TLS close_notify: a truncated upload must not be committed.
-    let addr = client.epsv().await.unwrap();
-    let data = client
-        .open_data(addr, &DataOptions::default())
+    let mut stream = client
+        .start_transfer("STOR /in/truncated.xml")
         .await
         .unwrap();
-    assert_eq!(
-        client.command("STOR /in/truncated.xml").await.unwrap().code,
-        150
-    );
-    let DataConnection::Tls(mut stream) = data else {
-        unreachable!()
-    };
     stream.write_all(b"<partial").await.unwrap();
     stream.flush().await.unwrap();
     let (tcp, _) = stream.into_inner();
@@ -139,16 +131,8 @@ async fn abor_stops_a_running_download_and_upload() {
     let server = start(pki, |_| {}).await;
     let mut client = logged_in(&server, pki).await;
 
-    let addr = client.epsv().await.unwrap();
-    let data = client
-        .open_data(addr, &DataOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(client.command("RETR /out/endless").await.unwrap().code, 150);
     // Read a little so the transfer is really running, then abort without draining.
-    let DataConnection::Tls(mut stream) = data else {
-        unreachable!()
-    };
+    let mut stream = client.start_transfer("RETR /out/endless").await.unwrap();
     let mut first = [0u8; 1024];
     stream.read_exact(&mut first).await.unwrap();
     let aborted = client.command("ABOR").await.unwrap();
@@ -156,18 +140,7 @@ async fn abor_stops_a_running_download_and_upload() {
     assert_eq!(client.read_reply().await.unwrap().code, 226);
     assert_eq!(client.command("NOOP").await.unwrap().code, 200);
 
-    let addr = client.epsv().await.unwrap();
-    let data = client
-        .open_data(addr, &DataOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        client.command("STOR /in/aborted.bin").await.unwrap().code,
-        150
-    );
-    let DataConnection::Tls(mut stream) = data else {
-        unreachable!()
-    };
+    let mut stream = client.start_transfer("STOR /in/aborted.bin").await.unwrap();
     stream.write_all(&[7u8; 10_000]).await.unwrap();
     stream.flush().await.unwrap();
     assert_eq!(client.command("ABOR").await.unwrap().code, 426);

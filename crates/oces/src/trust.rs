@@ -338,26 +338,21 @@ fn read_crls(
             return Err(TrustError::NoCrlInFile { path: path.clone() });
         }
         for crl in file_crls {
-            let status = match x509_parser::parse_x509_crl(&crl) {
-                Ok(([], parsed)) => CrlStatus {
-                    path: path.clone(),
-                    issuer: parsed.issuer().to_string(),
-                    this_update: parsed.last_update().to_datetime(),
-                    next_update: parsed.next_update().map(|t| t.to_datetime()),
-                    issuer_der: parsed.issuer().as_raw().to_vec(),
-                },
-                Ok((remainder, _)) => {
-                    return Err(TrustError::InvalidCrl {
-                        path: path.clone(),
-                        reason: format!("{} bytes of trailing data", remainder.len()),
-                    });
-                }
-                Err(e) => {
-                    return Err(TrustError::InvalidCrl {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    });
-                }
+            let parsed = match x509_parser::parse_x509_crl(&crl) {
+                Ok(([], parsed)) => Ok(parsed),
+                Ok((remainder, _)) => Err(format!("{} bytes of trailing data", remainder.len())),
+                Err(e) => Err(e.to_string()),
+            }
+            .map_err(|reason| TrustError::InvalidCrl {
+                path: path.clone(),
+                reason,
+            })?;
+            let status = CrlStatus {
+                path: path.clone(),
+                issuer: parsed.issuer().to_string(),
+                this_update: parsed.last_update().to_datetime(),
+                next_update: parsed.next_update().map(|t| t.to_datetime()),
+                issuer_der: parsed.issuer().as_raw().to_vec(),
             };
             crls.push((crl, status));
         }
