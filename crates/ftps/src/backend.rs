@@ -157,6 +157,8 @@ pub trait Session: Send + Sync + 'static {
 
 /// An upload in progress. The engine writes the received bytes, then calls exactly one of
 /// `commit` (the client ended the transfer cleanly with TLS `close_notify`) or `abort`.
+/// Implementations must also treat being dropped without either as an abort: a task can be
+/// cancelled (process shutdown) between the two.
 pub trait Upload: AsyncWrite + Send + Unpin {
     /// Makes the upload durable. The engine answers `226` with the returned text only after
     /// this returns `Ok`.

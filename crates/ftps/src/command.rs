@@ -81,6 +81,8 @@ impl TransferType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OptsArgument {
     Utf8On,
+    /// `OPTS MLST facts`: we always send every fact we have, whatever is asked.
+    Mlst,
     Other(String),
 }
 
@@ -186,6 +188,9 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
                 }
                 (Some(name), None, None) if name.eq_ignore_ascii_case("UTF8") => {
                     Command::Opts(OptsArgument::Utf8On)
+                }
+                (Some(name), _, None) if name.eq_ignore_ascii_case("MLST") => {
+                    Command::Opts(OptsArgument::Mlst)
                 }
                 _ => Command::Opts(OptsArgument::Other(value.to_string())),
             }
@@ -331,9 +336,10 @@ mod tests {
             ("FEAT", Command::Feat),
             ("OPTS UTF8 ON", Command::Opts(OptsArgument::Utf8On)),
             ("OPTS utf8 on", Command::Opts(OptsArgument::Utf8On)),
+            ("OPTS MLST type;size;", Command::Opts(OptsArgument::Mlst)),
             (
-                "OPTS MLST type;",
-                Command::Opts(OptsArgument::Other("MLST type;".into())),
+                "OPTS MODE Z",
+                Command::Opts(OptsArgument::Other("MODE Z".into())),
             ),
             ("SYST", Command::Syst),
             ("HELP", Command::Help),

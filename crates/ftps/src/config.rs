@@ -39,6 +39,8 @@ pub struct Timeouts {
     pub data_connect: Duration,
     /// A data transfer that moves no byte for this long is aborted.
     pub data_stall: Duration,
+    /// A reply the client does not take within this time ends the session.
+    pub write: Duration,
     /// On shutdown, how long running transfers may take before they are cut.
     pub shutdown_grace: Duration,
 }
@@ -51,6 +53,7 @@ impl Default for Timeouts {
             idle: Duration::from_secs(600),
             data_connect: Duration::from_secs(30),
             data_stall: Duration::from_secs(120),
+            write: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
         }
     }

@@ -2,6 +2,7 @@
 //! TCP before `AUTH TLS` and over TLS after.
 
 use std::io;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -11,6 +12,8 @@ pub struct ControlChannel<S> {
     stream: BufReader<S>,
     line: Vec<u8>,
     max_line_bytes: usize,
+    /// A client that stops reading must not hold its session forever.
+    write_timeout: Duration,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -23,11 +26,12 @@ pub enum LineRead {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ControlChannel<S> {
-    pub fn new(stream: S, max_line_bytes: usize) -> ControlChannel<S> {
+    pub fn new(stream: S, max_line_bytes: usize, write_timeout: Duration) -> ControlChannel<S> {
         ControlChannel {
             stream: BufReader::new(stream),
             line: Vec::new(),
             max_line_bytes,
+            write_timeout,
         }
     }
 
@@ -61,13 +65,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ControlChannel<S> {
     }
 
     pub async fn reply(&mut self, reply: &Reply) -> io::Result<()> {
-        self.send_raw(reply.to_wire().as_bytes()).await
-    }
-
-    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         let stream = self.stream.get_mut();
-        stream.write_all(bytes).await?;
-        stream.flush().await
+        let write = async {
+            stream.write_all(reply.to_wire().as_bytes()).await?;
+            stream.flush().await
+        };
+        tokio::time::timeout(self.write_timeout, write)
+            .await
+            .unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client stopped reading",
+                ))
+            })
     }
 
     /// Whether the client sent bytes beyond the current line (e.g. a ClientHello right behind
@@ -85,7 +95,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ControlChannel<S> {
     }
 
     pub async fn shutdown(&mut self) {
-        let _ = self.stream.get_mut().shutdown().await;
+        let shutdown = self.stream.get_mut().shutdown();
+        let _ = tokio::time::timeout(self.write_timeout, shutdown).await;
     }
 }
 
@@ -97,7 +108,7 @@ mod tests {
     #[tokio::test]
     async fn reads_lines_and_caps_their_length() {
         let (client, server) = tokio::io::duplex(64);
-        let mut control = ControlChannel::new(server, 16);
+        let mut control = ControlChannel::new(server, 16, Duration::from_secs(5));
         let mut client = client;
         client.write_all(b"NOOP\r\nUSER a\r\n").await.unwrap();
         assert_eq!(
@@ -112,14 +123,25 @@ mod tests {
         assert_eq!(control.read_line().await.unwrap(), LineRead::TooLong);
         let (client, server) = tokio::io::duplex(64);
         drop(client);
-        let mut control = ControlChannel::new(server, 16);
+        let mut control = ControlChannel::new(server, 16, Duration::from_secs(5));
         assert_eq!(control.read_line().await.unwrap(), LineRead::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_times_out_the_reply() {
+        let (_client, server) = tokio::io::duplex(8);
+        let mut control = ControlChannel::new(server, 64, Duration::from_millis(50));
+        let error = control
+            .reply(&Reply::new(200, "a reply longer than the 8-byte pipe"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
     }
 
     #[tokio::test]
     async fn a_cancelled_read_keeps_the_partial_line() {
         let (mut client, server) = tokio::io::duplex(64);
-        let mut control = ControlChannel::new(server, 64);
+        let mut control = ControlChannel::new(server, 64, Duration::from_secs(5));
         client.write_all(b"AB").await.unwrap();
         let cancelled =
             tokio::time::timeout(std::time::Duration::from_millis(20), control.read_line()).await;

@@ -64,7 +64,9 @@ impl<B: Backend> Server<B> {
         let _ = stop_sessions.send(true);
         let limiter = &self.shared.limiter;
         let all_sessions = u32::try_from(limiter.max_sessions).unwrap_or(u32::MAX);
-        let grace = self.shared.config.timeouts.shutdown_grace;
+        // Sessions cut running transfers when the grace period ends; give them a moment more
+        // to say 426 and 421.
+        let grace = self.shared.config.timeouts.shutdown_grace + std::time::Duration::from_secs(5);
         if tokio::time::timeout(grace, limiter.total.acquire_many(all_sessions))
             .await
             .is_err()

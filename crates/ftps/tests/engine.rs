@@ -634,3 +634,79 @@ async fn pasv_advertises_the_configured_address_and_ports_from_the_pool() {
     let extended = client.epsv().await.unwrap();
     assert!((43000..=43001).contains(&extended.port()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_pipelined_before_abor_are_answered_first_and_the_queue_is_bounded() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let mut client = logged_in(&server, pki).await;
+
+    let _stream = client.start_transfer("RETR /out/endless").await.unwrap();
+    client.send_raw(b"NOOP\r\nPWD\r\nABOR\r\n").await.unwrap();
+    let replies = [
+        client.read_reply().await.unwrap().code,
+        client.read_reply().await.unwrap().code,
+        client.read_reply().await.unwrap().code,
+        client.read_reply().await.unwrap().code,
+    ];
+    assert_eq!(
+        replies,
+        [426, 200, 257, 226],
+        "transfer, NOOP, PWD, then ABOR"
+    );
+    assert_eq!(client.command("NOOP").await.unwrap().code, 200);
+
+    let _stream = client.start_transfer("RETR /out/endless").await.unwrap();
+    client
+        .send_raw("NOOP\r\n".repeat(65).as_bytes())
+        .await
+        .unwrap();
+    let reply = client.read_reply().await.unwrap();
+    assert_eq!(reply.code, 426, "{reply}");
+    let reply = client.read_reply().await.unwrap();
+    assert_eq!(reply.code, 421, "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cuts_a_running_transfer_after_the_grace_period() {
+    let pki = shared_pki();
+    let mut server = start(pki, |config| {
+        config.timeouts.shutdown_grace = Duration::from_millis(300);
+    })
+    .await;
+    let mut client = logged_in(&server, pki).await;
+    let mut stream = client
+        .start_transfer("STOR /in/cut-by-shutdown.bin")
+        .await
+        .unwrap();
+    stream.write_all(b"partial").await.unwrap();
+    stream.flush().await.unwrap();
+    server.shutdown();
+    assert_eq!(client.read_reply().await.unwrap().code, 426);
+    assert_eq!(client.read_reply().await.unwrap().code, 421);
+    assert_eq!(
+        ledger_entry("/in/cut-by-shutdown.bin").map(|e| e.0),
+        Some("aborted")
+    );
+    tokio::time::timeout(Duration::from_secs(10), &mut server.stopped)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opts_mlst_is_accepted_and_mlsd_of_a_file_is_501() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let mut client = logged_in(&server, pki).await;
+    assert_eq!(
+        client.command("OPTS MLST type;size;").await.unwrap().code,
+        200
+    );
+    client.epsv().await.unwrap();
+    assert_eq!(
+        client.command("MLSD /out/hello.txt").await.unwrap().code,
+        501
+    );
+    assert_eq!(client.command("NOOP").await.unwrap().code, 200);
+}

@@ -25,13 +25,16 @@ pub(crate) struct Authenticated<'a, B: Backend> {
     pub(super) session: B::Session,
     _user_slot: KeyedSlot<String>,
     pub(super) protection: Protection,
-    shutdown: &'a mut watch::Receiver<bool>,
+    pub(super) shutdown: &'a mut watch::Receiver<bool>,
     pub(super) queued: VecDeque<Vec<u8>>,
     cwd: VirtualPath,
     pub(super) transfer_type: TransferType,
     pub(super) restart_offset: u64,
     pub(super) passive: Option<PendingData>,
     epsv_all: bool,
+    /// An `ABOR` stopped a transfer; its `226` is due once the commands queued before it
+    /// are answered.
+    pub(super) abort_acknowledgement_due: bool,
 }
 
 pub(super) enum Flow {
@@ -63,6 +66,7 @@ impl<'a, B: Backend> Authenticated<'a, B> {
             restart_offset: 0,
             passive: None,
             epsv_all: false,
+            abort_acknowledgement_due: false,
         }
     }
 
@@ -122,6 +126,9 @@ impl<'a, B: Backend> Authenticated<'a, B> {
             }
             Command::Epsv(EpsvArgument::Protocol(_)) => {
                 Reply::new(522, "Network protocol not supported, use (1)")
+            }
+            Command::Abor if std::mem::take(&mut self.abort_acknowledgement_due) => {
+                Reply::new(226, "ABOR successful")
             }
             Command::Abor => Reply::new(225, "No transfer to abort"),
             Command::Pwd => Reply::new(
@@ -368,12 +375,16 @@ impl<'a, B: Backend> Authenticated<'a, B> {
             Err(reply) => return self.reply(reply).await,
         };
         let entries = match self.session.metadata(&path).await {
-            Ok(entry) if entry.kind == EntryKind::File && format != Listing::Machine => {
-                Ok(vec![entry])
+            Ok(entry) if entry.kind == EntryKind::File && format == Listing::Machine => {
+                self.passive = None;
+                return self
+                    .reply(Reply::new(
+                        501,
+                        "MLSD lists directories; use MLST for a file",
+                    ))
+                    .await;
             }
-            Ok(entry) if entry.kind == EntryKind::File => {
-                Err(FsError::NotAllowed("MLSD needs a directory".into()))
-            }
+            Ok(entry) if entry.kind == EntryKind::File => Ok(vec![entry]),
             Ok(_) => self.session.list(&path).await,
             Err(error) => Err(error),
         };

@@ -33,7 +33,7 @@ pub(super) async fn authenticate<'a, B: Backend>(
         certificate,
     };
     let config = &shared.config;
-    let mut control = ControlChannel::new(stream, config.max_line_bytes);
+    let mut control = ControlChannel::new(stream, config.max_line_bytes, config.timeouts.write);
     let mut queued = VecDeque::new();
     let mut protection = Protection::default();
     let mut username: Option<String> = None;

@@ -122,6 +122,7 @@ pub(crate) enum End {
     Closed,
     IdleTimeout,
     LoginTimeout,
+    TooManyQueuedCommands,
     Shutdown,
     LineTooLong,
 }
@@ -189,6 +190,10 @@ pub(crate) async fn close<S: AsyncRead + AsyncWrite + Unpin>(
         End::Quit => Some(Reply::new(221, "Goodbye")),
         End::IdleTimeout => Some(Reply::new(421, "Idle timeout: closing control connection")),
         End::LoginTimeout => Some(Reply::new(421, "Login timeout: closing control connection")),
+        End::TooManyQueuedCommands => Some(Reply::new(
+            421,
+            "Too many commands sent during a transfer: closing control connection",
+        )),
         End::Shutdown => Some(Reply::new(
             421,
             "Service shutting down: closing control connection",
@@ -238,6 +243,9 @@ pub(crate) fn stateless_reply(command: &Command) -> Option<Reply> {
         )),
         Command::Opts(crate::command::OptsArgument::Utf8On) => {
             Some(Reply::new(200, "UTF8 is always on"))
+        }
+        Command::Opts(crate::command::OptsArgument::Mlst) => {
+            Some(Reply::new(200, "MLST OPTS type;size;modify;perm;"))
         }
         Command::Opts(crate::command::OptsArgument::Other(_)) => {
             Some(Reply::new(501, "Option not supported"))

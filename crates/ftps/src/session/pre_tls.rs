@@ -24,7 +24,11 @@ pub(super) async fn negotiate<B: Backend>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<DataStream> {
     let deadline = Deadline::after(shared.config.timeouts.tls_handshake);
-    let mut control = ControlChannel::new(tcp, shared.config.max_line_bytes);
+    let mut control = ControlChannel::new(
+        tcp,
+        shared.config.max_line_bytes,
+        shared.config.timeouts.write,
+    );
     let refuse = |reason: &str| {
         shared.backend.on_event(EngineEvent::ConnectionRefused {
             connection_id: peer.connection_id,

@@ -4,7 +4,6 @@
 //! An upload is committed only when the client ended it with TLS `close_notify`; any other
 //! end (TCP reset, plain FIN, stall, `ABOR`) aborts it, so nothing half-received survives.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
@@ -14,12 +13,12 @@ use super::End;
 use super::authenticated::{Authenticated, Flow, fs_error_reply};
 use crate::backend::{Backend, FsError, FsResult, Upload};
 use crate::command::{Command, parse_command};
-use crate::control::{ControlChannel, LineRead};
+use crate::control::LineRead;
 use crate::reply::Reply;
 
 const CHUNK: usize = 64 * 1024;
 /// Commands a client may pipeline behind a running transfer before we stop listening to it.
-const MAX_QUEUED_COMMANDS: usize = 16;
+const MAX_QUEUED_COMMANDS: usize = 64;
 
 pub(super) enum Job {
     Send(Box<dyn AsyncRead + Send + Unpin>),
@@ -37,8 +36,20 @@ impl Job {
 /// How a piece of transfer work ended while the control channel was being watched.
 enum Raced<T> {
     Done(T),
-    Aborted,
+    Interrupted(Interruption),
+}
+
+/// Why a transfer stopped before its work was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interruption {
+    /// The client sent `ABOR`.
+    Abor,
+    /// The control connection closed or failed.
     ControlLost,
+    /// The client pipelined more commands than we queue.
+    QueueFull,
+    /// The server is shutting down and the grace period for transfers has run out.
+    Shutdown,
 }
 
 impl<B: Backend> Authenticated<'_, B> {
@@ -59,9 +70,7 @@ impl<B: Backend> Authenticated<'_, B> {
             return Flow::End(end);
         }
 
-        let connected =
-            watch_control(&mut self.control, &mut self.queued, pending.connection()).await;
-        let mut data = match connected {
+        let mut data = match self.watch_control(pending.connection()).await {
             Raced::Done(Ok(stream)) => stream,
             Raced::Done(Err(refusal)) => {
                 job.abandon().await;
@@ -70,26 +79,19 @@ impl<B: Backend> Authenticated<'_, B> {
                     .reply(Reply::new(425, "Cannot open data connection"))
                     .await;
             }
-            Raced::Aborted => {
+            Raced::Interrupted(interruption) => {
                 job.abandon().await;
-                return self.aborted().await;
-            }
-            Raced::ControlLost => {
-                job.abandon().await;
-                return Flow::End(End::Closed);
+                return self.interrupted(interruption).await;
             }
         };
 
         let stall = self.shared.config.timeouts.data_stall;
         match job {
             Job::Send(mut source) => {
-                let sent = watch_control(
-                    &mut self.control,
-                    &mut self.queued,
-                    send(&mut source, &mut data, stall),
-                )
-                .await;
-                match sent {
+                match self
+                    .watch_control(send(&mut source, &mut data, stall))
+                    .await
+                {
                     Raced::Done(Ok(bytes)) => {
                         self.reply(Reply::new(226, format!("Transfer complete, {bytes} bytes")))
                             .await
@@ -99,17 +101,13 @@ impl<B: Backend> Authenticated<'_, B> {
                         self.reply(Reply::new(426, "Connection closed; transfer aborted"))
                             .await
                     }
-                    Raced::Aborted => self.aborted().await,
-                    Raced::ControlLost => Flow::End(End::Closed),
+                    Raced::Interrupted(interruption) => self.interrupted(interruption).await,
                 }
             }
             Job::Receive(mut upload) => {
-                let received = watch_control(
-                    &mut self.control,
-                    &mut self.queued,
-                    receive(&mut data, &mut upload, stall),
-                )
-                .await;
+                let received = self
+                    .watch_control(receive(&mut data, &mut upload, stall))
+                    .await;
                 drop(data);
                 match received {
                     Raced::Done(Ok(_bytes)) => match upload.commit().await {
@@ -125,27 +123,75 @@ impl<B: Backend> Authenticated<'_, B> {
                         ))
                         .await
                     }
-                    Raced::Aborted => {
+                    Raced::Interrupted(interruption) => {
                         upload.abort().await;
-                        self.aborted().await
-                    }
-                    Raced::ControlLost => {
-                        upload.abort().await;
-                        Flow::End(End::Closed)
+                        self.interrupted(interruption).await
                     }
                 }
             }
         }
     }
 
-    async fn aborted(&mut self) -> Flow {
-        if let Flow::End(end) = self
-            .reply(Reply::new(426, "Transfer aborted; nothing was stored"))
-            .await
-        {
+    /// Answers a transfer that was cut short (its work already abandoned).
+    async fn interrupted(&mut self, interruption: Interruption) -> Flow {
+        let (text, then) = match interruption {
+            Interruption::ControlLost => return Flow::End(End::Closed),
+            Interruption::Abor => ("Transfer aborted; nothing was stored", None),
+            Interruption::QueueFull => (
+                "Transfer aborted: too many commands sent during the transfer",
+                Some(End::TooManyQueuedCommands),
+            ),
+            Interruption::Shutdown => (
+                "Transfer aborted: the server is shutting down",
+                Some(End::Shutdown),
+            ),
+        };
+        if let Flow::End(end) = self.reply(Reply::new(426, text)).await {
             return Flow::End(end);
         }
-        self.reply(Reply::new(226, "ABOR successful")).await
+        match then {
+            Some(end) => Flow::End(end),
+            None => {
+                // ABOR is answered after the commands the client sent before it, in order.
+                self.abort_acknowledgement_due = true;
+                self.queued.push_back(b"ABOR\r\n".to_vec());
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Runs `work` while reading the control channel: `ABOR` cancels it, other commands are
+    /// queued for after the transfer (clients may pipeline), a lost control connection cancels
+    /// it, and so does server shutdown once the grace period for transfers has passed.
+    async fn watch_control<F: Future>(&mut self, work: F) -> Raced<F::Output> {
+        let grace = self.shared.config.timeouts.shutdown_grace;
+        let shutdown = &mut *self.shutdown;
+        let cut_off = async move {
+            let _ = shutdown.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::pin!(work, cut_off);
+        loop {
+            tokio::select! {
+                biased;
+                output = &mut work => return Raced::Done(output),
+                () = &mut cut_off => return Raced::Interrupted(Interruption::Shutdown),
+                line = self.control.read_line() => match line {
+                    Ok(LineRead::Line(line)) => {
+                        if parse_command(&line) == Ok(Command::Abor) {
+                            return Raced::Interrupted(Interruption::Abor);
+                        }
+                        if self.queued.len() >= MAX_QUEUED_COMMANDS {
+                            return Raced::Interrupted(Interruption::QueueFull);
+                        }
+                        self.queued.push_back(line);
+                    }
+                    Ok(LineRead::TooLong | LineRead::Closed) | Err(_) => {
+                        return Raced::Interrupted(Interruption::ControlLost);
+                    }
+                },
+            }
+        }
     }
 }
 
@@ -153,38 +199,6 @@ fn commit_error_reply(error: &FsError) -> Reply {
     match error {
         FsError::Unavailable(text) => Reply::new(451, format!("Upload not stored: {text}")),
         other => fs_error_reply(other),
-    }
-}
-
-/// Runs `work` while reading the control channel: `ABOR` cancels it, other commands are queued
-/// for after the transfer (clients may pipeline), a lost control connection cancels it too.
-async fn watch_control<S, F>(
-    control: &mut ControlChannel<S>,
-    queued: &mut VecDeque<Vec<u8>>,
-    work: F,
-) -> Raced<F::Output>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    F: Future,
-{
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            biased;
-            output = &mut work => return Raced::Done(output),
-            line = control.read_line() => match line {
-                Ok(LineRead::Line(line)) => {
-                    if parse_command(&line) == Ok(Command::Abor) {
-                        return Raced::Aborted;
-                    }
-                    if queued.len() >= MAX_QUEUED_COMMANDS {
-                        return Raced::ControlLost;
-                    }
-                    queued.push_back(line);
-                }
-                Ok(LineRead::TooLong | LineRead::Closed) | Err(_) => return Raced::ControlLost,
-            },
-        }
     }
 }
 
