@@ -139,8 +139,15 @@ pub struct FtpsClient {
 impl FtpsClient {
     /// Connects and reads the greeting.
     pub async fn connect(server: SocketAddr) -> Result<(FtpsClient, Reply)> {
-        let tcp = TcpStream::connect(server).await?;
-        tcp.set_nodelay(true)?;
+        FtpsClient::connect_from(server, None).await
+    }
+
+    /// Connects from `source` (e.g. 127.0.0.2, to look like another host) and reads the greeting.
+    pub async fn connect_from(
+        server: SocketAddr,
+        source: Option<IpAddr>,
+    ) -> Result<(FtpsClient, Reply)> {
+        let tcp = connect_tcp(server, source).await?;
         let mut client = FtpsClient {
             control: Control::Plain(BufReader::new(tcp)),
             server,
@@ -280,16 +287,7 @@ impl FtpsClient {
         addr: SocketAddr,
         options: &DataOptions,
     ) -> Result<DataConnection> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        if let Some(ip) = options.source_ip {
-            socket.bind(SocketAddr::new(ip, 0))?;
-        }
-        socket.set_nodelay(true)?;
-        let mut tcp = socket.connect(addr).await?;
+        let mut tcp = connect_tcp(addr, options.source_ip).await?;
         if let Some(bytes) = &options.plaintext {
             tcp.write_all(bytes).await?;
             return Ok(DataConnection::Plain(tcp));
@@ -333,6 +331,20 @@ impl FtpsClient {
         stream.shutdown().await?;
         self.read_reply().await
     }
+}
+
+/// A TCP connection with `TCP_NODELAY`, from `source` if given.
+async fn connect_tcp(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.set_nodelay(true)?;
+    Ok(socket.connect(addr).await?)
 }
 
 fn reply_code(line: &str) -> Result<u16> {

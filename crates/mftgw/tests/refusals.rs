@@ -692,3 +692,49 @@ async fn repeated_wrong_passwords_are_throttled_then_blocked() {
         took[2]
     );
 }
+
+/// Anyone can type another company's username. Failures under a foreign certificate (and from
+/// another address) block the one who fails, never the user whose name was typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_under_a_foreign_certificate_do_not_lock_the_named_user_out() {
+    let demo = Demo::start_with_env(&[
+        ("MFTGW__LOGIN__FREE_FAILURES", "0"),
+        ("MFTGW__LOGIN__DELAY_PER_FAILURE_MS", "0"),
+        ("MFTGW__LOGIN__BLOCK_AFTER", "3"),
+        ("MFTGW__LOGIN__BLOCK_FOR_SECS", "600"),
+    ]);
+    let users = demo.users();
+    let (victim, attacker) = (&users[0], &users[1]);
+    let attacker_ip = "127.0.0.2".parse().unwrap();
+    for _ in 0..5 {
+        let (mut client, _) = within(FtpsClient::connect_from(demo.addr(), Some(attacker_ip)))
+            .await
+            .unwrap();
+        within(client.auth_tls(demo.tls(attacker))).await.unwrap();
+        within(client.command(&format!("USER {}", victim.username)))
+            .await
+            .unwrap();
+        let reply = within(client.command("PASS guess")).await.unwrap();
+        assert_eq!(reply.code, 530);
+    }
+    blocking(|| {
+        demo.wait_for_audit_where("ftps.login/refused/blocked from 127.0.0.2", |e| {
+            e["action"] == "ftps.login"
+                && e["reason"] == "blocked"
+                && e["peer_ip"] == "127.0.0.2"
+                && e["username"] == victim.username.as_str()
+        })
+    });
+    let session = within(FtpsClient::login(
+        demo.addr(),
+        demo.tls(victim),
+        &victim.username,
+        &victim.password,
+    ))
+    .await;
+    assert!(
+        session.is_ok(),
+        "the named user was locked out: {:?}",
+        session.err()
+    );
+}

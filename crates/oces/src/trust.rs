@@ -33,6 +33,8 @@ use time::OffsetDateTime;
 pub enum TrustError {
     #[error("no trusted root CA file was configured")]
     NoRootFiles,
+    #[error("no CRL file was configured: without CRLs no revocation would be checked")]
+    NoCrlFiles,
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -135,6 +137,9 @@ impl TrustStore {
                         reason: e.to_string(),
                     })?;
             }
+        }
+        if crls.is_empty() {
+            return Err(TrustError::NoCrlFiles);
         }
         let roots = Arc::new(root_store);
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

@@ -256,6 +256,10 @@ fn der_crl_files_are_accepted_and_bad_inputs_are_named() {
         TrustStore::load(&[key_file], &[], CrlPolicy::default()),
         Err(TrustError::NoCertificatesInFile { .. })
     ));
+    assert!(matches!(
+        TrustStore::load(&[pki.root_ca_pem()], &[], CrlPolicy::default()),
+        Err(TrustError::NoCrlFiles)
+    ));
     let certificate_as_crl = pki.root_ca_pem();
     assert!(matches!(
         TrustStore::load(

@@ -124,14 +124,22 @@ pub(super) async fn authenticate<'a, B: Backend>(
     }
 }
 
-/// Asks the backend, within the per-user session limit; applies the backend's throttle delay
-/// before the caller answers `530`.
+/// Asks the backend; applies its throttle delay before the caller answers `530`. The per-user
+/// session slot is taken only once the login succeeded, so that nobody but the user can use
+/// up the user's slots.
 async fn log_in<B: Backend>(
     shared: &Shared<B>,
     client: &ClientContext,
     username: &str,
     password: &str,
 ) -> Option<(B::Session, crate::limits::KeyedSlot<String>)> {
+    let session = match shared.backend.login(client, username, password).await {
+        Ok(session) => session,
+        Err(denied) => {
+            tokio::time::sleep(denied.delay).await;
+            return None;
+        }
+    };
     let Some(user_slot) = shared.limiter.admit_user(username) else {
         shared.backend.on_event(EngineEvent::LoginRefused {
             connection_id: client.connection_id,
@@ -142,12 +150,5 @@ async fn log_in<B: Backend>(
         });
         return None;
     };
-    match shared.backend.login(client, username, password).await {
-        Ok(session) => Some((session, user_slot)),
-        Err(denied) => {
-            drop(user_slot);
-            tokio::time::sleep(denied.delay).await;
-            None
-        }
-    }
+    Some((session, user_slot))
 }

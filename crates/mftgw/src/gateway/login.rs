@@ -1,6 +1,12 @@
 //! FTPS login: throttle, certificate identity, store lookups, the domain decision, the audit
 //! record, and the delay the engine waits before answering `530`.
+//!
+//! Failures count against the client's IP and against an identity key: the user, when the
+//! certificate is that user's own (its holder may be guessing the password), else the
+//! certificate itself. Anyone can type another company's username, so failures under a
+//! foreign certificate must never lock the real user out.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mftgw_domain::audit::AuditEvent;
@@ -14,6 +20,9 @@ use time::OffsetDateTime;
 
 use super::{Gateway, UserTree};
 
+/// Logins between two sweeps of expired throttle entries.
+const PRUNE_EVERY: u64 = 1024;
+
 impl<S: Store> Gateway<S> {
     pub(super) async fn log_in(
         &self,
@@ -22,8 +31,15 @@ impl<S: Store> Gateway<S> {
         password: &str,
     ) -> Result<UserTree<S>, LoginDenied> {
         let fingerprint = fingerprint_sha256(&client.certificate);
+        let cert_username = identity_from_der(&client.certificate)
+            .map(|identity| identity.username())
+            .map_err(|refusal| refusal.code().to_string());
         let ip_key = format!("ip:{}", client.peer.ip());
-        let user_key = format!("user:{username}");
+        let identity_key = match &cert_username {
+            Ok(name) if name == username => format!("user:{username}"),
+            _ => format!("cert:{fingerprint}"),
+        };
+        let keys = [ip_key.as_str(), identity_key.as_str()];
         let audit = |event: AuditEvent| {
             event
                 .with_username(username)
@@ -31,15 +47,11 @@ impl<S: Store> Gateway<S> {
                 .with_cert_fingerprint(fingerprint.clone())
         };
 
-        let delay = match self.throttle_verdict(&ip_key, &user_key) {
+        let delay = match self.throttle_verdict(&keys) {
             Verdict::Blocked => {
-                let refusal = LoginRefusal::Blocked;
-                self.audit(audit(AuditEvent::refused(
-                    now(),
-                    "ftps.login",
-                    refusal.audit_reason(),
-                )))
-                .await;
+                let reason = LoginRefusal::Blocked.audit_reason().to_string();
+                self.audit(audit(AuditEvent::refused(now(), "ftps.login", reason)))
+                    .await;
                 return Err(LoginDenied {
                     delay: Duration::ZERO,
                 });
@@ -47,13 +59,30 @@ impl<S: Store> Gateway<S> {
             Verdict::Delay(delay) => delay,
         };
 
-        match self.decide(client, username, password, &fingerprint).await {
+        let attempt = LoginAttempt {
+            presented_username: username.to_string(),
+            cert_username,
+            cert_fingerprint: fingerprint.clone(),
+            password: password.to_string(),
+        };
+        let decision = match self.decide(&attempt).await {
+            Ok(decision) => decision,
+            Err(error) => {
+                tracing::error!(%error, "store unavailable during login");
+                self.audit(audit(AuditEvent::refused(
+                    now(),
+                    "ftps.login",
+                    "store_unavailable",
+                )))
+                .await;
+                return Err(LoginDenied {
+                    delay: Duration::ZERO,
+                });
+            }
+        };
+        self.record_outcome(&keys, decision.is_ok());
+        match decision {
             Ok(()) => {
-                {
-                    let mut throttle = self.throttle.lock().expect("throttle lock poisoned");
-                    throttle.record_success(&ip_key, Instant::now());
-                    throttle.record_success(&user_key, Instant::now());
-                }
                 self.audit(audit(AuditEvent::allowed(now(), "ftps.login")))
                     .await;
                 Ok(UserTree::new(
@@ -63,11 +92,6 @@ impl<S: Store> Gateway<S> {
                 ))
             }
             Err(refusal) => {
-                {
-                    let mut throttle = self.throttle.lock().expect("throttle lock poisoned");
-                    throttle.record_failure(&ip_key, Instant::now());
-                    throttle.record_failure(&user_key, Instant::now());
-                }
                 let mut event = audit(AuditEvent::refused(
                     now(),
                     "ftps.login",
@@ -84,12 +108,18 @@ impl<S: Store> Gateway<S> {
         }
     }
 
-    fn throttle_verdict(&self, ip_key: &str, user_key: &str) -> Verdict {
+    fn throttle_verdict(&self, keys: &[&str]) -> Verdict {
         let now = Instant::now();
         let mut throttle = self.throttle.lock().expect("throttle lock poisoned");
-        throttle.prune(now);
+        if self
+            .logins
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY)
+        {
+            throttle.prune(now);
+        }
         let mut delay = Duration::ZERO;
-        for key in [ip_key, user_key] {
+        for key in keys {
             match throttle.check(key, now) {
                 ThrottleVerdict::Blocked { .. } => return Verdict::Blocked,
                 ThrottleVerdict::Delay(d) => delay = delay.max(d),
@@ -99,41 +129,35 @@ impl<S: Store> Gateway<S> {
         Verdict::Delay(delay)
     }
 
+    fn record_outcome(&self, keys: &[&str], success: bool) {
+        let now = Instant::now();
+        let mut throttle = self.throttle.lock().expect("throttle lock poisoned");
+        for key in keys {
+            if success {
+                throttle.record_success(key, now);
+            } else {
+                throttle.record_failure(key, now);
+            }
+        }
+    }
+
+    /// The domain decision on what the store knows; `Err` only if the store cannot answer.
     async fn decide(
         &self,
-        client: &ClientContext,
-        username: &str,
-        password: &str,
-        fingerprint: &str,
-    ) -> Result<(), LoginRefusal> {
-        let cert_username = identity_from_der(&client.certificate)
-            .map(|identity| identity.username())
-            .map_err(|refusal| refusal.code().to_string());
-        let lookup = async {
-            let known = self.store.find_user(username).await?;
-            let owner = self.store.certificate_owner(fingerprint).await?;
-            Ok::<_, mftgw_store::StoreError>((known, owner))
-        };
-        let (known, owner) = match lookup.await {
-            Ok(found) => found,
-            Err(error) => {
-                tracing::error!(%error, "store unavailable during login");
-                return Err(LoginRefusal::IdentityRefused("store_unavailable".into()));
-            }
-        };
-        let attempt = LoginAttempt {
-            presented_username: username.to_string(),
-            cert_username,
-            cert_fingerprint: fingerprint.to_string(),
-            password: password.to_string(),
-        };
-        decide_login(
-            &attempt,
+        attempt: &LoginAttempt,
+    ) -> Result<Result<(), LoginRefusal>, mftgw_store::StoreError> {
+        let known = self.store.find_user(&attempt.presented_username).await?;
+        let owner = self
+            .store
+            .certificate_owner(&attempt.cert_fingerprint)
+            .await?;
+        Ok(decide_login(
+            attempt,
             known.as_ref(),
             owner.as_ref(),
             &self.password_key,
             OffsetDateTime::now_utc(),
-        )
+        ))
     }
 }
 

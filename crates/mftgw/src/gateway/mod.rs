@@ -4,6 +4,7 @@
 mod login;
 mod tree;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mftgw_domain::audit::AuditEvent;
@@ -13,28 +14,49 @@ use mftgw_domain::throttle::{LoginThrottle, ThrottleConfig};
 use mftgw_ftps::{Backend, ClientContext, EngineEvent, LoginDenied};
 use mftgw_store::Store;
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 
 pub use tree::UserTree;
+
+/// Engine events waiting for the audit writer. Unauthenticated clients can cause them (port
+/// scans, failed handshakes), so the queue is bounded and overflow is counted, not stored.
+const ENGINE_EVENT_QUEUE: usize = 4096;
 
 pub struct Gateway<S> {
     store: Arc<S>,
     catalogue: Arc<ServiceCatalogue>,
     password_key: PasswordKey,
     throttle: Mutex<LoginThrottle>,
+    /// Logins seen, to sweep the throttle now and then rather than on every login.
+    logins: AtomicU64,
+    engine_events: mpsc::Sender<AuditEvent>,
+    /// Engine events dropped because the audit writer fell behind.
+    dropped_engine_events: AtomicU64,
 }
 
 impl<S: Store> Gateway<S> {
+    /// Also starts the task that writes engine events to the audit log; call it in a runtime.
     pub fn new(
         store: Arc<S>,
         catalogue: Arc<ServiceCatalogue>,
         password_key: PasswordKey,
         throttle: ThrottleConfig,
     ) -> Gateway<S> {
+        let (engine_events, mut queued) = mpsc::channel(ENGINE_EVENT_QUEUE);
+        let writer_store = Arc::clone(&store);
+        tokio::spawn(async move {
+            while let Some(event) = queued.recv().await {
+                record(&*writer_store, event).await;
+            }
+        });
         Gateway {
             store,
             catalogue,
             password_key,
             throttle: Mutex::new(LoginThrottle::new(throttle)),
+            logins: AtomicU64::new(0),
+            engine_events,
+            dropped_engine_events: AtomicU64::new(0),
         }
     }
 
@@ -117,7 +139,11 @@ impl<S: Store> Backend for Gateway<S> {
                     .with_username(username)
             }
         };
-        let store = Arc::clone(&self.store);
-        tokio::spawn(async move { record(&*store, event).await });
+        if self.engine_events.try_send(event).is_err() {
+            let dropped = self.dropped_engine_events.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "audit writer behind: engine events dropped");
+            }
+        }
     }
 }
