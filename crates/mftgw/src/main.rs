@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::user::UserState;
 use mftgw_store::{AuditQuery, SqliteStore, Store};
-use mftgw_testpki::TestPki;
+use mftgw_testpki::{ClientProfile, TestPki};
 
 use crate::config::Config;
 
@@ -103,6 +103,44 @@ enum PkiCommand {
     Generate { dir: PathBuf },
     /// Revoke client NAME of the test PKI in DIR and rewrite its CRL.
     Revoke { dir: PathBuf, name: String },
+    /// Issue another client certificate NAME from the test PKI in DIR (PEM, key, .p12).
+    Issue {
+        dir: PathBuf,
+        name: String,
+        #[arg(long, value_enum)]
+        kind: TestCertificateKind,
+        /// The company's CVR number (8 digits); not used for personal certificates.
+        #[arg(long, default_value = "")]
+        cvr: String,
+        /// UID, RID, FID or PID number, or the OCES3 UUID.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TestCertificateKind {
+    Voces,
+    Moces,
+    Foces,
+    Personal,
+    Oces3Organisation,
+    Oces3Employee,
+}
+
+impl TestCertificateKind {
+    fn profile(self, cvr: String, id: String) -> ClientProfile {
+        match self {
+            TestCertificateKind::Voces => ClientProfile::Voces { cvr, uid: id },
+            TestCertificateKind::Moces => ClientProfile::Moces { cvr, rid: id },
+            TestCertificateKind::Foces => ClientProfile::Foces { cvr, fid: id },
+            TestCertificateKind::Personal => ClientProfile::Personal { pid: id },
+            TestCertificateKind::Oces3Organisation => {
+                ClientProfile::Oces3Organisation { cvr, uuid: id }
+            }
+            TestCertificateKind::Oces3Employee => ClientProfile::Oces3Employee { cvr, uuid: id },
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,6 +178,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pki(PkiCommand::Generate { dir }) => {
             let pki = TestPki::generate(&dir)?;
             println!("test PKI written to {}", pki.dir().display());
+            Ok(())
+        }
+        Command::Pki(PkiCommand::Issue {
+            dir,
+            name,
+            kind,
+            cvr,
+            id,
+        }) => {
+            let mut pki = TestPki::load(&dir)?;
+            let issued = pki.issue_client(&name, kind.profile(cvr, id))?;
+            println!("certificate: {}", issued.cert_pem.display());
+            println!("key: {}", issued.key_pem.display());
+            println!(
+                "p12: {} (password {})",
+                issued.p12.display(),
+                issued.p12_password
+            );
             Ok(())
         }
         Command::Pki(PkiCommand::Revoke { dir, name }) => {

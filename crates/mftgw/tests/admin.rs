@@ -5,7 +5,7 @@
 mod support;
 
 use mftgw_client::FtpsClient;
-use mftgw_testpki::{ClientProfile, TestPki};
+use mftgw_testpki::TestPki;
 use support::{Demo, DemoUser};
 
 async fn root_names(client: &mut FtpsClient) -> Vec<String> {
@@ -84,15 +84,23 @@ async fn register_grant_revoke_suspend_and_renew_from_the_cli() {
     login(&demo, &user).await.expect("login after reactivation");
 
     // Renewal: a new certificate for the same account keeps the gateway password.
-    let mut pki = TestPki::load(&demo.data_dir().join("pki")).unwrap();
-    let renewed = pki
-        .issue_client(
-            "unregistered-renewed",
-            ClientProfile::Voces {
-                cvr: "55667788".into(),
-                uid: "3".into(),
-            },
-        )
+    let pki_dir = demo.data_dir().join("pki");
+    let issued = demo.admin(&[
+        "pki",
+        "issue",
+        pki_dir.to_str().unwrap(),
+        "unregistered-renewed",
+        "--kind",
+        "voces",
+        "--cvr",
+        "55667788",
+        "--id",
+        "3",
+    ]);
+    assert!(issued.contains("unregistered-renewed.pem"), "{issued}");
+    let renewed = TestPki::load(&pki_dir)
+        .unwrap()
+        .client("unregistered-renewed")
         .unwrap()
         .clone();
     let printed = demo.admin(&[
