@@ -227,73 +227,81 @@ async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> 
     admin::grant_role(&store, &catalogue, &suspended.username, "FTPSGW.Heartbeat").await?;
     admin::set_state(&store, &suspended.username, UserState::Suspended).await?;
 
+    // The password a user has now, for the refusal cases that name a registered user.
+    let login_of = |username: &str, password: Option<&str>| {
+        let password = password.or_else(|| {
+            users
+                .iter()
+                .find(|u| u.username == username)
+                .map(|u| u.password.as_str())
+        });
+        Some((username.to_string(), password.map(str::to_string)))
+    };
+    let refusals = [
+        (
+            "expired",
+            "expired",
+            "validity ended: refused in the TLS handshake",
+            None,
+        ),
+        (
+            "revoked",
+            "revoked",
+            "registered, but listed in the CRL: refused in the TLS handshake",
+            login_of(&revoked.username, revoked.password.as_deref()),
+        ),
+        (
+            "foces",
+            "foces",
+            "FOCES (function) certificate: refused at login",
+            None,
+        ),
+        (
+            "personal",
+            "personal",
+            "personal (PID) certificate: refused at login",
+            None,
+        ),
+        (
+            "untrusted",
+            "untrusted",
+            "issued by an untrusted CA: refused in the TLS handshake",
+            None,
+        ),
+        (
+            "unregistered",
+            "unregistered",
+            "valid VOCES never registered: refused at login",
+            None,
+        ),
+        (
+            "suspended",
+            "suspended",
+            "registered user suspended by an operator: refused at login",
+            login_of(&suspended.username, suspended.password.as_deref()),
+        ),
+        (
+            "replaced",
+            "voces",
+            "VOCES certificate replaced by its renewal (voces-renewed): refused at login",
+            login_of(&original.username, None),
+        ),
+    ];
     let mut certificates = BTreeMap::new();
-    let mut refusal = |key: &str, name: &str, note: &str, user: Option<(&str, Option<&str>)>| {
+    for (key, name, note, login) in refusals {
         let credentials = client(name)?;
+        let (username, password) = login.unzip();
         certificates.insert(
             key.to_string(),
             DemoCertificate {
                 cert_pem: credentials.cert_pem.clone(),
                 key_pem: credentials.key_pem.clone(),
                 note: note.to_string(),
-                username: user.map(|(u, _)| u.to_string()),
-                password: user.and_then(|(_, p)| p.map(str::to_string)),
+                username,
+                password: password.flatten(),
             },
         );
-        anyhow::Ok(())
-    };
-    let renewed_password = users
-        .iter()
-        .find(|u| u.username == original.username)
-        .map(|u| u.password.as_str());
-    refusal(
-        "expired",
-        "expired",
-        "validity ended: refused in the TLS handshake",
-        None,
-    )?;
-    refusal(
-        "revoked",
-        "revoked",
-        "registered, but listed in the CRL: refused in the TLS handshake",
-        Some((&revoked.username, revoked.password.as_deref())),
-    )?;
-    refusal(
-        "foces",
-        "foces",
-        "FOCES (function) certificate: refused at login",
-        None,
-    )?;
-    refusal(
-        "personal",
-        "personal",
-        "personal (PID) certificate: refused at login",
-        None,
-    )?;
-    refusal(
-        "untrusted",
-        "untrusted",
-        "issued by an untrusted CA: refused in the TLS handshake",
-        None,
-    )?;
-    refusal(
-        "unregistered",
-        "unregistered",
-        "valid VOCES never registered: refused at login",
-        None,
-    )?;
-    refusal(
-        "suspended",
-        "suspended",
-        "registered user suspended by an operator: refused at login",
-        Some((&suspended.username, suspended.password.as_deref())),
-    )?;
-    refusal(
-        "replaced",
-        "voces",
-        "VOCES certificate replaced by its renewal (voces-renewed): refused at login",
-        Some((&original.username, renewed_password)),
-    )?;
+    }
 
     Ok(DemoManifest {
         ftps: Endpoint {
