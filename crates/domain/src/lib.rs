@@ -1,12 +1,15 @@
 //! The gateway's rules, free of I/O: which services exist, how gateway passwords are made
 //! and checked, what a user is, whether a login is allowed, how failed logins are throttled,
-//! and what an audit event records. Storage and network crates build on these types.
+//! what an audit event records, and what status files say (with the error catalogue).
+//! Storage and network crates build on these types.
 
 pub mod audit;
 pub mod catalogue;
+pub mod errors;
 pub mod login;
 pub mod password;
 pub mod path_segment;
+pub mod status;
 pub mod throttle;
 pub mod user;
 
