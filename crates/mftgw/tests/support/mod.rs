@@ -66,17 +66,25 @@ impl Demo {
     /// Starts `mftgw demo` with extra environment (config overrides such as
     /// `MFTGW__FTPS__IDLE_TIMEOUT_SECS`) and waits until it accepts connections.
     pub fn start_with_env(env: &[(&str, &str)]) -> Demo {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = spawn_demo(dir.path(), port, env);
-        let mut demo = Demo {
-            manifest: Value::Null,
-            dir,
-            port,
-            child,
-        };
-        demo.wait_until_ready();
-        demo
+        // A port free a moment ago can be taken (by another test's passive listener) before
+        // the demo binds it; then the demo exits saying so, and we try another port.
+        for attempt in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let child = spawn_demo(dir.path(), port, env);
+            let mut demo = Demo {
+                manifest: Value::Null,
+                dir,
+                port,
+                child,
+            };
+            match demo.wait_until_ready() {
+                Ok(()) => return demo,
+                Err(log) if attempt < 3 && log.contains("binding FTPS") => continue,
+                Err(log) => panic!("mftgw demo did not start:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt panics or returns")
     }
 
     /// Stops the gateway (SIGTERM, as an operator would) and starts it again on the same data
@@ -86,13 +94,18 @@ impl Demo {
         let status = self.child.wait().unwrap();
         assert!(status.success(), "gateway exited with {status} on SIGTERM");
         self.child = spawn_demo(self.dir.path(), self.port, &[]);
-        self.wait_until_ready();
+        if let Err(log) = self.wait_until_ready() {
+            panic!("mftgw demo did not restart:\n{log}");
+        }
     }
 
-    fn wait_until_ready(&mut self) {
-        self.wait_until_listening();
+    /// Waits until the demo accepts connections and reads its `demo.json`; the gateway log if
+    /// it exits first.
+    fn wait_until_ready(&mut self) -> Result<(), String> {
+        self.wait_until_listening()?;
         let manifest = std::fs::read(self.data_dir().join("demo.json")).unwrap();
         self.manifest = serde_json::from_slice(&manifest).unwrap();
+        Ok(())
     }
 
     /// What the demo printed on standard output.
@@ -100,11 +113,11 @@ impl Demo {
         std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }
 
-    fn wait_until_listening(&mut self) {
+    fn wait_until_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(self.addr()).is_err() {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("mftgw demo exited with {status}:\n{}", self.log());
+                return Err(format!("exited with {status}:\n{}", self.log()));
             }
             assert!(
                 Instant::now() < deadline,
@@ -113,6 +126,7 @@ impl Demo {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 
     pub fn addr(&self) -> SocketAddr {
