@@ -56,7 +56,8 @@ impl<K: Eq + Hash + Clone> KeyedCounter<K> {
         })
     }
 
-    pub fn holders(&self, key: &K) -> usize {
+    #[cfg(test)]
+    fn holders(&self, key: &K) -> usize {
         let counts = self.counts.lock().expect("limit counter lock poisoned");
         counts.get(key).copied().unwrap_or(0)
     }

@@ -13,14 +13,6 @@ use tokio::task::JoinSet;
 
 const SESSIONS_PER_USER: usize = 50;
 
-/// What `/` must hold for `user`: one folder per service, plus `out`, sorted.
-fn expected_root(user: &DemoUser) -> Vec<String> {
-    let mut names = user.services.clone();
-    names.push("out".to_string());
-    names.sort();
-    names
-}
-
 /// Names in an `MLSD` listing (`facts; name` per line), sorted.
 fn mlsd_names(listing: &str) -> Vec<String> {
     let mut names: Vec<String> = listing
@@ -115,7 +107,7 @@ async fn two_hundred_sessions_of_four_users_at_once_each_see_exactly_their_own_t
         // Every session: PWD, MLSD of / and LIST of /, all at once.
         let mut work = JoinSet::new();
         for (index, mut client) in sessions {
-            let expected = expected_root(&users[index]);
+            let expected = users[index].expected_root();
             let username = users[index].username.clone();
             work.spawn(async move {
                 let pwd = client.command("PWD").await.unwrap();

@@ -9,14 +9,6 @@ use std::sync::Arc;
 
 use support::{Demo, DemoUser, run};
 
-/// What the root listing must hold for `user`: its service folders and `out`, nothing else.
-fn expected_root(user: &DemoUser) -> Vec<String> {
-    let mut names = user.services.clone();
-    names.push("out".into());
-    names.sort();
-    names
-}
-
 fn sorted(mut names: Vec<String>) -> Vec<String> {
     names.sort();
     names
@@ -52,13 +44,13 @@ fn curl_lists_the_root_a_service_folder_and_out() {
             .lines()
             .map(|line| line.split_whitespace().last().unwrap().to_string())
             .collect();
-        assert_eq!(sorted(names), expected_root(&user), "LIST:\n{long}");
+        assert_eq!(sorted(names), user.expected_root(), "LIST:\n{long}");
         assert!(long.lines().all(|l| l.starts_with('d')), "{long}");
 
         let (ok, names, err) = curl(&demo, &user, "/", &["--list-only"]);
         assert!(ok, "{err}");
         let names = names.lines().map(str::to_string).collect();
-        assert_eq!(sorted(names), expected_root(&user));
+        assert_eq!(sorted(names), user.expected_root());
 
         let (ok, mlsd, err) = curl(&demo, &user, "/", &["-X", "MLSD"]);
         assert!(ok, "{err}");
@@ -66,7 +58,7 @@ fn curl_lists_the_root_a_service_folder_and_out() {
             .lines()
             .map(|line| line.split_once("; ").unwrap().1.to_string())
             .collect();
-        assert_eq!(sorted(names), expected_root(&user), "MLSD:\n{mlsd}");
+        assert_eq!(sorted(names), user.expected_root(), "MLSD:\n{mlsd}");
         assert!(mlsd.lines().all(|l| l.starts_with("type=dir;")), "{mlsd}");
 
         for folder in [user.services[0].as_str(), "out"] {
@@ -125,13 +117,13 @@ fn lftp_lists_the_root_a_service_folder_and_out() {
         .iter()
         .map(|line| line.split_whitespace().last().unwrap().to_string())
         .collect();
-    assert_eq!(sorted(ls), expected_root(&user), "{out}");
-    assert_eq!(sorted(section("NLIST")), expected_root(&user), "{out}");
+    assert_eq!(sorted(ls), user.expected_root(), "{out}");
+    assert_eq!(sorted(section("NLIST")), user.expected_root(), "{out}");
     let cls: Vec<String> = section("CLS")
         .iter()
         .map(|name| name.trim_end_matches('/').to_string())
         .collect();
-    assert_eq!(sorted(cls), expected_root(&user), "{out}");
+    assert_eq!(sorted(cls), user.expected_root(), "{out}");
     // lftp's `pwd` prints the URL of the working directory.
     let root = format!(
         "ftp://{}:{}@127.0.0.1:{}",
@@ -187,8 +179,8 @@ fn python_ftplib_lists_the_root_a_service_folder_and_out() {
             .iter()
             .map(|line| line.split_whitespace().last().unwrap().to_string())
             .collect();
-        assert_eq!(sorted(listed), expected_root(&user));
-        assert_eq!(sorted(strings("nlst")), expected_root(&user));
+        assert_eq!(sorted(listed), user.expected_root());
+        assert_eq!(sorted(strings("nlst")), user.expected_root());
         let mlsd: Vec<String> = result["mlsd"]
             .as_array()
             .unwrap()
@@ -198,7 +190,7 @@ fn python_ftplib_lists_the_root_a_service_folder_and_out() {
                 pair[0].as_str().unwrap().to_string()
             })
             .collect();
-        assert_eq!(sorted(mlsd), expected_root(&user));
+        assert_eq!(sorted(mlsd), user.expected_root());
         assert_eq!(result["pwd_service"], format!("/{}", user.services[0]));
         assert!(result["cwd_out"].as_str().unwrap().starts_with("250"));
         assert!(strings("list_out").is_empty());
@@ -225,15 +217,15 @@ fn rust_suppaftp_lists_the_root_a_service_folder_and_out() {
         .iter()
         .map(|line| line.split_whitespace().last().unwrap().to_string())
         .collect();
-    assert_eq!(sorted(listed), expected_root(&user));
-    assert_eq!(sorted(ftp.nlst(None).unwrap()), expected_root(&user));
+    assert_eq!(sorted(listed), user.expected_root());
+    assert_eq!(sorted(ftp.nlst(None).unwrap()), user.expected_root());
     let mlsd: Vec<String> = ftp
         .mlsd(None)
         .unwrap()
         .iter()
         .map(|line| line.split_once("; ").unwrap().1.to_string())
         .collect();
-    assert_eq!(sorted(mlsd), expected_root(&user));
+    assert_eq!(sorted(mlsd), user.expected_root());
     ftp.cwd(&user.services[0]).unwrap();
     assert_eq!(ftp.pwd().unwrap(), format!("/{}", user.services[0]));
     ftp.cwd("/out").unwrap();
@@ -268,7 +260,7 @@ fn the_printed_curl_and_lftp_commands_work_as_printed() {
             .lines()
             .map(|line| line.split_whitespace().last().unwrap().to_string())
             .collect();
-        assert_eq!(sorted(names), expected_root(&user), "{command}\n{out}");
+        assert_eq!(sorted(names), user.expected_root(), "{command}\n{out}");
     }
 }
 
@@ -286,5 +278,5 @@ fn the_demo_keeps_its_data_across_a_restart() {
     let (ok, listing, err) = curl(&demo, &after, "/", &["--list-only"]);
     assert!(ok, "{err}\n{}", demo.log());
     let names = listing.lines().map(str::to_string).collect();
-    assert_eq!(sorted(names), expected_root(&after));
+    assert_eq!(sorted(names), after.expected_root());
 }

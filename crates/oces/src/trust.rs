@@ -190,18 +190,23 @@ impl TrustStore {
         if self.crl_policy.when_stale == StaleCrlPolicy::AcceptCertificates {
             return Ok(());
         }
+        let now = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let grace = self.crl_policy.grace;
+        // The usual case, every CRL fresh, needs no parse of the certificate.
+        if !loaded.crls.iter().any(|crl| crl.is_stale(now, grace)) {
+            return Ok(());
+        }
         let Ok((_, certificate)) = x509_parser::parse_x509_certificate(end_entity) else {
             return Err(rustls::Error::InvalidCertificate(
                 CertificateError::BadEncoding,
             ));
         };
         let issuer = certificate.issuer().as_raw();
-        let now = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let stale = loaded
             .crls
             .iter()
-            .any(|crl| crl.issuer_der == issuer && crl.is_stale(now, self.crl_policy.grace));
+            .any(|crl| crl.issuer_der == issuer && crl.is_stale(now, grace));
         if stale {
             return Err(rustls::Error::InvalidCertificate(
                 CertificateError::ExpiredRevocationList,

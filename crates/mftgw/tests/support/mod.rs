@@ -227,23 +227,11 @@ impl Demo {
 
     /// Waits until an audit entry matches `action`, `outcome` and `reason`; returns it.
     pub fn wait_for_audit(&self, action: &str, outcome: &str, reason: Option<&str>) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let found = self.audit().into_iter().find(|e| {
-                e["action"] == action
-                    && e["outcome"] == outcome
-                    && reason.is_none_or(|r| e["reason"] == r)
-            });
-            if let Some(entry) = found {
-                return entry;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no audit entry {action}/{outcome}/{reason:?}; log has:\n{:#?}",
-                self.audit()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_for_audit_where(&format!("{action}/{outcome}/{reason:?}"), |e| {
+            e["action"] == action
+                && e["outcome"] == outcome
+                && reason.is_none_or(|r| e["reason"] == r)
+        })
     }
 
     pub fn signal(&self, signal: &str) {
@@ -269,6 +257,16 @@ pub struct DemoUser {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub services: Vec<String>,
+}
+
+impl DemoUser {
+    /// What `/` must hold for this user: one folder per service, plus `out`, sorted.
+    pub fn expected_root(&self) -> Vec<String> {
+        let mut names = self.services.clone();
+        names.push("out".to_string());
+        names.sort();
+        names
+    }
 }
 
 fn path(value: &Value) -> PathBuf {
