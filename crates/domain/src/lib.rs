@@ -1,6 +1,7 @@
 //! The gateway's rules, free of I/O: which services exist, how gateway passwords are made
 //! and checked, what a user is, whether a login is allowed, how failed logins are throttled,
-//! what an audit event records, and what status files say (with the error catalogue).
+//! what an audit event records, what a transaction is and which states it moves through, and
+//! what status files say (with the error catalogue).
 //! Storage and network crates build on these types.
 
 pub mod audit;
@@ -11,6 +12,7 @@ pub mod password;
 pub mod path_segment;
 pub mod status;
 pub mod throttle;
+pub mod transaction;
 pub mod user;
 
 mod hex;
@@ -21,4 +23,5 @@ pub use login::{CertificateOwner, KnownUser, LoginAttempt, LoginRefusal, decide_
 pub use password::{PasswordKey, PasswordKeyError, generate_gateway_password};
 pub use path_segment::{PathSegmentError, check_path_segment};
 pub use throttle::{LoginThrottle, ThrottleConfig, ThrottleVerdict};
+pub use transaction::{Transaction, TransactionState};
 pub use user::{UnknownUserState, User, UserState};

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Database, password key and (later) blobs live here.
+    /// Database, password key and blobs live here.
     pub data_dir: PathBuf,
     pub ftps: FtpsConfig,
     pub tls: TlsConfig,
@@ -23,6 +23,38 @@ pub struct Config {
     pub registration: RegistrationConfig,
     #[serde(default)]
     pub portal: PortalConfig,
+    #[serde(default)]
+    pub transactions: TransactionsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransactionsConfig {
+    /// This node's part of every SKATTransactionId (`ci<epoch-ms>_<node>_<seq>`); give each
+    /// node sharing a store its own.
+    pub node_id: String,
+    /// How long files stay in `/out` (and uploaded bodies after their transaction ended).
+    pub retention_secs: u64,
+    pub retention_sweep_secs: u64,
+}
+
+impl Default for TransactionsConfig {
+    fn default() -> Self {
+        TransactionsConfig {
+            node_id: "1".into(),
+            retention_secs: 30 * 24 * 60 * 60,
+            retention_sweep_secs: 10 * 60,
+        }
+    }
+}
+
+impl TransactionsConfig {
+    pub fn retention(&self) -> crate::transactions::RetentionPolicy {
+        crate::transactions::RetentionPolicy {
+            keep_for: Duration::from_secs(self.retention_secs),
+            sweep_every: Duration::from_secs(self.retention_sweep_secs.max(1)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +248,10 @@ impl Config {
 
     pub fn password_key_path(&self) -> PathBuf {
         self.data_dir.join("gateway-password.key")
+    }
+
+    pub fn blobs_path(&self) -> PathBuf {
+        self.data_dir.join("blobs")
     }
 }
 

@@ -163,6 +163,7 @@ fn demo_config(data_dir: &Path, pki: &TestPki, args: &DemoArgs) -> anyhow::Resul
         portal: PortalConfig {
             listen: ([127, 0, 0, 1], args.portal_port).into(),
         },
+        transactions: Default::default(),
     })
 }
 

@@ -8,6 +8,7 @@ mod demo;
 mod gateway;
 mod keys;
 mod serve;
+mod transactions;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,10 +1,12 @@
-//! Runs the gateway from a configuration: store, trust store with CRL refresh, the FTPS
-//! server, and graceful shutdown on SIGINT/SIGTERM (SIGHUP reloads the CRLs).
+//! Runs the gateway from a configuration: store, blob store, trust store with CRL refresh,
+//! the transaction worker and retention sweep, the FTPS server, and graceful shutdown on
+//! SIGINT/SIGTERM (SIGHUP reloads the CRLs).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use mftgw_blobs::LocalBlobStore;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_ftps::{Server, ServerConfig, SessionLimits, Timeouts, TlsSettings};
 use mftgw_oces::trust::TrustStore;
@@ -13,13 +15,25 @@ use rustls::pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::keys;
+use crate::transactions::{Transactions, run_retention, run_worker};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
+    let blobs = Arc::new(
+        LocalBlobStore::open(&config.blobs_path())
+            .await
+            .with_context(|| format!("opening the blob store {}", config.blobs_path().display()))?,
+    );
+    let transactions = Arc::new(Transactions::new(
+        store,
+        blobs,
+        &config.transactions.node_id,
+    ));
     let password_key = keys::load_or_create_password_key(&config.password_key_path())?;
     let trust = TrustStore::load(
         &config.tls.trusted_roots,
@@ -55,7 +69,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let gateway = Arc::new(Gateway::new(
-        store,
+        Arc::clone(&transactions),
         Arc::new(ServiceCatalogue::builtin()),
         password_key,
         config.login.throttle(),
@@ -69,10 +83,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Arc::clone(&trust),
         Duration::from_secs(config.tls.crl_refresh_secs.max(1)),
     ));
+    let (stop, stopping) = watch::channel(false);
+    let worker = tokio::spawn(run_worker(Arc::clone(&transactions), stopping.clone()));
+    let retention = tokio::spawn(run_retention(
+        Arc::clone(&transactions),
+        config.transactions.retention(),
+        stopping,
+    ));
     Server::new(server_config, gateway)
         .run(listener, shutdown_signal())
         .await;
     tracing::info!("FTPS stopped");
+    // Work left undone stays in the store and resumes at the next start.
+    let _ = stop.send(true);
+    let _ = tokio::join!(worker, retention);
     Ok(())
 }
 

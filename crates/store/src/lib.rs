@@ -1,5 +1,6 @@
-//! Storage for the gateway: users and their certificates, roles, and the append-only audit
-//! log, behind the [`Store`] trait. [`SqliteStore`] is the embedded implementation; a
+//! Storage for the gateway: users and their certificates, roles, the append-only audit log,
+//! transactions with their outstanding work, and each user's `/out`, behind the [`Store`]
+//! trait. [`SqliteStore`] is the embedded implementation; a
 //! PostgreSQL one is meant to follow with the same SQL wherever the dialects agree.
 //!
 //! Times are stored as ISO-8601 UTC text with microsecond precision
@@ -7,15 +8,19 @@
 
 use std::future::Future;
 
-use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, User, UserState};
+use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, Transaction, User, UserState};
 use time::OffsetDateTime;
 
 mod error;
 mod sqlite;
 mod timestamp;
+mod transactions;
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
+pub use transactions::{
+    Advance, Expired, NewOutFile, NewTransaction, OutContent, OutFileEntry, Recorded,
+};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -152,4 +157,71 @@ pub trait Store: Send + Sync + 'static {
         &self,
         query: AuditQuery,
     ) -> impl Future<Output = StoreResult<Vec<(i64, AuditEvent)>>> + Send;
+
+    /// Commits a received upload as a transaction in state `received` together with its
+    /// outstanding work (due now), unless the user has used its FTPTransactionID before.
+    fn record_transaction(
+        &self,
+        transaction: NewTransaction,
+    ) -> impl Future<Output = StoreResult<Recorded>> + Send;
+
+    /// Transactions in any of `services` whose work is due at `now`, oldest first.
+    fn due_work(
+        &self,
+        services: &[String],
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<Transaction>>> + Send;
+
+    /// Applies the steps in one commit. A step whose transaction is no longer in its `from`
+    /// state is skipped (it was applied before): the result says, per step, whether it was
+    /// applied now. So a step retried after a crash produces its files exactly once.
+    fn advance(
+        &self,
+        steps: &[Advance],
+    ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
+
+    /// The user's transactions, newest first, or all users' when `username` is `None`.
+    fn transactions(
+        &self,
+        username: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<Transaction>>> + Send;
+
+    /// Puts a file in the user's `/out`, replacing one of the same name; returns the blob key
+    /// of the replaced file, if it was a blob, for the caller to delete.
+    fn put_out_file(
+        &self,
+        username: &str,
+        file: NewOutFile,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+
+    /// The user's `/out`, in the order the files appeared.
+    fn out_files(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<Vec<OutFileEntry>>> + Send;
+
+    /// One file of the user's `/out` with its body.
+    fn out_file(
+        &self,
+        username: &str,
+        name: &str,
+    ) -> impl Future<Output = StoreResult<Option<(OutFileEntry, OutContent)>>> + Send;
+
+    /// Removes a file from the user's `/out`; `None` if there was none, else its body (a blob
+    /// for the caller to delete).
+    fn delete_out_file(
+        &self,
+        username: &str,
+        name: &str,
+    ) -> impl Future<Output = StoreResult<Option<OutContent>>> + Send;
+
+    /// Removes `/out` files created before `before`, and forgets the bodies of finished
+    /// transactions received before it (the transactions themselves are kept forever).
+    fn expire(
+        &self,
+        before: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Expired>> + Send;
 }

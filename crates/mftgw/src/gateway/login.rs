@@ -10,7 +10,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mftgw_domain::audit::AuditEvent;
+use mftgw_blobs::BlobStore;
 use mftgw_domain::login::{LoginAttempt, LoginRefusal, decide_login};
+use mftgw_domain::KnownUser;
 use mftgw_domain::throttle::ThrottleVerdict;
 use mftgw_ftps::{ClientContext, LoginDenied};
 use mftgw_oces::certificate::fingerprint_sha256;
@@ -18,18 +20,18 @@ use mftgw_oces::identity::identity_from_der;
 use mftgw_store::Store;
 use time::OffsetDateTime;
 
-use super::{Gateway, UserTree};
+use super::{Gateway, TreeOwner, UserTree};
 
 /// Logins between two sweeps of expired throttle entries.
 const PRUNE_EVERY: u64 = 1024;
 
-impl<S: Store> Gateway<S> {
+impl<S: Store, B: BlobStore> Gateway<S, B> {
     pub(super) async fn log_in(
         &self,
         client: &ClientContext,
         username: &str,
         password: &str,
-    ) -> Result<UserTree<S>, LoginDenied> {
+    ) -> Result<UserTree<S, B>, LoginDenied> {
         let fingerprint = fingerprint_sha256(&client.certificate);
         let cert_username = identity_from_der(&client.certificate)
             .map(|identity| identity.username())
@@ -65,8 +67,8 @@ impl<S: Store> Gateway<S> {
             cert_fingerprint: fingerprint.clone(),
             password: password.to_string(),
         };
-        let decision = match self.decide(&attempt).await {
-            Ok(decision) => decision,
+        let (decision, known) = match self.decide(&attempt).await {
+            Ok(decided) => decided,
             Err(error) => {
                 tracing::error!(%error, "store unavailable during login");
                 self.audit(audit(AuditEvent::refused(
@@ -85,9 +87,14 @@ impl<S: Store> Gateway<S> {
             Ok(()) => {
                 self.audit(audit(AuditEvent::allowed(now(), "ftps.login")))
                     .await;
+                let user = known.expect("an allowed login has a known user").user;
                 Ok(UserTree::new(
-                    username.to_string(),
-                    std::sync::Arc::clone(&self.store),
+                    TreeOwner {
+                        username: user.username,
+                        cvr: user.cvr,
+                        account: user.account,
+                    },
+                    std::sync::Arc::clone(&self.transactions),
                     std::sync::Arc::clone(&self.catalogue),
                 ))
             }
@@ -141,23 +148,25 @@ impl<S: Store> Gateway<S> {
         }
     }
 
-    /// The domain decision on what the store knows; `Err` only if the store cannot answer.
+    /// The domain decision on what the store knows, and the user it found; `Err` only if the
+    /// store cannot answer.
     async fn decide(
         &self,
         attempt: &LoginAttempt,
-    ) -> Result<Result<(), LoginRefusal>, mftgw_store::StoreError> {
+    ) -> Result<(Result<(), LoginRefusal>, Option<KnownUser>), mftgw_store::StoreError> {
         let known = self.store.find_user(&attempt.presented_username).await?;
         let owner = self
             .store
             .certificate_owner(&attempt.cert_fingerprint)
             .await?;
-        Ok(decide_login(
+        let decision = decide_login(
             attempt,
             known.as_ref(),
             owner.as_ref(),
             &self.password_key,
             OffsetDateTime::now_utc(),
-        ))
+        );
+        Ok((decision, known))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The gateway behind the FTPS engine: logins decided by the domain rules against the store,
-//! each user's virtual tree, and the audit trail of every security decision.
+//! each user's virtual tree (where uploads become transactions), and the audit trail of
+//! every security decision.
 
 mod login;
 mod tree;
@@ -7,6 +8,7 @@ mod tree;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use mftgw_blobs::BlobStore;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::password::PasswordKey;
@@ -16,14 +18,17 @@ use mftgw_store::Store;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-pub use tree::UserTree;
+pub use tree::{TreeOwner, UserTree};
+
+use crate::transactions::Transactions;
 
 /// Engine events waiting for the audit writer. Unauthenticated clients can cause them (port
 /// scans, failed handshakes), so the queue is bounded and overflow is counted, not stored.
 const ENGINE_EVENT_QUEUE: usize = 4096;
 
-pub struct Gateway<S> {
+pub struct Gateway<S, B> {
     store: Arc<S>,
+    transactions: Arc<Transactions<S, B>>,
     catalogue: Arc<ServiceCatalogue>,
     password_key: PasswordKey,
     throttle: Mutex<LoginThrottle>,
@@ -34,14 +39,15 @@ pub struct Gateway<S> {
     dropped_engine_events: AtomicU64,
 }
 
-impl<S: Store> Gateway<S> {
+impl<S: Store, B: BlobStore> Gateway<S, B> {
     /// Also starts the task that writes engine events to the audit log; call it in a runtime.
     pub fn new(
-        store: Arc<S>,
+        transactions: Arc<Transactions<S, B>>,
         catalogue: Arc<ServiceCatalogue>,
         password_key: PasswordKey,
         throttle: ThrottleConfig,
-    ) -> Gateway<S> {
+    ) -> Gateway<S, B> {
+        let store = Arc::clone(&transactions.store);
         let (engine_events, mut queued) = mpsc::channel(ENGINE_EVENT_QUEUE);
         let writer_store = Arc::clone(&store);
         tokio::spawn(async move {
@@ -51,6 +57,7 @@ impl<S: Store> Gateway<S> {
         });
         Gateway {
             store,
+            transactions,
             catalogue,
             password_key,
             throttle: Mutex::new(LoginThrottle::new(throttle)),
@@ -81,15 +88,15 @@ async fn record<S: Store>(store: &S, event: AuditEvent) {
     }
 }
 
-impl<S: Store> Backend for Gateway<S> {
-    type Session = UserTree<S>;
+impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
+    type Session = UserTree<S, B>;
 
     async fn login(
         &self,
         client: &ClientContext,
         username: &str,
         password: &str,
-    ) -> Result<UserTree<S>, LoginDenied> {
+    ) -> Result<UserTree<S, B>, LoginDenied> {
         self.log_in(client, username, password).await
     }
 

@@ -1,41 +1,79 @@
 //! A logged-in user's virtual tree (SPEC §3): one folder per service the user holds a role
 //! for, plus `out`. Roles are read on every look at the root, so folders appear and vanish
 //! as roles change.
+//!
+//! - `STOR /<service>/<name>` makes a transaction named `<name>`; the file is never listed.
+//! - `MKD /<service>/<txid>`, `MKD /<service>/<txid>/in`, `STOR /<service>/<txid>/in/<file>`
+//!   makes a transaction named `<txid>`. These folders exist only in this session, until the
+//!   upload into them.
+//! - `/out` holds the user's status and response files: read, list and delete only.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
+use mftgw_blobs::{BlobStore, BlobWriter};
 use mftgw_domain::catalogue::ServiceCatalogue;
+use mftgw_domain::transaction::check_transaction_id;
 use mftgw_ftps::{
-    DirEntry, EntryKind, FsError, FsResult, Session, TransferType, Upload, VirtualPath,
+    BoxFuture, DirEntry, EntryKind, FsError, FsResult, Session, TransferType, Upload, VirtualPath,
 };
-use mftgw_store::Store;
+use mftgw_store::{OutContent, OutFileEntry, Store, StoreError};
 use time::OffsetDateTime;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::transactions::{Committed, Transactions, UploadTarget};
 
 pub const OUT: &str = "out";
+const IN: &str = "in";
 
-pub struct UserTree<S> {
-    username: String,
-    store: Arc<S>,
+/// The gateway user a session belongs to.
+#[derive(Debug, Clone)]
+pub struct TreeOwner {
+    pub username: String,
+    pub cvr: String,
+    pub account: String,
+}
+
+/// Transaction folders made with `MKD` in this session, by (service, txid): whether `in`
+/// has been made inside.
+type TransactionFolders = Arc<Mutex<BTreeMap<(String, String), bool>>>;
+
+pub struct UserTree<S, B> {
+    owner: TreeOwner,
+    transactions: Arc<Transactions<S, B>>,
     catalogue: Arc<ServiceCatalogue>,
     logged_in_at: OffsetDateTime,
+    folders: TransactionFolders,
 }
 
 /// Where a path points in the tree.
 enum Place<'a> {
     Root,
     Out,
+    OutFile(&'a str),
     Service(&'a str),
-    /// Anything below a service folder or `out`.
-    Inside,
+    /// `/<service>/<name>`: an upload target, or a transaction folder.
+    InService(&'a str, &'a str),
+    /// `/<service>/<txid>/in`.
+    InFolder(&'a str, &'a str),
+    /// `/<service>/<txid>/in/<file>`.
+    InInFolder(&'a str, &'a str),
+    Elsewhere,
 }
 
 fn place(path: &VirtualPath) -> Place<'_> {
     match path.components() {
         [] => Place::Root,
-        [only] if only == OUT => Place::Out,
-        [only] => Place::Service(only),
-        _ => Place::Inside,
+        [out] if out == OUT => Place::Out,
+        [out, name] if out == OUT => Place::OutFile(name),
+        [service] => Place::Service(service),
+        [out, ..] if out == OUT => Place::Elsewhere,
+        [service, name] => Place::InService(service, name),
+        [service, txid, inbox] if inbox == IN => Place::InFolder(service, txid),
+        [service, txid, inbox, _] if inbox == IN => Place::InInFolder(service, txid),
+        _ => Place::Elsewhere,
     }
 }
 
@@ -43,26 +81,57 @@ fn not_found() -> FsError {
     FsError::NotFound("No such file or directory".into())
 }
 
-impl<S: Store> UserTree<S> {
-    pub fn new(username: String, store: Arc<S>, catalogue: Arc<ServiceCatalogue>) -> Self {
+fn unavailable(error: StoreError) -> FsError {
+    tracing::error!(%error, "store unavailable");
+    FsError::Unavailable("Temporarily unable to reach the gateway's storage".into())
+}
+
+fn upload_refused() -> FsError {
+    FsError::NotAllowed("Upload only into a service folder you hold a role for".into())
+}
+
+impl<S: Store, B: BlobStore> UserTree<S, B> {
+    pub fn new(
+        owner: TreeOwner,
+        transactions: Arc<Transactions<S, B>>,
+        catalogue: Arc<ServiceCatalogue>,
+    ) -> Self {
         UserTree {
-            username,
-            store,
+            owner,
+            transactions,
             catalogue,
             logged_in_at: OffsetDateTime::now_utc(),
+            folders: Arc::default(),
         }
+    }
+
+    fn store(&self) -> &S {
+        &self.transactions.store
     }
 
     /// The services this user may see now: granted roles that name a catalogued service.
     async fn services(&self) -> FsResult<Vec<String>> {
-        let roles = self.store.roles(&self.username).await.map_err(|error| {
-            tracing::error!(%error, "reading roles failed");
-            FsError::Unavailable("Temporarily unable to read your services".into())
-        })?;
+        let roles = self
+            .store()
+            .roles(&self.owner.username)
+            .await
+            .map_err(unavailable)?;
         Ok(roles
             .into_iter()
             .filter(|service| self.catalogue.contains(service))
             .collect())
+    }
+
+    async fn holds_role(&self, service: &str) -> FsResult<bool> {
+        Ok(self.services().await?.iter().any(|held| held == service))
+    }
+
+    /// Whether `/<service>/<txid>` (and, with `inbox`, its `in`) was made in this session.
+    fn folder_exists(&self, service: &str, txid: &str, inbox: bool) -> bool {
+        let folders = self.folders.lock().expect("folder lock poisoned");
+        folders
+            .get(&(service.to_owned(), txid.to_owned()))
+            .is_some_and(|has_in| !inbox || *has_in)
     }
 
     fn folder(&self, name: &str, writable: bool) -> DirEntry {
@@ -74,21 +143,79 @@ impl<S: Store> UserTree<S> {
             writable,
         }
     }
+
+    async fn start_upload(
+        &self,
+        service: &str,
+        name: &str,
+        transfer_type: TransferType,
+        folder: Option<(String, String)>,
+    ) -> FsResult<Box<dyn Upload>> {
+        if !self.holds_role(service).await? {
+            return Err(upload_refused());
+        }
+        check_transaction_id(service, name).map_err(|error| FsError::BadName(error.to_string()))?;
+        let writer = self.transactions.blobs.create().await.map_err(|error| {
+            tracing::error!(%error, "cannot start a blob");
+            FsError::Unavailable("Temporarily unable to store files".into())
+        })?;
+        Ok(Box::new(GatewayUpload {
+            writer,
+            target: UploadTarget {
+                username: self.owner.username.clone(),
+                cvr: self.owner.cvr.clone(),
+                account: self.owner.account.clone(),
+                service: service.to_owned(),
+                name: name.to_owned(),
+                transfer_type: match transfer_type {
+                    TransferType::Ascii => 'A',
+                    TransferType::Binary => 'I',
+                },
+            },
+            transactions: Arc::clone(&self.transactions),
+            folder: folder.map(|key| (Arc::clone(&self.folders), key)),
+        }))
+    }
 }
 
-impl<S: Store> Session for UserTree<S> {
+fn out_file_entry(entry: OutFileEntry) -> DirEntry {
+    DirEntry {
+        name: entry.name,
+        kind: EntryKind::File,
+        size: entry.size,
+        modified: entry.created_at,
+        writable: true,
+    }
+}
+
+impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
     fn username(&self) -> &str {
-        &self.username
+        &self.owner.username
     }
 
     async fn metadata(&self, path: &VirtualPath) -> FsResult<DirEntry> {
         match place(path) {
             Place::Root => Ok(self.folder("/", false)),
             Place::Out => Ok(self.folder(OUT, false)),
-            Place::Service(name) if self.services().await?.iter().any(|s| s == name) => {
-                Ok(self.folder(name, true))
+            Place::OutFile(name) => match self
+                .store()
+                .out_file(&self.owner.username, name)
+                .await
+                .map_err(unavailable)?
+            {
+                Some((entry, _)) => Ok(out_file_entry(entry)),
+                None => Err(not_found()),
+            },
+            Place::Service(service) if self.holds_role(service).await? => {
+                Ok(self.folder(service, true))
             }
-            Place::Service(_) | Place::Inside => Err(not_found()),
+            Place::InService(service, txid) if self.folder_exists(service, txid, false) => {
+                Ok(self.folder(txid, true))
+            }
+            Place::InFolder(service, txid) if self.folder_exists(service, txid, true) => {
+                Ok(self.folder(IN, true))
+            }
+            _ => Err(not_found()),
         }
     }
 
@@ -104,45 +231,231 @@ impl<S: Store> Session for UserTree<S> {
                 entries.push(self.folder(OUT, false));
                 Ok(entries)
             }
-            // Uploads are processed (removed) at once, and /out holds no files yet.
-            Place::Out => Ok(Vec::new()),
-            Place::Service(_) => self.metadata(path).await.map(|_| Vec::new()),
-            Place::Inside => Err(not_found()),
+            Place::Out => Ok(self
+                .store()
+                .out_files(&self.owner.username)
+                .await
+                .map_err(unavailable)?
+                .into_iter()
+                .map(out_file_entry)
+                .collect()),
+            // Uploads are processed (removed) at once; only this session's transaction
+            // folders can be seen here.
+            Place::Service(service) if self.holds_role(service).await? => {
+                let folders = self.folders.lock().expect("folder lock poisoned");
+                Ok(folders
+                    .keys()
+                    .filter(|(folder_service, _)| folder_service == service)
+                    .map(|(_, txid)| self.folder(txid, true))
+                    .collect())
+            }
+            Place::InService(service, txid) if self.folder_exists(service, txid, false) => {
+                Ok(if self.folder_exists(service, txid, true) {
+                    vec![self.folder(IN, true)]
+                } else {
+                    Vec::new()
+                })
+            }
+            Place::InFolder(service, txid) if self.folder_exists(service, txid, true) => {
+                Ok(Vec::new())
+            }
+            _ => Err(not_found()),
         }
     }
 
     async fn read(
         &self,
-        _path: &VirtualPath,
-        _offset: u64,
+        path: &VirtualPath,
+        offset: u64,
     ) -> FsResult<Box<dyn AsyncRead + Send + Unpin>> {
-        Err(not_found())
+        let Place::OutFile(name) = place(path) else {
+            return Err(not_found());
+        };
+        let found = self
+            .store()
+            .out_file(&self.owner.username, name)
+            .await
+            .map_err(unavailable)?;
+        match found {
+            None => Err(not_found()),
+            Some((_, OutContent::Inline(bytes))) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+                Ok(Box::new(std::io::Cursor::new(bytes[start..].to_vec())))
+            }
+            Some((_, OutContent::Blob { key, .. })) => {
+                self.transactions.blobs.open(&key, offset).await.map_err(|error| {
+                    tracing::error!(%error, key, "cannot open a blob of /out");
+                    FsError::Unavailable("Temporarily unable to read the file".into())
+                })
+            }
+        }
     }
 
     async fn store(
         &self,
         path: &VirtualPath,
-        _transfer_type: TransferType,
+        transfer_type: TransferType,
     ) -> FsResult<Box<dyn Upload>> {
-        match place(&path.parent()) {
-            Place::Service(name) if self.services().await?.iter().any(|s| s == name) => Err(
-                FsError::Unavailable("Uploads are not accepted by this gateway yet".into()),
-            ),
+        match place(path) {
+            Place::InService(service, name) => {
+                self.start_upload(service, name, transfer_type, None).await
+            }
+            Place::InInFolder(service, txid) if self.folder_exists(service, txid, true) => {
+                let folder = (service.to_owned(), txid.to_owned());
+                self.start_upload(service, txid, transfer_type, Some(folder))
+                    .await
+            }
+            Place::Out | Place::OutFile(_) => Err(FsError::NotAllowed(
+                "/out is read-only: download and delete files there".into(),
+            )),
+            _ => Err(upload_refused()),
+        }
+    }
+
+    async fn delete(&self, path: &VirtualPath) -> FsResult<()> {
+        let Place::OutFile(name) = place(path) else {
+            return Err(FsError::NotAllowed("Only files in /out can be deleted".into()));
+        };
+        match self
+            .store()
+            .delete_out_file(&self.owner.username, name)
+            .await
+            .map_err(unavailable)?
+        {
+            None => Err(not_found()),
+            Some(OutContent::Inline(_)) => Ok(()),
+            Some(OutContent::Blob { key, .. }) => {
+                self.transactions.forget_blob(&key).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn make_dir(&self, path: &VirtualPath) -> FsResult<()> {
+        let exists = || FsError::NotAllowed("Folder already exists".into());
+        match place(path) {
+            Place::InService(service, txid) if self.holds_role(service).await? => {
+                check_transaction_id(service, txid)
+                    .map_err(|error| FsError::BadName(error.to_string()))?;
+                let mut folders = self.folders.lock().expect("folder lock poisoned");
+                match folders.entry((service.to_owned(), txid.to_owned())) {
+                    std::collections::btree_map::Entry::Occupied(_) => Err(exists()),
+                    std::collections::btree_map::Entry::Vacant(vacant) => {
+                        vacant.insert(false);
+                        Ok(())
+                    }
+                }
+            }
+            Place::InFolder(service, txid) if self.folder_exists(service, txid, false) => {
+                let mut folders = self.folders.lock().expect("folder lock poisoned");
+                let has_in = folders
+                    .get_mut(&(service.to_owned(), txid.to_owned()))
+                    .ok_or_else(not_found)?;
+                if std::mem::replace(has_in, true) {
+                    return Err(exists());
+                }
+                Ok(())
+            }
             _ => Err(FsError::NotAllowed(
-                "Upload only into a service folder you hold a role for".into(),
+                "Folders can be made only as /<service>/<transaction id>/in".into(),
             )),
         }
     }
 
-    async fn delete(&self, _path: &VirtualPath) -> FsResult<()> {
-        Err(not_found())
+    async fn remove_dir(&self, path: &VirtualPath) -> FsResult<()> {
+        let mut folders = self.folders.lock().expect("folder lock poisoned");
+        match place(path) {
+            Place::InFolder(service, txid) => {
+                match folders.get_mut(&(service.to_owned(), txid.to_owned())) {
+                    Some(has_in) if *has_in => {
+                        *has_in = false;
+                        Ok(())
+                    }
+                    _ => Err(not_found()),
+                }
+            }
+            Place::InService(service, txid) => {
+                let key = (service.to_owned(), txid.to_owned());
+                match folders.get(&key) {
+                    Some(false) => {
+                        folders.remove(&key);
+                        Ok(())
+                    }
+                    Some(true) => Err(FsError::NotAllowed("Folder is not empty".into())),
+                    None => Err(not_found()),
+                }
+            }
+            _ => Err(FsError::NotAllowed("Cannot remove folders".into())),
+        }
+    }
+}
+
+/// An upload streaming into the blob store; committing it makes the transaction.
+struct GatewayUpload<S, B: BlobStore> {
+    writer: B::Writer,
+    target: UploadTarget,
+    transactions: Arc<Transactions<S, B>>,
+    /// The transaction folder this upload goes into, which vanishes with the upload.
+    folder: Option<(TransactionFolders, (String, String))>,
+}
+
+impl<S: Store, B: BlobStore> Upload for GatewayUpload<S, B> {
+    fn commit(self: Box<Self>) -> BoxFuture<'static, FsResult<String>> {
+        Box::pin(async move {
+            let GatewayUpload {
+                writer,
+                target,
+                transactions,
+                folder,
+            } = *self;
+            let blob = writer.finish().await.map_err(|error| {
+                tracing::error!(%error, "finishing an upload's blob failed");
+                FsError::Unavailable("the file could not be stored; send it again".into())
+            })?;
+            let committed = transactions
+                .commit_upload(&target, blob)
+                .await
+                .map_err(|error| {
+                    tracing::error!(%error, "recording a transaction failed");
+                    FsError::Unavailable("the transaction could not be recorded; send it again".into())
+                })?;
+            if let Some((folders, key)) = folder {
+                folders.lock().expect("folder lock poisoned").remove(&key);
+            }
+            Ok(match committed {
+                Committed::Transaction {
+                    skat_transaction_id,
+                } => format!("Transfer complete: transaction {skat_transaction_id}"),
+                Committed::NameReused { status_file } => format!(
+                    "Transfer complete, but the name was used before and is not accepted: see /out/{status_file}"
+                ),
+            })
+        })
     }
 
-    async fn make_dir(&self, _path: &VirtualPath) -> FsResult<()> {
-        Err(FsError::NotAllowed("Cannot create folders here".into()))
+    fn abort(self: Box<Self>) -> BoxFuture<'static, ()> {
+        // Dropping the writer discards what it received.
+        Box::pin(async move { drop(self) })
+    }
+}
+
+impl<S: Store, B: BlobStore> AsyncWrite for GatewayUpload<S, B> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.writer).poll_write(cx, buf)
     }
 
-    async fn remove_dir(&self, _path: &VirtualPath) -> FsResult<()> {
-        Err(FsError::NotAllowed("Cannot remove folders".into()))
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.writer).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.writer).poll_shutdown(cx)
     }
 }

@@ -14,11 +14,18 @@ pub(super) struct Migration {
 }
 
 /// In version order; append, never edit a migration that has shipped.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../migrations/sqlite/001_initial.sql"),
-}];
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../migrations/sqlite/001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "transactions",
+        sql: include_str!("../../migrations/sqlite/002_transactions.sql"),
+    },
+];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {
     sqlx::query(

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, User, UserState};
+use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, Transaction, User, UserState};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -14,13 +14,17 @@ use sqlx::{Row, SqliteExecutor, SqlitePool};
 use time::OffsetDateTime;
 
 use crate::{
-    AuditQuery, CertificateRegistration, RegistrationOutcome, RoleSource, Store, StoreError,
+    Advance, AuditQuery, CertificateRegistration, Expired, NewOutFile, NewTransaction,
+    OutContent, OutFileEntry, Recorded, RegistrationOutcome, RoleSource, Store, StoreError,
     StoreResult, timestamp,
 };
 
 mod migrations;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transaction_tests;
+mod transactions;
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -363,6 +367,60 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(audit_event_from_row).collect()
+    }
+
+    async fn record_transaction(&self, transaction: NewTransaction) -> StoreResult<Recorded> {
+        transactions::record_transaction(&self.pool, transaction).await
+    }
+
+    async fn due_work(
+        &self,
+        services: &[String],
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<Transaction>> {
+        transactions::due_work(&self.pool, services, now, limit).await
+    }
+
+    async fn advance(&self, steps: &[Advance]) -> StoreResult<Vec<bool>> {
+        transactions::advance(&self.pool, steps).await
+    }
+
+    async fn transactions(
+        &self,
+        username: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Transaction>> {
+        transactions::transactions(&self.pool, username, limit).await
+    }
+
+    async fn put_out_file(
+        &self,
+        username: &str,
+        file: NewOutFile,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<String>> {
+        transactions::put_out_file(&self.pool, username, file, at).await
+    }
+
+    async fn out_files(&self, username: &str) -> StoreResult<Vec<OutFileEntry>> {
+        transactions::out_files(&self.pool, username).await
+    }
+
+    async fn out_file(
+        &self,
+        username: &str,
+        name: &str,
+    ) -> StoreResult<Option<(OutFileEntry, OutContent)>> {
+        transactions::out_file(&self.pool, username, name).await
+    }
+
+    async fn delete_out_file(&self, username: &str, name: &str) -> StoreResult<Option<OutContent>> {
+        transactions::delete_out_file(&self.pool, username, name).await
+    }
+
+    async fn expire(&self, before: OffsetDateTime) -> StoreResult<Expired> {
+        transactions::expire(&self.pool, before).await
     }
 }
 

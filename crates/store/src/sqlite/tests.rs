@@ -9,13 +9,13 @@ use time::macros::datetime;
 
 use super::*;
 
-const USERNAME: &str = "CVR_12345678_UID_1";
+pub(super) const USERNAME: &str = "CVR_12345678_UID_1";
 const FIRST_FINGERPRINT: &str = "aa11";
 const RENEWED_FINGERPRINT: &str = "bb22";
 const FIRST_HASH: &str = "hmac-sha256:0001";
 const ACTIVATE_AT: OffsetDateTime = datetime!(2025-03-01 10:15 UTC);
 
-fn registration(username: &str, fingerprint: &str, password_hash: &str) -> CertificateRegistration {
+pub(super) fn registration(username: &str, fingerprint: &str, password_hash: &str) -> CertificateRegistration {
     let (cvr, account) = username
         .strip_prefix("CVR_")
         .and_then(|rest| rest.split_once('_'))
@@ -38,7 +38,7 @@ fn registration(username: &str, fingerprint: &str, password_hash: &str) -> Certi
     }
 }
 
-async fn store_with_user() -> SqliteStore {
+pub(super) async fn store_with_user() -> SqliteStore {
     let store = SqliteStore::open_in_memory().await.unwrap();
     store
         .register_certificate(registration(USERNAME, FIRST_FINGERPRINT, FIRST_HASH))
@@ -48,10 +48,10 @@ async fn store_with_user() -> SqliteStore {
 }
 
 /// A directory under the system temp dir, removed with everything in it when dropped.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let path = std::env::temp_dir().join(format!(
             "mftgw-store-test-{}-{}",

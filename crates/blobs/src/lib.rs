@@ -1,0 +1,54 @@
+//! Blob storage for file bodies: uploads while they stream in, and large files in `/out`.
+//!
+//! The shape follows `object_store`'s multipart upload so that an S3 implementation can sit
+//! behind the same trait: a blob is written once through a [`BlobWriter`], becomes durable
+//! and visible under its key only when [`BlobWriter::finish`] returns, and is never changed
+//! after. Every writer hashes what passes through it, so the caller learns the size and
+//! SHA-256 of exactly the bytes that were stored.
+
+use std::future::Future;
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+mod hashing;
+mod local;
+
+pub use hashing::Hashing;
+pub use local::{LocalBlobStore, LocalBlobWriter};
+
+/// What a finished blob holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub key: String,
+    pub size: u64,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+}
+
+pub trait BlobStore: Send + Sync + 'static {
+    type Writer: BlobWriter;
+
+    /// Starts a new blob under a fresh key.
+    fn create(&self) -> impl Future<Output = io::Result<Self::Writer>> + Send;
+
+    /// Reads the blob `key` from byte `offset` on.
+    fn open(
+        &self,
+        key: &str,
+        offset: u64,
+    ) -> impl Future<Output = io::Result<Box<dyn AsyncRead + Send + Unpin>>> + Send;
+
+    /// Removes the blob `key`; removing a blob that is not there is not an error.
+    fn delete(&self, key: &str) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// A blob being written. Dropping it without [`finish`](BlobWriter::finish) discards it.
+pub trait BlobWriter: AsyncWrite + Send + Unpin + 'static {
+    /// The key the blob will have once finished.
+    fn key(&self) -> &str;
+
+    /// Makes the blob durable (on disk and fsynced, or completed in the object store) and
+    /// returns what it holds.
+    fn finish(self) -> impl Future<Output = io::Result<BlobInfo>> + Send;
+}

@@ -1,0 +1,252 @@
+//! Blobs as files in a local directory: `incoming/<key>.part` while being written, then
+//! fsynced and renamed to `blobs/<key>`, and the directory fsynced, so a finished blob
+//! survives a crash and an unfinished one never appears under `blobs/`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::fs::File;
+use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
+
+use crate::{BlobInfo, BlobStore, BlobWriter, Hashing};
+
+const INCOMING: &str = "incoming";
+const BLOBS: &str = "blobs";
+
+#[derive(Debug, Clone)]
+pub struct LocalBlobStore {
+    incoming: PathBuf,
+    blobs: PathBuf,
+}
+
+impl LocalBlobStore {
+    /// Opens (creating if needed) the store under `root` and removes what unfinished writes
+    /// left behind: nobody can finish them after a restart. Only one process may use a root.
+    pub async fn open(root: &Path) -> io::Result<Self> {
+        let store = Self {
+            incoming: root.join(INCOMING),
+            blobs: root.join(BLOBS),
+        };
+        tokio::fs::create_dir_all(&store.incoming).await?;
+        tokio::fs::create_dir_all(&store.blobs).await?;
+        let mut leftovers = tokio::fs::read_dir(&store.incoming).await?;
+        let mut swept = 0;
+        while let Some(entry) = leftovers.next_entry().await? {
+            tokio::fs::remove_file(entry.path()).await?;
+            swept += 1;
+        }
+        if swept > 0 {
+            tracing::info!(swept, "removed unfinished blobs from an earlier run");
+        }
+        Ok(store)
+    }
+
+    /// Where the blob `key` lives once finished.
+    pub fn path_of(&self, key: &str) -> io::Result<PathBuf> {
+        if key.is_empty() || !key.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{key:?} is not a blob key"),
+            ));
+        }
+        Ok(self.blobs.join(key))
+    }
+}
+
+fn new_key() -> io::Result<String> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| io::Error::other("no randomness"))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+async fn sync_directory(directory: PathBuf) -> io::Result<()> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(directory)?.sync_all())
+        .await
+        .map_err(io::Error::other)?
+}
+
+impl BlobStore for LocalBlobStore {
+    type Writer = LocalBlobWriter;
+
+    async fn create(&self) -> io::Result<LocalBlobWriter> {
+        let key = new_key()?;
+        let temp_path = self.incoming.join(format!("{key}.part"));
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+            .await?;
+        Ok(LocalBlobWriter {
+            file: Hashing::new(file),
+            final_path: self.path_of(&key)?,
+            blobs: self.blobs.clone(),
+            temp: TempFile(Some(temp_path)),
+            key,
+        })
+    }
+
+    async fn open(&self, key: &str, offset: u64) -> io::Result<Box<dyn AsyncRead + Send + Unpin>> {
+        let mut file = File::open(self.path_of(key)?).await?;
+        if offset > 0 {
+            file.seek(io::SeekFrom::Start(offset)).await?;
+        }
+        Ok(Box::new(file))
+    }
+
+    async fn delete(&self, key: &str) -> io::Result<()> {
+        match tokio::fs::remove_file(self.path_of(key)?).await {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+}
+
+pub struct LocalBlobWriter {
+    file: Hashing<File>,
+    key: String,
+    temp: TempFile,
+    final_path: PathBuf,
+    blobs: PathBuf,
+}
+
+/// The `.part` file of a writer, removed when dropped unless it was renamed into place.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            if let Err(error) = std::fs::remove_file(&path) {
+                tracing::warn!(%error, path = %path.display(), "could not remove an unfinished blob");
+            }
+        }
+    }
+}
+
+impl BlobWriter for LocalBlobWriter {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    async fn finish(self) -> io::Result<BlobInfo> {
+        let LocalBlobWriter {
+            mut file,
+            key,
+            mut temp,
+            final_path,
+            blobs,
+        } = self;
+        file.flush().await?;
+        file.get_mut().sync_all().await?;
+        let (_, size, sha256) = file.finish();
+        let temp_path = temp.0.as_ref().expect("set until renamed");
+        tokio::fs::rename(temp_path, &final_path).await?;
+        temp.0 = None;
+        if let Err(error) = sync_directory(blobs).await {
+            // Renamed but perhaps not durable: the caller will not record it, so remove it.
+            let _ = tokio::fs::remove_file(&final_path).await;
+            return Err(error);
+        }
+        Ok(BlobInfo { key, size, sha256 })
+    }
+}
+
+impl AsyncWrite for LocalBlobWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.file).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.file).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.file).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    async fn read_all(store: &LocalBlobStore, key: &str, offset: u64) -> Vec<u8> {
+        let mut content = Vec::new();
+        store
+            .open(key, offset)
+            .await
+            .unwrap()
+            .read_to_end(&mut content)
+            .await
+            .unwrap();
+        content
+    }
+
+    fn files_in(directory: &Path) -> usize {
+        std::fs::read_dir(directory).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn a_finished_blob_reads_back_with_its_hash() {
+        let root = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(root.path()).await.unwrap();
+        let mut writer = store.create().await.unwrap();
+        let key = writer.key().to_owned();
+        writer.write_all(b"hello ").await.unwrap();
+        writer.write_all(b"world").await.unwrap();
+        let info = writer.finish().await.unwrap();
+        assert_eq!(info.key, key);
+        assert_eq!(info.size, 11);
+        assert_eq!(
+            info.sha256,
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
+        assert_eq!(read_all(&store, &key, 0).await, b"hello world");
+        assert_eq!(read_all(&store, &key, 6).await, b"world");
+        assert_eq!(files_in(&root.path().join(INCOMING)), 0);
+        store.delete(&key).await.unwrap();
+        assert!(store.open(&key, 0).await.is_err());
+        store.delete(&key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_blob_leaves_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(root.path()).await.unwrap();
+        let mut writer = store.create().await.unwrap();
+        let key = writer.key().to_owned();
+        writer.write_all(b"partial").await.unwrap();
+        assert_eq!(files_in(&root.path().join(INCOMING)), 1);
+        drop(writer);
+        assert_eq!(files_in(&root.path().join(INCOMING)), 0);
+        assert!(store.open(&key, 0).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn opening_sweeps_what_a_crash_left_in_incoming() {
+        let root = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(root.path()).await.unwrap();
+        let mut writer = store.create().await.unwrap();
+        writer.write_all(b"crash").await.unwrap();
+        std::mem::forget(writer);
+        assert_eq!(files_in(&root.path().join(INCOMING)), 1);
+        LocalBlobStore::open(root.path()).await.unwrap();
+        assert_eq!(files_in(&root.path().join(INCOMING)), 0);
+    }
+
+    #[tokio::test]
+    async fn keys_cannot_name_other_files() {
+        let root = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(root.path()).await.unwrap();
+        for key in ["", "../incoming", "/etc/passwd", "ab/cd", "x"] {
+            let error = store.open(key, 0).await.err().expect(key);
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{key}");
+        }
+    }
+}

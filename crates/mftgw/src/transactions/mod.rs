@@ -1,0 +1,156 @@
+//! Transactions end to end inside the gateway: committing a received upload (or answering a
+//! reused name with status_0), the worker that carries outstanding work forward and writes
+//! status files, and the retention sweep of `/out`.
+//!
+//! Durability order for an upload: the body is fsynced in the blob store, then the
+//! transaction and its work commit in one store transaction, then the client gets `226`.
+//! Every later step commits its state change and its `/out` files together.
+
+mod retention;
+mod worker;
+
+use std::sync::Arc;
+
+use mftgw_blobs::{BlobInfo, BlobStore};
+use mftgw_domain::errors::{ErrorCatalogue, FILENAME_CANNOT_BE_REUSED};
+use mftgw_domain::status::{StatusCode, StatusFile};
+use mftgw_domain::transaction::{SkatTransactionIds, upload_path};
+use mftgw_store::{NewOutFile, NewTransaction, OutContent, Recorded, Store, StoreError};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+pub use retention::{RetentionPolicy, run_retention};
+pub use worker::run_worker;
+
+/// The transaction machinery one gateway process shares between its sessions and workers.
+pub struct Transactions<S, B> {
+    pub store: Arc<S>,
+    pub blobs: Arc<B>,
+    ids: SkatTransactionIds,
+    errors: ErrorCatalogue,
+    /// Wakes the worker when new work was committed.
+    work_ready: Notify,
+}
+
+/// Who uploaded what where: the facts a transaction needs besides the body.
+#[derive(Debug, Clone)]
+pub struct UploadTarget {
+    pub username: String,
+    pub cvr: String,
+    pub account: String,
+    pub service: String,
+    pub name: String,
+    pub transfer_type: char,
+}
+
+impl UploadTarget {
+    fn upload_path(&self) -> String {
+        upload_path(&self.cvr, &self.account, &self.service, &self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    Transaction { skat_transaction_id: String },
+    /// The name was used before: a status_0 of this name is now in `/out`.
+    NameReused { status_file: String },
+}
+
+impl<S: Store, B: BlobStore> Transactions<S, B> {
+    pub fn new(store: Arc<S>, blobs: Arc<B>, node_id: &str) -> Self {
+        Self {
+            store,
+            blobs,
+            ids: SkatTransactionIds::new(node_id),
+            errors: ErrorCatalogue::builtin(),
+            work_ready: Notify::new(),
+        }
+    }
+
+    /// Commits an upload whose body is durable as `blob`. On `Err` nothing was recorded and
+    /// the blob is gone: the client must not be told the upload succeeded.
+    pub async fn commit_upload(
+        &self,
+        target: &UploadTarget,
+        blob: BlobInfo,
+    ) -> Result<Committed, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let skat_transaction_id = self.ids.next(now);
+        let recorded = self
+            .store
+            .record_transaction(NewTransaction {
+                skat_transaction_id: skat_transaction_id.clone(),
+                username: target.username.clone(),
+                service: target.service.clone(),
+                ftp_transaction_id: target.name.clone(),
+                upload_path: target.upload_path(),
+                size: blob.size,
+                sha256: blob.sha256,
+                transfer_type: target.transfer_type,
+                blob_key: blob.key.clone(),
+                received_at: now,
+            })
+            .await;
+        match recorded {
+            Ok(Recorded::Created(_)) => {
+                self.work_ready.notify_one();
+                Ok(Committed::Transaction {
+                    skat_transaction_id,
+                })
+            }
+            Ok(Recorded::NameReused) => {
+                self.forget_blob(&blob.key).await;
+                let status_file = self.reuse_status(target, now);
+                let name = status_file.file_name();
+                self.put_out_file(&target.username, &name, status_file.to_xml().into_bytes(), now)
+                    .await?;
+                Ok(Committed::NameReused { status_file: name })
+            }
+            Err(error) => {
+                self.forget_blob(&blob.key).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The status_0 for a reused name. No transaction was made, so it names no
+    /// SKATTransactionId. Its `filename` is the full upload path like every other status file
+    /// (the client guide's example shows a shortened one; SPEC §3 defines the path).
+    fn reuse_status(&self, target: &UploadTarget, at: OffsetDateTime) -> StatusFile {
+        StatusFile {
+            code: StatusCode::Error,
+            service: target.service.clone(),
+            ftp_transaction_id: target.name.clone(),
+            upload_path: Some(target.upload_path()),
+            skat_transaction_id: None,
+            at,
+            response_file: None,
+            error: self.errors.get(FILENAME_CANNOT_BE_REUSED).cloned(),
+        }
+    }
+
+    async fn put_out_file(
+        &self,
+        username: &str,
+        name: &str,
+        content: Vec<u8>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let file = NewOutFile {
+            name: name.to_owned(),
+            content: OutContent::Inline(content),
+        };
+        if let Some(replaced) = self.store.put_out_file(username, file, at).await? {
+            self.forget_blob(&replaced).await;
+        }
+        Ok(())
+    }
+
+    /// Deletes a blob nothing refers to any more. A failure leaves an unreferenced file,
+    /// which is logged: it costs disk space, never correctness.
+    pub async fn forget_blob(&self, key: &str) {
+        if let Err(error) = self.blobs.delete(key).await {
+            tracing::warn!(%error, key, "could not delete an unreferenced blob");
+        }
+    }
+}

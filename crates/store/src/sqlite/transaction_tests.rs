@@ -1,0 +1,199 @@
+//! Tests of transactions, their work and `/out` in the SQLite store.
+
+use std::sync::Arc;
+
+use mftgw_domain::TransactionState;
+use mftgw_domain::status::StatusCode;
+use time::macros::datetime;
+
+use super::tests::{TempDir, USERNAME, registration, store_with_user};
+use super::*;
+
+const HEARTBEAT: &str = "FTPSGW.Heartbeat";
+const RECEIVED_AT: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+
+fn upload(skat_id: &str, name: &str) -> NewTransaction {
+    NewTransaction {
+        skat_transaction_id: skat_id.into(),
+        username: USERNAME.into(),
+        service: HEARTBEAT.into(),
+        ftp_transaction_id: name.into(),
+        upload_path: format!("/CVR_12345678/UID_1/{HEARTBEAT}/{name}"),
+        size: 3,
+        sha256: "ab".repeat(32),
+        transfer_type: 'I',
+        blob_key: format!("blob{skat_id}"),
+        received_at: RECEIVED_AT,
+    }
+}
+
+fn created(recorded: Recorded) -> Transaction {
+    match recorded {
+        Recorded::Created(transaction) => transaction,
+        Recorded::NameReused => panic!("expected a new transaction"),
+    }
+}
+
+fn inline(name: &str, body: &str) -> NewOutFile {
+    NewOutFile {
+        name: name.into(),
+        content: OutContent::Inline(body.as_bytes().to_vec()),
+    }
+}
+
+fn step(transaction: &Transaction, to: TransactionState, status: StatusCode) -> Advance {
+    Advance {
+        transaction_id: transaction.id,
+        from: transaction.state,
+        to,
+        status,
+        at: RECEIVED_AT,
+        files: vec![inline(&format!("status_{}", status.digit()), "xml")],
+        finishes_work: to.is_final(),
+    }
+}
+
+fn names(entries: &[OutFileEntry]) -> Vec<&str> {
+    entries.iter().map(|entry| entry.name.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_recorded_transaction_has_work_until_a_final_step() {
+    let store = store_with_user().await;
+    let transaction = created(store.record_transaction(upload("ci1", "a.xml")).await.unwrap());
+    assert_eq!(transaction.state, TransactionState::Received);
+    assert_eq!(transaction.received_at, RECEIVED_AT);
+
+    let services = [HEARTBEAT.to_string()];
+    let due = store.due_work(&services, RECEIVED_AT, 10).await.unwrap();
+    assert_eq!(due, vec![transaction.clone()]);
+    assert!(store.due_work(&services, RECEIVED_AT - time::Duration::SECOND, 10).await.unwrap().is_empty());
+    assert!(store.due_work(&["Other".to_string()], RECEIVED_AT, 10).await.unwrap().is_empty());
+
+    let delivered = step(&transaction, TransactionState::Delivered, StatusCode::Delivered);
+    assert_eq!(store.advance(&[delivered.clone()]).await.unwrap(), vec![true]);
+    // The same step again (a retry after a crash) changes nothing and adds no file.
+    assert_eq!(store.advance(&[delivered]).await.unwrap(), vec![false]);
+    let due = store.due_work(&services, RECEIVED_AT, 10).await.unwrap();
+    assert_eq!(due[0].state, TransactionState::Delivered);
+
+    let rejected = step(&due[0], TransactionState::Rejected, StatusCode::Error);
+    assert_eq!(store.advance(&[rejected]).await.unwrap(), vec![true]);
+    assert!(store.due_work(&services, RECEIVED_AT, 10).await.unwrap().is_empty());
+    assert_eq!(
+        names(&store.out_files(USERNAME).await.unwrap()),
+        ["status_1", "status_0"]
+    );
+}
+
+#[tokio::test]
+async fn a_name_is_used_once_per_user_in_any_service() {
+    let store = store_with_user().await;
+    created(store.record_transaction(upload("ci1", "a.xml")).await.unwrap());
+    let mut elsewhere = upload("ci2", "a.xml");
+    elsewhere.service = "FATCA".into();
+    assert_eq!(store.record_transaction(elsewhere).await.unwrap(), Recorded::NameReused);
+
+    let other_user = "CVR_12345678_UID_2";
+    store
+        .register_certificate(registration(other_user, "cc33", "hmac-sha256:02"))
+        .await
+        .unwrap();
+    let mut theirs = upload("ci3", "a.xml");
+    theirs.username = other_user.into();
+    created(store.record_transaction(theirs).await.unwrap());
+    assert_eq!(store.transactions(None, 10).await.unwrap().len(), 2);
+    assert_eq!(store.transactions(Some(other_user), 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_uploads_of_one_name_make_one_transaction() {
+    let dir = TempDir::new();
+    let store = Arc::new(SqliteStore::open(&dir.0.join("gateway.db")).await.unwrap());
+    store
+        .register_certificate(registration(USERNAME, "aa11", "hmac-sha256:01"))
+        .await
+        .unwrap();
+    let attempts: Vec<_> = (0..16)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store.record_transaction(upload(&format!("ci{i}"), "same.xml")).await
+            })
+        })
+        .collect();
+    let mut created_count = 0;
+    for attempt in attempts {
+        if let Recorded::Created(_) = attempt.await.unwrap().unwrap() {
+            created_count += 1;
+        }
+    }
+    assert_eq!(created_count, 1);
+    assert_eq!(store.transactions(Some(USERNAME), 100).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn out_files_are_per_user_and_replaceable_by_name() {
+    let store = store_with_user().await;
+    let other_user = "CVR_12345678_UID_2";
+    store
+        .register_certificate(registration(other_user, "cc33", "hmac-sha256:02"))
+        .await
+        .unwrap();
+    let at = RECEIVED_AT;
+    assert_eq!(store.put_out_file(USERNAME, inline("r.txt", "first"), at).await.unwrap(), None);
+    let blob = NewOutFile {
+        name: "r.txt".into(),
+        content: OutContent::Blob { key: "k1".into(), size: 9 },
+    };
+    assert_eq!(store.put_out_file(USERNAME, blob, at).await.unwrap(), None);
+    assert_eq!(
+        store.put_out_file(USERNAME, inline("r.txt", "third"), at).await.unwrap(),
+        Some("k1".into())
+    );
+    let (entry, content) = store.out_file(USERNAME, "r.txt").await.unwrap().unwrap();
+    assert_eq!((entry.size, content), (5, OutContent::Inline(b"third".to_vec())));
+    assert!(store.out_file(other_user, "r.txt").await.unwrap().is_none());
+    assert!(store.out_files(other_user).await.unwrap().is_empty());
+    assert_eq!(store.delete_out_file(other_user, "r.txt").await.unwrap(), None);
+    assert_eq!(
+        store.delete_out_file(USERNAME, "r.txt").await.unwrap(),
+        Some(OutContent::Inline(b"third".to_vec()))
+    );
+    assert!(store.out_files(USERNAME).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn expiry_removes_old_out_files_and_finished_upload_bodies() {
+    let store = store_with_user().await;
+    let old = created(store.record_transaction(upload("ci1", "old.xml")).await.unwrap());
+    let mut fresh_upload = upload("ci2", "fresh.xml");
+    fresh_upload.received_at = RECEIVED_AT + time::Duration::DAY;
+    let unfinished = created(store.record_transaction(upload("ci3", "busy.xml")).await.unwrap());
+    created(store.record_transaction(fresh_upload).await.unwrap());
+    store
+        .advance(&[step(&old, TransactionState::Rejected, StatusCode::Error)])
+        .await
+        .unwrap();
+    let blob = NewOutFile {
+        name: "big.bin".into(),
+        content: OutContent::Blob { key: "k9".into(), size: 1 },
+    };
+    store.put_out_file(USERNAME, blob, RECEIVED_AT).await.unwrap();
+    store
+        .put_out_file(USERNAME, inline("new.txt", "x"), RECEIVED_AT + time::Duration::DAY)
+        .await
+        .unwrap();
+
+    let expired = store.expire(RECEIVED_AT + time::Duration::HOUR).await.unwrap();
+    assert_eq!(expired.out_files, 2, "status_0 of old.xml and big.bin");
+    let mut keys = expired.blob_keys.clone();
+    keys.sort();
+    assert_eq!(keys, ["blobci1", "k9"]);
+    assert_eq!(names(&store.out_files(USERNAME).await.unwrap()), ["new.txt"]);
+    let kept = store.transactions(Some(USERNAME), 10).await.unwrap();
+    assert_eq!(kept.len(), 3, "transactions are kept forever");
+    let unfinished = kept.iter().find(|t| t.id == unfinished.id).unwrap();
+    assert_eq!(unfinished.blob_key.as_deref(), Some("blobci3"));
+    assert_eq!(store.expire(RECEIVED_AT + time::Duration::HOUR).await.unwrap(), Expired::default());
+}

@@ -1,0 +1,362 @@
+//! Transactions, their work and `/out` in SQLite. The trait documentation in the crate root
+//! says what each operation promises; this module says how.
+
+use mftgw_domain::{Transaction, TransactionState};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+
+use super::{BEGIN_WRITE, user_id};
+use crate::{
+    Advance, Expired, NewOutFile, NewTransaction, OutContent, OutFileEntry, Recorded,
+    StoreError, StoreResult, timestamp,
+};
+
+/// The columns [`transaction_from_row`] reads.
+macro_rules! transaction_columns {
+    () => {
+        "transactions.id, transactions.skat_transaction_id, users.username, transactions.service,
+         transactions.ftp_transaction_id, transactions.upload_path, transactions.size,
+         transactions.sha256, transactions.transfer_type, transactions.blob_key,
+         transactions.state, transactions.received_at"
+    };
+}
+
+pub(super) async fn record_transaction(
+    pool: &SqlitePool,
+    new: NewTransaction,
+) -> StoreResult<Recorded> {
+    let received_at = timestamp::to_text(new.received_at);
+    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let user_id = user_id(&mut *transaction, &new.username).await?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO transactions
+             (skat_transaction_id, user_id, service, ftp_transaction_id, upload_path, size,
+              sha256, transfer_type, blob_key, state, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (user_id, ftp_transaction_id) DO NOTHING
+         RETURNING id",
+    )
+    .bind(&new.skat_transaction_id)
+    .bind(user_id)
+    .bind(&new.service)
+    .bind(&new.ftp_transaction_id)
+    .bind(&new.upload_path)
+    .bind(size_to_db(new.size)?)
+    .bind(&new.sha256)
+    .bind(new.transfer_type.to_string())
+    .bind(&new.blob_key)
+    .bind(TransactionState::Received.as_str())
+    .bind(&received_at)
+    .fetch_optional(&mut *transaction)
+    .await?;
+    let Some(id) = id else {
+        return Ok(Recorded::NameReused);
+    };
+    sqlx::query("INSERT INTO work (transaction_id, due_at, created_at) VALUES ($1, $2, $2)")
+        .bind(id)
+        .bind(&received_at)
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
+    Ok(Recorded::Created(Transaction {
+        id,
+        skat_transaction_id: new.skat_transaction_id,
+        username: new.username,
+        service: new.service,
+        ftp_transaction_id: new.ftp_transaction_id,
+        upload_path: new.upload_path,
+        size: new.size,
+        sha256: new.sha256,
+        transfer_type: new.transfer_type,
+        blob_key: Some(new.blob_key),
+        state: TransactionState::Received,
+        received_at: timestamp::from_text("transactions.received_at", &received_at)?,
+    }))
+}
+
+pub(super) async fn due_work(
+    pool: &SqlitePool,
+    services: &[String],
+    now: OffsetDateTime,
+    limit: u32,
+) -> StoreResult<Vec<Transaction>> {
+    if services.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..services.len())
+        .map(|index| format!("${}", index + 3))
+        .collect();
+    let sql = format!(
+        concat!(
+            "SELECT ",
+            transaction_columns!(),
+            " FROM work
+              JOIN transactions ON transactions.id = work.transaction_id
+              JOIN users ON users.id = transactions.user_id
+              WHERE work.due_at <= $1 AND transactions.service IN ({})
+              ORDER BY work.id
+              LIMIT $2"
+        ),
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(timestamp::to_text(now))
+        .bind(i64::from(limit));
+    for service in services {
+        query = query.bind(service);
+    }
+    let rows = query.fetch_all(pool).await?;
+    rows.iter().map(transaction_from_row).collect()
+}
+
+pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult<Vec<bool>> {
+    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut applied = Vec::with_capacity(steps.len());
+    for step in steps {
+        let at = timestamp::to_text(step.at);
+        let user_id: Option<i64> = sqlx::query_scalar(
+            "UPDATE transactions SET state = $1 WHERE id = $2 AND state = $3 RETURNING user_id",
+        )
+        .bind(step.to.as_str())
+        .bind(step.transaction_id)
+        .bind(step.from.as_str())
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(user_id) = user_id else {
+            applied.push(false);
+            continue;
+        };
+        sqlx::query(
+            "INSERT INTO status_history (transaction_id, status_code, at) VALUES ($1, $2, $3)",
+        )
+        .bind(step.transaction_id)
+        .bind(step.status.digit().to_string())
+        .bind(&at)
+        .execute(&mut *transaction)
+        .await?;
+        for file in &step.files {
+            insert_out_file(&mut transaction, user_id, file, &at).await?;
+        }
+        if step.finishes_work {
+            sqlx::query("DELETE FROM work WHERE transaction_id = $1")
+                .bind(step.transaction_id)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        applied.push(true);
+    }
+    transaction.commit().await?;
+    Ok(applied)
+}
+
+/// Inserts a new `/out` file; a name already there is a conflict, as generated names of one
+/// transaction step never repeat.
+async fn insert_out_file(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user_id: i64,
+    file: &NewOutFile,
+    at: &str,
+) -> StoreResult<()> {
+    let (content, blob_key) = content_columns(&file.content);
+    let inserted = sqlx::query(
+        "INSERT INTO out_files (user_id, name, size, content, blob_key, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (user_id, name) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(&file.name)
+    .bind(size_to_db(file.content.size())?)
+    .bind(content)
+    .bind(blob_key)
+    .bind(at)
+    .execute(&mut **transaction)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!(
+            "/out already holds a file named {:?}",
+            file.name
+        )));
+    }
+    Ok(())
+}
+
+fn content_columns(content: &OutContent) -> (Option<&[u8]>, Option<&str>) {
+    match content {
+        OutContent::Inline(bytes) => (Some(bytes.as_slice()), None),
+        OutContent::Blob { key, .. } => (None, Some(key.as_str())),
+    }
+}
+
+pub(super) async fn transactions(
+    pool: &SqlitePool,
+    username: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<Transaction>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        transaction_columns!(),
+        " FROM transactions JOIN users ON users.id = transactions.user_id
+          WHERE ($1 IS NULL OR users.username = $1)
+          ORDER BY transactions.id DESC
+          LIMIT $2"
+    ))
+    .bind(username)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(transaction_from_row).collect()
+}
+
+pub(super) async fn put_out_file(
+    pool: &SqlitePool,
+    username: &str,
+    file: NewOutFile,
+    at: OffsetDateTime,
+) -> StoreResult<Option<String>> {
+    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let user_id = user_id(&mut *transaction, username).await?;
+    let replaced: Option<Option<String>> =
+        sqlx::query_scalar("DELETE FROM out_files WHERE user_id = $1 AND name = $2 RETURNING blob_key")
+            .bind(user_id)
+            .bind(&file.name)
+            .fetch_optional(&mut *transaction)
+            .await?;
+    insert_out_file(&mut transaction, user_id, &file, &timestamp::to_text(at)).await?;
+    transaction.commit().await?;
+    Ok(replaced.flatten())
+}
+
+pub(super) async fn out_files(pool: &SqlitePool, username: &str) -> StoreResult<Vec<OutFileEntry>> {
+    let user_id = user_id(pool, username).await?;
+    let rows = sqlx::query(
+        "SELECT name, size, created_at FROM out_files WHERE user_id = $1 ORDER BY id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(out_file_entry_from_row).collect()
+}
+
+pub(super) async fn out_file(
+    pool: &SqlitePool,
+    username: &str,
+    name: &str,
+) -> StoreResult<Option<(OutFileEntry, OutContent)>> {
+    let user_id = user_id(pool, username).await?;
+    let row = sqlx::query(
+        "SELECT name, size, created_at, content, blob_key FROM out_files
+         WHERE user_id = $1 AND name = $2",
+    )
+    .bind(user_id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| Ok((out_file_entry_from_row(&row)?, out_content_from_row(&row)?)))
+        .transpose()
+}
+
+pub(super) async fn delete_out_file(
+    pool: &SqlitePool,
+    username: &str,
+    name: &str,
+) -> StoreResult<Option<OutContent>> {
+    let user_id = user_id(pool, username).await?;
+    let row = sqlx::query(
+        "DELETE FROM out_files WHERE user_id = $1 AND name = $2
+         RETURNING size, content, blob_key",
+    )
+    .bind(user_id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(out_content_from_row).transpose()
+}
+
+pub(super) async fn expire(pool: &SqlitePool, before: OffsetDateTime) -> StoreResult<Expired> {
+    let before = timestamp::to_text(before);
+    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let out_blobs: Vec<Option<String>> =
+        sqlx::query_scalar("DELETE FROM out_files WHERE created_at < $1 RETURNING blob_key")
+            .bind(&before)
+            .fetch_all(&mut *transaction)
+            .await?;
+    let upload_blobs: Vec<String> = sqlx::query_scalar(
+        "SELECT blob_key FROM transactions
+         WHERE received_at < $1 AND blob_key IS NOT NULL AND state IN ('answered', 'rejected')",
+    )
+    .bind(&before)
+    .fetch_all(&mut *transaction)
+    .await?;
+    sqlx::query(
+        "UPDATE transactions SET blob_key = NULL
+         WHERE received_at < $1 AND blob_key IS NOT NULL AND state IN ('answered', 'rejected')",
+    )
+    .bind(&before)
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    let out_files = out_blobs.len() as u64;
+    let blob_keys = out_blobs.into_iter().flatten().chain(upload_blobs).collect();
+    Ok(Expired {
+        out_files,
+        blob_keys,
+    })
+}
+
+fn size_to_db(size: u64) -> StoreResult<i64> {
+    i64::try_from(size).map_err(|_| StoreError::Conflict(format!("size {size} is too large")))
+}
+
+fn size_from_db(column: &str, size: i64) -> StoreResult<u64> {
+    u64::try_from(size).map_err(|_| StoreError::Corrupt(format!("{column}: negative size {size}")))
+}
+
+fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
+    let id: i64 = row.try_get("id")?;
+    let state: String = row.try_get("state")?;
+    let transfer_type: String = row.try_get("transfer_type")?;
+    let received_at: String = row.try_get("received_at")?;
+    Ok(Transaction {
+        id,
+        skat_transaction_id: row.try_get("skat_transaction_id")?,
+        username: row.try_get("username")?,
+        service: row.try_get("service")?,
+        ftp_transaction_id: row.try_get("ftp_transaction_id")?,
+        upload_path: row.try_get("upload_path")?,
+        size: size_from_db("transactions.size", row.try_get("size")?)?,
+        sha256: row.try_get("sha256")?,
+        transfer_type: transfer_type.chars().next().ok_or_else(|| {
+            StoreError::Corrupt(format!("transactions.transfer_type of {id} is empty"))
+        })?,
+        blob_key: row.try_get("blob_key")?,
+        state: state.parse().map_err(|error| {
+            StoreError::Corrupt(format!("transactions.state of {id}: {error}"))
+        })?,
+        received_at: timestamp::from_text("transactions.received_at", &received_at)?,
+    })
+}
+
+fn out_file_entry_from_row(row: &SqliteRow) -> StoreResult<OutFileEntry> {
+    let created_at: String = row.try_get("created_at")?;
+    Ok(OutFileEntry {
+        name: row.try_get("name")?,
+        size: size_from_db("out_files.size", row.try_get("size")?)?,
+        created_at: timestamp::from_text("out_files.created_at", &created_at)?,
+    })
+}
+
+fn out_content_from_row(row: &SqliteRow) -> StoreResult<OutContent> {
+    let content: Option<Vec<u8>> = row.try_get("content")?;
+    let blob_key: Option<String> = row.try_get("blob_key")?;
+    match (content, blob_key) {
+        (Some(bytes), None) => Ok(OutContent::Inline(bytes)),
+        (None, Some(key)) => Ok(OutContent::Blob {
+            key,
+            size: size_from_db("out_files.size", row.try_get("size")?)?,
+        }),
+        _ => Err(StoreError::Corrupt(
+            "an out_files row has both or neither of content and blob_key".into(),
+        )),
+    }
+}

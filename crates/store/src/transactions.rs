@@ -1,0 +1,81 @@
+//! What the store takes and gives for transactions, their outstanding work and `/out`.
+
+use mftgw_domain::{TransactionState, status::StatusCode};
+use time::OffsetDateTime;
+
+/// An upload that has been received in full and whose body is durable in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTransaction {
+    pub skat_transaction_id: String,
+    pub username: String,
+    pub service: String,
+    pub ftp_transaction_id: String,
+    pub upload_path: String,
+    pub size: u64,
+    pub sha256: String,
+    pub transfer_type: char,
+    pub blob_key: String,
+    pub received_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// The transaction and its work are committed.
+    Created(mftgw_domain::Transaction),
+    /// This user has used the FTPTransactionID before; nothing was stored.
+    NameReused,
+}
+
+/// The body of a file in `/out`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutContent {
+    /// Kept in the store itself: status files and short responses.
+    Inline(Vec<u8>),
+    /// A blob in the blob store.
+    Blob { key: String, size: u64 },
+}
+
+impl OutContent {
+    pub fn size(&self) -> u64 {
+        match self {
+            OutContent::Inline(bytes) => bytes.len() as u64,
+            OutContent::Blob { size, .. } => *size,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutFile {
+    pub name: String,
+    pub content: OutContent,
+}
+
+/// A file in `/out` as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutFileEntry {
+    pub name: String,
+    pub size: u64,
+    pub created_at: OffsetDateTime,
+}
+
+/// One step of a transaction: from `from` to `to`, reported by `status` (recorded in its
+/// history) and the files that appear in the user's `/out` with it. `finishes_work` removes
+/// the transaction's outstanding work in the same commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advance {
+    pub transaction_id: i64,
+    pub from: TransactionState,
+    pub to: TransactionState,
+    pub status: StatusCode,
+    pub at: OffsetDateTime,
+    pub files: Vec<NewOutFile>,
+    pub finishes_work: bool,
+}
+
+/// What the retention sweep removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub out_files: u64,
+    /// Blobs no longer referenced: `/out` files and bodies of finished transactions.
+    pub blob_keys: Vec<String>,
+}
