@@ -43,15 +43,20 @@ impl LocalBlobStore {
         Ok(store)
     }
 
-    /// Where the blob `key` lives once finished.
-    pub fn path_of(&self, key: &str) -> io::Result<PathBuf> {
+    /// Where the blob `key` of the store at `root` lives once finished, for operators' tools
+    /// (which must not [`open`](Self::open) a store that a running gateway uses).
+    pub fn blob_path(root: &Path, key: &str) -> io::Result<PathBuf> {
         if key.is_empty() || !key.bytes().all(|byte| byte.is_ascii_hexdigit()) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{key:?} is not a blob key"),
             ));
         }
-        Ok(self.blobs.join(key))
+        Ok(root.join(BLOBS).join(key))
+    }
+
+    fn path_of(&self, key: &str) -> io::Result<PathBuf> {
+        Self::blob_path(self.blobs.parent().expect("blobs/ is under the root"), key)
     }
 }
 

@@ -250,8 +250,9 @@ impl Config {
         self.data_dir.join("gateway-password.key")
     }
 
+    /// The local blob store: uploads and large `/out` files.
     pub fn blobs_path(&self) -> PathBuf {
-        self.data_dir.join("blobs")
+        self.data_dir.join("files")
     }
 }
 

@@ -1,6 +1,6 @@
 //! `mftgw`: the FTPS gateway binary. `serve` runs it from a config file, `demo` runs it on a
-//! generated test setup, and the other subcommands administer users, roles, the audit log and
-//! test PKIs.
+//! generated test setup, and the other subcommands administer users, roles, transactions,
+//! the audit log and test PKIs.
 
 mod admin;
 mod config;
@@ -63,6 +63,13 @@ enum Command {
         /// Only entries after this id.
         #[arg(long)]
         since: Option<i64>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Print transactions as JSON lines, newest first.
+    Transactions {
+        #[arg(long)]
+        user: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
@@ -213,6 +220,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(&cli.config)?;
             let store = SqliteStore::open(&config.database_path()).await?;
             role_command(&store, command).await
+        }
+        Command::Transactions { user, limit } => {
+            let config = Config::load(&cli.config)?;
+            let store = SqliteStore::open(&config.database_path()).await?;
+            for transaction in store.transactions(user.as_deref(), limit).await? {
+                let line = serde_json::json!({
+                    "skat_transaction_id": transaction.skat_transaction_id,
+                    "username": transaction.username,
+                    "service": transaction.service,
+                    "ftp_transaction_id": transaction.ftp_transaction_id,
+                    "upload_path": transaction.upload_path,
+                    "size": transaction.size,
+                    "sha256": transaction.sha256,
+                    "transfer_type": transaction.transfer_type.to_string(),
+                    "blob_key": transaction.blob_key,
+                    "blob_path": transaction.blob_key.as_ref().and_then(|key| {
+                        mftgw_blobs::LocalBlobStore::blob_path(&config.blobs_path(), key).ok()
+                    }),
+                    "state": transaction.state.as_str(),
+                    "received_at": transaction.received_at.format(&time::format_description::well_known::Rfc3339)?,
+                });
+                println!("{line}");
+            }
+            Ok(())
         }
         Command::Audit {
             user,

@@ -7,31 +7,11 @@ mod support;
 use std::process::Command;
 use std::sync::Arc;
 
-use support::{Demo, DemoUser, run};
+use support::{Demo, curl, run};
 
 fn sorted(mut names: Vec<String>) -> Vec<String> {
     names.sort();
     names
-}
-
-fn curl(demo: &Demo, user: &DemoUser, path: &str, extra: &[&str]) -> (bool, String, String) {
-    run(Command::new("curl")
-        .args([
-            "--silent",
-            "--show-error",
-            "--ssl-reqd",
-            "--max-time",
-            "30",
-            "--cacert",
-        ])
-        .arg(demo.ca())
-        .arg("--cert")
-        .arg(&user.cert)
-        .arg("--key")
-        .arg(&user.key)
-        .args(["-u", &format!("{}:{}", user.username, user.password)])
-        .args(extra)
-        .arg(format!("ftp://127.0.0.1:{}{path}", demo.port)))
 }
 
 #[test]

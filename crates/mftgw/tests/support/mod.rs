@@ -330,3 +330,82 @@ pub fn username_of(cert_pem: &Path) -> String {
         .unwrap_or_else(|e| panic!("{} names no gateway user: {e}", cert_pem.display()))
         .username()
 }
+
+/// Runs curl against the demo as `user` on `path`, with `extra` arguments.
+pub fn curl(demo: &Demo, user: &DemoUser, path: &str, extra: &[&str]) -> (bool, String, String) {
+    run(Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--ssl-reqd",
+            "--max-time",
+            "120",
+            "--cacert",
+        ])
+        .arg(demo.ca())
+        .arg("--cert")
+        .arg(&user.cert)
+        .arg("--key")
+        .arg(&user.key)
+        .args(["-u", &format!("{}:{}", user.username, user.password)])
+        .args(extra)
+        .arg(format!("ftp://127.0.0.1:{}{path}", demo.port)))
+}
+
+/// The names in the user's `/out`, in listing order (curl `NLST`).
+pub fn out_names(demo: &Demo, user: &DemoUser) -> Vec<String> {
+    let (ok, names, err) = curl(demo, user, "/out/", &["--list-only"]);
+    assert!(ok, "listing /out failed: {err}");
+    names.lines().map(str::to_string).collect()
+}
+
+/// Waits (up to 30 s) until `/out` holds every name in `expected`; returns the listing.
+pub fn wait_for_out(demo: &Demo, user: &DemoUser, expected: &[String]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let names = out_names(demo, user);
+        if expected.iter().all(|name| names.contains(name)) {
+            return names;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/out of {} never held {expected:?}; it holds {names:?}\n{}",
+            user.username,
+            demo.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The four files the heartbeat answers the upload `name` with, in the order they appear.
+pub fn heartbeat_files(name: &str) -> Vec<String> {
+    vec![
+        format!("status_FTPSGW.Heartbeat_{name}_1.xml"),
+        format!("status_FTPSGW.Heartbeat_{name}_2.xml"),
+        format!("FTPSGW.Heartbeat_in_{name}_response.txt"),
+        format!("status_FTPSGW.Heartbeat_{name}_3.xml"),
+    ]
+}
+
+/// The text of the first `<name>` element of `xml`, unescaped; `None` if absent.
+pub fn xml_element(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(
+        xml[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+impl Demo {
+    /// The transactions `mftgw transactions` prints for `username`, newest first.
+    pub fn transactions(&self, username: &str) -> Vec<Value> {
+        self.admin(&["transactions", "--user", username, "--limit", "100000"])
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+}
