@@ -121,10 +121,10 @@ struct TempFile(Option<PathBuf>);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            if let Err(error) = std::fs::remove_file(&path) {
-                tracing::warn!(%error, path = %path.display(), "could not remove an unfinished blob");
-            }
+        if let Some(path) = self.0.take()
+            && let Err(error) = std::fs::remove_file(&path)
+        {
+            tracing::warn!(%error, path = %path.display(), "could not remove an unfinished blob");
         }
     }
 }

@@ -209,8 +209,14 @@ mod tests {
     fn states_move_forward_only() {
         use StatusCode as Code;
         use TransactionState as State;
-        assert_eq!(State::Received.after(Code::Delivered), Some(State::Delivered));
-        assert_eq!(State::Delivered.after(Code::Accepted), Some(State::Accepted));
+        assert_eq!(
+            State::Received.after(Code::Delivered),
+            Some(State::Delivered)
+        );
+        assert_eq!(
+            State::Delivered.after(Code::Accepted),
+            Some(State::Accepted)
+        );
         assert_eq!(State::Accepted.after(Code::Exposed), Some(State::Answered));
         for state in [State::Received, State::Delivered, State::Accepted] {
             assert_eq!(state.after(Code::Error), Some(State::Rejected), "{state:?}");

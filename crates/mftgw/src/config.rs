@@ -36,6 +36,9 @@ pub struct TransactionsConfig {
     /// How long files stay in `/out` (and uploaded bodies after their transaction ended).
     pub retention_secs: u64,
     pub retention_sweep_secs: u64,
+    /// The built-in heartbeat waits this long before each of its answers (status 1, 2, 3):
+    /// 0 answers at once; more shows the order of appearance, like a slow backend would.
+    pub heartbeat_step_delay_ms: u64,
 }
 
 impl Default for TransactionsConfig {
@@ -44,6 +47,7 @@ impl Default for TransactionsConfig {
             node_id: "1".into(),
             retention_secs: 30 * 24 * 60 * 60,
             retention_sweep_secs: 10 * 60,
+            heartbeat_step_delay_ms: 0,
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct FtpsConfig {
     pub tls_handshake_timeout_secs: u64,
     pub login_timeout_secs: u64,
     pub idle_timeout_secs: u64,
+    /// A transfer whose data connection moves no byte for this long is aborted.
+    pub data_stall_timeout_secs: u64,
     pub require_session_resumption: bool,
 }
 
@@ -86,6 +92,7 @@ impl Default for FtpsConfig {
             tls_handshake_timeout_secs: 10,
             login_timeout_secs: 60,
             idle_timeout_secs: 600,
+            data_stall_timeout_secs: 120,
             require_session_resumption: false,
         }
     }

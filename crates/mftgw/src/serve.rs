@@ -65,6 +65,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tls_handshake: Duration::from_secs(ftps.tls_handshake_timeout_secs),
         login: Duration::from_secs(ftps.login_timeout_secs),
         idle: Duration::from_secs(ftps.idle_timeout_secs),
+        data_stall: Duration::from_secs(ftps.data_stall_timeout_secs),
         ..Timeouts::default()
     };
 
@@ -84,7 +85,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(config.tls.crl_refresh_secs.max(1)),
     ));
     let (stop, stopping) = watch::channel(false);
-    let worker = tokio::spawn(run_worker(Arc::clone(&transactions), stopping.clone()));
+    let worker = tokio::spawn(run_worker(
+        Arc::clone(&transactions),
+        Duration::from_millis(config.transactions.heartbeat_step_delay_ms),
+        stopping.clone(),
+    ));
     let retention = tokio::spawn(run_retention(
         Arc::clone(&transactions),
         config.transactions.retention(),

@@ -9,9 +9,7 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mftgw_domain::status::{StatusCode, StatusFile, copenhagen_timestamp};
-use support::{
-    Demo, DemoUser, curl, heartbeat_files, out_names, run, wait_for_out, xml_element,
-};
+use support::{Demo, DemoUser, curl, heartbeat_files, out_names, run, wait_for_out, xml_element};
 use time::OffsetDateTime;
 
 const HEARTBEAT: &str = "FTPSGW.Heartbeat";
@@ -110,8 +108,18 @@ fn curl_heartbeat_journey_reuse_download_and_delete() {
         error: None,
     };
     let response_name = format!("FTPSGW.Heartbeat_in_{name}_response.txt");
-    assert_status_file(&download(&demo, &user, &expected[0]), status(StatusCode::Delivered, None), start, end);
-    assert_status_file(&download(&demo, &user, &expected[1]), status(StatusCode::Accepted, None), start, end);
+    assert_status_file(
+        &download(&demo, &user, &expected[0]),
+        status(StatusCode::Delivered, None),
+        start,
+        end,
+    );
+    assert_status_file(
+        &download(&demo, &user, &expected[1]),
+        status(StatusCode::Accepted, None),
+        start,
+        end,
+    );
     assert_status_file(
         &download(&demo, &user, &expected[3]),
         status(StatusCode::Exposed, Some(response_name.clone())),
@@ -119,7 +127,10 @@ fn curl_heartbeat_journey_reuse_download_and_delete() {
         end,
     );
     let response = download(&demo, &user, &response_name);
-    assert!(response.contains(&name) && response.contains(&skat_id), "{response}");
+    assert!(
+        response.contains(&name) && response.contains(&skat_id),
+        "{response}"
+    );
 
     let transactions = demo.transactions(&user.username);
     assert_eq!(transactions.len(), 1);
@@ -162,7 +173,12 @@ fn curl_heartbeat_journey_reuse_download_and_delete() {
             &demo,
             &user,
             &format!("/out/{file}"),
-            &["-o", target.to_str().unwrap(), "-Q", &format!("-DELE /out/{file}")],
+            &[
+                "-o",
+                target.to_str().unwrap(),
+                "-Q",
+                &format!("-DELE /out/{file}"),
+            ],
         );
         assert!(ok, "download + delete {file}: {err}");
         assert!(std::fs::metadata(&target).unwrap().len() > 0);
@@ -241,16 +257,27 @@ fn lftp_uploads_binary_and_ascii_and_fetches_the_answers() {
         ],
         "{out}"
     );
-    let status_3 = std::fs::read_to_string(fetched.join(format!("status_FTPSGW.Heartbeat_{ascii}_3.xml"))).unwrap();
-    assert_eq!(xml_element(&status_3, "FTPTransaktionsId"), Some(ascii.clone()));
-    assert_eq!(xml_element(&status_3, "status.code").as_deref(), Some("File exposed"));
+    let status_3 =
+        std::fs::read_to_string(fetched.join(format!("status_FTPSGW.Heartbeat_{ascii}_3.xml")))
+            .unwrap();
+    assert_eq!(
+        xml_element(&status_3, "FTPTransaktionsId"),
+        Some(ascii.clone())
+    );
+    assert_eq!(
+        xml_element(&status_3, "status.code").as_deref(),
+        Some("File exposed")
+    );
 }
 
 #[test]
 fn python_ftplib_uploads_every_kind_and_reads_out() {
     let demo = Demo::start();
     let user = demo.user(2);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/ftplib_transactions.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/ftplib_transactions.py"
+    );
     let (ok, out, err) = run(Command::new("python3")
         .arg(script)
         .args(["127.0.0.1", &demo.port.to_string()])
@@ -260,34 +287,67 @@ fn python_ftplib_uploads_every_kind_and_reads_out() {
         .args([&user.username, &user.password, &stamp()]));
     assert!(ok, "ftplib failed:\n{err}\n{}", demo.log());
     let result: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let text = |key: &str| result[key].as_str().unwrap_or_else(|| panic!("{key}: {result}")).to_string();
+    let text = |key: &str| {
+        result[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key}: {result}"))
+            .to_string()
+    };
     let names = &result["names"];
     let name = |key: &str| names[key].as_str().unwrap().to_string();
 
-    for key in ["stor_binary", "stor_ascii", "stor_empty", "stor_danish", "stor_txid"] {
-        assert!(text(key).starts_with("226 Transfer complete: transaction ci"), "{key}: {}", text(key));
+    for key in [
+        "stor_binary",
+        "stor_ascii",
+        "stor_empty",
+        "stor_danish",
+        "stor_txid",
+    ] {
+        assert!(
+            text(key).starts_with("226 Transfer complete: transaction ci"),
+            "{key}: {}",
+            text(key)
+        );
     }
     assert_eq!(result["list_with_txid"], serde_json::json!([name("txid")]));
-    assert_eq!(result["list_after"], serde_json::json!([]), "the transaction folder vanishes with the upload");
-    assert!(text("size_uploaded").starts_with("550"), "{}", text("size_uploaded"));
+    assert_eq!(
+        result["list_after"],
+        serde_json::json!([]),
+        "the transaction folder vanishes with the upload"
+    );
+    assert!(
+        text("size_uploaded").starts_with("550"),
+        "{}",
+        text("size_uploaded")
+    );
 
     let out_listing: Vec<String> = serde_json::from_value(result["out"].clone()).unwrap();
     for key in ["binary", "ascii", "empty", "danish", "txid"] {
         for file in heartbeat_files(&name(key)) {
-            assert!(out_listing.contains(&file), "{file} missing from {out_listing:?}");
+            assert!(
+                out_listing.contains(&file),
+                "{file} missing from {out_listing:?}"
+            );
         }
     }
     assert_eq!(out_listing.len(), 20);
 
     let status_3 = text("status_3");
     assert_eq!(result["size_status"], status_3.len());
-    assert!(text("mdtm_status").starts_with("213 20"), "{}", text("mdtm_status"));
+    assert!(
+        text("mdtm_status").starts_with("213 20"),
+        "{}",
+        text("mdtm_status")
+    );
     let mlsd = result["mlsd_out"].as_array().unwrap();
     assert_eq!(mlsd.len(), 20);
     assert!(mlsd.iter().all(|entry| entry[1] == "file"), "{mlsd:?}");
     let response = text("response");
     assert_eq!(text("response_from_10"), response[10..]);
-    assert!(text("danish_status_1").contains(&format!("<FTPTransaktionsId>{}</FTPTransaktionsId>", name("danish"))));
+    assert!(text("danish_status_1").contains(&format!(
+        "<FTPTransaktionsId>{}</FTPTransaktionsId>",
+        name("danish")
+    )));
 
     let transactions = demo.transactions(&user.username);
     let find = |ftp_id: &str| {
@@ -309,7 +369,10 @@ fn python_ftplib_uploads_every_kind_and_reads_out() {
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
     let txid = find(&name("txid"));
-    assert_eq!(txid["upload_path"].as_str().unwrap(), format!("{}/{HEARTBEAT}/{}", user_prefix(&user), name("txid")));
+    assert_eq!(
+        txid["upload_path"].as_str().unwrap(),
+        format!("{}/{HEARTBEAT}/{}", user_prefix(&user), name("txid"))
+    );
     assert_eq!(transactions.len(), 5, "the reused name made no transaction");
 
     assert!(text("reuse").starts_with("226 Transfer complete, but the name was used before"));
@@ -319,9 +382,17 @@ fn python_ftplib_uploads_every_kind_and_reads_out() {
     );
     let deleted = result["deleted"].as_array().unwrap();
     assert_eq!(deleted.len(), 5, "four answers and the status_0");
-    assert!(deleted.iter().all(|reply| reply.as_str().unwrap().starts_with("250")));
+    assert!(
+        deleted
+            .iter()
+            .all(|reply| reply.as_str().unwrap().starts_with("250"))
+    );
     let after: Vec<String> = serde_json::from_value(result["out_after_delete"].clone()).unwrap();
     assert_eq!(after.len(), 16);
     assert!(after.iter().all(|file| !file.contains(&name("binary"))));
-    assert!(text("delete_again").starts_with("550"), "{}", text("delete_again"));
+    assert!(
+        text("delete_again").starts_with("550"),
+        "{}",
+        text("delete_again")
+    );
 }

@@ -176,10 +176,7 @@ pub trait Store: Send + Sync + 'static {
     /// Applies the steps in one commit. A step whose transaction is no longer in its `from`
     /// state is skipped (it was applied before): the result says, per step, whether it was
     /// applied now. So a step retried after a crash produces its files exactly once.
-    fn advance(
-        &self,
-        steps: &[Advance],
-    ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
+    fn advance(&self, steps: &[Advance]) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
 
     /// The user's transactions, newest first, or all users' when `username` is `None`.
     fn transactions(
@@ -220,8 +217,5 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes `/out` files created before `before`, and forgets the bodies of finished
     /// transactions received before it (the transactions themselves are kept forever).
-    fn expire(
-        &self,
-        before: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<Expired>> + Send;
+    fn expire(&self, before: OffsetDateTime) -> impl Future<Output = StoreResult<Expired>> + Send;
 }

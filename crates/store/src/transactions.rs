@@ -21,7 +21,7 @@ pub struct NewTransaction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
     /// The transaction and its work are committed.
-    Created(mftgw_domain::Transaction),
+    Created(Box<mftgw_domain::Transaction>),
     /// This user has used the FTPTransactionID before; nothing was stored.
     NameReused,
 }

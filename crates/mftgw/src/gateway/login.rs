@@ -9,10 +9,10 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use mftgw_domain::audit::AuditEvent;
 use mftgw_blobs::BlobStore;
-use mftgw_domain::login::{LoginAttempt, LoginRefusal, decide_login};
 use mftgw_domain::KnownUser;
+use mftgw_domain::audit::AuditEvent;
+use mftgw_domain::login::{LoginAttempt, LoginRefusal, decide_login};
 use mftgw_domain::throttle::ThrottleVerdict;
 use mftgw_ftps::{ClientContext, LoginDenied};
 use mftgw_oces::certificate::fingerprint_sha256;

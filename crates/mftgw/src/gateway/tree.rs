@@ -279,15 +279,20 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
         match found {
             None => Err(not_found()),
             Some((_, OutContent::Inline(bytes))) => {
-                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
                 Ok(Box::new(std::io::Cursor::new(bytes[start..].to_vec())))
             }
-            Some((_, OutContent::Blob { key, .. })) => {
-                self.transactions.blobs.open(&key, offset).await.map_err(|error| {
+            Some((_, OutContent::Blob { key, .. })) => self
+                .transactions
+                .blobs
+                .open(&key, offset)
+                .await
+                .map_err(|error| {
                     tracing::error!(%error, key, "cannot open a blob of /out");
                     FsError::Unavailable("Temporarily unable to read the file".into())
-                })
-            }
+                }),
         }
     }
 
@@ -314,7 +319,9 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
 
     async fn delete(&self, path: &VirtualPath) -> FsResult<()> {
         let Place::OutFile(name) = place(path) else {
-            return Err(FsError::NotAllowed("Only files in /out can be deleted".into()));
+            return Err(FsError::NotAllowed(
+                "Only files in /out can be deleted".into(),
+            ));
         };
         match self
             .store()
@@ -417,7 +424,9 @@ impl<S: Store, B: BlobStore> Upload for GatewayUpload<S, B> {
                 .await
                 .map_err(|error| {
                     tracing::error!(%error, "recording a transaction failed");
-                    FsError::Unavailable("the transaction could not be recorded; send it again".into())
+                    FsError::Unavailable(
+                        "the transaction could not be recorded; send it again".into(),
+                    )
                 })?;
             if let Some((folders, key)) = folder {
                 folders.lock().expect("folder lock poisoned").remove(&key);
@@ -452,10 +461,7 @@ impl<S: Store, B: BlobStore> AsyncWrite for GatewayUpload<S, B> {
         Pin::new(&mut self.writer).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.writer).poll_shutdown(cx)
     }
 }

@@ -51,9 +51,13 @@ impl UploadTarget {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
-    Transaction { skat_transaction_id: String },
+    Transaction {
+        skat_transaction_id: String,
+    },
     /// The name was used before: a status_0 of this name is now in `/out`.
-    NameReused { status_file: String },
+    NameReused {
+        status_file: String,
+    },
 }
 
 impl<S: Store, B: BlobStore> Transactions<S, B> {
@@ -102,8 +106,13 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
                 self.forget_blob(&blob.key).await;
                 let status_file = self.reuse_status(target, now);
                 let name = status_file.file_name();
-                self.put_out_file(&target.username, &name, status_file.to_xml().into_bytes(), now)
-                    .await?;
+                self.put_out_file(
+                    &target.username,
+                    &name,
+                    status_file.to_xml().into_bytes(),
+                    now,
+                )
+                .await?;
                 Ok(Committed::NameReused { status_file: name })
             }
             Err(error) => {

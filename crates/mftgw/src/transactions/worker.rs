@@ -28,8 +28,10 @@ const POLL: Duration = Duration::from_secs(1);
 /// How long to wait after the store failed before trying again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
+/// Runs until `shutdown`; the heartbeat waits `step_delay` before each of its answers.
 pub async fn run_worker<S: Store, B: BlobStore>(
     transactions: Arc<Transactions<S, B>>,
+    step_delay: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let services = [HEARTBEAT_SERVICE.to_string()];
@@ -43,7 +45,7 @@ pub async fn run_worker<S: Store, B: BlobStore>(
             .await
         {
             Ok(batch) if batch.is_empty() => POLL,
-            Ok(batch) => match answer_heartbeats(&*transactions.store, batch).await {
+            Ok(batch) => match answer_heartbeats(&*transactions.store, batch, step_delay).await {
                 Ok(()) => continue,
                 Err(error) => {
                     tracing::error!(%error, "heartbeat step failed; retrying");
@@ -67,16 +69,27 @@ pub async fn run_worker<S: Store, B: BlobStore>(
 async fn answer_heartbeats<S: Store>(
     store: &S,
     mut batch: Vec<Transaction>,
+    step_delay: Duration,
 ) -> Result<(), mftgw_store::StoreError> {
-    for code in [StatusCode::Delivered, StatusCode::Accepted, StatusCode::Exposed] {
+    for code in [
+        StatusCode::Delivered,
+        StatusCode::Accepted,
+        StatusCode::Exposed,
+    ] {
+        if batch
+            .iter()
+            .all(|transaction| transaction.state.after(code).is_none())
+        {
+            continue;
+        }
+        if !step_delay.is_zero() {
+            tokio::time::sleep(step_delay).await;
+        }
         let now = OffsetDateTime::now_utc();
         let steps: Vec<Advance> = batch
             .iter()
             .filter_map(|transaction| heartbeat_step(transaction, code, now))
             .collect();
-        if steps.is_empty() {
-            continue;
-        }
         store.advance(&steps).await?;
         for transaction in &mut batch {
             if let Some(next) = transaction.state.after(code) {
@@ -88,7 +101,11 @@ async fn answer_heartbeats<S: Store>(
 }
 
 /// The heartbeat's step to status `code` for a transaction that is ready for it.
-fn heartbeat_step(transaction: &Transaction, code: StatusCode, at: OffsetDateTime) -> Option<Advance> {
+fn heartbeat_step(
+    transaction: &Transaction,
+    code: StatusCode,
+    at: OffsetDateTime,
+) -> Option<Advance> {
     let to = transaction.state.after(code)?;
     let mut files = Vec::new();
     let mut response_name = None;

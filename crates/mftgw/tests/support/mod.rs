@@ -93,9 +93,20 @@ impl Demo {
         self.signal("TERM");
         let status = self.child.wait().unwrap();
         assert!(status.success(), "gateway exited with {status} on SIGTERM");
-        self.child = spawn_demo(self.dir.path(), self.port, &[]);
+        self.start_again(&[]);
+    }
+
+    /// Kills the gateway with SIGKILL: no chance to clean up, as in a crash or power loss.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts the stopped gateway again on the same data directory and port, with `env`.
+    pub fn start_again(&mut self, env: &[(&str, &str)]) {
+        self.child = spawn_demo(self.dir.path(), self.port, env);
         if let Err(log) = self.wait_until_ready() {
-            panic!("mftgw demo did not restart:\n{log}");
+            panic!("mftgw demo did not start again:\n{log}");
         }
     }
 

@@ -14,9 +14,9 @@ use sqlx::{Row, SqliteExecutor, SqlitePool};
 use time::OffsetDateTime;
 
 use crate::{
-    Advance, AuditQuery, CertificateRegistration, Expired, NewOutFile, NewTransaction,
-    OutContent, OutFileEntry, Recorded, RegistrationOutcome, RoleSource, Store, StoreError,
-    StoreResult, timestamp,
+    Advance, AuditQuery, CertificateRegistration, Expired, NewOutFile, NewTransaction, OutContent,
+    OutFileEntry, Recorded, RegistrationOutcome, RoleSource, Store, StoreError, StoreResult,
+    timestamp,
 };
 
 mod migrations;

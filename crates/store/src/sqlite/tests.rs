@@ -15,7 +15,11 @@ const RENEWED_FINGERPRINT: &str = "bb22";
 const FIRST_HASH: &str = "hmac-sha256:0001";
 const ACTIVATE_AT: OffsetDateTime = datetime!(2025-03-01 10:15 UTC);
 
-pub(super) fn registration(username: &str, fingerprint: &str, password_hash: &str) -> CertificateRegistration {
+pub(super) fn registration(
+    username: &str,
+    fingerprint: &str,
+    password_hash: &str,
+) -> CertificateRegistration {
     let (cvr, account) = username
         .strip_prefix("CVR_")
         .and_then(|rest| rest.split_once('_'))

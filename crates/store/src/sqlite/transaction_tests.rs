@@ -29,7 +29,7 @@ fn upload(skat_id: &str, name: &str) -> NewTransaction {
 
 fn created(recorded: Recorded) -> Transaction {
     match recorded {
-        Recorded::Created(transaction) => transaction,
+        Recorded::Created(transaction) => *transaction,
         Recorded::NameReused => panic!("expected a new transaction"),
     }
 }
@@ -60,18 +60,45 @@ fn names(entries: &[OutFileEntry]) -> Vec<&str> {
 #[tokio::test]
 async fn a_recorded_transaction_has_work_until_a_final_step() {
     let store = store_with_user().await;
-    let transaction = created(store.record_transaction(upload("ci1", "a.xml")).await.unwrap());
+    let transaction = created(
+        store
+            .record_transaction(upload("ci1", "a.xml"))
+            .await
+            .unwrap(),
+    );
     assert_eq!(transaction.state, TransactionState::Received);
     assert_eq!(transaction.received_at, RECEIVED_AT);
 
     let services = [HEARTBEAT.to_string()];
     let due = store.due_work(&services, RECEIVED_AT, 10).await.unwrap();
     assert_eq!(due, vec![transaction.clone()]);
-    assert!(store.due_work(&services, RECEIVED_AT - time::Duration::SECOND, 10).await.unwrap().is_empty());
-    assert!(store.due_work(&["Other".to_string()], RECEIVED_AT, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .due_work(&services, RECEIVED_AT - time::Duration::SECOND, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .due_work(&["Other".to_string()], RECEIVED_AT, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
-    let delivered = step(&transaction, TransactionState::Delivered, StatusCode::Delivered);
-    assert_eq!(store.advance(&[delivered.clone()]).await.unwrap(), vec![true]);
+    let delivered = step(
+        &transaction,
+        TransactionState::Delivered,
+        StatusCode::Delivered,
+    );
+    assert_eq!(
+        store
+            .advance(std::slice::from_ref(&delivered))
+            .await
+            .unwrap(),
+        vec![true]
+    );
     // The same step again (a retry after a crash) changes nothing and adds no file.
     assert_eq!(store.advance(&[delivered]).await.unwrap(), vec![false]);
     let due = store.due_work(&services, RECEIVED_AT, 10).await.unwrap();
@@ -79,7 +106,13 @@ async fn a_recorded_transaction_has_work_until_a_final_step() {
 
     let rejected = step(&due[0], TransactionState::Rejected, StatusCode::Error);
     assert_eq!(store.advance(&[rejected]).await.unwrap(), vec![true]);
-    assert!(store.due_work(&services, RECEIVED_AT, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .due_work(&services, RECEIVED_AT, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         names(&store.out_files(USERNAME).await.unwrap()),
         ["status_1", "status_0"]
@@ -89,10 +122,18 @@ async fn a_recorded_transaction_has_work_until_a_final_step() {
 #[tokio::test]
 async fn a_name_is_used_once_per_user_in_any_service() {
     let store = store_with_user().await;
-    created(store.record_transaction(upload("ci1", "a.xml")).await.unwrap());
+    created(
+        store
+            .record_transaction(upload("ci1", "a.xml"))
+            .await
+            .unwrap(),
+    );
     let mut elsewhere = upload("ci2", "a.xml");
     elsewhere.service = "FATCA".into();
-    assert_eq!(store.record_transaction(elsewhere).await.unwrap(), Recorded::NameReused);
+    assert_eq!(
+        store.record_transaction(elsewhere).await.unwrap(),
+        Recorded::NameReused
+    );
 
     let other_user = "CVR_12345678_UID_2";
     store
@@ -103,7 +144,14 @@ async fn a_name_is_used_once_per_user_in_any_service() {
     theirs.username = other_user.into();
     created(store.record_transaction(theirs).await.unwrap());
     assert_eq!(store.transactions(None, 10).await.unwrap().len(), 2);
-    assert_eq!(store.transactions(Some(other_user), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .transactions(Some(other_user), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -118,7 +166,9 @@ async fn concurrent_uploads_of_one_name_make_one_transaction() {
         .map(|i| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
-                store.record_transaction(upload(&format!("ci{i}"), "same.xml")).await
+                store
+                    .record_transaction(upload(&format!("ci{i}"), "same.xml"))
+                    .await
             })
         })
         .collect();
@@ -129,7 +179,10 @@ async fn concurrent_uploads_of_one_name_make_one_transaction() {
         }
     }
     assert_eq!(created_count, 1);
-    assert_eq!(store.transactions(Some(USERNAME), 100).await.unwrap().len(), 1);
+    assert_eq!(
+        store.transactions(Some(USERNAME), 100).await.unwrap().len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -141,21 +194,39 @@ async fn out_files_are_per_user_and_replaceable_by_name() {
         .await
         .unwrap();
     let at = RECEIVED_AT;
-    assert_eq!(store.put_out_file(USERNAME, inline("r.txt", "first"), at).await.unwrap(), None);
+    assert_eq!(
+        store
+            .put_out_file(USERNAME, inline("r.txt", "first"), at)
+            .await
+            .unwrap(),
+        None
+    );
     let blob = NewOutFile {
         name: "r.txt".into(),
-        content: OutContent::Blob { key: "k1".into(), size: 9 },
+        content: OutContent::Blob {
+            key: "k1".into(),
+            size: 9,
+        },
     };
     assert_eq!(store.put_out_file(USERNAME, blob, at).await.unwrap(), None);
     assert_eq!(
-        store.put_out_file(USERNAME, inline("r.txt", "third"), at).await.unwrap(),
+        store
+            .put_out_file(USERNAME, inline("r.txt", "third"), at)
+            .await
+            .unwrap(),
         Some("k1".into())
     );
     let (entry, content) = store.out_file(USERNAME, "r.txt").await.unwrap().unwrap();
-    assert_eq!((entry.size, content), (5, OutContent::Inline(b"third".to_vec())));
+    assert_eq!(
+        (entry.size, content),
+        (5, OutContent::Inline(b"third".to_vec()))
+    );
     assert!(store.out_file(other_user, "r.txt").await.unwrap().is_none());
     assert!(store.out_files(other_user).await.unwrap().is_empty());
-    assert_eq!(store.delete_out_file(other_user, "r.txt").await.unwrap(), None);
+    assert_eq!(
+        store.delete_out_file(other_user, "r.txt").await.unwrap(),
+        None
+    );
     assert_eq!(
         store.delete_out_file(USERNAME, "r.txt").await.unwrap(),
         Some(OutContent::Inline(b"third".to_vec()))
@@ -166,10 +237,20 @@ async fn out_files_are_per_user_and_replaceable_by_name() {
 #[tokio::test]
 async fn expiry_removes_old_out_files_and_finished_upload_bodies() {
     let store = store_with_user().await;
-    let old = created(store.record_transaction(upload("ci1", "old.xml")).await.unwrap());
+    let old = created(
+        store
+            .record_transaction(upload("ci1", "old.xml"))
+            .await
+            .unwrap(),
+    );
     let mut fresh_upload = upload("ci2", "fresh.xml");
     fresh_upload.received_at = RECEIVED_AT + time::Duration::DAY;
-    let unfinished = created(store.record_transaction(upload("ci3", "busy.xml")).await.unwrap());
+    let unfinished = created(
+        store
+            .record_transaction(upload("ci3", "busy.xml"))
+            .await
+            .unwrap(),
+    );
     created(store.record_transaction(fresh_upload).await.unwrap());
     store
         .advance(&[step(&old, TransactionState::Rejected, StatusCode::Error)])
@@ -177,23 +258,45 @@ async fn expiry_removes_old_out_files_and_finished_upload_bodies() {
         .unwrap();
     let blob = NewOutFile {
         name: "big.bin".into(),
-        content: OutContent::Blob { key: "k9".into(), size: 1 },
+        content: OutContent::Blob {
+            key: "k9".into(),
+            size: 1,
+        },
     };
-    store.put_out_file(USERNAME, blob, RECEIVED_AT).await.unwrap();
     store
-        .put_out_file(USERNAME, inline("new.txt", "x"), RECEIVED_AT + time::Duration::DAY)
+        .put_out_file(USERNAME, blob, RECEIVED_AT)
+        .await
+        .unwrap();
+    store
+        .put_out_file(
+            USERNAME,
+            inline("new.txt", "x"),
+            RECEIVED_AT + time::Duration::DAY,
+        )
         .await
         .unwrap();
 
-    let expired = store.expire(RECEIVED_AT + time::Duration::HOUR).await.unwrap();
+    let expired = store
+        .expire(RECEIVED_AT + time::Duration::HOUR)
+        .await
+        .unwrap();
     assert_eq!(expired.out_files, 2, "status_0 of old.xml and big.bin");
     let mut keys = expired.blob_keys.clone();
     keys.sort();
     assert_eq!(keys, ["blobci1", "k9"]);
-    assert_eq!(names(&store.out_files(USERNAME).await.unwrap()), ["new.txt"]);
+    assert_eq!(
+        names(&store.out_files(USERNAME).await.unwrap()),
+        ["new.txt"]
+    );
     let kept = store.transactions(Some(USERNAME), 10).await.unwrap();
     assert_eq!(kept.len(), 3, "transactions are kept forever");
     let unfinished = kept.iter().find(|t| t.id == unfinished.id).unwrap();
     assert_eq!(unfinished.blob_key.as_deref(), Some("blobci3"));
-    assert_eq!(store.expire(RECEIVED_AT + time::Duration::HOUR).await.unwrap(), Expired::default());
+    assert_eq!(
+        store
+            .expire(RECEIVED_AT + time::Duration::HOUR)
+            .await
+            .unwrap(),
+        Expired::default()
+    );
 }

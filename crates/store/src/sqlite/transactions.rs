@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::{BEGIN_WRITE, user_id};
 use crate::{
-    Advance, Expired, NewOutFile, NewTransaction, OutContent, OutFileEntry, Recorded,
-    StoreError, StoreResult, timestamp,
+    Advance, Expired, NewOutFile, NewTransaction, OutContent, OutFileEntry, Recorded, StoreError,
+    StoreResult, timestamp,
 };
 
 /// The columns [`transaction_from_row`] reads.
@@ -59,7 +59,7 @@ pub(super) async fn record_transaction(
         .execute(&mut *transaction)
         .await?;
     transaction.commit().await?;
-    Ok(Recorded::Created(Transaction {
+    Ok(Recorded::Created(Box::new(Transaction {
         id,
         skat_transaction_id: new.skat_transaction_id,
         username: new.username,
@@ -72,7 +72,7 @@ pub(super) async fn record_transaction(
         blob_key: Some(new.blob_key),
         state: TransactionState::Received,
         received_at: timestamp::from_text("transactions.received_at", &received_at)?,
-    }))
+    })))
 }
 
 pub(super) async fn due_work(
@@ -216,12 +216,13 @@ pub(super) async fn put_out_file(
 ) -> StoreResult<Option<String>> {
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
     let user_id = user_id(&mut *transaction, username).await?;
-    let replaced: Option<Option<String>> =
-        sqlx::query_scalar("DELETE FROM out_files WHERE user_id = $1 AND name = $2 RETURNING blob_key")
-            .bind(user_id)
-            .bind(&file.name)
-            .fetch_optional(&mut *transaction)
-            .await?;
+    let replaced: Option<Option<String>> = sqlx::query_scalar(
+        "DELETE FROM out_files WHERE user_id = $1 AND name = $2 RETURNING blob_key",
+    )
+    .bind(user_id)
+    .bind(&file.name)
+    .fetch_optional(&mut *transaction)
+    .await?;
     insert_out_file(&mut transaction, user_id, &file, &timestamp::to_text(at)).await?;
     transaction.commit().await?;
     Ok(replaced.flatten())
@@ -229,12 +230,11 @@ pub(super) async fn put_out_file(
 
 pub(super) async fn out_files(pool: &SqlitePool, username: &str) -> StoreResult<Vec<OutFileEntry>> {
     let user_id = user_id(pool, username).await?;
-    let rows = sqlx::query(
-        "SELECT name, size, created_at FROM out_files WHERE user_id = $1 ORDER BY id",
-    )
-    .bind(user_id)
-    .fetch_all(pool)
-    .await?;
+    let rows =
+        sqlx::query("SELECT name, size, created_at FROM out_files WHERE user_id = $1 ORDER BY id")
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
     rows.iter().map(out_file_entry_from_row).collect()
 }
 
@@ -297,7 +297,11 @@ pub(super) async fn expire(pool: &SqlitePool, before: OffsetDateTime) -> StoreRe
     .await?;
     transaction.commit().await?;
     let out_files = out_blobs.len() as u64;
-    let blob_keys = out_blobs.into_iter().flatten().chain(upload_blobs).collect();
+    let blob_keys = out_blobs
+        .into_iter()
+        .flatten()
+        .chain(upload_blobs)
+        .collect();
     Ok(Expired {
         out_files,
         blob_keys,
@@ -330,9 +334,9 @@ fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
             StoreError::Corrupt(format!("transactions.transfer_type of {id} is empty"))
         })?,
         blob_key: row.try_get("blob_key")?,
-        state: state.parse().map_err(|error| {
-            StoreError::Corrupt(format!("transactions.state of {id}: {error}"))
-        })?,
+        state: state
+            .parse()
+            .map_err(|error| StoreError::Corrupt(format!("transactions.state of {id}: {error}")))?,
         received_at: timestamp::from_text("transactions.received_at", &received_at)?,
     })
 }
