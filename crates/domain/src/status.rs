@@ -32,6 +32,18 @@ impl StatusCode {
         }
     }
 
+    /// The code whose [`digit`](Self::digit) is `digit`.
+    pub fn from_digit(digit: char) -> Option<StatusCode> {
+        [
+            StatusCode::Error,
+            StatusCode::Delivered,
+            StatusCode::Accepted,
+            StatusCode::Exposed,
+        ]
+        .into_iter()
+        .find(|code| code.digit() == digit)
+    }
+
     /// The `<status.code>` text.
     fn text(self, service: &str) -> String {
         match self {
@@ -190,6 +202,17 @@ mod tests {
             copenhagen_timestamp(datetime!(2026-07-01 12:00:00 +2)),
             "20260701120000"
         );
+    }
+
+    #[test]
+    fn status_digits_round_trip() {
+        for digit in ['0', '1', '2', '3'] {
+            assert_eq!(
+                StatusCode::from_digit(digit).map(StatusCode::digit),
+                Some(digit)
+            );
+        }
+        assert_eq!(StatusCode::from_digit('4'), None);
     }
 
     #[test]

@@ -133,8 +133,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     manifest.config = config_path;
     let json = serde_json::to_vec_pretty(&manifest)?;
     std::fs::write(&manifest_path, json)?;
+    let heartbeat_file = data_dir.join("heartbeat.xml");
+    std::fs::write(&heartbeat_file, "<ping/>\n")?;
 
-    print_welcome(&manifest, &manifest_path);
+    print_welcome(&manifest, &manifest_path, &heartbeat_file);
     crate::serve::serve(config).await
 }
 
@@ -325,20 +327,31 @@ fn leaf_der(credentials: &ClientCredentials) -> anyhow::Result<Vec<u8>> {
     Ok(leaf.to_vec())
 }
 
-fn print_welcome(manifest: &DemoManifest, manifest_path: &Path) {
+fn print_welcome(manifest: &DemoManifest, manifest_path: &Path, heartbeat_file: &Path) {
     let user = &manifest.users[0];
     let (host, port) = (&manifest.ftps.host, manifest.ftps.port);
+    let curl = format!(
+        "curl --ssl-reqd --cacert {ca} --cert {cert} --key {key} \\\n    -u '{username}:{password}'",
+        ca = manifest.ca_pem.display(),
+        cert = user.cert_pem.display(),
+        key = user.key_pem.display(),
+        username = user.username,
+        password = user.password,
+    );
     println!(
         "\nmftgw demo: explicit FTPS on {host}:{port}\n\
          Everything scripts need: {manifest}\n\
          Config for the admin commands: {config}\n\n\
          List the root as {username} (services: {services}):\n\n  \
-         curl --ssl-reqd --cacert {ca} --cert {cert} --key {key} \\\n    \
-         -u '{username}:{password}' ftp://{host}:{port}/\n\n  \
+         {curl} ftp://{host}:{port}/\n\n  \
          lftp -u '{username},{password}' -e 'set ssl:ca-file {ca}; set ssl:cert-file {cert}; \
          set ssl:key-file {key}; set ftp:ssl-force true; set ftp:ssl-protect-data true; ls; quit' \
          ftp://{host}:{port}\n\n\
-         Admin: mftgw --config {config} user list | role grant USER SERVICE | audit --limit 20\n",
+         Send a heartbeat (status 1, 2, a response and status 3 appear in /out within a second):\n\n  \
+         {curl} -T {heartbeat} \"ftp://{host}:{port}/FTPSGW.Heartbeat/ping$(date +%Y%m%d%H%M%S%3N)-hb01.xml\"\n\n  \
+         {curl} ftp://{host}:{port}/out/\n\n\
+         Admin: mftgw --config {config} user list | role grant USER SERVICE | transactions | audit --limit 20\n",
+        heartbeat = heartbeat_file.display(),
         manifest = manifest_path.display(),
         config = manifest.config.display(),
         username = user.username,

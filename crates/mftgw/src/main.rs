@@ -225,6 +225,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(&cli.config)?;
             let store = SqliteStore::open(&config.database_path()).await?;
             for transaction in store.transactions(user.as_deref(), limit).await? {
+                let mut history = Vec::new();
+                for (code, at) in store.status_history(transaction.id).await? {
+                    history.push(serde_json::json!({
+                        "status": code.digit().to_string(),
+                        "at": at.format(&time::format_description::well_known::Rfc3339)?,
+                    }));
+                }
                 let line = serde_json::json!({
                     "skat_transaction_id": transaction.skat_transaction_id,
                     "username": transaction.username,
@@ -239,6 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         mftgw_blobs::LocalBlobStore::blob_path(&config.blobs_path(), key).ok()
                     }),
                     "state": transaction.state.as_str(),
+                    "history": history,
                     "received_at": transaction.received_at.format(&time::format_description::well_known::Rfc3339)?,
                 });
                 println!("{line}");

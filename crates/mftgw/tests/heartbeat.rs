@@ -137,6 +137,13 @@ fn curl_heartbeat_journey_reuse_download_and_delete() {
     assert_eq!(transactions[0]["skat_transaction_id"], skat_id.as_str());
     assert_eq!(transactions[0]["state"], "answered");
     assert_eq!(transactions[0]["size"], 8);
+    let history: Vec<&str> = transactions[0]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["1", "2", "3"]);
 
     // The same name again: a status_0, and nothing else happens.
     let (ok, _, log) = curl(
@@ -331,6 +338,24 @@ fn python_ftplib_uploads_every_kind_and_reads_out() {
         }
     }
     assert_eq!(out_listing.len(), 20);
+    // `LIST` as FileZilla, WinSCP and lftp parse `ls -l` lines: eight fields, then the name,
+    // spaces and all.
+    let parsed: Vec<String> = result["list_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            let line = line.as_str().unwrap();
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            assert!(fields[0].starts_with("-rw"), "{line}");
+            let size_at = line.find(fields[4]).unwrap();
+            let after_size = &line[size_at + fields[4].len()..];
+            // Month, day, time or year, then one space, then the name.
+            let date_and_name = after_size.trim_start();
+            date_and_name.splitn(4, ' ').nth(3).unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(parsed, out_listing);
 
     let status_3 = text("status_3");
     assert_eq!(result["size_status"], status_3.len());

@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 use std::sync::Arc;
 
-use support::{Demo, curl, run};
+use support::{Demo, curl, heartbeat_files, out_names, run};
 
 fn sorted(mut names: Vec<String>) -> Vec<String> {
     names.sort();
@@ -218,10 +218,12 @@ fn rust_suppaftp_lists_the_root_a_service_folder_and_out() {
 fn the_printed_curl_and_lftp_commands_work_as_printed() {
     let demo = Demo::start();
     let printed = demo.stdout();
-    let command_after = |marker: &str| -> String {
+    // The first command starting with `marker` after the heading `section`.
+    let command_after = |section: &str, marker: &str| -> String {
         let start = printed
-            .find(marker)
-            .unwrap_or_else(|| panic!("no {marker:?} in:\n{printed}"));
+            .find(section)
+            .and_then(|at| printed[at..].find(marker).map(|offset| at + offset))
+            .unwrap_or_else(|| panic!("no {marker:?} after {section:?} in:\n{printed}"));
         let mut command = String::new();
         for line in printed[start..].lines() {
             command.push_str(line.trim_end_matches('\\'));
@@ -233,7 +235,7 @@ fn the_printed_curl_and_lftp_commands_work_as_printed() {
     };
     let user = demo.user(0);
     for marker in ["curl --ssl-reqd", "lftp -u"] {
-        let command = command_after(marker);
+        let command = command_after("List the root", marker);
         let (ok, out, err) = run(Command::new("timeout").args(["60", "bash", "-c", &command]));
         assert!(ok, "{command}\nfailed: {err}");
         let names: Vec<String> = out
@@ -242,6 +244,43 @@ fn the_printed_curl_and_lftp_commands_work_as_printed() {
             .collect();
         assert_eq!(sorted(names), user.expected_root(), "{command}\n{out}");
     }
+
+    let heartbeat = command_after("Send a heartbeat", "curl --ssl-reqd");
+    let (ok, _, err) = run(Command::new("timeout").args(["60", "bash", "-c", &heartbeat]));
+    assert!(ok, "{heartbeat}\nfailed: {err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status_3 = loop {
+        if let Some(name) = out_names(&demo, &user)
+            .into_iter()
+            .find(|n| n.ends_with("_3.xml"))
+        {
+            break name;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no heartbeat answer:\n{}",
+            demo.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let ping = status_3
+        .strip_prefix("status_FTPSGW.Heartbeat_")
+        .and_then(|rest| rest.strip_suffix("_3.xml"))
+        .unwrap();
+    assert!(
+        ping.starts_with("ping") && ping.ends_with("-hb01.xml"),
+        "{ping}"
+    );
+    // The next printed command lists /out.
+    let list_out = command_after("-hb01.xml", "curl --ssl-reqd");
+    assert!(list_out.ends_with("/out/"), "{list_out}");
+    let (ok, listing, err) = run(Command::new("timeout").args(["60", "bash", "-c", &list_out]));
+    assert!(ok, "{list_out}\nfailed: {err}");
+    let names: Vec<String> = listing
+        .lines()
+        .map(|line| line.split_whitespace().last().unwrap().to_string())
+        .collect();
+    assert_eq!(names, heartbeat_files(ping));
 }
 
 /// A restarted demo keeps its users, passwords and roles.

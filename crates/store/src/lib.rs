@@ -8,6 +8,7 @@
 
 use std::future::Future;
 
+use mftgw_domain::status::StatusCode;
 use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, Transaction, User, UserState};
 use time::OffsetDateTime;
 
@@ -184,6 +185,12 @@ pub trait Store: Send + Sync + 'static {
         username: Option<&str>,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<Transaction>>> + Send;
+
+    /// The statuses a transaction has reached, in the order it reached them.
+    fn status_history(
+        &self,
+        transaction_id: i64,
+    ) -> impl Future<Output = StoreResult<Vec<(StatusCode, OffsetDateTime)>>> + Send;
 
     /// Puts a file in the user's `/out`, replacing one of the same name; returns the blob key
     /// of the replaced file, if it was a blob, for the caller to delete.

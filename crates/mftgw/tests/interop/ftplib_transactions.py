@@ -53,6 +53,9 @@ while True:
         break
     time.sleep(0.1)
 result["out"] = out
+list_lines = []
+ftp.retrlines("LIST /out", list_lines.append)
+result["list_out"] = list_lines
 result["names"] = names
 
 status_3 = f"/out/status_{HB}_{names['binary']}_3.xml"

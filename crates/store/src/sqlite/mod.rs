@@ -6,6 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use mftgw_domain::status::StatusCode;
 use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, Transaction, User, UserState};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -392,6 +393,13 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<Transaction>> {
         transactions::transactions(&self.pool, username, limit).await
+    }
+
+    async fn status_history(
+        &self,
+        transaction_id: i64,
+    ) -> StoreResult<Vec<(StatusCode, OffsetDateTime)>> {
+        transactions::status_history(&self.pool, transaction_id).await
     }
 
     async fn put_out_file(

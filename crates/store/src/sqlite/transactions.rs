@@ -1,6 +1,7 @@
 //! Transactions, their work and `/out` in SQLite. The trait documentation in the crate root
 //! says what each operation promises; this module says how.
 
+use mftgw_domain::status::StatusCode;
 use mftgw_domain::{Transaction, TransactionState};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
@@ -206,6 +207,32 @@ pub(super) async fn transactions(
     .fetch_all(pool)
     .await?;
     rows.iter().map(transaction_from_row).collect()
+}
+
+pub(super) async fn status_history(
+    pool: &SqlitePool,
+    transaction_id: i64,
+) -> StoreResult<Vec<(StatusCode, OffsetDateTime)>> {
+    let rows = sqlx::query(
+        "SELECT status_code, at FROM status_history WHERE transaction_id = $1 ORDER BY at, rowid",
+    )
+    .bind(transaction_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let code: String = row.try_get("status_code")?;
+            let at: String = row.try_get("at")?;
+            let code = code
+                .chars()
+                .next()
+                .and_then(StatusCode::from_digit)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("status_history.status_code {code:?}"))
+                })?;
+            Ok((code, timestamp::from_text("status_history.at", &at)?))
+        })
+        .collect()
 }
 
 pub(super) async fn put_out_file(
