@@ -1,7 +1,7 @@
 //! The gateway's rules, free of I/O: which services exist, how gateway passwords are made
 //! and checked, what a user is, whether a login is allowed, how failed logins are throttled,
-//! what an audit event records, what a transaction is and which states it moves through, and
-//! what status files say (with the error catalogue).
+//! what an audit event records, what a transaction is and which states it moves through, what
+//! status files say (with the error catalogue), and the eKapital Classic record formats.
 //! Storage and network crates build on these types.
 
 pub mod audit;
@@ -10,6 +10,7 @@ pub mod errors;
 pub mod login;
 pub mod password;
 pub mod path_segment;
+pub mod record_format;
 pub mod status;
 pub mod throttle;
 pub mod transaction;

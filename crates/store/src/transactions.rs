@@ -16,6 +16,9 @@ pub struct NewTransaction {
     pub transfer_type: char,
     pub blob_key: String,
     pub received_at: OffsetDateTime,
+    /// Set when the upload is refused on arrival (a failed format check): the transaction is
+    /// recorded as rejected with this status_0 in `/out`, and no work.
+    pub rejection: Option<NewOutFile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 
 use mftgw_blobs::{BlobStore, BlobWriter};
 use mftgw_domain::catalogue::ServiceCatalogue;
+use mftgw_domain::record_format::RecordCheck;
 use mftgw_domain::transaction::check_transaction_id;
 use mftgw_ftps::{
     BoxFuture, DirEntry, EntryKind, FsError, FsResult, Session, TransferType, Upload, VirtualPath,
@@ -161,6 +162,7 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
         })?;
         Ok(Box::new(GatewayUpload {
             writer,
+            check: self.transactions.record_check(service),
             target: UploadTarget {
                 username: self.owner.username.clone(),
                 cvr: self.owner.cvr.clone(),
@@ -400,6 +402,8 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
 /// An upload streaming into the blob store; committing it makes the transaction.
 struct GatewayUpload<S, B: BlobStore> {
     writer: B::Writer,
+    /// The service's record format check (eKapital Classic), fed what the blob accepted.
+    check: Option<RecordCheck>,
     target: UploadTarget,
     transactions: Arc<Transactions<S, B>>,
     /// The transaction folder this upload goes into, which vanishes with the upload.
@@ -411,6 +415,7 @@ impl<S: Store, B: BlobStore> Upload for GatewayUpload<S, B> {
         Box::pin(async move {
             let GatewayUpload {
                 writer,
+                check,
                 target,
                 transactions,
                 folder,
@@ -419,8 +424,9 @@ impl<S: Store, B: BlobStore> Upload for GatewayUpload<S, B> {
                 tracing::error!(%error, "finishing an upload's blob failed");
                 FsError::Unavailable("the file could not be stored; send it again".into())
             })?;
+            let refusal = check.and_then(|check| check.finish(target.transfer_type == 'A'));
             let committed = transactions
-                .commit_upload(&target, blob)
+                .commit_upload(&target, blob, refusal)
                 .await
                 .map_err(|error| {
                     tracing::error!(%error, "recording a transaction failed");
@@ -454,7 +460,12 @@ impl<S: Store, B: BlobStore> AsyncWrite for GatewayUpload<S, B> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.writer).poll_write(cx, buf)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.writer).poll_write(cx, buf);
+        if let (Poll::Ready(Ok(written)), Some(check)) = (&poll, &mut this.check) {
+            check.update(&buf[..*written]);
+        }
+        poll
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

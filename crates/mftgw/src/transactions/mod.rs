@@ -12,7 +12,8 @@ mod worker;
 use std::sync::Arc;
 
 use mftgw_blobs::{BlobInfo, BlobStore};
-use mftgw_domain::errors::{ErrorCatalogue, FILENAME_CANNOT_BE_REUSED};
+use mftgw_domain::errors::{ErrorCatalogue, ErrorEntry, FILENAME_CANNOT_BE_REUSED};
+use mftgw_domain::record_format::{RecordCheck, RecordFormats};
 use mftgw_domain::status::{StatusCode, StatusFile};
 use mftgw_domain::transaction::{SkatTransactionIds, upload_path};
 use mftgw_store::{NewOutFile, NewTransaction, OutContent, Recorded, Store, StoreError};
@@ -28,6 +29,7 @@ pub struct Transactions<S, B> {
     pub blobs: Arc<B>,
     ids: SkatTransactionIds,
     errors: ErrorCatalogue,
+    formats: RecordFormats,
     /// Wakes the worker when new work was committed.
     work_ready: Notify,
 }
@@ -67,19 +69,40 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             blobs,
             ids: SkatTransactionIds::new(node_id),
             errors: ErrorCatalogue::builtin(),
+            formats: RecordFormats::builtin(),
             work_ready: Notify::new(),
         }
     }
 
-    /// Commits an upload whose body is durable as `blob`. On `Err` nothing was recorded and
-    /// the blob is gone: the client must not be told the upload succeeded.
+    /// The check an upload to `service` must pass before delivery, if its service has a
+    /// record format (eKapital Classic).
+    pub fn record_check(&self, service: &str) -> Option<RecordCheck> {
+        self.formats.get(service).map(RecordCheck::new)
+    }
+
+    /// Commits an upload whose body is durable as `blob`; `refusal` is the error code of a
+    /// failed format check, which makes the transaction rejected on arrival with its status_0.
+    /// On `Err` nothing was recorded and the blob is gone: the client must not be told the
+    /// upload succeeded.
     pub async fn commit_upload(
         &self,
         target: &UploadTarget,
         blob: BlobInfo,
+        refusal: Option<&str>,
     ) -> Result<Committed, StoreError> {
         let now = OffsetDateTime::now_utc();
         let skat_transaction_id = self.ids.next(now);
+        let rejection = refusal.map(|code| {
+            let status_file = StatusFile {
+                skat_transaction_id: Some(skat_transaction_id.clone()),
+                error: Some(self.error_entry(code)),
+                ..self.status_0(target, now)
+            };
+            NewOutFile {
+                name: status_file.file_name(),
+                content: OutContent::Inline(status_file.to_xml().into_bytes()),
+            }
+        });
         let recorded = self
             .store
             .record_transaction(NewTransaction {
@@ -93,18 +116,24 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
                 transfer_type: target.transfer_type,
                 blob_key: blob.key.clone(),
                 received_at: now,
+                rejection,
             })
             .await;
         match recorded {
-            Ok(Recorded::Created(_)) => {
-                self.work_ready.notify_one();
+            Ok(Recorded::Created(transaction)) => {
+                if !transaction.state.is_final() {
+                    self.work_ready.notify_one();
+                }
                 Ok(Committed::Transaction {
                     skat_transaction_id,
                 })
             }
             Ok(Recorded::NameReused) => {
                 self.forget_blob(&blob.key).await;
-                let status_file = self.reuse_status(target, now);
+                let status_file = StatusFile {
+                    error: Some(self.error_entry(FILENAME_CANNOT_BE_REUSED)),
+                    ..self.status_0(target, now)
+                };
                 let name = status_file.file_name();
                 self.put_out_file(
                     &target.username,
@@ -122,10 +151,10 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         }
     }
 
-    /// The status_0 for a reused name. No transaction was made, so it names no
-    /// SKATTransactionId. Its `filename` is the full upload path like every other status file
-    /// (the client guide's example shows a shortened one; SPEC §3 defines the path).
-    fn reuse_status(&self, target: &UploadTarget, at: OffsetDateTime) -> StatusFile {
+    /// A status_0 for the upload, naming no transaction and no error yet. Its `filename` is
+    /// the full upload path like every other status file (the client guide's example of a
+    /// reused name shows a shortened one; SPEC §3 defines the path).
+    fn status_0(&self, target: &UploadTarget, at: OffsetDateTime) -> StatusFile {
         StatusFile {
             code: StatusCode::Error,
             service: target.service.clone(),
@@ -134,8 +163,21 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             skat_transaction_id: None,
             at,
             response_file: None,
-            error: self.errors.get(FILENAME_CANNOT_BE_REUSED).cloned(),
+            error: None,
         }
+    }
+
+    /// The catalogue's entry for `code`; a code missing from the catalogue is a bug in the
+    /// shipped data, reported as itself rather than hidden.
+    fn error_entry(&self, code: &str) -> ErrorEntry {
+        self.errors.get(code).cloned().unwrap_or_else(|| {
+            tracing::error!(code, "error code missing from the error catalogue");
+            ErrorEntry {
+                code: code.to_owned(),
+                message: code.to_owned(),
+                resolution: String::new(),
+            }
+        })
     }
 
     async fn put_out_file(

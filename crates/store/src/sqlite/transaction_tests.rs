@@ -24,6 +24,7 @@ fn upload(skat_id: &str, name: &str) -> NewTransaction {
         transfer_type: 'I',
         blob_key: format!("blob{skat_id}"),
         received_at: RECEIVED_AT,
+        rejection: None,
     }
 }
 
@@ -116,6 +117,39 @@ async fn a_recorded_transaction_has_work_until_a_final_step() {
     assert_eq!(
         names(&store.out_files(USERNAME).await.unwrap()),
         ["status_1", "status_0"]
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_rejected_on_arrival_has_its_status_0_and_no_work() {
+    let store = store_with_user().await;
+    let mut refused = upload("ci1", "bad.txt");
+    refused.rejection = Some(inline("status_AKFA_bad.txt_0.xml", "xml"));
+    let transaction = created(store.record_transaction(refused).await.unwrap());
+    assert_eq!(transaction.state, TransactionState::Rejected);
+    let services = [HEARTBEAT.to_string()];
+    assert!(
+        store
+            .due_work(&services, RECEIVED_AT, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        names(&store.out_files(USERNAME).await.unwrap()),
+        ["status_AKFA_bad.txt_0.xml"]
+    );
+    assert_eq!(
+        store.status_history(transaction.id).await.unwrap(),
+        [(StatusCode::Error, RECEIVED_AT)]
+    );
+    assert_eq!(
+        store
+            .record_transaction(upload("ci2", "bad.txt"))
+            .await
+            .unwrap(),
+        Recorded::NameReused,
+        "a rejected upload used its name"
     );
 }
 

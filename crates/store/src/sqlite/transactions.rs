@@ -28,6 +28,10 @@ pub(super) async fn record_transaction(
     new: NewTransaction,
 ) -> StoreResult<Recorded> {
     let received_at = timestamp::to_text(new.received_at);
+    let state = match new.rejection {
+        Some(_) => TransactionState::Rejected,
+        None => TransactionState::Received,
+    };
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
     let user_id = user_id(&mut *transaction, &new.username).await?;
     let id: Option<i64> = sqlx::query_scalar(
@@ -47,18 +51,28 @@ pub(super) async fn record_transaction(
     .bind(&new.sha256)
     .bind(new.transfer_type.to_string())
     .bind(&new.blob_key)
-    .bind(TransactionState::Received.as_str())
+    .bind(state.as_str())
     .bind(&received_at)
     .fetch_optional(&mut *transaction)
     .await?;
     let Some(id) = id else {
         return Ok(Recorded::NameReused);
     };
-    sqlx::query("INSERT INTO work (transaction_id, due_at, created_at) VALUES ($1, $2, $2)")
-        .bind(id)
-        .bind(&received_at)
-        .execute(&mut *transaction)
-        .await?;
+    match &new.rejection {
+        None => {
+            sqlx::query(
+                "INSERT INTO work (transaction_id, due_at, created_at) VALUES ($1, $2, $2)",
+            )
+            .bind(id)
+            .bind(&received_at)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        Some(status_file) => {
+            record_status(&mut transaction, id, StatusCode::Error, &received_at).await?;
+            insert_out_file(&mut transaction, user_id, status_file, &received_at).await?;
+        }
+    }
     transaction.commit().await?;
     Ok(Recorded::Created(Box::new(Transaction {
         id,
@@ -71,7 +85,7 @@ pub(super) async fn record_transaction(
         sha256: new.sha256,
         transfer_type: new.transfer_type,
         blob_key: Some(new.blob_key),
-        state: TransactionState::Received,
+        state,
         received_at: timestamp::from_text("transactions.received_at", &received_at)?,
     })))
 }
@@ -128,14 +142,7 @@ pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult
             applied.push(false);
             continue;
         };
-        sqlx::query(
-            "INSERT INTO status_history (transaction_id, status_code, at) VALUES ($1, $2, $3)",
-        )
-        .bind(step.transaction_id)
-        .bind(step.status.digit().to_string())
-        .bind(&at)
-        .execute(&mut *transaction)
-        .await?;
+        record_status(&mut transaction, step.transaction_id, step.status, &at).await?;
         for file in &step.files {
             insert_out_file(&mut transaction, user_id, file, &at).await?;
         }
@@ -149,6 +156,21 @@ pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult
     }
     transaction.commit().await?;
     Ok(applied)
+}
+
+async fn record_status(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    transaction_id: i64,
+    status: StatusCode,
+    at: &str,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO status_history (transaction_id, status_code, at) VALUES ($1, $2, $3)")
+        .bind(transaction_id)
+        .bind(status.digit().to_string())
+        .bind(at)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
 }
 
 /// Inserts a new `/out` file; a name already there is a conflict, as generated names of one
