@@ -41,6 +41,9 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Removes the blob `key`; removing a blob that is not there is not an error.
     fn delete(&self, key: &str) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// The keys of every finished blob.
+    fn keys(&self) -> impl Future<Output = io::Result<Vec<String>>> + Send;
 }
 
 /// A blob being written. Dropping it without [`finish`](BlobWriter::finish) discards it.

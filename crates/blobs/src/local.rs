@@ -1,6 +1,7 @@
 //! Blobs as files in a local directory: `incoming/<key>.part` while being written, then
 //! fsynced and renamed to `blobs/<key>`, and the directory fsynced, so a finished blob
-//! survives a crash and an unfinished one never appears under `blobs/`.
+//! survives a crash and an unfinished one never appears under `blobs/`. One process at a
+//! time owns the directory (an exclusive lock on `LOCK`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -14,23 +15,36 @@ use crate::{BlobInfo, BlobStore, BlobWriter, Hashing};
 
 const INCOMING: &str = "incoming";
 const BLOBS: &str = "blobs";
+const LOCK: &str = "LOCK";
 
 #[derive(Debug, Clone)]
 pub struct LocalBlobStore {
     incoming: PathBuf,
     blobs: PathBuf,
+    /// Held (locked) as long as the store is open.
+    _lock: std::sync::Arc<std::fs::File>,
 }
 
 impl LocalBlobStore {
     /// Opens (creating if needed) the store under `root` and removes what unfinished writes
-    /// left behind: nobody can finish them after a restart. Only one process may use a root.
+    /// left behind: nobody can finish them after a restart. Fails if another process has the
+    /// store open, whose unfinished writes those would be.
     pub async fn open(root: &Path) -> io::Result<Self> {
+        tokio::fs::create_dir_all(root.join(INCOMING)).await?;
+        tokio::fs::create_dir_all(root.join(BLOBS)).await?;
+        let lock = std::fs::File::create(root.join(LOCK))?;
+        lock.try_lock().map_err(|error| match error {
+            std::fs::TryLockError::WouldBlock => io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is in use by another process", root.display()),
+            ),
+            std::fs::TryLockError::Error(error) => error,
+        })?;
         let store = Self {
             incoming: root.join(INCOMING),
             blobs: root.join(BLOBS),
+            _lock: std::sync::Arc::new(lock),
         };
-        tokio::fs::create_dir_all(&store.incoming).await?;
-        tokio::fs::create_dir_all(&store.blobs).await?;
         let mut leftovers = tokio::fs::read_dir(&store.incoming).await?;
         let mut swept = 0;
         while let Some(entry) = leftovers.next_entry().await? {
@@ -106,6 +120,17 @@ impl BlobStore for LocalBlobStore {
             _ => Ok(()),
         }
     }
+
+    async fn keys(&self) -> io::Result<Vec<String>> {
+        let mut entries = tokio::fs::read_dir(&self.blobs).await?;
+        let mut keys = Vec::new();
+        while let Some(entry) = entries.next_entry().await? {
+            if let Ok(name) = entry.file_name().into_string() {
+                keys.push(name);
+            }
+        }
+        Ok(keys)
+    }
 }
 
 pub struct LocalBlobWriter {
@@ -121,10 +146,18 @@ struct TempFile(Option<PathBuf>);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if let Some(path) = self.0.take()
-            && let Err(error) = std::fs::remove_file(&path)
-        {
-            tracing::warn!(%error, path = %path.display(), "could not remove an unfinished blob");
+        let Some(path) = self.0.take() else {
+            return;
+        };
+        let remove = move || {
+            if let Err(error) = std::fs::remove_file(&path) {
+                tracing::warn!(%error, path = %path.display(), "could not remove an unfinished blob");
+            }
+        };
+        // Off the async worker threads when there are some: a slow disk must not stall them.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
         }
     }
 }
@@ -221,6 +254,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_process_at_a_time_owns_a_store() {
+        let root = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(root.path()).await.unwrap();
+        let second = LocalBlobStore::open(root.path()).await.unwrap_err();
+        assert_eq!(second.kind(), io::ErrorKind::WouldBlock);
+        let mut writer = store.create().await.unwrap();
+        writer.write_all(b"k").await.unwrap();
+        let key = writer.finish().await.unwrap().key;
+        assert_eq!(store.keys().await.unwrap(), [key]);
+        drop(store);
+        LocalBlobStore::open(root.path()).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn an_unfinished_blob_leaves_nothing() {
         let root = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(root.path()).await.unwrap();
@@ -229,7 +276,14 @@ mod tests {
         writer.write_all(b"partial").await.unwrap();
         assert_eq!(files_in(&root.path().join(INCOMING)), 1);
         drop(writer);
-        assert_eq!(files_in(&root.path().join(INCOMING)), 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while files_in(&root.path().join(INCOMING)) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the unfinished blob stayed"
+            );
+            tokio::task::yield_now().await;
+        }
         assert!(store.open(&key, 0).await.is_err());
     }
 
@@ -241,6 +295,7 @@ mod tests {
         writer.write_all(b"crash").await.unwrap();
         std::mem::forget(writer);
         assert_eq!(files_in(&root.path().join(INCOMING)), 1);
+        drop(store);
         LocalBlobStore::open(root.path()).await.unwrap();
         assert_eq!(files_in(&root.path().join(INCOMING)), 0);
     }

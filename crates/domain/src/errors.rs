@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 const BUILTIN_ERRORS: &str = include_str!("../errors.toml");
 
 pub const FILENAME_CANNOT_BE_REUSED: &str = "FILENAME_CANNOT_BE_REUSED_FOR_TRANSACTION";
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorEntry {
     pub code: String,

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod catalogue;
+pub mod delivery;
 pub mod errors;
 pub mod login;
 pub mod password;

@@ -101,6 +101,14 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// The uploader's CVR number, from the upload path.
+    pub fn cvr(&self) -> &str {
+        self.upload_path
+            .strip_prefix("/CVR_")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
+    }
+
     /// The status file that records this transaction reaching `code`.
     pub fn status_file(
         &self,
@@ -269,6 +277,25 @@ mod tests {
             Err(TransactionIdError::Segment(PathSegmentError::DotName))
         );
         assert!(check_transaction_id(service, "æøå fil.xml").is_ok());
+    }
+
+    #[test]
+    fn the_cvr_comes_from_the_upload_path() {
+        let transaction = Transaction {
+            id: 1,
+            skat_transaction_id: "ci1_1_1".into(),
+            username: "CVR_19552101_RID_60134540".into(),
+            service: HEARTBEAT_SERVICE.into(),
+            ftp_transaction_id: "a.xml".into(),
+            upload_path: upload_path("19552101", "RID_60134540", HEARTBEAT_SERVICE, "a.xml"),
+            size: 0,
+            sha256: String::new(),
+            transfer_type: 'I',
+            blob_key: None,
+            state: TransactionState::Received,
+            received_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        assert_eq!(transaction.cvr(), "19552101");
     }
 
     #[test]

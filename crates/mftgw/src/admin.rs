@@ -140,3 +140,18 @@ pub async fn revoke_role<S: Store>(
         .await?;
     Ok(revoked)
 }
+
+/// Makes a waiting delivery due now (an operator saw the backend come back).
+pub async fn retry_delivery<S: Store>(store: &S, skat_transaction_id: &str) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    if !store.retry_work(skat_transaction_id, now).await? {
+        bail!("transaction {skat_transaction_id} has no outstanding delivery");
+    }
+    store
+        .append_audit(
+            &AuditEvent::allowed(now, "admin.retry_delivery")
+                .with_detail(serde_json::json!({ "skat_transaction_id": skat_transaction_id })),
+        )
+        .await?;
+    Ok(())
+}

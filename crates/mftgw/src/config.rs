@@ -25,6 +25,68 @@ pub struct Config {
     pub portal: PortalConfig,
     #[serde(default)]
     pub transactions: TransactionsConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// The first retry of a failed delivery waits about this long; each further one twice as
+    /// long, up to `retry_max_secs` (with jitter).
+    pub retry_first_ms: u64,
+    pub retry_max_secs: u64,
+    pub attempt_timeout_secs: u64,
+    /// Backends that answer on their own (heartbeat, simulated) wait this long before each
+    /// answer.
+    pub answer_delay_ms: u64,
+    /// Where services are delivered; `FTPSGW.Heartbeat` is built in.
+    pub backends: Vec<BackendConfig>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_first_ms: 1000,
+            retry_max_secs: 300,
+            attempt_timeout_secs: 30,
+            answer_delay_ms: 0,
+            backends: Vec::new(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    pub fn policy(&self) -> crate::delivery::DeliveryPolicy {
+        crate::delivery::DeliveryPolicy {
+            retry: mftgw_domain::delivery::RetryPolicy {
+                first: Duration::from_millis(self.retry_first_ms.max(1)),
+                max: Duration::from_secs(self.retry_max_secs.max(1)),
+            },
+            attempt_timeout: Duration::from_secs(self.attempt_timeout_secs.max(1)),
+            answer_delay: Duration::from_millis(self.answer_delay_ms),
+        }
+    }
+}
+
+/// A backend system and the services delivered to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackendConfig {
+    pub name: String,
+    pub services: Vec<String>,
+    #[serde(flatten)]
+    pub connector: ConnectorConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ConnectorConfig {
+    /// Files and `.meta.json` written atomically into a directory the backend watches.
+    Spool { directory: PathBuf },
+    /// Inside the gateway, for demos and tests.
+    Simulated {
+        behaviour: crate::delivery::Behaviour,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,9 +98,6 @@ pub struct TransactionsConfig {
     /// How long files stay in `/out` (and uploaded bodies after their transaction ended).
     pub retention_secs: u64,
     pub retention_sweep_secs: u64,
-    /// The built-in heartbeat waits this long before each of its answers (status 1, 2, 3):
-    /// 0 answers at once; more shows the order of appearance, like a slow backend would.
-    pub heartbeat_step_delay_ms: u64,
 }
 
 impl Default for TransactionsConfig {
@@ -47,7 +106,6 @@ impl Default for TransactionsConfig {
             node_id: "1".into(),
             retention_secs: 30 * 24 * 60 * 60,
             retention_sweep_secs: 10 * 60,
-            heartbeat_step_delay_ms: 0,
         }
     }
 }

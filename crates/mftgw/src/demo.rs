@@ -16,8 +16,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, FtpsConfig, PortalConfig, RegistrationConfig, TlsConfig};
+use crate::config::{
+    BackendConfig, Config, ConnectorConfig, DeliveryConfig, FtpsConfig, PortalConfig,
+    RegistrationConfig, TlsConfig,
+};
+use crate::delivery::Behaviour;
 use crate::{admin, keys};
+use mftgw_domain::errors::ErrorEntry;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -166,7 +171,38 @@ fn demo_config(data_dir: &Path, pki: &TestPki, args: &DemoArgs) -> anyhow::Resul
             listen: ([127, 0, 0, 1], args.portal_port).into(),
         },
         transactions: Default::default(),
+        delivery: DeliveryConfig {
+            backends: demo_backends(),
+            ..DeliveryConfig::default()
+        },
     })
+}
+
+/// Simulated backends, so that every path of SPEC §4 can be tried: 1-2-3 with a response,
+/// 1-2, and 1-0 with a backend's own error.
+fn demo_backends() -> Vec<BackendConfig> {
+    let simulated = |name: &str, services: &[&str], behaviour: Behaviour| BackendConfig {
+        name: name.into(),
+        services: services.iter().map(|s| s.to_string()).collect(),
+        connector: ConnectorConfig::Simulated { behaviour },
+    };
+    vec![
+        simulated(
+            "simulated-answer",
+            &["Manifest.MidlertidigOpbevaringOpret"],
+            Behaviour::Answer,
+        ),
+        simulated("simulated-accept", &["AKFA", "CPS"], Behaviour::Accept),
+        simulated(
+            "simulated-reject",
+            &["FATCA"],
+            Behaviour::Reject(ErrorEntry {
+                code: "DEMO_BACKEND_REJECTED".into(),
+                message: "The simulated FATCA backend rejects every file".into(),
+                resolution: "Nothing to fix: this is the demo's rejecting backend".into(),
+            }),
+        ),
+    ]
 }
 
 /// Registers the demo users and the refusal cases; returns the manifest.

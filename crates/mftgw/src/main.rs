@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod delivery;
 mod demo;
 mod gateway;
 mod keys;
@@ -66,6 +67,9 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Outstanding deliveries: list them, or retry one now.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
     /// Print transactions as JSON lines, newest first.
     Transactions {
         #[arg(long)]
@@ -76,6 +80,17 @@ enum Command {
     /// Test PKI helpers (never for production certificates).
     #[command(subcommand)]
     Pki(PkiCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DeliveriesCommand {
+    /// Print outstanding work as JSON lines, oldest first: attempts, next try, last error.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Try the delivery of this transaction again now rather than at its next scheduled try.
+    Retry { skat_transaction_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +236,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = SqliteStore::open(&config.database_path()).await?;
             role_command(&store, command).await
         }
+        Command::Deliveries(command) => {
+            let config = Config::load(&cli.config)?;
+            let store = SqliteStore::open(&config.database_path()).await?;
+            deliveries_command(&store, command).await
+        }
         Command::Transactions { user, limit } => {
             let config = Config::load(&cli.config)?;
             let store = SqliteStore::open(&config.database_path()).await?;
@@ -281,6 +301,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 });
                 println!("{line}");
             }
+            Ok(())
+        }
+    }
+}
+
+async fn deliveries_command(store: &SqliteStore, command: DeliveriesCommand) -> anyhow::Result<()> {
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    match command {
+        DeliveriesCommand::List { limit } => {
+            for item in store.pending_work(limit).await? {
+                let transaction = &item.transaction;
+                let line = serde_json::json!({
+                    "skat_transaction_id": transaction.skat_transaction_id,
+                    "username": transaction.username,
+                    "service": transaction.service,
+                    "ftp_transaction_id": transaction.ftp_transaction_id,
+                    "state": transaction.state.as_str(),
+                    "attempts": item.attempts,
+                    "due_at": item.due_at.format(rfc3339)?,
+                    "last_error": item.last_error,
+                    "received_at": transaction.received_at.format(rfc3339)?,
+                });
+                println!("{line}");
+            }
+            Ok(())
+        }
+        DeliveriesCommand::Retry {
+            skat_transaction_id,
+        } => {
+            admin::retry_delivery(store, &skat_transaction_id).await?;
+            println!("delivery of {skat_transaction_id} is due now");
             Ok(())
         }
     }

@@ -6,21 +6,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mftgw_blobs::LocalBlobStore;
+use mftgw_blobs::{BlobStore, LocalBlobStore};
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_ftps::{Server, ServerConfig, SessionLimits, Timeouts, TlsSettings};
 use mftgw_oces::trust::TrustStore;
-use mftgw_store::SqliteStore;
+use mftgw_store::{SqliteStore, Store};
 use rustls::pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, ConnectorConfig};
+use crate::delivery::{Backends, run_delivery};
+use crate::delivery::{Simulated, Spool};
 use crate::gateway::Gateway;
 use crate::keys;
-use crate::transactions::{Transactions, run_retention, run_worker};
+use crate::transactions::{Transactions, run_retention};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
@@ -29,6 +31,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("opening the blob store {}", config.blobs_path().display()))?,
     );
+    sweep_unreferenced_blobs(&*store, &*blobs).await?;
     let transactions = Arc::new(Transactions::new(
         store,
         blobs,
@@ -85,9 +88,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(config.tls.crl_refresh_secs.max(1)),
     ));
     let (stop, stopping) = watch::channel(false);
-    let worker = tokio::spawn(run_worker(
+    let worker = tokio::spawn(run_delivery(
         Arc::clone(&transactions),
-        Duration::from_millis(config.transactions.heartbeat_step_delay_ms),
+        backends(&config)?,
+        config.delivery.policy(),
         stopping.clone(),
     ));
     let retention = tokio::spawn(run_retention(
@@ -103,6 +107,58 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = tokio::join!(worker, retention);
     Ok(())
+}
+
+/// Deletes blobs that nothing refers to: bodies finished by an upload whose transaction was
+/// never committed (a crash between the two), or whose deletion failed. Runs before serving,
+/// while this process holds the blob store's lock, so no upload is in flight.
+async fn sweep_unreferenced_blobs<S: Store, B: BlobStore>(
+    store: &S,
+    blobs: &B,
+) -> anyhow::Result<()> {
+    let keys = blobs.keys().await.context("listing the blob store")?;
+    let referenced: std::collections::HashSet<String> =
+        store.referenced_blobs(&keys).await?.into_iter().collect();
+    let mut swept = 0usize;
+    for key in keys.iter().filter(|key| !referenced.contains(*key)) {
+        blobs
+            .delete(key)
+            .await
+            .with_context(|| format!("deleting blob {key}"))?;
+        swept += 1;
+    }
+    if swept > 0 {
+        tracing::info!(
+            swept,
+            "removed blobs that no transaction or /out file refers to"
+        );
+    }
+    Ok(())
+}
+
+/// The connectors of the configured backends, by service, after the built-in heartbeat.
+fn backends(config: &Config) -> anyhow::Result<Backends> {
+    let catalogue = ServiceCatalogue::builtin();
+    let mut backends = Backends::new();
+    for backend in &config.delivery.backends {
+        let connector: Arc<dyn crate::delivery::Connector> = match &backend.connector {
+            ConnectorConfig::Spool { directory } => Arc::new(Spool::new(directory.clone())),
+            ConnectorConfig::Simulated { behaviour } => Arc::new(Simulated::new(behaviour.clone())),
+        };
+        for service in &backend.services {
+            anyhow::ensure!(
+                catalogue.contains(service),
+                "backend {}: service {service:?} is not in the service catalogue",
+                backend.name
+            );
+            anyhow::ensure!(
+                backends.add(service, Arc::clone(&connector)),
+                "backend {}: service {service:?} already has a backend",
+                backend.name
+            );
+        }
+    }
+    Ok(backends)
 }
 
 /// Re-reads the CRL files on a schedule and on SIGHUP. A failed reload keeps the CRLs in force.

@@ -127,7 +127,34 @@ async fn assert_every_transaction_answered_once(demo: &Demo, users: &[DemoUser])
             user.username
         );
         assert_eq!(unique, expected, "/out of {}", user.username);
+        // Listings are in order of appearance: each transaction's answers came 1, 2, 3.
+        for name in &names {
+            let positions: Vec<usize> = heartbeat_files(name)
+                .iter()
+                .map(|file| listed.iter().position(|listed| listed == file).unwrap())
+                .collect();
+            assert!(
+                positions.is_sorted(),
+                "{name}: answers out of order in {listed:?}"
+            );
+        }
     }
+    // Every body in the blob store belongs to a transaction: nothing a crash left behind.
+    let mut referenced: Vec<String> = demo
+        .admin(&["transactions", "--limit", "1000000"])
+        .lines()
+        .filter_map(|line| {
+            let t: serde_json::Value = serde_json::from_str(line).unwrap();
+            t["blob_key"].as_str().map(str::to_string)
+        })
+        .collect();
+    referenced.sort();
+    let mut stored: Vec<String> = std::fs::read_dir(demo.data_dir().join("files/blobs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    stored.sort();
+    assert_eq!(stored, referenced, "blobs without a transaction");
     let after = transactions_by_user(demo);
     assert!(
         after
@@ -174,9 +201,8 @@ async fn sigkill_during_uploads_loses_no_confirmed_upload_and_shows_no_unfinishe
         demo_back.start_again(&[]);
         let outcomes = outcomes.lock().unwrap();
         assert!(
-            outcomes.confirmed.len() > 20,
-            "too few uploads before the kill to test anything: {}",
-            outcomes.confirmed.len()
+            !outcomes.confirmed.is_empty(),
+            "no upload finished before the kill: nothing was tested"
         );
 
         let stored: BTreeSet<String> = transactions_by_user(&demo_back)
@@ -213,7 +239,7 @@ async fn sigkill_during_uploads_loses_no_confirmed_upload_and_shows_no_unfinishe
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_while_status_files_are_written_resumes_each_exactly_once() {
     // A slow heartbeat, so that the kill lands between its answers.
-    let slow = [("MFTGW__TRANSACTIONS__HEARTBEAT_STEP_DELAY_MS", "400")];
+    let slow = [("MFTGW__DELIVERY__ANSWER_DELAY_MS", "400")];
     let mut demo = Demo::start_with_env(&slow);
     let users = demo.users();
     for round in 0..3 {

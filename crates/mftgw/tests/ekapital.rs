@@ -1,7 +1,8 @@
 //! eKapital Classic record checks with real clients: files for AKFA (230-character records)
 //! and CPS (868) pass when uploaded in ASCII mode with the right start record, record
 //! lengths and end record; each way of getting it wrong gets its status_0 with the client
-//! guide's texts, and the transaction is rejected on arrival, so it is never delivered.
+//! guide's texts, and the transaction is rejected on arrival, so it is never delivered (the
+//! demo's simulated backend for AKFA and CPS accepts what reaches it: status 1 and 2).
 
 mod support;
 
@@ -124,19 +125,18 @@ fn valid_akfa_and_cps_files_pass_from_ftplib_and_curl_in_ascii_mode() {
     assert!(reply.starts_with("226"), "{reply}");
     curl_put(&demo, &cps_user, true, &cps, "/CPS/cps-curl.txt");
 
-    std::thread::sleep(Duration::from_millis(1500));
-    for (user, name) in [
-        (&akfa_user, "akfa-ftplib.txt"),
-        (&akfa_user, "akfa-curl.txt"),
-        (&cps_user, "cps-ftplib.txt"),
-        (&cps_user, "cps-curl.txt"),
+    for (user, service, name) in [
+        (&akfa_user, "AKFA", "akfa-ftplib.txt"),
+        (&akfa_user, "AKFA", "akfa-curl.txt"),
+        (&cps_user, "CPS", "cps-ftplib.txt"),
+        (&cps_user, "CPS", "cps-curl.txt"),
     ] {
+        let accepted = [1, 2].map(|code| format!("status_{service}_{name}_{code}.xml"));
+        wait_for_out(&demo, user, &accepted);
         let t = transaction(&demo, user, name);
         assert_eq!(t["transfer_type"], "A", "{name}");
-        assert_eq!(t["state"], "received", "{name} waits for its backend");
+        assert_eq!(t["state"], "accepted", "{name}");
     }
-    assert!(out_names(&demo, &akfa_user).is_empty());
-    assert!(out_names(&demo, &cps_user).is_empty());
     // What ASCII mode puts on the wire is stored: CRLF line endings from both clients.
     for name in ["akfa-ftplib.txt", "akfa-curl.txt"] {
         assert_eq!(
@@ -208,6 +208,11 @@ fn each_format_error_gets_its_status_0() {
             "The file does not conform with required format due to incorrect start of last record. Please see {FORMAT}"
         ),
     );
+
+    // Nothing rejected on arrival was delivered.
+    std::thread::sleep(Duration::from_millis(1000));
+    let out = out_names(&demo, &user);
+    assert_eq!(out.len(), 4, "one status_0 each, nothing else: {out:?}");
 
     // A rejected upload used its name like any other: its status_0 now says so.
     curl_put(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use mftgw_client::FtpsClient;
 use support::{Demo, DemoUser, curl, heartbeat_files, out_names, run, wait_for_out};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HEARTBEAT: &str = "FTPSGW.Heartbeat";
 
@@ -176,9 +176,17 @@ async fn unclean_ends_leave_nothing_and_keep_the_name_free() {
                 .await
                 .unwrap();
             data.write_all(&[7u8; 100_000]).await.unwrap();
+            data.flush().await.unwrap();
             drop(doomed);
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let _ = data.shutdown().await;
+            // The gateway aborts the upload and closes the data connection at once, well
+            // before the 2 s stall timeout.
+            let mut byte = [0u8; 1];
+            let closed =
+                tokio::time::timeout(Duration::from_millis(1500), data.read(&mut byte)).await;
+            assert!(
+                matches!(closed, Ok(Ok(0) | Err(_))),
+                "data connection still open: {closed:?}"
+            );
             continue;
         }
         let mut data = client
@@ -453,7 +461,14 @@ fn retention_removes_old_files_for_good_and_names_stay_used() {
         &[],
     );
     assert!(!ok, "an expired file could still be downloaded");
-    assert!(!blob.exists(), "the uploaded body outlived the retention");
+    // The body is deleted just after the expiry commit that emptied /out.
+    while blob.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the uploaded body outlived the retention"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(demo.transactions(&user.username)[0]["blob_path"].is_null());
 
     // The transaction itself is kept: its name stays used.

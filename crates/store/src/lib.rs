@@ -20,7 +20,8 @@ mod transactions;
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 pub use transactions::{
-    Advance, Expired, NewOutFile, NewTransaction, OutContent, OutFileEntry, Recorded,
+    Advance, Advanced, Expired, NewOutFile, NewTransaction, OutContent, OutFileEntry, Recorded,
+    WorkItem,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -166,18 +167,39 @@ pub trait Store: Send + Sync + 'static {
         transaction: NewTransaction,
     ) -> impl Future<Output = StoreResult<Recorded>> + Send;
 
-    /// Transactions in any of `services` whose work is due at `now`, oldest first.
+    /// Work due at `now` for transactions in any of `services`, oldest first. Delivery is
+    /// FIFO per (user, service): an upload waiting for a retry holds back the later uploads
+    /// of the same user to the same service.
     fn due_work(
         &self,
         services: &[String],
         now: OffsetDateTime,
         limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<Transaction>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<WorkItem>>> + Send;
+
+    /// Records a failed delivery attempt: the attempt count, when to try again, and why.
+    fn postpone_work(
+        &self,
+        transaction_id: i64,
+        attempts: u32,
+        due_at: OffsetDateTime,
+        error: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// All outstanding work, oldest first.
+    fn pending_work(&self, limit: u32) -> impl Future<Output = StoreResult<Vec<WorkItem>>> + Send;
+
+    /// Makes the work of the transaction `skat_transaction_id` due now; `false` if it has none.
+    fn retry_work(
+        &self,
+        skat_transaction_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Applies the steps in one commit. A step whose transaction is no longer in its `from`
-    /// state is skipped (it was applied before): the result says, per step, whether it was
-    /// applied now. So a step retried after a crash produces its files exactly once.
-    fn advance(&self, steps: &[Advance]) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
+    /// state is skipped (it was applied before), so a step retried after a crash produces its
+    /// files exactly once. A file replaces one of the same name in `/out`.
+    fn advance(&self, steps: &[Advance]) -> impl Future<Output = StoreResult<Advanced>> + Send;
 
     /// The user's transactions, newest first, or all users' when `username` is `None`.
     fn transactions(
@@ -221,6 +243,12 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
         name: &str,
     ) -> impl Future<Output = StoreResult<Option<OutContent>>> + Send;
+
+    /// Which of `keys` a transaction or an `/out` file refers to.
+    fn referenced_blobs(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
 
     /// Removes `/out` files created before `before`, and forgets the bodies of finished
     /// transactions received before it (the transactions themselves are kept forever).

@@ -75,10 +75,30 @@ pub struct Advance {
     pub finishes_work: bool,
 }
 
+/// What [`crate::Store::advance`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Advanced {
+    /// Per step, whether it was applied now (`false`: it had been applied before).
+    pub applied: Vec<bool>,
+    /// Blobs of `/out` files that new files of the same name replaced, for the caller to
+    /// delete.
+    pub replaced_blobs: Vec<String>,
+}
+
 /// What the retention sweep removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expired {
     pub out_files: u64,
     /// Blobs no longer referenced: `/out` files and bodies of finished transactions.
     pub blob_keys: Vec<String>,
+}
+
+/// A transaction with outstanding work, and how delivering it has gone so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkItem {
+    pub transaction: mftgw_domain::Transaction,
+    /// Failed delivery attempts so far.
+    pub attempts: u32,
+    pub due_at: OffsetDateTime,
+    pub last_error: Option<String>,
 }

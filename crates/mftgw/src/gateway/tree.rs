@@ -305,7 +305,10 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
     ) -> FsResult<Box<dyn Upload>> {
         match place(path) {
             Place::InService(service, name) => {
-                self.start_upload(service, name, transfer_type, None).await
+                // An upload named like a transaction folder of this session takes its place.
+                let folder = (service.to_owned(), name.to_owned());
+                self.start_upload(service, name, transfer_type, Some(folder))
+                    .await
             }
             Place::InInFolder(service, txid) if self.folder_exists(service, txid, true) => {
                 let folder = (service.to_owned(), txid.to_owned());
@@ -406,7 +409,7 @@ struct GatewayUpload<S, B: BlobStore> {
     check: Option<RecordCheck>,
     target: UploadTarget,
     transactions: Arc<Transactions<S, B>>,
-    /// The transaction folder this upload goes into, which vanishes with the upload.
+    /// The transaction folder this upload is for, which vanishes with the upload.
     folder: Option<(TransactionFolders, (String, String))>,
 }
 

@@ -1,13 +1,12 @@
-//! Transactions end to end inside the gateway: committing a received upload (or answering a
-//! reused name with status_0), the worker that carries outstanding work forward and writes
-//! status files, and the retention sweep of `/out`.
+//! Transactions inside the gateway: committing a received upload (or answering a reused name
+//! or a failed format check with status_0), and the retention sweep of `/out`. Delivery is
+//! in [`crate::delivery`].
 //!
 //! Durability order for an upload: the body is fsynced in the blob store, then the
 //! transaction and its work commit in one store transaction, then the client gets `226`.
 //! Every later step commits its state change and its `/out` files together.
 
 mod retention;
-mod worker;
 
 use std::sync::Arc;
 
@@ -21,7 +20,6 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 pub use retention::{RetentionPolicy, run_retention};
-pub use worker::run_worker;
 
 /// The transaction machinery one gateway process shares between its sessions and workers.
 pub struct Transactions<S, B> {
@@ -30,8 +28,8 @@ pub struct Transactions<S, B> {
     ids: SkatTransactionIds,
     errors: ErrorCatalogue,
     formats: RecordFormats,
-    /// Wakes the worker when new work was committed.
-    work_ready: Notify,
+    /// Wakes the delivery worker when new work was committed.
+    pub work_ready: Notify,
 }
 
 /// Who uploaded what where: the facts a transaction needs besides the body.

@@ -28,7 +28,11 @@ pub async fn run_retention<S: Store, B: BlobStore>(
             _ = ticker.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let before = OffsetDateTime::now_utc() - policy.keep_for;
+        let Some(before) = OffsetDateTime::now_utc()
+            .checked_sub(time::Duration::try_from(policy.keep_for).unwrap_or(time::Duration::MAX))
+        else {
+            continue;
+        };
         match transactions.store.expire(before).await {
             Ok(expired) => {
                 for key in &expired.blob_keys {

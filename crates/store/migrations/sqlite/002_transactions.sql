@@ -33,6 +33,7 @@ CREATE TABLE work (
 CREATE INDEX work_due ON work (due_at, id);
 
 CREATE TABLE status_history (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
     transaction_id INTEGER NOT NULL REFERENCES transactions (id),
     status_code    TEXT NOT NULL CHECK (status_code IN ('0', '1', '2', '3')),
     at             TEXT NOT NULL,

@@ -25,6 +25,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "transactions",
         sql: include_str!("../../migrations/sqlite/002_transactions.sql"),
     },
+    Migration {
+        version: 3,
+        name: "delivery_attempts",
+        sql: include_str!("../../migrations/sqlite/003_delivery_attempts.sql"),
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {

@@ -15,9 +15,9 @@ use sqlx::{Row, SqliteExecutor, SqlitePool};
 use time::OffsetDateTime;
 
 use crate::{
-    Advance, AuditQuery, CertificateRegistration, Expired, NewOutFile, NewTransaction, OutContent,
-    OutFileEntry, Recorded, RegistrationOutcome, RoleSource, Store, StoreError, StoreResult,
-    timestamp,
+    Advance, Advanced, AuditQuery, CertificateRegistration, Expired, NewOutFile, NewTransaction,
+    OutContent, OutFileEntry, Recorded, RegistrationOutcome, RoleSource, Store, StoreError,
+    StoreResult, WorkItem, timestamp,
 };
 
 mod migrations;
@@ -379,11 +379,33 @@ impl Store for SqliteStore {
         services: &[String],
         now: OffsetDateTime,
         limit: u32,
-    ) -> StoreResult<Vec<Transaction>> {
+    ) -> StoreResult<Vec<WorkItem>> {
         transactions::due_work(&self.pool, services, now, limit).await
     }
 
-    async fn advance(&self, steps: &[Advance]) -> StoreResult<Vec<bool>> {
+    async fn postpone_work(
+        &self,
+        transaction_id: i64,
+        attempts: u32,
+        due_at: OffsetDateTime,
+        error: &str,
+    ) -> StoreResult<()> {
+        transactions::postpone_work(&self.pool, transaction_id, attempts, due_at, error).await
+    }
+
+    async fn pending_work(&self, limit: u32) -> StoreResult<Vec<WorkItem>> {
+        transactions::pending_work(&self.pool, limit).await
+    }
+
+    async fn retry_work(
+        &self,
+        skat_transaction_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        transactions::retry_work(&self.pool, skat_transaction_id, now).await
+    }
+
+    async fn advance(&self, steps: &[Advance]) -> StoreResult<Advanced> {
         transactions::advance(&self.pool, steps).await
     }
 
@@ -425,6 +447,10 @@ impl Store for SqliteStore {
 
     async fn delete_out_file(&self, username: &str, name: &str) -> StoreResult<Option<OutContent>> {
         transactions::delete_out_file(&self.pool, username, name).await
+    }
+
+    async fn referenced_blobs(&self, keys: &[String]) -> StoreResult<Vec<String>> {
+        transactions::referenced_blobs(&self.pool, keys).await
     }
 
     async fn expire(&self, before: OffsetDateTime) -> StoreResult<Expired> {

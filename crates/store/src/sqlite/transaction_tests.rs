@@ -72,7 +72,9 @@ async fn a_recorded_transaction_has_work_until_a_final_step() {
 
     let services = [HEARTBEAT.to_string()];
     let due = store.due_work(&services, RECEIVED_AT, 10).await.unwrap();
-    assert_eq!(due, vec![transaction.clone()]);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].transaction, transaction);
+    assert_eq!((due[0].attempts, due[0].last_error.as_deref()), (0, None));
     assert!(
         store
             .due_work(&services, RECEIVED_AT - time::Duration::SECOND, 10)
@@ -97,16 +99,27 @@ async fn a_recorded_transaction_has_work_until_a_final_step() {
         store
             .advance(std::slice::from_ref(&delivered))
             .await
-            .unwrap(),
+            .unwrap()
+            .applied,
         vec![true]
     );
     // The same step again (a retry after a crash) changes nothing and adds no file.
-    assert_eq!(store.advance(&[delivered]).await.unwrap(), vec![false]);
+    assert_eq!(
+        store.advance(&[delivered]).await.unwrap().applied,
+        vec![false]
+    );
     let due = store.due_work(&services, RECEIVED_AT, 10).await.unwrap();
-    assert_eq!(due[0].state, TransactionState::Delivered);
+    assert_eq!(due[0].transaction.state, TransactionState::Delivered);
 
-    let rejected = step(&due[0], TransactionState::Rejected, StatusCode::Error);
-    assert_eq!(store.advance(&[rejected]).await.unwrap(), vec![true]);
+    let rejected = step(
+        &due[0].transaction,
+        TransactionState::Rejected,
+        StatusCode::Error,
+    );
+    assert_eq!(
+        store.advance(&[rejected]).await.unwrap().applied,
+        vec![true]
+    );
     assert!(
         store
             .due_work(&services, RECEIVED_AT, 10)
@@ -332,5 +345,79 @@ async fn expiry_removes_old_out_files_and_finished_upload_bodies() {
             .await
             .unwrap(),
         Expired::default()
+    );
+}
+
+#[tokio::test]
+async fn an_upload_waiting_for_a_retry_holds_back_later_ones_of_its_user_and_service() {
+    let store = store_with_user().await;
+    let first = created(
+        store
+            .record_transaction(upload("ci1", "1.xml"))
+            .await
+            .unwrap(),
+    );
+    let second = created(
+        store
+            .record_transaction(upload("ci2", "2.xml"))
+            .await
+            .unwrap(),
+    );
+    let mut elsewhere = upload("ci3", "3.xml");
+    elsewhere.service = "FATCA".into();
+    let other_service = created(store.record_transaction(elsewhere).await.unwrap());
+    let services = [HEARTBEAT.to_string(), "FATCA".to_string()];
+    let ids =
+        |items: Vec<WorkItem>| -> Vec<i64> { items.iter().map(|w| w.transaction.id).collect() };
+    assert_eq!(
+        ids(store.due_work(&services, RECEIVED_AT, 10).await.unwrap()),
+        [first.id, second.id, other_service.id]
+    );
+
+    let later = RECEIVED_AT + time::Duration::MINUTE;
+    store
+        .postpone_work(first.id, 1, later, "connection refused")
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store.due_work(&services, RECEIVED_AT, 10).await.unwrap()),
+        [other_service.id],
+        "2.xml waits behind 1.xml; FATCA does not"
+    );
+    let pending = store.pending_work(10).await.unwrap();
+    assert_eq!((pending[0].attempts, pending[0].due_at), (1, later));
+    assert_eq!(pending[0].last_error.as_deref(), Some("connection refused"));
+    assert_eq!(
+        ids(store.due_work(&services, later, 10).await.unwrap()),
+        [first.id, second.id, other_service.id]
+    );
+
+    assert!(store.retry_work("ci1", RECEIVED_AT).await.unwrap());
+    assert_eq!(
+        store
+            .due_work(&services, RECEIVED_AT, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(!store.retry_work("ci-unknown", RECEIVED_AT).await.unwrap());
+
+    // Once 1.xml is delivered, it no longer holds anything back, even while due later.
+    store
+        .advance(&[step(
+            &first,
+            TransactionState::Delivered,
+            StatusCode::Delivered,
+        )])
+        .await
+        .unwrap();
+    store
+        .postpone_work(first.id, 1, later, "answer pending")
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store.due_work(&services, RECEIVED_AT, 10).await.unwrap()),
+        [second.id, other_service.id]
     );
 }

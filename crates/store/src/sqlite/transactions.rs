@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use super::{BEGIN_WRITE, user_id};
 use crate::{
-    Advance, Expired, NewOutFile, NewTransaction, OutContent, OutFileEntry, Recorded, StoreError,
-    StoreResult, timestamp,
+    Advance, Advanced, Expired, NewOutFile, NewTransaction, OutContent, OutFileEntry, Recorded,
+    StoreError, StoreResult, WorkItem, timestamp,
 };
 
 /// The columns [`transaction_from_row`] reads.
@@ -70,11 +70,14 @@ pub(super) async fn record_transaction(
         }
         Some(status_file) => {
             record_status(&mut transaction, id, StatusCode::Error, &received_at).await?;
-            insert_out_file(&mut transaction, user_id, status_file, &received_at).await?;
+            // A fresh transaction's status_0 can only replace the status_0 of an earlier
+            // reuse of its name, which is inline.
+            replace_out_file(&mut transaction, user_id, status_file, &received_at).await?;
         }
     }
-    transaction.commit().await?;
-    Ok(Recorded::Created(Box::new(Transaction {
+    // Everything that can fail runs before the commit: once it is committed, the caller
+    // must be told it was.
+    let created = Transaction {
         id,
         skat_transaction_id: new.skat_transaction_id,
         username: new.username,
@@ -87,7 +90,16 @@ pub(super) async fn record_transaction(
         blob_key: Some(new.blob_key),
         state,
         received_at: timestamp::from_text("transactions.received_at", &received_at)?,
-    })))
+    };
+    transaction.commit().await?;
+    Ok(Recorded::Created(Box::new(created)))
+}
+
+/// The columns [`work_item_from_row`] reads besides the transaction's.
+macro_rules! work_columns {
+    () => {
+        ", work.attempts, work.due_at, work.last_error"
+    };
 }
 
 pub(super) async fn due_work(
@@ -95,7 +107,7 @@ pub(super) async fn due_work(
     services: &[String],
     now: OffsetDateTime,
     limit: u32,
-) -> StoreResult<Vec<Transaction>> {
+) -> StoreResult<Vec<WorkItem>> {
     if services.is_empty() {
         return Ok(Vec::new());
     }
@@ -106,10 +118,19 @@ pub(super) async fn due_work(
         concat!(
             "SELECT ",
             transaction_columns!(),
+            work_columns!(),
             " FROM work
               JOIN transactions ON transactions.id = work.transaction_id
               JOIN users ON users.id = transactions.user_id
               WHERE work.due_at <= $1 AND transactions.service IN ({})
+                AND NOT EXISTS (
+                    SELECT 1 FROM work AS earlier
+                    JOIN transactions AS waiting ON waiting.id = earlier.transaction_id
+                    WHERE waiting.user_id = transactions.user_id
+                      AND waiting.service = transactions.service
+                      AND waiting.state = 'received'
+                      AND earlier.id < work.id
+                      AND earlier.due_at > $1)
               ORDER BY work.id
               LIMIT $2"
         ),
@@ -122,12 +143,79 @@ pub(super) async fn due_work(
         query = query.bind(service);
     }
     let rows = query.fetch_all(pool).await?;
-    rows.iter().map(transaction_from_row).collect()
+    rows.iter().map(work_item_from_row).collect()
 }
 
-pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult<Vec<bool>> {
+pub(super) async fn postpone_work(
+    pool: &SqlitePool,
+    transaction_id: i64,
+    attempts: u32,
+    due_at: OffsetDateTime,
+    error: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE work SET attempts = $1, due_at = $2, last_error = $3, last_attempt_at = $4
+         WHERE transaction_id = $5",
+    )
+    .bind(i64::from(attempts))
+    .bind(timestamp::to_text(due_at))
+    .bind(error)
+    .bind(timestamp::to_text(OffsetDateTime::now_utc()))
+    .bind(transaction_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn pending_work(pool: &SqlitePool, limit: u32) -> StoreResult<Vec<WorkItem>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        transaction_columns!(),
+        work_columns!(),
+        " FROM work
+          JOIN transactions ON transactions.id = work.transaction_id
+          JOIN users ON users.id = transactions.user_id
+          ORDER BY work.id
+          LIMIT $1"
+    ))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(work_item_from_row).collect()
+}
+
+pub(super) async fn retry_work(
+    pool: &SqlitePool,
+    skat_transaction_id: &str,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let updated = sqlx::query(
+        "UPDATE work SET due_at = $1
+         WHERE transaction_id = (SELECT id FROM transactions WHERE skat_transaction_id = $2)",
+    )
+    .bind(timestamp::to_text(now))
+    .bind(skat_transaction_id)
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() > 0)
+}
+
+fn work_item_from_row(row: &SqliteRow) -> StoreResult<WorkItem> {
+    let attempts: i64 = row.try_get("attempts")?;
+    let due_at: String = row.try_get("due_at")?;
+    Ok(WorkItem {
+        transaction: transaction_from_row(row)?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| StoreError::Corrupt(format!("work.attempts {attempts}")))?,
+        due_at: timestamp::from_text("work.due_at", &due_at)?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult<Advanced> {
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
     let mut applied = Vec::with_capacity(steps.len());
+    let mut replaced_blobs = Vec::new();
     for step in steps {
         let at = timestamp::to_text(step.at);
         let user_id: Option<i64> = sqlx::query_scalar(
@@ -144,7 +232,7 @@ pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult
         };
         record_status(&mut transaction, step.transaction_id, step.status, &at).await?;
         for file in &step.files {
-            insert_out_file(&mut transaction, user_id, file, &at).await?;
+            replaced_blobs.extend(replace_out_file(&mut transaction, user_id, file, &at).await?);
         }
         if step.finishes_work {
             sqlx::query("DELETE FROM work WHERE transaction_id = $1")
@@ -155,7 +243,10 @@ pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult
         applied.push(true);
     }
     transaction.commit().await?;
-    Ok(applied)
+    Ok(Advanced {
+        applied,
+        replaced_blobs,
+    })
 }
 
 async fn record_status(
@@ -173,19 +264,25 @@ async fn record_status(
     Ok(())
 }
 
-/// Inserts a new `/out` file; a name already there is a conflict, as generated names of one
-/// transaction step never repeat.
-async fn insert_out_file(
+/// Puts a file in `/out`, replacing one of the same name (a later status_0 replaces an
+/// earlier one: a reused name, then a rejection); returns the replaced file's blob key.
+async fn replace_out_file(
     transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     user_id: i64,
     file: &NewOutFile,
     at: &str,
-) -> StoreResult<()> {
+) -> StoreResult<Option<String>> {
+    let replaced: Option<Option<String>> = sqlx::query_scalar(
+        "DELETE FROM out_files WHERE user_id = $1 AND name = $2 RETURNING blob_key",
+    )
+    .bind(user_id)
+    .bind(&file.name)
+    .fetch_optional(&mut **transaction)
+    .await?;
     let (content, blob_key) = content_columns(&file.content);
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO out_files (user_id, name, size, content, blob_key, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (user_id, name) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(user_id)
     .bind(&file.name)
@@ -195,13 +292,7 @@ async fn insert_out_file(
     .bind(at)
     .execute(&mut **transaction)
     .await?;
-    if inserted.rows_affected() == 0 {
-        return Err(StoreError::Conflict(format!(
-            "/out already holds a file named {:?}",
-            file.name
-        )));
-    }
-    Ok(())
+    Ok(replaced.flatten())
 }
 
 fn content_columns(content: &OutContent) -> (Option<&[u8]>, Option<&str>) {
@@ -236,7 +327,7 @@ pub(super) async fn status_history(
     transaction_id: i64,
 ) -> StoreResult<Vec<(StatusCode, OffsetDateTime)>> {
     let rows = sqlx::query(
-        "SELECT status_code, at FROM status_history WHERE transaction_id = $1 ORDER BY at, rowid",
+        "SELECT status_code, at FROM status_history WHERE transaction_id = $1 ORDER BY id",
     )
     .bind(transaction_id)
     .fetch_all(pool)
@@ -265,16 +356,10 @@ pub(super) async fn put_out_file(
 ) -> StoreResult<Option<String>> {
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
     let user_id = user_id(&mut *transaction, username).await?;
-    let replaced: Option<Option<String>> = sqlx::query_scalar(
-        "DELETE FROM out_files WHERE user_id = $1 AND name = $2 RETURNING blob_key",
-    )
-    .bind(user_id)
-    .bind(&file.name)
-    .fetch_optional(&mut *transaction)
-    .await?;
-    insert_out_file(&mut transaction, user_id, &file, &timestamp::to_text(at)).await?;
+    let replaced =
+        replace_out_file(&mut transaction, user_id, &file, &timestamp::to_text(at)).await?;
     transaction.commit().await?;
-    Ok(replaced.flatten())
+    Ok(replaced)
 }
 
 pub(super) async fn out_files(pool: &SqlitePool, username: &str) -> StoreResult<Vec<OutFileEntry>> {
@@ -320,6 +405,29 @@ pub(super) async fn delete_out_file(
     .fetch_optional(pool)
     .await?;
     row.as_ref().map(out_content_from_row).transpose()
+}
+
+pub(super) async fn referenced_blobs(
+    pool: &SqlitePool,
+    keys: &[String],
+) -> StoreResult<Vec<String>> {
+    let mut referenced = Vec::new();
+    // SQLite allows 32,766 parameters per statement; stay well below.
+    for chunk in keys.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let list = placeholders.join(", ");
+        let sql = format!(
+            "SELECT blob_key FROM transactions WHERE blob_key IN ({list})
+             UNION SELECT blob_key FROM out_files WHERE blob_key IN ({list})"
+        );
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+        for key in chunk {
+            query = query.bind(key);
+        }
+        let found: Vec<String> = query.fetch_all(pool).await?;
+        referenced.extend(found);
+    }
+    Ok(referenced)
 }
 
 pub(super) async fn expire(pool: &SqlitePool, before: OffsetDateTime) -> StoreResult<Expired> {

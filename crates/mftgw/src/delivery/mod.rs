@@ -1,0 +1,404 @@
+//! Delivery of transactions to their backends (SPEC §5), from the outbox in the store.
+//!
+//! The worker takes due work in batches, oldest first (the store holds back later uploads of
+//! a (user, service) while an earlier one waits for a retry: FIFO). Uploads are delivered one
+//! after another per (user, service), the groups side by side; a failed or timed-out attempt
+//! is retried with exponential backoff and jitter, and never turns into a status_0. Then the
+//! answers of backends that answer on their own (heartbeat, simulated) are applied in rounds.
+//! Every round is one commit for the whole batch: status 1 for all that were delivered, then
+//! each answer, so a transaction's statuses appear in the order 1, 2, 3 and the heartbeat
+//! costs three commits per batch, not per upload. A step is conditional on the state it
+//! starts from, so redoing one after a crash changes nothing.
+
+mod connector;
+mod simulated;
+mod spool;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mftgw_blobs::BlobStore;
+use mftgw_domain::delivery::RetryPolicy;
+use mftgw_domain::status::StatusCode;
+use mftgw_domain::transaction::HEARTBEAT_SERVICE;
+use mftgw_domain::{Transaction, TransactionState};
+use mftgw_store::{Advance, NewOutFile, OutContent, Store, StoreError, WorkItem};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use connector::{Answer, Connector, Parcel};
+pub use simulated::{Behaviour, Simulated};
+pub use spool::Spool;
+
+use crate::transactions::Transactions;
+
+const BATCH: u32 = 256;
+/// How often the worker looks for work it was not told about (retries coming due, another
+/// process's work).
+const POLL: Duration = Duration::from_millis(500);
+/// How long to wait after the store failed before trying again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// Which connector serves which service.
+#[derive(Clone, Default)]
+pub struct Backends {
+    by_service: HashMap<String, Arc<dyn Connector>>,
+}
+
+impl Backends {
+    /// The built-in heartbeat only.
+    pub fn new() -> Self {
+        let mut backends = Self::default();
+        backends.by_service.insert(
+            HEARTBEAT_SERVICE.to_string(),
+            Arc::new(Simulated::heartbeat()),
+        );
+        backends
+    }
+
+    /// Routes `service` to `connector`; `false` if the service already has one.
+    pub fn add(&mut self, service: &str, connector: Arc<dyn Connector>) -> bool {
+        if self.by_service.contains_key(service) {
+            return false;
+        }
+        self.by_service.insert(service.to_string(), connector);
+        true
+    }
+
+    fn services(&self) -> Vec<String> {
+        let mut services: Vec<String> = self.by_service.keys().cloned().collect();
+        services.sort();
+        services
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryPolicy {
+    pub retry: RetryPolicy,
+    /// A delivery attempt that takes longer has failed.
+    pub attempt_timeout: Duration,
+    /// Backends that answer on their own wait this long before each round of answers (0 in
+    /// production; more shows the order of appearance, or lets tests stop the gateway
+    /// between answers).
+    pub answer_delay: Duration,
+}
+
+pub async fn run_delivery<S: Store, B: BlobStore>(
+    transactions: Arc<Transactions<S, B>>,
+    backends: Backends,
+    policy: DeliveryPolicy,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let worker = Worker {
+        transactions,
+        backends: Arc::new(backends),
+        policy,
+    };
+    let services = worker.backends.services();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let pause = match worker
+            .transactions
+            .store
+            .due_work(&services, OffsetDateTime::now_utc(), BATCH)
+            .await
+        {
+            Ok(batch) if batch.is_empty() => POLL,
+            Ok(batch) => match worker.run_batch(batch, &mut shutdown).await {
+                Ok(true) => continue,
+                Ok(false) => POLL,
+                Err(error) => {
+                    tracing::error!(%error, "recording delivery progress failed; retrying");
+                    STORE_RETRY
+                }
+            },
+            Err(error) => {
+                tracing::error!(%error, "reading outstanding work failed; retrying");
+                STORE_RETRY
+            }
+        };
+        tokio::select! {
+            () = worker.transactions.work_ready.notified() => {}
+            () = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+struct Worker<S, B> {
+    transactions: Arc<Transactions<S, B>>,
+    backends: Arc<Backends>,
+    policy: DeliveryPolicy,
+}
+
+impl<S: Store, B: BlobStore> Worker<S, B> {
+    fn connector(&self, transaction: &Transaction) -> Option<Arc<dyn Connector>> {
+        self.backends.by_service.get(&transaction.service).cloned()
+    }
+
+    /// Delivers and answers one batch; `Ok(true)` if anything moved.
+    async fn run_batch(
+        &self,
+        batch: Vec<WorkItem>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<bool, StoreError> {
+        let (to_deliver, mut delivered): (Vec<WorkItem>, Vec<WorkItem>) = batch
+            .into_iter()
+            .partition(|item| item.transaction.state == TransactionState::Received);
+        let (newly_delivered, failed) = self.deliver_all(to_deliver).await;
+        let mut moved = !newly_delivered.is_empty();
+
+        let now = OffsetDateTime::now_utc();
+        let steps: Vec<Advance> = newly_delivered
+            .iter()
+            .map(|transaction| {
+                let status = transaction.status_file(StatusCode::Delivered, now, None, None);
+                Advance {
+                    transaction_id: transaction.id,
+                    from: TransactionState::Received,
+                    to: TransactionState::Delivered,
+                    status: StatusCode::Delivered,
+                    at: now,
+                    files: vec![inline(status.file_name(), status.to_xml())],
+                    finishes_work: self
+                        .connector(transaction)
+                        .is_none_or(|connector| connector.answers(transaction).is_empty()),
+                }
+            })
+            .collect();
+        self.commit(&steps).await?;
+        for (item, error) in failed {
+            self.postpone(&item, &error).await?;
+        }
+        let answering = steps
+            .iter()
+            .zip(newly_delivered)
+            .filter(|(step, _)| !step.finishes_work);
+        delivered.extend(answering.map(|(_, mut transaction)| {
+            transaction.state = TransactionState::Delivered;
+            WorkItem {
+                transaction,
+                attempts: 0,
+                due_at: now,
+                last_error: None,
+            }
+        }));
+        moved |= self.answer_all(delivered, shutdown).await?;
+        Ok(moved)
+    }
+
+    /// Delivers the uploads, one after another per (user, service) and the groups side by
+    /// side; a group stops at its first failure. Returns the delivered transactions and the
+    /// failures.
+    async fn deliver_all(
+        &self,
+        items: Vec<WorkItem>,
+    ) -> (Vec<Transaction>, Vec<(WorkItem, String)>) {
+        let mut groups: BTreeMap<(String, String), Vec<WorkItem>> = BTreeMap::new();
+        for item in items {
+            let key = (
+                item.transaction.username.clone(),
+                item.transaction.service.clone(),
+            );
+            groups.entry(key).or_default().push(item);
+        }
+        let mut tasks = JoinSet::new();
+        for (_, group) in groups {
+            let transactions = Arc::clone(&self.transactions);
+            let backends = Arc::clone(&self.backends);
+            let timeout = self.policy.attempt_timeout;
+            tasks.spawn(async move {
+                let mut delivered = Vec::new();
+                for item in group {
+                    let connector = backends.by_service.get(&item.transaction.service);
+                    let outcome = match connector {
+                        Some(connector) => {
+                            deliver(
+                                &*transactions,
+                                connector.as_ref(),
+                                &item.transaction,
+                                timeout,
+                            )
+                            .await
+                        }
+                        None => Err("no backend is configured for this service".into()),
+                    };
+                    match outcome {
+                        Ok(()) => delivered.push(item.transaction),
+                        Err(error) => return (delivered, Some((item, error))),
+                    }
+                }
+                (delivered, None)
+            });
+        }
+        let mut delivered = Vec::new();
+        let mut failed = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((group_delivered, group_failed)) => {
+                    delivered.extend(group_delivered);
+                    failed.extend(group_failed);
+                }
+                Err(error) => tracing::error!(%error, "a delivery task failed"),
+            }
+        }
+        (delivered, failed)
+    }
+
+    /// Applies the answers of backends that answer on their own, a round at a time.
+    async fn answer_all(
+        &self,
+        mut items: Vec<WorkItem>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<bool, StoreError> {
+        let mut moved = false;
+        let answers: Vec<Vec<Answer>> = items
+            .iter()
+            .map(|item| {
+                self.connector(&item.transaction)
+                    .map(|connector| connector.answers(&item.transaction))
+                    .unwrap_or_default()
+            })
+            .collect();
+        for (item, answers) in items.iter().zip(&answers) {
+            if answers.is_empty() {
+                // Work left from a backend that answered on its own before the config
+                // changed: the answers now come through the backend API.
+                self.postpone(item, "waiting for the backend's answer")
+                    .await?;
+            }
+        }
+        loop {
+            let now = OffsetDateTime::now_utc();
+            let steps: Vec<(usize, Advance)> = items
+                .iter()
+                .zip(&answers)
+                .enumerate()
+                .filter_map(|(index, (item, answers))| {
+                    answer_step(&item.transaction, answers, now).map(|step| (index, step))
+                })
+                .collect();
+            if steps.is_empty() {
+                return Ok(moved);
+            }
+            if !self.policy.answer_delay.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(self.policy.answer_delay) => {}
+                    _ = shutdown.changed() => return Ok(moved),
+                }
+            }
+            let advances: Vec<Advance> = steps.iter().map(|(_, step)| step.clone()).collect();
+            self.commit(&advances).await?;
+            moved = true;
+            for (index, step) in steps {
+                items[index].transaction.state = step.to;
+            }
+        }
+    }
+
+    async fn commit(&self, steps: &[Advance]) -> Result<(), StoreError> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let advanced = self.transactions.store.advance(steps).await?;
+        for key in &advanced.replaced_blobs {
+            self.transactions.forget_blob(key).await;
+        }
+        Ok(())
+    }
+
+    async fn postpone(&self, item: &WorkItem, error: &str) -> Result<(), StoreError> {
+        let attempts = item.attempts.saturating_add(1);
+        let unit = f64::from(random_u32()) / (f64::from(u32::MAX) + 1.0);
+        let wait = self.policy.retry.delay(attempts, unit);
+        tracing::warn!(
+            skat_transaction_id = %item.transaction.skat_transaction_id,
+            service = %item.transaction.service,
+            attempts,
+            retry_in_ms = wait.as_millis() as u64,
+            error,
+            "delivery not done; will retry"
+        );
+        let due_at = OffsetDateTime::now_utc() + wait;
+        self.transactions
+            .store
+            .postpone_work(item.transaction.id, attempts, due_at, error)
+            .await
+    }
+}
+
+/// One delivery attempt: the body from the blob store to the connector, within `timeout`.
+async fn deliver<S: Store, B: BlobStore>(
+    transactions: &Transactions<S, B>,
+    connector: &dyn Connector,
+    transaction: &Transaction,
+    timeout: Duration,
+) -> Result<(), String> {
+    let key = transaction
+        .blob_key
+        .as_deref()
+        .ok_or("the upload's body is no longer kept")?;
+    let body = transactions
+        .blobs
+        .open(key, 0)
+        .await
+        .map_err(|error| format!("reading the upload: {error}"))?;
+    let parcel = Parcel { transaction, body };
+    tokio::time::timeout(timeout, connector.deliver(parcel))
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {} s", timeout.as_secs())))
+}
+
+/// The step of the first answer not yet applied to `transaction`, if any.
+fn answer_step(
+    transaction: &Transaction,
+    answers: &[Answer],
+    at: OffsetDateTime,
+) -> Option<Advance> {
+    let (position, answer) = answers
+        .iter()
+        .enumerate()
+        .find(|(_, answer)| transaction.state.after(answer.status()).is_some())?;
+    let to = transaction.state.after(answer.status())?;
+    let mut files = Vec::new();
+    let (response_file, error) = match answer {
+        Answer::Accept => (None, None),
+        Answer::Respond { name, body } => {
+            files.push(NewOutFile {
+                name: name.clone(),
+                content: OutContent::Inline(body.clone()),
+            });
+            (Some(name.clone()), None)
+        }
+        Answer::Reject(error) => (None, Some(error.clone())),
+    };
+    let status = transaction.status_file(answer.status(), at, response_file, error);
+    files.push(inline(status.file_name(), status.to_xml()));
+    Some(Advance {
+        transaction_id: transaction.id,
+        from: transaction.state,
+        to,
+        status: answer.status(),
+        at,
+        files,
+        finishes_work: to.is_final() || position + 1 == answers.len(),
+    })
+}
+
+fn inline(name: String, body: String) -> NewOutFile {
+    NewOutFile {
+        name,
+        content: OutContent::Inline(body.into_bytes()),
+    }
+}
+
+fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    // Jitter only spreads retries out; a failure to get randomness just removes the spread.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    u32::from_le_bytes(bytes)
+}

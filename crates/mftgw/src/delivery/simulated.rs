@@ -1,0 +1,91 @@
+//! Backends inside the gateway: the built-in heartbeat (SPEC §5), and a simulated backend
+//! whose behaviour is set per service in the config, for demos and tests.
+
+use mftgw_domain::Transaction;
+use mftgw_domain::errors::ErrorEntry;
+use mftgw_domain::transaction::{heartbeat_response_body, heartbeat_response_name};
+use mftgw_ftps::BoxFuture;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::connector::{Answer, Connector, Parcel};
+
+/// How a simulated backend treats every file it is given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Behaviour {
+    /// Takes the file and accepts it: 1, 2.
+    Accept,
+    /// Takes, accepts and answers it: 1, 2, a response file and 3.
+    Answer,
+    /// Takes it, then rejects it with this error: 1, 0.
+    Reject(ErrorEntry),
+    /// Is unreachable: the file waits in the outbox.
+    Down,
+}
+
+pub struct Simulated {
+    behaviour: Behaviour,
+    /// Answers as the heartbeat does, with its response name and text.
+    heartbeat: bool,
+}
+
+impl Simulated {
+    pub fn new(behaviour: Behaviour) -> Self {
+        Self {
+            behaviour,
+            heartbeat: false,
+        }
+    }
+
+    pub fn heartbeat() -> Self {
+        Self {
+            behaviour: Behaviour::Answer,
+            heartbeat: true,
+        }
+    }
+
+    fn response(&self, transaction: &Transaction) -> Answer {
+        let now = OffsetDateTime::now_utc();
+        if self.heartbeat {
+            return Answer::Respond {
+                name: heartbeat_response_name(&transaction.ftp_transaction_id),
+                body: heartbeat_response_body(transaction, now).into_bytes(),
+            };
+        }
+        Answer::Respond {
+            name: format!(
+                "{}_{}_response.txt",
+                transaction.service, transaction.ftp_transaction_id
+            ),
+            body: format!(
+                "Simulated response of {} to {} ({} bytes, SHA-256 {})\r\n",
+                transaction.service,
+                transaction.skat_transaction_id,
+                transaction.size,
+                transaction.sha256
+            )
+            .into_bytes(),
+        }
+    }
+}
+
+impl Connector for Simulated {
+    fn deliver<'a>(&'a self, _parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            match self.behaviour {
+                Behaviour::Down => Err("the simulated backend is down".into()),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn answers(&self, transaction: &Transaction) -> Vec<Answer> {
+        match &self.behaviour {
+            Behaviour::Accept => vec![Answer::Accept],
+            Behaviour::Answer => vec![Answer::Accept, self.response(transaction)],
+            Behaviour::Reject(error) => vec![Answer::Reject(error.clone())],
+            Behaviour::Down => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,6 @@
+-- Failed delivery attempts: what went wrong last and when, for operators and backoff.
+ALTER TABLE work ADD COLUMN last_error TEXT;
+ALTER TABLE work ADD COLUMN last_attempt_at TEXT;
+
+-- Delivery is FIFO per (user, service): finding whether an earlier upload still waits.
+CREATE INDEX transactions_user_service ON transactions (user_id, service, state);
