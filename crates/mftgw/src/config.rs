@@ -83,6 +83,15 @@ pub struct BackendConfig {
 pub enum ConnectorConfig {
     /// Files and `.meta.json` written atomically into a directory the backend watches.
     Spool { directory: PathBuf },
+    /// A `POST` of each file to `url`, metadata in headers.
+    Http {
+        url: String,
+        /// PEM roots for the backend's certificate (else the system's).
+        ca_file: Option<PathBuf>,
+        /// PEM chain and key the gateway presents to the backend.
+        client_certificate: Option<PathBuf>,
+        client_key: Option<PathBuf>,
+    },
     /// Inside the gateway, for demos and tests.
     Simulated {
         behaviour: crate::delivery::Behaviour,

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, ConnectorConfig};
 use crate::delivery::{Backends, run_delivery};
-use crate::delivery::{Simulated, Spool};
+use crate::delivery::{HttpPush, HttpTarget, Simulated, Spool};
 use crate::gateway::Gateway;
 use crate::keys;
 use crate::transactions::{Transactions, run_retention};
@@ -143,6 +143,29 @@ fn backends(config: &Config) -> anyhow::Result<Backends> {
     for backend in &config.delivery.backends {
         let connector: Arc<dyn crate::delivery::Connector> = match &backend.connector {
             ConnectorConfig::Spool { directory } => Arc::new(Spool::new(directory.clone())),
+            ConnectorConfig::Http {
+                url,
+                ca_file,
+                client_certificate,
+                client_key,
+            } => {
+                let client_identity = match (client_certificate, client_key) {
+                    (Some(chain), Some(key)) => Some((chain.as_path(), key.as_path())),
+                    (None, None) => None,
+                    _ => anyhow::bail!(
+                        "backend {}: set both client_certificate and client_key, or neither",
+                        backend.name
+                    ),
+                };
+                let target = HttpTarget {
+                    url,
+                    ca_file: ca_file.as_deref(),
+                    client_identity,
+                };
+                Arc::new(
+                    HttpPush::new(&target).with_context(|| format!("backend {}", backend.name))?,
+                )
+            }
             ConnectorConfig::Simulated { behaviour } => Arc::new(Simulated::new(behaviour.clone())),
         };
         for service in &backend.services {

@@ -11,6 +11,7 @@
 //! starts from, so redoing one after a crash changes nothing.
 
 mod connector;
+mod http;
 mod simulated;
 mod spool;
 
@@ -29,6 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use connector::{Answer, Connector, Parcel};
+pub use http::{HttpPush, HttpTarget};
 pub use simulated::{Behaviour, Simulated};
 pub use spool::Spool;
 

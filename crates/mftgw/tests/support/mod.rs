@@ -2,6 +2,8 @@
 //! user or operator would: `demo.json`, the FTPS port, and `mftgw audit`.
 #![allow(dead_code)] // Each test binary uses its own part of this harness.
 
+pub mod backend;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +22,7 @@ pub struct Demo {
 }
 
 fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
+    std::fs::create_dir_all(dir.join("data")).unwrap();
     let mut command = Command::new(binary());
     command
         .args(["demo", "--data-dir"])
@@ -66,10 +69,18 @@ impl Demo {
     /// Starts `mftgw demo` with extra environment (config overrides such as
     /// `MFTGW__FTPS__IDLE_TIMEOUT_SECS`) and waits until it accepts connections.
     pub fn start_with_env(env: &[(&str, &str)]) -> Demo {
+        Demo::start_with_setup(env, |_| {})
+    }
+
+    /// Like [`Demo::start_with_env`], running `setup` on the data directory first (to place
+    /// a test PKI there, for one).
+    pub fn start_with_setup(env: &[(&str, &str)], setup: impl Fn(&Path)) -> Demo {
         // A port free a moment ago can be taken (by another test's passive listener) before
         // the demo binds it; then the demo exits saying so, and we try another port.
         for attempt in 1..=3 {
             let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join("data")).unwrap();
+            setup(&dir.path().join("data"));
             let port = free_port();
             let child = spawn_demo(dir.path(), port, env);
             let mut demo = Demo {

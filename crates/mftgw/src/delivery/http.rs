@@ -1,0 +1,155 @@
+//! The HTTP(S) push connector: each transaction is one `POST` of the file body to the
+//! backend's URL, with its metadata in headers and the SKATTransactionId as
+//! `Idempotency-Key`. Any 2xx means the backend has taken the file; anything else, or no
+//! answer, is a failed attempt to be retried. TLS is verified against the configured CA, and
+//! the gateway can present its own client certificate.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use mftgw_domain::Transaction;
+use mftgw_ftps::BoxFuture;
+use rustls::pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::connector::{Answer, Connector, Parcel};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct HttpPush {
+    client: reqwest::Client,
+    url: reqwest::Url,
+}
+
+/// Where and how to reach the backend.
+pub struct HttpTarget<'a> {
+    pub url: &'a str,
+    /// PEM roots the backend's certificate must chain to; without it, the system's roots.
+    pub ca_file: Option<&'a Path>,
+    /// PEM certificate chain and key the gateway presents.
+    pub client_identity: Option<(&'a Path, &'a Path)>,
+}
+
+impl HttpPush {
+    pub fn new(target: &HttpTarget<'_>) -> anyhow::Result<Self> {
+        let url: reqwest::Url = target
+            .url
+            .parse()
+            .with_context(|| format!("backend URL {:?}", target.url))?;
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        if target.ca_file.is_some() || target.client_identity.is_some() {
+            builder = builder.tls_backend_preconfigured(tls_config(target)?);
+        }
+        Ok(Self {
+            client: builder.build().context("building the HTTP client")?,
+            url,
+        })
+    }
+}
+
+fn tls_config(target: &HttpTarget<'_>) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca_file) = target.ca_file {
+        for cert in CertificateDer::pem_file_iter(ca_file)
+            .with_context(|| format!("reading {}", ca_file.display()))?
+        {
+            roots.add(cert?)?;
+        }
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    Ok(match target.client_identity {
+        Some((chain, key)) => builder.with_client_auth_cert(
+            CertificateDer::pem_file_iter(chain)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .with_context(|| format!("reading {}", chain.display()))?,
+            PrivateKeyDer::from_pem_file(key)
+                .with_context(|| format!("reading {}", key.display()))?,
+        )?,
+        None => builder.with_no_client_auth(),
+    })
+}
+
+/// Header values are visible ASCII: anything else in a name is percent-encoded (UTF-8).
+fn header_value(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+impl HttpPush {
+    async fn post(&self, parcel: Parcel<'_>) -> Result<(), String> {
+        let transaction = parcel.transaction;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(parcel.body));
+        let response = self
+            .client
+            .post(self.url.clone())
+            .header("Idempotency-Key", &transaction.skat_transaction_id)
+            .header("X-Skat-Transaction-Id", &transaction.skat_transaction_id)
+            .header(
+                "X-Ftp-Transaction-Id",
+                header_value(&transaction.ftp_transaction_id),
+            )
+            .header("X-Mftgw-User", &transaction.username)
+            .header("X-Mftgw-Cvr", transaction.cvr())
+            .header("X-Mftgw-Service", &transaction.service)
+            .header("X-Mftgw-Sha256", &transaction.sha256)
+            .header(
+                "X-Mftgw-Transfer-Type",
+                transaction.transfer_type.to_string(),
+            )
+            .header(reqwest::header::CONTENT_LENGTH, transaction.size)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| format!("POST {}: {}", self.url, error_chain(&error)))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("POST {}: HTTP {status}", self.url))
+        }
+    }
+}
+
+/// The error and its causes: reqwest's own text rarely says what went wrong underneath.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl Connector for HttpPush {
+    fn deliver<'a>(&'a self, parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.post(parcel))
+    }
+
+    fn answers(&self, _transaction: &Transaction) -> Vec<Answer> {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_visible_ascii_header_values() {
+        assert_eq!(header_value("ping-1.xml"), "ping-1.xml");
+        assert_eq!(header_value("æ ø.xml"), "%C3%A6%20%C3%B8.xml");
+    }
+}

@@ -1,0 +1,296 @@
+//! Delivery to a real HTTPS backend (an axum server in the test that requires a client
+//! certificate): the file and its metadata arrive; a gateway without a client certificate
+//! is refused and keeps retrying; and while the backend refuses connections, answers 503 and
+//! hangs past the attempt timeout, 500 uploads from 20 sessions wait in the outbox and then
+//! reach it in upload order per (user, service), each once per idempotency key, with status 1
+//! only after the backend really took the file and never a status_0.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mftgw_client::FtpsClient;
+use support::backend::{Mode, TestBackend};
+use support::{Demo, out_names};
+
+const MANIFEST: &str = "Manifest.MidlertidigOpbevaringOpret";
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The `[[delivery.backends]]` value for an HTTPS backend at `addr`.
+fn http_backend(pki: &Path, addr: SocketAddr, with_client_certificate: bool) -> String {
+    let identity = if with_client_certificate {
+        format!(
+            ", client_certificate = \"{}\", client_key = \"{}\"",
+            pki.join("clients/voces.pem").display(),
+            pki.join("clients/voces.key.pem").display()
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "[{{ name = \"manifest-http\", kind = \"http\", services = [\"{MANIFEST}\"], url = \"https://{addr}/deliver\", ca_file = \"{}\"{identity} }}]",
+        pki.join("ca/root.pem").display()
+    )
+}
+
+fn generate_pki(data: &Path) {
+    mftgw_testpki::TestPki::generate(&data.join("pki")).unwrap();
+}
+
+fn deliveries(demo: &Demo) -> Vec<serde_json::Value> {
+    demo.admin(&["deliveries", "list", "--limit", "100000"])
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn wait_until_delivered(demo: &Demo, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let waiting = deliveries(demo);
+        if waiting.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still waiting: {} deliveries, first {}",
+            waiting.len(),
+            waiting[0]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_backend_receives_the_file_and_its_metadata_and_refuses_a_gateway_without_certificate()
+{
+    let addr = free_addr();
+    let pki_dir = std::sync::Mutex::new(None);
+    let mut demo = Demo::start_with_setup(
+        &[
+            ("MFTGW__DELIVERY__RETRY_FIRST_MS", "100"),
+            ("MFTGW__DELIVERY__RETRY_MAX_SECS", "1"),
+        ],
+        |data| {
+            generate_pki(data);
+            *pki_dir.lock().unwrap() = Some(data.join("pki"));
+        },
+    );
+    let pki = pki_dir.lock().unwrap().clone().unwrap();
+    let backend = TestBackend::start(&pki, addr, Mode::Accept).await;
+    demo.kill();
+    demo.start_again(&[
+        (
+            "MFTGW__DELIVERY__BACKENDS",
+            &http_backend(&pki, addr, false),
+        ),
+        ("MFTGW__DELIVERY__RETRY_FIRST_MS", "100"),
+        ("MFTGW__DELIVERY__RETRY_MAX_SECS", "1"),
+    ]);
+    let user = demo.user(0);
+    let mut client =
+        FtpsClient::login(demo.addr(), demo.tls(&user), &user.username, &user.password)
+            .await
+            .unwrap();
+    let body = "<declaration>æøå</declaration>".repeat(1000);
+    let reply = client
+        .upload(&format!("/{MANIFEST}/ærø 1.xml"), body.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(reply.code, 226, "{reply:?}");
+
+    // Without a client certificate the backend refuses the TLS handshake: nothing arrives,
+    // nothing is reported, the delivery waits with the reason.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(backend.received().is_empty());
+    assert!(out_names(&demo, &user).is_empty());
+    let waiting = deliveries(&demo);
+    assert_eq!(waiting.len(), 1);
+    assert!(waiting[0]["attempts"].as_u64().unwrap() >= 1);
+    assert!(
+        waiting[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("POST https://"),
+        "{}",
+        waiting[0]
+    );
+
+    // With its certificate configured, the gateway delivers.
+    demo.kill();
+    demo.start_again(&[("MFTGW__DELIVERY__BACKENDS", &http_backend(&pki, addr, true))]);
+    wait_until_delivered(&demo, Duration::from_secs(30));
+    let received = backend.received();
+    assert_eq!(received.len(), 1);
+    let transaction = &demo.transactions(&user.username)[0];
+    let delivery = &received[0];
+    assert_eq!(delivery.body, body.as_bytes());
+    assert_eq!(
+        delivery.idempotency_key,
+        transaction["skat_transaction_id"].as_str().unwrap()
+    );
+    assert_eq!(delivery.ftp_transaction_id, "%C3%A6r%C3%B8%201.xml");
+    assert_eq!(delivery.user, user.username);
+    assert_eq!(delivery.service, MANIFEST);
+    assert_eq!(
+        delivery.sha256_header,
+        transaction["sha256"].as_str().unwrap()
+    );
+    assert_eq!(transaction["state"], "delivered");
+    assert_eq!(
+        out_names(&demo, &user),
+        [format!("status_{MANIFEST}_ærø 1.xml_1.xml")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_of_every_kind_loses_nothing_and_keeps_the_order() {
+    let addr = free_addr();
+    let pki_dir = std::sync::Mutex::new(None);
+    let demo = Demo::start_with_setup(&[], |data| {
+        generate_pki(data);
+        *pki_dir.lock().unwrap() = Some(data.join("pki"));
+    });
+    let pki = pki_dir.lock().unwrap().clone().unwrap();
+    let users = demo.users();
+    for user in &users[1..] {
+        demo.admin(&["role", "grant", &user.username, MANIFEST]);
+    }
+    let mut demo = demo;
+    demo.kill();
+    demo.start_again(&[
+        ("MFTGW__DELIVERY__BACKENDS", &http_backend(&pki, addr, true)),
+        ("MFTGW__DELIVERY__RETRY_FIRST_MS", "100"),
+        ("MFTGW__DELIVERY__RETRY_MAX_SECS", "1"),
+        ("MFTGW__DELIVERY__ATTEMPT_TIMEOUT_SECS", "1"),
+    ]);
+
+    // 20 sessions, 5 per user, 25 files each; the backend is not even listening yet.
+    let sessions: Vec<_> = (0..20)
+        .map(|session| {
+            let user = users[session % users.len()].clone();
+            let (addr, tls) = (demo.addr(), demo.tls(&user));
+            tokio::spawn(async move {
+                let mut client = FtpsClient::login(addr, tls, &user.username, &user.password)
+                    .await
+                    .unwrap();
+                for n in 0..25 {
+                    let body = format!("<session>{session}</session><n>{n}</n>");
+                    let reply = client
+                        .upload(
+                            &format!("/{MANIFEST}/s{session:02}-{n:02}.xml"),
+                            body.as_bytes(),
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(reply.code, 226, "{reply:?}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let backend = TestBackend::start(&pki, addr, Mode::Unavailable).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    backend.set_mode(Mode::Hang(Duration::from_secs(3)));
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert!(
+        users.iter().all(|user| out_names(&demo, user).is_empty()),
+        "no status while the backend is unavailable"
+    );
+    backend.set_mode(Mode::Accept);
+    for session in sessions {
+        session.await.unwrap();
+    }
+    wait_until_delivered(&demo, Duration::from_secs(120));
+
+    let mut transactions = Vec::new();
+    for user in &users {
+        transactions.extend(demo.transactions(&user.username));
+    }
+    assert_eq!(transactions.len(), 500);
+    let received = backend.received();
+    let accepted: Vec<_> = received
+        .iter()
+        .filter(|r| r.answered.is_success())
+        .collect();
+    assert!(
+        received.iter().any(|r| !r.answered.is_success()),
+        "the 503 phase was not reached"
+    );
+
+    // Every transaction reached the backend; the backend saw nothing else.
+    let keys: BTreeSet<&str> = accepted
+        .iter()
+        .map(|r| r.idempotency_key.as_str())
+        .collect();
+    let expected: BTreeSet<&str> = transactions
+        .iter()
+        .map(|t| t["skat_transaction_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, expected);
+
+    // In upload order per (user, service), counting each key at its first arrival. The
+    // uploads of one session come one after another, so their order is the clients' own
+    // (across sessions of one user, the order is that of the commits).
+    let mut first_arrival: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, r) in received.iter().enumerate() {
+        first_arrival
+            .entry(r.idempotency_key.as_str())
+            .or_insert(index);
+    }
+    let mut by_session: BTreeMap<&str, Vec<&serde_json::Value>> = BTreeMap::new();
+    for t in &transactions {
+        by_session
+            .entry(&t["ftp_transaction_id"].as_str().unwrap()[..3])
+            .or_default()
+            .push(t);
+    }
+    for (session, mut uploads) in by_session {
+        uploads.sort_by_key(|t| t["ftp_transaction_id"].as_str().unwrap().to_string());
+        let arrivals: Vec<usize> = uploads
+            .iter()
+            .map(|t| first_arrival[t["skat_transaction_id"].as_str().unwrap()])
+            .collect();
+        assert!(
+            arrivals.is_sorted(),
+            "session {session}: delivered out of upload order: {arrivals:?}"
+        );
+    }
+
+    // Status 1 only after the backend took the file, and never a status_0.
+    let taken_at: BTreeMap<&str, time::OffsetDateTime> = accepted
+        .iter()
+        .map(|r| (r.idempotency_key.as_str(), r.at))
+        .collect();
+    for t in &transactions {
+        assert_eq!(t["state"], "delivered");
+        let history = t["history"].as_array().unwrap();
+        assert_eq!(history.len(), 1, "{t}");
+        let status_1_at = time::OffsetDateTime::parse(
+            history[0]["at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let key = t["skat_transaction_id"].as_str().unwrap();
+        assert!(
+            status_1_at >= taken_at[key],
+            "{key}: status 1 before the backend took it"
+        );
+    }
+    for user in &users {
+        let out = out_names(&demo, user);
+        assert_eq!(out.len(), 125);
+        assert!(out.iter().all(|name| name.ends_with("_1.xml")), "{out:?}");
+    }
+}

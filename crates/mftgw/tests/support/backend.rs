@@ -1,0 +1,156 @@
+//! A backend system for tests: an HTTPS server (axum behind a tokio-rustls accept loop) that
+//! requires a client certificate from the test PKI, records every delivery it receives, and
+//! can be told to fail (503) or to hang, or not be listening at all.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use mftgw_testpki::TestPki;
+use rustls::pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Accept,
+    /// Answers 503 Service Unavailable.
+    Unavailable,
+    /// Takes the file, then answers only after this long.
+    Hang(Duration),
+}
+
+/// One `POST` the backend received in full.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub idempotency_key: String,
+    pub ftp_transaction_id: String,
+    pub user: String,
+    pub service: String,
+    pub sha256_header: String,
+    pub body: Vec<u8>,
+    pub at: OffsetDateTime,
+    pub answered: StatusCode,
+}
+
+struct Shared {
+    mode: Mutex<Mode>,
+    received: Mutex<Vec<Received>>,
+}
+
+pub struct TestBackend {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl TestBackend {
+    /// Serves on `addr` (port 0 for any) with the PKI's server certificate, requiring client
+    /// certificates that chain to its root.
+    pub async fn start(pki: &Path, addr: SocketAddr, mode: Mode) -> TestBackend {
+        let pki = TestPki::load(pki).unwrap();
+        let roots = {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(pki.root_ca_pem()).unwrap() {
+                roots.add(cert.unwrap()).unwrap();
+            }
+            Arc::new(roots)
+        };
+        let verifier = rustls::server::WebPkiClientVerifier::builder(roots)
+            .build()
+            .unwrap();
+        let tls = rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                CertificateDer::pem_file_iter(&pki.server().cert_chain_pem)
+                    .unwrap()
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap(),
+                PrivateKeyDer::from_pem_file(&pki.server().key_pem).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let shared = Arc::new(Shared {
+            mode: Mutex::new(mode),
+            received: Mutex::new(Vec::new()),
+        });
+        let router = Router::new()
+            .route("/deliver", post(deliver))
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(Arc::clone(&shared));
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, router) = (acceptor.clone(), router.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(router);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        TestBackend {
+            addr,
+            shared,
+            server,
+        }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.shared.mode.lock().unwrap() = mode;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    /// Stops listening: connections are refused from now on.
+    pub fn stop(self) -> Vec<Received> {
+        self.server.abort();
+        self.received()
+    }
+}
+
+async fn deliver(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mode = *shared.mode.lock().unwrap();
+    let answered = match mode {
+        Mode::Accept | Mode::Hang(_) => StatusCode::OK,
+        Mode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    shared.received.lock().unwrap().push(Received {
+        idempotency_key: header("idempotency-key"),
+        ftp_transaction_id: header("x-ftp-transaction-id"),
+        user: header("x-mftgw-user"),
+        service: header("x-mftgw-service"),
+        sha256_header: header("x-mftgw-sha256"),
+        body: body.to_vec(),
+        at: OffsetDateTime::now_utc(),
+        answered,
+    });
+    if let Mode::Hang(pause) = mode {
+        tokio::time::sleep(pause).await;
+    }
+    answered
+}
