@@ -86,6 +86,12 @@ impl StatusFile {
         )
     }
 
+    /// `status_<service>_<seq>_3.xml`: the name of the status file of an unrelated outbound
+    /// file, numbered by the gateway.
+    pub fn outbound_file_name(service: &str, seq: i64) -> String {
+        format!("status_{service}_{seq}_3.xml")
+    }
+
     /// The XML. Status 1–3 use the examples' flat layout; status 0 the example's own, which
     /// indents every line below the declaration by one space.
     pub fn to_xml(&self) -> String {

@@ -27,6 +27,15 @@ pub struct Config {
     pub transactions: TransactionsConfig,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Where the backend API listens (HTTPS, the FTPS server certificate); off when unset.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +83,9 @@ impl DeliveryConfig {
 pub struct BackendConfig {
     pub name: String,
     pub services: Vec<String>,
+    /// The bearer token this backend uses on the backend API (none: it cannot use it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token: Option<String>,
     #[serde(flatten)]
     pub connector: ConnectorConfig,
 }

@@ -175,6 +175,7 @@ fn demo_config(data_dir: &Path, pki: &TestPki, args: &DemoArgs) -> anyhow::Resul
             backends: demo_backends(),
             ..DeliveryConfig::default()
         },
+        api: Default::default(),
     })
 }
 
@@ -184,6 +185,7 @@ fn demo_backends() -> Vec<BackendConfig> {
     let simulated = |name: &str, services: &[&str], behaviour: Behaviour| BackendConfig {
         name: name.into(),
         services: services.iter().map(|s| s.to_string()).collect(),
+        api_token: None,
         connector: ConnectorConfig::Simulated { behaviour },
     };
     vec![

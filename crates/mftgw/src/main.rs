@@ -3,6 +3,7 @@
 //! the audit log and test PKIs.
 
 mod admin;
+mod api;
 mod config;
 mod delivery;
 mod demo;
@@ -245,30 +246,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(&cli.config)?;
             let store = SqliteStore::open(&config.database_path()).await?;
             for transaction in store.transactions(user.as_deref(), limit).await? {
-                let mut history = Vec::new();
-                for (code, at) in store.status_history(transaction.id).await? {
-                    history.push(serde_json::json!({
-                        "status": code.digit().to_string(),
-                        "at": at.format(&time::format_description::well_known::Rfc3339)?,
-                    }));
-                }
-                let line = serde_json::json!({
-                    "skat_transaction_id": transaction.skat_transaction_id,
-                    "username": transaction.username,
-                    "service": transaction.service,
-                    "ftp_transaction_id": transaction.ftp_transaction_id,
-                    "upload_path": transaction.upload_path,
-                    "size": transaction.size,
-                    "sha256": transaction.sha256,
-                    "transfer_type": transaction.transfer_type.to_string(),
-                    "blob_key": transaction.blob_key,
-                    "blob_path": transaction.blob_key.as_ref().and_then(|key| {
+                let history = store.status_history(transaction.id).await?;
+                let mut line = crate::transactions::transaction_json(&transaction, &history);
+                // Operators also see where the body is kept.
+                line["blob_key"] = serde_json::json!(transaction.blob_key);
+                line["blob_path"] =
+                    serde_json::json!(transaction.blob_key.as_ref().and_then(|key| {
                         mftgw_blobs::LocalBlobStore::blob_path(&config.blobs_path(), key).ok()
-                    }),
-                    "state": transaction.state.as_str(),
-                    "history": history,
-                    "received_at": transaction.received_at.format(&time::format_description::well_known::Rfc3339)?,
-                });
+                    }));
                 println!("{line}");
             }
             Ok(())

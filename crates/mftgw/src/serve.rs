@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+use crate::api::{self, ApiBackend, ApiState};
 use crate::config::{Config, ConnectorConfig};
 use crate::delivery::{Backends, run_delivery};
 use crate::delivery::{HttpPush, HttpTarget, Simulated, Spool};
@@ -45,11 +46,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .context("loading the client-certificate trust store")?;
     let tls = mftgw_ftps::tls::server_config(TlsSettings {
-        cert_chain: CertificateDer::pem_file_iter(&config.tls.certificate_chain)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .with_context(|| format!("reading {}", config.tls.certificate_chain.display()))?,
-        key: PrivateKeyDer::from_pem_file(&config.tls.private_key)
-            .with_context(|| format!("reading {}", config.tls.private_key.display()))?,
+        cert_chain: server_chain(&config)?,
+        key: server_key(&config)?,
         client_verifier: Arc::clone(&trust) as _,
         session_cache_size: 20_000,
     })?;
@@ -88,6 +86,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(config.tls.crl_refresh_secs.max(1)),
     ));
     let (stop, stopping) = watch::channel(false);
+    let api = match config.api.listen {
+        Some(listen) => {
+            let api_listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding the backend API on {listen}"))?;
+            tracing::info!(%listen, "backend API listening");
+            let router = api::router(Arc::new(ApiState {
+                transactions: Arc::clone(&transactions),
+                backends: api_backends(&config),
+            }));
+            Some(tokio::spawn(api::serve(
+                api_listener,
+                Arc::new(api_tls(&config)?),
+                router,
+                stopping.clone(),
+            )))
+        }
+        None => None,
+    };
     let worker = tokio::spawn(run_delivery(
         Arc::clone(&transactions),
         backends(&config)?,
@@ -106,7 +123,45 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Work left undone stays in the store and resumes at the next start.
     let _ = stop.send(true);
     let _ = tokio::join!(worker, retention);
+    if let Some(api) = api {
+        let _ = api.await;
+    }
     Ok(())
+}
+
+/// The backends that may use the backend API: those with a token.
+fn api_backends(config: &Config) -> Vec<ApiBackend> {
+    config
+        .delivery
+        .backends
+        .iter()
+        .filter_map(|backend| {
+            Some(ApiBackend {
+                name: backend.name.clone(),
+                token: backend.api_token.clone()?,
+                services: backend.services.iter().cloned().collect(),
+            })
+        })
+        .collect()
+}
+
+/// The backend API's TLS: the gateway's server certificate; backends prove who they are
+/// with their tokens.
+fn api_tls(config: &Config) -> anyhow::Result<rustls::ServerConfig> {
+    Ok(rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(server_chain(config)?, server_key(config)?)?)
+}
+
+fn server_chain(config: &Config) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_file_iter(&config.tls.certificate_chain)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading {}", config.tls.certificate_chain.display()))
+}
+
+fn server_key(config: &Config) -> anyhow::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(&config.tls.private_key)
+        .with_context(|| format!("reading {}", config.tls.private_key.display()))
 }
 
 /// Deletes blobs that nothing refers to: bodies finished by an upload whose transaction was

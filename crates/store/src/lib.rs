@@ -20,8 +20,8 @@ mod transactions;
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 pub use transactions::{
-    Advance, Advanced, Expired, NewOutFile, NewTransaction, OutContent, OutFileEntry, Recorded,
-    WorkItem,
+    Advance, Advanced, Expired, NewOutFile, NewOutbound, NewTransaction, OutContent, OutFileEntry,
+    OutboundRecorded, Recorded, WorkItem,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -200,6 +200,19 @@ pub trait Store: Send + Sync + 'static {
     /// state is skipped (it was applied before), so a step retried after a crash produces its
     /// files exactly once. A file replaces one of the same name in `/out`.
     fn advance(&self, steps: &[Advance]) -> impl Future<Output = StoreResult<Advanced>> + Send;
+
+    /// The transaction with this SKATTransactionId.
+    fn transaction(
+        &self,
+        skat_transaction_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<Transaction>>> + Send;
+
+    /// Puts an unrelated outbound file and its numbered status_3 in the user's `/out`, in one
+    /// commit; posting the same (user, service, name) again changes nothing.
+    fn record_outbound(
+        &self,
+        outbound: NewOutbound,
+    ) -> impl Future<Output = StoreResult<OutboundRecorded>> + Send;
 
     /// The user's transactions, newest first, or all users' when `username` is `None`.
     fn transactions(

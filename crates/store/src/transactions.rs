@@ -102,3 +102,26 @@ pub struct WorkItem {
     pub due_at: OffsetDateTime,
     pub last_error: Option<String>,
 }
+
+/// An unrelated outbound file a backend posts for a user: the file itself (named
+/// `<service>_<name>` in `/out`) and its status_3 XML, whose name the store numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutbound {
+    pub username: String,
+    pub service: String,
+    /// The backend's name for it; the key that makes posting it twice one post.
+    pub name: String,
+    pub file: NewOutFile,
+    pub status_xml: Vec<u8>,
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRecorded {
+    /// The number in `status_<service>_<seq>_3.xml`.
+    pub seq: i64,
+    /// `false` if this file had been posted before (nothing changed now).
+    pub created: bool,
+    /// Blobs of `/out` files of the same names that were replaced, for the caller to delete.
+    pub replaced_blobs: Vec<String>,
+}

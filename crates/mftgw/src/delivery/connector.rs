@@ -6,6 +6,7 @@ use mftgw_domain::Transaction;
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::status::StatusCode;
 use mftgw_ftps::BoxFuture;
+use mftgw_store::OutContent;
 use tokio::io::AsyncRead;
 
 /// One transaction's file on its way to the backend.
@@ -20,7 +21,7 @@ pub enum Answer {
     /// Status 2.
     Accept,
     /// A response file in `/out` (its full name) and status 3.
-    Respond { name: String, body: Vec<u8> },
+    Respond { name: String, content: OutContent },
     /// Status 0 with the backend's error.
     Reject(ErrorEntry),
 }

@@ -158,18 +158,10 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
         let steps: Vec<Advance> = newly_delivered
             .iter()
             .map(|transaction| {
-                let status = transaction.status_file(StatusCode::Delivered, now, None, None);
-                Advance {
-                    transaction_id: transaction.id,
-                    from: TransactionState::Received,
-                    to: TransactionState::Delivered,
-                    status: StatusCode::Delivered,
-                    at: now,
-                    files: vec![inline(status.file_name(), status.to_xml())],
-                    finishes_work: self
-                        .connector(transaction)
-                        .is_none_or(|connector| connector.answers(transaction).is_empty()),
-                }
+                let answers_itself = self
+                    .connector(transaction)
+                    .is_some_and(|connector| !connector.answers(transaction).is_empty());
+                delivered_step(transaction, now, !answers_itself)
             })
             .collect();
         self.commit(&steps).await?;
@@ -356,7 +348,7 @@ async fn deliver<S: Store, B: BlobStore>(
 }
 
 /// The step of the first answer not yet applied to `transaction`, if any.
-fn answer_step(
+pub(crate) fn answer_step(
     transaction: &Transaction,
     answers: &[Answer],
     at: OffsetDateTime,
@@ -369,10 +361,10 @@ fn answer_step(
     let mut files = Vec::new();
     let (response_file, error) = match answer {
         Answer::Accept => (None, None),
-        Answer::Respond { name, body } => {
+        Answer::Respond { name, content } => {
             files.push(NewOutFile {
                 name: name.clone(),
-                content: OutContent::Inline(body.clone()),
+                content: content.clone(),
             });
             (Some(name.clone()), None)
         }
@@ -389,6 +381,24 @@ fn answer_step(
         files,
         finishes_work: to.is_final() || position + 1 == answers.len(),
     })
+}
+
+/// Status 1 for a transaction the backend has taken.
+pub(crate) fn delivered_step(
+    transaction: &Transaction,
+    at: OffsetDateTime,
+    finishes_work: bool,
+) -> Advance {
+    let status = transaction.status_file(StatusCode::Delivered, at, None, None);
+    Advance {
+        transaction_id: transaction.id,
+        from: TransactionState::Received,
+        to: TransactionState::Delivered,
+        status: StatusCode::Delivered,
+        at,
+        files: vec![inline(status.file_name(), status.to_xml())],
+        finishes_work,
+    }
 }
 
 fn inline(name: String, body: String) -> NewOutFile {

@@ -5,6 +5,7 @@ use mftgw_domain::Transaction;
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::transaction::{heartbeat_response_body, heartbeat_response_name};
 use mftgw_ftps::BoxFuture;
+use mftgw_store::OutContent;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -50,7 +51,7 @@ impl Simulated {
         if self.heartbeat {
             return Answer::Respond {
                 name: heartbeat_response_name(&transaction.ftp_transaction_id),
-                body: heartbeat_response_body(transaction, now).into_bytes(),
+                content: OutContent::Inline(heartbeat_response_body(transaction, now).into_bytes()),
             };
         }
         Answer::Respond {
@@ -58,14 +59,16 @@ impl Simulated {
                 "{}_{}_response.txt",
                 transaction.service, transaction.ftp_transaction_id
             ),
-            body: format!(
-                "Simulated response of {} to {} ({} bytes, SHA-256 {})\r\n",
-                transaction.service,
-                transaction.skat_transaction_id,
-                transaction.size,
-                transaction.sha256
-            )
-            .into_bytes(),
+            content: OutContent::Inline(
+                format!(
+                    "Simulated response of {} to {} ({} bytes, SHA-256 {})\r\n",
+                    transaction.service,
+                    transaction.skat_transaction_id,
+                    transaction.size,
+                    transaction.sha256
+                )
+                .into_bytes(),
+            ),
         }
     }
 }

@@ -72,6 +72,11 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         }
     }
 
+    /// A fresh SKATTransactionId (for an unrelated outbound file that brings none).
+    pub fn next_skat_transaction_id(&self) -> String {
+        self.ids.next(OffsetDateTime::now_utc())
+    }
+
     /// The check an upload to `service` must pass before delivery, if its service has a
     /// record format (eKapital Classic).
     pub fn record_check(&self, service: &str) -> Option<RecordCheck> {
@@ -202,4 +207,33 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             tracing::warn!(%error, key, "could not delete an unreferenced blob");
         }
     }
+}
+
+/// A transaction and its status history as JSON, for operators and backends.
+pub fn transaction_json(
+    transaction: &mftgw_domain::Transaction,
+    history: &[(StatusCode, OffsetDateTime)],
+) -> serde_json::Value {
+    let rfc3339 = |at: OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let history: Vec<serde_json::Value> = history
+        .iter()
+        .map(|(code, at)| serde_json::json!({ "status": code.digit().to_string(), "at": rfc3339(*at) }))
+        .collect();
+    serde_json::json!({
+        "skat_transaction_id": transaction.skat_transaction_id,
+        "ftp_transaction_id": transaction.ftp_transaction_id,
+        "username": transaction.username,
+        "cvr": transaction.cvr(),
+        "service": transaction.service,
+        "upload_path": transaction.upload_path,
+        "size": transaction.size,
+        "sha256": transaction.sha256,
+        "transfer_type": transaction.transfer_type.to_string(),
+        "state": transaction.state.as_str(),
+        "history": history,
+        "received_at": rfc3339(transaction.received_at),
+    })
 }

@@ -30,6 +30,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "delivery_attempts",
         sql: include_str!("../../migrations/sqlite/003_delivery_attempts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "outbound",
+        sql: include_str!("../../migrations/sqlite/004_outbound.sql"),
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {

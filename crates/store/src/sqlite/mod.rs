@@ -15,9 +15,9 @@ use sqlx::{Row, SqliteExecutor, SqlitePool};
 use time::OffsetDateTime;
 
 use crate::{
-    Advance, Advanced, AuditQuery, CertificateRegistration, Expired, NewOutFile, NewTransaction,
-    OutContent, OutFileEntry, Recorded, RegistrationOutcome, RoleSource, Store, StoreError,
-    StoreResult, WorkItem, timestamp,
+    Advance, Advanced, AuditQuery, CertificateRegistration, Expired, NewOutFile, NewOutbound,
+    NewTransaction, OutContent, OutFileEntry, OutboundRecorded, Recorded, RegistrationOutcome,
+    RoleSource, Store, StoreError, StoreResult, WorkItem, timestamp,
 };
 
 mod migrations;
@@ -407,6 +407,14 @@ impl Store for SqliteStore {
 
     async fn advance(&self, steps: &[Advance]) -> StoreResult<Advanced> {
         transactions::advance(&self.pool, steps).await
+    }
+
+    async fn transaction(&self, skat_transaction_id: &str) -> StoreResult<Option<Transaction>> {
+        transactions::transaction(&self.pool, skat_transaction_id).await
+    }
+
+    async fn record_outbound(&self, outbound: NewOutbound) -> StoreResult<OutboundRecorded> {
+        transactions::record_outbound(&self.pool, outbound).await
     }
 
     async fn transactions(

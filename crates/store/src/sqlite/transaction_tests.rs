@@ -421,3 +421,39 @@ async fn an_upload_waiting_for_a_retry_holds_back_later_ones_of_its_user_and_ser
         [second.id, other_service.id]
     );
 }
+
+#[tokio::test]
+async fn an_outbound_file_is_numbered_and_posted_once() {
+    let store = store_with_user().await;
+    let outbound = |name: &str| NewOutbound {
+        username: USERNAME.into(),
+        service: "Manifest.X".into(),
+        name: name.into(),
+        file: inline(&format!("Manifest.X_{name}"), "body"),
+        status_xml: b"xml".to_vec(),
+        at: RECEIVED_AT,
+    };
+    let first = store.record_outbound(outbound("a.xml")).await.unwrap();
+    assert!(first.created);
+    let again = store.record_outbound(outbound("a.xml")).await.unwrap();
+    assert_eq!((again.seq, again.created), (first.seq, false));
+    let second = store.record_outbound(outbound("b.xml")).await.unwrap();
+    assert!(second.seq > first.seq);
+    assert_eq!(
+        names(&store.out_files(USERNAME).await.unwrap()),
+        [
+            "Manifest.X_a.xml".to_string(),
+            format!("status_Manifest.X_{}_3.xml", first.seq),
+            "Manifest.X_b.xml".to_string(),
+            format!("status_Manifest.X_{}_3.xml", second.seq),
+        ]
+    );
+    let recorded = created(
+        store
+            .record_transaction(upload("ci9", "t.xml"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(store.transaction("ci9").await.unwrap(), Some(recorded));
+    assert_eq!(store.transaction("ci-none").await.unwrap(), None);
+}

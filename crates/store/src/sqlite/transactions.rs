@@ -1,7 +1,7 @@
 //! Transactions, their work and `/out` in SQLite. The trait documentation in the crate root
 //! says what each operation promises; this module says how.
 
-use mftgw_domain::status::StatusCode;
+use mftgw_domain::status::{StatusCode, StatusFile};
 use mftgw_domain::{Transaction, TransactionState};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use super::{BEGIN_WRITE, user_id};
 use crate::{
-    Advance, Advanced, Expired, NewOutFile, NewTransaction, OutContent, OutFileEntry, Recorded,
-    StoreError, StoreResult, WorkItem, timestamp,
+    Advance, Advanced, Expired, NewOutFile, NewOutbound, NewTransaction, OutContent, OutFileEntry,
+    OutboundRecorded, Recorded, StoreError, StoreResult, WorkItem, timestamp,
 };
 
 /// The columns [`transaction_from_row`] reads.
@@ -300,6 +300,71 @@ fn content_columns(content: &OutContent) -> (Option<&[u8]>, Option<&str>) {
         OutContent::Inline(bytes) => (Some(bytes.as_slice()), None),
         OutContent::Blob { key, .. } => (None, Some(key.as_str())),
     }
+}
+
+pub(super) async fn transaction(
+    pool: &SqlitePool,
+    skat_transaction_id: &str,
+) -> StoreResult<Option<Transaction>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        transaction_columns!(),
+        " FROM transactions JOIN users ON users.id = transactions.user_id
+          WHERE transactions.skat_transaction_id = $1"
+    ))
+    .bind(skat_transaction_id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(transaction_from_row).transpose()
+}
+
+pub(super) async fn record_outbound(
+    pool: &SqlitePool,
+    outbound: NewOutbound,
+) -> StoreResult<OutboundRecorded> {
+    let at = timestamp::to_text(outbound.at);
+    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let user_id = user_id(&mut *transaction, &outbound.username).await?;
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO outbound_files (user_id, service, name, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id, service, name) DO NOTHING
+         RETURNING id",
+    )
+    .bind(user_id)
+    .bind(&outbound.service)
+    .bind(&outbound.name)
+    .bind(&at)
+    .fetch_optional(&mut *transaction)
+    .await?;
+    let Some(seq) = inserted else {
+        let seq: i64 = sqlx::query_scalar(
+            "SELECT id FROM outbound_files WHERE user_id = $1 AND service = $2 AND name = $3",
+        )
+        .bind(user_id)
+        .bind(&outbound.service)
+        .bind(&outbound.name)
+        .fetch_one(&mut *transaction)
+        .await?;
+        return Ok(OutboundRecorded {
+            seq,
+            created: false,
+            replaced_blobs: Vec::new(),
+        });
+    };
+    let status_file = NewOutFile {
+        name: StatusFile::outbound_file_name(&outbound.service, seq),
+        content: OutContent::Inline(outbound.status_xml),
+    };
+    let mut replaced_blobs = Vec::new();
+    for file in [&outbound.file, &status_file] {
+        replaced_blobs.extend(replace_out_file(&mut transaction, user_id, file, &at).await?);
+    }
+    transaction.commit().await?;
+    Ok(OutboundRecorded {
+        seq,
+        created: true,
+        replaced_blobs,
+    })
 }
 
 pub(super) async fn transactions(
