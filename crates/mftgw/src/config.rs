@@ -29,6 +29,40 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub api: ApiConfig,
+    #[serde(default)]
+    pub roles: RolesConfig,
+}
+
+/// Role replication from the central security system.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolesConfig {
+    /// Where the replicated roles come from; none: roles are granted locally only.
+    pub source: Option<RoleSourceConfig>,
+    pub poll_secs: u64,
+}
+
+impl Default for RolesConfig {
+    fn default() -> Self {
+        RolesConfig {
+            source: None,
+            poll_secs: 60 * 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RoleSourceConfig {
+    Http {
+        url: String,
+        ca_file: Option<PathBuf>,
+        client_certificate: Option<PathBuf>,
+        client_key: Option<PathBuf>,
+    },
+    File {
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -176,6 +176,7 @@ fn demo_config(data_dir: &Path, pki: &TestPki, args: &DemoArgs) -> anyhow::Resul
             ..DeliveryConfig::default()
         },
         api: Default::default(),
+        roles: Default::default(),
     })
 }
 

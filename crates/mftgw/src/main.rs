@@ -9,6 +9,7 @@ mod delivery;
 mod demo;
 mod gateway;
 mod keys;
+mod roles;
 mod serve;
 mod transactions;
 

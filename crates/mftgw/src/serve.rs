@@ -2,6 +2,7 @@
 //! the transaction worker and retention sweep, the FTPS server, and graceful shutdown on
 //! SIGINT/SIGTERM (SIGHUP reloads the CRLs).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +19,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::api::{self, ApiBackend, ApiState};
-use crate::config::{Config, ConnectorConfig};
+use crate::config::{Config, ConnectorConfig, RoleSourceConfig};
 use crate::delivery::{Backends, run_delivery};
 use crate::delivery::{HttpPush, HttpTarget, Simulated, Spool};
 use crate::gateway::Gateway;
 use crate::keys;
+use crate::roles::{RoleSource, run_replication};
 use crate::transactions::{Transactions, run_retention};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -70,9 +72,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ..Timeouts::default()
     };
 
+    let catalogue = Arc::new(ServiceCatalogue::builtin());
     let gateway = Arc::new(Gateway::new(
         Arc::clone(&transactions),
-        Arc::new(ServiceCatalogue::builtin()),
+        Arc::clone(&catalogue),
         password_key,
         config.login.throttle(),
     ));
@@ -111,6 +114,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.delivery.policy(),
         stopping.clone(),
     ));
+    let replication = match role_source(&config)? {
+        Some(source) => Some(tokio::spawn(run_replication(
+            Arc::clone(&transactions.store),
+            Arc::clone(&catalogue),
+            source,
+            Duration::from_secs(config.roles.poll_secs.max(1)),
+            stopping.clone(),
+        ))),
+        None => None,
+    };
     let retention = tokio::spawn(run_retention(
         Arc::clone(&transactions),
         config.transactions.retention(),
@@ -123,10 +136,46 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Work left undone stays in the store and resumes at the next start.
     let _ = stop.send(true);
     let _ = tokio::join!(worker, retention);
-    if let Some(api) = api {
-        let _ = api.await;
+    for task in [api, replication].into_iter().flatten() {
+        let _ = task.await;
     }
     Ok(())
+}
+
+/// Where to reach an HTTP(S) peer, from its configuration.
+fn http_target<'a>(
+    url: &'a str,
+    ca_file: &'a Option<PathBuf>,
+    client_certificate: &'a Option<PathBuf>,
+    client_key: &'a Option<PathBuf>,
+) -> anyhow::Result<HttpTarget<'a>> {
+    let client_identity = match (client_certificate, client_key) {
+        (Some(chain), Some(key)) => Some((chain.as_path(), key.as_path())),
+        (None, None) => None,
+        _ => anyhow::bail!("set both client_certificate and client_key, or neither"),
+    };
+    Ok(HttpTarget {
+        url,
+        ca_file: ca_file.as_deref(),
+        client_identity,
+    })
+}
+
+/// The role source of the config, if it has one.
+fn role_source(config: &Config) -> anyhow::Result<Option<RoleSource>> {
+    let source = match &config.roles.source {
+        None => return Ok(None),
+        Some(RoleSourceConfig::File { path }) => RoleSource::File { path: path.clone() },
+        Some(RoleSourceConfig::Http {
+            url,
+            ca_file,
+            client_certificate,
+            client_key,
+        }) => http_target(url, ca_file, client_certificate, client_key)
+            .and_then(|target| RoleSource::http(&target))
+            .context("role source")?,
+    };
+    Ok(Some(source))
 }
 
 /// The backends that may use the backend API: those with a token.
@@ -204,22 +253,10 @@ fn backends(config: &Config) -> anyhow::Result<Backends> {
                 client_certificate,
                 client_key,
             } => {
-                let client_identity = match (client_certificate, client_key) {
-                    (Some(chain), Some(key)) => Some((chain.as_path(), key.as_path())),
-                    (None, None) => None,
-                    _ => anyhow::bail!(
-                        "backend {}: set both client_certificate and client_key, or neither",
-                        backend.name
-                    ),
-                };
-                let target = HttpTarget {
-                    url,
-                    ca_file: ca_file.as_deref(),
-                    client_identity,
-                };
-                Arc::new(
-                    HttpPush::new(&target).with_context(|| format!("backend {}", backend.name))?,
-                )
+                let target = http_target(url, ca_file, client_certificate, client_key)
+                    .and_then(|target| HttpPush::new(&target))
+                    .with_context(|| format!("backend {}", backend.name))?;
+                Arc::new(target)
             }
             ConnectorConfig::Simulated { behaviour } => Arc::new(Simulated::new(behaviour.clone())),
         };

@@ -70,6 +70,15 @@ impl RoleSource {
     }
 }
 
+/// What replacing the replicated roles did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicatedRoles {
+    pub granted: u64,
+    pub revoked: u64,
+    /// Grants naming users this gateway does not know.
+    pub unknown_users: Vec<String>,
+}
+
 /// Which audit events to read: those after `since_id` (exclusive), oldest first, matching the
 /// given username and action exactly, at most `limit` of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +157,13 @@ pub trait Store: Send + Sync + 'static {
         service: &str,
         source: RoleSource,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Makes the replicated roles exactly `roles` (username, service), in one commit; grants
+    /// of users this store does not know are skipped and returned. Local grants stay.
+    fn replace_replicated_roles(
+        &self,
+        roles: &[(String, String)],
+    ) -> impl Future<Output = StoreResult<ReplicatedRoles>> + Send;
 
     /// The services the user holds a role for from any source, sorted and distinct.
     fn roles(&self, username: &str) -> impl Future<Output = StoreResult<Vec<String>>> + Send;

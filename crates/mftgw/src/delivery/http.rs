@@ -37,17 +37,22 @@ impl HttpPush {
             .url
             .parse()
             .with_context(|| format!("backend URL {:?}", target.url))?;
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true);
-        if target.ca_file.is_some() || target.client_identity.is_some() {
-            builder = builder.tls_backend_preconfigured(tls_config(target)?);
-        }
         Ok(Self {
-            client: builder.build().context("building the HTTP client")?,
+            client: http_client(target)?,
             url,
         })
     }
+}
+
+/// An HTTP client for `target`'s TLS settings (also used to poll the role source).
+pub fn http_client(target: &HttpTarget<'_>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true);
+    if target.ca_file.is_some() || target.client_identity.is_some() {
+        builder = builder.tls_backend_preconfigured(tls_config(target)?);
+    }
+    builder.build().context("building the HTTP client")
 }
 
 fn tls_config(target: &HttpTarget<'_>) -> anyhow::Result<rustls::ClientConfig> {
@@ -122,7 +127,7 @@ impl HttpPush {
 }
 
 /// The error and its causes: reqwest's own text rarely says what went wrong underneath.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use connector::{Answer, Connector, Parcel};
-pub use http::{HttpPush, HttpTarget};
+pub use http::{HttpPush, HttpTarget, error_chain, http_client};
 pub use simulated::{Behaviour, Simulated};
 pub use spool::Spool;
 

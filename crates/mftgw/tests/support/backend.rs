@@ -1,6 +1,7 @@
 //! A backend system for tests: an HTTPS server (axum behind a tokio-rustls accept loop) that
 //! requires a client certificate from the test PKI, records every delivery it receives, and
-//! can be told to fail (503) or to hang, or not be listening at all.
+//! can be told to fail (503) or to hang, or not be listening at all. It also serves a role
+//! document at `/roles`, as the central security system would.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -43,6 +44,7 @@ pub struct Received {
 struct Shared {
     mode: Mutex<Mode>,
     received: Mutex<Vec<Received>>,
+    roles: Mutex<serde_json::Value>,
 }
 
 pub struct TestBackend {
@@ -80,9 +82,11 @@ impl TestBackend {
         let shared = Arc::new(Shared {
             mode: Mutex::new(mode),
             received: Mutex::new(Vec::new()),
+            roles: Mutex::new(serde_json::json!({ "roles": [] })),
         });
         let router = Router::new()
             .route("/deliver", post(deliver))
+            .route("/roles", axum::routing::get(roles))
             .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(Arc::clone(&shared));
         let listener = TcpListener::bind(addr).await.unwrap();
@@ -113,6 +117,11 @@ impl TestBackend {
 
     pub fn set_mode(&self, mode: Mode) {
         *self.shared.mode.lock().unwrap() = mode;
+    }
+
+    /// The role document `/roles` serves from now on.
+    pub fn set_roles(&self, roles: serde_json::Value) {
+        *self.shared.roles.lock().unwrap() = roles;
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -153,4 +162,13 @@ async fn deliver(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         tokio::time::sleep(pause).await;
     }
     answered
+}
+
+async fn roles(
+    State(shared): State<Arc<Shared>>,
+) -> Result<axum::Json<serde_json::Value>, StatusCode> {
+    if *shared.mode.lock().unwrap() == Mode::Unavailable {
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    Ok(axum::Json(shared.roles.lock().unwrap().clone()))
 }

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use crate::{
     Advance, Advanced, AuditQuery, CertificateRegistration, Expired, NewOutFile, NewOutbound,
     NewTransaction, OutContent, OutFileEntry, OutboundRecorded, Recorded, RegistrationOutcome,
-    RoleSource, Store, StoreError, StoreResult, WorkItem, timestamp,
+    ReplicatedRoles, RoleSource, Store, StoreError, StoreResult, WorkItem, timestamp,
 };
 
 mod migrations;
@@ -316,6 +316,62 @@ impl Store for SqliteStore {
                 .execute(&self.pool)
                 .await?;
         Ok(result.rows_affected() > 0)
+    }
+
+    async fn replace_replicated_roles(
+        &self,
+        roles: &[(String, String)],
+    ) -> StoreResult<ReplicatedRoles> {
+        let now = timestamp::to_text(OffsetDateTime::now_utc());
+        let source = RoleSource::Replicated.as_str();
+        let mut transaction = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut outcome = ReplicatedRoles::default();
+        let mut wanted = std::collections::HashSet::new();
+        for (username, service) in roles {
+            let Some(user_id) =
+                sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = $1")
+                    .bind(username)
+                    .fetch_optional(&mut *transaction)
+                    .await?
+            else {
+                outcome.unknown_users.push(username.clone());
+                continue;
+            };
+            wanted.insert((user_id, service.as_str()));
+            let inserted = sqlx::query(
+                "INSERT INTO roles (user_id, service, source, granted_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id, service, source) DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(service)
+            .bind(source)
+            .bind(&now)
+            .execute(&mut *transaction)
+            .await?;
+            outcome.granted += inserted.rows_affected();
+        }
+        let held: Vec<(i64, String)> =
+            sqlx::query_as("SELECT user_id, service FROM roles WHERE source = $1")
+                .bind(source)
+                .fetch_all(&mut *transaction)
+                .await?;
+        for (user_id, service) in held {
+            if !wanted.contains(&(user_id, service.as_str())) {
+                sqlx::query(
+                    "DELETE FROM roles WHERE user_id = $1 AND service = $2 AND source = $3",
+                )
+                .bind(user_id)
+                .bind(&service)
+                .bind(source)
+                .execute(&mut *transaction)
+                .await?;
+                outcome.revoked += 1;
+            }
+        }
+        transaction.commit().await?;
+        outcome.unknown_users.sort();
+        outcome.unknown_users.dedup();
+        Ok(outcome)
     }
 
     async fn roles(&self, username: &str) -> StoreResult<Vec<String>> {

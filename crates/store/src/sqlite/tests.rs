@@ -559,3 +559,38 @@ async fn concurrent_registrations_on_disk_all_succeed() {
     }
     assert_eq!(store.list_users().await.unwrap().len(), 16);
 }
+
+#[tokio::test]
+async fn replication_replaces_only_replicated_roles() {
+    let store = store_with_user().await;
+    store
+        .grant_role(USERNAME, "AKFA", RoleSource::Local)
+        .await
+        .unwrap();
+    let snapshot = |services: &[&str]| -> Vec<(String, String)> {
+        services
+            .iter()
+            .map(|service| (USERNAME.to_string(), service.to_string()))
+            .collect()
+    };
+    let mut first = snapshot(&["FATCA", "CPS", "AKFA"]);
+    first.push(("CVR_0_UID_0".into(), "FATCA".into()));
+    let outcome = store.replace_replicated_roles(&first).await.unwrap();
+    assert_eq!((outcome.granted, outcome.revoked), (3, 0));
+    assert_eq!(outcome.unknown_users, ["CVR_0_UID_0"]);
+    assert_eq!(
+        store.roles(USERNAME).await.unwrap(),
+        ["AKFA", "CPS", "FATCA"]
+    );
+
+    // Upstream drops CPS and AKFA: CPS goes, AKFA stays because an operator granted it too.
+    let outcome = store
+        .replace_replicated_roles(&snapshot(&["FATCA"]))
+        .await
+        .unwrap();
+    assert_eq!((outcome.granted, outcome.revoked), (0, 2));
+    assert_eq!(store.roles(USERNAME).await.unwrap(), ["AKFA", "FATCA"]);
+    let outcome = store.replace_replicated_roles(&[]).await.unwrap();
+    assert_eq!(outcome.revoked, 1);
+    assert_eq!(store.roles(USERNAME).await.unwrap(), ["AKFA"]);
+}

@@ -1,0 +1,166 @@
+//! Role replication from the central security system (SPEC §6): a source (an HTTP JSON
+//! endpoint, with a client certificate if it wants one, or a file) is polled on a schedule,
+//! and the replicated roles in the store become exactly what it lists. The store keeps the
+//! last good copy: a poll that fails, or brings something unreadable, is logged and changes
+//! nothing. Roles an operator granted locally are never touched.
+//!
+//! The source's document: `{"roles": [{"username": "CVR_…", "services": ["FATCA", …]}]}`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mftgw_domain::audit::AuditEvent;
+use mftgw_domain::catalogue::ServiceCatalogue;
+use mftgw_store::Store;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::delivery::{HttpTarget, error_chain, http_client};
+
+pub enum RoleSource {
+    Http {
+        client: reqwest::Client,
+        url: String,
+    },
+    File {
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesDocument {
+    roles: Vec<UserRoles>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserRoles {
+    username: String,
+    services: Vec<String>,
+}
+
+impl RoleSource {
+    pub fn http(target: &HttpTarget<'_>) -> anyhow::Result<RoleSource> {
+        Ok(RoleSource::Http {
+            client: http_client(target)?,
+            url: target.url.to_string(),
+        })
+    }
+
+    async fn fetch(&self) -> anyhow::Result<Vec<u8>> {
+        match self {
+            RoleSource::Http { client, url } => {
+                let response = client
+                    .get(url)
+                    .timeout(Duration::from_secs(60))
+                    .send()
+                    .await
+                    .map_err(|error| anyhow::anyhow!("GET {url}: {}", error_chain(&error)))?;
+                let status = response.status();
+                anyhow::ensure!(status.is_success(), "GET {url}: HTTP {status}");
+                Ok(response
+                    .bytes()
+                    .await
+                    .context("reading the role document")?
+                    .to_vec())
+            }
+            RoleSource::File { path } => tokio::fs::read(path)
+                .await
+                .with_context(|| format!("reading {}", path.display())),
+        }
+    }
+}
+
+/// The (username, service) grants of a role document; services the catalogue does not know
+/// are left out (and logged).
+fn grants(document: &[u8], catalogue: &ServiceCatalogue) -> anyhow::Result<Vec<(String, String)>> {
+    let document: RolesDocument = serde_json::from_slice(document)
+        .context("the role document is not in the expected shape")?;
+    let mut grants = Vec::new();
+    for user in document.roles {
+        for service in user.services {
+            if catalogue.contains(&service) {
+                grants.push((user.username.clone(), service));
+            } else {
+                tracing::warn!(username = %user.username, %service, "replicated role names an unknown service; skipped");
+            }
+        }
+    }
+    Ok(grants)
+}
+
+/// Polls `source` every `every` (the first time at once) until `shutdown`.
+pub async fn run_replication<S: Store>(
+    store: Arc<S>,
+    catalogue: Arc<ServiceCatalogue>,
+    source: RoleSource,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match replicate(&*store, &catalogue, &source).await {
+            Ok(()) => {}
+            Err(error) => tracing::error!(
+                error = format!("{error:#}"),
+                "role replication failed; the last good roles stay in force"
+            ),
+        }
+    }
+}
+
+async fn replicate<S: Store>(
+    store: &S,
+    catalogue: &ServiceCatalogue,
+    source: &RoleSource,
+) -> anyhow::Result<()> {
+    let document = source.fetch().await?;
+    let grants = grants(&document, catalogue)?;
+    let outcome = store.replace_replicated_roles(&grants).await?;
+    for username in &outcome.unknown_users {
+        tracing::warn!(%username, "replicated roles name a user this gateway does not know");
+    }
+    if outcome.granted > 0 || outcome.revoked > 0 {
+        tracing::info!(
+            granted = outcome.granted,
+            revoked = outcome.revoked,
+            "roles replicated"
+        );
+        store
+            .append_audit(
+                &AuditEvent::info(OffsetDateTime::now_utc(), "roles.replicated").with_detail(
+                    serde_json::json!({ "granted": outcome.granted, "revoked": outcome.revoked }),
+                ),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_become_grants_of_known_services() {
+        let catalogue = ServiceCatalogue::builtin();
+        let document = br#"{"roles": [
+            {"username": "CVR_1_UID_1", "services": ["FATCA", "NO_SUCH_SERVICE"]},
+            {"username": "CVR_2_UID_2", "services": []}
+        ]}"#;
+        assert_eq!(
+            grants(document, &catalogue).unwrap(),
+            [("CVR_1_UID_1".to_string(), "FATCA".to_string())]
+        );
+        assert!(grants(b"{\"roles\": 3}", &catalogue).is_err());
+        assert!(grants(b"<html>", &catalogue).is_err());
+    }
+}
