@@ -4,15 +4,37 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::password::{PasswordKey, generate_gateway_password};
 use mftgw_domain::user::UserState;
 use mftgw_oces::certificate::CertificateInfo;
 use mftgw_oces::identity::{CertificateKind, identity_from_der};
-use mftgw_store::{CertificateRegistration, RoleSource, Store};
+use mftgw_store::{CertificateRegistration, RoleSource, Store, StoreError};
 use time::OffsetDateTime;
+
+/// Why an operator action on users, roles or deliveries did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The user, or the delivery, does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request itself is wrong (an unknown service).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { .. } => AdminError::NotFound(error.to_string()),
+            error => AdminError::Store(error),
+        }
+    }
+}
 
 /// The result of registering a certificate.
 #[derive(Debug)]
@@ -85,7 +107,7 @@ pub async fn set_state<S: Store>(
     store: &S,
     username: &str,
     state: UserState,
-) -> anyhow::Result<()> {
+) -> Result<(), AdminError> {
     store.set_user_state(username, state).await?;
     store
         .append_audit(
@@ -102,14 +124,15 @@ pub async fn grant_role<S: Store>(
     catalogue: &ServiceCatalogue,
     username: &str,
     service: &str,
-) -> anyhow::Result<bool> {
+) -> Result<bool, AdminError> {
     if !catalogue.contains(service) {
-        bail!("{service:?} is not a service in the catalogue");
+        return Err(AdminError::Invalid(format!(
+            "{service:?} is not a service in the catalogue"
+        )));
     }
-    store
-        .find_user(username)
-        .await?
-        .with_context(|| format!("no user {username}"))?;
+    if store.find_user(username).await?.is_none() {
+        return Err(AdminError::NotFound(format!("no user {username}")));
+    }
     let granted = store
         .grant_role(username, service, RoleSource::Local)
         .await?;
@@ -127,7 +150,7 @@ pub async fn revoke_role<S: Store>(
     store: &S,
     username: &str,
     service: &str,
-) -> anyhow::Result<bool> {
+) -> Result<bool, AdminError> {
     let revoked = store
         .revoke_role(username, service, RoleSource::Local)
         .await?;
@@ -142,10 +165,15 @@ pub async fn revoke_role<S: Store>(
 }
 
 /// Makes a waiting delivery due now (an operator saw the backend come back).
-pub async fn retry_delivery<S: Store>(store: &S, skat_transaction_id: &str) -> anyhow::Result<()> {
+pub async fn retry_delivery<S: Store>(
+    store: &S,
+    skat_transaction_id: &str,
+) -> Result<(), AdminError> {
     let now = OffsetDateTime::now_utc();
     if !store.retry_work(skat_transaction_id, now).await? {
-        bail!("transaction {skat_transaction_id} has no outstanding delivery");
+        return Err(AdminError::NotFound(format!(
+            "transaction {skat_transaction_id} has no outstanding delivery"
+        )));
     }
     store
         .append_audit(

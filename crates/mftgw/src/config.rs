@@ -68,8 +68,11 @@ pub enum RoleSourceConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// Where the backend API listens (HTTPS, the FTPS server certificate); off when unset.
+    /// Where the HTTPS API (backend API, admin API, health and metrics) listens, with the
+    /// FTPS server certificate; off when unset.
     pub listen: Option<SocketAddr>,
+    /// The operators' bearer token for the admin API; none: the admin API is closed.
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

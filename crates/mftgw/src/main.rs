@@ -11,6 +11,7 @@ mod gateway;
 mod keys;
 mod roles;
 mod serve;
+mod telemetry;
 mod transactions;
 
 use std::path::PathBuf;

@@ -28,6 +28,9 @@ use crate::roles::{RoleSource, run_replication};
 use crate::transactions::{Transactions, run_retention};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
     let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
     let blobs = Arc::new(
         LocalBlobStore::open(&config.blobs_path())
@@ -98,6 +101,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             let router = api::router(Arc::new(ApiState {
                 transactions: Arc::clone(&transactions),
                 backends: api_backends(&config),
+                catalogue: Arc::clone(&catalogue),
+                admin_token: config.api.admin_token.clone(),
+                metrics: metrics.clone(),
             }));
             Some(tokio::spawn(api::serve(
                 api_listener,

@@ -70,6 +70,13 @@ impl RoleSource {
     }
 }
 
+/// What [`Store::counts`] reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub transactions_by_state: Vec<(String, u64)>,
+    pub work_by_service: Vec<(String, u64)>,
+}
+
 /// What replacing the replicated roles did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicatedRoles {
@@ -272,6 +279,9 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
         name: &str,
     ) -> impl Future<Output = StoreResult<Option<OutContent>>> + Send;
+
+    /// Transactions per state, and outstanding work per service, for monitoring.
+    fn counts(&self) -> impl Future<Output = StoreResult<Counts>> + Send;
 
     /// Which of `keys` a transaction or an `/out` file refers to.
     fn referenced_blobs(

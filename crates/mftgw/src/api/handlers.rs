@@ -22,7 +22,8 @@ use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 
 use super::{ApiBackend, ApiError, ApiState, OPENAPI};
-use crate::delivery::{Answer, answer_step, delivered_step};
+use crate::delivery::{Answer, answer_step, delivered_step, record_status_files};
+use crate::telemetry;
 use crate::transactions::transaction_json;
 
 type Reply = Result<(StatusCode, Json<serde_json::Value>), ApiError>;
@@ -130,6 +131,7 @@ async fn apply<S: Store, B: BlobStore>(
         .advance(steps)
         .await
         .map_err(ApiError::unavailable)?;
+    record_status_files(steps, &advanced.applied);
     for key in &advanced.replaced_blobs {
         state.transactions.forget_blob(key).await;
     }
@@ -376,7 +378,9 @@ pub async fn outbound<S: Store, B: BlobStore>(
     for key in &recorded.replaced_blobs {
         state.transactions.forget_blob(key).await;
     }
-    if !recorded.created {
+    if recorded.created {
+        telemetry::status_file_written(Status::Exposed);
+    } else {
         state.transactions.forget_blob(&blob.key).await;
     }
     let code = if recorded.created {

@@ -1,18 +1,22 @@
-//! The backend API (SPEC §5): HTTPS, each backend authenticated by its own bearer token and
-//! allowed to act only on its own services. Backends accept, reject and answer the
-//! transactions delivered to them, post unrelated outbound files for users, and read a
-//! transaction with its status history. Every call is idempotent. `openapi.json` beside this
-//! module documents it, and the tests hold the server to it.
+//! The gateway's HTTPS API. The backend API (SPEC §5): each backend authenticated by its own
+//! bearer token and allowed to act only on its own services; backends accept, reject and
+//! answer the transactions delivered to them, post unrelated outbound files for users, and
+//! read a transaction with its status history; every call is idempotent; `openapi.json`
+//! beside this module documents it, and the tests hold the server to it. The operator
+//! surface (`operator.rs`) shares the server with its own token.
 
 mod error;
 mod handlers;
+mod operator;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post, put};
+use metrics_exporter_prometheus::PrometheusHandle;
 use mftgw_blobs::BlobStore;
+use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -35,6 +39,10 @@ pub struct ApiBackend {
 pub struct ApiState<S, B> {
     pub transactions: Arc<Transactions<S, B>>,
     pub backends: Vec<ApiBackend>,
+    pub catalogue: Arc<ServiceCatalogue>,
+    /// The operators' token for `/v1/admin/`; none: the admin API refuses every call.
+    pub admin_token: Option<String>,
+    pub metrics: PrometheusHandle,
 }
 
 pub fn router<S: Store, B: BlobStore>(state: Arc<ApiState<S, B>>) -> Router {
@@ -56,6 +64,28 @@ pub fn router<S: Store, B: BlobStore>(state: Arc<ApiState<S, B>>) -> Router {
         .route(
             "/v1/outbound/{service}/{username}/{name}",
             put(handlers::outbound::<S, B>),
+        )
+        .route("/healthz", get(operator::healthz))
+        .route("/readyz", get(operator::readyz::<S, B>))
+        .route("/metrics", get(operator::metrics::<S, B>))
+        .route("/v1/admin/users", get(operator::users::<S, B>))
+        .route(
+            "/v1/admin/users/{username}/{action}",
+            post(operator::set_state::<S, B>),
+        )
+        .route(
+            "/v1/admin/users/{username}/roles",
+            get(operator::roles::<S, B>),
+        )
+        .route(
+            "/v1/admin/users/{username}/roles/{service}",
+            put(operator::grant::<S, B>).delete(operator::revoke::<S, B>),
+        )
+        .route("/v1/admin/services", get(operator::services::<S, B>))
+        .route("/v1/admin/deliveries", get(operator::deliveries::<S, B>))
+        .route(
+            "/v1/admin/deliveries/{id}/retry",
+            post(operator::retry::<S, B>),
         )
         .fallback(handlers::not_found)
         .layer(axum::extract::DefaultBodyLimit::disable())

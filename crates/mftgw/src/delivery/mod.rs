@@ -34,6 +34,7 @@ pub use http::{HttpPush, HttpTarget, error_chain, http_client};
 pub use simulated::{Behaviour, Simulated};
 pub use spool::Spool;
 
+use crate::telemetry;
 use crate::transactions::Transactions;
 
 const BATCH: u32 = 256;
@@ -209,6 +210,7 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 let mut delivered = Vec::new();
                 for item in group {
                     let connector = backends.by_service.get(&item.transaction.service);
+                    let started = std::time::Instant::now();
                     let outcome = match connector {
                         Some(connector) => {
                             deliver(
@@ -221,6 +223,11 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                         }
                         None => Err("no backend is configured for this service".into()),
                     };
+                    telemetry::delivery_attempt(
+                        &item.transaction.service,
+                        outcome.is_ok(),
+                        started.elapsed().as_secs_f64(),
+                    );
                     match outcome {
                         Ok(()) => delivered.push(item.transaction),
                         Err(error) => return (delivered, Some((item, error))),
@@ -299,6 +306,7 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             return Ok(());
         }
         let advanced = self.transactions.store.advance(steps).await?;
+        record_status_files(steps, &advanced.applied);
         for key in &advanced.replaced_blobs {
             self.transactions.forget_blob(key).await;
         }
@@ -381,6 +389,15 @@ pub(crate) fn answer_step(
         files,
         finishes_work: to.is_final() || position + 1 == answers.len(),
     })
+}
+
+/// Counts the status files the applied steps wrote.
+pub(crate) fn record_status_files(steps: &[Advance], applied: &[bool]) {
+    for (step, applied) in steps.iter().zip(applied) {
+        if *applied {
+            telemetry::status_file_written(step.status);
+        }
+    }
 }
 
 /// Status 1 for a transaction the backend has taken.

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 pub use tree::{TreeOwner, UserTree};
 
+use crate::telemetry;
 use crate::transactions::Transactions;
 
 /// Engine events waiting for the audit writer. Unauthenticated clients can cause them (port
@@ -97,7 +98,13 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
         username: &str,
         password: &str,
     ) -> Result<UserTree<S, B>, LoginDenied> {
-        self.log_in(client, username, password).await
+        let session = self.log_in(client, username, password).await;
+        // A session limit in the engine can still refuse it: see `LoginRefused` below.
+        telemetry::login(session.is_ok());
+        if session.is_ok() {
+            telemetry::session_opened();
+        }
+        session
     }
 
     fn on_event(&self, event: EngineEvent<'_>) {
@@ -136,11 +143,16 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
                 reason,
                 certificate,
                 ..
-            } => AuditEvent::refused(now, "ftps.login", reason)
-                .with_peer_ip(peer.ip().to_string())
-                .with_username(username)
-                .with_cert_fingerprint(mftgw_oces::certificate::fingerprint_sha256(certificate)),
+            } => {
+                telemetry::session_closed();
+                telemetry::login(false);
+                AuditEvent::refused(now, "ftps.login", reason)
+                    .with_peer_ip(peer.ip().to_string())
+                    .with_username(username)
+                    .with_cert_fingerprint(mftgw_oces::certificate::fingerprint_sha256(certificate))
+            }
             EngineEvent::SessionClosed { peer, username, .. } => {
+                telemetry::session_closed();
                 AuditEvent::info(now, "ftps.logout")
                     .with_peer_ip(peer.ip().to_string())
                     .with_username(username)

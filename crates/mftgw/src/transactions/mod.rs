@@ -10,6 +10,7 @@ mod retention;
 
 use std::sync::Arc;
 
+use crate::telemetry;
 use mftgw_blobs::{BlobInfo, BlobStore};
 use mftgw_domain::errors::{ErrorCatalogue, ErrorEntry, FILENAME_CANNOT_BE_REUSED};
 use mftgw_domain::record_format::{RecordCheck, RecordFormats};
@@ -124,7 +125,11 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             .await;
         match recorded {
             Ok(Recorded::Created(transaction)) => {
-                if !transaction.state.is_final() {
+                if transaction.state.is_final() {
+                    telemetry::upload("rejected_on_arrival", blob.size);
+                    telemetry::status_file_written(StatusCode::Error);
+                } else {
+                    telemetry::upload("transaction", blob.size);
                     self.work_ready.notify_one();
                 }
                 Ok(Committed::Transaction {
@@ -145,6 +150,8 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
                     now,
                 )
                 .await?;
+                telemetry::upload("name_reused", blob.size);
+                telemetry::status_file_written(StatusCode::Error);
                 Ok(Committed::NameReused { status_file: name })
             }
             Err(error) => {

@@ -15,9 +15,10 @@ use sqlx::{Row, SqliteExecutor, SqlitePool};
 use time::OffsetDateTime;
 
 use crate::{
-    Advance, Advanced, AuditQuery, CertificateRegistration, Expired, NewOutFile, NewOutbound,
-    NewTransaction, OutContent, OutFileEntry, OutboundRecorded, Recorded, RegistrationOutcome,
-    ReplicatedRoles, RoleSource, Store, StoreError, StoreResult, WorkItem, timestamp,
+    Advance, Advanced, AuditQuery, CertificateRegistration, Counts, Expired, NewOutFile,
+    NewOutbound, NewTransaction, OutContent, OutFileEntry, OutboundRecorded, Recorded,
+    RegistrationOutcome, ReplicatedRoles, RoleSource, Store, StoreError, StoreResult, WorkItem,
+    timestamp,
 };
 
 mod migrations;
@@ -511,6 +512,29 @@ impl Store for SqliteStore {
 
     async fn delete_out_file(&self, username: &str, name: &str) -> StoreResult<Option<OutContent>> {
         transactions::delete_out_file(&self.pool, username, name).await
+    }
+
+    async fn counts(&self) -> StoreResult<Counts> {
+        let count = |rows: Vec<(String, i64)>| -> Vec<(String, u64)> {
+            rows.into_iter()
+                .map(|(key, n)| (key, u64::try_from(n).unwrap_or_default()))
+                .collect()
+        };
+        let states: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM transactions GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let work: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT transactions.service, COUNT(*) FROM work
+             JOIN transactions ON transactions.id = work.transaction_id
+             GROUP BY transactions.service",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Counts {
+            transactions_by_state: count(states),
+            work_by_service: count(work),
+        })
     }
 
     async fn referenced_blobs(&self, keys: &[String]) -> StoreResult<Vec<String>> {

@@ -1,0 +1,236 @@
+//! The operator surface: health (`/healthz`: the process answers), readiness (`/readyz`: the
+//! store answers too), Prometheus metrics (`/metrics`), and the admin API under
+//! `/v1/admin/`, authenticated by the operators' own token and audited like the admin CLI.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use metrics::gauge;
+use mftgw_blobs::BlobStore;
+use mftgw_domain::user::UserState;
+use mftgw_store::Store;
+use time::format_description::well_known::Rfc3339;
+
+use super::{ApiError, ApiState};
+use crate::admin::{self, AdminError};
+
+type Reply = Result<Json<serde_json::Value>, ApiError>;
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+) -> Result<&'static str, ApiError> {
+    state
+        .transactions
+        .store
+        .counts()
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok("ready\n")
+}
+
+pub async fn metrics<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+) -> Result<String, ApiError> {
+    let counts = state
+        .transactions
+        .store
+        .counts()
+        .await
+        .map_err(ApiError::unavailable)?;
+    for (state, n) in counts.transactions_by_state {
+        gauge!("mftgw_transactions", "state" => state).set(n as f64);
+    }
+    for (service, n) in counts.work_by_service {
+        gauge!("mftgw_delivery_backlog", "service" => service).set(n as f64);
+    }
+    Ok(state.metrics.render())
+}
+
+fn authorize<S, B>(state: &ApiState<S, B>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match (&state.admin_token, presented) {
+        (Some(expected), Some(presented))
+            if aws_lc_rs::constant_time::verify_slices_are_equal(
+                expected.as_bytes(),
+                presented.as_bytes(),
+            )
+            .is_ok() =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the operators' admin token as `Authorization: Bearer <token>`",
+        )),
+    }
+}
+
+fn action_error(error: AdminError) -> ApiError {
+    match error {
+        AdminError::NotFound(text) => ApiError::not_found(text),
+        AdminError::Invalid(text) => ApiError::bad_request(text),
+        AdminError::Store(error) => ApiError::unavailable(error),
+    }
+}
+
+pub async fn users<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+    headers: HeaderMap,
+) -> Reply {
+    authorize(&state, &headers)?;
+    let users = state
+        .transactions
+        .store
+        .list_users()
+        .await
+        .map_err(ApiError::unavailable)?;
+    let users: Vec<serde_json::Value> = users
+        .iter()
+        .map(|user| {
+            serde_json::json!({
+                "username": user.username,
+                "cvr": user.cvr,
+                "account": user.account,
+                "kind": user.kind,
+                "state": user.state.as_str(),
+                "created_at": user.created_at.format(&Rfc3339).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "users": users })))
+}
+
+pub async fn set_state<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+    Path((username, action)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    authorize(&state, &headers)?;
+    let new_state = match action.as_str() {
+        "suspend" => UserState::Suspended,
+        "activate" => UserState::Active,
+        _ => return Err(ApiError::not_found("use suspend or activate")),
+    };
+    admin::set_state(&*state.transactions.store, &username, new_state)
+        .await
+        .map_err(action_error)?;
+    Ok(Json(
+        serde_json::json!({ "username": username, "state": new_state.as_str() }),
+    ))
+}
+
+pub async fn roles<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+    Path(username): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    authorize(&state, &headers)?;
+    let roles = state
+        .transactions
+        .store
+        .roles(&username)
+        .await
+        .map_err(|error| action_error(error.into()))?;
+    Ok(Json(
+        serde_json::json!({ "username": username, "services": roles }),
+    ))
+}
+
+pub async fn grant<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+    Path((username, service)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    authorize(&state, &headers)?;
+    let granted = admin::grant_role(
+        &*state.transactions.store,
+        &state.catalogue,
+        &username,
+        &service,
+    )
+    .await
+    .map_err(action_error)?;
+    Ok(Json(
+        serde_json::json!({ "username": username, "service": service, "changed": granted }),
+    ))
+}
+
+pub async fn revoke<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+    Path((username, service)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    authorize(&state, &headers)?;
+    let revoked = admin::revoke_role(&*state.transactions.store, &username, &service)
+        .await
+        .map_err(action_error)?;
+    Ok(Json(
+        serde_json::json!({ "username": username, "service": service, "changed": revoked }),
+    ))
+}
+
+pub async fn services<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+    headers: HeaderMap,
+) -> Reply {
+    authorize(&state, &headers)?;
+    let services: Vec<serde_json::Value> = state
+        .catalogue
+        .services()
+        .map(|service| serde_json::json!({ "name": service.name, "system": service.system }))
+        .collect();
+    Ok(Json(serde_json::json!({ "services": services })))
+}
+
+pub async fn deliveries<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+    headers: HeaderMap,
+) -> Reply {
+    authorize(&state, &headers)?;
+    let work = state
+        .transactions
+        .store
+        .pending_work(10_000)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let deliveries: Vec<serde_json::Value> = work
+        .iter()
+        .map(|item| {
+            serde_json::json!({
+                "skat_transaction_id": item.transaction.skat_transaction_id,
+                "username": item.transaction.username,
+                "service": item.transaction.service,
+                "state": item.transaction.state.as_str(),
+                "attempts": item.attempts,
+                "due_at": item.due_at.format(&Rfc3339).unwrap_or_default(),
+                "last_error": item.last_error,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "deliveries": deliveries })))
+}
+
+pub async fn retry<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    authorize(&state, &headers)?;
+    admin::retry_delivery(&*state.transactions.store, &id)
+        .await
+        .map_err(action_error)?;
+    state.transactions.work_ready.notify_one();
+    Ok(Json(
+        serde_json::json!({ "skat_transaction_id": id, "due": "now" }),
+    ))
+}

@@ -1,0 +1,37 @@
+//! The gateway's metrics, in one place so their names and labels stay consistent. They are
+//! recorded through the `metrics` facade and rendered in Prometheus text format at
+//! `/metrics`; counts kept in the store (transactions by state, delivery backlog) are read
+//! when scraped.
+
+use metrics::{counter, gauge, histogram};
+use mftgw_domain::status::StatusCode;
+
+pub fn session_opened() {
+    gauge!("mftgw_ftps_sessions").increment(1.0);
+}
+
+pub fn session_closed() {
+    gauge!("mftgw_ftps_sessions").decrement(1.0);
+}
+
+pub fn login(allowed: bool) {
+    let outcome = if allowed { "allowed" } else { "refused" };
+    counter!("mftgw_ftps_logins_total", "outcome" => outcome).increment(1);
+}
+
+/// An upload committed: `outcome` is `transaction`, `name_reused` or `rejected_on_arrival`.
+pub fn upload(outcome: &'static str, bytes: u64) {
+    counter!("mftgw_uploads_total", "outcome" => outcome).increment(1);
+    counter!("mftgw_upload_bytes_total").increment(bytes);
+}
+
+pub fn status_file_written(code: StatusCode) {
+    counter!("mftgw_status_files_total", "status" => code.digit().to_string()).increment(1);
+}
+
+pub fn delivery_attempt(service: &str, delivered: bool, seconds: f64) {
+    let outcome = if delivered { "delivered" } else { "failed" };
+    counter!("mftgw_delivery_attempts_total", "service" => service.to_string(), "outcome" => outcome)
+        .increment(1);
+    histogram!("mftgw_delivery_seconds", "service" => service.to_string()).record(seconds);
+}

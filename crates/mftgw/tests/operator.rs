@@ -1,0 +1,267 @@
+//! The operator surface over HTTPS: health and readiness, Prometheus metrics that follow what
+//! users do, and the admin API (users, roles, services, deliveries) behind the operators'
+//! token, every action in the audit log.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use mftgw_client::FtpsClient;
+use serde_json::Value;
+use support::{Demo, curl, heartbeat_files, wait_for_out};
+
+const MANIFEST: &str = "Manifest.MidlertidigOpbevaringOpret";
+const TOKEN: &str = "operators-secret";
+
+struct Http {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Http {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, String) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
+        let (status, text) = self.send(method, path, Some(TOKEN)).await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: {text}")),
+        )
+    }
+}
+
+/// The value of the metric line starting with `prefix` (name and labels).
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_metrics_and_the_admin_api() {
+    let api = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down = format!(
+        "[{{ name = \"down\", kind = \"simulated\", behaviour = \"down\", services = [\"{MANIFEST}\"] }}]"
+    );
+    let demo = Demo::start_with_env(&[
+        ("MFTGW__API__LISTEN", &api.to_string()),
+        ("MFTGW__API__ADMIN_TOKEN", TOKEN),
+        ("MFTGW__DELIVERY__BACKENDS", &down),
+        ("MFTGW__DELIVERY__RETRY_FIRST_MS", "60000"),
+    ]);
+    let ca = std::fs::read(demo.ca()).unwrap();
+    let http = Http {
+        base: format!("https://{api}"),
+        client: reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap(),
+    };
+    assert_eq!(
+        http.send(reqwest::Method::GET, "/healthz", None).await,
+        (200, "ok\n".into())
+    );
+    assert_eq!(
+        http.send(reqwest::Method::GET, "/readyz", None).await,
+        (200, "ready\n".into())
+    );
+
+    // Users do things; the metrics follow.
+    let user = demo.user(0);
+    let mut client =
+        FtpsClient::login(demo.addr(), demo.tls(&user), &user.username, &user.password)
+            .await
+            .unwrap();
+    client
+        .upload("/FTPSGW.Heartbeat/m-1.xml", b"<ping/>")
+        .await
+        .unwrap();
+    client
+        .upload(&format!("/{MANIFEST}/waits.xml"), b"<decl/>")
+        .await
+        .unwrap();
+    let (ok, _, _) = curl(
+        &demo,
+        &user,
+        "/",
+        &["-u", &format!("{}:wrong", user.username)],
+    );
+    assert!(!ok);
+    wait_for_out(&demo, &user, &heartbeat_files("m-1.xml"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let (status, text) = http.send(reqwest::Method::GET, "/metrics", None).await;
+        assert_eq!(status, 200);
+        if metric(&text, "mftgw_status_files_total{status=\"3\"}") == Some(1.0)
+            || Instant::now() > deadline
+        {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The client above, and curl each time `wait_for_out` looked; only the client is still on.
+    let allowed = metric(&metrics, "mftgw_ftps_logins_total{outcome=\"allowed\"}").unwrap();
+    assert!(allowed >= 2.0, "{metrics}");
+    for (line, value) in [
+        ("mftgw_ftps_logins_total{outcome=\"refused\"}", 1.0),
+        ("mftgw_ftps_sessions", 1.0),
+        ("mftgw_uploads_total{outcome=\"transaction\"}", 2.0),
+        ("mftgw_upload_bytes_total", 14.0),
+        ("mftgw_status_files_total{status=\"1\"}", 1.0),
+        ("mftgw_status_files_total{status=\"3\"}", 1.0),
+        ("mftgw_transactions{state=\"answered\"}", 1.0),
+        ("mftgw_transactions{state=\"received\"}", 1.0),
+        (
+            &format!("mftgw_delivery_backlog{{service=\"{MANIFEST}\"}}"),
+            1.0,
+        ),
+        (
+            &format!("mftgw_delivery_attempts_total{{service=\"{MANIFEST}\",outcome=\"failed\"}}"),
+            1.0,
+        ),
+    ] {
+        assert_eq!(metric(&metrics, line), Some(value), "{line} in\n{metrics}");
+    }
+
+    // The admin API needs the operators' token.
+    assert_eq!(
+        http.send(reqwest::Method::GET, "/v1/admin/users", None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        http.send(reqwest::Method::GET, "/v1/admin/users", Some("guess"))
+            .await
+            .0,
+        401
+    );
+    let (status, users) = http.admin(reqwest::Method::GET, "/v1/admin/users").await;
+    assert_eq!(status, 200);
+    assert!(
+        users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == user.username.as_str())
+    );
+    let (status, services) = http.admin(reqwest::Method::GET, "/v1/admin/services").await;
+    assert_eq!(status, 200);
+    assert!(
+        services["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "AKFA")
+    );
+
+    // Roles: grant, see the folder, revoke; bad service and unknown user are refused.
+    let other = demo.user(3);
+    let roles = format!("/v1/admin/users/{}/roles", other.username);
+    assert_eq!(
+        http.admin(reqwest::Method::PUT, &format!("{roles}/FATCA"))
+            .await
+            .0,
+        200
+    );
+    let (ok, root, _) = curl(&demo, &other, "/", &["--list-only"]);
+    assert!(ok && root.lines().any(|name| name == "FATCA"), "{root}");
+    let (status, held) = http.admin(reqwest::Method::GET, &roles).await;
+    assert_eq!(
+        (status, held["services"].clone()),
+        (200, serde_json::json!(["FATCA", "FTPSGW.Heartbeat"]))
+    );
+    assert_eq!(
+        http.admin(reqwest::Method::DELETE, &format!("{roles}/FATCA"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        http.admin(reqwest::Method::PUT, &format!("{roles}/NOPE"))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        http.admin(
+            reqwest::Method::PUT,
+            "/v1/admin/users/CVR_0_UID_0/roles/FATCA"
+        )
+        .await
+        .0,
+        404
+    );
+
+    // Suspend and activate: the FTPS login follows.
+    let path = format!("/v1/admin/users/{}/suspend", other.username);
+    assert_eq!(http.admin(reqwest::Method::POST, &path).await.0, 200);
+    assert!(
+        !curl(&demo, &other, "/", &["--list-only"]).0,
+        "a suspended user logged in"
+    );
+    let path = format!("/v1/admin/users/{}/activate", other.username);
+    assert_eq!(http.admin(reqwest::Method::POST, &path).await.0, 200);
+    assert!(curl(&demo, &other, "/", &["--list-only"]).0);
+
+    // Deliveries: the one waiting for the down backend, retried at once.
+    let (status, waiting) = http
+        .admin(reqwest::Method::GET, "/v1/admin/deliveries")
+        .await;
+    assert_eq!(status, 200);
+    let waiting = waiting["deliveries"].as_array().unwrap().clone();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0]["last_error"], "the simulated backend is down");
+    let id = waiting[0]["skat_transaction_id"].as_str().unwrap();
+    assert_eq!(
+        http.admin(
+            reqwest::Method::POST,
+            &format!("/v1/admin/deliveries/{id}/retry")
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        http.admin(reqwest::Method::POST, "/v1/admin/deliveries/ci0_0_0/retry")
+            .await
+            .0,
+        404
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, now) = http
+            .admin(reqwest::Method::GET, "/v1/admin/deliveries")
+            .await;
+        if now["deliveries"][0]["attempts"].as_u64() == Some(2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the retry did not happen: {now}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    for action in [
+        "admin.grant_role",
+        "admin.revoke_role",
+        "admin.set_state",
+        "admin.retry_delivery",
+    ] {
+        demo.wait_for_audit(action, "allowed", None);
+    }
+}
