@@ -17,7 +17,7 @@ use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    BackendConfig, Config, ConnectorConfig, DeliveryConfig, FtpsConfig, PortalConfig,
+    ApiConfig, BackendConfig, Config, ConnectorConfig, DeliveryConfig, FtpsConfig, PortalConfig,
     RegistrationConfig, TlsConfig,
 };
 use crate::delivery::Behaviour;
@@ -35,6 +35,9 @@ pub struct DemoArgs {
     pub passive_ports: String,
     #[arg(long, default_value_t = 8443)]
     pub portal_port: u16,
+    /// The HTTPS API: backends, operators, health and metrics.
+    #[arg(long, default_value_t = 8444)]
+    pub api_port: u16,
     /// Delete the data directory first.
     #[arg(long)]
     pub reset: bool,
@@ -47,6 +50,7 @@ const DEMO_USERS: &[(&str, &[&str])] = &[
         &[
             "FTPSGW.Heartbeat",
             "Manifest.MidlertidigOpbevaringOpret",
+            "Manifest.MidlertidigOpbevaringOpdater",
             "AKFA",
         ],
     ),
@@ -60,6 +64,8 @@ const DEMO_USERS: &[(&str, &[&str])] = &[
 pub struct DemoManifest {
     pub ftps: Endpoint,
     pub portal: PortalEndpoint,
+    #[serde(default)]
+    pub api: ApiEndpoint,
     pub ca_pem: PathBuf,
     pub config: PathBuf,
     pub users: Vec<DemoUser>,
@@ -75,6 +81,38 @@ pub struct Endpoint {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PortalEndpoint {
     pub url: String,
+}
+
+/// The HTTPS API, and the tokens to use it with.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ApiEndpoint {
+    pub url: String,
+    /// The token of the demo's spool backend (`Manifest.MidlertidigOpbevaringOpdater`).
+    pub backend_token: String,
+    /// Where that backend's deliveries land.
+    pub spool: PathBuf,
+    pub admin_token: String,
+}
+
+/// The demo's API tokens: stable across restarts, and different for every demo data
+/// directory (derived from its password key).
+struct DemoTokens {
+    backend: String,
+    admin: String,
+}
+
+impl DemoTokens {
+    fn new(key: &mftgw_domain::password::PasswordKey) -> Self {
+        let token = |purpose: &str| {
+            let mac = key.hash(purpose);
+            let hex = mac.rsplit(':').next().unwrap_or(&mac);
+            hex[..32.min(hex.len())].to_string()
+        };
+        Self {
+            backend: token("demo backend API token"),
+            admin: token("demo admin API token"),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -118,7 +156,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
 
     let config_path = data_dir.join("mftgw.toml");
-    demo_config(&data_dir, &pki, &args)?.save(&config_path)?;
+    let tokens = DemoTokens::new(&keys::load_or_create_password_key(
+        &data_dir.join("gateway-password.key"),
+    )?);
+    demo_config(&data_dir, &pki, &args, &tokens)?.save(&config_path)?;
     // Read back as `serve` would, so `MFTGW__…` environment overrides apply to the demo too.
     let config = Config::load(&config_path)?;
 
@@ -135,6 +176,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         port: config.ftps.listen.port(),
     };
     manifest.portal.url = format!("https://127.0.0.1:{}/", args.portal_port);
+    manifest.api = ApiEndpoint {
+        url: format!("https://127.0.0.1:{}", args.api_port),
+        backend_token: tokens.backend.clone(),
+        spool: data_dir.join("spool"),
+        admin_token: tokens.admin.clone(),
+    };
     manifest.config = config_path;
     let json = serde_json::to_vec_pretty(&manifest)?;
     std::fs::write(&manifest_path, json)?;
@@ -145,7 +192,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     crate::serve::serve(config).await
 }
 
-fn demo_config(data_dir: &Path, pki: &TestPki, args: &DemoArgs) -> anyhow::Result<Config> {
+fn demo_config(
+    data_dir: &Path,
+    pki: &TestPki,
+    args: &DemoArgs,
+    tokens: &DemoTokens,
+) -> anyhow::Result<Config> {
     crate::config::parse_port_range(&args.passive_ports)?;
     Ok(Config {
         data_dir: data_dir.to_path_buf(),
@@ -172,17 +224,21 @@ fn demo_config(data_dir: &Path, pki: &TestPki, args: &DemoArgs) -> anyhow::Resul
         },
         transactions: Default::default(),
         delivery: DeliveryConfig {
-            backends: demo_backends(),
+            backends: demo_backends(data_dir, tokens),
             ..DeliveryConfig::default()
         },
-        api: Default::default(),
+        api: ApiConfig {
+            listen: Some(([127, 0, 0, 1], args.api_port).into()),
+            admin_token: Some(tokens.admin.clone()),
+        },
         roles: Default::default(),
     })
 }
 
 /// Simulated backends, so that every path of SPEC §4 can be tried: 1-2-3 with a response,
-/// 1-2, and 1-0 with a backend's own error.
-fn demo_backends() -> Vec<BackendConfig> {
+/// 1-2, and 1-0 with a backend's own error; and a spool backend that answers through the
+/// backend API, as a real one would.
+fn demo_backends(data_dir: &Path, tokens: &DemoTokens) -> Vec<BackendConfig> {
     let simulated = |name: &str, services: &[&str], behaviour: Behaviour| BackendConfig {
         name: name.into(),
         services: services.iter().map(|s| s.to_string()).collect(),
@@ -205,6 +261,14 @@ fn demo_backends() -> Vec<BackendConfig> {
                 resolution: "Nothing to fix: this is the demo's rejecting backend".into(),
             }),
         ),
+        BackendConfig {
+            name: "demo-spool".into(),
+            services: vec!["Manifest.MidlertidigOpbevaringOpdater".into()],
+            api_token: Some(tokens.backend.clone()),
+            connector: ConnectorConfig::Spool {
+                directory: data_dir.join("spool"),
+            },
+        },
     ]
 }
 
@@ -351,6 +415,7 @@ async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> 
             port: config.ftps.listen.port(),
         },
         portal: PortalEndpoint { url: String::new() },
+        api: ApiEndpoint::default(),
         ca_pem: pki.root_ca_pem(),
         config: PathBuf::new(),
         users,
@@ -389,7 +454,14 @@ fn print_welcome(manifest: &DemoManifest, manifest_path: &Path, heartbeat_file: 
          Send a heartbeat (status 1, 2, a response and status 3 appear in /out within a second):\n\n  \
          {curl} -T {heartbeat} \"ftp://{host}:{port}/FTPSGW.Heartbeat/ping$(date +%Y%m%d%H%M%S%3N)-hb01.xml\"\n\n  \
          {curl} ftp://{host}:{port}/out/\n\n\
-         Admin: mftgw --config {config} user list | role grant USER SERVICE | transactions | audit --limit 20\n",
+         Answer as a backend: uploads to Manifest.MidlertidigOpbevaringOpdater land in {spool}; then\n\n  \
+         curl --cacert {ca} -X POST -H 'Authorization: Bearer {backend_token}' {api}/v1/transactions/<SKATTransactionId>/accept\n\n\
+         Operators: curl --cacert {ca} -H 'Authorization: Bearer {admin_token}' {api}/v1/admin/deliveries  (also {api}/metrics)\n\
+         Admin CLI: mftgw --config {config} user list | role grant USER SERVICE | transactions | deliveries list | audit --limit 20\n",
+        api = manifest.api.url,
+        spool = manifest.api.spool.display(),
+        backend_token = manifest.api.backend_token,
+        admin_token = manifest.api.admin_token,
         heartbeat = heartbeat_file.display(),
         manifest = manifest_path.display(),
         config = manifest.config.display(),

@@ -281,6 +281,43 @@ fn the_printed_curl_and_lftp_commands_work_as_printed() {
         .map(|line| line.split_whitespace().last().unwrap().to_string())
         .collect();
     assert_eq!(names, heartbeat_files(ping));
+
+    // The printed backend API line, with a real SKATTransactionId in it.
+    let body = demo.dir.path().join("decl.xml");
+    std::fs::write(&body, "<decl/>").unwrap();
+    let (ok, _, err) = curl(
+        &demo,
+        &user,
+        "/Manifest.MidlertidigOpbevaringOpdater/decl-1.xml",
+        &["-T", body.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    let spool = std::path::PathBuf::from(demo.manifest["api"]["spool"].as_str().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let id = loop {
+        let spooled = std::fs::read_dir(&spool)
+            .into_iter()
+            .flatten()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .find(|name| name.starts_with("ci") && !name.ends_with(".json"));
+        if let Some(id) = spooled {
+            break id;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing spooled");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let accept =
+        command_after("Answer as a backend", "curl --cacert").replace("<SKATTransactionId>", &id);
+    let (ok, answer, err) = run(Command::new("timeout").args(["60", "bash", "-c", &accept]));
+    assert!(ok, "{accept}\nfailed: {err}");
+    assert!(answer.contains("\"state\":\"accepted\""), "{answer}");
+    let operators = command_after("Operators:", "curl --cacert");
+    let operators = operators.split("  (also").next().unwrap();
+    let (ok, deliveries, err) = run(Command::new("timeout").args(["60", "bash", "-c", operators]));
+    assert!(
+        ok && deliveries.contains("\"deliveries\""),
+        "{operators}: {deliveries} {err}"
+    );
 }
 
 /// A restarted demo keeps its users, passwords and roles.

@@ -30,6 +30,7 @@ fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
         .args(["--ftps-port", &port.to_string()])
         .args(["--passive-ports", PASSIVE_PORTS])
         .args(["--portal-port", &free_port().to_string()])
+        .args(["--api-port", &free_port().to_string()])
         .env("MFTGW_LOG", "info")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
