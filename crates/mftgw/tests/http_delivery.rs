@@ -294,3 +294,92 @@ async fn an_outage_of_every_kind_loses_nothing_and_keeps_the_order() {
         assert!(out.iter().all(|name| name.ends_with("_1.xml")), "{out:?}");
     }
 }
+
+/// Starts the demo with an HTTPS backend for `MANIFEST` at `addr` (and the demo's PKI placed
+/// beforehand); returns the demo and the PKI directory.
+fn demo_with_http_backend(addr: SocketAddr, env: &[(&str, &str)]) -> (Demo, std::path::PathBuf) {
+    let pki_dir = std::sync::Mutex::new(None);
+    let mut demo = Demo::start_with_setup(&[], |data| {
+        generate_pki(data);
+        *pki_dir.lock().unwrap() = Some(data.join("pki"));
+    });
+    let pki = pki_dir.lock().unwrap().clone().unwrap();
+    let backends = http_backend(&pki, addr, true);
+    let mut env = env.to_vec();
+    env.push(("MFTGW__DELIVERY__BACKENDS", &backends));
+    demo.kill();
+    demo.start_again(&env);
+    (demo, pki)
+}
+
+async fn upload_all(demo: &Demo, names: &[String], body: &[u8]) {
+    let user = demo.user(0);
+    let mut client = FtpsClient::login(demo.addr(), demo.tls(&user), &user.username, &user.password)
+        .await
+        .unwrap();
+    for name in names {
+        let reply = client.upload(&format!("/{MANIFEST}/{name}"), body).await.unwrap();
+        assert_eq!(reply.code, 226, "{reply:?}");
+    }
+}
+
+/// The gateway is killed while a delivery is in flight; after the restart every upload is
+/// delivered, and each has exactly one status_1.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_delivery_loses_nothing_and_duplicates_no_status() {
+    let addr = free_addr();
+    let (mut demo, pki) = demo_with_http_backend(addr, &[]);
+    let backend = TestBackend::start(&pki, addr, Mode::Hang(Duration::from_secs(5))).await;
+    let names: Vec<String> = (0..10).map(|n| format!("k-{n}.xml")).collect();
+    upload_all(&demo, &names, b"<k/>").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backend.received().is_empty() {
+        assert!(Instant::now() < deadline, "no delivery started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    demo.kill();
+    backend.set_mode(Mode::Accept);
+    demo.start_again(&[("MFTGW__DELIVERY__BACKENDS", &http_backend(&pki, addr, true))]);
+    wait_until_delivered(&demo, Duration::from_secs(60));
+
+    let user = demo.user(0);
+    let out = out_names(&demo, &user);
+    let expected: Vec<String> = names.iter().map(|name| format!("status_{MANIFEST}_{name}_1.xml")).collect();
+    assert_eq!(out, expected, "one status_1 per upload, in order");
+    let keys: BTreeSet<String> = backend
+        .received()
+        .iter()
+        .filter(|r| r.answered.is_success())
+        .map(|r| r.idempotency_key.clone())
+        .collect();
+    assert_eq!(keys.len(), 10, "every upload reached the backend");
+}
+
+/// A backend that reads the file slowly makes the attempt time out: not delivered, retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_that_reads_slowly_is_a_failed_attempt_until_it_reads_normally() {
+    let addr = free_addr();
+    let (demo, pki) = demo_with_http_backend(
+        addr,
+        &[
+            ("MFTGW__DELIVERY__ATTEMPT_TIMEOUT_SECS", "1"),
+            ("MFTGW__DELIVERY__RETRY_FIRST_MS", "200"),
+            ("MFTGW__DELIVERY__RETRY_MAX_SECS", "1"),
+        ],
+    );
+    let backend = TestBackend::start(&pki, addr, Mode::Drip(Duration::from_millis(300))).await;
+    let body: Vec<u8> = (0..4_000_000u32).map(|n| (n % 253) as u8).collect();
+    upload_all(&demo, &["big.bin".to_string()], &body).await;
+    std::thread::sleep(Duration::from_secs(3));
+    let user = demo.user(0);
+    assert!(out_names(&demo, &user).is_empty(), "no status while the backend drips");
+    let waiting = deliveries(&demo);
+    assert!(waiting[0]["attempts"].as_u64().unwrap() >= 1, "{}", waiting[0]);
+    assert!(waiting[0]["last_error"].as_str().unwrap().contains("no answer within 1 s"), "{}", waiting[0]);
+
+    backend.set_mode(Mode::Accept);
+    wait_until_delivered(&demo, Duration::from_secs(30));
+    assert_eq!(out_names(&demo, &user), [format!("status_{MANIFEST}_big.bin_1.xml")]);
+    let delivered: Vec<_> = backend.received().into_iter().filter(|r| r.answered.is_success()).collect();
+    assert!(delivered.iter().any(|r| r.body == body));
+}

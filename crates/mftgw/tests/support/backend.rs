@@ -26,6 +26,8 @@ pub enum Mode {
     Unavailable,
     /// Takes the file, then answers only after this long.
     Hang(Duration),
+    /// Reads the file slowly: a pause after every chunk.
+    Drip(Duration),
 }
 
 /// One `POST` the backend received in full.
@@ -135,7 +137,7 @@ impl TestBackend {
     }
 }
 
-async fn deliver(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn deliver(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: axum::body::Body) -> StatusCode {
     let header = |name: &str| {
         headers
             .get(name)
@@ -144,8 +146,20 @@ async fn deliver(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             .to_string()
     };
     let mode = *shared.mode.lock().unwrap();
+    let mut stream = body.into_data_stream();
+    let mut content = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let Ok(chunk) = chunk else {
+            return StatusCode::BAD_REQUEST;
+        };
+        content.extend_from_slice(&chunk);
+        if let Mode::Drip(pause) = mode {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    let body = Bytes::from(content);
     let answered = match mode {
-        Mode::Accept | Mode::Hang(_) => StatusCode::OK,
+        Mode::Accept | Mode::Hang(_) | Mode::Drip(_) => StatusCode::OK,
         Mode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     };
     shared.received.lock().unwrap().push(Received {
