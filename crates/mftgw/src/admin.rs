@@ -183,3 +183,24 @@ pub async fn retry_delivery<S: Store>(
         .await?;
     Ok(())
 }
+
+/// Schedules delivering a transaction its backend has already taken once more (the backend
+/// lost it); no status changes.
+pub async fn replay_delivery<S: Store>(
+    store: &S,
+    skat_transaction_id: &str,
+) -> Result<(), AdminError> {
+    let now = OffsetDateTime::now_utc();
+    if !store.replay_work(skat_transaction_id, now).await? {
+        return Err(AdminError::Invalid(format!(
+            "transaction {skat_transaction_id} cannot be replayed: only one its backend has taken, whose body is still kept and which has no delivery waiting, can be"
+        )));
+    }
+    store
+        .append_audit(
+            &AuditEvent::allowed(now, "admin.replay_delivery")
+                .with_detail(serde_json::json!({ "skat_transaction_id": skat_transaction_id })),
+        )
+        .await?;
+    Ok(())
+}

@@ -94,6 +94,8 @@ enum DeliveriesCommand {
     },
     /// Try the delivery of this transaction again now rather than at its next scheduled try.
     Retry { skat_transaction_id: String },
+    /// Deliver a transaction its backend has already taken once more (no status changes).
+    Replay { skat_transaction_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +321,13 @@ async fn deliveries_command(store: &SqliteStore, command: DeliveriesCommand) -> 
         } => {
             admin::retry_delivery(store, &skat_transaction_id).await?;
             println!("delivery of {skat_transaction_id} is due now");
+            Ok(())
+        }
+        DeliveriesCommand::Replay {
+            skat_transaction_id,
+        } => {
+            admin::replay_delivery(store, &skat_transaction_id).await?;
+            println!("{skat_transaction_id} will be delivered again");
             Ok(())
         }
     }

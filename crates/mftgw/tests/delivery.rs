@@ -138,6 +138,27 @@ async fn a_spool_backend_receives_each_file_with_its_metadata() {
         deliveries(&demo).is_empty(),
         "delivered work is done; answers come from the backend"
     );
+
+    // The backend lost a file: an operator replays it; it arrives again, nothing else moves.
+    let lost = demo.transactions(&user.username)[0]["skat_transaction_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(spool.path().join(&lost)).unwrap();
+    demo.admin(&["deliveries", "replay", &lost]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !spool.path().join(&lost).exists() {
+        assert!(Instant::now() < deadline, "the replay never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    demo.wait_for_audit("admin.replay_delivery", "allowed", None);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(deliveries(&demo).is_empty());
+    assert_eq!(
+        out_names(&demo, &user),
+        expected,
+        "a replay writes no status file"
+    );
 }
 
 /// The backend is down while 20 sessions upload 100 files; nothing is lost, nothing gets a

@@ -314,11 +314,15 @@ fn demo_with_http_backend(addr: SocketAddr, env: &[(&str, &str)]) -> (Demo, std:
 
 async fn upload_all(demo: &Demo, names: &[String], body: &[u8]) {
     let user = demo.user(0);
-    let mut client = FtpsClient::login(demo.addr(), demo.tls(&user), &user.username, &user.password)
-        .await
-        .unwrap();
+    let mut client =
+        FtpsClient::login(demo.addr(), demo.tls(&user), &user.username, &user.password)
+            .await
+            .unwrap();
     for name in names {
-        let reply = client.upload(&format!("/{MANIFEST}/{name}"), body).await.unwrap();
+        let reply = client
+            .upload(&format!("/{MANIFEST}/{name}"), body)
+            .await
+            .unwrap();
         assert_eq!(reply.code, 226, "{reply:?}");
     }
 }
@@ -344,7 +348,10 @@ async fn sigkill_mid_delivery_loses_nothing_and_duplicates_no_status() {
 
     let user = demo.user(0);
     let out = out_names(&demo, &user);
-    let expected: Vec<String> = names.iter().map(|name| format!("status_{MANIFEST}_{name}_1.xml")).collect();
+    let expected: Vec<String> = names
+        .iter()
+        .map(|name| format!("status_{MANIFEST}_{name}_1.xml"))
+        .collect();
     assert_eq!(out, expected, "one status_1 per upload, in order");
     let keys: BTreeSet<String> = backend
         .received()
@@ -372,14 +379,35 @@ async fn a_backend_that_reads_slowly_is_a_failed_attempt_until_it_reads_normally
     upload_all(&demo, &["big.bin".to_string()], &body).await;
     std::thread::sleep(Duration::from_secs(3));
     let user = demo.user(0);
-    assert!(out_names(&demo, &user).is_empty(), "no status while the backend drips");
+    assert!(
+        out_names(&demo, &user).is_empty(),
+        "no status while the backend drips"
+    );
     let waiting = deliveries(&demo);
-    assert!(waiting[0]["attempts"].as_u64().unwrap() >= 1, "{}", waiting[0]);
-    assert!(waiting[0]["last_error"].as_str().unwrap().contains("no answer within 1 s"), "{}", waiting[0]);
+    assert!(
+        waiting[0]["attempts"].as_u64().unwrap() >= 1,
+        "{}",
+        waiting[0]
+    );
+    assert!(
+        waiting[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1 s"),
+        "{}",
+        waiting[0]
+    );
 
     backend.set_mode(Mode::Accept);
     wait_until_delivered(&demo, Duration::from_secs(30));
-    assert_eq!(out_names(&demo, &user), [format!("status_{MANIFEST}_big.bin_1.xml")]);
-    let delivered: Vec<_> = backend.received().into_iter().filter(|r| r.answered.is_success()).collect();
+    assert_eq!(
+        out_names(&demo, &user),
+        [format!("status_{MANIFEST}_big.bin_1.xml")]
+    );
+    let delivered: Vec<_> = backend
+        .received()
+        .into_iter()
+        .filter(|r| r.answered.is_success())
+        .collect();
     assert!(delivered.iter().any(|r| r.body == body));
 }

@@ -256,11 +256,26 @@ async fn health_metrics_and_the_admin_api() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // A transaction the backend never took cannot be replayed; one it took can.
+    let replay = format!("/v1/admin/transactions/{id}/replay");
+    assert_eq!(http.admin(reqwest::Method::POST, &replay).await.0, 400);
+    let heartbeat = demo
+        .transactions(&user.username)
+        .into_iter()
+        .find(|t| t["service"] == "FTPSGW.Heartbeat")
+        .unwrap();
+    let replay = format!(
+        "/v1/admin/transactions/{}/replay",
+        heartbeat["skat_transaction_id"].as_str().unwrap()
+    );
+    assert_eq!(http.admin(reqwest::Method::POST, &replay).await.0, 200);
+
     for action in [
         "admin.grant_role",
         "admin.revoke_role",
         "admin.set_state",
         "admin.retry_delivery",
+        "admin.replay_delivery",
     ] {
         demo.wait_for_audit(action, "allowed", None);
     }

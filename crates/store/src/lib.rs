@@ -212,6 +212,18 @@ pub trait Store: Send + Sync + 'static {
     /// All outstanding work, oldest first.
     fn pending_work(&self, limit: u32) -> impl Future<Output = StoreResult<Vec<WorkItem>>> + Send;
 
+    /// Schedules delivering the transaction `skat_transaction_id` again, now. Only a
+    /// transaction its backend has taken (delivered, accepted or answered) can be replayed;
+    /// `false` if it cannot, or already has work.
+    fn replay_work(
+        &self,
+        skat_transaction_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Removes the replay work of a transaction whose file the backend took again.
+    fn complete_replay(&self, transaction_id: i64) -> impl Future<Output = StoreResult<()>> + Send;
+
     /// Makes the work of the transaction `skat_transaction_id` due now; `false` if it has none.
     fn retry_work(
         &self,

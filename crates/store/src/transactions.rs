@@ -101,6 +101,8 @@ pub struct WorkItem {
     pub attempts: u32,
     pub due_at: OffsetDateTime,
     pub last_error: Option<String>,
+    /// Delivering again a transaction that was delivered before (no status changes).
+    pub replay: bool,
 }
 
 /// An unrelated outbound file a backend posts for a user: the file itself (named

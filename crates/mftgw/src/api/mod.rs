@@ -87,6 +87,10 @@ pub fn router<S: Store, B: BlobStore>(state: Arc<ApiState<S, B>>) -> Router {
             "/v1/admin/deliveries/{id}/retry",
             post(operator::retry::<S, B>),
         )
+        .route(
+            "/v1/admin/transactions/{id}/replay",
+            post(operator::replay::<S, B>),
+        )
         .fallback(handlers::not_found)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)

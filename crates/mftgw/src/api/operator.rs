@@ -234,3 +234,18 @@ pub async fn retry<S: Store, B: BlobStore>(
         serde_json::json!({ "skat_transaction_id": id, "due": "now" }),
     ))
 }
+
+pub async fn replay<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    authorize(&state, &headers)?;
+    admin::replay_delivery(&*state.transactions.store, &id)
+        .await
+        .map_err(action_error)?;
+    state.transactions.work_ready.notify_one();
+    Ok(Json(
+        serde_json::json!({ "skat_transaction_id": id, "replay": "scheduled" }),
+    ))
+}

@@ -151,14 +151,23 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
     ) -> Result<bool, StoreError> {
         let (to_deliver, mut delivered): (Vec<WorkItem>, Vec<WorkItem>) = batch
             .into_iter()
-            .partition(|item| item.transaction.state == TransactionState::Received);
+            .partition(|item| item.replay || item.transaction.state == TransactionState::Received);
         let (newly_delivered, failed) = self.deliver_all(to_deliver).await;
         let mut moved = !newly_delivered.is_empty();
+        let (replayed, newly_delivered): (Vec<WorkItem>, Vec<WorkItem>) =
+            newly_delivered.into_iter().partition(|item| item.replay);
+        for item in &replayed {
+            self.transactions
+                .store
+                .complete_replay(item.transaction.id)
+                .await?;
+        }
 
         let now = OffsetDateTime::now_utc();
         let steps: Vec<Advance> = newly_delivered
             .iter()
-            .map(|transaction| {
+            .map(|item| {
+                let transaction = &item.transaction;
                 let answers_itself = self
                     .connector(transaction)
                     .is_some_and(|connector| !connector.answers(transaction).is_empty());
@@ -173,26 +182,17 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             .iter()
             .zip(newly_delivered)
             .filter(|(step, _)| !step.finishes_work);
-        delivered.extend(answering.map(|(_, mut transaction)| {
-            transaction.state = TransactionState::Delivered;
-            WorkItem {
-                transaction,
-                attempts: 0,
-                due_at: now,
-                last_error: None,
-            }
+        delivered.extend(answering.map(|(_, mut item)| {
+            item.transaction.state = TransactionState::Delivered;
+            item
         }));
         moved |= self.answer_all(delivered, shutdown).await?;
         Ok(moved)
     }
 
     /// Delivers the uploads, one after another per (user, service) and the groups side by
-    /// side; a group stops at its first failure. Returns the delivered transactions and the
-    /// failures.
-    async fn deliver_all(
-        &self,
-        items: Vec<WorkItem>,
-    ) -> (Vec<Transaction>, Vec<(WorkItem, String)>) {
+    /// side; a group stops at its first failure. Returns the delivered items and the failures.
+    async fn deliver_all(&self, items: Vec<WorkItem>) -> (Vec<WorkItem>, Vec<(WorkItem, String)>) {
         let mut groups: BTreeMap<(String, String), Vec<WorkItem>> = BTreeMap::new();
         for item in items {
             let key = (
@@ -229,7 +229,7 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                         started.elapsed().as_secs_f64(),
                     );
                     match outcome {
-                        Ok(()) => delivered.push(item.transaction),
+                        Ok(()) => delivered.push(item),
                         Err(error) => return (delivered, Some((item, error))),
                     }
                 }

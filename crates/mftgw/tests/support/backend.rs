@@ -137,7 +137,11 @@ impl TestBackend {
     }
 }
 
-async fn deliver(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: axum::body::Body) -> StatusCode {
+async fn deliver(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> StatusCode {
     let header = |name: &str| {
         headers
             .get(name)

@@ -454,6 +454,34 @@ impl Store for SqliteStore {
         transactions::pending_work(&self.pool, limit).await
     }
 
+    async fn replay_work(
+        &self,
+        skat_transaction_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        // SQLite needs a WHERE in an INSERT … SELECT before ON CONFLICT (parsing ambiguity).
+        let inserted = sqlx::query(
+            "INSERT INTO work (transaction_id, due_at, created_at, replay)
+             SELECT id, $1, $1, 1 FROM transactions
+             WHERE skat_transaction_id = $2 AND state IN ('delivered', 'accepted', 'answered')
+               AND blob_key IS NOT NULL
+             ON CONFLICT (transaction_id) DO NOTHING",
+        )
+        .bind(timestamp::to_text(now))
+        .bind(skat_transaction_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() > 0)
+    }
+
+    async fn complete_replay(&self, transaction_id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM work WHERE transaction_id = $1 AND replay = 1")
+            .bind(transaction_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn retry_work(
         &self,
         skat_transaction_id: &str,

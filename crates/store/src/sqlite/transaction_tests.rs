@@ -457,3 +457,58 @@ async fn an_outbound_file_is_numbered_and_posted_once() {
     assert_eq!(store.transaction("ci9").await.unwrap(), Some(recorded));
     assert_eq!(store.transaction("ci-none").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn only_a_transaction_the_backend_took_can_be_replayed() {
+    let store = store_with_user().await;
+    let services = [HEARTBEAT.to_string()];
+    let transaction = created(
+        store
+            .record_transaction(upload("ci1", "r.xml"))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        !store.replay_work("ci1", RECEIVED_AT).await.unwrap(),
+        "not delivered yet"
+    );
+    let mut delivered = step(
+        &transaction,
+        TransactionState::Delivered,
+        StatusCode::Delivered,
+    );
+    delivered.finishes_work = true;
+    store.advance(&[delivered]).await.unwrap();
+    assert!(
+        store
+            .due_work(&services, RECEIVED_AT, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(store.replay_work("ci1", RECEIVED_AT).await.unwrap());
+    assert!(
+        !store.replay_work("ci1", RECEIVED_AT).await.unwrap(),
+        "already scheduled"
+    );
+    let due = store.due_work(&services, RECEIVED_AT, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(due[0].replay);
+    store.complete_replay(transaction.id).await.unwrap();
+    assert!(
+        store
+            .due_work(&services, RECEIVED_AT, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut refused = upload("ci2", "bad.txt");
+    refused.rejection = Some(inline("status_AKFA_bad.txt_0.xml", "xml"));
+    created(store.record_transaction(refused).await.unwrap());
+    assert!(
+        !store.replay_work("ci2", RECEIVED_AT).await.unwrap(),
+        "never delivered"
+    );
+}

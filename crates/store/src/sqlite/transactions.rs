@@ -98,7 +98,7 @@ pub(super) async fn record_transaction(
 /// The columns [`work_item_from_row`] reads besides the transaction's.
 macro_rules! work_columns {
     () => {
-        ", work.attempts, work.due_at, work.last_error"
+        ", work.attempts, work.due_at, work.last_error, work.replay"
     };
 }
 
@@ -209,6 +209,7 @@ fn work_item_from_row(row: &SqliteRow) -> StoreResult<WorkItem> {
             .map_err(|_| StoreError::Corrupt(format!("work.attempts {attempts}")))?,
         due_at: timestamp::from_text("work.due_at", &due_at)?,
         last_error: row.try_get("last_error")?,
+        replay: row.try_get::<i64, _>("replay")? != 0,
     })
 }
 
