@@ -161,6 +161,16 @@ async fn health_metrics_and_the_admin_api() {
             .iter()
             .any(|u| u["username"] == user.username.as_str())
     );
+    let path = format!("/v1/admin/users/{}/certificates", user.username);
+    let (status, certificates) = http.admin(reqwest::Method::GET, &path).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        certificates["certificates"][0]["fingerprint_sha256"],
+        support::fingerprint_of(&user.cert).as_str()
+    );
+    assert!(certificates["certificates"][0]["replaced_at"].is_null());
+    let unknown = "/v1/admin/users/CVR_0_UID_0/certificates";
+    assert_eq!(http.admin(reqwest::Method::GET, unknown).await.0, 404);
     let (status, services) = http.admin(reqwest::Method::GET, "/v1/admin/services").await;
     assert_eq!(status, 200);
     assert!(

@@ -70,6 +70,18 @@ impl RoleSource {
     }
 }
 
+/// A certificate as registered to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredCertificate {
+    pub fingerprint: String,
+    pub subject: String,
+    pub serial_hex: String,
+    pub not_after: OffsetDateTime,
+    pub registered_at: OffsetDateTime,
+    /// When a renewal replaced it; `None` for the current certificate.
+    pub replaced_at: Option<OffsetDateTime>,
+}
+
 /// What [`Store::counts`] reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -131,6 +143,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         fingerprint: &str,
     ) -> impl Future<Output = StoreResult<Option<CertificateOwner>>> + Send;
+
+    /// Every certificate the user has registered, the current one first.
+    fn certificates(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<Vec<RegisteredCertificate>>> + Send;
 
     /// All users, ordered by username.
     fn list_users(&self) -> impl Future<Output = StoreResult<Vec<User>>> + Send;

@@ -81,6 +81,10 @@ pub fn router<S: Store, B: BlobStore>(state: Arc<ApiState<S, B>>) -> Router {
             "/v1/admin/users/{username}/roles/{service}",
             put(operator::grant::<S, B>).delete(operator::revoke::<S, B>),
         )
+        .route(
+            "/v1/admin/users/{username}/certificates",
+            get(operator::certificates::<S, B>),
+        )
         .route("/v1/admin/services", get(operator::services::<S, B>))
         .route("/v1/admin/deliveries", get(operator::deliveries::<S, B>))
         .route(

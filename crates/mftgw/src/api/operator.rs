@@ -249,3 +249,34 @@ pub async fn replay<S: Store, B: BlobStore>(
         serde_json::json!({ "skat_transaction_id": id, "replay": "scheduled" }),
     ))
 }
+
+pub async fn certificates<S: Store, B: BlobStore>(
+    State(state): State<Arc<ApiState<S, B>>>,
+    Path(username): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    authorize(&state, &headers)?;
+    let certificates = state
+        .transactions
+        .store
+        .certificates(&username)
+        .await
+        .map_err(|error| action_error(error.into()))?;
+    let rfc3339 = |at: time::OffsetDateTime| at.format(&Rfc3339).unwrap_or_default();
+    let certificates: Vec<serde_json::Value> = certificates
+        .iter()
+        .map(|certificate| {
+            serde_json::json!({
+                "fingerprint_sha256": certificate.fingerprint,
+                "subject": certificate.subject,
+                "serial": certificate.serial_hex,
+                "not_after": rfc3339(certificate.not_after),
+                "registered_at": rfc3339(certificate.registered_at),
+                "replaced_at": certificate.replaced_at.map(rfc3339),
+            })
+        })
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "username": username, "certificates": certificates }),
+    ))
+}

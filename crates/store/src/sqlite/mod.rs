@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 use crate::{
     Advance, Advanced, AuditQuery, CertificateRegistration, Counts, Expired, NewOutFile,
     NewOutbound, NewTransaction, OutContent, OutFileEntry, OutboundRecorded, Recorded,
-    RegistrationOutcome, ReplicatedRoles, RoleSource, Store, StoreError, StoreResult, WorkItem,
-    timestamp,
+    RegisteredCertificate, RegistrationOutcome, ReplicatedRoles, RoleSource, Store, StoreError,
+    StoreResult, WorkItem, timestamp,
 };
 
 mod migrations;
@@ -245,6 +245,37 @@ impl Store for SqliteStore {
             })
         })
         .transpose()
+    }
+
+    async fn certificates(&self, username: &str) -> StoreResult<Vec<RegisteredCertificate>> {
+        let user_id = user_id(&self.pool, username).await?;
+        let rows: Vec<(String, String, String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT fingerprint, subject, serial_hex, not_after, registered_at, replaced_at
+             FROM certificates WHERE user_id = $1
+             ORDER BY replaced_at IS NOT NULL, registered_at DESC",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(
+                |(fingerprint, subject, serial_hex, not_after, registered_at, replaced_at)| {
+                    Ok(RegisteredCertificate {
+                        fingerprint,
+                        subject,
+                        serial_hex,
+                        not_after: timestamp::from_text("certificates.not_after", &not_after)?,
+                        registered_at: timestamp::from_text(
+                            "certificates.registered_at",
+                            &registered_at,
+                        )?,
+                        replaced_at: replaced_at
+                            .map(|at| timestamp::from_text("certificates.replaced_at", &at))
+                            .transpose()?,
+                    })
+                },
+            )
+            .collect()
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {

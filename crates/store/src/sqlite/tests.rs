@@ -129,6 +129,15 @@ async fn renewal_keeps_the_password_and_marks_the_old_certificate_replaced() {
     let known = store.find_user(USERNAME).await.unwrap().unwrap();
     assert_eq!(known.current_cert_fingerprint, RENEWED_FINGERPRINT);
     assert_eq!(known.password_hash, FIRST_HASH);
+    let certificates = store.certificates(USERNAME).await.unwrap();
+    let listed: Vec<(&str, bool)> = certificates
+        .iter()
+        .map(|c| (c.fingerprint.as_str(), c.replaced_at.is_some()))
+        .collect();
+    assert_eq!(
+        listed,
+        [(RENEWED_FINGERPRINT, false), (FIRST_FINGERPRINT, true)]
+    );
     assert_eq!(
         store.certificate_owner(FIRST_FINGERPRINT).await.unwrap(),
         Some(CertificateOwner {
