@@ -73,6 +73,8 @@ pub struct ApiConfig {
     pub listen: Option<SocketAddr>,
     /// The operators' bearer token for the admin API; none: the admin API is closed.
     pub admin_token: Option<String>,
+    /// PEM roots of backends' client certificates; none: backends use tokens only.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,9 +122,13 @@ impl DeliveryConfig {
 pub struct BackendConfig {
     pub name: String,
     pub services: Vec<String>,
-    /// The bearer token this backend uses on the backend API (none: it cannot use it).
+    /// The bearer token this backend uses on the backend API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_token: Option<String>,
+    /// Or the SHA-256 fingerprint (hex) of the client certificate it presents there, which
+    /// must chain to `[api] client_ca`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_client_certificate: Option<String>,
     #[serde(flatten)]
     pub connector: ConnectorConfig,
 }

@@ -230,6 +230,7 @@ fn demo_config(
         api: ApiConfig {
             listen: Some(([127, 0, 0, 1], args.api_port).into()),
             admin_token: Some(tokens.admin.clone()),
+            client_ca: None,
         },
         roles: Default::default(),
     })
@@ -243,6 +244,7 @@ fn demo_backends(data_dir: &Path, tokens: &DemoTokens) -> Vec<BackendConfig> {
         name: name.into(),
         services: services.iter().map(|s| s.to_string()).collect(),
         api_token: None,
+        api_client_certificate: None,
         connector: ConnectorConfig::Simulated { behaviour },
     };
     vec![
@@ -265,6 +267,7 @@ fn demo_backends(data_dir: &Path, tokens: &DemoTokens) -> Vec<BackendConfig> {
             name: "demo-spool".into(),
             services: vec!["Manifest.MidlertidigOpbevaringOpdater".into()],
             api_token: Some(tokens.backend.clone()),
+            api_client_certificate: None,
             connector: ConnectorConfig::Spool {
                 directory: data_dir.join("spool"),
             },

@@ -184,28 +184,45 @@ fn role_source(config: &Config) -> anyhow::Result<Option<RoleSource>> {
     Ok(Some(source))
 }
 
-/// The backends that may use the backend API: those with a token.
+/// The backends that may use the backend API: those with a token or a client certificate.
 fn api_backends(config: &Config) -> Vec<ApiBackend> {
     config
         .delivery
         .backends
         .iter()
-        .filter_map(|backend| {
-            Some(ApiBackend {
-                name: backend.name.clone(),
-                token: backend.api_token.clone()?,
-                services: backend.services.iter().cloned().collect(),
-            })
+        .filter(|backend| backend.api_token.is_some() || backend.api_client_certificate.is_some())
+        .map(|backend| ApiBackend {
+            name: backend.name.clone(),
+            token: backend.api_token.clone(),
+            client_fingerprint: backend
+                .api_client_certificate
+                .as_ref()
+                .map(|fingerprint| fingerprint.replace(':', "").to_ascii_lowercase()),
+            services: backend.services.iter().cloned().collect(),
         })
         .collect()
 }
 
-/// The backend API's TLS: the gateway's server certificate; backends prove who they are
-/// with their tokens.
+/// The API's TLS: the gateway's server certificate; backends prove who they are with a
+/// client certificate chaining to `[api] client_ca` (when set) or with their tokens.
 fn api_tls(config: &Config) -> anyhow::Result<rustls::ServerConfig> {
-    Ok(rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(server_chain(config)?, server_key(config)?)?)
+    let builder = rustls::ServerConfig::builder();
+    let builder = match &config.api.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca)
+                .with_context(|| format!("reading {}", ca.display()))?
+            {
+                roots.add(cert?)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .allow_unauthenticated()
+                .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    Ok(builder.with_single_cert(server_chain(config)?, server_key(config)?)?)
 }
 
 fn server_chain(config: &Config) -> anyhow::Result<Vec<CertificateDer<'static>>> {

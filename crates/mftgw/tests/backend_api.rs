@@ -373,3 +373,90 @@ async fn backends_answer_their_own_transactions_once_and_nobody_else_can() {
         .collect();
     assert_eq!(api.exercised, documented);
 }
+
+/// A backend can prove who it is with its client certificate instead of a token; a
+/// certificate that is no backend's, or none at all, gets nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_can_authenticate_with_its_client_certificate() {
+    let api_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let pki_dir = std::sync::Mutex::new(None);
+    let mut demo = Demo::start_with_setup(&[], |data| {
+        mftgw_testpki::TestPki::generate(&data.join("pki")).unwrap();
+        *pki_dir.lock().unwrap() = Some(data.join("pki"));
+    });
+    let pki = pki_dir.lock().unwrap().clone().unwrap();
+    let backend_cert = pki.join("clients/voces.pem");
+    let spool = tempfile::tempdir().unwrap();
+    let backends = format!(
+        "[{{ name = \"fatca\", kind = \"spool\", directory = \"{}\", services = [\"FATCA\"], api_client_certificate = \"{}\" }}]",
+        spool.path().display(),
+        support::fingerprint_of(&backend_cert).to_uppercase(),
+    );
+    demo.kill();
+    demo.start_again(&[
+        ("MFTGW__DELIVERY__BACKENDS", &backends),
+        ("MFTGW__API__LISTEN", &api_addr.to_string()),
+        (
+            "MFTGW__API__CLIENT_CA",
+            pki.join("ca/root.pem").to_str().unwrap(),
+        ),
+    ]);
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(demo.ca()).unwrap()).unwrap();
+    let client = |identity: Option<&str>| {
+        let mut builder = reqwest::Client::builder().add_root_certificate(ca.clone());
+        if let Some(name) = identity {
+            let mut pem = std::fs::read(pki.join(format!("clients/{name}.pem"))).unwrap();
+            pem.extend(std::fs::read(pki.join(format!("clients/{name}.key.pem"))).unwrap());
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        builder.build().unwrap()
+    };
+    let fatca_user = demo.user(2);
+    let url = format!(
+        "https://{api_addr}/v1/outbound/FATCA/{}/letter.xml",
+        fatca_user.username
+    );
+    let put = |client: reqwest::Client| {
+        let url = url.clone();
+        async move {
+            client
+                .put(url)
+                .body("<letter/>")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(put(client(Some("voces"))).await, 201);
+    assert_eq!(
+        put(client(Some("voces"))).await,
+        200,
+        "the same post twice is one post"
+    );
+    assert_eq!(
+        put(client(Some("moces"))).await,
+        401,
+        "a certificate that is no backend's"
+    );
+    assert_eq!(put(client(None)).await, 401);
+    let manifest = format!(
+        "https://{api_addr}/v1/outbound/{MANIFEST}/{}/x.xml",
+        fatca_user.username
+    );
+    let status = client(Some("voces"))
+        .put(manifest)
+        .body("x")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 403, "another backend's service");
+    let out = out_names(&demo, &fatca_user);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out.contains(&"FATCA_letter.xml".to_string()));
+}

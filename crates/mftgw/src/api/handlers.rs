@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
 use futures_util::StreamExt;
 use mftgw_blobs::{BlobInfo, BlobStore, BlobWriter};
 use mftgw_domain::errors::ErrorEntry;
@@ -21,7 +21,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 
-use super::{ApiBackend, ApiError, ApiState, OPENAPI};
+use super::{ApiBackend, ApiError, ApiState, OPENAPI, PeerCertificate};
 use crate::delivery::{Answer, answer_step, delivered_step, record_status_files};
 use crate::telemetry;
 use crate::transactions::transaction_json;
@@ -36,16 +36,26 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /v1/openapi.json")
 }
 
-/// The backend whose bearer token this is.
+/// The backend calling: the one whose client certificate the connection presented, else
+/// the one whose bearer token the request carries.
 fn authenticate<'a, S, B>(
     state: &'a ApiState<S, B>,
+    peer: &PeerCertificate,
     headers: &HeaderMap,
 ) -> Result<&'a ApiBackend, ApiError> {
+    if let Some(fingerprint) = &peer.0
+        && let Some(backend) = state
+            .backends
+            .iter()
+            .find(|backend| backend.client_fingerprint.as_ref() == Some(fingerprint))
+    {
+        return Ok(backend);
+    }
     let unauthorized = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "send the backend's token as `Authorization: Bearer <token>`",
+            "present the backend's client certificate, or send its token as `Authorization: Bearer <token>`",
         )
     };
     let token = headers
@@ -57,11 +67,13 @@ fn authenticate<'a, S, B>(
         .backends
         .iter()
         .find(|backend| {
-            aws_lc_rs::constant_time::verify_slices_are_equal(
-                backend.token.as_bytes(),
-                token.as_bytes(),
-            )
-            .is_ok()
+            backend.token.as_ref().is_some_and(|expected| {
+                aws_lc_rs::constant_time::verify_slices_are_equal(
+                    expected.as_bytes(),
+                    token.as_bytes(),
+                )
+                .is_ok()
+            })
         })
         .ok_or_else(unauthorized)
 }
@@ -103,8 +115,9 @@ pub async fn transaction<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    Extension(peer): Extension<PeerCertificate>,
 ) -> Reply {
-    let backend = authenticate(&state, &headers)?;
+    let backend = authenticate(&state, &peer, &headers)?;
     current(&state, backend, &id, StatusCode::OK).await
 }
 
@@ -142,8 +155,9 @@ pub async fn accept<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    Extension(peer): Extension<PeerCertificate>,
 ) -> Reply {
-    let backend = authenticate(&state, &headers)?;
+    let backend = authenticate(&state, &peer, &headers)?;
     let transaction = find(&state, backend, &id).await?;
     match transaction.state {
         TransactionState::Accepted | TransactionState::Answered => {}
@@ -200,9 +214,10 @@ pub async fn reject<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    Extension(peer): Extension<PeerCertificate>,
     body: Result<Json<Rejection>, JsonRejection>,
 ) -> Reply {
-    let backend = authenticate(&state, &headers)?;
+    let backend = authenticate(&state, &peer, &headers)?;
     let Json(rejection) = body.map_err(|error| ApiError::bad_request(error.body_text()))?;
     check_rejection(&rejection)?;
     let transaction = find(&state, backend, &id).await?;
@@ -262,9 +277,10 @@ pub async fn respond<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
     Path((id, name)): Path<(String, String)>,
     headers: HeaderMap,
+    Extension(peer): Extension<PeerCertificate>,
     body: Body,
 ) -> Reply {
-    let backend = authenticate(&state, &headers)?;
+    let backend = authenticate(&state, &peer, &headers)?;
     let transaction = find(&state, backend, &id).await?;
     let name = out_name(&transaction.service, &name)?;
     match transaction.state {
@@ -307,9 +323,10 @@ pub async fn outbound<S: Store, B: BlobStore>(
     Path((service, username, name)): Path<(String, String, String)>,
     Query(query): Query<OutboundQuery>,
     headers: HeaderMap,
+    Extension(peer): Extension<PeerCertificate>,
     body: Body,
 ) -> Reply {
-    let backend = authenticate(&state, &headers)?;
+    let backend = authenticate(&state, &peer, &headers)?;
     if !backend.services.contains(&service) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

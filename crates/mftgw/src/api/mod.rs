@@ -1,5 +1,5 @@
 //! The gateway's HTTPS API. The backend API (SPEC §5): each backend authenticated by its own
-//! bearer token and allowed to act only on its own services; backends accept, reject and
+//! client certificate or bearer token and allowed to act only on its own services; backends accept, reject and
 //! answer the transactions delivered to them, post unrelated outbound files for users, and
 //! read a transaction with its status history; every call is idempotent; `openapi.json`
 //! beside this module documents it, and the tests hold the server to it. The operator
@@ -28,13 +28,19 @@ pub use error::ApiError;
 /// The OpenAPI document of this API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// A backend as the API knows it.
+/// A backend as the API knows it: by its token, its client certificate, or both.
 #[derive(Debug, Clone)]
 pub struct ApiBackend {
     pub name: String,
-    pub token: String,
+    pub token: Option<String>,
+    /// SHA-256 of its client certificate, lowercase hex.
+    pub client_fingerprint: Option<String>,
     pub services: HashSet<String>,
 }
+
+/// The SHA-256 fingerprint of the client certificate the connection presented, if any.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate(pub Option<String>);
 
 pub struct ApiState<S, B> {
     pub transactions: Arc<Transactions<S, B>>,
@@ -131,6 +137,13 @@ pub async fn serve(
                 }
                 Err(_) => return,
             };
+            let peer_certificate = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|certificate| mftgw_oces::certificate::fingerprint_sha256(certificate));
+            let router = router.layer(axum::Extension(PeerCertificate(peer_certificate)));
             let service = hyper_util::service::TowerToHyperService::new(router);
             if let Err(error) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
