@@ -9,6 +9,9 @@ use time::{Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset, Weekday};
 
 use crate::errors::ErrorEntry;
 
+/// Starts the generated part of an outbound status file's name.
+pub const OUTBOUND_PREFIX: &str = "outbound-";
+
 /// What a status file says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StatusCode {
@@ -86,10 +89,11 @@ impl StatusFile {
         )
     }
 
-    /// `status_<service>_<seq>_3.xml`: the name of the status file of an unrelated outbound
-    /// file, numbered by the gateway.
+    /// `status_<service>_outbound-<seq>_3.xml`: the name of the status file of an unrelated
+    /// outbound file, numbered by the gateway. Upload names cannot start with `outbound-`
+    /// ([`crate::transaction::check_transaction_id`]), so the two never collide.
     pub fn outbound_file_name(service: &str, seq: i64) -> String {
-        format!("status_{service}_{seq}_3.xml")
+        format!("status_{service}_{OUTBOUND_PREFIX}{seq}_3.xml")
     }
 
     /// The XML. Status 1–3 use the examples' flat layout; status 0 the example's own, which

@@ -30,6 +30,14 @@ pub enum TransactionState {
 }
 
 impl TransactionState {
+    pub const ALL: [TransactionState; 5] = [
+        Self::Received,
+        Self::Delivered,
+        Self::Accepted,
+        Self::Answered,
+        Self::Rejected,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Received => "received",
@@ -66,16 +74,10 @@ impl std::str::FromStr for TransactionState {
     type Err = UnknownTransactionState;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [
-            Self::Received,
-            Self::Delivered,
-            Self::Accepted,
-            Self::Answered,
-            Self::Rejected,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == text)
-        .ok_or_else(|| UnknownTransactionState(text.to_owned()))
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| UnknownTransactionState(text.to_owned()))
     }
 }
 
@@ -168,12 +170,17 @@ pub enum TransactionIdError {
         "the name is too long: the files it produces in /out (status_<service>_<name>_<code>.xml) must fit in {MAX_SEGMENT_BYTES} bytes, so at most {max} bytes here"
     )]
     TooLongForStatusFiles { max: usize },
+    #[error("names starting with `outbound-` are reserved for the gateway's outbound files")]
+    Reserved,
 }
 
 /// Accepts `name` as the FTPTransactionID of an upload to `service`: a plain file name short
 /// enough that every file named after it in `/out` is itself a valid name.
 pub fn check_transaction_id(service: &str, name: &str) -> Result<(), TransactionIdError> {
     check_path_segment(name)?;
+    if name.starts_with(crate::status::OUTBOUND_PREFIX) {
+        return Err(TransactionIdError::Reserved);
+    }
     let max = max_transaction_id_bytes(service);
     if name.len() > max {
         return Err(TransactionIdError::TooLongForStatusFiles { max });
@@ -240,13 +247,7 @@ mod tests {
 
     #[test]
     fn state_names_round_trip() {
-        for state in [
-            TransactionState::Received,
-            TransactionState::Delivered,
-            TransactionState::Accepted,
-            TransactionState::Answered,
-            TransactionState::Rejected,
-        ] {
+        for state in TransactionState::ALL {
             assert_eq!(state.as_str().parse(), Ok(state));
         }
         assert!("sent".parse::<TransactionState>().is_err());
@@ -277,6 +278,10 @@ mod tests {
             Err(TransactionIdError::Segment(PathSegmentError::DotName))
         );
         assert!(check_transaction_id(service, "æøå fil.xml").is_ok());
+        assert_eq!(
+            check_transaction_id(service, "outbound-1"),
+            Err(TransactionIdError::Reserved)
+        );
     }
 
     #[test]

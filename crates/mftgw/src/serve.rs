@@ -92,6 +92,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(config.tls.crl_refresh_secs.max(1)),
     ));
     let (stop, stopping) = watch::channel(false);
+    let delivery = backends(&config)?;
     let api = match config.api.listen {
         Some(listen) => {
             let api_listener = TcpListener::bind(listen)
@@ -104,6 +105,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 catalogue: Arc::clone(&catalogue),
                 admin_token: config.api.admin_token.clone(),
                 metrics: metrics.clone(),
+                delivered_services: delivery.services(),
             }));
             Some(tokio::spawn(api::serve(
                 api_listener,
@@ -114,12 +116,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let worker = tokio::spawn(run_delivery(
-        Arc::clone(&transactions),
-        backends(&config)?,
-        config.delivery.policy(),
-        stopping.clone(),
-    ));
+    let workers: Vec<_> = delivery
+        .per_connector()
+        .into_iter()
+        .map(|backends| {
+            tokio::spawn(run_delivery(
+                Arc::clone(&transactions),
+                backends,
+                config.delivery.policy(),
+                stopping.clone(),
+            ))
+        })
+        .collect();
     let replication = match role_source(&config)? {
         Some(source) => Some(tokio::spawn(run_replication(
             Arc::clone(&transactions.store),
@@ -141,7 +149,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("FTPS stopped");
     // Work left undone stays in the store and resumes at the next start.
     let _ = stop.send(true);
-    let _ = tokio::join!(worker, retention);
+    let _ = retention.await;
+    // A delivery in flight may wait for its backend up to the attempt timeout; it is not
+    // waited for that long: unfinished work is redone after the restart (at least once).
+    for worker in workers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+    }
     for task in [api, replication].into_iter().flatten() {
         let _ = task.await;
     }

@@ -14,6 +14,11 @@ pub fn session_closed() {
     gauge!("mftgw_ftps_sessions").decrement(1.0);
 }
 
+/// A login whose password was accepted, but which the engine turned away (session limit).
+pub fn login_over_limit() {
+    counter!("mftgw_ftps_logins_over_limit_total").increment(1);
+}
+
 pub fn login(allowed: bool) {
     let outcome = if allowed { "allowed" } else { "refused" };
     counter!("mftgw_ftps_logins_total", "outcome" => outcome).increment(1);

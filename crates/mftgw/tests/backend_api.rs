@@ -323,10 +323,18 @@ async fn backends_answer_their_own_transactions_once_and_nobody_else_can() {
     assert_eq!((status, body["created"].as_bool()), (201, Some(true)));
     let status_file = body["status_file"].as_str().unwrap().to_string();
     assert!(
-        status_file.starts_with(&format!("status_{MANIFEST}_")) && status_file.ends_with("_3.xml")
+        status_file.starts_with(&format!("status_{MANIFEST}_outbound-"))
+            && status_file.ends_with("_3.xml")
     );
     let (status, body) = api.outbound(&outbound, m, b"<notify/>").await;
     assert_eq!((status, body["created"].as_bool()), (200, Some(false)));
+    assert_eq!(body["skat_transaction_id"], "MAN_1607577057900");
+    let (status, body) = api.outbound(&outbound, m, b"<other/>").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("conflict")),
+        "same name, other content"
+    );
     let unrelated = download(&demo, &user, &status_file);
     assert!(unrelated.contains("<filename/>"), "{unrelated}");
     assert_eq!(
@@ -356,6 +364,48 @@ async fn backends_answer_their_own_transactions_once_and_nobody_else_can() {
     let nobody = format!("/v1/outbound/{MANIFEST}/CVR_00000000_UID_0/n.xml");
     assert_eq!(api.outbound(&nobody, m, b"x").await.0, 404);
     assert_eq!(api.outbound(&outbound, "guess", b"x").await.0, 401);
+
+    // Bad methods, bad paths and big bodies get JSON errors too.
+    let response = api
+        .client
+        .delete(format!("{}/v1/transactions/{first}", api.base))
+        .bearer_auth(m)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(
+        serde_json::from_str::<Value>(&response.text().await.unwrap()).unwrap()["error"],
+        "method_not_allowed"
+    );
+    let response = api
+        .client
+        .get(format!("{}/v1/transactions/%FF", api.base))
+        .bearer_auth(m)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(
+        serde_json::from_str::<Value>(&response.text().await.unwrap()).unwrap()["error"],
+        "bad_request"
+    );
+    let huge = format!(r#"{{"code":"X","message":"{}"}}"#, "m".repeat(100_000));
+    let response = api
+        .client
+        .post(format!("{}/v1/transactions/{second}/reject", api.base))
+        .bearer_auth(m)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let error = serde_json::from_str::<Value>(&response.text().await.unwrap()).unwrap();
+    assert!(
+        error["message"].as_str().unwrap().contains("length limit"),
+        "{error}"
+    );
 
     // Every documented operation was tried.
     let documented: BTreeSet<(String, String)> = api.openapi["paths"]

@@ -362,9 +362,10 @@ async fn sigkill_mid_delivery_loses_nothing_and_duplicates_no_status() {
     assert_eq!(keys.len(), 10, "every upload reached the backend");
 }
 
-/// A backend that reads the file slowly makes the attempt time out: not delivered, retried.
+/// A backend that reads the file slowly makes the attempt time out, and one that redirects
+/// has not taken the file: neither is a delivery; both are retried.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_backend_that_reads_slowly_is_a_failed_attempt_until_it_reads_normally() {
+async fn a_backend_that_reads_slowly_or_redirects_is_a_failed_attempt_until_it_takes_the_file() {
     let addr = free_addr();
     let (demo, pki) = demo_with_http_backend(
         addr,
@@ -394,6 +395,23 @@ async fn a_backend_that_reads_slowly_is_a_failed_attempt_until_it_reads_normally
             .as_str()
             .unwrap()
             .contains("no answer within 1 s"),
+        "{}",
+        waiting[0]
+    );
+
+    // A redirect is no delivery either (followed, it would turn the POST into a GET).
+    backend.set_mode(Mode::Redirect);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        out_names(&demo, &user).is_empty(),
+        "a redirect counted as a delivery"
+    );
+    let waiting = deliveries(&demo);
+    assert!(
+        waiting[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 302"),
         "{}",
         waiting[0]
     );

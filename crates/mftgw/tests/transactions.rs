@@ -108,6 +108,8 @@ async fn users_cannot_reach_each_others_files_nor_escape_their_tree() {
         // Fits a path component, but not status_FTPSGW.Heartbeat_<name>_3.xml.
         (format!("/{HEARTBEAT}/{}", "n".repeat(230)), 553),
         (format!("/{HEARTBEAT}/nothing/in/x.xml"), 550),
+        // Reserved for the gateway's own outbound status files.
+        (format!("/{HEARTBEAT}/outbound-1"), 553),
     ] {
         assert_eq!(store_code(&mut b, &path).await, expected, "STOR {path}");
     }

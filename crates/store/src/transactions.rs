@@ -113,6 +113,9 @@ pub struct NewOutbound {
     pub service: String,
     /// The backend's name for it; the key that makes posting it twice one post.
     pub name: String,
+    /// Of the file's content: posting the name again with other content is a conflict.
+    pub sha256: String,
+    pub skat_transaction_id: String,
     pub file: NewOutFile,
     pub status_xml: Vec<u8>,
     pub at: OffsetDateTime,
@@ -124,6 +127,8 @@ pub struct OutboundRecorded {
     pub seq: i64,
     /// `false` if this file had been posted before (nothing changed now).
     pub created: bool,
+    /// The SKATTransactionId it was posted with (the first time).
+    pub skat_transaction_id: String,
     /// Blobs of `/out` files of the same names that were replaced, for the caller to delete.
     pub replaced_blobs: Vec<String>,
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
@@ -16,7 +16,7 @@ use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::path_segment::{MAX_SEGMENT_BYTES, check_path_segment};
 use mftgw_domain::status::{StatusCode as Status, StatusFile};
 use mftgw_domain::{Transaction, TransactionState};
-use mftgw_store::{Advance, NewOutFile, NewOutbound, OutContent, Store};
+use mftgw_store::{Advance, NewOutFile, NewOutbound, OutContent, Store, StoreError};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
@@ -34,6 +34,20 @@ pub async fn openapi() -> ([(&'static str, &'static str); 1], &'static str) {
 
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /v1/openapi.json")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /v1/openapi.json",
+    )
+}
+
+/// Path parameters, or a JSON 400 saying what was wrong with them.
+fn params<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    path.map(|Path(params)| params)
+        .map_err(|error| ApiError::bad_request(error.body_text()))
 }
 
 /// The backend calling: the one whose client certificate the connection presented, else
@@ -113,11 +127,12 @@ async fn current<S: Store, B: BlobStore>(
 
 pub async fn transaction<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     Extension(peer): Extension<PeerCertificate>,
 ) -> Reply {
     let backend = authenticate(&state, &peer, &headers)?;
+    let id = params(path)?;
     current(&state, backend, &id, StatusCode::OK).await
 }
 
@@ -153,11 +168,12 @@ async fn apply<S: Store, B: BlobStore>(
 
 pub async fn accept<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     Extension(peer): Extension<PeerCertificate>,
 ) -> Reply {
     let backend = authenticate(&state, &peer, &headers)?;
+    let id = params(path)?;
     let transaction = find(&state, backend, &id).await?;
     match transaction.state {
         TransactionState::Accepted | TransactionState::Answered => {}
@@ -212,12 +228,13 @@ fn check_rejection(rejection: &Rejection) -> Result<(), ApiError> {
 
 pub async fn reject<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     Extension(peer): Extension<PeerCertificate>,
     body: Result<Json<Rejection>, JsonRejection>,
 ) -> Reply {
     let backend = authenticate(&state, &peer, &headers)?;
+    let id = params(path)?;
     let Json(rejection) = body.map_err(|error| ApiError::bad_request(error.body_text()))?;
     check_rejection(&rejection)?;
     let transaction = find(&state, backend, &id).await?;
@@ -275,12 +292,13 @@ async fn store_body<B: BlobStore>(blobs: &B, body: Body) -> Result<BlobInfo, Api
 
 pub async fn respond<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
-    Path((id, name)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     Extension(peer): Extension<PeerCertificate>,
     body: Body,
 ) -> Reply {
     let backend = authenticate(&state, &peer, &headers)?;
+    let (id, name) = params(path)?;
     let transaction = find(&state, backend, &id).await?;
     let name = out_name(&transaction.service, &name)?;
     match transaction.state {
@@ -306,9 +324,17 @@ pub async fn respond<S: Store, B: BlobStore>(
         },
     };
     let steps = steps_for(&transaction, answer, OffsetDateTime::now_utc());
-    if !apply(&state, &steps).await? {
+    match apply(&state, &steps).await {
+        Ok(true) => {}
         // Answered meanwhile by the same call made twice: this copy is not needed.
-        state.transactions.forget_blob(&blob.key).await;
+        Ok(false) => {
+            state.transactions.forget_blob(&blob.key).await;
+            return current(&state, backend, &id, StatusCode::OK).await;
+        }
+        Err(error) => {
+            state.transactions.forget_blob(&blob.key).await;
+            return Err(error);
+        }
     }
     current(&state, backend, &id, StatusCode::CREATED).await
 }
@@ -320,13 +346,15 @@ pub struct OutboundQuery {
 
 pub async fn outbound<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
-    Path((service, username, name)): Path<(String, String, String)>,
-    Query(query): Query<OutboundQuery>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    query: Result<Query<OutboundQuery>, QueryRejection>,
     headers: HeaderMap,
     Extension(peer): Extension<PeerCertificate>,
     body: Body,
 ) -> Reply {
     let backend = authenticate(&state, &peer, &headers)?;
+    let (service, username, name) = params(path)?;
+    let Query(query) = query.map_err(|error| ApiError::bad_request(error.body_text()))?;
     if !backend.services.contains(&service) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -374,6 +402,8 @@ pub async fn outbound<S: Store, B: BlobStore>(
             username: username.clone(),
             service: service.clone(),
             name,
+            sha256: blob.sha256.clone(),
+            skat_transaction_id,
             file: NewOutFile {
                 name: file_name.clone(),
                 content: OutContent::Blob {
@@ -389,7 +419,10 @@ pub async fn outbound<S: Store, B: BlobStore>(
         Ok(recorded) => recorded,
         Err(error) => {
             state.transactions.forget_blob(&blob.key).await;
-            return Err(ApiError::unavailable(error));
+            return Err(match error {
+                StoreError::Conflict(text) => ApiError::conflict(text),
+                error => ApiError::unavailable(error),
+            });
         }
     };
     for key in &recorded.replaced_blobs {
@@ -412,7 +445,7 @@ pub async fn outbound<S: Store, B: BlobStore>(
             "service": service,
             "file": file_name,
             "status_file": StatusFile::outbound_file_name(&service, recorded.seq),
-            "skat_transaction_id": skat_transaction_id,
+            "skat_transaction_id": recorded.skat_transaction_id,
             "created": recorded.created,
         })),
     ))

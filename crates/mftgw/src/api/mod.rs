@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use mftgw_blobs::BlobStore;
@@ -24,6 +25,13 @@ use tokio::sync::watch;
 use crate::transactions::Transactions;
 
 pub use error::ApiError;
+
+/// Request bodies other than streamed files are small JSON documents.
+const SMALL_BODY: usize = 64 * 1024;
+/// Connections the API serves at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 1024;
+/// A request's headers must arrive within this.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The OpenAPI document of this API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -49,9 +57,13 @@ pub struct ApiState<S, B> {
     /// The operators' token for `/v1/admin/`; none: the admin API refuses every call.
     pub admin_token: Option<String>,
     pub metrics: PrometheusHandle,
+    /// The services with a backend, for the backlog gauges.
+    pub delivered_services: Vec<String>,
 }
 
 pub fn router<S: Store, B: BlobStore>(state: Arc<ApiState<S, B>>) -> Router {
+    // Files are streamed into blobs whatever their size; every other body is small.
+    let streamed = DefaultBodyLimit::disable;
     Router::new()
         .route("/v1/openapi.json", get(handlers::openapi))
         .route("/v1/transactions/{id}", get(handlers::transaction::<S, B>))
@@ -65,11 +77,11 @@ pub fn router<S: Store, B: BlobStore>(state: Arc<ApiState<S, B>>) -> Router {
         )
         .route(
             "/v1/transactions/{id}/response/{name}",
-            put(handlers::respond::<S, B>),
+            put(handlers::respond::<S, B>).layer(streamed()),
         )
         .route(
             "/v1/outbound/{service}/{username}/{name}",
-            put(handlers::outbound::<S, B>),
+            put(handlers::outbound::<S, B>).layer(streamed()),
         )
         .route("/healthz", get(operator::healthz))
         .route("/readyz", get(operator::readyz::<S, B>))
@@ -102,7 +114,8 @@ pub fn router<S: Store, B: BlobStore>(state: Arc<ApiState<S, B>>) -> Router {
             post(operator::replay::<S, B>),
         )
         .fallback(handlers::not_found)
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(DefaultBodyLimit::max(SMALL_BODY))
         .with_state(state)
 }
 
@@ -114,7 +127,12 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
+            _ = shutdown.changed() => return,
+        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -127,6 +145,7 @@ pub async fn serve(
         };
         let (acceptor, router) = (acceptor.clone(), router.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let handshake =
                 tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
             let tls = match handshake.await {
@@ -146,6 +165,8 @@ pub async fn serve(
             let router = router.layer(axum::Extension(PeerCertificate(peer_certificate)));
             let service = hyper_util::service::TowerToHyperService::new(router);
             if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                 .await
             {

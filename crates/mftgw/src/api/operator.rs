@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use metrics::gauge;
 use mftgw_blobs::BlobStore;
+use mftgw_domain::TransactionState;
 use mftgw_domain::user::UserState;
 use mftgw_store::Store;
 use time::format_description::well_known::Rfc3339;
@@ -43,11 +44,22 @@ pub async fn metrics<S: Store, B: BlobStore>(
         .counts()
         .await
         .map_err(ApiError::unavailable)?;
-    for (state, n) in counts.transactions_by_state {
-        gauge!("mftgw_transactions", "state" => state).set(n as f64);
+    // Every state and delivered service is set, so a count that fell to zero says so.
+    for transaction_state in TransactionState::ALL {
+        let n = counts
+            .transactions_by_state
+            .iter()
+            .find(|(name, _)| name == transaction_state.as_str())
+            .map_or(0, |(_, n)| *n);
+        gauge!("mftgw_transactions", "state" => transaction_state.as_str()).set(n as f64);
     }
-    for (service, n) in counts.work_by_service {
-        gauge!("mftgw_delivery_backlog", "service" => service).set(n as f64);
+    for service in &state.delivered_services {
+        let n = counts
+            .work_by_service
+            .iter()
+            .find(|(name, _)| name == service)
+            .map_or(0, |(_, n)| *n);
+        gauge!("mftgw_delivery_backlog", "service" => service.clone()).set(n as f64);
     }
     Ok(state.metrics.render())
 }
@@ -229,7 +241,7 @@ pub async fn retry<S: Store, B: BlobStore>(
     admin::retry_delivery(&*state.transactions.store, &id)
         .await
         .map_err(action_error)?;
-    state.transactions.work_ready.notify_one();
+    state.transactions.wake_workers();
     Ok(Json(
         serde_json::json!({ "skat_transaction_id": id, "due": "now" }),
     ))
@@ -244,7 +256,7 @@ pub async fn replay<S: Store, B: BlobStore>(
     admin::replay_delivery(&*state.transactions.store, &id)
         .await
         .map_err(action_error)?;
-    state.transactions.work_ready.notify_one();
+    state.transactions.wake_workers();
     Ok(Json(
         serde_json::json!({ "skat_transaction_id": id, "replay": "scheduled" }),
     ))

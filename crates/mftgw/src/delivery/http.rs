@@ -46,10 +46,15 @@ impl HttpPush {
 
 /// An HTTP client for `target`'s TLS settings (also used to poll the role source).
 pub fn http_client(target: &HttpTarget<'_>) -> anyhow::Result<reqwest::Client> {
+    // A redirect would turn the POST into a bodiless GET whose 200 looks like a delivery.
     let mut builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true);
-    if target.ca_file.is_some() || target.client_identity.is_some() {
+    if target.client_identity.is_some() && target.ca_file.is_none() {
+        anyhow::bail!("a client certificate needs a ca_file for the server's certificate too");
+    }
+    if target.ca_file.is_some() {
         builder = builder.tls_backend_preconfigured(tls_config(target)?);
     }
     builder.build().context("building the HTTP client")

@@ -70,10 +70,40 @@ impl Backends {
         true
     }
 
-    fn services(&self) -> Vec<String> {
+    pub fn services(&self) -> Vec<String> {
         let mut services: Vec<String> = self.by_service.keys().cloned().collect();
         services.sort();
         services
+    }
+
+    /// One `Backends` per connector, each with that connector's services: every backend gets
+    /// its own worker, so a slow or unreachable one holds up nobody else.
+    pub fn per_connector(&self) -> Vec<Backends> {
+        let mut split: Vec<Backends> = Vec::new();
+        for (service, connector) in &self.by_service {
+            let same = |backends: &&mut Backends| {
+                backends
+                    .by_service
+                    .values()
+                    .next()
+                    .is_some_and(|other| Arc::ptr_eq(other, connector))
+            };
+            match split.iter_mut().find(same) {
+                Some(backends) => {
+                    backends
+                        .by_service
+                        .insert(service.clone(), Arc::clone(connector));
+                }
+                None => {
+                    let mut backends = Backends::default();
+                    backends
+                        .by_service
+                        .insert(service.clone(), Arc::clone(connector));
+                    split.push(backends);
+                }
+            }
+        }
+        split
     }
 }
 
@@ -100,6 +130,7 @@ pub async fn run_delivery<S: Store, B: BlobStore>(
         policy,
     };
     let services = worker.backends.services();
+    let mut work_ready = worker.transactions.work_signal();
     loop {
         if *shutdown.borrow() {
             return;
@@ -125,7 +156,7 @@ pub async fn run_delivery<S: Store, B: BlobStore>(
             }
         };
         tokio::select! {
-            () = worker.transactions.work_ready.notified() => {}
+            _ = work_ready.changed() => {}
             () = tokio::time::sleep(pause) => {}
             _ = shutdown.changed() => {}
         }
@@ -265,20 +296,25 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                     .unwrap_or_default()
             })
             .collect();
+        // Items with nothing left to answer: work left from a backend that answered on its own
+        // before the config changed (the answers now come through the backend API), or one
+        // that can no longer be answered from its state. They wait, and do not come back at
+        // once.
+        let now = OffsetDateTime::now_utc();
         for (item, answers) in items.iter().zip(&answers) {
-            if answers.is_empty() {
-                // Work left from a backend that answered on its own before the config
-                // changed: the answers now come through the backend API.
+            if answer_step(&item.transaction, answers, now).is_none() {
                 self.postpone(item, "waiting for the backend's answer")
                     .await?;
             }
         }
+        let mut live = vec![true; items.len()];
         loop {
             let now = OffsetDateTime::now_utc();
             let steps: Vec<(usize, Advance)> = items
                 .iter()
                 .zip(&answers)
                 .enumerate()
+                .filter(|(index, _)| live[*index])
                 .filter_map(|(index, (item, answers))| {
                     answer_step(&item.transaction, answers, now).map(|step| (index, step))
                 })
@@ -293,24 +329,30 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 }
             }
             let advances: Vec<Advance> = steps.iter().map(|(_, step)| step.clone()).collect();
-            self.commit(&advances).await?;
+            let applied = self.commit(&advances).await?;
             moved = true;
-            for (index, step) in steps {
-                items[index].transaction.state = step.to;
+            for ((index, step), applied) in steps.into_iter().zip(applied) {
+                if applied {
+                    items[index].transaction.state = step.to;
+                } else {
+                    // Someone else (the backend API) moved it meanwhile: leave it to them.
+                    live[index] = false;
+                }
             }
         }
     }
 
-    async fn commit(&self, steps: &[Advance]) -> Result<(), StoreError> {
+    /// Applies the steps in one commit; per step, whether it was applied now.
+    async fn commit(&self, steps: &[Advance]) -> Result<Vec<bool>, StoreError> {
         if steps.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let advanced = self.transactions.store.advance(steps).await?;
         record_status_files(steps, &advanced.applied);
         for key in &advanced.replaced_blobs {
             self.transactions.forget_blob(key).await;
         }
-        Ok(())
+        Ok(advanced.applied)
     }
 
     async fn postpone(&self, item: &WorkItem, error: &str) -> Result<(), StoreError> {
@@ -325,7 +367,9 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             error,
             "delivery not done; will retry"
         );
-        let due_at = OffsetDateTime::now_utc() + wait;
+        let due_at = OffsetDateTime::now_utc()
+            .checked_add(time::Duration::try_from(wait).unwrap_or(time::Duration::DAY))
+            .unwrap_or(time::OffsetDateTime::now_utc() + time::Duration::DAY);
         self.transactions
             .store
             .postpone_work(item.transaction.id, attempts, due_at, error)

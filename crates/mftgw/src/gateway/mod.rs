@@ -99,7 +99,7 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
         password: &str,
     ) -> Result<UserTree<S, B>, LoginDenied> {
         let session = self.log_in(client, username, password).await;
-        // A session limit in the engine can still refuse it: see `LoginRefused` below.
+        // A session limit in the engine can still turn it away: see `LoginRefused` below.
         telemetry::login(session.is_ok());
         if session.is_ok() {
             telemetry::session_opened();
@@ -145,7 +145,7 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
                 ..
             } => {
                 telemetry::session_closed();
-                telemetry::login(false);
+                telemetry::login_over_limit();
                 AuditEvent::refused(now, "ftps.login", reason)
                     .with_peer_ip(peer.ip().to_string())
                     .with_username(username)

@@ -18,7 +18,7 @@ use mftgw_domain::status::{StatusCode, StatusFile};
 use mftgw_domain::transaction::{SkatTransactionIds, upload_path};
 use mftgw_store::{NewOutFile, NewTransaction, OutContent, Recorded, Store, StoreError};
 use time::OffsetDateTime;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 pub use retention::{RetentionPolicy, run_retention};
 
@@ -29,8 +29,8 @@ pub struct Transactions<S, B> {
     ids: SkatTransactionIds,
     errors: ErrorCatalogue,
     formats: RecordFormats,
-    /// Wakes the delivery worker when new work was committed.
-    pub work_ready: Notify,
+    /// Counts up whenever new work was committed, waking every delivery worker.
+    work_ready: watch::Sender<u64>,
 }
 
 /// Who uploaded what where: the facts a transaction needs besides the body.
@@ -69,8 +69,19 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             ids: SkatTransactionIds::new(node_id),
             errors: ErrorCatalogue::builtin(),
             formats: RecordFormats::builtin(),
-            work_ready: Notify::new(),
+            work_ready: watch::Sender::new(0),
         }
+    }
+
+    /// Tells the delivery workers that there is new work.
+    pub fn wake_workers(&self) {
+        self.work_ready
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// What a delivery worker waits on for new work.
+    pub fn work_signal(&self) -> watch::Receiver<u64> {
+        self.work_ready.subscribe()
     }
 
     /// A fresh SKATTransactionId (for an unrelated outbound file that brings none).
@@ -130,7 +141,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
                     telemetry::status_file_written(StatusCode::Error);
                 } else {
                     telemetry::upload("transaction", blob.size);
-                    self.work_ready.notify_one();
+                    self.wake_workers();
                 }
                 Ok(Committed::Transaction {
                     skat_transaction_id,

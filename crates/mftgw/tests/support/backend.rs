@@ -28,6 +28,8 @@ pub enum Mode {
     Hang(Duration),
     /// Reads the file slowly: a pause after every chunk.
     Drip(Duration),
+    /// Answers `302 Found` pointing at itself.
+    Redirect,
 }
 
 /// One `POST` the backend received in full.
@@ -165,6 +167,7 @@ async fn deliver(
     let answered = match mode {
         Mode::Accept | Mode::Hang(_) | Mode::Drip(_) => StatusCode::OK,
         Mode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Mode::Redirect => StatusCode::FOUND,
     };
     shared.received.lock().unwrap().push(Received {
         idempotency_key: header("idempotency-key"),

@@ -5,6 +5,9 @@ CREATE TABLE outbound_files (
     user_id    INTEGER NOT NULL REFERENCES users (id),
     service    TEXT NOT NULL,
     name       TEXT NOT NULL,
+    -- What was posted: the same name again is the same post only with the same content.
+    sha256     TEXT NOT NULL,
+    skat_transaction_id TEXT NOT NULL,
     created_at TEXT NOT NULL,
     UNIQUE (user_id, service, name)
 );

@@ -429,6 +429,8 @@ async fn an_outbound_file_is_numbered_and_posted_once() {
         username: USERNAME.into(),
         service: "Manifest.X".into(),
         name: name.into(),
+        sha256: "ab".repeat(32),
+        skat_transaction_id: format!("MAN_{name}"),
         file: inline(&format!("Manifest.X_{name}"), "body"),
         status_xml: b"xml".to_vec(),
         at: RECEIVED_AT,
@@ -437,15 +439,22 @@ async fn an_outbound_file_is_numbered_and_posted_once() {
     assert!(first.created);
     let again = store.record_outbound(outbound("a.xml")).await.unwrap();
     assert_eq!((again.seq, again.created), (first.seq, false));
+    assert_eq!(again.skat_transaction_id, "MAN_a.xml");
+    let mut changed = outbound("a.xml");
+    changed.sha256 = "cd".repeat(32);
+    assert!(matches!(
+        store.record_outbound(changed).await,
+        Err(StoreError::Conflict(_))
+    ));
     let second = store.record_outbound(outbound("b.xml")).await.unwrap();
     assert!(second.seq > first.seq);
     assert_eq!(
         names(&store.out_files(USERNAME).await.unwrap()),
         [
             "Manifest.X_a.xml".to_string(),
-            format!("status_Manifest.X_{}_3.xml", first.seq),
+            format!("status_Manifest.X_outbound-{}_3.xml", first.seq),
             "Manifest.X_b.xml".to_string(),
-            format!("status_Manifest.X_{}_3.xml", second.seq),
+            format!("status_Manifest.X_outbound-{}_3.xml", second.seq),
         ]
     );
     let recorded = created(

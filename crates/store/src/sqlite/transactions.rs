@@ -236,7 +236,7 @@ pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult
             replaced_blobs.extend(replace_out_file(&mut transaction, user_id, file, &at).await?);
         }
         if step.finishes_work {
-            sqlx::query("DELETE FROM work WHERE transaction_id = $1")
+            sqlx::query("DELETE FROM work WHERE transaction_id = $1 AND replay = 0")
                 .bind(step.transaction_id)
                 .execute(&mut *transaction)
                 .await?;
@@ -327,28 +327,40 @@ pub(super) async fn record_outbound(
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
     let user_id = user_id(&mut *transaction, &outbound.username).await?;
     let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO outbound_files (user_id, service, name, created_at) VALUES ($1, $2, $3, $4)
+        "INSERT INTO outbound_files
+             (user_id, service, name, sha256, skat_transaction_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (user_id, service, name) DO NOTHING
          RETURNING id",
     )
     .bind(user_id)
     .bind(&outbound.service)
     .bind(&outbound.name)
+    .bind(&outbound.sha256)
+    .bind(&outbound.skat_transaction_id)
     .bind(&at)
     .fetch_optional(&mut *transaction)
     .await?;
     let Some(seq) = inserted else {
-        let seq: i64 = sqlx::query_scalar(
-            "SELECT id FROM outbound_files WHERE user_id = $1 AND service = $2 AND name = $3",
+        let (seq, sha256, skat_transaction_id): (i64, String, String) = sqlx::query_as(
+            "SELECT id, sha256, skat_transaction_id FROM outbound_files
+             WHERE user_id = $1 AND service = $2 AND name = $3",
         )
         .bind(user_id)
         .bind(&outbound.service)
         .bind(&outbound.name)
         .fetch_one(&mut *transaction)
         .await?;
+        if sha256 != outbound.sha256 {
+            return Err(StoreError::Conflict(format!(
+                "{} was posted for {} before with other content",
+                outbound.name, outbound.username
+            )));
+        }
         return Ok(OutboundRecorded {
             seq,
             created: false,
+            skat_transaction_id,
             replaced_blobs: Vec::new(),
         });
     };
@@ -364,6 +376,7 @@ pub(super) async fn record_outbound(
     Ok(OutboundRecorded {
         seq,
         created: true,
+        skat_transaction_id: outbound.skat_transaction_id,
         replaced_blobs,
     })
 }
@@ -506,14 +519,16 @@ pub(super) async fn expire(pool: &SqlitePool, before: OffsetDateTime) -> StoreRe
             .await?;
     let upload_blobs: Vec<String> = sqlx::query_scalar(
         "SELECT blob_key FROM transactions
-         WHERE received_at < $1 AND blob_key IS NOT NULL AND state IN ('answered', 'rejected')",
+         WHERE received_at < $1 AND blob_key IS NOT NULL AND state IN ('answered', 'rejected')
+           AND id NOT IN (SELECT transaction_id FROM work)",
     )
     .bind(&before)
     .fetch_all(&mut *transaction)
     .await?;
     sqlx::query(
         "UPDATE transactions SET blob_key = NULL
-         WHERE received_at < $1 AND blob_key IS NOT NULL AND state IN ('answered', 'rejected')",
+         WHERE received_at < $1 AND blob_key IS NOT NULL AND state IN ('answered', 'rejected')
+           AND id NOT IN (SELECT transaction_id FROM work)",
     )
     .bind(&before)
     .execute(&mut *transaction)
