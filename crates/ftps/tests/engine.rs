@@ -621,18 +621,34 @@ async fn shutdown_says_421_to_every_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pasv_advertises_the_configured_address_and_ports_from_the_pool() {
     let pki = shared_pki();
+    // A pool of two ports that are free now: fixed ports can be taken by other sockets
+    // (outgoing connections draw local ports from the same range).
+    let first = free_port_pair();
+    let pool = first..=first + 1;
     let server = start(pki, |config| {
         config.advertised_address = Some("192.0.2.7".parse().unwrap());
-        config.passive_ports = 43000..=43001;
+        config.passive_ports = pool.clone();
     })
     .await;
     let mut client = logged_in(&server, pki).await;
     let advertised = client.pasv().await.unwrap();
     assert_eq!(advertised.ip(), "192.0.2.7".parse::<IpAddr>().unwrap());
-    assert!((43000..=43001).contains(&advertised.port()));
+    assert!(pool.contains(&advertised.port()));
     // EPSV names only the port; both modes draw from the pool.
     let extended = client.epsv().await.unwrap();
-    assert!((43000..=43001).contains(&extended.port()));
+    assert!(pool.contains(&extended.port()));
+    assert_ne!(extended.port(), advertised.port());
+}
+
+/// The first of two consecutive ports that can both be bound on 127.0.0.1 right now.
+fn free_port_pair() -> u16 {
+    loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,10 @@ use tokio::sync::watch;
 
 use crate::delivery::{HttpTarget, error_chain, http_client};
 
+/// A role document larger than this is refused (and changes nothing): about a million
+/// grants, far beyond any real user base.
+const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
+
 pub enum RoleSource {
     Http {
         client: reqwest::Client,
@@ -54,7 +58,7 @@ impl RoleSource {
     async fn fetch(&self) -> anyhow::Result<Vec<u8>> {
         match self {
             RoleSource::Http { client, url } => {
-                let response = client
+                let mut response = client
                     .get(url)
                     .timeout(Duration::from_secs(60))
                     .send()
@@ -62,15 +66,34 @@ impl RoleSource {
                     .map_err(|error| anyhow::anyhow!("GET {url}: {}", error_chain(&error)))?;
                 let status = response.status();
                 anyhow::ensure!(status.is_success(), "GET {url}: HTTP {status}");
-                Ok(response
-                    .bytes()
+                let mut document = Vec::new();
+                while let Some(chunk) = response
+                    .chunk()
                     .await
                     .context("reading the role document")?
-                    .to_vec())
+                {
+                    document.extend_from_slice(&chunk);
+                    anyhow::ensure!(
+                        document.len() <= MAX_DOCUMENT_BYTES,
+                        "GET {url}: the role document is over {MAX_DOCUMENT_BYTES} bytes"
+                    );
+                }
+                Ok(document)
             }
-            RoleSource::File { path } => tokio::fs::read(path)
-                .await
-                .with_context(|| format!("reading {}", path.display())),
+            RoleSource::File { path } => {
+                let size = tokio::fs::metadata(path)
+                    .await
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .len();
+                anyhow::ensure!(
+                    size <= MAX_DOCUMENT_BYTES as u64,
+                    "{}: the role document is over {MAX_DOCUMENT_BYTES} bytes",
+                    path.display()
+                );
+                tokio::fs::read(path)
+                    .await
+                    .with_context(|| format!("reading {}", path.display()))
+            }
         }
     }
 }
