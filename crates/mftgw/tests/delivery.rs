@@ -208,7 +208,14 @@ async fn an_outage_delays_delivery_but_loses_nothing_and_keeps_the_order() {
         session.await.unwrap();
     }
     // Retries keep failing: the head of the queue is retried, the rest wait behind it.
-    std::thread::sleep(Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while deliveries(&demo)[0]["attempts"].as_u64().unwrap() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the first upload was not retried"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
         out_names(&demo, &user).is_empty(),
         "no status while the backend is down"

@@ -378,7 +378,14 @@ async fn a_backend_that_reads_slowly_or_redirects_is_a_failed_attempt_until_it_t
     let backend = TestBackend::start(&pki, addr, Mode::Drip(Duration::from_millis(300))).await;
     let body: Vec<u8> = (0..4_000_000u32).map(|n| (n % 253) as u8).collect();
     upload_all(&demo, &["big.bin".to_string()], &body).await;
-    std::thread::sleep(Duration::from_secs(3));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while deliveries(&demo)[0]["last_error"].is_null() {
+        assert!(
+            Instant::now() < deadline,
+            "no attempt finished against the dripping backend"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let user = demo.user(0);
     assert!(
         out_names(&demo, &user).is_empty(),
@@ -399,21 +406,29 @@ async fn a_backend_that_reads_slowly_or_redirects_is_a_failed_attempt_until_it_t
         waiting[0]
     );
 
-    // A redirect is no delivery either (followed, it would turn the POST into a GET).
+    // A redirect is no delivery either (followed, it would turn the POST into a GET). Wait
+    // for an attempt to meet it (one may still be dripping), then check nothing was reported.
     backend.set_mode(Mode::Redirect);
-    std::thread::sleep(Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let waiting = deliveries(&demo);
+        if waiting[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 302")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no attempt met the redirect: {}",
+            waiting[0]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
         out_names(&demo, &user).is_empty(),
         "a redirect counted as a delivery"
-    );
-    let waiting = deliveries(&demo);
-    assert!(
-        waiting[0]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("HTTP 302"),
-        "{}",
-        waiting[0]
     );
 
     backend.set_mode(Mode::Accept);
