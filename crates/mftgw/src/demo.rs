@@ -183,8 +183,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         admin_token: tokens.admin.clone(),
     };
     manifest.config = config_path;
+    // Written whole or not at all: scripts may read it while the demo starts.
     let json = serde_json::to_vec_pretty(&manifest)?;
-    std::fs::write(&manifest_path, json)?;
+    let partial = data_dir.join("demo.json.part");
+    std::fs::write(&partial, json)?;
+    std::fs::rename(&partial, &manifest_path)?;
     let heartbeat_file = data_dir.join("heartbeat.xml");
     std::fs::write(&heartbeat_file, "<ping/>\n")?;
 

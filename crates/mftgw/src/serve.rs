@@ -82,6 +82,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         password_key,
         config.login.throttle(),
     ));
+    // The API binds first, so that "FTPS listening" is the last word of a good start-up.
+    let api_listener = match config.api.listen {
+        Some(listen) => {
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding the backend API on {listen}"))?;
+            tracing::info!(%listen, "backend API listening");
+            Some(listener)
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(ftps.listen)
         .await
         .with_context(|| format!("binding FTPS on {}", ftps.listen))?;
@@ -93,12 +104,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     let (stop, stopping) = watch::channel(false);
     let delivery = backends(&config)?;
-    let api = match config.api.listen {
-        Some(listen) => {
-            let api_listener = TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding the backend API on {listen}"))?;
-            tracing::info!(%listen, "backend API listening");
+    let api = match api_listener {
+        Some(api_listener) => {
             let router = api::router(Arc::new(ApiState {
                 transactions: Arc::clone(&transactions),
                 backends: api_backends(&config),

@@ -19,6 +19,8 @@ pub struct Demo {
     pub manifest: Value,
     pub port: u16,
     child: Child,
+    /// How many times the gateway's log has said it is listening (it is kept across restarts).
+    listening_seen: usize,
 }
 
 fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
@@ -89,10 +91,17 @@ impl Demo {
                 dir,
                 port,
                 child,
+                listening_seen: 0,
             };
             match demo.wait_until_ready() {
                 Ok(()) => return demo,
-                Err(log) if attempt < 3 && log.contains("binding FTPS") => continue,
+                Err(log)
+                    if attempt < 3
+                        && (log.contains("binding FTPS")
+                            || log.contains("binding the backend API")) =>
+                {
+                    continue;
+                }
                 Err(log) => panic!("mftgw demo did not start:\n{log}"),
             }
         }
@@ -136,9 +145,16 @@ impl Demo {
         std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }
 
+    /// Waits until this demo process says in its log that it listens, and accepts a
+    /// connection. A connection alone could reach another process that took the port.
     fn wait_until_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(self.addr()).is_err() {
+        loop {
+            let said = self.log().matches("FTPS listening").count();
+            if said > self.listening_seen && TcpStream::connect(self.addr()).is_ok() {
+                self.listening_seen = said;
+                return Ok(());
+            }
             if let Some(status) = self.child.try_wait().unwrap() {
                 return Err(format!("exited with {status}:\n{}", self.log()));
             }
@@ -149,7 +165,6 @@ impl Demo {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(())
     }
 
     pub fn addr(&self) -> SocketAddr {
