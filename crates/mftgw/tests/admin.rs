@@ -15,10 +15,6 @@ async fn root_names(client: &mut FtpsClient) -> Vec<String> {
     names
 }
 
-async fn login(demo: &Demo, user: &DemoUser) -> Result<FtpsClient, mftgw_client::ClientError> {
-    FtpsClient::login(demo.addr(), demo.tls(user), &user.username, &user.password).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_grant_revoke_suspend_and_renew_from_the_cli() {
     let demo = Demo::start();
@@ -38,7 +34,8 @@ async fn register_grant_revoke_suspend_and_renew_from_the_cli() {
         .to_string();
     assert!(user.password.len() >= 20);
 
-    let mut client = login(&demo, &user)
+    let mut client = demo
+        .try_login(&user)
         .await
         .expect("login with the printed password");
     assert_eq!(root_names(&mut client).await, ["out"]);
@@ -78,10 +75,12 @@ async fn register_grant_revoke_suspend_and_renew_from_the_cli() {
     );
 
     demo.admin(&["user", "suspend", &user.username]);
-    assert!(login(&demo, &user).await.is_err());
+    assert!(demo.try_login(&user).await.is_err());
     demo.wait_for_audit("ftps.login", "refused", Some("suspended"));
     demo.admin(&["user", "activate", &user.username]);
-    login(&demo, &user).await.expect("login after reactivation");
+    demo.try_login(&user)
+        .await
+        .expect("login after reactivation");
 
     // Renewal: a new certificate for the same account keeps the gateway password.
     let pki_dir = demo.data_dir().join("pki");
@@ -118,11 +117,11 @@ async fn register_grant_revoke_suspend_and_renew_from_the_cli() {
         key: renewed.key_pem,
         ..user.clone()
     };
-    login(&demo, &renewed_user)
+    demo.try_login(&renewed_user)
         .await
         .expect("renewed certificate, same password");
     assert!(
-        login(&demo, &user).await.is_err(),
+        demo.try_login(&user).await.is_err(),
         "the replaced certificate must not log in"
     );
     demo.wait_for_audit("ftps.login", "refused", Some("replaced_certificate"));

@@ -9,7 +9,6 @@ mod support;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use mftgw_client::FtpsClient;
 use serde_json::Value;
 use support::{Demo, DemoUser, curl, out_names, wait_for_out, xml_element};
 
@@ -172,9 +171,7 @@ impl Api {
 }
 
 async fn upload(demo: &Demo, user: &DemoUser, path: &str) -> String {
-    let mut client = FtpsClient::login(demo.addr(), demo.tls(user), &user.username, &user.password)
-        .await
-        .unwrap();
+    let mut client = demo.login(user).await;
     let reply = client.upload(path, b"<declaration/>").await.unwrap();
     assert_eq!(reply.code, 226, "{reply:?}");
     reply

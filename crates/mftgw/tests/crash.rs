@@ -7,10 +7,9 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mftgw_client::FtpsClient;
-use support::{Demo, DemoUser, heartbeat_files};
+use support::{Demo, DemoUser, heartbeat_files, list_until};
 use tokio::io::AsyncWriteExt;
 
 const HEARTBEAT: &str = "FTPSGW.Heartbeat";
@@ -23,12 +22,6 @@ struct Outcomes {
     in_flight: BTreeSet<String>,
 }
 
-async fn login(demo: &Demo, user: &DemoUser) -> Option<FtpsClient> {
-    FtpsClient::login(demo.addr(), demo.tls(user), &user.username, &user.password)
-        .await
-        .ok()
-}
-
 /// Uploads `prefix-<n>.xml` files one after another until the connection dies.
 async fn upload_until_killed(
     demo: Arc<Demo>,
@@ -36,7 +29,7 @@ async fn upload_until_killed(
     prefix: String,
     outcomes: Arc<Mutex<Outcomes>>,
 ) {
-    let Some(mut client) = login(&demo, &user).await else {
+    let Ok(mut client) = demo.try_login(&user).await else {
         return;
     };
     for n in 0.. {
@@ -57,7 +50,7 @@ async fn upload_until_killed(
 /// Starts uploads that never end cleanly (no TLS close_notify), over and over.
 async fn upload_unfinished_until_killed(demo: Arc<Demo>, user: DemoUser, prefix: String) {
     for n in 0.. {
-        let Some(mut client) = login(&demo, &user).await else {
+        let Ok(mut client) = demo.try_login(&user).await else {
             return;
         };
         let Ok(mut data) = client
@@ -105,20 +98,8 @@ async fn assert_every_transaction_answered_once(demo: &Demo, users: &[DemoUser])
             .iter()
             .flat_map(|name| heartbeat_files(name))
             .collect();
-        let mut client = login(demo, user).await.expect("login after restart");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let listed = loop {
-            let bytes = client.download("NLST /out").await.unwrap();
-            let listed: Vec<String> = String::from_utf8(bytes)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect();
-            if listed.len() >= expected.len() || Instant::now() > deadline {
-                break listed;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        let mut client = demo.login(user).await;
+        let listed = list_until(&mut client, "/out", expected.len(), Duration::from_secs(60)).await;
         let unique: BTreeSet<String> = listed.iter().cloned().collect();
         assert_eq!(
             unique.len(),
@@ -244,7 +225,7 @@ async fn sigkill_while_status_files_are_written_resumes_each_exactly_once() {
     let users = demo.users();
     for round in 0..3 {
         for (i, user) in users.iter().enumerate() {
-            let mut client = login(&demo, user).await.expect("login");
+            let mut client = demo.login(user).await;
             for n in 0..25 {
                 let reply = client
                     .upload(&format!("/{HEARTBEAT}/k{round}-u{i}-{n:02}.xml"), b"<k/>")

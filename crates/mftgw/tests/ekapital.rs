@@ -7,10 +7,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use support::{Demo, DemoUser, curl, out_names, run, wait_for_out, xml_element};
+use support::{Demo, DemoUser, curl, out_names, wait_for_out, xml_element};
 
 const AKFA_FILE_NUMBER: &str = "0314317285";
 const CPS_FILE_NUMBER: &str = "0314315255";
@@ -41,16 +40,11 @@ fn write(demo: &Demo, name: &str, lines: &[String]) -> PathBuf {
 }
 
 fn ftplib_put(demo: &Demo, user: &DemoUser, mode: &str, local: &Path, remote: &str) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/ftplib_put.py");
-    let (ok, out, err) = run(Command::new("python3")
-        .arg(script)
-        .args(["127.0.0.1", &demo.port.to_string()])
-        .arg(demo.ca())
-        .arg(&user.cert)
-        .arg(&user.key)
-        .args([&user.username, &user.password, mode])
-        .arg(local)
-        .arg(remote));
+    let (ok, out, err) = demo.python(
+        "ftplib_put.py",
+        user,
+        &[mode, local.to_str().unwrap(), remote],
+    );
     assert!(ok, "ftplib upload of {remote} failed:\n{err}");
     out
 }

@@ -281,17 +281,7 @@ fn lftp_uploads_binary_and_ascii_and_fetches_the_answers() {
 fn python_ftplib_uploads_every_kind_and_reads_out() {
     let demo = Demo::start();
     let user = demo.user(2);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/interop/ftplib_transactions.py"
-    );
-    let (ok, out, err) = run(Command::new("python3")
-        .arg(script)
-        .args(["127.0.0.1", &demo.port.to_string()])
-        .arg(demo.ca())
-        .arg(&user.cert)
-        .arg(&user.key)
-        .args([&user.username, &user.password, &stamp()]));
+    let (ok, out, err) = demo.python("ftplib_transactions.py", &user, &[&stamp()]);
     assert!(ok, "ftplib failed:\n{err}\n{}", demo.log());
     let result: serde_json::Value = serde_json::from_str(&out).unwrap();
     let text = |key: &str| {

@@ -97,10 +97,7 @@ async fn the_backend_receives_the_file_and_its_metadata_and_refuses_a_gateway_wi
         ("MFTGW__DELIVERY__RETRY_MAX_SECS", "1"),
     ]);
     let user = demo.user(0);
-    let mut client =
-        FtpsClient::login(demo.addr(), demo.tls(&user), &user.username, &user.password)
-            .await
-            .unwrap();
+    let mut client = demo.login(&user).await;
     let body = "<declaration>æøå</declaration>".repeat(1000);
     let reply = client
         .upload(&format!("/{MANIFEST}/ærø 1.xml"), body.as_bytes())
@@ -110,7 +107,11 @@ async fn the_backend_receives_the_file_and_its_metadata_and_refuses_a_gateway_wi
 
     // Without a client certificate the backend refuses the TLS handshake: nothing arrives,
     // nothing is reported, the delivery waits with the reason.
-    std::thread::sleep(Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while deliveries(&demo)[0]["last_error"].is_null() {
+        assert!(Instant::now() < deadline, "no delivery attempt was made");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(backend.received().is_empty());
     assert!(out_names(&demo, &user).is_empty());
     let waiting = deliveries(&demo);
@@ -314,10 +315,7 @@ fn demo_with_http_backend(addr: SocketAddr, env: &[(&str, &str)]) -> (Demo, std:
 
 async fn upload_all(demo: &Demo, names: &[String], body: &[u8]) {
     let user = demo.user(0);
-    let mut client =
-        FtpsClient::login(demo.addr(), demo.tls(&user), &user.username, &user.password)
-            .await
-            .unwrap();
+    let mut client = demo.login(&user).await;
     for name in names {
         let reply = client
             .upload(&format!("/{MANIFEST}/{name}"), body)

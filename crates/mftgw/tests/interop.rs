@@ -125,18 +125,8 @@ fn lftp_lists_the_root_a_service_folder_and_out() {
 #[test]
 fn python_ftplib_lists_the_root_a_service_folder_and_out() {
     let demo = Demo::start();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/interop/ftplib_session.py"
-    );
     for user in demo.users() {
-        let (ok, out, err) = run(Command::new("python3")
-            .arg(script)
-            .args(["127.0.0.1", &demo.port.to_string()])
-            .arg(demo.ca())
-            .arg(&user.cert)
-            .arg(&user.key)
-            .args([&user.username, &user.password, &user.services[0]]));
+        let (ok, out, err) = demo.python("ftplib_session.py", &user, &[&user.services[0]]);
         assert!(
             ok,
             "ftplib failed for {}:\n{err}\n{}",

@@ -6,7 +6,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use mftgw_client::FtpsClient;
 use serde_json::Value;
 use support::{Demo, curl, heartbeat_files, wait_for_out};
 
@@ -84,10 +83,7 @@ async fn health_metrics_and_the_admin_api() {
 
     // Users do things; the metrics follow.
     let user = demo.user(0);
-    let mut client =
-        FtpsClient::login(demo.addr(), demo.tls(&user), &user.username, &user.password)
-            .await
-            .unwrap();
+    let mut client = demo.login(&user).await;
     client
         .upload("/FTPSGW.Heartbeat/m-1.xml", b"<ping/>")
         .await

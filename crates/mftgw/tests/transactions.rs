@@ -11,25 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mftgw_client::FtpsClient;
-use support::{Demo, DemoUser, curl, heartbeat_files, out_names, run, wait_for_out};
+use support::{Demo, curl, heartbeat_files, list_until, nlst, out_names, run, wait_for_out};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HEARTBEAT: &str = "FTPSGW.Heartbeat";
-
-async fn login(demo: &Demo, user: &DemoUser) -> FtpsClient {
-    FtpsClient::login(demo.addr(), demo.tls(user), &user.username, &user.password)
-        .await
-        .unwrap_or_else(|e| panic!("login as {} failed: {e}", user.username))
-}
-
-async fn nlst(client: &mut FtpsClient, path: &str) -> Vec<String> {
-    let bytes = client.download(&format!("NLST {path}")).await.unwrap();
-    String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 /// `command`'s reply code.
 async fn code(client: &mut FtpsClient, command: &str) -> u16 {
@@ -67,8 +52,8 @@ async fn users_cannot_reach_each_others_files_nor_escape_their_tree() {
     let demo = Demo::start();
     let alice = demo.user(0);
     let bob = demo.user(3); // holds FTPSGW.Heartbeat only
-    let mut a = login(&demo, &alice).await;
-    let mut b = login(&demo, &bob).await;
+    let mut a = demo.login(&alice).await;
+    let mut b = demo.login(&bob).await;
     let reply = a
         .upload(&format!("/{HEARTBEAT}/alice-1.xml"), b"<a/>")
         .await
@@ -160,7 +145,7 @@ async fn client_retr_refused(client: &mut FtpsClient, path: &str) {
 async fn unclean_ends_leave_nothing_and_keep_the_name_free() {
     let demo = Demo::start_with_env(&[("MFTGW__FTPS__DATA_STALL_TIMEOUT_SECS", "2")]);
     let user = demo.user(1);
-    let mut client = login(&demo, &user).await;
+    let mut client = demo.login(&user).await;
 
     let cases = [
         "no-close-notify",
@@ -172,7 +157,7 @@ async fn unclean_ends_leave_nothing_and_keep_the_name_free() {
     for case in cases {
         let path = format!("/{HEARTBEAT}/{case}.xml");
         if case == "control-lost" {
-            let mut doomed = login(&demo, &user).await;
+            let mut doomed = demo.login(&user).await;
             let mut data = doomed
                 .start_transfer(&format!("STOR {path}"))
                 .await
@@ -273,7 +258,7 @@ async fn the_same_name_raced_from_two_sessions_is_one_transaction() {
                     name.clone(),
                 );
                 tokio::spawn(async move {
-                    let mut client = login(&demo, &user).await;
+                    let mut client = demo.login(&user).await;
                     let mut data = client
                         .start_transfer(&format!("STOR /{HEARTBEAT}/{name}"))
                         .await
@@ -324,7 +309,7 @@ async fn fifty_sessions_upload_twenty_files_each() {
             let demo = Arc::clone(&demo);
             let user = users[session % users.len()].clone();
             tokio::spawn(async move {
-                let mut client = login(&demo, &user).await;
+                let mut client = demo.login(&user).await;
                 for file in 0..20 {
                     let name = format!("s{session:02}-f{file:02}.xml");
                     let body = format!("<session>{session}</session><file>{file}</file>");
@@ -355,18 +340,17 @@ async fn fifty_sessions_upload_twenty_files_each() {
                 .extend(heartbeat_files(&format!("s{session:02}-f{file:02}.xml")));
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
     let mut total = 0;
     for user in &users {
         let expected = &expected_by_user[&user.username];
-        let mut client = login(&demo, user).await;
-        let listed = loop {
-            let listed = nlst(&mut client, "/out").await;
-            if listed.len() >= expected.len() || Instant::now() > deadline {
-                break listed;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        let mut client = demo.login(user).await;
+        let listed = list_until(
+            &mut client,
+            "/out",
+            expected.len(),
+            Duration::from_secs(120),
+        )
+        .await;
         let unique: BTreeSet<String> = listed.iter().cloned().collect();
         assert_eq!(
             unique.len(),

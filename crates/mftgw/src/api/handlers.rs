@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 
 use super::{ApiBackend, ApiError, ApiState, OPENAPI, PeerCertificate};
-use crate::delivery::{Answer, answer_step, delivered_step, record_status_files};
+use crate::delivery::{Answer, answer_step, delivered_step};
 use crate::telemetry;
 use crate::transactions::transaction_json;
 
@@ -153,17 +153,12 @@ async fn apply<S: Store, B: BlobStore>(
     state: &ApiState<S, B>,
     steps: &[Advance],
 ) -> Result<bool, ApiError> {
-    let advanced = state
+    let applied = state
         .transactions
-        .store
         .advance(steps)
         .await
         .map_err(ApiError::unavailable)?;
-    record_status_files(steps, &advanced.applied);
-    for key in &advanced.replaced_blobs {
-        state.transactions.forget_blob(key).await;
-    }
-    Ok(advanced.applied.last().copied().unwrap_or(false))
+    Ok(applied.last().copied().unwrap_or(false))
 }
 
 pub async fn accept<S: Store, B: BlobStore>(

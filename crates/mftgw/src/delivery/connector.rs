@@ -41,6 +41,9 @@ pub trait Connector: Send + Sync + 'static {
     /// SKATTransactionId goes with it as the idempotency key: delivery is at least once.
     fn deliver<'a>(&'a self, parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), String>>;
 
+    /// Whether the backend answers on its own (then its work goes on after status 1).
+    fn answers_on_its_own(&self) -> bool;
+
     /// What the backend answers on its own once it has taken `transaction`, in order; the
     /// same every time it is asked, so answers interrupted by a crash can be completed.
     /// Empty for backends that answer through the backend API.

@@ -148,6 +148,10 @@ impl Connector for HttpPush {
         Box::pin(self.post(parcel))
     }
 
+    fn answers_on_its_own(&self) -> bool {
+        false
+    }
+
     fn answers(&self, _transaction: &Transaction) -> Vec<Answer> {
         Vec::new()
     }

@@ -201,11 +201,11 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 let transaction = &item.transaction;
                 let answers_itself = self
                     .connector(transaction)
-                    .is_some_and(|connector| !connector.answers(transaction).is_empty());
+                    .is_some_and(|connector| connector.answers_on_its_own());
                 delivered_step(transaction, now, !answers_itself)
             })
             .collect();
-        self.commit(&steps).await?;
+        self.transactions.advance(&steps).await?;
         for (item, error) in failed {
             self.postpone(&item, &error).await?;
         }
@@ -329,7 +329,7 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 }
             }
             let advances: Vec<Advance> = steps.iter().map(|(_, step)| step.clone()).collect();
-            let applied = self.commit(&advances).await?;
+            let applied = self.transactions.advance(&advances).await?;
             moved = true;
             for ((index, step), applied) in steps.into_iter().zip(applied) {
                 if applied {
@@ -340,19 +340,6 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 }
             }
         }
-    }
-
-    /// Applies the steps in one commit; per step, whether it was applied now.
-    async fn commit(&self, steps: &[Advance]) -> Result<Vec<bool>, StoreError> {
-        if steps.is_empty() {
-            return Ok(Vec::new());
-        }
-        let advanced = self.transactions.store.advance(steps).await?;
-        record_status_files(steps, &advanced.applied);
-        for key in &advanced.replaced_blobs {
-            self.transactions.forget_blob(key).await;
-        }
-        Ok(advanced.applied)
     }
 
     async fn postpone(&self, item: &WorkItem, error: &str) -> Result<(), StoreError> {
@@ -433,15 +420,6 @@ pub(crate) fn answer_step(
         files,
         finishes_work: to.is_final() || position + 1 == answers.len(),
     })
-}
-
-/// Counts the status files the applied steps wrote.
-pub(crate) fn record_status_files(steps: &[Advance], applied: &[bool]) {
-    for (step, applied) in steps.iter().zip(applied) {
-        if *applied {
-            telemetry::status_file_written(step.status);
-        }
-    }
 }
 
 /// Status 1 for a transaction the backend has taken.

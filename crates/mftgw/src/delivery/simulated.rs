@@ -83,6 +83,10 @@ impl Connector for Simulated {
         })
     }
 
+    fn answers_on_its_own(&self) -> bool {
+        self.behaviour != Behaviour::Down
+    }
+
     fn answers(&self, transaction: &Transaction) -> Vec<Answer> {
         match &self.behaviour {
             Behaviour::Accept => vec![Answer::Accept],

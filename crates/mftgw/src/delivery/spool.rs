@@ -76,6 +76,10 @@ impl Connector for Spool {
         })
     }
 
+    fn answers_on_its_own(&self) -> bool {
+        false
+    }
+
     fn answers(&self, _transaction: &Transaction) -> Vec<Answer> {
         Vec::new()
     }

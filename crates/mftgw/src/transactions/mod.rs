@@ -16,7 +16,7 @@ use mftgw_domain::errors::{ErrorCatalogue, ErrorEntry, FILENAME_CANNOT_BE_REUSED
 use mftgw_domain::record_format::{RecordCheck, RecordFormats};
 use mftgw_domain::status::{StatusCode, StatusFile};
 use mftgw_domain::transaction::{SkatTransactionIds, upload_path};
-use mftgw_store::{NewOutFile, NewTransaction, OutContent, Recorded, Store, StoreError};
+use mftgw_store::{Advance, NewOutFile, NewTransaction, OutContent, Recorded, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -216,6 +216,26 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             self.forget_blob(&replaced).await;
         }
         Ok(())
+    }
+
+    /// Applies transaction steps in one commit (see [`Store::advance`]), counts the status
+    /// files they wrote and deletes the blobs of `/out` files they replaced; per step, whether
+    /// it was applied now. The delivery worker and the backend API both move transactions
+    /// through here.
+    pub async fn advance(&self, steps: &[Advance]) -> Result<Vec<bool>, StoreError> {
+        if steps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let advanced = self.store.advance(steps).await?;
+        for (step, applied) in steps.iter().zip(&advanced.applied) {
+            if *applied {
+                telemetry::status_file_written(step.status);
+            }
+        }
+        for key in &advanced.replaced_blobs {
+            self.forget_blob(key).await;
+        }
+        Ok(advanced.applied)
     }
 
     /// Deletes a blob nothing refers to any more. A failure leaves an unreferenced file,

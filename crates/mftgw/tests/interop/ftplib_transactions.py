@@ -9,17 +9,12 @@ object with what each step returned.
 import ftplib
 import io
 import json
-import ssl
 import sys
 import time
 
-host, port, ca, cert, key, user, password, stamp = sys.argv[1:9]
-context = ssl.create_default_context(cafile=ca)
-context.load_cert_chain(cert, key)
-ftp = ftplib.FTP_TLS(context=context, timeout=30, encoding="utf-8")
-ftp.connect(host, int(port))
-ftp.login(user, password)
-ftp.prot_p()
+from gateway_session import logged_in
+
+ftp, (stamp,) = logged_in(sys.argv[1:])
 result = {}
 HB = "FTPSGW.Heartbeat"
 

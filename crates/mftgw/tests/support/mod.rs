@@ -447,3 +447,64 @@ impl Demo {
             .collect()
     }
 }
+
+impl Demo {
+    /// Logs `user` in with the project's client: `AUTH TLS`, `USER`/`PASS`, `PBSZ 0`, `PROT P`.
+    pub async fn try_login(
+        &self,
+        user: &DemoUser,
+    ) -> Result<mftgw_client::FtpsClient, mftgw_client::ClientError> {
+        mftgw_client::FtpsClient::login(self.addr(), self.tls(user), &user.username, &user.password)
+            .await
+    }
+
+    pub async fn login(&self, user: &DemoUser) -> mftgw_client::FtpsClient {
+        self.try_login(user)
+            .await
+            .unwrap_or_else(|e| panic!("login as {} failed: {e}", user.username))
+    }
+
+    /// Runs the Python ftplib script `tests/interop/<script>` as `user`; its arguments are
+    /// host, port, CA, certificate, key, username, password, then `args`.
+    pub fn python(&self, script: &str, user: &DemoUser, args: &[&str]) -> (bool, String, String) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/interop")
+            .join(script);
+        run(Command::new("python3")
+            .arg(script)
+            .args(["127.0.0.1", &self.port.to_string()])
+            .arg(self.ca())
+            .arg(&user.cert)
+            .arg(&user.key)
+            .args([&user.username, &user.password])
+            .args(args))
+    }
+}
+
+/// The names `NLST path` lists.
+pub async fn nlst(client: &mut mftgw_client::FtpsClient, path: &str) -> Vec<String> {
+    let bytes = client.download(&format!("NLST {path}")).await.unwrap();
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Lists `path` until it holds at least `at_least` names, or `within` has passed; returns the
+/// last listing.
+pub async fn list_until(
+    client: &mut mftgw_client::FtpsClient,
+    path: &str,
+    at_least: usize,
+    within: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let listed = nlst(client, path).await;
+        if listed.len() >= at_least || Instant::now() > deadline {
+            return listed;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -28,6 +28,16 @@ fn upload(skat_id: &str, name: &str) -> NewTransaction {
     }
 }
 
+/// A second user of the same company; returns its username.
+async fn add_other_user(store: &SqliteStore) -> &'static str {
+    let username = "CVR_12345678_UID_2";
+    store
+        .register_certificate(registration(username, "cc33", "hmac-sha256:02"))
+        .await
+        .unwrap();
+    username
+}
+
 fn created(recorded: Recorded) -> Transaction {
     match recorded {
         Recorded::Created(transaction) => *transaction,
@@ -182,11 +192,7 @@ async fn a_name_is_used_once_per_user_in_any_service() {
         Recorded::NameReused
     );
 
-    let other_user = "CVR_12345678_UID_2";
-    store
-        .register_certificate(registration(other_user, "cc33", "hmac-sha256:02"))
-        .await
-        .unwrap();
+    let other_user = add_other_user(&store).await;
     let mut theirs = upload("ci3", "a.xml");
     theirs.username = other_user.into();
     created(store.record_transaction(theirs).await.unwrap());
@@ -235,11 +241,7 @@ async fn concurrent_uploads_of_one_name_make_one_transaction() {
 #[tokio::test]
 async fn out_files_are_per_user_and_replaceable_by_name() {
     let store = store_with_user().await;
-    let other_user = "CVR_12345678_UID_2";
-    store
-        .register_certificate(registration(other_user, "cc33", "hmac-sha256:02"))
-        .await
-        .unwrap();
+    let other_user = add_other_user(&store).await;
     let at = RECEIVED_AT;
     assert_eq!(
         store
