@@ -11,6 +11,7 @@ pub mod errors;
 pub mod login;
 pub mod password;
 pub mod path_segment;
+pub mod portal;
 pub mod record_format;
 pub mod status;
 pub mod throttle;

@@ -28,6 +28,9 @@ pub struct KnownUser {
     pub user: User,
     pub current_cert_fingerprint: String,
     pub password_hash: String,
+    /// Whether the certificate is set up for FTPS: the portal's interface choice, FTPS unless
+    /// the person chose AS4 only.
+    pub ftps_chosen: bool,
 }
 
 /// Who registered a certificate, and whether it is still their current one.
@@ -54,6 +57,8 @@ pub enum LoginRefusal {
     WrongPassword,
     #[error("the user is registered but not yet active")]
     NotYetActive,
+    #[error("the user chose AS4 only in the Certificate Portal, not FTPS")]
+    FtpsNotChosen,
     #[error("the user is suspended")]
     Suspended,
     #[error("the user is deleted")]
@@ -76,6 +81,7 @@ impl LoginRefusal {
             Self::ReplacedCertificate => "replaced_certificate",
             Self::WrongPassword => "wrong_password",
             Self::NotYetActive => "not_yet_active",
+            Self::FtpsNotChosen => "ftps_interface_not_chosen",
             Self::Suspended => "suspended",
             Self::Deleted => "deleted",
             Self::Throttled => "throttled",
@@ -136,6 +142,9 @@ pub fn decide_login(
     if state == UserState::PendingActivation {
         return Err(LoginRefusal::NotYetActive);
     }
+    if !known.ftps_chosen {
+        return Err(LoginRefusal::FtpsNotChosen);
+    }
     Ok(())
 }
 
@@ -178,6 +187,7 @@ mod tests {
             },
             current_cert_fingerprint: CURRENT_FINGERPRINT.into(),
             password_hash: key().hash(PASSWORD),
+            ftps_chosen: true,
         }
     }
 
@@ -228,6 +238,11 @@ mod tests {
         let old_cert = || attempt_with(|a| a.cert_fingerprint = OLD_FINGERPRINT.into());
         let wrong_password = || attempt_with(|a| a.password = "guess".into());
         let later = NOW + time::Duration::minutes(15);
+        let as4_only = || {
+            let mut known = known(UserState::Active, None);
+            known.ftps_chosen = false;
+            Some(known)
+        };
 
         let cases = [
             case(
@@ -334,6 +349,20 @@ mod tests {
                 Some(known(UserState::Deleted, None)),
                 current(),
                 Err(Deleted),
+            ),
+            case(
+                "AS4 only in the portal",
+                attempt(),
+                as4_only(),
+                current(),
+                Err(FtpsNotChosen),
+            ),
+            case(
+                "AS4 only, wrong password",
+                wrong_password(),
+                as4_only(),
+                current(),
+                Err(WrongPassword),
             ),
             case(
                 "deleted, replaced certificate",

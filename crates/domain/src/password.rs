@@ -6,6 +6,7 @@
 //! makes a stolen database useless without the key file. A slow password hash would only cap
 //! the login rate (SPEC §1).
 
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::{hmac, rand};
 
 use crate::hex;
@@ -18,6 +19,10 @@ const PASSWORD_ALPHABET: &[u8; 56] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghi
 const PASSWORD_LENGTH: usize = 24;
 
 const HASH_PREFIX: &str = "hmac-sha256:";
+const SEALED_PREFIX: &str = "aes256gcm:";
+/// Binds sealed passwords to their purpose: the sealing key is an HMAC of this under the
+/// password key, so it is never the HMAC key itself.
+const SEALING_KEY_LABEL: &[u8] = b"mftgw gateway password sealing v1";
 
 /// Generates a new gateway password from the system's secure random generator.
 ///
@@ -115,6 +120,53 @@ impl PasswordKey {
         hmac::verify(&self.hmac_key(), password.as_bytes(), &tag).is_ok()
     }
 
+    /// `password` encrypted (AES-256-GCM, random nonce, bound to `username`) so that the
+    /// portal can show it to its owner again: `aes256gcm:` and hex of nonce + ciphertext.
+    pub fn seal(&self, username: &str, password: &str) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce);
+        let mut sealed = password.as_bytes().to_vec();
+        self.sealing_key()
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(username.as_bytes()),
+                &mut sealed,
+            )
+            .expect("AES-GCM sealing of a short password cannot fail");
+        format!(
+            "{SEALED_PREFIX}{}{}",
+            hex::encode(&nonce),
+            hex::encode(&sealed)
+        )
+    }
+
+    /// The password [`PasswordKey::seal`] sealed for `username`; `None` if `sealed` was made
+    /// under another key or for another user, or is malformed.
+    pub fn unseal(&self, username: &str, sealed: &str) -> Option<String> {
+        let bytes = hex::decode(sealed.strip_prefix(SEALED_PREFIX)?)?;
+        if bytes.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        let mut buffer = ciphertext.to_vec();
+        let plain = self
+            .sealing_key()
+            .open_in_place(
+                Nonce::try_assume_unique_for_key(nonce).ok()?,
+                Aad::from(username.as_bytes()),
+                &mut buffer,
+            )
+            .ok()?;
+        String::from_utf8(plain.to_vec()).ok()
+    }
+
+    fn sealing_key(&self) -> LessSafeKey {
+        let derived = hmac::sign(&self.hmac_key(), SEALING_KEY_LABEL);
+        LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, derived.as_ref()).expect("HMAC-SHA256 gives 32 bytes"),
+        )
+    }
+
     fn hmac_key(&self) -> hmac::Key {
         hmac::Key::new(hmac::HMAC_SHA256, &self.bytes)
     }
@@ -123,6 +175,37 @@ impl PasswordKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_passwords_open_only_with_the_key_and_the_username() {
+        let key = PasswordKey::generate();
+        let sealed = key.seal("CVR_1_UID_1", "secret-password");
+        assert!(sealed.starts_with(SEALED_PREFIX));
+        assert!(!sealed.contains("secret"));
+        assert_ne!(
+            sealed,
+            key.seal("CVR_1_UID_1", "secret-password"),
+            "random nonce"
+        );
+        assert_eq!(
+            key.unseal("CVR_1_UID_1", &sealed).as_deref(),
+            Some("secret-password")
+        );
+        assert_eq!(
+            key.unseal("CVR_1_UID_2", &sealed),
+            None,
+            "bound to the user"
+        );
+        assert_eq!(PasswordKey::generate().unseal("CVR_1_UID_1", &sealed), None);
+        let mut tampered = sealed.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'0' { b'1' } else { b'0' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert_eq!(key.unseal("CVR_1_UID_1", &tampered), None);
+        for malformed in ["", "aes256gcm:", "aes256gcm:zz", "aes256gcm:00", "other:00"] {
+            assert_eq!(key.unseal("CVR_1_UID_1", malformed), None, "{malformed:?}");
+        }
+    }
 
     #[test]
     fn generated_passwords_use_only_the_alphabet_and_differ() {

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::password::{PasswordKey, generate_gateway_password};
@@ -45,6 +44,36 @@ pub struct Registration {
     pub password: Option<String>,
 }
 
+/// Why a certificate was not registered.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    /// The certificate cannot be registered (its kind, its validity, or it belongs to
+    /// someone else or was replaced); asking again will not help.
+    #[error("{0}")]
+    Refused(String),
+    /// The store could not answer; asking again later may.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Who registered a certificate, for the audit log (`admin.register`, `portal.renew`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registrar {
+    Operator,
+    Portal,
+}
+
+impl Registrar {
+    fn action(self, created: bool) -> &'static str {
+        match (self, created) {
+            (Registrar::Operator, true) => "admin.register",
+            (Registrar::Operator, false) => "admin.renew",
+            (Registrar::Portal, true) => "portal.register",
+            (Registrar::Portal, false) => "portal.renew",
+        }
+    }
+}
+
 pub fn kind_name(kind: CertificateKind) -> &'static str {
     match kind {
         CertificateKind::Voces => "voces",
@@ -54,19 +83,30 @@ pub fn kind_name(kind: CertificateKind) -> &'static str {
     }
 }
 
+/// Registers the certificate: creates its user (pending for `activation_delay`) with a new
+/// gateway password, or makes it the current certificate of its existing user, who keeps
+/// the password. Registering the current certificate again changes nothing.
 pub async fn register_certificate<S: Store>(
     store: &S,
     key: &PasswordKey,
     cert_der: &[u8],
     activation_delay: Duration,
-) -> anyhow::Result<Registration> {
+    registrar: Registrar,
+) -> Result<Registration, RegistrationError> {
     let identity = identity_from_der(cert_der).map_err(|refusal| {
-        anyhow::anyhow!("certificate refused: {refusal} ({})", refusal.code())
+        RegistrationError::Refused(format!(
+            "certificate refused: {refusal} ({})",
+            refusal.code()
+        ))
     })?;
-    let info = CertificateInfo::from_der(cert_der)?;
+    let info = CertificateInfo::from_der(cert_der)
+        .map_err(|error| RegistrationError::Refused(error.to_string()))?;
     let now = OffsetDateTime::now_utc();
     if info.not_after < now {
-        bail!("certificate expired on {}", info.not_after);
+        return Err(RegistrationError::Refused(format!(
+            "certificate expired on {}",
+            info.not_after
+        )));
     }
     let password = generate_gateway_password();
     let username = identity.username();
@@ -82,21 +122,22 @@ pub async fn register_certificate<S: Store>(
             not_after: info.not_after,
             cert_der: cert_der.to_vec(),
             new_password_hash: key.hash(&password),
+            new_password_sealed: key.seal(&username, &password),
             activate_at: now + activation_delay,
         })
-        .await?;
-    let action = if outcome.created {
-        "admin.register"
-    } else {
-        "admin.renew"
-    };
+        .await
+        .map_err(|error| match error {
+            StoreError::Conflict(reason) => RegistrationError::Refused(reason),
+            error => RegistrationError::Store(error),
+        })?;
     store
         .append_audit(
-            &AuditEvent::allowed(now, action)
+            &AuditEvent::allowed(now, registrar.action(outcome.created))
                 .with_username(&username)
                 .with_cert_fingerprint(&info.fingerprint_sha256),
         )
-        .await?;
+        .await
+        .map_err(RegistrationError::Store)?;
     Ok(Registration {
         username,
         password: outcome.created.then_some(password),

@@ -343,13 +343,17 @@ impl Default for RegistrationConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PortalConfig {
+    /// Where the Certificate Portal listens (HTTPS, client certificate required).
     pub listen: SocketAddr,
+    /// A portal session ends after this long without a request.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for PortalConfig {
     fn default() -> Self {
         PortalConfig {
             listen: "127.0.0.1:8443".parse().expect("valid address"),
+            idle_timeout_secs: 15 * 60,
         }
     }
 }

@@ -132,6 +132,11 @@ pub struct DemoUser {
 pub struct DemoCertificate {
     pub cert_pem: PathBuf,
     pub key_pem: PathBuf,
+    /// The same as PKCS#12, to import into a browser for the Certificate Portal.
+    #[serde(default)]
+    pub p12: PathBuf,
+    #[serde(default)]
+    pub p12_password: String,
     pub note: String,
     /// The username the certificate names, where it names one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -224,6 +229,7 @@ fn demo_config(
         },
         portal: PortalConfig {
             listen: ([127, 0, 0, 1], args.portal_port).into(),
+            ..PortalConfig::default()
         },
         transactions: Default::default(),
         delivery: DeliveryConfig {
@@ -292,7 +298,16 @@ async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> 
         let key = &key;
         async move {
             let credentials = client(name)?;
-            admin::register_certificate(store, key, &leaf_der(credentials)?, Duration::ZERO).await
+            Ok::<_, anyhow::Error>(
+                admin::register_certificate(
+                    store,
+                    key,
+                    &leaf_der(credentials)?,
+                    Duration::ZERO,
+                    admin::Registrar::Operator,
+                )
+                .await?,
+            )
         }
     };
 
@@ -408,6 +423,8 @@ async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> 
             DemoCertificate {
                 cert_pem: credentials.cert_pem.clone(),
                 key_pem: credentials.key_pem.clone(),
+                p12: credentials.p12.clone(),
+                p12_password: credentials.p12_password.clone(),
                 note: note.to_string(),
                 username,
                 password: password.flatten(),
@@ -439,6 +456,7 @@ fn leaf_der(credentials: &ClientCredentials) -> anyhow::Result<Vec<u8>> {
 
 fn print_welcome(manifest: &DemoManifest, manifest_path: &Path, heartbeat_file: &Path) {
     let user = &manifest.users[0];
+    let portal_certificate = &manifest.certificates["unregistered"];
     let (host, port) = (&manifest.ftps.host, manifest.ftps.port);
     let curl = format!(
         "curl --ssl-reqd --cacert {ca} --cert {cert} --key {key} \\\n    -u '{username}:{password}'",
@@ -463,8 +481,17 @@ fn print_welcome(manifest: &DemoManifest, manifest_path: &Path, heartbeat_file: 
          Answer as a backend: uploads to Manifest.MidlertidigOpbevaringOpdater land in {spool}; then\n\n  \
          curl --cacert {ca} -X POST -H 'Authorization: Bearer {backend_token}' {api}/v1/transactions/<SKATTransactionId>/accept\n\n\
          Operators: curl --cacert {ca} -H 'Authorization: Bearer {admin_token}' {api}/v1/admin/deliveries  (also {api}/metrics)\n\
+         Certificate Portal: {portal} (client certificate required). In a browser, import {portal_p12}\n  \
+         (password {portal_p12_password}): a certificate no one has registered yet; log on with its username as the\n  \
+         password, choose your own, press \"Registrér certifikat\". Or look at it with curl:\n\n  \
+         curl --cacert {ca} --cert {portal_cert} --key {portal_key} {portal}\n\n\
          Admin CLI: mftgw --config {config} user list | role grant USER SERVICE | transactions | deliveries list | audit --limit 20\n",
         api = manifest.api.url,
+        portal = manifest.portal.url,
+        portal_p12 = portal_certificate.p12.display(),
+        portal_p12_password = portal_certificate.p12_password,
+        portal_cert = portal_certificate.cert_pem.display(),
+        portal_key = portal_certificate.key_pem.display(),
         spool = manifest.api.spool.display(),
         backend_token = manifest.api.backend_token,
         admin_token = manifest.api.admin_token,

@@ -8,10 +8,13 @@ mod config;
 mod delivery;
 mod demo;
 mod gateway;
+mod https;
 mod keys;
+mod portal;
 mod roles;
 mod serve;
 mod telemetry;
+mod throttle;
 mod transactions;
 
 use std::path::PathBuf;
@@ -350,8 +353,14 @@ async fn user_command(
                 .map(|c: rustls_pki_types::CertificateDer<'static>| c.to_vec())
                 .with_context(|| format!("{} holds no PEM certificate", cert.display()))?;
             let delay = activation_delay_secs.unwrap_or(config.registration.activation_delay_secs);
-            let registration =
-                admin::register_certificate(store, &key, &der, Duration::from_secs(delay)).await?;
+            let registration = admin::register_certificate(
+                store,
+                &key,
+                &der,
+                Duration::from_secs(delay),
+                admin::Registrar::Operator,
+            )
+            .await?;
             match registration.password {
                 Some(password) => println!(
                     "registered {}\ngateway password: {password}",

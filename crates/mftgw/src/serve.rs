@@ -24,7 +24,9 @@ use crate::delivery::{Backends, run_delivery};
 use crate::delivery::{HttpPush, HttpTarget, Simulated, Spool};
 use crate::gateway::Gateway;
 use crate::keys;
+use crate::portal::{self, PortalState};
 use crate::roles::{RoleSource, run_replication};
+use crate::throttle::SharedThrottle;
 use crate::transactions::{Transactions, run_retention};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -79,7 +81,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let gateway = Arc::new(Gateway::new(
         Arc::clone(&transactions),
         Arc::clone(&catalogue),
-        password_key,
+        password_key.clone(),
         config.login.throttle(),
     ));
     // The API binds first, so that "FTPS listening" is the last word of a good start-up.
@@ -93,6 +95,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let portal_listener = TcpListener::bind(config.portal.listen)
+        .await
+        .with_context(|| format!("binding the Certificate Portal on {}", config.portal.listen))?;
+    tracing::info!(listen = %config.portal.listen, "Certificate Portal listening");
     let listener = TcpListener::bind(ftps.listen)
         .await
         .with_context(|| format!("binding FTPS on {}", ftps.listen))?;
@@ -114,7 +120,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 metrics: metrics.clone(),
                 delivered_services: delivery.services(),
             }));
-            Some(tokio::spawn(api::serve(
+            Some(tokio::spawn(crate::https::serve(
+                "API",
                 api_listener,
                 Arc::new(api_tls(&config)?),
                 router,
@@ -123,6 +130,29 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let registrations = Arc::new(tokio::sync::Notify::new());
+    let idle_timeout = Duration::from_secs(config.portal.idle_timeout_secs.max(1));
+    let portal = tokio::spawn(crate::https::serve(
+        "Certificate Portal",
+        portal_listener,
+        Arc::new(portal_tls(&config, &trust)?),
+        portal::router(Arc::new(PortalState {
+            store: Arc::clone(&transactions.store),
+            password_key: password_key.clone(),
+            throttle: SharedThrottle::new(config.login.throttle()),
+            idle_timeout,
+            registrations: Arc::clone(&registrations),
+        })),
+        stopping.clone(),
+    ));
+    let registration_worker = tokio::spawn(portal::run_registrations(
+        Arc::clone(&transactions.store),
+        password_key,
+        Duration::from_secs(config.registration.activation_delay_secs),
+        idle_timeout,
+        registrations,
+        stopping.clone(),
+    ));
     let workers: Vec<_> = delivery
         .per_connector()
         .into_iter()
@@ -162,7 +192,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for worker in workers {
         let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
     }
-    for task in [api, replication].into_iter().flatten() {
+    for task in [api, replication, Some(portal), Some(registration_worker)]
+        .into_iter()
+        .flatten()
+    {
         let _ = task.await;
     }
     Ok(())
@@ -243,6 +276,20 @@ fn api_tls(config: &Config) -> anyhow::Result<rustls::ServerConfig> {
         }
     };
     Ok(builder.with_single_cert(server_chain(config)?, server_key(config)?)?)
+}
+
+/// The portal's TLS: the gateway's server certificate; a client certificate is required and
+/// verified against the FTPS trust roots without the CRLs (SPEC §1: a revoked certificate may
+/// register; FTPS refuses it).
+fn portal_tls(config: &Config, trust: &TrustStore) -> anyhow::Result<rustls::ServerConfig> {
+    let verifier = trust
+        .verifier_without_revocation()
+        .context("building the portal's client-certificate verifier")?;
+    let mut tls = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(server_chain(config)?, server_key(config)?)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tls)
 }
 
 fn server_chain(config: &Config) -> anyhow::Result<Vec<CertificateDer<'static>>> {

@@ -308,6 +308,23 @@ fn the_printed_curl_and_lftp_commands_work_as_printed() {
         ok && deliveries.contains("\"deliveries\""),
         "{operators}: {deliveries} {err}"
     );
+
+    // The portal line shows the login page for the certificate it names, and the printed
+    // PKCS#12 file exists.
+    let portal = command_after("Certificate Portal:", "curl --cacert");
+    let (ok, page, err) = run(Command::new("timeout").args(["60", "bash", "-c", &portal]));
+    let unregistered = support::username_of(&demo.certificate("unregistered").cert);
+    assert!(
+        ok && page.contains(&unregistered) && page.contains("id=\"password\""),
+        "{portal}: {page} {err}"
+    );
+    let p12 = demo.manifest["certificates"]["unregistered"]["p12"]
+        .as_str()
+        .unwrap();
+    assert!(
+        printed.contains(p12) && std::path::Path::new(p12).exists(),
+        "{p12}"
+    );
 }
 
 /// A restarted demo keeps its users, passwords and roles.

@@ -259,7 +259,7 @@ async fn a_certificate_revoked_after_start_up_is_refused_after_sighup() {
     };
     login().await.unwrap();
 
-    revoke_in_demo_pki(&demo, "moces");
+    demo.revoke_in_pki("moces");
     // Until the gateway reloads its CRLs, the old CRL is in force.
     login()
         .await
@@ -303,7 +303,7 @@ async fn a_revoked_certificate_cannot_log_in_by_resuming_an_earlier_tls_session(
     assert_eq!(within(client.command("NOOP")).await.unwrap().code, 200);
     assert_eq!(within(client.command("QUIT")).await.unwrap().code, 221);
 
-    revoke_in_demo_pki(&demo, "moces");
+    demo.revoke_in_pki("moces");
     demo.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !handshake_refused(&demo, demo.tls(&moces)).await {
@@ -322,15 +322,6 @@ async fn a_revoked_certificate_cannot_log_in_by_resuming_an_earlier_tls_session(
         resumed.is_err(),
         "a revoked certificate logged in by resuming an earlier TLS session"
     );
-}
-
-fn revoke_in_demo_pki(demo: &Demo, name: &str) {
-    let (ok, stdout, stderr) = run(Command::new(binary())
-        .args(["pki", "revoke"])
-        .arg(demo.data_dir().join("pki"))
-        .arg(name)
-        .env("MFTGW_LOG", "warn"));
-    assert!(ok, "mftgw pki revoke failed: {stdout}{stderr}");
 }
 
 struct SClient {

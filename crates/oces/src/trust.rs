@@ -215,6 +215,16 @@ impl TrustStore {
         Ok(())
     }
 
+    /// A verifier of the same roots (chain and validity, so expired certificates are refused)
+    /// that does not consult the CRLs: the Certificate Portal lets a revoked certificate
+    /// register, and only FTPS login refuses it (SPEC §1).
+    pub fn verifier_without_revocation(&self) -> Result<Arc<dyn ClientCertVerifier>, TrustError> {
+        Ok(
+            WebPkiClientVerifier::builder_with_provider(self.roots.clone(), self.provider.clone())
+                .build()?,
+        )
+    }
+
     pub fn crl_paths(&self) -> &[PathBuf] {
         &self.crl_paths
     }

@@ -13,11 +13,16 @@ use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, Transaction, User, U
 use time::OffsetDateTime;
 
 mod error;
+mod portal;
 mod sqlite;
 mod timestamp;
 mod transactions;
 
 pub use error::StoreError;
+pub use portal::{
+    NewRegistrationJob, PortalAccount, PortalProfile, PortalSession, QueuedRegistration,
+    RegistrationJob, RegistrationJobState,
+};
 pub use sqlite::SqliteStore;
 pub use transactions::{
     Advance, Advanced, Expired, NewOutFile, NewOutbound, NewTransaction, OutContent, OutFileEntry,
@@ -40,6 +45,9 @@ pub struct CertificateRegistration {
     pub cert_der: Vec<u8>,
     /// Stored only if this registration creates the user; a renewal keeps the old password.
     pub new_password_hash: String,
+    /// The same new password sealed for showing it again in the portal (see
+    /// `PasswordKey::seal`); stored with `new_password_hash`.
+    pub new_password_sealed: String,
     /// When a newly created user becomes active; ignored on renewal.
     pub activate_at: OffsetDateTime,
 }
@@ -322,4 +330,96 @@ pub trait Store: Send + Sync + 'static {
     /// Removes `/out` files created before `before`, and forgets the bodies of finished
     /// transactions received before it (the transactions themselves are kept forever).
     fn expire(&self, before: OffsetDateTime) -> impl Future<Output = StoreResult<Expired>> + Send;
+
+    /// The user's gateway password as sealed at registration, to show it again in the portal.
+    fn gateway_password_sealed(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+
+    /// The portal account of `username`, if the person has ever changed its password or
+    /// profile.
+    fn portal_account(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<Option<PortalAccount>>> + Send;
+
+    /// Sets the portal password (creating the account if needed).
+    fn set_portal_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Sets SE-number, e-mail and interfaces (creating the account if needed).
+    fn set_portal_profile(
+        &self,
+        username: &str,
+        profile: &PortalProfile,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    fn create_portal_session(
+        &self,
+        session: &PortalSession,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    fn portal_session(
+        &self,
+        token_hash: &str,
+    ) -> impl Future<Output = StoreResult<Option<PortalSession>>> + Send;
+
+    /// Records activity on a session (for the idle timeout).
+    fn touch_portal_session(
+        &self,
+        token_hash: &str,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    fn delete_portal_session(
+        &self,
+        token_hash: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Deletes the sessions of `username` (all of them: after a password change, the other
+    /// browsers must log in again); returns how many.
+    fn delete_portal_sessions_of(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Deletes sessions last used before `before`; returns how many.
+    fn expire_portal_sessions(
+        &self,
+        before: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Queues a registration of the certificate, unless one is queued already: then that job
+    /// is returned, and `false`.
+    fn request_registration(
+        &self,
+        job: NewRegistrationJob,
+    ) -> impl Future<Output = StoreResult<(RegistrationJob, bool)>> + Send;
+
+    /// The latest registration job for the certificate.
+    fn latest_registration(
+        &self,
+        cert_fingerprint: &str,
+    ) -> impl Future<Output = StoreResult<Option<RegistrationJob>>> + Send;
+
+    /// Queued jobs, oldest first.
+    fn queued_registrations(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<QueuedRegistration>>> + Send;
+
+    /// Ends a queued job: done, or failed with the reason; a job no longer queued is left
+    /// as it is.
+    fn finish_registration(
+        &self,
+        job_id: i64,
+        outcome: Result<(), String>,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }

@@ -21,8 +21,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 
-use super::{ApiBackend, ApiError, ApiState, OPENAPI, PeerCertificate};
+use super::{ApiBackend, ApiError, ApiState, OPENAPI};
 use crate::delivery::{Answer, answer_step, delivered_step};
+use crate::https::TlsPeer;
 use crate::telemetry;
 use crate::transactions::transaction_json;
 
@@ -54,10 +55,10 @@ fn params<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
 /// the one whose bearer token the request carries.
 fn authenticate<'a, S, B>(
     state: &'a ApiState<S, B>,
-    peer: &PeerCertificate,
+    peer: &TlsPeer,
     headers: &HeaderMap,
 ) -> Result<&'a ApiBackend, ApiError> {
-    if let Some(fingerprint) = &peer.0
+    if let Some(fingerprint) = &peer.fingerprint
         && let Some(backend) = state
             .backends
             .iter()
@@ -129,7 +130,7 @@ pub async fn transaction<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    Extension(peer): Extension<PeerCertificate>,
+    Extension(peer): Extension<TlsPeer>,
 ) -> Reply {
     let backend = authenticate(&state, &peer, &headers)?;
     let id = params(path)?;
@@ -165,7 +166,7 @@ pub async fn accept<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    Extension(peer): Extension<PeerCertificate>,
+    Extension(peer): Extension<TlsPeer>,
 ) -> Reply {
     let backend = authenticate(&state, &peer, &headers)?;
     let id = params(path)?;
@@ -225,7 +226,7 @@ pub async fn reject<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    Extension(peer): Extension<PeerCertificate>,
+    Extension(peer): Extension<TlsPeer>,
     body: Result<Json<Rejection>, JsonRejection>,
 ) -> Reply {
     let backend = authenticate(&state, &peer, &headers)?;
@@ -289,7 +290,7 @@ pub async fn respond<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-    Extension(peer): Extension<PeerCertificate>,
+    Extension(peer): Extension<TlsPeer>,
     body: Body,
 ) -> Reply {
     let backend = authenticate(&state, &peer, &headers)?;
@@ -344,7 +345,7 @@ pub async fn outbound<S: Store, B: BlobStore>(
     path: Result<Path<(String, String, String)>, PathRejection>,
     query: Result<Query<OutboundQuery>, QueryRejection>,
     headers: HeaderMap,
-    Extension(peer): Extension<PeerCertificate>,
+    Extension(peer): Extension<TlsPeer>,
     body: Body,
 ) -> Reply {
     let backend = authenticate(&state, &peer, &headers)?;

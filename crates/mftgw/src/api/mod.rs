@@ -19,8 +19,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use mftgw_blobs::BlobStore;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_store::Store;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::transactions::Transactions;
 
@@ -28,10 +26,6 @@ pub use error::ApiError;
 
 /// Request bodies other than streamed files are small JSON documents.
 const SMALL_BODY: usize = 64 * 1024;
-/// Connections the API serves at once; more wait to be accepted.
-const MAX_CONNECTIONS: usize = 1024;
-/// A request's headers must arrive within this.
-const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The OpenAPI document of this API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -45,10 +39,6 @@ pub struct ApiBackend {
     pub client_fingerprint: Option<String>,
     pub services: HashSet<String>,
 }
-
-/// The SHA-256 fingerprint of the client certificate the connection presented, if any.
-#[derive(Debug, Clone)]
-pub struct PeerCertificate(pub Option<String>);
 
 pub struct ApiState<S, B> {
     pub transactions: Arc<Transactions<S, B>>,
@@ -117,61 +107,4 @@ pub fn router<S: Store, B: BlobStore>(state: Arc<ApiState<S, B>>) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(SMALL_BODY))
         .with_state(state)
-}
-
-/// Serves `router` over TLS on `listener` until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    router: Router,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
-            _ = shutdown.changed() => return,
-        };
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "backend API accept failed");
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let (acceptor, router) = (acceptor.clone(), router.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            let handshake =
-                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
-            let tls = match handshake.await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    tracing::info!(%peer, %error, "backend API TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let peer_certificate = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(|certificate| mftgw_oces::certificate::fingerprint_sha256(certificate));
-            let router = router.layer(axum::Extension(PeerCertificate(peer_certificate)));
-            let service = hyper_util::service::TowerToHyperService::new(router);
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await
-            {
-                tracing::debug!(%peer, %error, "backend API connection ended");
-            }
-        });
-    }
 }

@@ -6,14 +6,12 @@
 //! certificate itself. Anyone can type another company's username, so failures under a
 //! foreign certificate must never lock the real user out.
 
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mftgw_blobs::BlobStore;
 use mftgw_domain::KnownUser;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::login::{LoginAttempt, LoginRefusal, decide_login};
-use mftgw_domain::throttle::ThrottleVerdict;
 use mftgw_ftps::{ClientContext, LoginDenied};
 use mftgw_oces::certificate::fingerprint_sha256;
 use mftgw_oces::identity::identity_from_der;
@@ -21,9 +19,7 @@ use mftgw_store::Store;
 use time::OffsetDateTime;
 
 use super::{Gateway, TreeOwner, UserTree};
-
-/// Logins between two sweeps of expired throttle entries.
-const PRUNE_EVERY: u64 = 1024;
+use crate::throttle::Verdict;
 
 impl<S: Store, B: BlobStore> Gateway<S, B> {
     pub(super) async fn log_in(
@@ -49,7 +45,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                 .with_cert_fingerprint(fingerprint.clone())
         };
 
-        let delay = match self.throttle_verdict(&keys) {
+        let delay = match self.throttle.verdict(&keys) {
             Verdict::Blocked => {
                 let reason = LoginRefusal::Blocked.audit_reason().to_string();
                 self.audit(audit(AuditEvent::refused(now(), "ftps.login", reason)))
@@ -82,7 +78,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                 });
             }
         };
-        self.record_outcome(&keys, decision.is_ok());
+        self.throttle.record(&keys, decision.is_ok());
         match decision {
             Ok(()) => {
                 self.audit(audit(AuditEvent::allowed(now(), "ftps.login")))
@@ -115,39 +111,6 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
         }
     }
 
-    fn throttle_verdict(&self, keys: &[&str]) -> Verdict {
-        let now = Instant::now();
-        let mut throttle = self.throttle.lock().expect("throttle lock poisoned");
-        if self
-            .logins
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(PRUNE_EVERY)
-        {
-            throttle.prune(now);
-        }
-        let mut delay = Duration::ZERO;
-        for key in keys {
-            match throttle.check(key, now) {
-                ThrottleVerdict::Blocked { .. } => return Verdict::Blocked,
-                ThrottleVerdict::Delay(d) => delay = delay.max(d),
-                ThrottleVerdict::Allow => {}
-            }
-        }
-        Verdict::Delay(delay)
-    }
-
-    fn record_outcome(&self, keys: &[&str], success: bool) {
-        let now = Instant::now();
-        let mut throttle = self.throttle.lock().expect("throttle lock poisoned");
-        for key in keys {
-            if success {
-                throttle.record_success(key, now);
-            } else {
-                throttle.record_failure(key, now);
-            }
-        }
-    }
-
     /// The domain decision on what the store knows, and the user it found; `Err` only if the
     /// store cannot answer.
     async fn decide(
@@ -168,11 +131,6 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
         );
         Ok((decision, known))
     }
-}
-
-enum Verdict {
-    Blocked,
-    Delay(Duration),
 }
 
 fn now() -> OffsetDateTime {

@@ -5,14 +5,14 @@
 mod login;
 mod tree;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use mftgw_blobs::BlobStore;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::password::PasswordKey;
-use mftgw_domain::throttle::{LoginThrottle, ThrottleConfig};
+use mftgw_domain::throttle::ThrottleConfig;
 use mftgw_ftps::{Backend, ClientContext, EngineEvent, LoginDenied};
 use mftgw_store::Store;
 use time::OffsetDateTime;
@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 pub use tree::{TreeOwner, UserTree};
 
 use crate::telemetry;
+use crate::throttle::SharedThrottle;
 use crate::transactions::Transactions;
 
 /// Engine events waiting for the audit writer. Unauthenticated clients can cause them (port
@@ -32,9 +33,7 @@ pub struct Gateway<S, B> {
     transactions: Arc<Transactions<S, B>>,
     catalogue: Arc<ServiceCatalogue>,
     password_key: PasswordKey,
-    throttle: Mutex<LoginThrottle>,
-    /// Logins seen, to sweep the throttle now and then rather than on every login.
-    logins: AtomicU64,
+    throttle: SharedThrottle,
     engine_events: mpsc::Sender<AuditEvent>,
     /// Engine events dropped because the audit writer fell behind.
     dropped_engine_events: AtomicU64,
@@ -61,8 +60,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
             transactions,
             catalogue,
             password_key,
-            throttle: Mutex::new(LoginThrottle::new(throttle)),
-            logins: AtomicU64::new(0),
+            throttle: SharedThrottle::new(throttle),
             engine_events,
             dropped_engine_events: AtomicU64::new(0),
         }

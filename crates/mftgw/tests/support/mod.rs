@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test binary uses its own part of this harness.
 
 pub mod backend;
+pub mod portal;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -270,6 +271,17 @@ impl Demo {
                 && e["outcome"] == outcome
                 && reason.is_none_or(|r| e["reason"] == r)
         })
+    }
+
+    /// Revokes client `name` of the demo's test PKI (rewriting its CRL); the gateway reads
+    /// the new CRL at its next refresh or SIGHUP.
+    pub fn revoke_in_pki(&self, name: &str) {
+        let (ok, stdout, stderr) = run(Command::new(binary())
+            .args(["pki", "revoke"])
+            .arg(self.data_dir().join("pki"))
+            .arg(name)
+            .env("MFTGW_LOG", "warn"));
+        assert!(ok, "mftgw pki revoke {name} failed: {stdout}{stderr}");
     }
 
     pub fn signal(&self, signal: &str) {

@@ -35,6 +35,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "outbound",
         sql: include_str!("../../migrations/sqlite/004_outbound.sql"),
     },
+    Migration {
+        version: 5,
+        name: "portal",
+        sql: include_str!("../../migrations/sqlite/005_portal.sql"),
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {

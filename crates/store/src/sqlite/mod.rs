@@ -6,6 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use mftgw_domain::portal::Interfaces;
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, Transaction, User, UserState};
 use sqlx::sqlite::{
@@ -16,12 +17,16 @@ use time::OffsetDateTime;
 
 use crate::{
     Advance, Advanced, AuditQuery, CertificateRegistration, Counts, Expired, NewOutFile,
-    NewOutbound, NewTransaction, OutContent, OutFileEntry, OutboundRecorded, Recorded,
-    RegisteredCertificate, RegistrationOutcome, ReplicatedRoles, RoleSource, Store, StoreError,
-    StoreResult, WorkItem, timestamp,
+    NewOutbound, NewRegistrationJob, NewTransaction, OutContent, OutFileEntry, OutboundRecorded,
+    PortalAccount, PortalProfile, PortalSession, QueuedRegistration, Recorded,
+    RegisteredCertificate, RegistrationJob, RegistrationOutcome, ReplicatedRoles, RoleSource,
+    Store, StoreError, StoreResult, WorkItem, timestamp,
 };
 
 mod migrations;
+mod portal;
+#[cfg(test)]
+mod portal_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -133,8 +138,9 @@ impl Store for SqliteStore {
             None => {
                 let user_id: i64 = sqlx::query_scalar(
                     "INSERT INTO users
-                         (username, cvr, account, kind, state, password_hash, activate_at, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                         (username, cvr, account, kind, state, password_hash, password_sealed,
+                          activate_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                      RETURNING id",
                 )
                 .bind(&registration.username)
@@ -143,6 +149,7 @@ impl Store for SqliteStore {
                 .bind(&registration.kind)
                 .bind(UserState::PendingActivation.as_str())
                 .bind(&registration.new_password_hash)
+                .bind(&registration.new_password_sealed)
                 .bind(timestamp::to_text(registration.activate_at))
                 .bind(&now)
                 .fetch_one(&mut *transaction)
@@ -205,9 +212,10 @@ impl Store for SqliteStore {
         let row = sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
-            ", users.password_hash, certificates.fingerprint
+            ", users.password_hash, certificates.fingerprint, portal_accounts.interfaces
              FROM users LEFT JOIN certificates
                  ON certificates.user_id = users.id AND certificates.replaced_at IS NULL
+             LEFT JOIN portal_accounts ON portal_accounts.username = users.username
              WHERE users.username = $1"
         ))
         .bind(username)
@@ -221,10 +229,12 @@ impl Store for SqliteStore {
         let current_cert_fingerprint = current_cert_fingerprint.ok_or_else(|| {
             StoreError::Corrupt(format!("user {username} has no current certificate"))
         })?;
+        let interfaces: Option<String> = row.try_get("interfaces")?;
         Ok(Some(KnownUser {
             user,
             current_cert_fingerprint,
             password_hash: row.try_get("password_hash")?,
+            ftps_chosen: interfaces.is_none_or(|stored| Interfaces::from_stored(&stored).ftps),
         }))
     }
 
@@ -602,6 +612,83 @@ impl Store for SqliteStore {
 
     async fn expire(&self, before: OffsetDateTime) -> StoreResult<Expired> {
         transactions::expire(&self.pool, before).await
+    }
+
+    async fn gateway_password_sealed(&self, username: &str) -> StoreResult<Option<String>> {
+        portal::gateway_password_sealed(&self.pool, username).await
+    }
+
+    async fn portal_account(&self, username: &str) -> StoreResult<Option<PortalAccount>> {
+        portal::portal_account(&self.pool, username).await
+    }
+
+    async fn set_portal_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        portal::set_portal_password(&self.pool, username, password_hash, at).await
+    }
+
+    async fn set_portal_profile(
+        &self,
+        username: &str,
+        profile: &PortalProfile,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        portal::set_portal_profile(&self.pool, username, profile, at).await
+    }
+
+    async fn create_portal_session(&self, session: &PortalSession) -> StoreResult<()> {
+        portal::create_portal_session(&self.pool, session).await
+    }
+
+    async fn portal_session(&self, token_hash: &str) -> StoreResult<Option<PortalSession>> {
+        portal::portal_session(&self.pool, token_hash).await
+    }
+
+    async fn touch_portal_session(&self, token_hash: &str, at: OffsetDateTime) -> StoreResult<()> {
+        portal::touch_portal_session(&self.pool, token_hash, at).await
+    }
+
+    async fn delete_portal_session(&self, token_hash: &str) -> StoreResult<()> {
+        portal::delete_portal_session(&self.pool, token_hash).await
+    }
+
+    async fn delete_portal_sessions_of(&self, username: &str) -> StoreResult<u64> {
+        portal::delete_portal_sessions_of(&self.pool, username).await
+    }
+
+    async fn expire_portal_sessions(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        portal::expire_portal_sessions(&self.pool, before).await
+    }
+
+    async fn request_registration(
+        &self,
+        job: NewRegistrationJob,
+    ) -> StoreResult<(RegistrationJob, bool)> {
+        portal::request_registration(&self.pool, job).await
+    }
+
+    async fn latest_registration(
+        &self,
+        cert_fingerprint: &str,
+    ) -> StoreResult<Option<RegistrationJob>> {
+        portal::latest_registration(&self.pool, cert_fingerprint).await
+    }
+
+    async fn queued_registrations(&self, limit: u32) -> StoreResult<Vec<QueuedRegistration>> {
+        portal::queued_registrations(&self.pool, limit).await
+    }
+
+    async fn finish_registration(
+        &self,
+        job_id: i64,
+        outcome: Result<(), String>,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        portal::finish_registration(&self.pool, job_id, outcome, at).await
     }
 }
 

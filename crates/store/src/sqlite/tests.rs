@@ -38,6 +38,7 @@ pub(super) fn registration(
         not_after: datetime!(2028-01-01 00:00 UTC),
         cert_der: vec![0x30, 0x82, 0x01, 0x00],
         new_password_hash: password_hash.into(),
+        new_password_sealed: format!("sealed:{password_hash}"),
         activate_at: ACTIVATE_AT,
     }
 }

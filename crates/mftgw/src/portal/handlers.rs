@@ -1,0 +1,901 @@
+//! The portal's request handlers. Every request is made with a client certificate (the TLS
+//! layer demands one); the certificate names the person's username, or gets the refusal page.
+//! Pages other than the login page need a session bound to that certificate; every form
+//! carries a CSRF token; state changes answer `303 See Other` and are audited.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Extension, Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mftgw_domain::audit::AuditEvent;
+use mftgw_domain::portal::{
+    FieldProblem, Interfaces, check_new_portal_password, hash_portal_password, parse_email,
+    parse_se_number, verify_portal_password,
+};
+use mftgw_oces::certificate::CertificateInfo;
+use mftgw_oces::identity::{OcesIdentity, identity_from_der};
+use mftgw_store::{NewRegistrationJob, PortalProfile, PortalSession, Store, StoreError};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::PortalState;
+use super::pages::{
+    LoginPage, OutPage, OutRow, OverviewPage, Page, PasswordPage, RefusedPage, TransactionRow,
+    TransactionsPage, error_page, human_size, local_date, local_time, render, see_other,
+};
+use super::registration::{self, RegistrationStatus};
+use super::session::{
+    self, LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, SessionLookup, clear_cookie, cookie,
+    csrf_matches, set_cookie,
+};
+use super::texts::Lang;
+use crate::https::TlsPeer;
+use crate::throttle::Verdict;
+
+type PortalResult = Result<Response, Response>;
+
+/// The certificate the request came with, and whom it names.
+struct Certified {
+    lang: Lang,
+    address: String,
+    fingerprint: String,
+    der: Vec<u8>,
+    info: CertificateInfo,
+    identity: OcesIdentity,
+    username: String,
+}
+
+impl Certified {
+    fn audit(&self, event: AuditEvent) -> AuditEvent {
+        event
+            .with_username(&self.username)
+            .with_peer_ip(&self.address)
+            .with_cert_fingerprint(&self.fingerprint)
+    }
+}
+
+fn lang(headers: &HeaderMap) -> Lang {
+    Lang::from_code(cookie(headers, LANG_COOKIE))
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// The certificate's identity, or the refusal page for FOCES, personal and other
+/// certificates that name no gateway user.
+async fn certified<S: Store>(
+    state: &PortalState<S>,
+    peer: &TlsPeer,
+    headers: &HeaderMap,
+) -> Result<Certified, Response> {
+    let lang = lang(headers);
+    let (Some(der), Some(fingerprint)) = (&peer.certificate, &peer.fingerprint) else {
+        // The TLS layer requires a certificate; this is a configuration mistake.
+        return Err(error_page(
+            lang,
+            StatusCode::FORBIDDEN,
+            lang.texts().refused_other,
+        ));
+    };
+    let address = peer.address.ip().to_string();
+    let info = CertificateInfo::from_der(der)
+        .map_err(|_| error_page(lang, StatusCode::FORBIDDEN, lang.texts().refused_other))?;
+    match identity_from_der(der) {
+        Ok(identity) => Ok(Certified {
+            lang,
+            address,
+            fingerprint: fingerprint.clone(),
+            der: der.to_vec(),
+            info,
+            username: identity.username(),
+            identity,
+        }),
+        Err(refusal) => {
+            audit(
+                state,
+                AuditEvent::refused(now(), "portal.certificate", refusal.code())
+                    .with_peer_ip(address)
+                    .with_cert_fingerprint(fingerprint),
+            )
+            .await;
+            let page = Page::new(lang, |t| t.refused_title);
+            Err(render(
+                StatusCode::FORBIDDEN,
+                &RefusedPage {
+                    page,
+                    reason: lang.refusal(&refusal),
+                    detail: refusal.to_string(),
+                },
+                &[],
+            ))
+        }
+    }
+}
+
+async fn audit<S: Store>(state: &PortalState<S>, event: AuditEvent) {
+    tracing::info!(
+        target: "audit",
+        action = %event.action,
+        outcome = %event.outcome,
+        reason = event.reason.as_deref().unwrap_or(""),
+        username = event.username.as_deref().unwrap_or(""),
+        "portal"
+    );
+    if let Err(error) = state.store.append_audit(&event).await {
+        tracing::error!(%error, action = %event.action, "cannot write the audit log");
+    }
+}
+
+fn internal(lang: Lang, error: StoreError) -> Response {
+    tracing::error!(%error, "portal: store unavailable");
+    error_page(
+        lang,
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang.texts().error_internal,
+    )
+}
+
+/// The login page for the certificate, with a fresh login CSRF cookie.
+fn login_page(who: &Certified, status: StatusCode, page: Page) -> Response {
+    let csrf = session::random_token();
+    render(
+        status,
+        &LoginPage {
+            page,
+            username: who.username.clone(),
+            csrf: csrf.clone(),
+        },
+        &[set_cookie(LOGIN_COOKIE, &csrf, None)],
+    )
+}
+
+/// The request's session, or the login page (with why there is none).
+async fn signed_in<S: Store>(
+    state: &PortalState<S>,
+    who: &Certified,
+    headers: &HeaderMap,
+) -> Result<PortalSession, Response> {
+    let lookup = session::lookup(&*state.store, headers, &who.fingerprint, state.idle_timeout)
+        .await
+        .map_err(|error| internal(who.lang, error))?;
+    let page = Page::new(who.lang, |t| t.login_title);
+    match lookup {
+        SessionLookup::Valid(session) => Ok(session),
+        SessionLookup::None => Err(login_page(who, StatusCode::OK, page)),
+        SessionLookup::Expired => {
+            let page = page.notice(who.lang.texts().session_expired);
+            Err(login_page(who, StatusCode::OK, page))
+        }
+        SessionLookup::OtherCertificate { username } => {
+            audit(
+                state,
+                who.audit(AuditEvent::refused(
+                    now(),
+                    "portal.session",
+                    "other_certificate",
+                ))
+                .with_detail(serde_json::json!({ "session_username": username })),
+            )
+            .await;
+            let page = page.error(who.lang.texts().session_other_certificate);
+            Err(login_page(who, StatusCode::FORBIDDEN, page))
+        }
+    }
+}
+
+/// A signed-in request that has chosen its own password (others are sent to change it).
+async fn signed_in_with_password<S: Store>(
+    state: &PortalState<S>,
+    who: &Certified,
+    headers: &HeaderMap,
+) -> Result<PortalSession, Response> {
+    let session = signed_in(state, who, headers).await?;
+    if session.must_change_password {
+        return Err(see_other("/password", &[]));
+    }
+    Ok(session)
+}
+
+async fn check_csrf<S: Store>(
+    state: &PortalState<S>,
+    who: &Certified,
+    expected: &str,
+    submitted: Option<&str>,
+) -> Result<(), Response> {
+    if csrf_matches(expected, submitted) {
+        return Ok(());
+    }
+    audit(
+        state,
+        who.audit(AuditEvent::refused(
+            now(),
+            "portal.csrf",
+            "csrf_token_mismatch",
+        )),
+    )
+    .await;
+    Err(error_page(
+        who.lang,
+        StatusCode::FORBIDDEN,
+        who.lang.texts().error_csrf,
+    ))
+}
+
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the page to answer with, built once per request"
+)]
+fn form<T>(lang: Lang, form: Result<Form<T>, FormRejection>) -> Result<T, Response> {
+    form.map(|Form(form)| form).map_err(|rejection| {
+        let status = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        error_page(lang, status, lang.texts().error_bad_form)
+    })
+}
+
+fn flatten(result: PortalResult) -> Response {
+    result.unwrap_or_else(|response| response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HomeQuery {
+    done: Option<String>,
+}
+
+/// `/`: the login page, or the overview.
+pub async fn home<S: Store>(
+    State(state): State<Arc<PortalState<S>>>,
+    Extension(peer): Extension<TlsPeer>,
+    headers: HeaderMap,
+    Query(query): Query<HomeQuery>,
+) -> Response {
+    flatten(
+        async {
+            let who = certified(&state, &peer, &headers).await?;
+            let session = signed_in_with_password(&state, &who, &headers).await?;
+            let t = who.lang.texts();
+            let notice = match query.done.as_deref() {
+                Some("saved") => Some(t.changes_saved),
+                Some("registration") => Some(t.registration_requested),
+                Some("password") => Some(t.password_changed),
+                _ => None,
+            };
+            let mut page = Page::new(who.lang, |t| t.overview_title);
+            if let Some(notice) = notice {
+                page = page.notice(notice);
+            }
+            overview(&state, &who, &session, page, None, StatusCode::OK).await
+        }
+        .await,
+    )
+}
+
+/// The profile fields as submitted, shown again when they were refused.
+struct SubmittedProfile {
+    se_number: String,
+    email: String,
+    ftps: bool,
+    as4: bool,
+}
+
+async fn overview<S: Store>(
+    state: &PortalState<S>,
+    who: &Certified,
+    session: &PortalSession,
+    page: Page,
+    submitted: Option<SubmittedProfile>,
+    status: StatusCode,
+) -> PortalResult {
+    let lang = who.lang;
+    let t = lang.texts();
+    let store = &*state.store;
+    let registration = registration::status(store, &who.username, &who.fingerprint, now())
+        .await
+        .map_err(|error| internal(lang, error))?;
+    let account = store
+        .portal_account(&who.username)
+        .await
+        .map_err(|error| internal(lang, error))?;
+    let profile = account.map(|account| account.profile);
+    let gateway_password = if registration.is_registered() {
+        store
+            .gateway_password_sealed(&who.username)
+            .await
+            .map_err(|error| internal(lang, error))?
+            .and_then(|sealed| state.password_key.unseal(&who.username, &sealed))
+    } else {
+        None
+    };
+    let (state_class, state_text) = match &registration {
+        RegistrationStatus::NotRegistered => ("pending", t.state_not_registered.to_owned()),
+        RegistrationStatus::RenewalPossible { username } => ("pending", lang.renewal(username)),
+        RegistrationStatus::Queued => ("pending", t.state_queued.to_owned()),
+        RegistrationStatus::Failed { reason } => ("refused", lang.registration_failed(reason)),
+        RegistrationStatus::PendingActivation { from } => {
+            ("pending", lang.pending_activation(&local_time(*from)))
+        }
+        RegistrationStatus::Active => ("active", t.state_active.to_owned()),
+        RegistrationStatus::Replaced => ("refused", t.state_replaced.to_owned()),
+        RegistrationStatus::Suspended => ("refused", t.state_suspended.to_owned()),
+        RegistrationStatus::Deleted => ("refused", t.state_deleted.to_owned()),
+    };
+    let submitted = submitted.unwrap_or_else(|| {
+        let interfaces = profile
+            .as_ref()
+            .map(|profile| Interfaces::from_stored(&profile.interfaces))
+            .unwrap_or_default();
+        SubmittedProfile {
+            se_number: profile
+                .as_ref()
+                .and_then(|profile| profile.se_number.clone())
+                .unwrap_or_default(),
+            email: profile
+                .as_ref()
+                .and_then(|profile| profile.email.clone())
+                .or_else(|| who.info.email.clone())
+                .unwrap_or_default(),
+            ftps: interfaces.ftps,
+            as4: interfaces.as4,
+        }
+    });
+    let page = page.signed_in(&who.username, &session.csrf_token, "overview");
+    Ok(render(
+        status,
+        &OverviewPage {
+            page,
+            csrf: session.csrf_token.clone(),
+            state_class,
+            state_text,
+            can_register: registration.can_register(),
+            common_name: who.info.common_name.clone().unwrap_or_default(),
+            expiry: local_date(who.info.not_after),
+            kind: lang.certificate_kind(who.identity.kind),
+            legal_identifier: format!("CVR_{}", who.identity.cvr),
+            account: who.identity.account_label(),
+            se_number: submitted.se_number,
+            email: submitted.email,
+            ftps: submitted.ftps,
+            as4: submitted.as4,
+            registration: lang.registration_word(&registration),
+            gateway_user: registration.is_registered().then(|| who.username.clone()),
+            gateway_password,
+        },
+        &[],
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    csrf: Option<String>,
+    password: Option<String>,
+}
+
+/// `POST /login`: the portal password for the certificate's username.
+pub async fn login<S: Store>(
+    State(state): State<Arc<PortalState<S>>>,
+    Extension(peer): Extension<TlsPeer>,
+    headers: HeaderMap,
+    submitted: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    flatten(
+        async {
+            let who = certified(&state, &peer, &headers).await?;
+            let submitted = form(who.lang, submitted)?;
+            let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+            check_csrf(&state, &who, expected, submitted.csrf.as_deref()).await?;
+            let t = who.lang.texts();
+            let ip_key = format!("ip:{}", who.address);
+            let user_key = format!("user:{}", who.username);
+            let keys = [ip_key.as_str(), user_key.as_str()];
+            let delay = match state.throttle.verdict(&keys) {
+                Verdict::Blocked => {
+                    audit(
+                        &state,
+                        who.audit(AuditEvent::refused(now(), "portal.login", "blocked")),
+                    )
+                    .await;
+                    let page = Page::new(who.lang, |t| t.login_title).error(t.login_blocked);
+                    return Err(login_page(&who, StatusCode::TOO_MANY_REQUESTS, page));
+                }
+                Verdict::Delay(delay) => delay,
+            };
+            tokio::time::sleep(delay).await;
+            let account = state
+                .store
+                .portal_account(&who.username)
+                .await
+                .map_err(|error| internal(who.lang, error))?;
+            let stored = account.and_then(|account| account.password_hash);
+            let must_change = stored.is_none();
+            let password = submitted.password.unwrap_or_default();
+            let correct = verify_blocking(&who.username, stored, password).await;
+            state.throttle.record(&keys, correct);
+            if !correct {
+                audit(
+                    &state,
+                    who.audit(AuditEvent::refused(now(), "portal.login", "wrong_password")),
+                )
+                .await;
+                let page = Page::new(who.lang, |t| t.login_title).error(t.login_wrong_password);
+                return Err(login_page(&who, StatusCode::UNAUTHORIZED, page));
+            }
+            let token = session::start(&*state.store, &who.username, &who.fingerprint, must_change)
+                .await
+                .map_err(|error| internal(who.lang, error))?;
+            audit(
+                &state,
+                who.audit(AuditEvent::allowed(now(), "portal.login"))
+                    .with_detail(serde_json::json!({ "first_login": must_change })),
+            )
+            .await;
+            let next = if must_change { "/password" } else { "/" };
+            Ok(see_other(
+                next,
+                &[
+                    set_cookie(SESSION_COOKIE, &token, None),
+                    clear_cookie(LOGIN_COOKIE),
+                ],
+            ))
+        }
+        .await,
+    )
+}
+
+/// argon2id takes tens of milliseconds: off the async workers.
+async fn verify_blocking(username: &str, stored: Option<String>, password: String) -> bool {
+    let username = username.to_owned();
+    tokio::task::spawn_blocking(move || {
+        verify_portal_password(&username, stored.as_deref(), &password)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// `GET /password`.
+pub async fn password_page<S: Store>(
+    State(state): State<Arc<PortalState<S>>>,
+    Extension(peer): Extension<TlsPeer>,
+    headers: HeaderMap,
+) -> Response {
+    flatten(
+        async {
+            let who = certified(&state, &peer, &headers).await?;
+            let session = signed_in(&state, &who, &headers).await?;
+            Ok(password_form(&who, &session, None, StatusCode::OK))
+        }
+        .await,
+    )
+}
+
+fn password_form(
+    who: &Certified,
+    session: &PortalSession,
+    error: Option<&'static str>,
+    status: StatusCode,
+) -> Response {
+    let mut page = Page::new(who.lang, |t| t.change_password_title).signed_in(
+        &who.username,
+        &session.csrf_token,
+        "overview",
+    );
+    if let Some(error) = error {
+        page = page.error(error);
+    }
+    render(
+        status,
+        &PasswordPage {
+            page,
+            csrf: session.csrf_token.clone(),
+            forced: session.must_change_password,
+        },
+        &[],
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    csrf: Option<String>,
+    current: Option<String>,
+    new: Option<String>,
+    confirm: Option<String>,
+}
+
+/// `POST /password`: the current password and the new one twice. Other sessions of the user
+/// end; this one is replaced by a fresh one.
+pub async fn change_password<S: Store>(
+    State(state): State<Arc<PortalState<S>>>,
+    Extension(peer): Extension<TlsPeer>,
+    headers: HeaderMap,
+    submitted: Result<Form<PasswordForm>, FormRejection>,
+) -> Response {
+    flatten(
+        async {
+            let who = certified(&state, &peer, &headers).await?;
+            let session = signed_in(&state, &who, &headers).await?;
+            let submitted = form(who.lang, submitted)?;
+            check_csrf(&state, &who, &session.csrf_token, submitted.csrf.as_deref()).await?;
+            let lang = who.lang;
+            let user_key = format!("user:{}", who.username);
+            if state.throttle.verdict(&[&user_key]) == Verdict::Blocked {
+                return Err(password_form(
+                    &who,
+                    &session,
+                    Some(lang.texts().login_blocked),
+                    StatusCode::TOO_MANY_REQUESTS,
+                ));
+            }
+            let stored = state
+                .store
+                .portal_account(&who.username)
+                .await
+                .map_err(|error| internal(lang, error))?
+                .and_then(|account| account.password_hash);
+            let current = submitted.current.unwrap_or_default();
+            let new = submitted.new.unwrap_or_default();
+            let confirm = submitted.confirm.unwrap_or_default();
+            let correct = verify_blocking(&who.username, stored, current.clone()).await;
+            state.throttle.record(&[&user_key], correct);
+            let refusal = if !correct {
+                Some((
+                    "wrong_current_password",
+                    lang.texts().current_password_wrong,
+                ))
+            } else {
+                check_new_portal_password(&who.username, &current, &new, &confirm)
+                    .err()
+                    .map(|problem| (problem_code(problem), lang.field_problem(problem)))
+            };
+            if let Some((code, text)) = refusal {
+                audit(
+                    &state,
+                    who.audit(AuditEvent::refused(now(), "portal.password", code)),
+                )
+                .await;
+                return Err(password_form(
+                    &who,
+                    &session,
+                    Some(text),
+                    StatusCode::BAD_REQUEST,
+                ));
+            }
+            let hash = tokio::task::spawn_blocking(move || hash_portal_password(&new))
+                .await
+                .map_err(|_| {
+                    error_page(
+                        lang,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        lang.texts().error_internal,
+                    )
+                })?;
+            let store = &*state.store;
+            let token = async {
+                store
+                    .set_portal_password(&who.username, &hash, now())
+                    .await?;
+                store.delete_portal_sessions_of(&who.username).await?;
+                session::start(store, &who.username, &who.fingerprint, false).await
+            }
+            .await
+            .map_err(|error| internal(lang, error))?;
+            audit(
+                &state,
+                who.audit(AuditEvent::allowed(now(), "portal.password")),
+            )
+            .await;
+            Ok(see_other(
+                "/?done=password",
+                &[set_cookie(SESSION_COOKIE, &token, None)],
+            ))
+        }
+        .await,
+    )
+}
+
+fn problem_code(problem: FieldProblem) -> &'static str {
+    match problem {
+        FieldProblem::PasswordTooShort => "password_too_short",
+        FieldProblem::PasswordTooLong => "password_too_long",
+        FieldProblem::PasswordIsUsername => "password_is_username",
+        FieldProblem::PasswordUnchanged => "password_unchanged",
+        FieldProblem::PasswordMismatch => "password_mismatch",
+        FieldProblem::PasswordControlCharacters => "password_control_characters",
+        FieldProblem::MalformedSeNumber => "malformed_se_number",
+        FieldProblem::MalformedEmail => "malformed_email",
+        FieldProblem::NoInterface => "no_interface",
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /register`: queues the registration of the presented certificate (once).
+pub async fn register<S: Store>(
+    State(state): State<Arc<PortalState<S>>>,
+    Extension(peer): Extension<TlsPeer>,
+    headers: HeaderMap,
+    submitted: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    flatten(
+        async {
+            let who = certified(&state, &peer, &headers).await?;
+            let session = signed_in_with_password(&state, &who, &headers).await?;
+            let submitted = form(who.lang, submitted)?;
+            check_csrf(&state, &who, &session.csrf_token, submitted.csrf.as_deref()).await?;
+            let store = &*state.store;
+            let status = registration::status(store, &who.username, &who.fingerprint, now())
+                .await
+                .map_err(|error| internal(who.lang, error))?;
+            if !status.can_register() {
+                return Ok(see_other("/", &[]));
+            }
+            let (job, created) = store
+                .request_registration(NewRegistrationJob {
+                    username: who.username.clone(),
+                    cert_fingerprint: who.fingerprint.clone(),
+                    cert_der: who.der.clone(),
+                    requested_at: now(),
+                })
+                .await
+                .map_err(|error| internal(who.lang, error))?;
+            state.registrations.notify_one();
+            audit(
+                &state,
+                who.audit(AuditEvent::info(now(), "portal.register_requested"))
+                    .with_detail(serde_json::json!({ "job": job.id, "queued": created })),
+            )
+            .await;
+            Ok(see_other("/?done=registration", &[]))
+        }
+        .await,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProfileForm {
+    csrf: Option<String>,
+    se_number: Option<String>,
+    email: Option<String>,
+    ftps: Option<String>,
+    as4: Option<String>,
+}
+
+/// `POST /profile`: SE-number, e-mail and interfaces, all or nothing.
+pub async fn profile<S: Store>(
+    State(state): State<Arc<PortalState<S>>>,
+    Extension(peer): Extension<TlsPeer>,
+    headers: HeaderMap,
+    submitted: Result<Form<ProfileForm>, FormRejection>,
+) -> Response {
+    flatten(
+        async {
+            let who = certified(&state, &peer, &headers).await?;
+            let session = signed_in_with_password(&state, &who, &headers).await?;
+            let submitted = form(who.lang, submitted)?;
+            check_csrf(&state, &who, &session.csrf_token, submitted.csrf.as_deref()).await?;
+            let se_number = submitted.se_number.unwrap_or_default();
+            let email = submitted.email.unwrap_or_default();
+            let ftps = submitted.ftps.is_some();
+            let as4 = submitted.as4.is_some();
+            let parsed = (|| {
+                Ok::<_, FieldProblem>(PortalProfile {
+                    se_number: parse_se_number(&se_number)?,
+                    email: parse_email(&email)?,
+                    interfaces: Interfaces::new(ftps, as4)?.to_stored(),
+                })
+            })();
+            let profile = match parsed {
+                Ok(profile) => profile,
+                Err(problem) => {
+                    audit(
+                        &state,
+                        who.audit(AuditEvent::refused(
+                            now(),
+                            "portal.profile",
+                            problem_code(problem),
+                        )),
+                    )
+                    .await;
+                    let page = Page::new(who.lang, |t| t.overview_title)
+                        .error(who.lang.field_problem(problem));
+                    let shown = SubmittedProfile {
+                        se_number,
+                        email,
+                        ftps,
+                        as4,
+                    };
+                    return overview(
+                        &state,
+                        &who,
+                        &session,
+                        page,
+                        Some(shown),
+                        StatusCode::BAD_REQUEST,
+                    )
+                    .await;
+                }
+            };
+            state
+                .store
+                .set_portal_profile(&who.username, &profile, now())
+                .await
+                .map_err(|error| internal(who.lang, error))?;
+            audit(
+                &state,
+                who.audit(AuditEvent::allowed(now(), "portal.profile"))
+                    .with_detail(serde_json::json!({
+                        "se_number": profile.se_number,
+                        "email": profile.email,
+                        "interfaces": profile.interfaces,
+                    })),
+            )
+            .await;
+            Ok(see_other("/?done=saved", &[]))
+        }
+        .await,
+    )
+}
+
+/// How many transactions the portal lists.
+const RECENT_TRANSACTIONS: u32 = 50;
+
+/// `GET /transactions`: the user's recent transactions with their status history.
+pub async fn transactions<S: Store>(
+    State(state): State<Arc<PortalState<S>>>,
+    Extension(peer): Extension<TlsPeer>,
+    headers: HeaderMap,
+) -> Response {
+    flatten(
+        async {
+            let who = certified(&state, &peer, &headers).await?;
+            let session = signed_in_with_password(&state, &who, &headers).await?;
+            let lang = who.lang;
+            let store = &*state.store;
+            let rows = async {
+                let mut rows = Vec::new();
+                for transaction in store
+                    .transactions(Some(&who.username), RECENT_TRANSACTIONS)
+                    .await?
+                {
+                    let history = store
+                        .status_history(transaction.id)
+                        .await?
+                        .into_iter()
+                        .map(|(code, at)| {
+                            format!("{} · {}", lang.status_code(code), local_time(at))
+                        })
+                        .collect();
+                    rows.push(TransactionRow {
+                        received_at: local_time(transaction.received_at),
+                        service: transaction.service,
+                        file: transaction.ftp_transaction_id,
+                        skat_id: transaction.skat_transaction_id,
+                        size: human_size(transaction.size),
+                        state: lang.transaction_state(transaction.state),
+                        history,
+                    });
+                }
+                Ok::<_, StoreError>(rows)
+            }
+            .await
+            .map_err(|error| internal(lang, error))?;
+            let page = Page::new(lang, |t| t.transactions_title).signed_in(
+                &who.username,
+                &session.csrf_token,
+                "transactions",
+            );
+            Ok(render(
+                StatusCode::OK,
+                &TransactionsPage { page, rows },
+                &[],
+            ))
+        }
+        .await,
+    )
+}
+
+/// `GET /out`: what is in the user's `/out`.
+pub async fn out<S: Store>(
+    State(state): State<Arc<PortalState<S>>>,
+    Extension(peer): Extension<TlsPeer>,
+    headers: HeaderMap,
+) -> Response {
+    flatten(
+        async {
+            let who = certified(&state, &peer, &headers).await?;
+            let session = signed_in_with_password(&state, &who, &headers).await?;
+            let files = match state.store.out_files(&who.username).await {
+                Ok(files) => files,
+                Err(StoreError::NotFound { .. }) => Vec::new(),
+                Err(error) => return Err(internal(who.lang, error)),
+            };
+            let rows = files
+                .into_iter()
+                .map(|file| OutRow {
+                    name: file.name,
+                    size: human_size(file.size),
+                    created_at: local_time(file.created_at),
+                })
+                .collect();
+            let page = Page::new(who.lang, |t| t.out_title).signed_in(
+                &who.username,
+                &session.csrf_token,
+                "out",
+            );
+            Ok(render(StatusCode::OK, &OutPage { page, rows }, &[]))
+        }
+        .await,
+    )
+}
+
+/// `POST /logout`.
+pub async fn logout<S: Store>(
+    State(state): State<Arc<PortalState<S>>>,
+    Extension(peer): Extension<TlsPeer>,
+    headers: HeaderMap,
+    submitted: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    flatten(
+        async {
+            let who = certified(&state, &peer, &headers).await?;
+            let session = signed_in(&state, &who, &headers).await?;
+            let submitted = form(who.lang, submitted)?;
+            check_csrf(&state, &who, &session.csrf_token, submitted.csrf.as_deref()).await?;
+            state
+                .store
+                .delete_portal_session(&session.token_hash)
+                .await
+                .map_err(|error| internal(who.lang, error))?;
+            audit(
+                &state,
+                who.audit(AuditEvent::allowed(now(), "portal.logout")),
+            )
+            .await;
+            let page = Page::new(who.lang, |t| t.login_title).notice(who.lang.texts().logged_out);
+            let mut response = login_page(&who, StatusCode::OK, page);
+            if let Ok(value) = clear_cookie(SESSION_COOKIE).parse() {
+                response
+                    .headers_mut()
+                    .append(axum::http::header::SET_COOKIE, value);
+            }
+            Ok(response)
+        }
+        .await,
+    )
+}
+
+/// `GET /lang/{da|en}`: remembers the language and goes back to the overview.
+pub async fn set_lang(Path(code): Path<String>) -> Response {
+    let lang = Lang::from_code(Some(&code));
+    see_other(
+        "/",
+        &[set_cookie(
+            LANG_COOKIE,
+            lang.code(),
+            Some(std::time::Duration::from_secs(365 * 24 * 60 * 60)),
+        )],
+    )
+}
+
+pub async fn not_found(headers: HeaderMap) -> Response {
+    let lang = lang(&headers);
+    error_page(lang, StatusCode::NOT_FOUND, lang.texts().error_not_found)
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/portal.css"),
+    )
+        .into_response()
+}

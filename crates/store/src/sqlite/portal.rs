@@ -1,0 +1,295 @@
+//! The Certificate Portal's records in SQLite. The trait documentation in the crate root says
+//! what each operation promises; this module says how.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+
+use crate::{
+    NewRegistrationJob, PortalAccount, PortalProfile, PortalSession, QueuedRegistration,
+    RegistrationJob, RegistrationJobState, StoreError, StoreResult, timestamp,
+};
+
+/// The columns [`job_from_row`] reads, as a macro because sqlx wants `&'static str` SQL.
+macro_rules! job_columns {
+    () => {
+        "id, username, cert_fingerprint, state, requested_at, finished_at, error"
+    };
+}
+
+pub(super) async fn gateway_password_sealed(
+    pool: &SqlitePool,
+    username: &str,
+) -> StoreResult<Option<String>> {
+    let sealed: Option<Option<String>> =
+        sqlx::query_scalar("SELECT password_sealed FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?;
+    Ok(sealed.flatten())
+}
+
+pub(super) async fn portal_account(
+    pool: &SqlitePool,
+    username: &str,
+) -> StoreResult<Option<PortalAccount>> {
+    let row = sqlx::query(
+        "SELECT username, password_hash, se_number, email, interfaces
+         FROM portal_accounts WHERE username = $1",
+    )
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| {
+        Ok(PortalAccount {
+            username: row.try_get("username")?,
+            password_hash: row.try_get("password_hash")?,
+            profile: PortalProfile {
+                se_number: row.try_get("se_number")?,
+                email: row.try_get("email")?,
+                interfaces: row.try_get("interfaces")?,
+            },
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn set_portal_password(
+    pool: &SqlitePool,
+    username: &str,
+    password_hash: &str,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO portal_accounts (username, password_hash, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (username) DO UPDATE
+             SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
+    )
+    .bind(username)
+    .bind(password_hash)
+    .bind(timestamp::to_text(at))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn set_portal_profile(
+    pool: &SqlitePool,
+    username: &str,
+    profile: &PortalProfile,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO portal_accounts (username, se_number, email, interfaces, updated_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (username) DO UPDATE
+             SET se_number = excluded.se_number, email = excluded.email,
+                 interfaces = excluded.interfaces, updated_at = excluded.updated_at",
+    )
+    .bind(username)
+    .bind(&profile.se_number)
+    .bind(&profile.email)
+    .bind(&profile.interfaces)
+    .bind(timestamp::to_text(at))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn create_portal_session(
+    pool: &SqlitePool,
+    session: &PortalSession,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO portal_sessions
+             (token_hash, username, cert_fingerprint, csrf_token, must_change_password,
+              created_at, last_seen_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&session.token_hash)
+    .bind(&session.username)
+    .bind(&session.cert_fingerprint)
+    .bind(&session.csrf_token)
+    .bind(session.must_change_password)
+    .bind(timestamp::to_text(session.created_at))
+    .bind(timestamp::to_text(session.last_seen_at))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn portal_session(
+    pool: &SqlitePool,
+    token_hash: &str,
+) -> StoreResult<Option<PortalSession>> {
+    let row = sqlx::query(
+        "SELECT token_hash, username, cert_fingerprint, csrf_token, must_change_password,
+                created_at, last_seen_at
+         FROM portal_sessions WHERE token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| {
+        let created_at: String = row.try_get("created_at")?;
+        let last_seen_at: String = row.try_get("last_seen_at")?;
+        Ok(PortalSession {
+            token_hash: row.try_get("token_hash")?,
+            username: row.try_get("username")?,
+            cert_fingerprint: row.try_get("cert_fingerprint")?,
+            csrf_token: row.try_get("csrf_token")?,
+            must_change_password: row.try_get("must_change_password")?,
+            created_at: timestamp::from_text("portal_sessions.created_at", &created_at)?,
+            last_seen_at: timestamp::from_text("portal_sessions.last_seen_at", &last_seen_at)?,
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn touch_portal_session(
+    pool: &SqlitePool,
+    token_hash: &str,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE portal_sessions SET last_seen_at = $1 WHERE token_hash = $2")
+        .bind(timestamp::to_text(at))
+        .bind(token_hash)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_portal_session(pool: &SqlitePool, token_hash: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM portal_sessions WHERE token_hash = $1")
+        .bind(token_hash)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_portal_sessions_of(
+    pool: &SqlitePool,
+    username: &str,
+) -> StoreResult<u64> {
+    let result = sqlx::query("DELETE FROM portal_sessions WHERE username = $1")
+        .bind(username)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected())
+}
+
+pub(super) async fn expire_portal_sessions(
+    pool: &SqlitePool,
+    before: OffsetDateTime,
+) -> StoreResult<u64> {
+    let result = sqlx::query("DELETE FROM portal_sessions WHERE last_seen_at < $1")
+        .bind(timestamp::to_text(before))
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected())
+}
+
+pub(super) async fn request_registration(
+    pool: &SqlitePool,
+    job: NewRegistrationJob,
+) -> StoreResult<(RegistrationJob, bool)> {
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO registration_jobs
+             (username, cert_fingerprint, cert_der, state, requested_at)
+         VALUES ($1, $2, $3, 'queued', $4)
+         ON CONFLICT (cert_fingerprint) WHERE state = 'queued' DO NOTHING
+         RETURNING id",
+    )
+    .bind(&job.username)
+    .bind(&job.cert_fingerprint)
+    .bind(&job.cert_der)
+    .bind(timestamp::to_text(job.requested_at))
+    .fetch_optional(pool)
+    .await?;
+    let latest = latest_registration(pool, &job.cert_fingerprint)
+        .await?
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "registration job for {} vanished",
+                job.cert_fingerprint
+            ))
+        })?;
+    Ok((latest, inserted.is_some()))
+}
+
+pub(super) async fn latest_registration(
+    pool: &SqlitePool,
+    cert_fingerprint: &str,
+) -> StoreResult<Option<RegistrationJob>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM registration_jobs WHERE cert_fingerprint = $1 ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(cert_fingerprint)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+pub(super) async fn queued_registrations(
+    pool: &SqlitePool,
+    limit: u32,
+) -> StoreResult<Vec<QueuedRegistration>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        ", cert_der FROM registration_jobs WHERE state = 'queued' ORDER BY id LIMIT $1"
+    ))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(QueuedRegistration {
+                job: job_from_row(row)?,
+                cert_der: row.try_get("cert_der")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn finish_registration(
+    pool: &SqlitePool,
+    job_id: i64,
+    outcome: Result<(), String>,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    let (state, error) = match outcome {
+        Ok(()) => (RegistrationJobState::Done, None),
+        Err(error) => (RegistrationJobState::Failed, Some(error)),
+    };
+    sqlx::query(
+        "UPDATE registration_jobs SET state = $1, finished_at = $2, error = $3
+         WHERE id = $4 AND state = 'queued'",
+    )
+    .bind(state.as_str())
+    .bind(timestamp::to_text(at))
+    .bind(error)
+    .bind(job_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+fn job_from_row(row: &SqliteRow) -> StoreResult<RegistrationJob> {
+    let state: String = row.try_get("state")?;
+    let requested_at: String = row.try_get("requested_at")?;
+    let finished_at: Option<String> = row.try_get("finished_at")?;
+    Ok(RegistrationJob {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        cert_fingerprint: row.try_get("cert_fingerprint")?,
+        state: state.parse().map_err(StoreError::Corrupt)?,
+        requested_at: timestamp::from_text("registration_jobs.requested_at", &requested_at)?,
+        finished_at: finished_at
+            .map(|at| timestamp::from_text("registration_jobs.finished_at", &at))
+            .transpose()?,
+        error: row.try_get("error")?,
+    })
+}
