@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Extension, Form, Path, Query, State};
+use axum::extract::{Form, FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mftgw_domain::audit::AuditEvent;
@@ -34,7 +35,36 @@ use super::texts::Lang;
 use crate::https::TlsPeer;
 use crate::throttle::Verdict;
 
+/// A page, or the page that answers instead (login, refusal, error): both are responses.
 type PortalResult = Result<Response, Response>;
+
+/// What every portal request brings: the portal, the TLS peer (address and certificate) and
+/// the headers (cookies).
+pub struct Visit<S> {
+    state: Arc<PortalState<S>>,
+    peer: TlsPeer,
+    headers: HeaderMap,
+}
+
+impl<S: Store> FromRequestParts<Arc<PortalState<S>>> for Visit<S> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<PortalState<S>>,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<TlsPeer>()
+            .cloned()
+            .expect("the HTTPS accept loop adds the TLS peer to every request");
+        Ok(Visit {
+            state: Arc::clone(state),
+            peer,
+            headers: parts.headers.clone(),
+        })
+    }
+}
 
 /// The certificate the request came with, and whom it names.
 struct Certified {
@@ -64,54 +94,71 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-/// The certificate's identity, or the refusal page for FOCES, personal and other
-/// certificates that name no gateway user.
-async fn certified<S: Store>(
-    state: &PortalState<S>,
-    peer: &TlsPeer,
-    headers: &HeaderMap,
-) -> Result<Certified, Response> {
-    let lang = lang(headers);
-    let (Some(der), Some(fingerprint)) = (&peer.certificate, &peer.fingerprint) else {
-        // The TLS layer requires a certificate; this is a configuration mistake.
-        return Err(error_page(
-            lang,
-            StatusCode::FORBIDDEN,
-            lang.texts().refused_other,
-        ));
-    };
-    let address = peer.address.ip().to_string();
-    let info = CertificateInfo::from_der(der)
-        .map_err(|_| error_page(lang, StatusCode::FORBIDDEN, lang.texts().refused_other))?;
-    match identity_from_der(der) {
-        Ok(identity) => Ok(Certified {
-            lang,
-            address,
-            fingerprint: fingerprint.clone(),
-            der: der.to_vec(),
-            info,
-            username: identity.username(),
-            identity,
-        }),
-        Err(refusal) => {
-            audit(
-                state,
-                AuditEvent::refused(now(), "portal.certificate", refusal.code())
-                    .with_peer_ip(address)
-                    .with_cert_fingerprint(fingerprint),
-            )
-            .await;
-            let page = Page::new(lang, |t| t.refused_title);
-            Err(render(
+impl<S: Store> Visit<S> {
+    /// The certificate's identity, or the refusal page for FOCES, personal and other
+    /// certificates that name no gateway user.
+    async fn certified(&self) -> Result<Certified, Response> {
+        let (state, peer, headers) = (&*self.state, &self.peer, &self.headers);
+        let lang = lang(headers);
+        let (Some(der), Some(fingerprint)) = (&peer.certificate, &peer.fingerprint) else {
+            // The TLS layer requires a certificate; this is a configuration mistake.
+            return Err(error_page(
+                lang,
                 StatusCode::FORBIDDEN,
-                &RefusedPage {
-                    page,
-                    reason: lang.refusal(&refusal),
-                    detail: refusal.to_string(),
-                },
-                &[],
-            ))
+                lang.texts().refused_other,
+            ));
+        };
+        let address = peer.address.ip().to_string();
+        let info = CertificateInfo::from_der(der)
+            .map_err(|_| error_page(lang, StatusCode::FORBIDDEN, lang.texts().refused_other))?;
+        match identity_from_der(der) {
+            Ok(identity) => Ok(Certified {
+                lang,
+                address,
+                fingerprint: fingerprint.clone(),
+                der: der.to_vec(),
+                info,
+                username: identity.username(),
+                identity,
+            }),
+            Err(refusal) => {
+                audit(
+                    state,
+                    AuditEvent::refused(now(), "portal.certificate", refusal.code())
+                        .with_peer_ip(address)
+                        .with_cert_fingerprint(fingerprint),
+                )
+                .await;
+                let page = Page::new(lang, |t| t.refused_title);
+                Err(render(
+                    StatusCode::FORBIDDEN,
+                    &RefusedPage {
+                        page,
+                        reason: lang.refusal(&refusal),
+                        detail: refusal.to_string(),
+                    },
+                    &[],
+                ))
+            }
         }
+    }
+
+    /// What every form handler after login starts with: the certificate, its session, the form,
+    /// and the form's CSRF token checked against the session's.
+    async fn signed_in_form<T: Protected>(
+        &self,
+        submitted: Result<Form<T>, FormRejection>,
+        before_password_change: BeforePasswordChange,
+    ) -> Result<(Certified, PortalSession, T), Response> {
+        let (state, headers) = (&*self.state, &self.headers);
+        let who = self.certified().await?;
+        let session = match before_password_change {
+            BeforePasswordChange::Allowed => signed_in(state, &who, headers).await?,
+            BeforePasswordChange::Refused => signed_in_with_password(state, &who, headers).await?,
+        };
+        let submitted = form(who.lang, submitted)?;
+        check_csrf(state, &who, &session.csrf_token, submitted.csrf()).await?;
+        Ok((who, session, submitted))
     }
 }
 
@@ -224,6 +271,18 @@ async fn check_csrf<S: Store>(
     ))
 }
 
+/// A form that carries the session's CSRF token.
+trait Protected {
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// Whether a form may be used before the first-login password change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BeforePasswordChange {
+    Allowed,
+    Refused,
+}
+
 #[expect(
     clippy::result_large_err,
     reason = "the error is the page to answer with, built once per request"
@@ -239,41 +298,28 @@ fn form<T>(lang: Lang, form: Result<Form<T>, FormRejection>) -> Result<T, Respon
     })
 }
 
-fn flatten(result: PortalResult) -> Response {
-    result.unwrap_or_else(|response| response)
-}
-
 #[derive(Debug, Deserialize)]
 pub struct HomeQuery {
     done: Option<String>,
 }
 
 /// `/`: the login page, or the overview.
-pub async fn home<S: Store>(
-    State(state): State<Arc<PortalState<S>>>,
-    Extension(peer): Extension<TlsPeer>,
-    headers: HeaderMap,
-    Query(query): Query<HomeQuery>,
-) -> Response {
-    flatten(
-        async {
-            let who = certified(&state, &peer, &headers).await?;
-            let session = signed_in_with_password(&state, &who, &headers).await?;
-            let t = who.lang.texts();
-            let notice = match query.done.as_deref() {
-                Some("saved") => Some(t.changes_saved),
-                Some("registration") => Some(t.registration_requested),
-                Some("password") => Some(t.password_changed),
-                _ => None,
-            };
-            let mut page = Page::new(who.lang, |t| t.overview_title);
-            if let Some(notice) = notice {
-                page = page.notice(notice);
-            }
-            overview(&state, &who, &session, page, None, StatusCode::OK).await
-        }
-        .await,
-    )
+pub async fn home<S: Store>(visit: Visit<S>, Query(query): Query<HomeQuery>) -> PortalResult {
+    let Visit { state, headers, .. } = &visit;
+    let who = visit.certified().await?;
+    let session = signed_in_with_password(state, &who, headers).await?;
+    let t = who.lang.texts();
+    let notice = match query.done.as_deref() {
+        Some("saved") => Some(t.changes_saved),
+        Some("registration") => Some(t.registration_requested),
+        Some("password") => Some(t.password_changed),
+        _ => None,
+    };
+    let mut page = Page::new(who.lang, |t| t.overview_title);
+    if let Some(notice) = notice {
+        page = page.notice(notice);
+    }
+    overview(state, &who, &session, page, None, StatusCode::OK).await
 }
 
 /// The profile fields as submitted, shown again when they were refused.
@@ -378,73 +424,67 @@ pub struct LoginForm {
 
 /// `POST /login`: the portal password for the certificate's username.
 pub async fn login<S: Store>(
-    State(state): State<Arc<PortalState<S>>>,
-    Extension(peer): Extension<TlsPeer>,
-    headers: HeaderMap,
+    visit: Visit<S>,
     submitted: Result<Form<LoginForm>, FormRejection>,
-) -> Response {
-    flatten(
-        async {
-            let who = certified(&state, &peer, &headers).await?;
-            let submitted = form(who.lang, submitted)?;
-            let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-            check_csrf(&state, &who, expected, submitted.csrf.as_deref()).await?;
-            let t = who.lang.texts();
-            let ip_key = format!("ip:{}", who.address);
-            let user_key = format!("user:{}", who.username);
-            let keys = [ip_key.as_str(), user_key.as_str()];
-            let delay = match state.throttle.verdict(&keys) {
-                Verdict::Blocked => {
-                    audit(
-                        &state,
-                        who.audit(AuditEvent::refused(now(), "portal.login", "blocked")),
-                    )
-                    .await;
-                    let page = Page::new(who.lang, |t| t.login_title).error(t.login_blocked);
-                    return Err(login_page(&who, StatusCode::TOO_MANY_REQUESTS, page));
-                }
-                Verdict::Delay(delay) => delay,
-            };
-            tokio::time::sleep(delay).await;
-            let account = state
-                .store
-                .portal_account(&who.username)
-                .await
-                .map_err(|error| internal(who.lang, error))?;
-            let stored = account.and_then(|account| account.password_hash);
-            let must_change = stored.is_none();
-            let password = submitted.password.unwrap_or_default();
-            let correct = verify_blocking(&who.username, stored, password).await;
-            state.throttle.record(&keys, correct);
-            if !correct {
-                audit(
-                    &state,
-                    who.audit(AuditEvent::refused(now(), "portal.login", "wrong_password")),
-                )
-                .await;
-                let page = Page::new(who.lang, |t| t.login_title).error(t.login_wrong_password);
-                return Err(login_page(&who, StatusCode::UNAUTHORIZED, page));
-            }
-            let token = session::start(&*state.store, &who.username, &who.fingerprint, must_change)
-                .await
-                .map_err(|error| internal(who.lang, error))?;
+) -> PortalResult {
+    let Visit { state, headers, .. } = &visit;
+    let who = visit.certified().await?;
+    let submitted = form(who.lang, submitted)?;
+    let expected = cookie(headers, LOGIN_COOKIE).unwrap_or_default();
+    check_csrf(state, &who, expected, submitted.csrf.as_deref()).await?;
+    let t = who.lang.texts();
+    let ip_key = format!("ip:{}", who.address);
+    let user_key = format!("user:{}", who.username);
+    let keys = [ip_key.as_str(), user_key.as_str()];
+    let delay = match state.throttle.verdict(&keys) {
+        Verdict::Blocked => {
             audit(
-                &state,
-                who.audit(AuditEvent::allowed(now(), "portal.login"))
-                    .with_detail(serde_json::json!({ "first_login": must_change })),
+                state,
+                who.audit(AuditEvent::refused(now(), "portal.login", "blocked")),
             )
             .await;
-            let next = if must_change { "/password" } else { "/" };
-            Ok(see_other(
-                next,
-                &[
-                    set_cookie(SESSION_COOKIE, &token, None),
-                    clear_cookie(LOGIN_COOKIE),
-                ],
-            ))
+            let page = Page::new(who.lang, |t| t.login_title).error(t.login_blocked);
+            return Err(login_page(&who, StatusCode::TOO_MANY_REQUESTS, page));
         }
-        .await,
+        Verdict::Delay(delay) => delay,
+    };
+    tokio::time::sleep(delay).await;
+    let account = state
+        .store
+        .portal_account(&who.username)
+        .await
+        .map_err(|error| internal(who.lang, error))?;
+    let stored = account.and_then(|account| account.password_hash);
+    let must_change = stored.is_none();
+    let password = submitted.password.unwrap_or_default();
+    let correct = verify_blocking(&who.username, stored, password).await;
+    state.throttle.record(&keys, correct);
+    if !correct {
+        audit(
+            state,
+            who.audit(AuditEvent::refused(now(), "portal.login", "wrong_password")),
+        )
+        .await;
+        let page = Page::new(who.lang, |t| t.login_title).error(t.login_wrong_password);
+        return Err(login_page(&who, StatusCode::UNAUTHORIZED, page));
+    }
+    let token = session::start(&*state.store, &who.username, &who.fingerprint, must_change)
+        .await
+        .map_err(|error| internal(who.lang, error))?;
+    audit(
+        state,
+        who.audit(AuditEvent::allowed(now(), "portal.login"))
+            .with_detail(serde_json::json!({ "first_login": must_change })),
     )
+    .await;
+    let next = if must_change { "/password" } else { "/" };
+    Ok(see_other(
+        next,
+        &[
+            set_cookie(SESSION_COOKIE, &token, None),
+            clear_cookie(LOGIN_COOKIE),
+        ],
+    ))
 }
 
 /// argon2id takes tens of milliseconds: off the async workers.
@@ -458,19 +498,11 @@ async fn verify_blocking(username: &str, stored: Option<String>, password: Strin
 }
 
 /// `GET /password`.
-pub async fn password_page<S: Store>(
-    State(state): State<Arc<PortalState<S>>>,
-    Extension(peer): Extension<TlsPeer>,
-    headers: HeaderMap,
-) -> Response {
-    flatten(
-        async {
-            let who = certified(&state, &peer, &headers).await?;
-            let session = signed_in(&state, &who, &headers).await?;
-            Ok(password_form(&who, &session, None, StatusCode::OK))
-        }
-        .await,
-    )
+pub async fn password_page<S: Store>(visit: Visit<S>) -> PortalResult {
+    let Visit { state, headers, .. } = &visit;
+    let who = visit.certified().await?;
+    let session = signed_in(state, &who, headers).await?;
+    Ok(password_form(&who, &session, None, StatusCode::OK))
 }
 
 fn password_form(
@@ -506,95 +538,94 @@ pub struct PasswordForm {
     confirm: Option<String>,
 }
 
+impl Protected for PasswordForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 /// `POST /password`: the current password and the new one twice. Other sessions of the user
 /// end; this one is replaced by a fresh one.
 pub async fn change_password<S: Store>(
-    State(state): State<Arc<PortalState<S>>>,
-    Extension(peer): Extension<TlsPeer>,
-    headers: HeaderMap,
+    visit: Visit<S>,
     submitted: Result<Form<PasswordForm>, FormRejection>,
-) -> Response {
-    flatten(
-        async {
-            let who = certified(&state, &peer, &headers).await?;
-            let session = signed_in(&state, &who, &headers).await?;
-            let submitted = form(who.lang, submitted)?;
-            check_csrf(&state, &who, &session.csrf_token, submitted.csrf.as_deref()).await?;
-            let lang = who.lang;
-            let user_key = format!("user:{}", who.username);
-            if state.throttle.verdict(&[&user_key]) == Verdict::Blocked {
-                return Err(password_form(
-                    &who,
-                    &session,
-                    Some(lang.texts().login_blocked),
-                    StatusCode::TOO_MANY_REQUESTS,
-                ));
-            }
-            let stored = state
-                .store
-                .portal_account(&who.username)
-                .await
-                .map_err(|error| internal(lang, error))?
-                .and_then(|account| account.password_hash);
-            let current = submitted.current.unwrap_or_default();
-            let new = submitted.new.unwrap_or_default();
-            let confirm = submitted.confirm.unwrap_or_default();
-            let correct = verify_blocking(&who.username, stored, current.clone()).await;
-            state.throttle.record(&[&user_key], correct);
-            let refusal = if !correct {
-                Some((
-                    "wrong_current_password",
-                    lang.texts().current_password_wrong,
-                ))
-            } else {
-                check_new_portal_password(&who.username, &current, &new, &confirm)
-                    .err()
-                    .map(|problem| (problem_code(problem), lang.field_problem(problem)))
-            };
-            if let Some((code, text)) = refusal {
-                audit(
-                    &state,
-                    who.audit(AuditEvent::refused(now(), "portal.password", code)),
-                )
-                .await;
-                return Err(password_form(
-                    &who,
-                    &session,
-                    Some(text),
-                    StatusCode::BAD_REQUEST,
-                ));
-            }
-            let hash = tokio::task::spawn_blocking(move || hash_portal_password(&new))
-                .await
-                .map_err(|_| {
-                    error_page(
-                        lang,
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        lang.texts().error_internal,
-                    )
-                })?;
-            let store = &*state.store;
-            let token = async {
-                store
-                    .set_portal_password(&who.username, &hash, now())
-                    .await?;
-                store.delete_portal_sessions_of(&who.username).await?;
-                session::start(store, &who.username, &who.fingerprint, false).await
-            }
-            .await
-            .map_err(|error| internal(lang, error))?;
-            audit(
-                &state,
-                who.audit(AuditEvent::allowed(now(), "portal.password")),
+) -> PortalResult {
+    let state = &visit.state;
+    let (who, session, submitted) = visit
+        .signed_in_form(submitted, BeforePasswordChange::Allowed)
+        .await?;
+    let lang = who.lang;
+    let user_key = format!("user:{}", who.username);
+    if state.throttle.verdict(&[&user_key]) == Verdict::Blocked {
+        return Err(password_form(
+            &who,
+            &session,
+            Some(lang.texts().login_blocked),
+            StatusCode::TOO_MANY_REQUESTS,
+        ));
+    }
+    let stored = state
+        .store
+        .portal_account(&who.username)
+        .await
+        .map_err(|error| internal(lang, error))?
+        .and_then(|account| account.password_hash);
+    let current = submitted.current.unwrap_or_default();
+    let new = submitted.new.unwrap_or_default();
+    let confirm = submitted.confirm.unwrap_or_default();
+    let correct = verify_blocking(&who.username, stored, current.clone()).await;
+    state.throttle.record(&[&user_key], correct);
+    let refusal = if !correct {
+        Some((
+            "wrong_current_password",
+            lang.texts().current_password_wrong,
+        ))
+    } else {
+        check_new_portal_password(&who.username, &current, &new, &confirm)
+            .err()
+            .map(|problem| (problem_code(problem), lang.field_problem(problem)))
+    };
+    if let Some((code, text)) = refusal {
+        audit(
+            state,
+            who.audit(AuditEvent::refused(now(), "portal.password", code)),
+        )
+        .await;
+        return Err(password_form(
+            &who,
+            &session,
+            Some(text),
+            StatusCode::BAD_REQUEST,
+        ));
+    }
+    let hash = tokio::task::spawn_blocking(move || hash_portal_password(&new))
+        .await
+        .map_err(|_| {
+            error_page(
+                lang,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                lang.texts().error_internal,
             )
-            .await;
-            Ok(see_other(
-                "/?done=password",
-                &[set_cookie(SESSION_COOKIE, &token, None)],
-            ))
-        }
-        .await,
+        })?;
+    let store = &*state.store;
+    let token = async {
+        store
+            .set_portal_password(&who.username, &hash, now())
+            .await?;
+        store.delete_portal_sessions_of(&who.username).await?;
+        session::start(store, &who.username, &who.fingerprint, false).await
+    }
+    .await
+    .map_err(|error| internal(lang, error))?;
+    audit(
+        state,
+        who.audit(AuditEvent::allowed(now(), "portal.password")),
     )
+    .await;
+    Ok(see_other(
+        "/?done=password",
+        &[set_cookie(SESSION_COOKIE, &token, None)],
+    ))
 }
 
 fn problem_code(problem: FieldProblem) -> &'static str {
@@ -612,50 +643,49 @@ fn problem_code(problem: FieldProblem) -> &'static str {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct CsrfForm {
+pub struct CsrfOnly {
     csrf: Option<String>,
+}
+
+impl Protected for CsrfOnly {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }
 
 /// `POST /register`: queues the registration of the presented certificate (once).
 pub async fn register<S: Store>(
-    State(state): State<Arc<PortalState<S>>>,
-    Extension(peer): Extension<TlsPeer>,
-    headers: HeaderMap,
-    submitted: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    flatten(
-        async {
-            let who = certified(&state, &peer, &headers).await?;
-            let session = signed_in_with_password(&state, &who, &headers).await?;
-            let submitted = form(who.lang, submitted)?;
-            check_csrf(&state, &who, &session.csrf_token, submitted.csrf.as_deref()).await?;
-            let store = &*state.store;
-            let status = registration::status(store, &who.username, &who.fingerprint, now())
-                .await
-                .map_err(|error| internal(who.lang, error))?;
-            if !status.can_register() {
-                return Ok(see_other("/", &[]));
-            }
-            let (job, created) = store
-                .request_registration(NewRegistrationJob {
-                    username: who.username.clone(),
-                    cert_fingerprint: who.fingerprint.clone(),
-                    cert_der: who.der.clone(),
-                    requested_at: now(),
-                })
-                .await
-                .map_err(|error| internal(who.lang, error))?;
-            state.registrations.notify_one();
-            audit(
-                &state,
-                who.audit(AuditEvent::info(now(), "portal.register_requested"))
-                    .with_detail(serde_json::json!({ "job": job.id, "queued": created })),
-            )
-            .await;
-            Ok(see_other("/?done=registration", &[]))
-        }
-        .await,
+    visit: Visit<S>,
+    submitted: Result<Form<CsrfOnly>, FormRejection>,
+) -> PortalResult {
+    let state = &visit.state;
+    let (who, _, _) = visit
+        .signed_in_form(submitted, BeforePasswordChange::Refused)
+        .await?;
+    let store = &*state.store;
+    let status = registration::status(store, &who.username, &who.fingerprint, now())
+        .await
+        .map_err(|error| internal(who.lang, error))?;
+    if !status.can_register() {
+        return Ok(see_other("/", &[]));
+    }
+    let (job, created) = store
+        .request_registration(NewRegistrationJob {
+            username: who.username.clone(),
+            cert_fingerprint: who.fingerprint.clone(),
+            cert_der: who.der.clone(),
+            requested_at: now(),
+        })
+        .await
+        .map_err(|error| internal(who.lang, error))?;
+    state.registrations.notify_one();
+    audit(
+        state,
+        who.audit(AuditEvent::info(now(), "portal.register_requested"))
+            .with_detail(serde_json::json!({ "job": job.id, "queued": created })),
     )
+    .await;
+    Ok(see_other("/?done=registration", &[]))
 }
 
 #[derive(Debug, Deserialize)]
@@ -667,208 +697,179 @@ pub struct ProfileForm {
     as4: Option<String>,
 }
 
+impl Protected for ProfileForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 /// `POST /profile`: SE-number, e-mail and interfaces, all or nothing.
 pub async fn profile<S: Store>(
-    State(state): State<Arc<PortalState<S>>>,
-    Extension(peer): Extension<TlsPeer>,
-    headers: HeaderMap,
+    visit: Visit<S>,
     submitted: Result<Form<ProfileForm>, FormRejection>,
-) -> Response {
-    flatten(
-        async {
-            let who = certified(&state, &peer, &headers).await?;
-            let session = signed_in_with_password(&state, &who, &headers).await?;
-            let submitted = form(who.lang, submitted)?;
-            check_csrf(&state, &who, &session.csrf_token, submitted.csrf.as_deref()).await?;
-            let se_number = submitted.se_number.unwrap_or_default();
-            let email = submitted.email.unwrap_or_default();
-            let ftps = submitted.ftps.is_some();
-            let as4 = submitted.as4.is_some();
-            let parsed = (|| {
-                Ok::<_, FieldProblem>(PortalProfile {
-                    se_number: parse_se_number(&se_number)?,
-                    email: parse_email(&email)?,
-                    interfaces: Interfaces::new(ftps, as4)?.to_stored(),
-                })
-            })();
-            let profile = match parsed {
-                Ok(profile) => profile,
-                Err(problem) => {
-                    audit(
-                        &state,
-                        who.audit(AuditEvent::refused(
-                            now(),
-                            "portal.profile",
-                            problem_code(problem),
-                        )),
-                    )
-                    .await;
-                    let page = Page::new(who.lang, |t| t.overview_title)
-                        .error(who.lang.field_problem(problem));
-                    let shown = SubmittedProfile {
-                        se_number,
-                        email,
-                        ftps,
-                        as4,
-                    };
-                    return overview(
-                        &state,
-                        &who,
-                        &session,
-                        page,
-                        Some(shown),
-                        StatusCode::BAD_REQUEST,
-                    )
-                    .await;
-                }
-            };
-            state
-                .store
-                .set_portal_profile(&who.username, &profile, now())
-                .await
-                .map_err(|error| internal(who.lang, error))?;
+) -> PortalResult {
+    let state = &visit.state;
+    let (who, session, submitted) = visit
+        .signed_in_form(submitted, BeforePasswordChange::Refused)
+        .await?;
+    let se_number = submitted.se_number.unwrap_or_default();
+    let email = submitted.email.unwrap_or_default();
+    let ftps = submitted.ftps.is_some();
+    let as4 = submitted.as4.is_some();
+    let parsed = (|| {
+        Ok::<_, FieldProblem>(PortalProfile {
+            se_number: parse_se_number(&se_number)?,
+            email: parse_email(&email)?,
+            interfaces: Interfaces::new(ftps, as4)?.to_stored(),
+        })
+    })();
+    let profile = match parsed {
+        Ok(profile) => profile,
+        Err(problem) => {
             audit(
-                &state,
-                who.audit(AuditEvent::allowed(now(), "portal.profile"))
-                    .with_detail(serde_json::json!({
-                        "se_number": profile.se_number,
-                        "email": profile.email,
-                        "interfaces": profile.interfaces,
-                    })),
+                state,
+                who.audit(AuditEvent::refused(
+                    now(),
+                    "portal.profile",
+                    problem_code(problem),
+                )),
             )
             .await;
-            Ok(see_other("/?done=saved", &[]))
+            let page =
+                Page::new(who.lang, |t| t.overview_title).error(who.lang.field_problem(problem));
+            let shown = SubmittedProfile {
+                se_number,
+                email,
+                ftps,
+                as4,
+            };
+            return overview(
+                state,
+                &who,
+                &session,
+                page,
+                Some(shown),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
         }
-        .await,
+    };
+    state
+        .store
+        .set_portal_profile(&who.username, &profile, now())
+        .await
+        .map_err(|error| internal(who.lang, error))?;
+    audit(
+        state,
+        who.audit(AuditEvent::allowed(now(), "portal.profile"))
+            .with_detail(serde_json::json!({
+                "se_number": profile.se_number,
+                "email": profile.email,
+                "interfaces": profile.interfaces,
+            })),
     )
+    .await;
+    Ok(see_other("/?done=saved", &[]))
 }
 
 /// How many transactions the portal lists.
 const RECENT_TRANSACTIONS: u32 = 50;
 
 /// `GET /transactions`: the user's recent transactions with their status history.
-pub async fn transactions<S: Store>(
-    State(state): State<Arc<PortalState<S>>>,
-    Extension(peer): Extension<TlsPeer>,
-    headers: HeaderMap,
-) -> Response {
-    flatten(
-        async {
-            let who = certified(&state, &peer, &headers).await?;
-            let session = signed_in_with_password(&state, &who, &headers).await?;
-            let lang = who.lang;
-            let store = &*state.store;
-            let rows = async {
-                let mut rows = Vec::new();
-                for transaction in store
-                    .transactions(Some(&who.username), RECENT_TRANSACTIONS)
-                    .await?
-                {
-                    let history = store
-                        .status_history(transaction.id)
-                        .await?
-                        .into_iter()
-                        .map(|(code, at)| {
-                            format!("{} · {}", lang.status_code(code), local_time(at))
-                        })
-                        .collect();
-                    rows.push(TransactionRow {
-                        received_at: local_time(transaction.received_at),
-                        service: transaction.service,
-                        file: transaction.ftp_transaction_id,
-                        skat_id: transaction.skat_transaction_id,
-                        size: human_size(transaction.size),
-                        state: lang.transaction_state(transaction.state),
-                        history,
-                    });
-                }
-                Ok::<_, StoreError>(rows)
-            }
-            .await
-            .map_err(|error| internal(lang, error))?;
-            let page = Page::new(lang, |t| t.transactions_title).signed_in(
-                &who.username,
-                &session.csrf_token,
-                "transactions",
-            );
-            Ok(render(
-                StatusCode::OK,
-                &TransactionsPage { page, rows },
-                &[],
-            ))
+pub async fn transactions<S: Store>(visit: Visit<S>) -> PortalResult {
+    let Visit { state, headers, .. } = &visit;
+    let who = visit.certified().await?;
+    let session = signed_in_with_password(state, &who, headers).await?;
+    let lang = who.lang;
+    let store = &*state.store;
+    let rows = async {
+        let mut rows = Vec::new();
+        for transaction in store
+            .transactions(Some(&who.username), RECENT_TRANSACTIONS)
+            .await?
+        {
+            let history = store
+                .status_history(transaction.id)
+                .await?
+                .into_iter()
+                .map(|(code, at)| format!("{} · {}", lang.status_code(code), local_time(at)))
+                .collect();
+            rows.push(TransactionRow {
+                received_at: local_time(transaction.received_at),
+                service: transaction.service,
+                file: transaction.ftp_transaction_id,
+                skat_id: transaction.skat_transaction_id,
+                size: human_size(transaction.size),
+                state: lang.transaction_state(transaction.state),
+                history,
+            });
         }
-        .await,
-    )
+        Ok::<_, StoreError>(rows)
+    }
+    .await
+    .map_err(|error| internal(lang, error))?;
+    let page = Page::new(lang, |t| t.transactions_title).signed_in(
+        &who.username,
+        &session.csrf_token,
+        "transactions",
+    );
+    Ok(render(
+        StatusCode::OK,
+        &TransactionsPage { page, rows },
+        &[],
+    ))
 }
 
 /// `GET /out`: what is in the user's `/out`.
-pub async fn out<S: Store>(
-    State(state): State<Arc<PortalState<S>>>,
-    Extension(peer): Extension<TlsPeer>,
-    headers: HeaderMap,
-) -> Response {
-    flatten(
-        async {
-            let who = certified(&state, &peer, &headers).await?;
-            let session = signed_in_with_password(&state, &who, &headers).await?;
-            let files = match state.store.out_files(&who.username).await {
-                Ok(files) => files,
-                Err(StoreError::NotFound { .. }) => Vec::new(),
-                Err(error) => return Err(internal(who.lang, error)),
-            };
-            let rows = files
-                .into_iter()
-                .map(|file| OutRow {
-                    name: file.name,
-                    size: human_size(file.size),
-                    created_at: local_time(file.created_at),
-                })
-                .collect();
-            let page = Page::new(who.lang, |t| t.out_title).signed_in(
-                &who.username,
-                &session.csrf_token,
-                "out",
-            );
-            Ok(render(StatusCode::OK, &OutPage { page, rows }, &[]))
-        }
-        .await,
-    )
+pub async fn out<S: Store>(visit: Visit<S>) -> PortalResult {
+    let Visit { state, headers, .. } = &visit;
+    let who = visit.certified().await?;
+    let session = signed_in_with_password(state, &who, headers).await?;
+    let files = match state.store.out_files(&who.username).await {
+        Ok(files) => files,
+        Err(StoreError::NotFound { .. }) => Vec::new(),
+        Err(error) => return Err(internal(who.lang, error)),
+    };
+    let rows = files
+        .into_iter()
+        .map(|file| OutRow {
+            name: file.name,
+            size: human_size(file.size),
+            created_at: local_time(file.created_at),
+        })
+        .collect();
+    let page =
+        Page::new(who.lang, |t| t.out_title).signed_in(&who.username, &session.csrf_token, "out");
+    Ok(render(StatusCode::OK, &OutPage { page, rows }, &[]))
 }
 
 /// `POST /logout`.
 pub async fn logout<S: Store>(
-    State(state): State<Arc<PortalState<S>>>,
-    Extension(peer): Extension<TlsPeer>,
-    headers: HeaderMap,
-    submitted: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    flatten(
-        async {
-            let who = certified(&state, &peer, &headers).await?;
-            let session = signed_in(&state, &who, &headers).await?;
-            let submitted = form(who.lang, submitted)?;
-            check_csrf(&state, &who, &session.csrf_token, submitted.csrf.as_deref()).await?;
-            state
-                .store
-                .delete_portal_session(&session.token_hash)
-                .await
-                .map_err(|error| internal(who.lang, error))?;
-            audit(
-                &state,
-                who.audit(AuditEvent::allowed(now(), "portal.logout")),
-            )
-            .await;
-            let page = Page::new(who.lang, |t| t.login_title).notice(who.lang.texts().logged_out);
-            let mut response = login_page(&who, StatusCode::OK, page);
-            if let Ok(value) = clear_cookie(SESSION_COOKIE).parse() {
-                response
-                    .headers_mut()
-                    .append(axum::http::header::SET_COOKIE, value);
-            }
-            Ok(response)
-        }
-        .await,
+    visit: Visit<S>,
+    submitted: Result<Form<CsrfOnly>, FormRejection>,
+) -> PortalResult {
+    let state = &visit.state;
+    let (who, session, _) = visit
+        .signed_in_form(submitted, BeforePasswordChange::Allowed)
+        .await?;
+    state
+        .store
+        .delete_portal_session(&session.token_hash)
+        .await
+        .map_err(|error| internal(who.lang, error))?;
+    audit(
+        state,
+        who.audit(AuditEvent::allowed(now(), "portal.logout")),
     )
+    .await;
+    let page = Page::new(who.lang, |t| t.login_title).notice(who.lang.texts().logged_out);
+    let mut response = login_page(&who, StatusCode::OK, page);
+    if let Ok(value) = clear_cookie(SESSION_COOKIE).parse() {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, value);
+    }
+    Ok(response)
 }
 
 /// `GET /lang/{da|en}`: remembers the language and goes back to the overview.
