@@ -80,15 +80,24 @@ pub fn hash_portal_password(password: &str) -> String {
 }
 
 /// Whether `password` is the portal password: the stored hash's, or the username while the
-/// person has not chosen one yet (`stored` is `None`).
+/// person has not chosen one yet (`stored` is `None`). Both cases cost one argon2id run, so
+/// the time taken does not tell whether a password has been chosen.
 pub fn verify_portal_password(username: &str, stored: Option<&str>, password: &str) -> bool {
-    match stored {
-        None => constant_time_eq(password.as_bytes(), username.as_bytes()),
-        Some(stored) => PasswordHash::new(stored).is_ok_and(|hash| {
+    static UNCHOSEN: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| hash_portal_password("no portal password chosen yet"));
+    let argon2_matches = |stored: &str| {
+        PasswordHash::new(stored).is_ok_and(|hash| {
             Argon2::default()
                 .verify_password(password.as_bytes(), &hash)
                 .is_ok()
-        }),
+        })
+    };
+    match stored {
+        None => {
+            let _ = argon2_matches(&UNCHOSEN);
+            constant_time_eq(password.as_bytes(), username.as_bytes())
+        }
+        Some(stored) => argon2_matches(stored),
     }
 }
 

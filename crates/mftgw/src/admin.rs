@@ -64,12 +64,14 @@ pub enum Registrar {
 }
 
 impl Registrar {
-    fn action(self, created: bool) -> &'static str {
-        match (self, created) {
-            (Registrar::Operator, true) => "admin.register",
-            (Registrar::Operator, false) => "admin.renew",
-            (Registrar::Portal, true) => "portal.register",
-            (Registrar::Portal, false) => "portal.renew",
+    /// The audit action: `*.register` for a new user (or a certificate that already was the
+    /// current one), `*.renew` for a replaced certificate.
+    fn action(self, renewed: bool) -> &'static str {
+        match (self, renewed) {
+            (Registrar::Operator, false) => "admin.register",
+            (Registrar::Operator, true) => "admin.renew",
+            (Registrar::Portal, false) => "portal.register",
+            (Registrar::Portal, true) => "portal.renew",
         }
     }
 }
@@ -130,9 +132,15 @@ pub async fn register_certificate<S: Store>(
             StoreError::Conflict(reason) => RegistrationError::Refused(reason),
             error => RegistrationError::Store(error),
         })?;
+    let renewed = !outcome.created && !outcome.unchanged;
+    let event = if outcome.unchanged {
+        AuditEvent::info(now, registrar.action(renewed)).with_reason("already_current")
+    } else {
+        AuditEvent::allowed(now, registrar.action(renewed))
+    };
     store
         .append_audit(
-            &AuditEvent::allowed(now, registrar.action(outcome.created))
+            &event
                 .with_username(&username)
                 .with_cert_fingerprint(&info.fingerprint_sha256),
         )

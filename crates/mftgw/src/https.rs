@@ -3,8 +3,9 @@
 //! header timeout, graceful stop through a `watch`. Each request carries the connection's
 //! client certificate as a [`PeerCertificate`] extension.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -14,8 +15,10 @@ use tokio::sync::watch;
 
 /// Connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 1024;
+/// Connections from one address at once; more are closed at once.
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 /// From TCP accept to a finished TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A request's headers must arrive within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -39,6 +42,7 @@ pub async fn serve(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_address = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
@@ -54,9 +58,14 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
+        let Some(address_slot) = AddressSlot::take(&per_address, peer.ip()) else {
+            tracing::debug!(%peer, "{name}: too many connections from this address");
+            continue;
+        };
         let (acceptor, router) = (acceptor.clone(), router.clone());
         tokio::spawn(async move {
             let _permit = permit;
+            let _address_slot = address_slot;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
@@ -89,5 +98,38 @@ pub async fn serve(
                 tracing::debug!(%peer, %error, "{name} connection ended");
             }
         });
+    }
+}
+
+/// One of an address's [`MAX_CONNECTIONS_PER_ADDRESS`] connections, given back on drop.
+struct AddressSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    address: IpAddr,
+}
+
+impl AddressSlot {
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, address: IpAddr) -> Option<AddressSlot> {
+        let mut map = counts.lock().expect("lock poisoned");
+        let count = map.entry(address).or_default();
+        if *count >= MAX_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            counts: Arc::clone(counts),
+            address,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().expect("lock poisoned");
+        if let Some(count) = map.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.address);
+            }
+        }
     }
 }

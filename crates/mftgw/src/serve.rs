@@ -136,21 +136,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "Certificate Portal",
         portal_listener,
         Arc::new(portal_tls(&config, &trust)?),
-        portal::router(Arc::new(PortalState {
-            store: Arc::clone(&transactions.store),
-            password_key: password_key.clone(),
-            throttle: SharedThrottle::new(config.login.throttle()),
+        portal::router(Arc::new(PortalState::new(
+            Arc::clone(&transactions.store),
+            password_key.clone(),
+            SharedThrottle::new(config.login.throttle()),
             idle_timeout,
-            registrations: Arc::clone(&registrations),
-        })),
+            Arc::clone(&registrations),
+        ))),
         stopping.clone(),
     ));
     let registration_worker = tokio::spawn(portal::run_registrations(
         Arc::clone(&transactions.store),
         password_key,
         Duration::from_secs(config.registration.activation_delay_secs),
-        idle_timeout,
         registrations,
+        stopping.clone(),
+    ));
+    let session_sweep = tokio::spawn(portal::run_session_sweep(
+        Arc::clone(&transactions.store),
+        idle_timeout,
         stopping.clone(),
     ));
     let workers: Vec<_> = delivery
@@ -192,9 +196,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for worker in workers {
         let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
     }
-    for task in [api, replication, Some(portal), Some(registration_worker)]
-        .into_iter()
-        .flatten()
+    for task in [
+        api,
+        replication,
+        Some(portal),
+        Some(registration_worker),
+        Some(session_sweep),
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = task.await;
     }

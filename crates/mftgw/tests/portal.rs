@@ -71,18 +71,38 @@ impl Portal {
         }
     }
 
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+    /// The request with this client's cookies.
+    fn with_cookies(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         let cookie = self
             .cookies
             .iter()
             .map(|(name, value)| format!("{name}={value}"))
             .collect::<Vec<_>>()
             .join("; ");
-        let request = if cookie.is_empty() {
+        if cookie.is_empty() {
             request
         } else {
             request.header("cookie", cookie)
-        };
+        }
+    }
+
+    /// A `POST` of `form`, urlencoded, with this client's cookies.
+    fn form_request(&self, path: &str, form: &[(&str, &str)]) -> reqwest::RequestBuilder {
+        let body = form
+            .iter()
+            .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.with_cookies(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let request = self.with_cookies(request);
         let response = request.send().await.expect("the portal answers");
         for set in response.headers().get_all(SET_COOKIE) {
             let set = set.to_str().unwrap();
@@ -106,16 +126,7 @@ impl Portal {
     }
 
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let body = form
-            .iter()
-            .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
+        let request = self.form_request(path, form);
         self.send(request).await
     }
 
@@ -434,9 +445,13 @@ async fn registering_twice_queues_once_and_a_revoked_certificate_registers_but_c
         .get("/")
         .await
         .assert(StatusCode::OK, "ikke registreret");
-    for _ in 0..2 {
-        let page = portal.post("/register", &[("csrf", &csrf)]).await;
-        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    // Two clicks at the same moment.
+    let (first, second) = tokio::join!(
+        portal.form_request("/register", &[("csrf", &csrf)]).send(),
+        portal.form_request("/register", &[("csrf", &csrf)]).send(),
+    );
+    for click in [first, second] {
+        assert_eq!(click.unwrap().status(), StatusCode::SEE_OTHER);
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     let overview = loop {
@@ -464,7 +479,11 @@ async fn registering_twice_queues_once_and_a_revoked_certificate_registers_but_c
             .count()
     };
     assert_eq!(of("portal.register"), 1, "one registration for two clicks");
-    assert!((1..=2).contains(&of("portal.register_requested")));
+    assert_eq!(
+        of("portal.register_requested"),
+        2,
+        "both clicks are audited"
+    );
     assert_eq!(
         demo.admin(&["user", "list"])
             .matches(username.as_str())
@@ -477,10 +496,9 @@ async fn registering_twice_queues_once_and_a_revoked_certificate_registers_but_c
         password,
         ..revoked
     };
-    let (ok, _, err) = curl(&demo, &user, "/", &["--list-only"]);
+    let (ok, _, _) = curl(&demo, &user, "/", &["--list-only"]);
     assert!(!ok, "a revoked certificate logged in over FTPS");
     demo.wait_for_audit("ftps.tls", "refused", Some("certificate_revoked"));
-    let _ = err;
 }
 
 #[tokio::test]
@@ -614,8 +632,166 @@ async fn pages_are_protected_by_headers_cookies_and_the_certificate() {
     );
 
     // A certificate of an untrusted CA neither.
-    let mut untrusted = Portal::new(&demo, &demo.certificate("untrusted"));
+    let untrusted = Portal::new(&demo, &demo.certificate("untrusted"));
     let request = untrusted.client.get(format!("{}/", untrusted.base));
     assert!(request.send().await.is_err());
-    let _ = &mut untrusted;
+
+    // Nor TLS 1.1, even with a good certificate (with which TLS 1.2 works).
+    let user = demo.certificate("unregistered");
+    let address = demo.portal_url().trim_start_matches("https://").to_string();
+    let cipher_with = |version: &str| {
+        let (_, out, err) = support::run(
+            std::process::Command::new("timeout")
+                .args(["20", "openssl", "s_client", "-connect", &address, version])
+                .args(["-cipher", "DEFAULT@SECLEVEL=0", "-cert"])
+                .arg(&user.cert)
+                .arg("-key")
+                .arg(&user.key),
+        );
+        let cipher = out
+            .lines()
+            .find_map(|line| line.split_once("Cipher is ").map(|(_, c)| c.to_string()));
+        cipher.unwrap_or_else(|| panic!("openssl s_client {version} said: {out}{err}"))
+    };
+    assert_ne!(cipher_with("-tls1_2"), "(NONE)", "TLS 1.2 works");
+    assert_eq!(cipher_with("-tls1_1"), "(NONE)", "TLS 1.1 is refused");
+}
+
+#[tokio::test]
+async fn parallel_guesses_are_throttled_like_sequential_ones() {
+    let demo = Demo::start_with_env(&[
+        ("MFTGW__LOGIN__FREE_FAILURES", "1"),
+        ("MFTGW__LOGIN__DELAY_PER_FAILURE_MS", "10"),
+        ("MFTGW__LOGIN__BLOCK_AFTER", "3"),
+    ]);
+    let mut portal = Portal::new(&demo, &demo.certificate("unregistered"));
+    let csrf = portal.get("/").await.csrf();
+    let guesses: Vec<_> = (0..30)
+        .map(|i| {
+            let guess = format!("guess-number-{i}");
+            portal
+                .form_request("/login", &[("csrf", &csrf), ("password", &guess)])
+                .send()
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in futures_util::future::join_all(guesses).await {
+        statuses.push(guess.unwrap().status());
+    }
+    let evaluated = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::UNAUTHORIZED)
+        .count();
+    let blocked = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        (evaluated, blocked),
+        (3, 27),
+        "30 parallel guesses with a block after 3: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_older_certificate_cannot_replace_the_registered_one() {
+    let demo = Demo::start();
+    let older = demo.issue_certificate("portal-older", "voces", "97531864", "5");
+    // Validity is counted in seconds: the newer one must end later.
+    std::thread::sleep(Duration::from_millis(1100));
+    let newer = demo.issue_certificate("portal-newer", "voces", "97531864", "5");
+    let printed = demo.admin(&["user", "register", "--cert", newer.cert.to_str().unwrap()]);
+    let gateway_password = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("gateway password: "))
+        .expect("the new user's password is printed")
+        .to_string();
+
+    let mut portal = Portal::new(&demo, &older);
+    let csrf = portal.first_login(PASSWORD).await;
+    let overview = portal.get("/").await;
+    overview.assert(StatusCode::OK, "gyldigt længere end dette");
+    assert!(
+        !overview.body.contains("id=\"register\""),
+        "no register button"
+    );
+    assert!(
+        !overview.body.contains("gateway-password-value"),
+        "no password shown"
+    );
+    let page = portal.post("/register", &[("csrf", &csrf)]).await;
+    assert_eq!(page.location(), "/");
+    demo.wait_for_audit(
+        "portal.register_requested",
+        "info",
+        Some("nothing_to_register"),
+    );
+    // Over FTPS the newer certificate still works, the older one never did.
+    let newer_user = DemoUser {
+        password: gateway_password.clone(),
+        ..newer
+    };
+    let (ok, _, err) = curl(&demo, &newer_user, "/", &["--list-only"]);
+    assert!(ok, "the registered certificate no longer logs in: {err}");
+    let older_user = DemoUser {
+        password: gateway_password,
+        ..older
+    };
+    let (ok, _, _) = curl(&demo, &older_user, "/", &["--list-only"]);
+    assert!(!ok, "the older certificate was registered");
+}
+
+#[tokio::test]
+async fn a_password_change_and_a_logout_end_sessions() {
+    let demo = Demo::start();
+    let certificate = demo.certificate("unregistered");
+    let mut first = Portal::new(&demo, &certificate);
+    let mut second = Portal::new(&demo, &certificate);
+    first.first_login(PASSWORD).await;
+    let csrf = second.get("/").await.csrf();
+    let page = second
+        .post("/login", &[("csrf", &csrf), ("password", PASSWORD)])
+        .await;
+    assert_eq!(page.location(), "/");
+    second
+        .get("/")
+        .await
+        .assert(StatusCode::OK, "ikke registreret");
+
+    // A change in the first browser ends the second's session.
+    let csrf = first.get("/password").await.csrf();
+    let changed = "Portal-Password-2";
+    let page = first
+        .post(
+            "/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PASSWORD),
+                ("new", changed),
+                ("confirm", changed),
+            ],
+        )
+        .await;
+    assert_eq!(page.location(), "/?done=password", "{}", page.body);
+    second
+        .get("/")
+        .await
+        .assert(StatusCode::OK, "id=\"password\"");
+
+    // A session cookie kept past logout opens nothing.
+    let kept = first.cookies.clone();
+    let csrf = first.get("/").await.csrf();
+    first
+        .post("/logout", &[("csrf", &csrf)])
+        .await
+        .assert(StatusCode::OK, "Du er logget af");
+    first.cookies = kept;
+    first
+        .get("/")
+        .await
+        .assert(StatusCode::OK, "id=\"password\"");
+    first
+        .get("/out")
+        .await
+        .assert(StatusCode::OK, "id=\"password\"");
 }

@@ -79,7 +79,6 @@ fn a_person_registers_in_the_browser_uses_ftps_and_renews() {
     // A short activation delay, so that the page shows "registered, active from ..." first.
     let demo = Demo::start_with_env(&[("MFTGW__REGISTRATION__ACTIVATION_DELAY_SECS", "2")]);
     let original = demo.issue_certificate("portal-a", "voces", "24681357", "4242");
-    let renewed = demo.issue_certificate("portal-a-renewed", "voces", "24681357", "4242");
     let username = original.username.clone();
     assert_eq!(username, "CVR_24681357_UID_4242");
 
@@ -131,11 +130,14 @@ fn a_person_registers_in_the_browser_uses_ftps_and_renews() {
         }),
     );
 
+    // Later the company renews the certificate: same account, valid for longer.
+    let renewed = demo.issue_certificate("portal-a-renewed", "voces", "24681357", "4242");
     let renewal = browse(
         &demo,
         "renew",
         json!({
             "certificate": certificate(&renewed),
+            "old_certificate": certificate(&original),
             "username": username,
             "portal_password": PORTAL_PASSWORD,
         }),

@@ -57,6 +57,8 @@ pub struct RegistrationOutcome {
     pub user: User,
     /// Whether the user was created (and so `new_password_hash` is now their password).
     pub created: bool,
+    /// Whether the certificate already was the user's current one, so nothing changed.
+    pub unchanged: bool,
 }
 
 /// Who granted a role. Each source grants and revokes only its own grants, so replication
@@ -165,12 +167,6 @@ pub trait Store: Send + Sync + 'static {
         &self,
         username: &str,
         state: UserState,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
-    fn set_password_hash(
-        &self,
-        username: &str,
-        password_hash: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Grants `service` to the user on behalf of `source`; `false` if that source already had.
@@ -414,8 +410,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<QueuedRegistration>>> + Send;
 
-    /// Ends a queued job: done, or failed with the reason; a job no longer queued is left
-    /// as it is.
+    /// Ends a queued job: done, or failed with the reason (and forgets its certificate); a
+    /// job no longer queued is left as it is.
     fn finish_registration(
         &self,
         job_id: i64,

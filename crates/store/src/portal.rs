@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 /// A person's portal account, keyed by the username their certificate names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortalAccount {
-    pub username: String,
     /// argon2id PHC string; `None` until the first change (the password is then the username).
     pub password_hash: Option<String>,
     pub profile: PortalProfile,
@@ -91,8 +90,7 @@ pub struct RegistrationJob {
     pub cert_fingerprint: String,
     pub state: RegistrationJobState,
     pub requested_at: OffsetDateTime,
-    pub finished_at: Option<OffsetDateTime>,
-    /// Why a failed job failed, in words for the person who asked.
+    /// Why a failed job failed.
     pub error: Option<String>,
 }
 

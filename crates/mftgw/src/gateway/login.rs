@@ -45,6 +45,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                 .with_cert_fingerprint(fingerprint.clone())
         };
 
+        let _evaluating = self.throttle.serialize(&identity_key).await;
         let delay = match self.throttle.verdict(&keys) {
             Verdict::Blocked => {
                 let reason = LoginRefusal::Blocked.audit_reason().to_string();

@@ -12,8 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::portal::{
-    FieldProblem, Interfaces, check_new_portal_password, hash_portal_password, parse_email,
-    parse_se_number, verify_portal_password,
+    FieldProblem, Interfaces, check_new_portal_password, parse_email, parse_se_number,
 };
 use mftgw_oces::certificate::CertificateInfo;
 use mftgw_oces::identity::{OcesIdentity, identity_from_der};
@@ -122,13 +121,15 @@ impl<S: Store> Visit<S> {
                 identity,
             }),
             Err(refusal) => {
-                audit(
-                    state,
-                    AuditEvent::refused(now(), "portal.certificate", refusal.code())
-                        .with_peer_ip(address)
-                        .with_cert_fingerprint(fingerprint),
-                )
-                .await;
+                if state.first_refusal_in_a_while(fingerprint) {
+                    audit(
+                        state,
+                        AuditEvent::refused(now(), "portal.certificate", refusal.code())
+                            .with_peer_ip(address)
+                            .with_cert_fingerprint(fingerprint),
+                    )
+                    .await;
+                }
                 let page = Page::new(lang, |t| t.refused_title);
                 Err(render(
                     StatusCode::FORBIDDEN,
@@ -341,7 +342,7 @@ async fn overview<S: Store>(
     let lang = who.lang;
     let t = lang.texts();
     let store = &*state.store;
-    let registration = registration::status(store, &who.username, &who.fingerprint, now())
+    let registration = registration::status(store, &who.username, &who.info, now())
         .await
         .map_err(|error| internal(lang, error))?;
     let account = store
@@ -349,6 +350,9 @@ async fn overview<S: Store>(
         .await
         .map_err(|error| internal(lang, error))?;
     let profile = account.map(|account| account.profile);
+    let ftps_chosen = profile
+        .as_ref()
+        .is_none_or(|profile| Interfaces::from_stored(&profile.interfaces).ftps);
     let gateway_password = if registration.is_registered() {
         store
             .gateway_password_sealed(&who.username)
@@ -360,11 +364,15 @@ async fn overview<S: Store>(
     };
     let (state_class, state_text) = match &registration {
         RegistrationStatus::NotRegistered => ("pending", t.state_not_registered.to_owned()),
-        RegistrationStatus::RenewalPossible { username } => ("pending", lang.renewal(username)),
-        RegistrationStatus::Queued => ("pending", t.state_queued.to_owned()),
+        RegistrationStatus::RenewalPossible => ("pending", lang.renewal(&who.username)),
+        RegistrationStatus::OlderThanRegistered => ("refused", t.state_older.to_owned()),
+        RegistrationStatus::Queued { since } => ("pending", lang.queued(&local_time(*since))),
         RegistrationStatus::Failed { reason } => ("refused", lang.registration_failed(reason)),
         RegistrationStatus::PendingActivation { from } => {
             ("pending", lang.pending_activation(&local_time(*from)))
+        }
+        RegistrationStatus::Active if !ftps_chosen => {
+            ("pending", t.state_active_as4_only.to_owned())
         }
         RegistrationStatus::Active => ("active", t.state_active.to_owned()),
         RegistrationStatus::Replaced => ("refused", t.state_replaced.to_owned()),
@@ -436,6 +444,7 @@ pub async fn login<S: Store>(
     let ip_key = format!("ip:{}", who.address);
     let user_key = format!("user:{}", who.username);
     let keys = [ip_key.as_str(), user_key.as_str()];
+    let _evaluating = state.throttle.serialize(&user_key).await;
     let delay = match state.throttle.verdict(&keys) {
         Verdict::Blocked => {
             audit(
@@ -457,7 +466,7 @@ pub async fn login<S: Store>(
     let stored = account.and_then(|account| account.password_hash);
     let must_change = stored.is_none();
     let password = submitted.password.unwrap_or_default();
-    let correct = verify_blocking(&who.username, stored, password).await;
+    let correct = state.verify_password(&who.username, stored, password).await;
     state.throttle.record(&keys, correct);
     if !correct {
         audit(
@@ -485,16 +494,6 @@ pub async fn login<S: Store>(
             clear_cookie(LOGIN_COOKIE),
         ],
     ))
-}
-
-/// argon2id takes tens of milliseconds: off the async workers.
-async fn verify_blocking(username: &str, stored: Option<String>, password: String) -> bool {
-    let username = username.to_owned();
-    tokio::task::spawn_blocking(move || {
-        verify_portal_password(&username, stored.as_deref(), &password)
-    })
-    .await
-    .unwrap_or(false)
 }
 
 /// `GET /password`.
@@ -556,13 +555,22 @@ pub async fn change_password<S: Store>(
         .await?;
     let lang = who.lang;
     let user_key = format!("user:{}", who.username);
-    if state.throttle.verdict(&[&user_key]) == Verdict::Blocked {
-        return Err(password_form(
-            &who,
-            &session,
-            Some(lang.texts().login_blocked),
-            StatusCode::TOO_MANY_REQUESTS,
-        ));
+    let _evaluating = state.throttle.serialize(&user_key).await;
+    match state.throttle.verdict(&[&user_key]) {
+        Verdict::Blocked => {
+            audit(
+                state,
+                who.audit(AuditEvent::refused(now(), "portal.password", "blocked")),
+            )
+            .await;
+            return Err(password_form(
+                &who,
+                &session,
+                Some(lang.texts().login_blocked),
+                StatusCode::TOO_MANY_REQUESTS,
+            ));
+        }
+        Verdict::Delay(delay) => tokio::time::sleep(delay).await,
     }
     let stored = state
         .store
@@ -573,7 +581,9 @@ pub async fn change_password<S: Store>(
     let current = submitted.current.unwrap_or_default();
     let new = submitted.new.unwrap_or_default();
     let confirm = submitted.confirm.unwrap_or_default();
-    let correct = verify_blocking(&who.username, stored, current.clone()).await;
+    let correct = state
+        .verify_password(&who.username, stored, current.clone())
+        .await;
     state.throttle.record(&[&user_key], correct);
     let refusal = if !correct {
         Some((
@@ -598,15 +608,13 @@ pub async fn change_password<S: Store>(
             StatusCode::BAD_REQUEST,
         ));
     }
-    let hash = tokio::task::spawn_blocking(move || hash_portal_password(&new))
-        .await
-        .map_err(|_| {
-            error_page(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                lang.texts().error_internal,
-            )
-        })?;
+    let hash = state.hash_password(new).await.ok_or_else(|| {
+        error_page(
+            lang,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            lang.texts().error_internal,
+        )
+    })?;
     let store = &*state.store;
     let token = async {
         store
@@ -663,10 +671,17 @@ pub async fn register<S: Store>(
         .signed_in_form(submitted, BeforePasswordChange::Refused)
         .await?;
     let store = &*state.store;
-    let status = registration::status(store, &who.username, &who.fingerprint, now())
+    let status = registration::status(store, &who.username, &who.info, now())
         .await
         .map_err(|error| internal(who.lang, error))?;
     if !status.can_register() {
+        audit(
+            state,
+            who.audit(AuditEvent::info(now(), "portal.register_requested"))
+                .with_reason("nothing_to_register")
+                .with_detail(serde_json::json!({ "status": format!("{status:?}") })),
+        )
+        .await;
         return Ok(see_other("/", &[]));
     }
     let (job, created) = store
@@ -808,6 +823,12 @@ pub async fn transactions<S: Store>(visit: Visit<S>) -> PortalResult {
     }
     .await
     .map_err(|error| internal(lang, error))?;
+    audit(
+        state,
+        who.audit(AuditEvent::info(now(), "portal.view"))
+            .with_reason("transactions"),
+    )
+    .await;
     let page = Page::new(lang, |t| t.transactions_title).signed_in(
         &who.username,
         &session.csrf_token,

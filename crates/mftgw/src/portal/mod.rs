@@ -14,25 +14,36 @@ mod registration;
 mod session;
 mod texts;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
 use axum::http::HeaderValue;
+use axum::http::StatusCode;
 use axum::http::header;
-use axum::response::Response;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mftgw_domain::password::PasswordKey;
+use mftgw_domain::portal::{hash_portal_password, verify_portal_password};
 use mftgw_store::Store;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 pub use registration::run_registrations;
+pub use session::run_session_sweep;
 
 use crate::throttle::SharedThrottle;
 
 /// Portal forms are a few short fields.
 const MAX_FORM_BYTES: usize = 16 * 1024;
+/// A request (its body included) must be answered within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A refused certificate is audited once in this long, however often it asks.
+const REFUSAL_AUDIT_EVERY: Duration = Duration::from_secs(10 * 60);
 
 pub struct PortalState<S> {
     pub store: Arc<S>,
@@ -41,6 +52,73 @@ pub struct PortalState<S> {
     pub idle_timeout: Duration,
     /// Wakes the registration worker when a job is queued.
     pub registrations: Arc<Notify>,
+    /// argon2id runs at once (each takes ~19 MiB and a core for tens of milliseconds).
+    hashing: Semaphore,
+    /// When each refused certificate was last audited.
+    refusals_audited: Mutex<HashMap<String, Instant>>,
+}
+
+impl<S> PortalState<S> {
+    pub fn new(
+        store: Arc<S>,
+        password_key: PasswordKey,
+        throttle: SharedThrottle,
+        idle_timeout: Duration,
+        registrations: Arc<Notify>,
+    ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            store,
+            password_key,
+            throttle,
+            idle_timeout,
+            registrations,
+            hashing: Semaphore::new(cores),
+            refusals_audited: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks a portal password on the blocking pool, at most one argon2id per core at once.
+    async fn verify_password(
+        &self,
+        username: &str,
+        stored: Option<String>,
+        password: String,
+    ) -> bool {
+        let _permit = self.hashing.acquire().await.expect("never closed");
+        let username = username.to_owned();
+        tokio::task::spawn_blocking(move || {
+            verify_portal_password(&username, stored.as_deref(), &password)
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Hashes a new portal password like [`PortalState::verify_password`]; `None` if the
+    /// hashing task failed.
+    async fn hash_password(&self, password: String) -> Option<String> {
+        let _permit = self.hashing.acquire().await.expect("never closed");
+        tokio::task::spawn_blocking(move || hash_portal_password(&password))
+            .await
+            .ok()
+    }
+
+    /// Whether the refusal of this certificate should be audited now: once per
+    /// [`REFUSAL_AUDIT_EVERY`], so that a refused certificate cannot flood the audit log.
+    fn first_refusal_in_a_while(&self, fingerprint: &str) -> bool {
+        let now = Instant::now();
+        let mut audited = self.refusals_audited.lock().expect("lock poisoned");
+        if audited.len() > 10_000 {
+            audited.retain(|_, at| now.duration_since(*at) < REFUSAL_AUDIT_EVERY);
+        }
+        match audited.get(fingerprint) {
+            Some(at) if now.duration_since(*at) < REFUSAL_AUDIT_EVERY => false,
+            _ => {
+                audited.insert(fingerprint.to_owned(), now);
+                true
+            }
+        }
+    }
 }
 
 pub fn router<S: Store>(state: Arc<PortalState<S>>) -> Router {
@@ -60,8 +138,17 @@ pub fn router<S: Store>(state: Arc<PortalState<S>>) -> Router {
         .route("/static/portal.css", get(handlers::stylesheet))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn(within_timeout))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// A client that sends its form slower than [`REQUEST_TIMEOUT`] gets `408`.
+async fn within_timeout(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
 }
 
 /// Pages hold passwords and personal data: never cached, never framed, no script, no

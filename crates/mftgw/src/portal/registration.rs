@@ -2,15 +2,19 @@
 //! a second click finds the queued job), this worker performs it through the same
 //! [`admin::register_certificate`] the operators use, and the overview shows where it is.
 //! The new user becomes active after the configured activation delay; a renewal replaces
-//! the certificate at once and keeps the gateway password.
+//! the certificate at once and keeps the gateway password. Only a newer certificate (one
+//! valid for longer) may replace the registered one, so an old or stolen certificate cannot
+//! push out the one in use.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mftgw_domain::UserState;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::password::PasswordKey;
-use mftgw_store::{RegistrationJob, RegistrationJobState, Store, StoreResult};
+use mftgw_oces::certificate::CertificateInfo;
+use mftgw_store::{QueuedRegistration, RegistrationJobState, Store, StoreError, StoreResult};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
@@ -19,20 +23,20 @@ use crate::admin::{self, Registrar, RegistrationError};
 /// Jobs are picked up when the portal queues one, and at least this often.
 const POLL: Duration = Duration::from_secs(1);
 const BATCH: u32 = 16;
-/// Idle sessions are swept this long after they expired: until then a returning person is
-/// told that the session expired rather than just shown the login page.
-const EXPIRED_SESSIONS_KEPT: Duration = Duration::from_secs(60 * 60);
-const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// A job the store keeps failing on is given up after this many attempts.
+const MAX_ATTEMPTS: u32 = 5;
 
 /// Where the presented certificate stands, as the overview shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistrationStatus {
     NotRegistered,
-    /// Its user exists with another certificate: registering this one renews.
-    RenewalPossible {
-        username: String,
+    /// Its user exists with another, older certificate: registering this one renews.
+    RenewalPossible,
+    /// Its user exists with a certificate valid for at least as long as this one.
+    OlderThanRegistered,
+    Queued {
+        since: OffsetDateTime,
     },
-    Queued,
     Failed {
         reason: String,
     },
@@ -50,7 +54,7 @@ impl RegistrationStatus {
     pub fn can_register(&self) -> bool {
         matches!(
             self,
-            Self::NotRegistered | Self::RenewalPossible { .. } | Self::Failed { .. }
+            Self::NotRegistered | Self::RenewalPossible | Self::Failed { .. }
         )
     }
 
@@ -61,74 +65,125 @@ impl RegistrationStatus {
     }
 }
 
-/// Where the certificate `fingerprint` of `username` stands at `now`.
+/// Where `certificate` of `username` stands at `now`.
 pub async fn status<S: Store>(
     store: &S,
     username: &str,
-    fingerprint: &str,
+    certificate: &CertificateInfo,
     now: OffsetDateTime,
 ) -> StoreResult<RegistrationStatus> {
-    let job = store.latest_registration(fingerprint).await?;
-    if job
-        .as_ref()
-        .is_some_and(|job| job.state == RegistrationJobState::Queued)
+    let job = store
+        .latest_registration(&certificate.fingerprint_sha256)
+        .await?;
+    if let Some(job) = &job
+        && job.state == RegistrationJobState::Queued
     {
-        return Ok(RegistrationStatus::Queued);
+        return Ok(RegistrationStatus::Queued {
+            since: job.requested_at,
+        });
     }
-    if let Some(owner) = store.certificate_owner(fingerprint).await? {
-        if !owner.current {
-            return Ok(RegistrationStatus::Replaced);
-        }
-        if let Some(known) = store.find_user(&owner.username).await? {
-            return Ok(match known.user.effective_state(now) {
-                UserState::PendingActivation => RegistrationStatus::PendingActivation {
-                    from: known.user.activate_at.unwrap_or(now),
-                },
-                UserState::Active => RegistrationStatus::Active,
-                UserState::Suspended => RegistrationStatus::Suspended,
-                UserState::Deleted => RegistrationStatus::Deleted,
+    let owner = store
+        .certificate_owner(&certificate.fingerprint_sha256)
+        .await?;
+    if owner.as_ref().is_some_and(|owner| !owner.current) {
+        return Ok(RegistrationStatus::Replaced);
+    }
+    let Some(known) = store.find_user(username).await? else {
+        return Ok(match job {
+            Some(job) if job.state == RegistrationJobState::Failed => RegistrationStatus::Failed {
+                reason: job.error.unwrap_or_default(),
+            },
+            _ => RegistrationStatus::NotRegistered,
+        });
+    };
+    match known.user.effective_state(now) {
+        UserState::Suspended => return Ok(RegistrationStatus::Suspended),
+        UserState::Deleted => return Ok(RegistrationStatus::Deleted),
+        UserState::PendingActivation if owner.is_some() => {
+            return Ok(RegistrationStatus::PendingActivation {
+                from: known.user.activate_at.unwrap_or(now),
             });
         }
+        UserState::Active if owner.is_some() => return Ok(RegistrationStatus::Active),
+        UserState::PendingActivation | UserState::Active => {}
     }
-    if let Some(RegistrationJob {
-        state: RegistrationJobState::Failed,
-        error,
-        ..
-    }) = job
+    if let Some(job) = job
+        && job.state == RegistrationJobState::Failed
     {
         return Ok(RegistrationStatus::Failed {
-            reason: error.unwrap_or_default(),
+            reason: job.error.unwrap_or_default(),
         });
     }
-    if store.find_user(username).await?.is_some() {
-        return Ok(RegistrationStatus::RenewalPossible {
-            username: username.to_owned(),
-        });
-    }
-    Ok(RegistrationStatus::NotRegistered)
+    Ok(match renewal_refusal(store, username, certificate).await? {
+        Some(_) => RegistrationStatus::OlderThanRegistered,
+        None => RegistrationStatus::RenewalPossible,
+    })
 }
 
-/// Performs queued registrations until `shutdown`; also sweeps long-expired portal sessions.
+/// Why `certificate` may not replace the user's registered one, if it may not.
+async fn renewal_refusal<S: Store>(
+    store: &S,
+    username: &str,
+    certificate: &CertificateInfo,
+) -> StoreResult<Option<String>> {
+    let certificates = match store.certificates(username).await {
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        certificates => certificates?,
+    };
+    let current = certificates
+        .into_iter()
+        .find(|registered| registered.replaced_at.is_none());
+    Ok(current
+        .filter(|current| {
+            current.fingerprint != certificate.fingerprint_sha256
+                && current.not_after >= certificate.not_after
+        })
+        .map(|current| {
+            format!(
+                "the registered certificate is valid until {}, this one only until {}: only a newer certificate can replace it",
+                current.not_after, certificate.not_after
+            )
+        }))
+}
+
+/// Performs queued registrations until `shutdown`.
 pub async fn run_registrations<S: Store>(
     store: Arc<S>,
     password_key: PasswordKey,
     activation_delay: Duration,
-    session_idle_timeout: Duration,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut last_sweep: Option<std::time::Instant> = None;
+    // Store failures per job; a job is given up after MAX_ATTEMPTS.
+    let mut failures: HashMap<i64, u32> = HashMap::new();
     loop {
-        if let Err(error) = register_queued(&*store, &password_key, activation_delay).await {
-            tracing::error!(%error, "portal registrations: store unavailable; retrying");
-        }
-        if last_sweep.is_none_or(|at| at.elapsed() >= SESSION_SWEEP_EVERY) {
-            last_sweep = Some(std::time::Instant::now());
-            let idle_before =
-                OffsetDateTime::now_utc() - session_idle_timeout - EXPIRED_SESSIONS_KEPT;
-            if let Err(error) = store.expire_portal_sessions(idle_before).await {
-                tracing::warn!(%error, "cannot sweep expired portal sessions");
+        match store.queued_registrations(BATCH).await {
+            Ok(queued) => {
+                for job in queued {
+                    let id = job.job.id;
+                    match register(&*store, &password_key, activation_delay, job).await {
+                        Ok(()) => {
+                            failures.remove(&id);
+                        }
+                        Err(error) => {
+                            let attempts = failures.entry(id).or_default();
+                            *attempts += 1;
+                            tracing::error!(%error, job = id, attempts, "portal registration failed");
+                            if *attempts >= MAX_ATTEMPTS {
+                                let reason = format!("the store failed {attempts} times: {error}");
+                                if store
+                                    .finish_registration(id, Err(reason), OffsetDateTime::now_utc())
+                                    .await
+                                    .is_ok()
+                                {
+                                    failures.remove(&id);
+                                }
+                            }
+                        }
+                    }
+                }
             }
+            Err(error) => tracing::error!(%error, "portal registrations: store unavailable"),
         }
         tokio::select! {
             _ = wake.notified() => {}
@@ -138,44 +193,51 @@ pub async fn run_registrations<S: Store>(
     }
 }
 
-async fn register_queued<S: Store>(
+/// Performs one job; `Err` only if the store failed (the job stays queued).
+async fn register<S: Store>(
     store: &S,
     password_key: &PasswordKey,
     activation_delay: Duration,
+    queued: QueuedRegistration,
 ) -> StoreResult<()> {
-    for queued in store.queued_registrations(BATCH).await? {
-        let job = &queued.job;
-        let outcome = admin::register_certificate(
-            store,
-            password_key,
-            &queued.cert_der,
-            activation_delay,
-            Registrar::Portal,
-        )
-        .await;
-        let outcome = match outcome {
-            Ok(_) => Ok(()),
-            Err(RegistrationError::Refused(reason)) => {
-                store
-                    .append_audit(
-                        &AuditEvent::refused(
-                            OffsetDateTime::now_utc(),
-                            "portal.register",
-                            "registration_refused",
-                        )
-                        .with_username(&job.username)
-                        .with_cert_fingerprint(&job.cert_fingerprint)
-                        .with_detail(serde_json::json!({ "reason": reason })),
+    let job = &queued.job;
+    let refusal = match CertificateInfo::from_der(&queued.cert_der) {
+        Err(error) => Some(error.to_string()),
+        Ok(certificate) => renewal_refusal(store, &job.username, &certificate).await?,
+    };
+    let outcome = match refusal {
+        Some(reason) => Err(RegistrationError::Refused(reason)),
+        None => {
+            admin::register_certificate(
+                store,
+                password_key,
+                &queued.cert_der,
+                activation_delay,
+                Registrar::Portal,
+            )
+            .await
+        }
+    };
+    let outcome = match outcome {
+        Ok(_) => Ok(()),
+        Err(RegistrationError::Refused(reason)) => {
+            store
+                .append_audit(
+                    &AuditEvent::refused(
+                        OffsetDateTime::now_utc(),
+                        "portal.register",
+                        "registration_refused",
                     )
-                    .await?;
-                Err(reason)
-            }
-            // The job stays queued and is tried again.
-            Err(RegistrationError::Store(error)) => return Err(error),
-        };
-        store
-            .finish_registration(job.id, outcome, OffsetDateTime::now_utc())
-            .await?;
-    }
-    Ok(())
+                    .with_username(&job.username)
+                    .with_cert_fingerprint(&job.cert_fingerprint)
+                    .with_detail(serde_json::json!({ "reason": reason })),
+                )
+                .await?;
+            Err(reason)
+        }
+        Err(RegistrationError::Store(error)) => return Err(error),
+    };
+    store
+        .finish_registration(job.id, outcome, OffsetDateTime::now_utc())
+        .await
 }

@@ -13,6 +13,12 @@ use mftgw_store::{PortalSession, Store, StoreResult};
 use time::OffsetDateTime;
 
 pub const SESSION_COOKIE: &str = "__Host-mftgw_session";
+/// However active, a session ends this long after login.
+pub const MAX_SESSION_AGE: Duration = Duration::from_secs(12 * 60 * 60);
+/// Expired sessions are swept this long after they expired: until then a returning person
+/// is told that the session expired rather than just shown the login page.
+const EXPIRED_SESSIONS_KEPT: Duration = Duration::from_secs(60 * 60);
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub const LOGIN_COOKIE: &str = "__Host-mftgw_login";
 pub const LANG_COOKIE: &str = "mftgw_lang";
 
@@ -104,7 +110,7 @@ pub async fn lookup<S: Store>(
             username: session.username,
         });
     }
-    if session.last_seen_at + idle_timeout < now {
+    if session.last_seen_at + idle_timeout < now || session.created_at + MAX_SESSION_AGE < now {
         store.delete_portal_session(&hash).await?;
         return Ok(SessionLookup::Expired);
     }
@@ -133,6 +139,24 @@ pub async fn start<S: Store>(
         })
         .await?;
     Ok(token)
+}
+
+/// Deletes long-expired sessions once a minute until `shutdown`.
+pub async fn run_session_sweep<S: Store>(
+    store: std::sync::Arc<S>,
+    idle_timeout: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let idle_before = OffsetDateTime::now_utc() - idle_timeout - EXPIRED_SESSIONS_KEPT;
+        if let Err(error) = store.expire_portal_sessions(idle_before).await {
+            tracing::warn!(%error, "cannot sweep expired portal sessions");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -79,8 +79,9 @@ pub struct Texts {
 
     pub overview_title: &'static str,
     pub state_not_registered: &'static str,
-    pub state_queued: &'static str,
     pub state_active: &'static str,
+    pub state_active_as4_only: &'static str,
+    pub state_older: &'static str,
     pub state_replaced: &'static str,
     pub state_suspended: &'static str,
     pub state_deleted: &'static str,
@@ -170,8 +171,9 @@ pub static DA: Texts = Texts {
 
     overview_title: "Certifikat- og brugeroversigt",
     state_not_registered: "Dit certifikat er ikke registreret. Tryk på »Registrér certifikat« for at registrere det.",
-    state_queued: "Registreringen er i gang. Tryk på »Opdatér« for at se, om den er færdig.",
     state_active: "Dit certifikat er registreret og klar til brug.",
+    state_active_as4_only: "Dit certifikat er registreret, men FTPS er fravalgt under Snitflader, så gatewayen afviser det ved FTPS-login.",
+    state_older: "Brugeren er registreret med et certifikat, der er gyldigt længere end dette. Kun et nyere certifikat kan erstatte det.",
     state_replaced: "Dette certifikat er erstattet af et nyere og kan ikke længere bruges.",
     state_suspended: "Brugeren er spærret. Kontakt driften.",
     state_deleted: "Brugeren er slettet. Kontakt driften.",
@@ -261,8 +263,9 @@ pub static EN: Texts = Texts {
 
     overview_title: "Certificate and user overview",
     state_not_registered: "Your certificate is not registered. Press “Register certificate” to register it.",
-    state_queued: "Registration is in progress. Press “Refresh” to see when it is done.",
     state_active: "Your certificate is registered and ready for use.",
+    state_active_as4_only: "Your certificate is registered, but FTPS is not chosen under Interfaces, so the gateway refuses it at FTPS login.",
+    state_older: "The user is registered with a certificate valid for longer than this one. Only a newer certificate can replace it.",
     state_replaced: "This certificate has been replaced by a newer one and can no longer be used.",
     state_suspended: "The user is suspended. Contact the operators.",
     state_deleted: "The user is deleted. Contact the operators.",
@@ -364,10 +367,10 @@ impl Lang {
     pub fn registration_word(self, status: &RegistrationStatus) -> &'static str {
         use RegistrationStatus::*;
         match (self, status) {
-            (Lang::Da, NotRegistered | RenewalPossible { .. }) => "Ikke registreret",
-            (Lang::En, NotRegistered | RenewalPossible { .. }) => "Not registered",
-            (Lang::Da, Queued) => "I gang",
-            (Lang::En, Queued) => "In progress",
+            (Lang::Da, NotRegistered | RenewalPossible | OlderThanRegistered) => "Ikke registreret",
+            (Lang::En, NotRegistered | RenewalPossible | OlderThanRegistered) => "Not registered",
+            (Lang::Da, Queued { .. }) => "I gang",
+            (Lang::En, Queued { .. }) => "In progress",
             (Lang::Da, Failed { .. }) => "Mislykkedes",
             (Lang::En, Failed { .. }) => "Failed",
             (Lang::Da, PendingActivation { .. }) => "Registreret, afventer aktivering",
@@ -403,8 +406,23 @@ impl Lang {
 
     pub fn registration_failed(self, reason: &str) -> String {
         match self {
-            Lang::Da => format!("Registreringen mislykkedes: {reason}"),
-            Lang::En => format!("Registration failed: {reason}"),
+            Lang::Da => format!(
+                "Registreringen mislykkedes. Tryk på »Registrér certifikat« for at prøve igen. Teknisk årsag: {reason}"
+            ),
+            Lang::En => format!(
+                "Registration failed. Press “Register certificate” to try again. Technical reason: {reason}"
+            ),
+        }
+    }
+
+    pub fn queued(self, since: &str) -> String {
+        match self {
+            Lang::Da => format!(
+                "Registreringen er i gang (startet {since}). Tryk på »Opdatér« for at se, om den er færdig."
+            ),
+            Lang::En => format!(
+                "Registration is in progress (started {since}). Press “Refresh” to see when it is done."
+            ),
         }
     }
 

@@ -200,6 +200,14 @@ const scenarios = {
     assert.match(await stateText(page), /registreret med et andet certifikat/);
     await screenshot(page, "renewal-offered");
     const password = await registerAndWait(page, "renewal");
+
+    // The replaced certificate still opens the portal, which says it is replaced.
+    const old = await contextFor(config.old_certificate);
+    await login(old.page, config.username, config.portal_password);
+    assert.match(await stateText(old.page), /erstattet af et nyere/);
+    assert.equal(await old.page.locator("#register").count(), 0, "a replaced certificate cannot register");
+    assert.equal(await old.page.locator("#gateway-password").count(), 0, "nor see the password");
+    await screenshot(old.page, "replaced-certificate");
     return { gateway_password: password };
   },
 

@@ -120,6 +120,7 @@ impl Store for SqliteStore {
                 (Some(user), None) if user.username == owner => Ok(RegistrationOutcome {
                     user,
                     created: false,
+                    unchanged: true,
                 }),
                 (Some(user), Some(replaced_at)) if user.username == owner => {
                     Err(StoreError::Conflict(format!(
@@ -205,7 +206,11 @@ impl Store for SqliteStore {
                 ))
             })?;
         transaction.commit().await?;
-        Ok(RegistrationOutcome { user, created })
+        Ok(RegistrationOutcome {
+            user,
+            created,
+            unchanged: false,
+        })
     }
 
     async fn find_user(&self, username: &str) -> StoreResult<Option<KnownUser>> {
@@ -302,18 +307,6 @@ impl Store for SqliteStore {
     async fn set_user_state(&self, username: &str, state: UserState) -> StoreResult<()> {
         let result = sqlx::query("UPDATE users SET state = $1 WHERE username = $2")
             .bind(state.as_str())
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::user_not_found(username));
-        }
-        Ok(())
-    }
-
-    async fn set_password_hash(&self, username: &str, password_hash: &str) -> StoreResult<()> {
-        let result = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
-            .bind(password_hash)
             .bind(username)
             .execute(&self.pool)
             .await?;

@@ -13,7 +13,7 @@ use crate::{
 /// The columns [`job_from_row`] reads, as a macro because sqlx wants `&'static str` SQL.
 macro_rules! job_columns {
     () => {
-        "id, username, cert_fingerprint, state, requested_at, finished_at, error"
+        "id, username, cert_fingerprint, state, requested_at, error"
     };
 }
 
@@ -34,7 +34,7 @@ pub(super) async fn portal_account(
     username: &str,
 ) -> StoreResult<Option<PortalAccount>> {
     let row = sqlx::query(
-        "SELECT username, password_hash, se_number, email, interfaces
+        "SELECT password_hash, se_number, email, interfaces
          FROM portal_accounts WHERE username = $1",
     )
     .bind(username)
@@ -42,7 +42,6 @@ pub(super) async fn portal_account(
     .await?;
     row.map(|row| {
         Ok(PortalAccount {
-            username: row.try_get("username")?,
             password_hash: row.try_get("password_hash")?,
             profile: PortalProfile {
                 se_number: row.try_get("se_number")?,
@@ -264,8 +263,10 @@ pub(super) async fn finish_registration(
         Ok(()) => (RegistrationJobState::Done, None),
         Err(error) => (RegistrationJobState::Failed, Some(error)),
     };
+    // The certificate itself is kept only while the job waits: a registered one is in
+    // `certificates`, a refused one is not needed.
     sqlx::query(
-        "UPDATE registration_jobs SET state = $1, finished_at = $2, error = $3
+        "UPDATE registration_jobs SET state = $1, finished_at = $2, error = $3, cert_der = X''
          WHERE id = $4 AND state = 'queued'",
     )
     .bind(state.as_str())
@@ -280,16 +281,12 @@ pub(super) async fn finish_registration(
 fn job_from_row(row: &SqliteRow) -> StoreResult<RegistrationJob> {
     let state: String = row.try_get("state")?;
     let requested_at: String = row.try_get("requested_at")?;
-    let finished_at: Option<String> = row.try_get("finished_at")?;
     Ok(RegistrationJob {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
         cert_fingerprint: row.try_get("cert_fingerprint")?,
         state: state.parse().map_err(StoreError::Corrupt)?,
         requested_at: timestamp::from_text("registration_jobs.requested_at", &requested_at)?,
-        finished_at: finished_at
-            .map(|at| timestamp::from_text("registration_jobs.finished_at", &at))
-            .transpose()?,
         error: row.try_get("error")?,
     })
 }
