@@ -315,6 +315,22 @@ impl FtpsClient {
         }
     }
 
+    /// `EPSV`, a TCP data connection, then `command`; the TLS handshake only once the server
+    /// has answered `150`, as curl and lftp do. Servers that set up the data connection's TLS
+    /// only for a transfer command (vsftpd, ProFTPD) need this order.
+    pub async fn open_transfer(&mut self, command: &str) -> Result<TlsStream<TcpStream>> {
+        let addr = self.epsv().await?;
+        let tcp = connect_tcp(addr, None).await?;
+        self.command(command).await?.expect(150)?;
+        let tls = self
+            .tls
+            .clone()
+            .ok_or_else(|| ClientError::Malformed("no TLS configuration for data".into()))?;
+        Ok(TlsConnector::from(tls)
+            .connect(server_name(self.server), tcp)
+            .await?)
+    }
+
     /// `EPSV` + `command`, reading the whole data stream. Expects 150 then 226.
     pub async fn download(&mut self, command: &str) -> Result<Vec<u8>> {
         let mut stream = self.start_transfer(command).await?;

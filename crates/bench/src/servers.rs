@@ -1,0 +1,361 @@
+//! The servers under test, started and stopped by the benchmark itself, bound to 127.0.0.1
+//! only: the gateway (`mftgw demo` from the same target directory as this binary) and the
+//! peers vsftpd (Debian's package) and ProFTPD (Debian's packages unpacked with `dpkg -x`,
+//! because they conflict with vsftpd in apt), configured for explicit FTPS with TLS 1.2+
+//! and a required client certificate from the same test CA, with disjoint passive ranges.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use mftgw_client::{TlsVersions, client_config};
+use mftgw_testpki::TestPki;
+
+use crate::load::Target;
+
+/// A running server; stopped (with its process group) on drop.
+pub struct Server {
+    pub target: Target,
+    /// Where a local directory listing can be filled directly (peers), if it can.
+    pub list_root: Option<PathBuf>,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's process group.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for_port(addr: SocketAddr, child: &mut Child, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited with {status} before listening on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{what} did not listen on {addr} within 60 s")
+}
+
+/// Runs `command` in its own process group, with stdout and stderr into `log`.
+fn spawn(command: &mut Command, log: &Path) -> anyhow::Result<Child> {
+    let file = std::fs::File::create(log)?;
+    Ok(command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .process_group(0)
+        .spawn()?)
+}
+
+/// `mftgw demo` in a fresh directory; the demo's MOCES user uploads to `FTPSGW.Heartbeat`,
+/// so every upload is a committed transaction answered in `/out`.
+pub fn gateway(passive: &str, overrides: &[(String, String)]) -> anyhow::Result<Server> {
+    let binary = std::env::current_exe()?
+        .parent()
+        .context("the benchmark binary has no directory")?
+        .join("mftgw");
+    ensure!(
+        binary.exists(),
+        "no {} (build it with `cargo build --release -p mftgw -p mftgw-bench`)",
+        binary.display()
+    );
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let mut child = spawn(
+        Command::new(&binary)
+            .args(["demo", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--ftps-port", &port.to_string(), "--passive-ports", passive])
+            .args(["--portal-port", &free_port()?.to_string()])
+            .args(["--api-port", &free_port()?.to_string()])
+            .env("MFTGW_LOG", "warn")
+            .env("MFTGW__FTPS__MAX_SESSIONS", "20000")
+            .env("MFTGW__FTPS__MAX_SESSIONS_PER_IP", "20000")
+            .env("MFTGW__FTPS__MAX_SESSIONS_PER_USER", "20000")
+            .envs(overrides.iter().map(|(k, v)| (k, v))),
+        &dir.path().join("gateway.log"),
+    )?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_for_port(addr, &mut child, "mftgw demo")?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("data/demo.json"))?)?;
+    let user = &manifest["users"][0];
+    let path = |value: &serde_json::Value| PathBuf::from(value.as_str().unwrap_or_default());
+    let tls = client_config(
+        &path(&manifest["ca_pem"]),
+        Some((&path(&user["cert_pem"]), &path(&user["key_pem"]))),
+        TlsVersions::Tls12Only,
+    )?;
+    Ok(Server {
+        target: Target {
+            name: "gateway".into(),
+            addr,
+            user: user["username"].as_str().unwrap_or_default().to_string(),
+            password: user["password"].as_str().unwrap_or_default().to_string(),
+            tls,
+            upload_dir: "/FTPSGW.Heartbeat".into(),
+            pid: child.id(),
+        },
+        list_root: None,
+        child,
+        _dir: dir,
+    })
+}
+
+/// The local account the peers log in as: a real user with a cheap SHA-512-crypt password,
+/// so that `PASS` measures FTPS rather than a slow password hash.
+const PEER_USER: &str = "ftpbench";
+const PEER_PASSWORD: &str = "benchpass";
+
+/// What the peers share: packages, the local user, a test PKI.
+pub struct PeerSetup {
+    cache: PathBuf,
+    pki: TestPki,
+    client: Arc<rustls::ClientConfig>,
+}
+
+impl PeerSetup {
+    /// Installs what is missing (vsftpd from apt, ProFTPD unpacked into `cache`), creates
+    /// the local user and a test PKI. Needs root.
+    pub fn prepare(cache: &Path) -> anyhow::Result<PeerSetup> {
+        std::fs::create_dir_all(cache)?;
+        install_packages(cache)?;
+        ensure_user()?;
+        let pki_dir = cache.join("pki");
+        let pki = TestPki::generate(&pki_dir)?;
+        let client = pki
+            .client("moces")
+            .context("the test PKI has a moces client")?;
+        let tls = client_config(
+            &pki.root_ca_pem(),
+            Some((&client.cert_pem, &client.key_pem)),
+            // TLS 1.3 tickets are single-use and arrive on data connections the client never
+            // reads from, so a session runs out of them; a TLS 1.2 session resumes any number
+            // of times.
+            TlsVersions::Tls12Only,
+        )?;
+        Ok(PeerSetup {
+            cache: cache.to_path_buf(),
+            pki,
+            client: tls,
+        })
+    }
+
+    fn target(&self, name: &str, port: u16, pid: u32) -> Target {
+        Target {
+            name: name.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            user: PEER_USER.into(),
+            password: PEER_PASSWORD.into(),
+            tls: Arc::clone(&self.client),
+            upload_dir: "/upload".into(),
+            pid,
+        }
+    }
+
+    /// A state directory the peer's unprivileged processes can read: configuration, the
+    /// server's key and chain, the CA file for client certificates, and its data root.
+    fn state_dir(&self, name: &str) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("mftgw-bench-{name}-"))
+            .tempdir()?;
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(root.join("upload"))?;
+        std::fs::create_dir_all(root.join("list"))?;
+        let server = self.pki.server();
+        let chain = std::fs::read_to_string(&server.cert_chain_pem)?;
+        let mut certificates = chain.split_inclusive("-----END CERTIFICATE-----\n");
+        std::fs::write(
+            dir.path().join("server.pem"),
+            certificates.next().unwrap_or_default(),
+        )?;
+        std::fs::write(
+            dir.path().join("chain.pem"),
+            certificates.collect::<String>(),
+        )?;
+        std::fs::write(dir.path().join("server.chain.pem"), &chain)?;
+        std::fs::copy(&server.key_pem, dir.path().join("server.key"))?;
+        let mut ca = std::fs::read_to_string(self.pki.root_ca_pem())?;
+        ca.push_str(&std::fs::read_to_string(
+            self.pki.issuing_ca_pem("oces2").context("oces2 CA")?,
+        )?);
+        std::fs::write(dir.path().join("ca.pem"), ca)?;
+        run(Command::new("chmod").arg("755").arg(dir.path()))?;
+        run(Command::new("chown")
+            .arg("-R")
+            .arg(format!("{PEER_USER}:{PEER_USER}"))
+            .arg(&root))?;
+        Ok((dir, root))
+    }
+
+    pub fn vsftpd(&self, passive: (u16, u16)) -> anyhow::Result<Server> {
+        let (dir, root) = self.state_dir("vsftpd")?;
+        let port = free_port()?;
+        let config = VSFTPD_CONF
+            .replace("@PORT@", &port.to_string())
+            .replace("@PASV_MIN@", &passive.0.to_string())
+            .replace("@PASV_MAX@", &passive.1.to_string())
+            .replace("@STATE@", &dir.path().display().to_string())
+            .replace("@ROOT@", &root.display().to_string());
+        let conf = dir.path().join("vsftpd.conf");
+        std::fs::write(&conf, config)?;
+        std::fs::create_dir_all("/var/run/vsftpd/empty")?;
+        let mut child = spawn(
+            Command::new("/usr/sbin/vsftpd").arg(&conf),
+            &dir.path().join("vsftpd.out"),
+        )?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_for_port(addr, &mut child, "vsftpd")?;
+        Ok(Server {
+            target: self.target("vsftpd", port, child.id()),
+            list_root: Some(root.join("list")),
+            child,
+            _dir: dir,
+        })
+    }
+
+    pub fn proftpd(&self, passive: (u16, u16)) -> anyhow::Result<Server> {
+        let (dir, root) = self.state_dir("proftpd")?;
+        let port = free_port()?;
+        let prefix = self.cache.join("proftpd");
+        let config = PROFTPD_CONF
+            .replace("@PORT@", &port.to_string())
+            .replace("@PASV_MIN@", &passive.0.to_string())
+            .replace("@PASV_MAX@", &passive.1.to_string())
+            .replace("@STATE@", &dir.path().display().to_string())
+            .replace("@ROOT@", &root.display().to_string())
+            .replace("@PREFIX@", &prefix.display().to_string());
+        let conf = dir.path().join("proftpd.conf");
+        std::fs::write(&conf, config)?;
+        let mut child = spawn(
+            Command::new(prefix.join("usr/sbin/proftpd"))
+                .args(["--nodaemon", "--config"])
+                .arg(&conf),
+            &dir.path().join("proftpd.out"),
+        )?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_for_port(addr, &mut child, "proftpd")?;
+        Ok(Server {
+            target: self.target("proftpd", port, child.id()),
+            list_root: Some(root.join("list")),
+            child,
+            _dir: dir,
+        })
+    }
+}
+
+fn run(command: &mut Command) -> anyhow::Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {:?}", command.get_program()))?;
+    ensure!(
+        output.status.success(),
+        "{:?} failed: {}{}",
+        command,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// vsftpd from apt (with a policy that keeps its maintainer scripts from starting it);
+/// ProFTPD's packages downloaded and unpacked under `cache/proftpd`, with the libraries
+/// they need from apt.
+fn install_packages(cache: &Path) -> anyhow::Result<()> {
+    let proftpd = cache.join("proftpd");
+    let have_vsftpd = Path::new("/usr/sbin/vsftpd").exists();
+    let have_proftpd = proftpd.join("usr/sbin/proftpd").exists();
+    if have_vsftpd && have_proftpd {
+        return Ok(());
+    }
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let created_policy = !policy.exists();
+    if created_policy {
+        std::fs::write(policy, "#!/bin/sh\nexit 101\n")?;
+        run(Command::new("chmod").args(["755", "/usr/sbin/policy-rc.d"]))?;
+    }
+    let installed = (|| {
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        run(Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "--no-upgrade",
+            ])
+            .args([
+                "vsftpd",
+                "libhiredis0.14",
+                "libmemcached11",
+                "libmemcachedutil2",
+            ])
+            .args(["libpcre2-posix3", "libsodium23", "libidn2-0", "libcap2"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        let debs = cache.join("debs");
+        std::fs::create_dir_all(&debs)?;
+        run(Command::new("apt-get")
+            .args(["download", "proftpd-core", "proftpd-mod-crypto"])
+            .current_dir(&debs))?;
+        for deb in std::fs::read_dir(&debs)? {
+            run(Command::new("dpkg")
+                .arg("-x")
+                .arg(deb?.path())
+                .arg(&proftpd))?;
+        }
+        anyhow::Ok(())
+    })();
+    if created_policy {
+        let _ = std::fs::remove_file(policy);
+    }
+    installed
+}
+
+/// The local user's home: vsftpd changes into it before its `local_root`.
+const PEER_HOME: &str = "/var/lib/mftgw-bench";
+
+fn ensure_user() -> anyhow::Result<()> {
+    if !Command::new("id").arg(PEER_USER).output()?.status.success() {
+        run(Command::new("useradd").args(["-M", "-d", PEER_HOME, "-s", "/bin/sh", PEER_USER]))?;
+    }
+    std::fs::create_dir_all(PEER_HOME)?;
+    run(Command::new("usermod").args(["-d", PEER_HOME, PEER_USER]))?;
+    run(Command::new("chown")
+        .arg(format!("{PEER_USER}:{PEER_USER}"))
+        .arg(PEER_HOME))?;
+    let hash = run(Command::new("openssl").args(["passwd", "-6", PEER_PASSWORD]))?;
+    run(Command::new("usermod").args(["-p", hash.trim(), PEER_USER]))?;
+    Ok(())
+}
+
+const VSFTPD_CONF: &str = include_str!("vsftpd.conf.in");
+const PROFTPD_CONF: &str = include_str!("proftpd.conf.in");
