@@ -218,54 +218,48 @@ impl PeerSetup {
     }
 
     pub fn vsftpd(&self, passive: (u16, u16)) -> anyhow::Result<Server> {
-        let (dir, root) = self.state_dir("vsftpd")?;
+        std::fs::create_dir_all("/var/run/vsftpd/empty")?;
+        self.start("vsftpd", VSFTPD_CONF, passive, |conf| {
+            let mut command = Command::new("/usr/sbin/vsftpd");
+            command.arg(conf);
+            command
+        })
+    }
+
+    pub fn proftpd(&self, passive: (u16, u16)) -> anyhow::Result<Server> {
+        let prefix = self.cache.join("proftpd");
+        let template = PROFTPD_CONF.replace("@PREFIX@", &prefix.display().to_string());
+        self.start("proftpd", &template, passive, |conf| {
+            let mut command = Command::new(prefix.join("usr/sbin/proftpd"));
+            command.args(["--nodaemon", "--config"]).arg(conf);
+            command
+        })
+    }
+
+    /// Renders `template` into a fresh state directory and starts the peer `name` with the
+    /// command `command` builds for that configuration file.
+    fn start(
+        &self,
+        name: &str,
+        template: &str,
+        passive: (u16, u16),
+        command: impl FnOnce(&Path) -> Command,
+    ) -> anyhow::Result<Server> {
+        let (dir, root) = self.state_dir(name)?;
         let port = free_port()?;
-        let config = VSFTPD_CONF
+        let config = template
             .replace("@PORT@", &port.to_string())
             .replace("@PASV_MIN@", &passive.0.to_string())
             .replace("@PASV_MAX@", &passive.1.to_string())
             .replace("@STATE@", &dir.path().display().to_string())
             .replace("@ROOT@", &root.display().to_string());
-        let conf = dir.path().join("vsftpd.conf");
+        let conf = dir.path().join(format!("{name}.conf"));
         std::fs::write(&conf, config)?;
-        std::fs::create_dir_all("/var/run/vsftpd/empty")?;
-        let mut child = spawn(
-            Command::new("/usr/sbin/vsftpd").arg(&conf),
-            &dir.path().join("vsftpd.out"),
-        )?;
+        let mut child = spawn(&mut command(&conf), &dir.path().join(format!("{name}.out")))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        wait_for_port(addr, &mut child, "vsftpd")?;
+        wait_for_port(addr, &mut child, name)?;
         Ok(Server {
-            target: self.target("vsftpd", port, child.id()),
-            list_root: Some(root.join("list")),
-            child,
-            _dir: dir,
-        })
-    }
-
-    pub fn proftpd(&self, passive: (u16, u16)) -> anyhow::Result<Server> {
-        let (dir, root) = self.state_dir("proftpd")?;
-        let port = free_port()?;
-        let prefix = self.cache.join("proftpd");
-        let config = PROFTPD_CONF
-            .replace("@PORT@", &port.to_string())
-            .replace("@PASV_MIN@", &passive.0.to_string())
-            .replace("@PASV_MAX@", &passive.1.to_string())
-            .replace("@STATE@", &dir.path().display().to_string())
-            .replace("@ROOT@", &root.display().to_string())
-            .replace("@PREFIX@", &prefix.display().to_string());
-        let conf = dir.path().join("proftpd.conf");
-        std::fs::write(&conf, config)?;
-        let mut child = spawn(
-            Command::new(prefix.join("usr/sbin/proftpd"))
-                .args(["--nodaemon", "--config"])
-                .arg(&conf),
-            &dir.path().join("proftpd.out"),
-        )?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        wait_for_port(addr, &mut child, "proftpd")?;
-        Ok(Server {
-            target: self.target("proftpd", port, child.id()),
+            target: self.target(name, port, child.id()),
             list_root: Some(root.join("list")),
             child,
             _dir: dir,
