@@ -126,7 +126,13 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(args, files))
+        .block_on(async {
+            // Interrupted, the run is dropped, and with it every server it started.
+            tokio::select! {
+                result = run(args, files) => result,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; the servers are stopped"),
+            }
+        })
 }
 
 async fn run(args: RunArgs, open_files: u64) -> anyhow::Result<()> {
