@@ -130,6 +130,21 @@ impl Portal {
         self.send(request).await
     }
 
+    /// `POST /password` from `current` to `new` (twice); returns the answer.
+    async fn change_password(&mut self, current: &str, new: &str) -> Page {
+        let csrf = self.get("/password").await.csrf();
+        self.post(
+            "/password",
+            &[
+                ("csrf", &csrf),
+                ("current", current),
+                ("new", new),
+                ("confirm", new),
+            ],
+        )
+        .await
+    }
+
     /// First login with the username, then the forced change to `password`; returns the
     /// overview's CSRF token.
     async fn first_login(&mut self, password: &str) -> String {
@@ -139,18 +154,7 @@ impl Portal {
             .post("/login", &[("csrf", &csrf), ("password", &username)])
             .await;
         assert_eq!(page.location(), "/password", "{}", page.body);
-        let csrf = self.get("/password").await.csrf();
-        let page = self
-            .post(
-                "/password",
-                &[
-                    ("csrf", &csrf),
-                    ("current", &username),
-                    ("new", password),
-                    ("confirm", password),
-                ],
-            )
-            .await;
+        let page = self.change_password(&username, password).await;
         assert_eq!(page.location(), "/?done=password", "{}", page.body);
         self.get("/").await.csrf()
     }
@@ -777,19 +781,8 @@ async fn a_password_change_and_a_logout_end_sessions() {
         .assert(StatusCode::OK, "ikke registreret");
 
     // A change in the first browser ends the second's session.
-    let csrf = first.get("/password").await.csrf();
     let changed = "Portal-Password-2";
-    let page = first
-        .post(
-            "/password",
-            &[
-                ("csrf", &csrf),
-                ("current", PASSWORD),
-                ("new", changed),
-                ("confirm", changed),
-            ],
-        )
-        .await;
+    let page = first.change_password(PASSWORD, changed).await;
     assert_eq!(page.location(), "/?done=password", "{}", page.body);
     second
         .get("/")

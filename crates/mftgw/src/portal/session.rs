@@ -114,7 +114,11 @@ pub async fn lookup<S: Store>(
         store.delete_portal_session(&hash).await?;
         return Ok(SessionLookup::Expired);
     }
-    store.touch_portal_session(&hash, now).await?;
+    // One write per page view would serialise every request on the store's write lock;
+    // recording activity a tenth of the timeout late changes when a session ends by as much.
+    if now - session.last_seen_at > idle_timeout / 10 {
+        store.touch_portal_session(&hash, now).await?;
+    }
     Ok(SessionLookup::Valid(session))
 }
 
