@@ -85,7 +85,7 @@ impl Certified {
     }
 }
 
-fn lang(headers: &HeaderMap) -> Lang {
+pub(super) fn lang(headers: &HeaderMap) -> Lang {
     Lang::from_code(cookie(headers, LANG_COOKIE))
 }
 

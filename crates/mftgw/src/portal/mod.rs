@@ -27,6 +27,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::StreamExt;
 use mftgw_domain::password::PasswordKey;
 use mftgw_domain::portal::{hash_portal_password, verify_portal_password};
 use mftgw_store::Store;
@@ -39,6 +40,9 @@ use crate::throttle::SharedThrottle;
 
 /// Portal forms are a few short fields.
 const MAX_FORM_BYTES: usize = 16 * 1024;
+/// An oversized form is still read up to this before the `413`, so that the browser sees
+/// the answer; past it the connection is closed.
+const MAX_DRAINED_BYTES: u64 = 1024 * 1024;
 /// A request (its body included) must be answered within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -138,6 +142,7 @@ pub fn router<S: Store>(state: Arc<PortalState<S>>) -> Router {
         .route("/static/portal.css", get(handlers::stylesheet))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn(refuse_oversized_forms))
         .layer(axum::middleware::from_fn(within_timeout))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -149,6 +154,35 @@ async fn within_timeout(request: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
     }
+}
+
+/// A form declared larger than [`MAX_FORM_BYTES`] gets `413` after its body has been read
+/// and dropped: answering and closing while the browser still sends makes the kernel reset
+/// the connection, and the browser shows a network error instead of the page. Bodies
+/// without a length are cut at the limit by [`DefaultBodyLimit`] (browsers always send one).
+async fn refuse_oversized_forms(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    let Some(declared) = declared.filter(|&length| length > MAX_FORM_BYTES as u64) else {
+        return next.run(request).await;
+    };
+    let lang = handlers::lang(request.headers());
+    let mut response = pages::error_page(
+        lang,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        lang.texts().error_bad_form,
+    );
+    if declared <= MAX_DRAINED_BYTES {
+        let mut body = request.into_body().into_data_stream();
+        while let Some(Ok(_)) = body.next().await {}
+    } else {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Pages hold passwords and personal data: never cached, never framed, no script, no
