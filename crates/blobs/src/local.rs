@@ -9,13 +9,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::fs::File;
-use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufWriter};
 
 use crate::{BlobInfo, BlobStore, BlobWriter, Hashing};
 
 const INCOMING: &str = "incoming";
 const BLOBS: &str = "blobs";
 const LOCK: &str = "LOCK";
+/// Writes reach the file in pieces this large: every write is a trip to tokio's blocking
+/// pool, and TLS hands over 16 KiB at a time. Held per upload in progress.
+const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct LocalBlobStore {
@@ -98,7 +101,7 @@ impl BlobStore for LocalBlobStore {
             .open(&temp_path)
             .await?;
         Ok(LocalBlobWriter {
-            file: Hashing::new(file),
+            file: Hashing::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file)),
             final_path: self.path_of(&key)?,
             blobs: self.blobs.clone(),
             temp: TempFile(Some(temp_path)),
@@ -134,7 +137,7 @@ impl BlobStore for LocalBlobStore {
 }
 
 pub struct LocalBlobWriter {
-    file: Hashing<File>,
+    file: Hashing<BufWriter<File>>,
     key: String,
     temp: TempFile,
     final_path: PathBuf,
@@ -176,7 +179,7 @@ impl BlobWriter for LocalBlobWriter {
             blobs,
         } = self;
         file.flush().await?;
-        file.get_mut().sync_all().await?;
+        file.get_mut().get_mut().sync_all().await?;
         let (_, size, sha256) = file.finish();
         let temp_path = temp.0.as_ref().expect("set until renamed");
         tokio::fs::rename(temp_path, &final_path).await?;

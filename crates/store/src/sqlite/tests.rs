@@ -420,11 +420,11 @@ async fn audit_log_is_append_only() {
 
     let update = sqlx::query("UPDATE audit_log SET action = 'tampered' WHERE id = $1")
         .bind(id)
-        .execute(&store.pool)
+        .execute(&store.writer)
         .await;
     let delete = sqlx::query("DELETE FROM audit_log WHERE id = $1")
         .bind(id)
-        .execute(&store.pool)
+        .execute(&store.writer)
         .await;
     for (statement, result) in [("UPDATE", update), ("DELETE", delete)] {
         let error = result.expect_err(statement).to_string();
@@ -456,11 +456,12 @@ async fn on_disk_store_keeps_its_data_across_reopening() {
             .await
             .unwrap();
         let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&store.pool)
+            .fetch_one(&store.writer)
             .await
             .unwrap();
         assert_eq!(journal_mode, "wal");
-        store.pool.close().await;
+        store.writer.close().await;
+        store.reader.close().await;
     }
     let store = SqliteStore::open(&path).await.unwrap();
     let known = store.find_user(USERNAME).await.unwrap().unwrap();
@@ -490,12 +491,12 @@ async fn migrations_are_idempotent() {
     let dir = TempDir::new();
     let path = dir.0.join("gateway.sqlite");
     let store = SqliteStore::open(&path).await.unwrap();
-    migrations::apply(&store.pool).await.unwrap();
+    migrations::apply(&store.writer).await.unwrap();
     drop(store);
     let store = SqliteStore::open(&path).await.unwrap();
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
-            .fetch_all(&store.pool)
+            .fetch_all(&store.writer)
             .await
             .unwrap();
     let expected: Vec<i64> = migrations::MIGRATIONS.iter().map(|m| m.version).collect();
@@ -517,10 +518,11 @@ async fn a_schema_newer_than_the_program_is_refused() {
     sqlx::query(
         "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 'x')",
     )
-    .execute(&store.pool)
+    .execute(&store.writer)
     .await
     .unwrap();
-    store.pool.close().await;
+    store.writer.close().await;
+    store.reader.close().await;
     let error = SqliteStore::open(&path).await.unwrap_err();
     assert!(
         matches!(error, StoreError::SchemaTooNew { found: 999, .. }),
@@ -585,4 +587,34 @@ async fn replication_replaces_only_replicated_roles() {
     let outcome = store.replace_replicated_roles(&[]).await.unwrap();
     assert_eq!(outcome.revoked, 1);
     assert_eq!(store.roles(USERNAME).await.unwrap(), ["AKFA"]);
+}
+
+/// Whether a connection of `pool` has SQLite's query planner stability guarantee on.
+async fn plans_ignore_bound_values(pool: &SqlitePool) -> bool {
+    let mut connection = pool.acquire().await.unwrap();
+    let mut handle = connection.lock_handle().await.unwrap();
+    let mut enabled: std::ffi::c_int = -1;
+    // SAFETY: an open, locked connection; -1 leaves the setting as it is and reads it out.
+    let code = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            handle.as_raw_handle().as_ptr(),
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+            -1 as std::ffi::c_int,
+            &mut enabled as *mut std::ffi::c_int,
+        )
+    };
+    assert_eq!(code, libsqlite3_sys::SQLITE_OK);
+    enabled == 1
+}
+
+#[tokio::test]
+async fn every_connection_plans_without_looking_at_bound_values() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(&dir.0.join("gateway.sqlite"))
+        .await
+        .unwrap();
+    assert!(plans_ignore_bound_values(&store.writer).await);
+    assert!(plans_ignore_bound_values(&store.reader).await);
+    let in_memory = SqliteStore::open_in_memory().await.unwrap();
+    assert!(plans_ignore_bound_values(&in_memory.writer).await);
 }

@@ -114,23 +114,29 @@ pub(super) async fn due_work(
     let placeholders: Vec<String> = (0..services.len())
         .map(|index| format!("${}", index + 3))
         .collect();
+    // A (user, service) is held back from its first upload that waits for a retry on: that
+    // group's earliest such work, found once per query (a correlated NOT EXISTS per row made
+    // the query quadratic in the backlog, which is exactly when it runs most). `CROSS JOIN`
+    // makes SQLite start from the outbox (small) rather than scan every transaction ever
+    // received; PostgreSQL plans it like any inner join.
     let sql = format!(
         concat!(
-            "SELECT ",
+            "WITH held_back AS (
+                SELECT waiting.user_id, waiting.service, MIN(earlier.id) AS from_work_id
+                FROM work AS earlier CROSS JOIN transactions AS waiting
+                WHERE waiting.id = earlier.transaction_id
+                  AND earlier.due_at > $1 AND waiting.state = 'received'
+                GROUP BY waiting.user_id, waiting.service)
+             SELECT ",
             transaction_columns!(),
             work_columns!(),
             " FROM work
               JOIN transactions ON transactions.id = work.transaction_id
               JOIN users ON users.id = transactions.user_id
+              LEFT JOIN held_back ON held_back.user_id = transactions.user_id
+                                 AND held_back.service = transactions.service
               WHERE work.due_at <= $1 AND transactions.service IN ({})
-                AND NOT EXISTS (
-                    SELECT 1 FROM work AS earlier
-                    JOIN transactions AS waiting ON waiting.id = earlier.transaction_id
-                    WHERE waiting.user_id = transactions.user_id
-                      AND waiting.service = transactions.service
-                      AND waiting.state = 'received'
-                      AND earlier.id < work.id
-                      AND earlier.due_at > $1)
+                AND (held_back.from_work_id IS NULL OR work.id < held_back.from_work_id)
               ORDER BY work.id
               LIMIT $2"
         ),
