@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const PASSIVE_PORTS: &str = "42000-42999";
+/// Every test's gateway offers passive ports from here.
+const PASSIVE_RANGE: std::ops::RangeInclusive<u16> = 42000..=42999;
+/// Attempts at starting a demo whose ports were taken between choosing and binding them.
+const START_ATTEMPTS: usize = 3;
 
 pub struct Demo {
     pub dir: tempfile::TempDir,
@@ -31,9 +34,12 @@ fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
         .args(["demo", "--data-dir"])
         .arg(dir.join("data"))
         .args(["--ftps-port", &port.to_string()])
-        .args(["--passive-ports", PASSIVE_PORTS])
-        .args(["--portal-port", &free_port().to_string()])
-        .args(["--api-port", &free_port().to_string()])
+        .arg("--passive-ports")
+        .arg(format!("{}-{}", PASSIVE_RANGE.start(), PASSIVE_RANGE.end()));
+    let [portal_port, api_port] = free_ports();
+    command
+        .args(["--portal-port", &portal_port.to_string()])
+        .args(["--api-port", &api_port.to_string()])
         .env("MFTGW_LOG", "info")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
@@ -53,12 +59,26 @@ fn log_file(dir: &Path) -> std::fs::File {
         .unwrap()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` ports free at this moment, distinct, and outside the passive range that every test's
+/// gateway uses (the kernel hands out ports from inside it too).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let mut listeners = Vec::with_capacity(N);
+    while listeners.len() < N {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        if !PASSIVE_RANGE.contains(&listener.local_addr().unwrap().port()) {
+            listeners.push(listener);
+        }
+    }
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|listener| listener.local_addr().unwrap().port())
+        .collect();
+    ports.try_into().unwrap()
+}
+
+/// Whether the demo exited because a port chosen for it was taken before it bound it.
+fn lost_a_port(log: &str) -> bool {
+    log.contains("Address already in use")
 }
 
 pub fn binary() -> &'static str {
@@ -81,11 +101,11 @@ impl Demo {
     pub fn start_with_setup(env: &[(&str, &str)], setup: impl Fn(&Path)) -> Demo {
         // A port free a moment ago can be taken (by another test's passive listener) before
         // the demo binds it; then the demo exits saying so, and we try another port.
-        for attempt in 1..=3 {
+        for attempt in 1..=START_ATTEMPTS {
             let dir = tempfile::tempdir().unwrap();
             std::fs::create_dir_all(dir.path().join("data")).unwrap();
             setup(&dir.path().join("data"));
-            let port = free_port();
+            let [port] = free_ports();
             let child = spawn_demo(dir.path(), port, env);
             let mut demo = Demo {
                 manifest: Value::Null,
@@ -96,13 +116,7 @@ impl Demo {
             };
             match demo.wait_until_ready() {
                 Ok(()) => return demo,
-                Err(log)
-                    if attempt < 3
-                        && (log.contains("binding FTPS")
-                            || log.contains("binding the backend API")) =>
-                {
-                    continue;
-                }
+                Err(log) if attempt < START_ATTEMPTS && lost_a_port(&log) => continue,
                 Err(log) => panic!("mftgw demo did not start:\n{log}"),
             }
         }
@@ -124,11 +138,16 @@ impl Demo {
         self.child.wait().unwrap();
     }
 
-    /// Starts the stopped gateway again on the same data directory and port, with `env`.
+    /// Starts the stopped gateway again on the same data directory and FTPS port, with `env`
+    /// (the portal and the API may move: their addresses are read from `demo.json` again).
     pub fn start_again(&mut self, env: &[(&str, &str)]) {
-        self.child = spawn_demo(self.dir.path(), self.port, env);
-        if let Err(log) = self.wait_until_ready() {
-            panic!("mftgw demo did not start again:\n{log}");
+        for attempt in 1..=START_ATTEMPTS {
+            self.child = spawn_demo(self.dir.path(), self.port, env);
+            match self.wait_until_ready() {
+                Ok(()) => return,
+                Err(log) if attempt < START_ATTEMPTS && lost_a_port(&log) => continue,
+                Err(log) => panic!("mftgw demo did not start again:\n{log}"),
+            }
         }
     }
 
