@@ -236,8 +236,23 @@ pub async fn parallel(
     })
 }
 
-/// Sessions that poll `SIZE <status file>` for every uploaded name until it exists, and
-/// report the latencies from each `226`.
+/// The first look for a status file comes this soon after the `226`; each miss doubles the
+/// wait, up to [`STATUS_CHECK_MAX_INTERVAL`], which bounds how much a latency is overstated.
+const STATUS_CHECK_FIRST_INTERVAL: Duration = Duration::from_millis(1);
+const STATUS_CHECK_MAX_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A status file being waited for.
+struct Awaited {
+    path: String,
+    uploaded_at: Instant,
+    check_at: Instant,
+    interval: Duration,
+}
+
+/// Sessions that look for each uploaded name's status file with `SIZE` until it exists, and
+/// report the latencies from each `226`. A name is looked for on a schedule (1 ms after its
+/// `226`, then at doubling intervals up to 10 ms): polling without pause would take the
+/// gateway's CPU from the very uploads it measures.
 async fn watch_status(
     target: &Target,
     mut uploads: mpsc::UnboundedReceiver<(String, Instant)>,
@@ -250,56 +265,66 @@ async fn watch_status(
     }
     Ok(tokio::spawn(async move {
         let deadline = Duration::from_secs(120);
-        let mut pending: Vec<(String, Instant)> = Vec::new();
+        let awaited = |(name, uploaded_at): (String, Instant)| Awaited {
+            path: status_of(&name),
+            uploaded_at,
+            check_at: uploaded_at + STATUS_CHECK_FIRST_INTERVAL,
+            interval: STATUS_CHECK_FIRST_INTERVAL,
+        };
+        let mut pending: Vec<Awaited> = Vec::new();
         let mut latencies = Vec::new();
         let mut closed = false;
-        loop {
-            while let Ok(upload) = uploads.try_recv() {
-                pending.push((status_of(&upload.0), upload.1));
-            }
-            if pending.is_empty() {
-                if closed {
-                    break;
-                }
-                match uploads.recv().await {
-                    Some(upload) => pending.push((status_of(&upload.0), upload.1)),
+        while !(closed && pending.is_empty()) {
+            let next_check = pending.iter().map(|waiting| waiting.check_at).min();
+            tokio::select! {
+                upload = uploads.recv(), if !closed => match upload {
+                    Some(upload) => pending.push(awaited(upload)),
                     None => closed = true,
-                }
-                continue;
+                },
+                () = tokio::time::sleep_until(next_check.unwrap_or_else(Instant::now).into()),
+                    if next_check.is_some() => {}
             }
-            // Each observer checks its share of the pending names, all at once.
-            let shares: Vec<Vec<(String, Instant)>> = (0..clients.len())
-                .map(|k| {
-                    pending
-                        .iter()
-                        .skip(k)
-                        .step_by(clients.len())
-                        .cloned()
-                        .collect()
-                })
-                .collect();
+            while let Ok(upload) = uploads.try_recv() {
+                pending.push(awaited(upload));
+            }
+            let now = Instant::now();
+            let (due, waiting): (Vec<Awaited>, Vec<Awaited>) = pending
+                .drain(..)
+                .partition(|waiting| waiting.check_at <= now);
+            pending = waiting;
+            let mut shares: Vec<Vec<Awaited>> = (0..clients.len()).map(|_| Vec::new()).collect();
+            for (index, waiting) in due.into_iter().enumerate() {
+                shares[index % clients.len()].push(waiting);
+            }
             let checks = clients
                 .iter_mut()
                 .zip(shares)
                 .map(|(client, share)| async move {
+                    let mut missing = Vec::new();
                     let mut found = Vec::new();
-                    for (path, uploaded_at) in share {
-                        if client.command(&format!("SIZE {path}")).await?.code == 213 {
-                            found.push((path, uploaded_at.elapsed()));
-                        } else if uploaded_at.elapsed() > deadline {
-                            bail!("{path} did not appear within {deadline:?}");
+                    for mut waiting in share {
+                        if client
+                            .command(&format!("SIZE {}", waiting.path))
+                            .await?
+                            .code
+                            == 213
+                        {
+                            found.push(waiting.uploaded_at.elapsed());
+                        } else if waiting.uploaded_at.elapsed() > deadline {
+                            bail!("{} did not appear within {deadline:?}", waiting.path);
+                        } else {
+                            waiting.interval =
+                                (waiting.interval * 2).min(STATUS_CHECK_MAX_INTERVAL);
+                            waiting.check_at = Instant::now() + waiting.interval;
+                            missing.push(waiting);
                         }
                     }
-                    anyhow::Ok(found)
+                    anyhow::Ok((found, missing))
                 });
-            for found in futures_util::future::join_all(checks).await {
-                for (path, latency) in found? {
-                    latencies.push(latency);
-                    pending.retain(|(p, _)| *p != path);
-                }
-            }
-            if uploads.is_closed() && uploads.is_empty() {
-                closed = true;
+            for checked in futures_util::future::join_all(checks).await {
+                let (found, missing) = checked?;
+                latencies.extend(found);
+                pending.extend(missing);
             }
         }
         let samples = latencies.len();
