@@ -523,3 +523,81 @@ async fn only_a_transaction_the_backend_took_can_be_replayed() {
         "never delivered"
     );
 }
+
+#[tokio::test]
+async fn a_batch_of_steps_larger_than_one_statement_applies_in_order() {
+    let store = store_with_user().await;
+    let mut received = Vec::new();
+    for i in 0..450 {
+        received.push(created(
+            store
+                .record_transaction(upload(&format!("ci{i}"), &format!("{i}.xml")))
+                .await
+                .unwrap(),
+        ));
+    }
+    let blob = |name: &str, key: &str| NewOutFile {
+        name: name.into(),
+        content: OutContent::Blob {
+            key: key.into(),
+            size: 1,
+        },
+    };
+    let mut steps: Vec<Advance> = received
+        .iter()
+        .map(|transaction| {
+            let mut delivered = step(
+                transaction,
+                TransactionState::Delivered,
+                StatusCode::Delivered,
+            );
+            delivered.files = vec![inline(&format!("status_{}_1.xml", transaction.id), "1")];
+            delivered
+        })
+        .collect();
+    // The first transaction goes on to status 3 in the same batch; its answer replaces a
+    // file put there by the batch's own status 1 step, then is replaced once more.
+    let first = &received[0];
+    steps[0].files.push(blob("answer.xml", "early"));
+    let mut answered = step(first, TransactionState::Answered, StatusCode::Exposed);
+    answered.from = TransactionState::Delivered;
+    answered.files = vec![blob("answer.xml", "middle"), blob("answer.xml", "last")];
+    steps.push(answered);
+    // A step from a state the transaction is not in (any more) is not applied.
+    for transaction in [first, &received[1]] {
+        steps.push(step(
+            transaction,
+            TransactionState::Delivered,
+            StatusCode::Delivered,
+        ));
+    }
+
+    let advanced = store.advance(&steps).await.unwrap();
+    let mut expected = vec![true; 451];
+    expected.extend([false, false]);
+    assert_eq!(advanced.applied, expected);
+    assert_eq!(advanced.replaced_blobs, ["early", "middle"]);
+
+    let out = store.out_files(USERNAME).await.unwrap();
+    assert_eq!(out.len(), 451);
+    assert!(names(&out).contains(&"answer.xml"));
+    let (_, answer) = store
+        .out_file(USERNAME, "answer.xml")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(answer, OutContent::Blob { ref key, .. } if key == "last"));
+    assert_eq!(
+        store.status_history(first.id).await.unwrap(),
+        [
+            (StatusCode::Delivered, RECEIVED_AT),
+            (StatusCode::Exposed, RECEIVED_AT)
+        ]
+    );
+    assert_eq!(
+        store.status_history(received[449].id).await.unwrap(),
+        [(StatusCode::Delivered, RECEIVED_AT)]
+    );
+    // Only the answered transaction's work ended.
+    assert_eq!(store.pending_work(1000).await.unwrap().len(), 449);
+}
