@@ -194,6 +194,12 @@ async fn run(args: RunArgs, open_files: u64) -> anyhow::Result<()> {
             rows.put("MLSD of the directory", "s", false, name, mlsd);
         }
     }
+    for listing in ["LIST of the directory", "MLSD of the directory"] {
+        rows.note(
+            listing,
+            &format!("the median of {} listings in one session", load::LISTINGS),
+        );
+    }
     machine.loadavg_end = machine::loadavg();
     let mut parameters = BTreeMap::new();
     parameters.insert("bulk".into(), format!("{} MiB", sizes.bulk_bytes >> 20));

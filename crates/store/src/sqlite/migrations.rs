@@ -40,6 +40,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "portal",
         sql: include_str!("../../migrations/sqlite/005_portal.sql"),
     },
+    Migration {
+        version: 6,
+        name: "out_listing",
+        sql: include_str!("../../migrations/sqlite/006_out_listing.sql"),
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {

@@ -601,3 +601,47 @@ async fn a_batch_of_steps_larger_than_one_statement_applies_in_order() {
     // Only the answered transaction's work ended.
     assert_eq!(store.pending_work(1000).await.unwrap().len(), 449);
 }
+
+#[tokio::test]
+async fn a_listing_returns_names_exactly_in_the_order_they_came() {
+    let store = store_with_user().await;
+    let names_put = ["b.xml", "\"quoted\" \\ æøå 日本.xml", "a.xml"];
+    for (second, name) in names_put.iter().enumerate() {
+        let at = RECEIVED_AT + time::Duration::seconds(second as i64);
+        store
+            .put_out_file(USERNAME, inline(name, "body"), at)
+            .await
+            .unwrap();
+    }
+    let listed = store.out_files(USERNAME).await.unwrap();
+    assert_eq!(names(&listed), names_put);
+    assert!(listed.iter().all(|entry| entry.size == 4));
+    assert_eq!(
+        listed[2].created_at,
+        RECEIVED_AT + time::Duration::seconds(2)
+    );
+    assert!(
+        store.out_files("CVR_12345678_UID_2").await.is_err(),
+        "no such user"
+    );
+}
+
+#[tokio::test]
+async fn a_listing_reads_only_its_index() {
+    let store = store_with_user().await;
+    let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN QUERY PLAN {}",
+        transactions::OUT_LISTING
+    )))
+    .bind(1)
+    .fetch_all(&store.reader)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.try_get("detail").unwrap())
+    .collect();
+    assert_eq!(
+        plan,
+        ["SEARCH out_files USING COVERING INDEX out_files_listing (user_id=?)"]
+    );
+}

@@ -571,14 +571,34 @@ pub(super) async fn put_out_file(
     Ok(replaced.into_iter().next())
 }
 
+/// A user's `/out` as a JSON array of `[id, name, size, created_at]`. In index order, but
+/// an aggregate's order is not promised, and `ORDER BY` inside it would sort again.
+pub(super) const OUT_LISTING: &str =
+    "SELECT json_group_array(json_array(id, name, size, created_at))
+     FROM out_files WHERE user_id = $1";
+
+/// Read from the covering index `out_files_listing`, as one row of JSON: row by row (sqlx
+/// hands each over from the connection's thread), with a sort and a table lookup per file,
+/// a `/out` of 10,000 files took about 35 ms to read, most of a `LIST`.
 pub(super) async fn out_files(pool: &SqlitePool, username: &str) -> StoreResult<Vec<OutFileEntry>> {
     let user_id = user_id(pool, username).await?;
-    let rows =
-        sqlx::query("SELECT name, size, created_at FROM out_files WHERE user_id = $1 ORDER BY id")
-            .bind(user_id)
-            .fetch_all(pool)
-            .await?;
-    rows.iter().map(out_file_entry_from_row).collect()
+    let listing: String = sqlx::query_scalar(OUT_LISTING)
+        .bind(user_id)
+        .fetch_one(pool)
+        .await?;
+    let mut entries: Vec<(i64, String, i64, String)> = serde_json::from_str(&listing)
+        .map_err(|error| StoreError::Corrupt(format!("out_files listing: {error}")))?;
+    entries.sort_unstable_by_key(|(id, ..)| *id);
+    entries
+        .into_iter()
+        .map(|(_, name, size, created_at)| {
+            Ok(OutFileEntry {
+                name,
+                size: size_from_db("out_files.size", size)?,
+                created_at: timestamp::from_text("out_files.created_at", &created_at)?,
+            })
+        })
+        .collect()
 }
 
 pub(super) async fn out_file(
