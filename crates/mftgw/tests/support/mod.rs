@@ -36,7 +36,7 @@ fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
         .args(["--ftps-port", &port.to_string()])
         .arg("--passive-ports")
         .arg(format!("{}-{}", PASSIVE_RANGE.start(), PASSIVE_RANGE.end()));
-    let [portal_port, api_port] = free_ports();
+    let [portal_port, api_port] = free_ports(port);
     command
         .args(["--portal-port", &portal_port.to_string()])
         .args(["--api-port", &api_port.to_string()])
@@ -59,13 +59,15 @@ fn log_file(dir: &Path) -> std::fs::File {
         .unwrap()
 }
 
-/// `N` ports free at this moment, distinct, and outside the passive range that every test's
-/// gateway uses (the kernel hands out ports from inside it too).
-fn free_ports<const N: usize>() -> [u16; N] {
+/// `N` ports free at this moment, distinct, other than `taken` (0: none), and outside the
+/// passive range that every test's gateway uses (the kernel hands out ports from inside it
+/// too).
+fn free_ports<const N: usize>(taken: u16) -> [u16; N] {
     let mut listeners = Vec::with_capacity(N);
     while listeners.len() < N {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        if !PASSIVE_RANGE.contains(&listener.local_addr().unwrap().port()) {
+        let port = listener.local_addr().unwrap().port();
+        if port != taken && !PASSIVE_RANGE.contains(&port) {
             listeners.push(listener);
         }
     }
@@ -76,10 +78,8 @@ fn free_ports<const N: usize>() -> [u16; N] {
     ports.try_into().unwrap()
 }
 
-/// Whether the demo exited because a port chosen for it was taken before it bound it.
-fn lost_a_port(log: &str) -> bool {
-    log.contains("Address already in use")
-}
+/// What the demo logs when a port chosen for it was taken before it bound it.
+const PORT_TAKEN: &str = "Address already in use";
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_mftgw")
@@ -105,7 +105,7 @@ impl Demo {
             let dir = tempfile::tempdir().unwrap();
             std::fs::create_dir_all(dir.path().join("data")).unwrap();
             setup(&dir.path().join("data"));
-            let [port] = free_ports();
+            let [port] = free_ports(0);
             let child = spawn_demo(dir.path(), port, env);
             let mut demo = Demo {
                 manifest: Value::Null,
@@ -116,7 +116,7 @@ impl Demo {
             };
             match demo.wait_until_ready() {
                 Ok(()) => return demo,
-                Err(log) if attempt < START_ATTEMPTS && lost_a_port(&log) => continue,
+                Err(log) if attempt < START_ATTEMPTS && log.contains(PORT_TAKEN) => continue,
                 Err(log) => panic!("mftgw demo did not start:\n{log}"),
             }
         }
@@ -142,10 +142,17 @@ impl Demo {
     /// (the portal and the API may move: their addresses are read from `demo.json` again).
     pub fn start_again(&mut self, env: &[(&str, &str)]) {
         for attempt in 1..=START_ATTEMPTS {
+            // The log is kept across restarts: only this start's lost ports count.
+            let lost_before = self.log().matches(PORT_TAKEN).count();
             self.child = spawn_demo(self.dir.path(), self.port, env);
             match self.wait_until_ready() {
                 Ok(()) => return,
-                Err(log) if attempt < START_ATTEMPTS && lost_a_port(&log) => continue,
+                Err(log)
+                    if attempt < START_ATTEMPTS
+                        && log.matches(PORT_TAKEN).count() > lost_before =>
+                {
+                    continue;
+                }
                 Err(log) => panic!("mftgw demo did not start again:\n{log}"),
             }
         }

@@ -75,6 +75,8 @@ impl SqliteStore {
         };
         let writer = pool_options()
             .max_connections(1)
+            // A writer waits its turn as long as it would wait for another process's lock.
+            .acquire_timeout(BUSY_TIMEOUT)
             .connect_with(options.clone())
             .await
             .map_err(open_error)?;

@@ -580,7 +580,11 @@ async fn a_batch_of_steps_larger_than_one_statement_applies_in_order() {
 
     let out = store.out_files(USERNAME).await.unwrap();
     assert_eq!(out.len(), 451);
-    assert!(names(&out).contains(&"answer.xml"));
+    assert_eq!(
+        names(&out).last(),
+        Some(&"answer.xml"),
+        "a replacement is listed where it was put, after the files before it"
+    );
     let (_, answer) = store
         .out_file(USERNAME, "answer.xml")
         .await
@@ -640,8 +644,8 @@ async fn a_listing_reads_only_its_index() {
     .iter()
     .map(|row| row.try_get("detail").unwrap())
     .collect();
-    assert_eq!(
-        plan,
-        ["SEARCH out_files USING COVERING INDEX out_files_listing (user_id=?)"]
+    assert!(
+        plan.len() == 1 && plan[0].contains("USING COVERING INDEX out_files_listing"),
+        "{plan:?}"
     );
 }

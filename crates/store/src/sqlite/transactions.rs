@@ -1,6 +1,8 @@
 //! Transactions, their work and `/out` in SQLite. The trait documentation in the crate root
 //! says what each operation promises; this module says how.
 
+use std::collections::HashMap;
+
 use mftgw_domain::status::{StatusCode, StatusFile};
 use mftgw_domain::{Transaction, TransactionState};
 use sqlx::sqlite::SqliteRow;
@@ -295,7 +297,7 @@ async fn change_states(
     for step in run {
         query = query.bind(step.transaction_id);
     }
-    let moved: std::collections::HashMap<i64, i64> = query
+    let moved: HashMap<i64, i64> = query
         .fetch_all(&mut **transaction)
         .await?
         .into_iter()
@@ -351,21 +353,20 @@ async fn replace_out_files(
     files: Vec<(i64, &NewOutFile, String)>,
 ) -> StoreResult<Vec<String>> {
     let mut replaced = Vec::new();
-    // The last file of each name wins; an earlier one of the same batch is replaced at once.
-    let mut latest: Vec<(i64, &NewOutFile, String)> = Vec::with_capacity(files.len());
+    // The last file of each name wins, in its own place in the order; an earlier one of the
+    // same batch is replaced at once.
+    let mut position: HashMap<(i64, &str), usize> = HashMap::with_capacity(files.len());
+    let mut kept: Vec<Option<(i64, &NewOutFile, String)>> = Vec::with_capacity(files.len());
     for file in files {
-        if let Some(earlier) = latest
-            .iter_mut()
-            .find(|(user_id, earlier, _)| *user_id == file.0 && earlier.name == file.1.name)
+        if let Some(earlier) = position.insert((file.0, &file.1.name), kept.len())
+            && let Some((_, earlier, _)) = kept[earlier].take()
+            && let OutContent::Blob { key, .. } = &earlier.content
         {
-            if let OutContent::Blob { key, .. } = &earlier.1.content {
-                replaced.push(key.clone());
-            }
-            *earlier = file;
-        } else {
-            latest.push(file);
+            replaced.push(key.clone());
         }
+        kept.push(Some(file));
     }
+    let latest: Vec<(i64, &NewOutFile, String)> = kept.into_iter().flatten().collect();
     for chunk in latest.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "DELETE FROM out_files WHERE (user_id, name) IN (VALUES {}) RETURNING blob_key",
