@@ -4,11 +4,12 @@
 //! a (user, service) while an earlier one waits for a retry: FIFO). Uploads are delivered one
 //! after another per (user, service), the groups side by side; a failed or timed-out attempt
 //! is retried with exponential backoff and jitter, and never turns into a status_0. Then the
-//! answers of backends that answer on their own (heartbeat, simulated) are applied in rounds.
-//! Every round is one commit for the whole batch: status 1 for all that were delivered, then
-//! each answer, so a transaction's statuses appear in the order 1, 2, 3 and the heartbeat
-//! costs three commits per batch, not per upload. A step is conditional on the state it
-//! starts from, so redoing one after a crash changes nothing.
+//! answers of backends that answer on their own (heartbeat, simulated) are applied in rounds:
+//! status 1 for all that were delivered, then each answer, so a transaction's statuses
+//! appear in the order 1, 2, 3. Without an answer delay, all rounds of a batch are one
+//! commit (the heartbeat costs one commit per batch, not three per upload); with one, each
+//! round is a commit of its own. A step is conditional on the state it starts from, so
+//! redoing one after a crash changes nothing.
 
 mod connector;
 mod http;
@@ -205,7 +206,13 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 delivered_step(transaction, now, !answers_itself)
             })
             .collect();
-        self.transactions.advance(&steps).await?;
+        // Without an answer delay, status 1 commits together with the answers that follow it.
+        let status_1 = if self.policy.answer_delay.is_zero() {
+            steps.clone()
+        } else {
+            self.transactions.advance(&steps).await?;
+            Vec::new()
+        };
         for (item, error) in failed {
             self.postpone(&item, &error).await?;
         }
@@ -217,7 +224,7 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             item.transaction.state = TransactionState::Delivered;
             item
         }));
-        moved |= self.answer_all(delivered, shutdown).await?;
+        moved |= self.answer_all(status_1, delivered, shutdown).await?;
         Ok(moved)
     }
 
@@ -281,13 +288,17 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
         (delivered, failed)
     }
 
-    /// Applies the answers of backends that answer on their own, a round at a time.
+    /// Applies the answers of backends that answer on their own, a round at a time: with an
+    /// answer delay, a commit per round; without, every round in one commit after
+    /// `not_yet_applied` (this batch's status 1 steps), so a heartbeat costs one commit.
     async fn answer_all(
         &self,
+        not_yet_applied: Vec<Advance>,
         mut items: Vec<WorkItem>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<bool, StoreError> {
         let mut moved = false;
+        let mut together = not_yet_applied;
         let answers: Vec<Vec<Answer>> = items
             .iter()
             .map(|item| {
@@ -320,13 +331,21 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 })
                 .collect();
             if steps.is_empty() {
-                return Ok(moved);
+                break;
             }
-            if !self.policy.answer_delay.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(self.policy.answer_delay) => {}
-                    _ = shutdown.changed() => return Ok(moved),
+            if self.policy.answer_delay.is_zero() {
+                // Applied below, each step conditional on the one before: if one does not
+                // apply (the backend API moved the transaction meanwhile), neither do the
+                // later ones.
+                for (index, step) in steps {
+                    items[index].transaction.state = step.to;
+                    together.push(step);
                 }
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.policy.answer_delay) => {}
+                _ = shutdown.changed() => return Ok(moved),
             }
             let advances: Vec<Advance> = steps.iter().map(|(_, step)| step.clone()).collect();
             let applied = self.transactions.advance(&advances).await?;
@@ -340,6 +359,11 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 }
             }
         }
+        if !together.is_empty() {
+            self.transactions.advance(&together).await?;
+            moved = true;
+        }
+        Ok(moved)
     }
 
     async fn postpone(&self, item: &WorkItem, error: &str) -> Result<(), StoreError> {
