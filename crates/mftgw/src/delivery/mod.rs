@@ -206,16 +206,6 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 delivered_step(transaction, now, !answers_itself)
             })
             .collect();
-        // Without an answer delay, status 1 commits together with the answers that follow it.
-        let status_1 = if self.policy.answer_delay.is_zero() {
-            steps.clone()
-        } else {
-            self.transactions.advance(&steps).await?;
-            Vec::new()
-        };
-        for (item, error) in failed {
-            self.postpone(&item, &error).await?;
-        }
         let answering = steps
             .iter()
             .zip(newly_delivered)
@@ -224,6 +214,16 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             item.transaction.state = TransactionState::Delivered;
             item
         }));
+        // Without an answer delay, status 1 commits together with the answers that follow it.
+        let status_1 = if self.policy.answer_delay.is_zero() {
+            steps
+        } else {
+            self.transactions.advance(&steps).await?;
+            Vec::new()
+        };
+        for (item, error) in failed {
+            self.postpone(&item, &error).await?;
+        }
         moved |= self.answer_all(status_1, delivered, shutdown).await?;
         Ok(moved)
     }
