@@ -101,6 +101,9 @@ pub fn gateway(passive: &str, overrides: &[(String, String)]) -> anyhow::Result<
             .env("MFTGW__FTPS__MAX_SESSIONS", "20000")
             .env("MFTGW__FTPS__MAX_SESSIONS_PER_IP", "20000")
             .env("MFTGW__FTPS__MAX_SESSIONS_PER_USER", "20000")
+            .env("MFTGW__FTPS__MAX_PRE_LOGIN_SESSIONS", "20000")
+            // The load comes from one address, as fast as it can: the peers limit no rate.
+            .env("MFTGW__FTPS__CONNECTION_RATE_PER_IP", "0")
             .envs(overrides.iter().map(|(k, v)| (k, v))),
         &dir.path().join("gateway.log"),
     )?;

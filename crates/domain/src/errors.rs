@@ -17,6 +17,55 @@ pub struct ErrorEntry {
     pub resolution: String,
 }
 
+/// The longest error message or resolution a status file carries, in bytes.
+pub const MAX_ERROR_TEXT: usize = 1000;
+/// The longest error code, in bytes.
+pub const MAX_ERROR_CODE: usize = 100;
+
+/// Why an error entry cannot go into a status file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErrorEntryProblem {
+    #[error("code must be 1 to {MAX_ERROR_CODE} characters of A-Z, 0-9 and _")]
+    Code,
+    #[error("message must be 1 to {MAX_ERROR_TEXT} bytes")]
+    MessageLength,
+    #[error("resolution must be at most {MAX_ERROR_TEXT} bytes")]
+    ResolutionLength,
+    #[error("{field}: {problem}")]
+    NotXmlText {
+        field: &'static str,
+        problem: crate::xml_text::NotXmlText,
+    },
+}
+
+impl ErrorEntry {
+    /// Accepts an entry a backend reports if a status file can carry it as it is.
+    pub fn check(&self) -> Result<(), ErrorEntryProblem> {
+        if !is_error_code(&self.code) || self.code.len() > MAX_ERROR_CODE {
+            return Err(ErrorEntryProblem::Code);
+        }
+        if self.message.trim().is_empty() || self.message.len() > MAX_ERROR_TEXT {
+            return Err(ErrorEntryProblem::MessageLength);
+        }
+        if self.resolution.len() > MAX_ERROR_TEXT {
+            return Err(ErrorEntryProblem::ResolutionLength);
+        }
+        for (field, text) in [("message", &self.message), ("resolution", &self.resolution)] {
+            crate::xml_text::check_xml_text(text)
+                .map_err(|problem| ErrorEntryProblem::NotXmlText { field, problem })?;
+        }
+        Ok(())
+    }
+}
+
+/// `UPPER_SNAKE_CASE`, digits allowed.
+fn is_error_code(code: &str) -> bool {
+    !code.is_empty()
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ErrorCatalogueError {
     #[error("error catalogue is not valid TOML: {0}")]
@@ -58,12 +107,7 @@ impl ErrorCatalogue {
 
     /// Adds an error (an operator's or a backend's own).
     pub fn add(&mut self, entry: ErrorEntry) -> Result<(), ErrorCatalogueError> {
-        let well_formed = !entry.code.is_empty()
-            && entry
-                .code
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-        if !well_formed {
+        if !is_error_code(&entry.code) {
             return Err(ErrorCatalogueError::BadCode(entry.code));
         }
         if self.entries.contains_key(&entry.code) {

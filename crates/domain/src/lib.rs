@@ -17,12 +17,15 @@ pub mod status;
 pub mod throttle;
 pub mod transaction;
 pub mod user;
+pub mod xml_text;
 
 mod hex;
 
 pub use audit::{AuditEvent, AuditOutcome, UnknownAuditOutcome};
 pub use catalogue::{CatalogueError, Service, ServiceCatalogue};
-pub use login::{CertificateOwner, KnownUser, LoginAttempt, LoginRefusal, decide_login};
+pub use login::{
+    CertificateOwner, KnownUser, LoginAttempt, LoginRefusal, decide_login, session_authorisation,
+};
 pub use password::{PasswordKey, PasswordKeyError, generate_gateway_password};
 pub use path_segment::{PathSegmentError, check_path_segment};
 pub use throttle::{LoginThrottle, ThrottleConfig, ThrottleVerdict};

@@ -131,14 +131,43 @@ pub fn decide_login(
         });
     }
     let state = known.user.effective_state(now);
-    match state {
-        UserState::Deleted => return Err(LoginRefusal::Deleted),
-        UserState::Suspended => return Err(LoginRefusal::Suspended),
-        UserState::PendingActivation | UserState::Active => {}
-    }
+    refuse_barred(state)?;
     if !key.verify(&known.password_hash, &attempt.password) {
         return Err(LoginRefusal::WrongPassword);
     }
+    if state == UserState::PendingActivation {
+        return Err(LoginRefusal::NotYetActive);
+    }
+    if !known.ftps_chosen {
+        return Err(LoginRefusal::FtpsNotChosen);
+    }
+    Ok(())
+}
+
+/// An operator's decision outranks everything else.
+fn refuse_barred(state: UserState) -> Result<(), LoginRefusal> {
+    match state {
+        UserState::Deleted => Err(LoginRefusal::Deleted),
+        UserState::Suspended => Err(LoginRefusal::Suspended),
+        UserState::PendingActivation | UserState::Active => Ok(()),
+    }
+}
+
+/// Whether a session that logged in with the certificate `fingerprint` may go on, now that
+/// the store says `known` (`None`: the user is gone). The same rules as [`decide_login`]
+/// past the password: the certificate is still the current one, the user still active, FTPS
+/// still chosen.
+pub fn session_authorisation(
+    known: Option<&KnownUser>,
+    fingerprint: &str,
+    now: OffsetDateTime,
+) -> Result<(), LoginRefusal> {
+    let known = known.ok_or(LoginRefusal::UnknownCertificate)?;
+    if known.current_cert_fingerprint != fingerprint {
+        return Err(LoginRefusal::ReplacedCertificate);
+    }
+    let state = known.user.effective_state(now);
+    refuse_barred(state)?;
     if state == UserState::PendingActivation {
         return Err(LoginRefusal::NotYetActive);
     }
@@ -400,6 +429,40 @@ mod tests {
                 NOW
             ),
             Err(LoginRefusal::ReplacedCertificate)
+        );
+    }
+
+    #[test]
+    fn a_live_session_is_checked_against_the_current_state() {
+        let active = known(UserState::Active, None);
+        assert_eq!(
+            session_authorisation(Some(&active), CURRENT_FINGERPRINT, NOW),
+            Ok(())
+        );
+        assert_eq!(
+            session_authorisation(Some(&active), OLD_FINGERPRINT, NOW),
+            Err(LoginRefusal::ReplacedCertificate)
+        );
+        assert_eq!(
+            session_authorisation(None, CURRENT_FINGERPRINT, NOW),
+            Err(LoginRefusal::UnknownCertificate)
+        );
+        for (state, refusal) in [
+            (UserState::Suspended, LoginRefusal::Suspended),
+            (UserState::Deleted, LoginRefusal::Deleted),
+        ] {
+            assert_eq!(
+                session_authorisation(Some(&known(state, None)), CURRENT_FINGERPRINT, NOW),
+                Err(refusal)
+            );
+        }
+        let as4_only = KnownUser {
+            ftps_chosen: false,
+            ..active
+        };
+        assert_eq!(
+            session_authorisation(Some(&as4_only), CURRENT_FINGERPRINT, NOW),
+            Err(LoginRefusal::FtpsNotChosen)
         );
     }
 

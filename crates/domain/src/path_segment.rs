@@ -16,6 +16,8 @@ pub enum PathSegmentError {
     Separator,
     #[error("the name contains a control character")]
     ControlCharacter,
+    #[error("the name contains a character XML cannot carry (U+FFFE or U+FFFF)")]
+    NotXmlText,
     #[error("the name is longer than {MAX_SEGMENT_BYTES} bytes")]
     TooLong,
 }
@@ -33,6 +35,10 @@ pub fn check_path_segment(name: &str) -> Result<(), PathSegmentError> {
     }
     if name.chars().any(char::is_control) {
         return Err(PathSegmentError::ControlCharacter);
+    }
+    // Names end up in status files.
+    if crate::xml_text::check_xml_text(name).is_err() {
+        return Err(PathSegmentError::NotXmlText);
     }
     if name.len() > MAX_SEGMENT_BYTES {
         return Err(PathSegmentError::TooLong);
@@ -70,6 +76,8 @@ mod tests {
             ("a\nb", PathSegmentError::ControlCharacter),
             ("a\u{0}b", PathSegmentError::ControlCharacter),
             ("a\u{7f}b", PathSegmentError::ControlCharacter),
+            ("a\u{fffe}b", PathSegmentError::NotXmlText),
+            ("\u{ffff}", PathSegmentError::NotXmlText),
             (too_long.as_str(), PathSegmentError::TooLong),
         ];
         for (name, expected) in cases {

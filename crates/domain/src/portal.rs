@@ -82,7 +82,21 @@ pub fn hash_portal_password(password: &str) -> String {
 /// Whether `password` is the portal password: the stored hash's, or the username while the
 /// person has not chosen one yet (`stored` is `None`). Both cases cost one argon2id run, so
 /// the time taken does not tell whether a password has been chosen.
-pub fn verify_portal_password(username: &str, stored: Option<&str>, password: &str) -> bool {
+/// What a portal password is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortalSecret {
+    /// The person's own password (argon2id PHC string).
+    Chosen(String),
+    /// None chosen yet, and the first password is the username.
+    Username,
+    /// None chosen yet, and the first password is an operator's one-time code (its argon2id
+    /// PHC string), if one is valid; without one nothing is accepted.
+    InitialCode(Option<String>),
+}
+
+/// Whether `password` is right. Every case costs one argon2id, so the time taken does not
+/// tell which case it was.
+pub fn verify_portal_password(username: &str, secret: &PortalSecret, password: &str) -> bool {
     static UNCHOSEN: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| hash_portal_password("no portal password chosen yet"));
     let argon2_matches = |stored: &str| {
@@ -92,12 +106,18 @@ pub fn verify_portal_password(username: &str, stored: Option<&str>, password: &s
                 .is_ok()
         })
     };
-    match stored {
-        None => {
+    match secret {
+        PortalSecret::Chosen(stored) | PortalSecret::InitialCode(Some(stored)) => {
+            argon2_matches(stored)
+        }
+        PortalSecret::Username => {
             let _ = argon2_matches(&UNCHOSEN);
             constant_time_eq(password.as_bytes(), username.as_bytes())
         }
-        Some(stored) => argon2_matches(stored),
+        PortalSecret::InitialCode(None) => {
+            let _ = argon2_matches(&UNCHOSEN);
+            false
+        }
     }
 }
 
@@ -227,25 +247,34 @@ mod tests {
         let hash = hash_portal_password("correct horse");
         assert!(hash.starts_with("$argon2id$"), "{hash}");
         assert_ne!(hash, hash_portal_password("correct horse"), "salted");
-        assert!(verify_portal_password(USER, Some(&hash), "correct horse"));
-        assert!(!verify_portal_password(USER, Some(&hash), "correct horsE"));
-        assert!(!verify_portal_password(USER, Some(&hash), USER));
-        assert!(!verify_portal_password(
-            USER,
-            Some("garbage"),
-            "correct horse"
-        ));
+        let chosen = PortalSecret::Chosen(hash);
+        assert!(verify_portal_password(USER, &chosen, "correct horse"));
+        assert!(!verify_portal_password(USER, &chosen, "correct horsE"));
+        assert!(!verify_portal_password(USER, &chosen, USER));
+        let garbage = PortalSecret::Chosen("garbage".into());
+        assert!(!verify_portal_password(USER, &garbage, "correct horse"));
     }
 
     #[test]
-    fn the_first_password_is_the_username() {
-        assert!(verify_portal_password(USER, None, USER));
+    fn the_first_password_is_the_username_or_the_operators_code() {
+        let username = PortalSecret::Username;
+        assert!(verify_portal_password(USER, &username, USER));
         assert!(!verify_portal_password(
             USER,
-            None,
+            &username,
             "CVR_19552101_UID_2535173"
         ));
-        assert!(!verify_portal_password(USER, None, ""));
+        assert!(!verify_portal_password(USER, &username, ""));
+
+        let code = PortalSecret::InitialCode(Some(hash_portal_password("one-time code")));
+        assert!(verify_portal_password(USER, &code, "one-time code"));
+        assert!(
+            !verify_portal_password(USER, &code, USER),
+            "not the username then"
+        );
+        let none = PortalSecret::InitialCode(None);
+        assert!(!verify_portal_password(USER, &none, USER));
+        assert!(!verify_portal_password(USER, &none, ""));
     }
 
     #[test]

@@ -153,6 +153,8 @@ fn escape(text: &str) -> String {
             '&' => escaped.push_str("&amp;"),
             '<' => escaped.push_str("&lt;"),
             '>' => escaped.push_str("&gt;"),
+            // A parser would read a literal CR as a line feed.
+            '\r' => escaped.push_str("&#13;"),
             c => escaped.push(c),
         }
     }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::command::TransferType;
 use crate::listing::DirEntry;
+pub use crate::passive::DataRefusalStage;
 use crate::path::VirtualPath;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -28,6 +29,9 @@ pub struct ClientContext {
     pub peer: SocketAddr,
     /// The verified client certificate of the control connection (end entity, DER).
     pub certificate: CertificateDer<'static>,
+    /// The rest of the chain the client presented, for verifying the certificate again later
+    /// (a CRL reload).
+    pub intermediates: Vec<CertificateDer<'static>>,
 }
 
 /// Why a login was refused, as far as the engine needs to know: the client always gets the
@@ -77,6 +81,7 @@ pub enum EngineEvent<'a> {
         peer: SocketAddr,
         from: SocketAddr,
         username: &'a str,
+        stage: DataRefusalStage,
         reason: &'a str,
     },
     /// A login the engine refused on its own (per-user session limit).
@@ -87,11 +92,13 @@ pub enum EngineEvent<'a> {
         reason: &'a str,
         certificate: &'a CertificateDer<'static>,
     },
-    /// A logged-in session ended.
+    /// A logged-in session ended; `reason` says how (`quit`, `closed`, `idle_timeout`,
+    /// `revoked`, `lifetime_exceeded`, `shutdown`, ...).
     SessionClosed {
         connection_id: u64,
         peer: SocketAddr,
         username: &'a str,
+        reason: &'a str,
     },
 }
 
@@ -110,6 +117,9 @@ pub enum FsError {
     /// 451: a local error; the client may try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// 552: a limit (upload size, quota, open transaction folders) would be exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
 }
 
 impl FsError {
@@ -118,6 +128,7 @@ impl FsError {
             FsError::NotFound(_) | FsError::NotAllowed(_) => 550,
             FsError::BadName(_) => 553,
             FsError::Unavailable(_) => 451,
+            FsError::LimitExceeded(_) => 552,
         }
     }
 }
@@ -153,10 +164,22 @@ pub trait Session: Send + Sync + 'static {
     fn make_dir(&self, path: &VirtualPath) -> impl Future<Output = FsResult<()>> + Send;
 
     fn remove_dir(&self, path: &VirtualPath) -> impl Future<Output = FsResult<()>> + Send;
+
+    /// Resolves when the backend withdraws the session's authorisation (the user was
+    /// suspended, the certificate revoked or replaced). The engine then ends the session with
+    /// `421`, cutting a running transfer (an upload is aborted, nothing is stored). The
+    /// engine asks anew for every command and transfer, so it must be cheap. Never, by
+    /// default.
+    fn revoked(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }
 
 /// An upload in progress. The engine writes the received bytes, then calls exactly one of
 /// `commit` (the client ended the transfer cleanly with TLS `close_notify`) or `abort`.
+/// A write that fails with [`std::io::ErrorKind::FileTooLarge`] or
+/// [`std::io::ErrorKind::QuotaExceeded`] is answered `552` with the error's text, any other
+/// failed write `451`; either way the upload is aborted.
 /// Implementations must also treat being dropped without either as an abort: a task can be
 /// cancelled (process shutdown) between the two.
 pub trait Upload: AsyncWrite + Send + Unpin {

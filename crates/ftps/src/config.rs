@@ -43,6 +43,9 @@ pub struct Timeouts {
     pub write: Duration,
     /// On shutdown, how long running transfers may take before they are cut.
     pub shutdown_grace: Duration,
+    /// From login to the end of the session (`421`), however active; a transfer running then
+    /// gets `shutdown_grace` to finish.
+    pub session_lifetime: Duration,
 }
 
 impl Default for Timeouts {
@@ -55,6 +58,7 @@ impl Default for Timeouts {
             data_stall: Duration::from_secs(120),
             write: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            session_lifetime: Duration::from_secs(12 * 60 * 60),
         }
     }
 }

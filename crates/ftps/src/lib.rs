@@ -24,11 +24,12 @@ mod session;
 pub mod tls;
 
 pub use backend::{
-    Backend, BoxFuture, ClientContext, EngineEvent, FsError, FsResult, LoginDenied, Session, Upload,
+    Backend, BoxFuture, ClientContext, DataRefusalStage, EngineEvent, FsError, FsResult,
+    LoginDenied, Session, Upload,
 };
 pub use command::TransferType;
 pub use config::{ServerConfig, Timeouts};
-pub use limits::SessionLimits;
+pub use limits::{ConnectionRate, SessionLimits, network_prefix};
 pub use listing::{DirEntry, EntryKind};
 pub use path::VirtualPath;
 pub use server::Server;

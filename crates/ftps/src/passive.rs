@@ -3,50 +3,56 @@
 //!
 //! A data connection is accepted only if it comes from the control connection's IP address,
 //! completes a TLS handshake in time, and carries the control connection's client certificate
-//! (directly or through a resumed TLS session of it). Connections from another address are
-//! dropped and reported, and the listener keeps waiting for the real client.
+//! (directly, or through a resumed TLS session of it, whose certificate is verified again
+//! against the CRLs in force now). Every refused attempt is reported, and the listener keeps
+//! waiting for the real client until its deadline: a stranger on the same address (NAT) can
+//! neither take nor cancel another session's transfer. Ports are chosen at random, so a
+//! stranger cannot guess the next one either.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rustls::HandshakeKind;
 use rustls_pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::tls;
+use crate::tls::{self, TlsContext};
 
 pub type DataStream = TlsStream<TcpStream>;
 
 /// Told about every refused data connection attempt, for auditing.
 pub type RefusalReport = dyn Fn(&DataRefusal) + Send + Sync;
 
-/// Hands out ports from the passive range round-robin, skipping ports the OS reports busy.
-#[derive(Debug)]
+/// TLS handshakes one passive listener runs at once; connections beyond wait in the backlog.
+const CONCURRENT_HANDSHAKES: usize = 4;
+
+/// Hands out ports from the passive range, starting each search at a random port and
+/// skipping ports the OS reports busy.
 pub struct PassivePorts {
     range: RangeInclusive<u16>,
-    cursor: AtomicU32,
+    random: &'static dyn rustls::crypto::SecureRandom,
 }
 
 impl PassivePorts {
     pub fn new(range: RangeInclusive<u16>) -> PassivePorts {
         PassivePorts {
             range,
-            cursor: AtomicU32::new(0),
+            random: rustls::crypto::aws_lc_rs::default_provider().secure_random,
         }
     }
 
     pub async fn bind(&self, ip: IpAddr) -> io::Result<TcpListener> {
         let first = u32::from(*self.range.start());
         let size = u32::from(*self.range.end()) - first + 1;
-        for _ in 0..size {
-            let offset = self.cursor.fetch_add(1, Ordering::Relaxed) % size;
+        let start = self.random_u32()? % size;
+        for step in 0..size {
+            let offset = (start + step) % size;
             let port = u16::try_from(first + offset).expect("port within a u16 range");
             match TcpListener::bind((ip, port)).await {
                 Ok(listener) => return Ok(listener),
@@ -58,6 +64,14 @@ impl PassivePorts {
             io::ErrorKind::AddrInUse,
             "every passive port is in use",
         ))
+    }
+
+    fn random_u32(&self) -> io::Result<u32> {
+        let mut bytes = [0u8; 4];
+        self.random
+            .fill(&mut bytes)
+            .map_err(|_| io::Error::other("the system random generator failed"))?;
+        Ok(u32::from_ne_bytes(bytes))
     }
 }
 
@@ -73,7 +87,31 @@ pub struct Binding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataRefusal {
     pub from: Option<SocketAddr>,
+    pub stage: DataRefusalStage,
     pub reason: String,
+}
+
+/// How far a refused data connection got: what the one who opened it has proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataRefusalStage {
+    /// It came from another address than the control connection's: anyone can do that.
+    OtherAddress,
+    /// Its TLS handshake failed (no or an untrusted certificate, a timeout): anyone on the
+    /// client's address can do that.
+    Handshake,
+    /// It completed TLS with a trusted certificate, but not the session's, or one revoked
+    /// since (a resumed session): someone holding a valid certificate tried to take it.
+    Binding,
+    /// The session's own wait: no connection came in time, or accepting failed.
+    Waiting,
+}
+
+/// How a passive listener checks the connections it accepts.
+pub struct DataAcceptor {
+    pub tls: TlsContext,
+    pub acceptor: TlsAcceptor,
+    pub connect_timeout: Duration,
+    pub handshake_timeout: Duration,
 }
 
 /// A passive listener waiting, in its own task, for the client's data connection.
@@ -94,34 +132,25 @@ impl PendingData {
     pub fn spawn(
         listener: TcpListener,
         binding: Binding,
-        acceptor: TlsAcceptor,
-        connect_timeout: Duration,
-        handshake_timeout: Duration,
+        checks: Arc<DataAcceptor>,
         report: Arc<RefusalReport>,
     ) -> io::Result<PendingData> {
         let port = listener.local_addr()?.port();
         let task = tokio::spawn(async move {
             let accepted = tokio::time::timeout(
-                connect_timeout,
-                accept_from_client(&listener, binding.client_ip, &*report),
+                checks.connect_timeout,
+                accept_bound(&listener, &binding, &checks, &report),
             )
             .await;
-            let (tcp, from) = match accepted {
-                Ok(Ok(accepted)) => accepted,
-                Ok(Err(e)) => {
-                    return Err(refuse(None, format!("data_accept_failed: {e}"), &*report));
-                }
-                Err(_) => return Err(refuse(None, "data_connection_timeout".into(), &*report)),
-            };
-            drop(listener);
-            let stream = tls::accept(&acceptor, tcp, handshake_timeout)
-                .await
-                .map_err(|failure| {
-                    refuse(Some(from), format!("data_{}", failure.reason), &*report)
-                })?;
-            check_binding(&stream, &binding)
-                .map_err(|reason| refuse(Some(from), reason, &*report))?;
-            Ok(stream)
+            match accepted {
+                Ok(result) => result,
+                Err(_) => Err(refuse(
+                    None,
+                    DataRefusalStage::Waiting,
+                    "data_connection_timeout".into(),
+                    &*report,
+                )),
+            }
         });
         Ok(PendingData { port, task })
     }
@@ -132,38 +161,85 @@ impl PendingData {
             Ok(result) => result,
             Err(join_error) => Err(DataRefusal {
                 from: None,
+                stage: DataRefusalStage::Waiting,
                 reason: format!("data_task_failed: {join_error}"),
             }),
         }
     }
 }
 
-fn refuse(from: Option<SocketAddr>, reason: String, report: &RefusalReport) -> DataRefusal {
-    let refusal = DataRefusal { from, reason };
+fn refuse(
+    from: Option<SocketAddr>,
+    stage: DataRefusalStage,
+    reason: String,
+    report: &RefusalReport,
+) -> DataRefusal {
+    let refusal = DataRefusal {
+        from,
+        stage,
+        reason,
+    };
     report(&refusal);
     refusal
 }
 
-async fn accept_from_client(
+/// Accepts connections until one from the client's address completes TLS and matches the
+/// binding; refused ones are reported and waited past. Handshakes run side by side, so a
+/// stranger's slow handshake does not hold up the client's.
+async fn accept_bound(
     listener: &TcpListener,
-    client_ip: IpAddr,
-    report: &RefusalReport,
-) -> io::Result<(TcpStream, SocketAddr)> {
+    binding: &Binding,
+    checks: &Arc<DataAcceptor>,
+    report: &Arc<RefusalReport>,
+) -> Result<DataStream, DataRefusal> {
+    let mut handshakes = JoinSet::new();
     loop {
-        let (tcp, from) = listener.accept().await?;
-        if from.ip() == client_ip {
-            tcp.set_nodelay(true)?;
-            return Ok((tcp, from));
+        tokio::select! {
+            accepted = listener.accept(), if handshakes.len() < CONCURRENT_HANDSHAKES => {
+                let (tcp, from) = accepted.map_err(|e| {
+                    refuse(None, DataRefusalStage::Waiting, format!("data_accept_failed: {e}"), &**report)
+                })?;
+                if from.ip() != binding.client_ip {
+                    refuse(
+                        Some(from),
+                        DataRefusalStage::OtherAddress,
+                        "data_connection_from_other_address".into(),
+                        &**report,
+                    );
+                    continue;
+                }
+                let _ = tcp.set_nodelay(true);
+                let (binding, checks) = (binding.clone(), Arc::clone(checks));
+                handshakes.spawn(async move {
+                    let stream = tls::accept(&checks.acceptor, tcp, checks.handshake_timeout)
+                        .await
+                        .map_err(|failure| {
+                            (from, DataRefusalStage::Handshake, format!("data_{}", failure.reason))
+                        })?;
+                    check_binding(&stream, &binding, &checks.tls)
+                        .map_err(|reason| (from, DataRefusalStage::Binding, reason))?;
+                    Ok(stream)
+                });
+            }
+            Some(finished) = handshakes.join_next() => match finished {
+                Ok(Ok(stream)) => return Ok(stream),
+                Ok(Err((from, stage, reason))) => {
+                    refuse(Some(from), stage, reason, &**report);
+                }
+                Err(join_error) => {
+                    refuse(
+                        None,
+                        DataRefusalStage::Waiting,
+                        format!("data_task_failed: {join_error}"),
+                        &**report,
+                    );
+                }
+            },
         }
-        refuse(
-            Some(from),
-            "data_connection_from_other_address".into(),
-            report,
-        );
     }
 }
 
-fn check_binding(stream: &DataStream, binding: &Binding) -> Result<(), String> {
+fn check_binding(stream: &DataStream, binding: &Binding, tls: &TlsContext) -> Result<(), String> {
     let connection = stream.get_ref().1;
     let presented = connection
         .peer_certificates()
@@ -171,8 +247,13 @@ fn check_binding(stream: &DataStream, binding: &Binding) -> Result<(), String> {
     if presented != Some(&binding.certificate) {
         return Err("data_connection_certificate_mismatch".into());
     }
-    if binding.require_resumption && connection.handshake_kind() != Some(HandshakeKind::Resumed) {
+    let resumed = connection.handshake_kind() == Some(HandshakeKind::Resumed);
+    if binding.require_resumption && !resumed {
         return Err("data_connection_not_resumed".into());
+    }
+    if resumed {
+        tls.verify_resumed_certificate(connection)
+            .map_err(|failure| format!("data_{}", failure.reason))?;
     }
     Ok(())
 }

@@ -2,11 +2,9 @@
 //! task per connection, and shuts down gracefully (`421` to every session, then waits for them).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -14,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::backend::{Backend, EngineEvent};
 use crate::config::ServerConfig;
 use crate::limits::{LimitExceeded, Limiter};
-use crate::passive::PassivePorts;
+use crate::passive::{DataAcceptor, PassivePorts};
 use crate::session::{self, Peer, Shared};
 
 pub struct Server<B> {
@@ -23,8 +21,15 @@ pub struct Server<B> {
 
 impl<B: Backend> Server<B> {
     pub fn new(config: ServerConfig, backend: Arc<B>) -> Server<B> {
+        let acceptor = TlsAcceptor::from(Arc::clone(&config.tls.config));
         let shared = Shared {
-            acceptor: TlsAcceptor::from(Arc::clone(&config.tls.config)),
+            data_acceptor: Arc::new(DataAcceptor {
+                tls: config.tls.clone(),
+                acceptor: acceptor.clone(),
+                connect_timeout: config.timeouts.data_connect,
+                handshake_timeout: config.timeouts.tls_handshake,
+            }),
+            acceptor,
             limiter: Limiter::new(config.limits),
             passive_ports: PassivePorts::new(config.passive_ports.clone()),
             config,
@@ -83,27 +88,22 @@ impl<B: Backend> Server<B> {
                 tokio::spawn(session::run(shared, tcp, peer, slots, stop));
             }
             Err(exceeded) => {
-                let reason = match exceeded {
-                    LimitExceeded::Total => "too_many_sessions",
-                    LimitExceeded::PerIp => "too_many_sessions_from_address",
-                };
                 self.shared
                     .backend
                     .on_event(EngineEvent::ConnectionRefused {
                         connection_id: peer.connection_id,
                         peer: peer.addr,
-                        reason,
+                        reason: exceeded.reason(),
                     });
-                tokio::spawn(turn_away(tcp, peer.addr));
+                turn_away(&tcp, exceeded);
             }
         }
     }
 }
 
-async fn turn_away(mut tcp: TcpStream, addr: SocketAddr) {
-    tracing::info!(%addr, "connection refused: session limit");
-    let _ = tcp
-        .write_all(b"421 Too many connections, try again later\r\n")
-        .await;
-    let _ = tcp.shutdown().await;
+/// Says `421` without waiting (a fresh socket's send buffer takes it) and closes: a refused
+/// connection costs no task, however many arrive.
+fn turn_away(tcp: &TcpStream, exceeded: LimitExceeded) {
+    tracing::debug!(reason = exceeded.reason(), "connection refused");
+    let _ = tcp.try_write(b"421 Too many connections, try again later\r\n");
 }

@@ -56,6 +56,16 @@ impl TlsContext {
                 presented: None,
             });
         };
+        self.verify_certificate(end_entity, intermediates)
+    }
+
+    /// Verifies a client certificate as a handshake would now (chain, validity, the CRLs in
+    /// force): for sessions that outlive a CRL reload.
+    pub fn verify_certificate(
+        &self,
+        end_entity: &CertificateDer<'static>,
+        intermediates: &[CertificateDer<'static>],
+    ) -> Result<(), HandshakeFailure> {
         self.verifier
             .verify_client_cert(end_entity, intermediates, UnixTime::now())
             .map(|_| ())

@@ -350,45 +350,119 @@ async fn a_certificate_revoked_after_start_is_refused_after_a_crl_reload() {
     server.backend.wait_for_event("certificate_revoked").await;
 }
 
+/// Opens the real client's data connection on `addr` and downloads `/out/hello.txt` over it.
+async fn retrieve_hello_on(client: &mut FtpsClient, addr: std::net::SocketAddr) {
+    let data = client
+        .open_data(addr, &DataOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.command("RETR /out/hello.txt").await.unwrap().code,
+        150
+    );
+    let DataConnection::Tls(mut stream) = data else {
+        unreachable!()
+    };
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.unwrap();
+    assert_eq!(bytes, HELLO);
+    assert_eq!(client.read_reply().await.unwrap().code, 226);
+}
+
+/// A data connection that resumes the control connection's TLS session brings no new
+/// certificate, so rustls does not look at it again: the engine does, against the CRLs in
+/// force now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_connection_resuming_a_since_revoked_session_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pki = TestPki::generate(dir.path()).unwrap();
+    let server = start(&pki, |config| {
+        config.timeouts.data_connect = Duration::from_secs(1);
+    })
+    .await;
+    let mut client = logged_in(&server, &pki).await;
+    assert_eq!(client.download("RETR /out/hello.txt").await.unwrap(), HELLO);
+
+    pki.revoke("moces").unwrap();
+    server.trust.reload_crls().unwrap();
+    let addr = client.epsv().await.unwrap();
+    let resumed = client.open_data(addr, &DataOptions::default()).await;
+    server
+        .backend
+        .wait_for_event("data_refused data_certificate_revoked")
+        .await;
+    if let Ok(DataConnection::Tls(mut stream)) = resumed {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes).await;
+        assert!(
+            bytes.is_empty(),
+            "a revoked session's data connection got data"
+        );
+    }
+    assert_eq!(
+        client.command("RETR /out/hello.txt").await.unwrap().code,
+        150
+    );
+    assert_eq!(client.read_reply().await.unwrap().code, 425);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_at_its_lifetime_however_busy() {
+    let pki = shared_pki();
+    let server = start(pki, |config| {
+        config.timeouts.session_lifetime = Duration::from_millis(1500);
+    })
+    .await;
+    let mut client = logged_in(&server, pki).await;
+    let reply = loop {
+        let reply = client.command("NOOP").await.unwrap();
+        if reply.code != 200 {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(reply.code, 421, "{reply}");
+    assert!(reply.text.contains("lifetime"), "{reply}");
+    server
+        .backend
+        .wait_for_event("closed alice lifetime_exceeded")
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_connections_are_bound_to_their_control_session() {
     let pki = shared_pki();
     let server = start(pki, |_| {}).await;
     let mut client = logged_in(&server, pki).await;
 
-    // Another (valid, trusted) certificate on the data connection.
+    // Another (valid, trusted) certificate on the data connection gets nothing, and the
+    // real client's transfer goes ahead on the same port.
     let addr = client.epsv().await.unwrap();
     let other = DataOptions {
         tls: Some(tls_for(pki, "voces")),
         ..Default::default()
     };
     let stolen = client.open_data(addr, &other).await;
-    assert_eq!(
-        client.command("RETR /out/hello.txt").await.unwrap().code,
-        150
-    );
     if let Ok(DataConnection::Tls(mut stream)) = stolen {
         let mut bytes = Vec::new();
         let _ = stream.read_to_end(&mut bytes).await;
         assert!(bytes.is_empty(), "a foreign certificate received data");
     }
-    assert_eq!(client.read_reply().await.unwrap().code, 425);
     server
         .backend
         .wait_for_event("data_connection_certificate_mismatch")
         .await;
+    retrieve_hello_on(&mut client, addr).await;
 
-    // Plain bytes on a passive port: the session answers and goes on.
+    // Plain bytes on a passive port: refused, and the real client still gets its data.
     let addr = client.epsv().await.unwrap();
     let plain = DataOptions {
         plaintext: Some(b"hello, not TLS\r\n".to_vec()),
         ..Default::default()
     };
     let _plain = client.open_data(addr, &plain).await.unwrap();
-    assert_eq!(client.command("LIST").await.unwrap().code, 150);
-    assert_eq!(client.read_reply().await.unwrap().code, 425);
-    assert_eq!(client.command("NOOP").await.unwrap().code, 200);
     server.backend.wait_for_event("data_tls_").await;
+    retrieve_hello_on(&mut client, addr).await;
 
     // A connection from another address is dropped; the real client still gets its data.
     let addr = client.epsv().await.unwrap();
@@ -410,21 +484,25 @@ async fn data_connections_are_bound_to_their_control_session() {
         .backend
         .wait_for_event("data_connection_from_other_address from=127.0.0.2")
         .await;
-    let data = client
-        .open_data(addr, &DataOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        client.command("RETR /out/hello.txt").await.unwrap().code,
-        150
-    );
-    let DataConnection::Tls(mut stream) = data else {
-        unreachable!()
-    };
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).await.unwrap();
-    assert_eq!(bytes, HELLO);
-    assert_eq!(client.read_reply().await.unwrap().code, 226);
+    retrieve_hello_on(&mut client, addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_command_without_its_connection_gets_425_at_the_deadline() {
+    let pki = shared_pki();
+    let server = start(pki, |config| {
+        config.timeouts.data_connect = Duration::from_millis(500);
+    })
+    .await;
+    let mut client = logged_in(&server, pki).await;
+    client.epsv().await.unwrap();
+    assert_eq!(client.command("LIST").await.unwrap().code, 150);
+    assert_eq!(client.read_reply().await.unwrap().code, 425);
+    server
+        .backend
+        .wait_for_event("data_connection_timeout")
+        .await;
+    assert_eq!(client.command("NOOP").await.unwrap().code, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,22 +512,19 @@ async fn resumption_can_be_required_for_data_connections() {
     // rustls resumes the control session on the data connection, as curl and lftp do.
     let mut client = logged_in(&server, pki).await;
     assert_eq!(client.download("RETR /out/hello.txt").await.unwrap(), HELLO);
-    // A fresh handshake with the same certificate but a new TLS configuration is refused.
+    // A fresh handshake with the same certificate but a new TLS configuration is refused;
+    // the resumed one that follows is taken.
     let addr = client.epsv().await.unwrap();
     let fresh = DataOptions {
         tls: Some(tls_for(pki, "moces")),
         ..Default::default()
     };
     let _fresh = client.open_data(addr, &fresh).await;
-    assert_eq!(
-        client.command("RETR /out/hello.txt").await.unwrap().code,
-        150
-    );
-    assert_eq!(client.read_reply().await.unwrap().code, 425);
     server
         .backend
         .wait_for_event("data_connection_not_resumed")
         .await;
+    retrieve_hello_on(&mut client, addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! Operator actions on the store: register a certificate (creating the user and its gateway
 //! password, or renewing), change a user's state, grant and revoke roles, read the audit log.
-//! Each change is audited under `admin.*`.
+//! Each change is audited under `admin.*`. A suspension, a deletion or a renewal also ends the
+//! user's portal sessions (a renewal: those of other certificates); live FTPS sessions follow
+//! the store's security changes on their own (`gateway::run_authorisation_watch`).
 
 use std::time::Duration;
 
@@ -10,8 +12,11 @@ use mftgw_domain::password::{PasswordKey, generate_gateway_password};
 use mftgw_domain::user::UserState;
 use mftgw_oces::certificate::CertificateInfo;
 use mftgw_oces::identity::{CertificateKind, identity_from_der};
+use mftgw_oces::trust::TrustStore;
 use mftgw_store::{CertificateRegistration, RoleSource, Store, StoreError};
 use time::OffsetDateTime;
+
+use crate::audit::Auditor;
 
 /// Why an operator action on users, roles or deliveries did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +44,12 @@ impl From<StoreError> for AdminError {
 #[derive(Debug)]
 pub struct Registration {
     pub username: String,
-    /// The new gateway password, when this registration created the user; a renewal keeps the
-    /// existing password and returns `None`.
+    /// The new gateway password, when this registration created the user, or renewed a
+    /// certificate that was revoked (its holder may know the old password); any other renewal
+    /// keeps the existing password and returns `None`.
     pub password: Option<String>,
+    /// Whether the registration replaced the certificate of an existing user.
+    pub renewed: bool,
 }
 
 /// Why a certificate was not registered.
@@ -85,16 +93,33 @@ pub fn kind_name(kind: CertificateKind) -> &'static str {
     }
 }
 
+/// Who registers, with what.
+pub struct Registrant<'a, S> {
+    pub store: &'a S,
+    pub auditor: &'a Auditor,
+    pub key: &'a PasswordKey,
+    /// Tells whether the certificate a renewal replaces was revoked.
+    pub trust: &'a TrustStore,
+    pub activation_delay: Duration,
+    pub registrar: Registrar,
+}
+
 /// Registers the certificate: creates its user (pending for `activation_delay`) with a new
 /// gateway password, or makes it the current certificate of its existing user, who keeps
-/// the password. Registering the current certificate again changes nothing.
+/// the password unless the replaced certificate was revoked. Registering the current
+/// certificate again changes nothing.
 pub async fn register_certificate<S: Store>(
-    store: &S,
-    key: &PasswordKey,
+    registrant: &Registrant<'_, S>,
     cert_der: &[u8],
-    activation_delay: Duration,
-    registrar: Registrar,
 ) -> Result<Registration, RegistrationError> {
+    let Registrant {
+        store,
+        auditor,
+        key,
+        trust,
+        activation_delay,
+        registrar,
+    } = *registrant;
     let identity = identity_from_der(cert_der).map_err(|refusal| {
         RegistrationError::Refused(format!(
             "certificate refused: {refusal} ({})",
@@ -112,6 +137,16 @@ pub async fn register_certificate<S: Store>(
     }
     let password = generate_gateway_password();
     let username = identity.username();
+    let replaced_was_revoked = match store.certificates(&username).await {
+        Ok(certificates) => certificates
+            .iter()
+            .find(|registered| registered.replaced_at.is_none())
+            .is_some_and(|current| {
+                current.fingerprint != info.fingerprint_sha256 && trust.is_revoked(&current.der)
+            }),
+        Err(StoreError::NotFound { .. }) => false,
+        Err(error) => return Err(RegistrationError::Store(error)),
+    };
     let outcome = store
         .register_certificate(CertificateRegistration {
             username: username.clone(),
@@ -126,6 +161,7 @@ pub async fn register_certificate<S: Store>(
             new_password_hash: key.hash(&password),
             new_password_sealed: key.seal(&username, &password),
             activate_at: now + activation_delay,
+            rotate_password: replaced_was_revoked,
         })
         .await
         .map_err(|error| match error {
@@ -133,43 +169,90 @@ pub async fn register_certificate<S: Store>(
             error => RegistrationError::Store(error),
         })?;
     let renewed = !outcome.created && !outcome.unchanged;
-    let event = if outcome.unchanged {
+    let mut event = if outcome.unchanged {
         AuditEvent::info(now, registrar.action(renewed)).with_reason("already_current")
     } else {
         AuditEvent::allowed(now, registrar.action(renewed))
     };
-    store
-        .append_audit(
-            &event
+    if outcome.password_rotated {
+        event = event.with_detail(serde_json::json!({
+            "password_rotated": "the replaced certificate was revoked",
+        }));
+    }
+    auditor
+        .record(
+            event
                 .with_username(&username)
                 .with_cert_fingerprint(&info.fingerprint_sha256),
         )
+        .await;
+    if renewed {
+        end_portal_sessions(
+            store,
+            auditor,
+            &username,
+            Some(&info.fingerprint_sha256),
+            "certificate_replaced",
+        )
         .await
         .map_err(RegistrationError::Store)?;
+    }
     Ok(Registration {
         username,
-        password: outcome.created.then_some(password),
+        password: (outcome.created || outcome.password_rotated).then_some(password),
+        renewed,
     })
 }
 
+/// Ends the user's portal sessions (but those of `except_certificate`), audited with `reason`.
+async fn end_portal_sessions<S: Store>(
+    store: &S,
+    auditor: &Auditor,
+    username: &str,
+    except_certificate: Option<&str>,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let ended = store
+        .delete_portal_sessions_of(username, except_certificate)
+        .await?;
+    if ended > 0 {
+        auditor
+            .record(
+                AuditEvent::info(OffsetDateTime::now_utc(), "portal.session_ended")
+                    .with_username(username)
+                    .with_reason(reason)
+                    .with_detail(serde_json::json!({ "sessions": ended })),
+            )
+            .await;
+    }
+    Ok(())
+}
+
+/// Sets the user's state. Suspending or deleting also ends their portal sessions; their live
+/// FTPS sessions end as the gateway sees the change.
 pub async fn set_state<S: Store>(
     store: &S,
+    auditor: &Auditor,
     username: &str,
     state: UserState,
 ) -> Result<(), AdminError> {
     store.set_user_state(username, state).await?;
-    store
-        .append_audit(
-            &AuditEvent::allowed(OffsetDateTime::now_utc(), "admin.set_state")
+    auditor
+        .record(
+            AuditEvent::allowed(OffsetDateTime::now_utc(), "admin.set_state")
                 .with_username(username)
                 .with_reason(state.as_str()),
         )
-        .await?;
+        .await;
+    if matches!(state, UserState::Suspended | UserState::Deleted) {
+        end_portal_sessions(store, auditor, username, None, state.as_str()).await?;
+    }
     Ok(())
 }
 
 pub async fn grant_role<S: Store>(
     store: &S,
+    auditor: &Auditor,
     catalogue: &ServiceCatalogue,
     username: &str,
     service: &str,
@@ -185,37 +268,39 @@ pub async fn grant_role<S: Store>(
     let granted = store
         .grant_role(username, service, RoleSource::Local)
         .await?;
-    store
-        .append_audit(
-            &AuditEvent::allowed(OffsetDateTime::now_utc(), "admin.grant_role")
+    auditor
+        .record(
+            AuditEvent::allowed(OffsetDateTime::now_utc(), "admin.grant_role")
                 .with_username(username)
                 .with_detail(serde_json::json!({ "service": service })),
         )
-        .await?;
+        .await;
     Ok(granted)
 }
 
 pub async fn revoke_role<S: Store>(
     store: &S,
+    auditor: &Auditor,
     username: &str,
     service: &str,
 ) -> Result<bool, AdminError> {
     let revoked = store
         .revoke_role(username, service, RoleSource::Local)
         .await?;
-    store
-        .append_audit(
-            &AuditEvent::allowed(OffsetDateTime::now_utc(), "admin.revoke_role")
+    auditor
+        .record(
+            AuditEvent::allowed(OffsetDateTime::now_utc(), "admin.revoke_role")
                 .with_username(username)
                 .with_detail(serde_json::json!({ "service": service })),
         )
-        .await?;
+        .await;
     Ok(revoked)
 }
 
 /// Makes a waiting delivery due now (an operator saw the backend come back).
 pub async fn retry_delivery<S: Store>(
     store: &S,
+    auditor: &Auditor,
     skat_transaction_id: &str,
 ) -> Result<(), AdminError> {
     let now = OffsetDateTime::now_utc();
@@ -224,12 +309,12 @@ pub async fn retry_delivery<S: Store>(
             "transaction {skat_transaction_id} has no outstanding delivery"
         )));
     }
-    store
-        .append_audit(
-            &AuditEvent::allowed(now, "admin.retry_delivery")
+    auditor
+        .record(
+            AuditEvent::allowed(now, "admin.retry_delivery")
                 .with_detail(serde_json::json!({ "skat_transaction_id": skat_transaction_id })),
         )
-        .await?;
+        .await;
     Ok(())
 }
 
@@ -237,6 +322,7 @@ pub async fn retry_delivery<S: Store>(
 /// lost it); no status changes.
 pub async fn replay_delivery<S: Store>(
     store: &S,
+    auditor: &Auditor,
     skat_transaction_id: &str,
 ) -> Result<(), AdminError> {
     let now = OffsetDateTime::now_utc();
@@ -245,11 +331,42 @@ pub async fn replay_delivery<S: Store>(
             "transaction {skat_transaction_id} cannot be replayed: only one its backend has taken, whose body is still kept and which has no delivery waiting, can be"
         )));
     }
-    store
-        .append_audit(
-            &AuditEvent::allowed(now, "admin.replay_delivery")
+    auditor
+        .record(
+            AuditEvent::allowed(now, "admin.replay_delivery")
                 .with_detail(serde_json::json!({ "skat_transaction_id": skat_transaction_id })),
         )
-        .await?;
+        .await;
     Ok(())
+}
+
+/// Issues a one-time first portal password for `username` (the stricter first-login mode):
+/// stored as an argon2id hash, valid for `valid_for` and only until a password is chosen.
+pub async fn issue_portal_code<S: Store>(
+    store: &S,
+    auditor: &Auditor,
+    username: &str,
+    valid_for: Duration,
+) -> Result<String, AdminError> {
+    mftgw_domain::check_path_segment(username)
+        .map_err(|error| AdminError::Invalid(format!("username {username:?}: {error}")))?;
+    let code = generate_gateway_password();
+    let hash = tokio::task::spawn_blocking({
+        let code = code.clone();
+        move || mftgw_domain::portal::hash_portal_password(&code)
+    })
+    .await
+    .map_err(|error| AdminError::Invalid(format!("hashing the code failed: {error}")))?;
+    let now = OffsetDateTime::now_utc();
+    store
+        .set_portal_initial_code(username, &hash, now + valid_for)
+        .await?;
+    auditor
+        .record(
+            AuditEvent::allowed(now, "admin.portal_code")
+                .with_username(username)
+                .with_detail(serde_json::json!({ "valid_secs": valid_for.as_secs() })),
+        )
+        .await;
+    Ok(code)
 }

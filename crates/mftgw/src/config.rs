@@ -31,6 +31,63 @@ pub struct Config {
     pub api: ApiConfig,
     #[serde(default)]
     pub roles: RolesConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// The audit log: aggregation of unauthenticated refusals, retention and archive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Unauthenticated refusals of one (action, reason, address) after the first are written
+    /// as one row with their count per interval of this length.
+    pub refusal_interval_secs: u64,
+    /// Events older than this leave the audit log (after being archived, unless `archive`
+    /// is off); within it the log is append-only, enforced by the database.
+    pub retention_days: u64,
+    /// Write expiring events to JSON-lines files in `archive_dir` before deleting them.
+    pub archive: bool,
+    /// Where archives go; default `<data_dir>/audit-archive`.
+    pub archive_dir: Option<PathBuf>,
+    pub sweep_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            refusal_interval_secs: 5,
+            retention_days: 365,
+            archive: true,
+            archive_dir: None,
+            sweep_secs: 60 * 60,
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn settings(&self) -> crate::audit::AuditSettings {
+        crate::audit::AuditSettings {
+            refusal_interval: Duration::from_secs(self.refusal_interval_secs.max(1)),
+        }
+    }
+}
+
+/// The embedded store's upkeep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// How often the write-ahead log is copied into the database and truncated.
+    pub checkpoint_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            checkpoint_secs: 60,
+        }
+    }
 }
 
 /// Role replication from the central security system.
@@ -65,7 +122,7 @@ pub enum RoleSourceConfig {
     },
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// Where the HTTPS API (backend API, admin API, health and metrics) listens, with the
@@ -75,6 +132,12 @@ pub struct ApiConfig {
     pub admin_token: Option<String>,
     /// PEM roots of backends' client certificates; none: backends use tokens only.
     pub client_ca: Option<PathBuf>,
+    /// The bearer token `/metrics` asks for; none: it is open.
+    pub metrics_token: Option<String>,
+    /// A plain-HTTP listener of its own for `/metrics`, `/healthz` and `/readyz`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often the store's counts behind the gauges are read.
+    pub metrics_refresh_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +163,19 @@ impl Default for DeliveryConfig {
             attempt_timeout_secs: 30,
             answer_delay_ms: 0,
             backends: Vec::new(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: None,
+            admin_token: None,
+            client_ca: None,
+            metrics_token: None,
+            metrics_listen: None,
+            metrics_refresh_secs: 15,
         }
     }
 }
@@ -162,6 +238,10 @@ pub struct TransactionsConfig {
     /// How long files stay in `/out` (and uploaded bodies after their transaction ended).
     pub retention_secs: u64,
     pub retention_sweep_secs: u64,
+    /// The largest upload (`552` beyond).
+    pub max_upload_bytes: u64,
+    /// The most bytes of one user's uploads that may wait for delivery (`552` beyond).
+    pub user_pending_quota_bytes: u64,
 }
 
 impl Default for TransactionsConfig {
@@ -170,6 +250,8 @@ impl Default for TransactionsConfig {
             node_id: "1".into(),
             retention_secs: 30 * 24 * 60 * 60,
             retention_sweep_secs: 10 * 60,
+            max_upload_bytes: 5 << 30,
+            user_pending_quota_bytes: 50 << 30,
         }
     }
 }
@@ -193,11 +275,20 @@ pub struct FtpsConfig {
     pub max_sessions: usize,
     pub max_sessions_per_ip: usize,
     pub max_sessions_per_user: usize,
+    /// Connections that have not logged in yet, at most.
+    pub max_pre_login_sessions: usize,
+    /// New connections per second one address may open (0: no limit), and at once.
+    pub connection_rate_per_ip: f64,
+    pub connection_burst_per_ip: f64,
     pub tls_handshake_timeout_secs: u64,
     pub login_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     /// A transfer whose data connection moves no byte for this long is aborted.
     pub data_stall_timeout_secs: u64,
+    /// A session ends this long after login, however active.
+    pub max_session_lifetime_secs: u64,
+    /// Transaction folders (`MKD`) one session may hold open.
+    pub max_transaction_folders: usize,
     pub require_session_resumption: bool,
 }
 
@@ -211,10 +302,15 @@ impl Default for FtpsConfig {
             max_sessions: limits.max_sessions,
             max_sessions_per_ip: limits.max_sessions_per_ip,
             max_sessions_per_user: limits.max_sessions_per_user,
+            max_pre_login_sessions: limits.max_pre_login,
+            connection_rate_per_ip: limits.connection_rate_per_ip.per_second,
+            connection_burst_per_ip: limits.connection_rate_per_ip.burst,
             tls_handshake_timeout_secs: 10,
             login_timeout_secs: 60,
             idle_timeout_secs: 600,
             data_stall_timeout_secs: 120,
+            max_session_lifetime_secs: mftgw_ftps::Timeouts::default().session_lifetime.as_secs(),
+            max_transaction_folders: 1000,
             require_session_resumption: false,
         }
     }
@@ -347,6 +443,13 @@ pub struct PortalConfig {
     pub listen: SocketAddr,
     /// A portal session ends after this long without a request.
     pub idle_timeout_secs: u64,
+    /// ... and this long after login, however active.
+    pub max_session_age_secs: u64,
+    /// What a first login types: `username` (seed 000), or `operator_code` (a one-time code
+    /// from `mftgw portal code`, also printed by `mftgw user register`).
+    pub first_password: crate::portal::FirstPassword,
+    /// How long an operator's one-time code is valid.
+    pub first_code_valid_secs: u64,
 }
 
 impl Default for PortalConfig {
@@ -354,6 +457,9 @@ impl Default for PortalConfig {
         PortalConfig {
             listen: "127.0.0.1:8443".parse().expect("valid address"),
             idle_timeout_secs: 15 * 60,
+            max_session_age_secs: 12 * 60 * 60,
+            first_password: Default::default(),
+            first_code_valid_secs: 7 * 24 * 60 * 60,
         }
     }
 }
@@ -386,6 +492,14 @@ impl Config {
     /// The local blob store: uploads and large `/out` files.
     pub fn blobs_path(&self) -> PathBuf {
         self.data_dir.join("files")
+    }
+
+    /// Where expired audit events are archived.
+    pub fn audit_archive_path(&self) -> PathBuf {
+        self.audit
+            .archive_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-archive"))
     }
 }
 

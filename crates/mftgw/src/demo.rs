@@ -5,17 +5,20 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::user::UserState;
+use mftgw_oces::trust::TrustStore;
 use mftgw_store::SqliteStore;
 use mftgw_testpki::{ClientCredentials, TestPki};
 use rustls::pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::Auditor;
 use crate::config::{
     ApiConfig, BackendConfig, Config, ConnectorConfig, DeliveryConfig, FtpsConfig, PortalConfig,
     RegistrationConfig, TlsConfig,
@@ -189,10 +192,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     manifest.config = config_path;
     // Written whole or not at all: scripts may read it while the demo starts.
-    let json = serde_json::to_vec_pretty(&manifest)?;
-    let partial = data_dir.join("demo.json.part");
-    std::fs::write(&partial, json)?;
-    std::fs::rename(&partial, &manifest_path)?;
+    crate::files::replace(&manifest_path, &serde_json::to_vec_pretty(&manifest)?)
+        .with_context(|| format!("writing {}", manifest_path.display()))?;
     let heartbeat_file = data_dir.join("heartbeat.xml");
     std::fs::write(&heartbeat_file, "<ping/>\n")?;
 
@@ -239,9 +240,11 @@ fn demo_config(
         api: ApiConfig {
             listen: Some(([127, 0, 0, 1], args.api_port).into()),
             admin_token: Some(tokens.admin.clone()),
-            client_ca: None,
+            ..ApiConfig::default()
         },
         roles: Default::default(),
+        audit: Default::default(),
+        store: Default::default(),
     })
 }
 
@@ -286,27 +289,44 @@ fn demo_backends(data_dir: &Path, tokens: &DemoTokens) -> Vec<BackendConfig> {
 
 /// Registers the demo users and the refusal cases; returns the manifest.
 async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> {
-    let store = SqliteStore::open(&config.database_path()).await?;
+    let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
+    let auditor = Auditor::start(Arc::clone(&store), config.audit.settings());
+    let enrolled = enroll_into(config, pki, &store, &auditor).await;
+    auditor.drain().await;
+    enrolled
+}
+
+async fn enroll_into(
+    config: &Config,
+    pki: &TestPki,
+    store: &SqliteStore,
+    auditor: &Auditor,
+) -> anyhow::Result<DemoManifest> {
     let key = keys::load_or_create_password_key(&config.password_key_path())?;
+    let trust = TrustStore::load(
+        &config.tls.trusted_roots,
+        &config.tls.crls,
+        config.tls.crl_policy(),
+    )?;
+    let registrant = admin::Registrant {
+        store,
+        auditor,
+        key: &key,
+        trust: &trust,
+        activation_delay: Duration::ZERO,
+        registrar: admin::Registrar::Operator,
+    };
     let catalogue = ServiceCatalogue::builtin();
     let client = |name: &str| {
         pki.client(name)
             .with_context(|| format!("test PKI has no client {name}"))
     };
     let register = |name: &'static str| {
-        let store = &store;
-        let key = &key;
+        let registrant = &registrant;
         async move {
             let credentials = client(name)?;
             Ok::<_, anyhow::Error>(
-                admin::register_certificate(
-                    store,
-                    key,
-                    &leaf_der(credentials)?,
-                    Duration::ZERO,
-                    admin::Registrar::Operator,
-                )
-                .await?,
+                admin::register_certificate(registrant, &leaf_der(credentials)?).await?,
             )
         }
     };
@@ -330,7 +350,7 @@ async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> 
                 )
             })?;
         for service in *services {
-            admin::grant_role(&store, &catalogue, &registration.username, service).await?;
+            admin::grant_role(store, auditor, &catalogue, &registration.username, service).await?;
         }
         let credentials = client(name)?;
         let kind = mftgw_oces::identity::identity_from_der(&leaf_der(credentials)?)
@@ -349,10 +369,24 @@ async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> 
     }
 
     let revoked = register("revoked").await?;
-    admin::grant_role(&store, &catalogue, &revoked.username, "FTPSGW.Heartbeat").await?;
+    admin::grant_role(
+        store,
+        auditor,
+        &catalogue,
+        &revoked.username,
+        "FTPSGW.Heartbeat",
+    )
+    .await?;
     let suspended = register("suspended").await?;
-    admin::grant_role(&store, &catalogue, &suspended.username, "FTPSGW.Heartbeat").await?;
-    admin::set_state(&store, &suspended.username, UserState::Suspended).await?;
+    admin::grant_role(
+        store,
+        auditor,
+        &catalogue,
+        &suspended.username,
+        "FTPSGW.Heartbeat",
+    )
+    .await?;
+    admin::set_state(store, auditor, &suspended.username, UserState::Suspended).await?;
 
     // The password a user has now, for the refusal cases that name a registered user.
     let login_of = |username: &str, password: Option<&str>| {

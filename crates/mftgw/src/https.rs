@@ -1,26 +1,40 @@
 //! The HTTPS accept loop shared by the API and the Certificate Portal: tokio-rustls in front
-//! of an axum router, one task per connection, a connection limit, a handshake deadline and a
-//! header timeout, graceful stop through a `watch`. Each request carries the connection's
-//! client certificate as a [`PeerCertificate`] extension.
+//! of an axum router, one task per connection, graceful stop through a `watch`. Each request
+//! carries the connection's client certificate as a [`TlsPeer`] extension.
+//!
+//! A few clients must not be able to take every connection: besides the total, connections
+//! are limited per address and per network (/24, /48), each address may open only so many
+//! per second, and once half the connections are in use the handshake and header deadlines
+//! shorten, so that connections held open without a request are let go sooner.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use mftgw_ftps::limits::{AddressRate, ConnectionRate, KeyedCounter};
+use mftgw_ftps::network_prefix;
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 /// Connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 1024;
 /// Connections from one address at once; more are closed at once.
-const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
-/// From TCP accept to a finished TLS handshake.
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 32;
+/// Connections from one network at once.
+const MAX_CONNECTIONS_PER_NETWORK: usize = 128;
+/// New connections one address may open.
+const CONNECTION_RATE: ConnectionRate = ConnectionRate {
+    per_second: 20.0,
+    burst: 100.0,
+};
+/// From TCP accept to a finished TLS handshake, and a request's headers, normally ...
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A request's headers must arrive within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// ... and once half the connections are in use.
+const BUSY_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+const BUSY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who is at the other end of the connection: its address and the client certificate it
 /// presented (the leaf), if any.
@@ -41,8 +55,10 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let per_address = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address = KeyedCounter::<IpAddr>::new(MAX_CONNECTIONS_PER_ADDRESS);
+    let per_network = KeyedCounter::<(IpAddr, u8)>::new(MAX_CONNECTIONS_PER_NETWORK);
+    let rate = AddressRate::new(CONNECTION_RATE);
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
@@ -58,15 +74,28 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        let Some(address_slot) = AddressSlot::take(&per_address, peer.ip()) else {
-            tracing::debug!(%peer, "{name}: too many connections from this address");
+        let address = peer.ip();
+        if !rate.allow(address, Instant::now()) {
+            tracing::debug!(%peer, "{name}: connection rate exceeded");
             continue;
+        }
+        let slots = per_address
+            .try_acquire(address)
+            .zip(per_network.try_acquire(network_prefix(address)));
+        let Some(slots) = slots else {
+            tracing::debug!(%peer, "{name}: too many connections from this address or network");
+            continue;
+        };
+        let busy = connections.available_permits() < MAX_CONNECTIONS / 2;
+        let (handshake_timeout, header_timeout) = if busy {
+            (BUSY_HANDSHAKE_TIMEOUT, BUSY_HEADER_TIMEOUT)
+        } else {
+            (HANDSHAKE_TIMEOUT, HEADER_TIMEOUT)
         };
         let (acceptor, router) = (acceptor.clone(), router.clone());
         tokio::spawn(async move {
-            let _permit = permit;
-            let _address_slot = address_slot;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let _held = (permit, slots);
+            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
                     tracing::info!(%peer, %error, "{name} TLS handshake failed");
@@ -91,45 +120,12 @@ pub async fn serve(
             let service = hyper_util::service::TowerToHyperService::new(router);
             if let Err(error) = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(header_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                 .await
             {
                 tracing::debug!(%peer, %error, "{name} connection ended");
             }
         });
-    }
-}
-
-/// One of an address's [`MAX_CONNECTIONS_PER_ADDRESS`] connections, given back on drop.
-struct AddressSlot {
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    address: IpAddr,
-}
-
-impl AddressSlot {
-    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, address: IpAddr) -> Option<AddressSlot> {
-        let mut map = counts.lock().expect("lock poisoned");
-        let count = map.entry(address).or_default();
-        if *count >= MAX_CONNECTIONS_PER_ADDRESS {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot {
-            counts: Arc::clone(counts),
-            address,
-        })
-    }
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut map = self.counts.lock().expect("lock poisoned");
-        if let Some(count) = map.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                map.remove(&self.address);
-            }
-        }
     }
 }

@@ -1,8 +1,6 @@
 //! The gateway password key file: 32 random bytes as hex, created on first start, readable by
-//! the gateway's user only.
+//! the gateway's user only, and durable before anything is hashed with it.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::Context;
@@ -14,14 +12,8 @@ pub fn load_or_create_password_key(path: &Path) -> anyhow::Result<PasswordKey> {
             .with_context(|| format!("password key {} is not 64 hex digits", path.display())),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let key = PasswordKey::generate();
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
+            crate::files::create_private(path, key.to_hex().as_bytes())
                 .with_context(|| format!("creating password key {}", path.display()))?;
-            file.write_all(key.to_hex().as_bytes())?;
-            file.sync_all()?;
             Ok(key)
         }
         Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),

@@ -4,12 +4,15 @@
 
 mod admin;
 mod api;
+mod audit;
 mod config;
 mod delivery;
 mod demo;
+mod files;
 mod gateway;
 mod https;
 mod keys;
+mod limits;
 mod portal;
 mod roles;
 mod serve;
@@ -24,6 +27,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::user::UserState;
+use mftgw_oces::trust::TrustStore;
 use mftgw_store::{AuditQuery, SqliteStore, Store};
 use mftgw_testpki::{ClientProfile, TestPki};
 
@@ -59,6 +63,9 @@ enum Command {
     /// Roles: which services a user sees.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// The Certificate Portal's accounts.
+    #[command(subcommand)]
+    Portal(PortalCommand),
     /// The service catalogue.
     Services,
     /// Print audit log entries as JSON lines, oldest first.
@@ -119,6 +126,17 @@ enum UserCommand {
     Activate {
         username: String,
     },
+    /// Delete the user: every login and session ends; transactions are kept.
+    Delete {
+        username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PortalCommand {
+    /// Issue a one-time first portal password for USERNAME (with `[portal] first_password =
+    /// "operator_code"`): valid until used or `first_code_valid_secs` have passed.
+    Code { username: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +164,9 @@ enum PkiCommand {
         /// UID, RID, FID or PID number, or the OCES3 UUID.
         #[arg(long)]
         id: String,
+        /// Valid for only this many seconds from now (default: two years).
+        #[arg(long)]
+        valid_secs: Option<u64>,
     },
 }
 
@@ -217,9 +238,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             kind,
             cvr,
             id,
+            valid_secs,
         }) => {
             let mut pki = TestPki::load(&dir)?;
-            let issued = pki.issue_client(&name, kind.profile(cvr, id))?;
+            let mut spec = mftgw_testpki::ClientSpec::new(kind.profile(cvr, id));
+            if let Some(secs) = valid_secs {
+                let until = time::OffsetDateTime::now_utc() + Duration::from_secs(secs);
+                spec = spec.validity(mftgw_testpki::Validity::Until(until));
+            }
+            let issued = pki.issue_client_with(&name, spec)?;
             println!("certificate: {}", issued.cert_pem.display());
             println!("key: {}", issued.key_pem.display());
             println!(
@@ -236,18 +263,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(command) => {
             let config = Config::load(&cli.config)?;
-            let store = SqliteStore::open(&config.database_path()).await?;
-            user_command(&config, &store, command).await
+            let operator = Operator::open(&config).await?;
+            let done = user_command(&config, &operator, command).await;
+            operator.finish(done).await
         }
         Command::Role(command) => {
             let config = Config::load(&cli.config)?;
-            let store = SqliteStore::open(&config.database_path()).await?;
-            role_command(&store, command).await
+            let operator = Operator::open(&config).await?;
+            let done = role_command(&operator, command).await;
+            operator.finish(done).await
+        }
+        Command::Portal(PortalCommand::Code { username }) => {
+            let config = Config::load(&cli.config)?;
+            let operator = Operator::open(&config).await?;
+            let done = print_portal_code(&config, &operator, &username).await;
+            operator.finish(done).await
         }
         Command::Deliveries(command) => {
             let config = Config::load(&cli.config)?;
-            let store = SqliteStore::open(&config.database_path()).await?;
-            deliveries_command(&store, command).await
+            let operator = Operator::open(&config).await?;
+            let done = deliveries_command(&operator, command).await;
+            operator.finish(done).await
         }
         Command::Transactions { user, limit } => {
             let config = Config::load(&cli.config)?;
@@ -277,28 +313,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 username: user,
                 action,
                 since_id: since,
+                before: None,
                 limit,
             };
             for (id, event) in store.audit_events(query).await? {
-                let line = serde_json::json!({
-                    "id": id,
-                    "at": event.at.format(&time::format_description::well_known::Rfc3339)?,
-                    "action": event.action,
-                    "outcome": event.outcome.as_str(),
-                    "reason": event.reason,
-                    "username": event.username,
-                    "peer_ip": event.peer_ip,
-                    "cert_fingerprint": event.cert_fingerprint,
-                    "detail": event.detail,
-                });
-                println!("{line}");
+                println!("{}", audit::event_json(id, &event));
             }
             Ok(())
         }
     }
 }
 
-async fn deliveries_command(store: &SqliteStore, command: DeliveriesCommand) -> anyhow::Result<()> {
+/// What an operator's command acts through: the store, and the auditor that records it.
+struct Operator {
+    store: std::sync::Arc<SqliteStore>,
+    auditor: std::sync::Arc<audit::Auditor>,
+}
+
+impl Operator {
+    async fn open(config: &Config) -> anyhow::Result<Operator> {
+        let store = std::sync::Arc::new(SqliteStore::open(&config.database_path()).await?);
+        let auditor = audit::Auditor::start(std::sync::Arc::clone(&store), config.audit.settings());
+        Ok(Operator { store, auditor })
+    }
+
+    /// Waits until the command's audit records are written.
+    async fn finish(self, done: anyhow::Result<()>) -> anyhow::Result<()> {
+        self.auditor.drain().await;
+        done
+    }
+}
+
+async fn deliveries_command(operator: &Operator, command: DeliveriesCommand) -> anyhow::Result<()> {
+    let (store, auditor) = (&*operator.store, &*operator.auditor);
     let rfc3339 = &time::format_description::well_known::Rfc3339;
     match command {
         DeliveriesCommand::List { limit } => {
@@ -322,14 +369,14 @@ async fn deliveries_command(store: &SqliteStore, command: DeliveriesCommand) -> 
         DeliveriesCommand::Retry {
             skat_transaction_id,
         } => {
-            admin::retry_delivery(store, &skat_transaction_id).await?;
+            admin::retry_delivery(store, auditor, &skat_transaction_id).await?;
             println!("delivery of {skat_transaction_id} is due now");
             Ok(())
         }
         DeliveriesCommand::Replay {
             skat_transaction_id,
         } => {
-            admin::replay_delivery(store, &skat_transaction_id).await?;
+            admin::replay_delivery(store, auditor, &skat_transaction_id).await?;
             println!("{skat_transaction_id} will be delivered again");
             Ok(())
         }
@@ -338,9 +385,10 @@ async fn deliveries_command(store: &SqliteStore, command: DeliveriesCommand) -> 
 
 async fn user_command(
     config: &Config,
-    store: &SqliteStore,
+    operator: &Operator,
     command: UserCommand,
 ) -> anyhow::Result<()> {
+    let (store, auditor) = (&*operator.store, &*operator.auditor);
     match command {
         UserCommand::Register {
             cert,
@@ -353,23 +401,39 @@ async fn user_command(
                 .map(|c: rustls_pki_types::CertificateDer<'static>| c.to_vec())
                 .with_context(|| format!("{} holds no PEM certificate", cert.display()))?;
             let delay = activation_delay_secs.unwrap_or(config.registration.activation_delay_secs);
+            let trust = TrustStore::load(
+                &config.tls.trusted_roots,
+                &config.tls.crls,
+                config.tls.crl_policy(),
+            )?;
             let registration = admin::register_certificate(
-                store,
-                &key,
+                &admin::Registrant {
+                    store,
+                    auditor,
+                    key: &key,
+                    trust: &trust,
+                    activation_delay: Duration::from_secs(delay),
+                    registrar: admin::Registrar::Operator,
+                },
                 &der,
-                Duration::from_secs(delay),
-                admin::Registrar::Operator,
             )
             .await?;
-            match registration.password {
-                Some(password) => println!(
+            match (registration.password, registration.renewed) {
+                (Some(password), false) => println!(
                     "registered {}\ngateway password: {password}",
                     registration.username
                 ),
-                None => println!(
+                (Some(password), true) => println!(
+                    "renewed {}: the replaced certificate was revoked, so the gateway password changed\ngateway password: {password}",
+                    registration.username
+                ),
+                (None, _) => println!(
                     "renewed {}: the gateway password is unchanged",
                     registration.username
                 ),
+            }
+            if config.portal.first_password == portal::FirstPassword::OperatorCode {
+                print_portal_code(config, operator, &registration.username).await?;
             }
         }
         UserCommand::List => {
@@ -386,25 +450,53 @@ async fn user_command(
             }
         }
         UserCommand::Suspend { username } => {
-            admin::set_state(store, &username, UserState::Suspended).await?;
+            admin::set_state(store, auditor, &username, UserState::Suspended).await?;
             println!("{username} suspended");
         }
         UserCommand::Activate { username } => {
-            admin::set_state(store, &username, UserState::Active).await?;
+            admin::set_state(store, auditor, &username, UserState::Active).await?;
             println!("{username} active");
+        }
+        UserCommand::Delete { username } => {
+            admin::set_state(store, auditor, &username, UserState::Deleted).await?;
+            println!("{username} deleted");
         }
     }
     Ok(())
 }
 
-async fn role_command(store: &SqliteStore, command: RoleCommand) -> anyhow::Result<()> {
+/// Issues a one-time first portal password and prints it.
+async fn print_portal_code(
+    config: &Config,
+    operator: &Operator,
+    username: &str,
+) -> anyhow::Result<()> {
+    let valid_for = Duration::from_secs(config.portal.first_code_valid_secs);
+    let code =
+        admin::issue_portal_code(&*operator.store, &operator.auditor, username, valid_for).await?;
+    println!(
+        "first portal password of {username}: {code} (valid for {} hours, until the first login)",
+        valid_for.as_secs() / 3600
+    );
+    Ok(())
+}
+
+async fn role_command(operator: &Operator, command: RoleCommand) -> anyhow::Result<()> {
+    let (store, auditor) = (&*operator.store, &*operator.auditor);
     match command {
         RoleCommand::Grant { username, service } => {
-            admin::grant_role(store, &ServiceCatalogue::builtin(), &username, &service).await?;
+            admin::grant_role(
+                store,
+                auditor,
+                &ServiceCatalogue::builtin(),
+                &username,
+                &service,
+            )
+            .await?;
             println!("{username} may use {service}");
         }
         RoleCommand::Revoke { username, service } => {
-            admin::revoke_role(store, &username, &service).await?;
+            admin::revoke_role(store, auditor, &username, &service).await?;
             println!("{username} no longer holds a local role for {service}");
         }
         RoleCommand::List { username } => {

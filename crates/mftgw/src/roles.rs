@@ -18,6 +18,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use crate::audit::Auditor;
 use crate::delivery::{HttpTarget, error_chain, http_client};
 
 /// A role document larger than this is refused (and changes nothing): about a million
@@ -119,6 +120,7 @@ fn grants(document: &[u8], catalogue: &ServiceCatalogue) -> anyhow::Result<Vec<(
 /// Polls `source` every `every` (the first time at once) until `shutdown`.
 pub async fn run_replication<S: Store>(
     store: Arc<S>,
+    auditor: Arc<Auditor>,
     catalogue: Arc<ServiceCatalogue>,
     source: RoleSource,
     every: Duration,
@@ -130,7 +132,7 @@ pub async fn run_replication<S: Store>(
             _ = ticker.tick() => {}
             _ = shutdown.changed() => return,
         }
-        match replicate(&*store, &catalogue, &source).await {
+        match replicate(&*store, &auditor, &catalogue, &source).await {
             Ok(()) => {}
             Err(error) => tracing::error!(
                 error = format!("{error:#}"),
@@ -142,6 +144,7 @@ pub async fn run_replication<S: Store>(
 
 async fn replicate<S: Store>(
     store: &S,
+    auditor: &Auditor,
     catalogue: &ServiceCatalogue,
     source: &RoleSource,
 ) -> anyhow::Result<()> {
@@ -157,13 +160,13 @@ async fn replicate<S: Store>(
             revoked = outcome.revoked,
             "roles replicated"
         );
-        store
-            .append_audit(
-                &AuditEvent::info(OffsetDateTime::now_utc(), "roles.replicated").with_detail(
+        auditor
+            .record(
+                AuditEvent::info(OffsetDateTime::now_utc(), "roles.replicated").with_detail(
                     serde_json::json!({ "granted": outcome.granted, "revoked": outcome.revoked }),
                 ),
             )
-            .await?;
+            .await;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! the transaction worker and retention sweep, the FTPS server, and graceful shutdown on
 //! SIGINT/SIGTERM (SIGHUP reloads the CRLs).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mftgw_blobs::{BlobStore, LocalBlobStore};
 use mftgw_domain::catalogue::ServiceCatalogue;
-use mftgw_ftps::{Server, ServerConfig, SessionLimits, Timeouts, TlsSettings};
+use mftgw_ftps::{ConnectionRate, Server, ServerConfig, SessionLimits, Timeouts, TlsSettings};
 use mftgw_oces::trust::TrustStore;
 use mftgw_store::{SqliteStore, Store};
 use rustls::pki_types::pem::PemObject;
@@ -19,12 +20,13 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::api::{self, ApiBackend, ApiState};
-use crate::config::{Config, ConnectorConfig, RoleSourceConfig};
+use crate::audit::{AuditRetention, Auditor, run_audit_retention};
+use crate::config::{Config, ConnectorConfig, FtpsConfig, RoleSourceConfig};
 use crate::delivery::{Backends, run_delivery};
 use crate::delivery::{HttpPush, HttpTarget, Simulated, Spool};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, GatewayParts, UploadLimits, run_authorisation_watch};
 use crate::keys;
-use crate::portal::{self, PortalState};
+use crate::portal::{self, PortalState, RegistrationWorker, SessionTimeouts};
 use crate::roles::{RoleSource, run_replication};
 use crate::throttle::SharedThrottle;
 use crate::transactions::{Transactions, run_retention};
@@ -40,8 +42,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("opening the blob store {}", config.blobs_path().display()))?,
     );
     sweep_unreferenced_blobs(&*store, &*blobs).await?;
+    let auditor = Auditor::start(Arc::clone(&store), config.audit.settings());
     let transactions = Arc::new(Transactions::new(
-        store,
+        Arc::clone(&store),
         blobs,
         &config.transactions.node_id,
     ));
@@ -60,41 +63,39 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     })?;
 
     let ftps = &config.ftps;
-    let mut server_config = ServerConfig::new(tls);
+    let mut server_config = ServerConfig::new(tls.clone());
     server_config.passive_ports = ftps.passive_port_range()?;
     server_config.advertised_address = ftps.advertised_address;
     server_config.require_session_resumption = ftps.require_session_resumption;
-    server_config.limits = SessionLimits {
-        max_sessions: ftps.max_sessions,
-        max_sessions_per_ip: ftps.max_sessions_per_ip,
-        max_sessions_per_user: ftps.max_sessions_per_user,
-    };
+    server_config.limits = session_limits(ftps)?;
     server_config.timeouts = Timeouts {
         tls_handshake: Duration::from_secs(ftps.tls_handshake_timeout_secs),
         login: Duration::from_secs(ftps.login_timeout_secs),
         idle: Duration::from_secs(ftps.idle_timeout_secs),
         data_stall: Duration::from_secs(ftps.data_stall_timeout_secs),
+        session_lifetime: Duration::from_secs(ftps.max_session_lifetime_secs.max(1)),
         ..Timeouts::default()
     };
 
     let catalogue = Arc::new(ServiceCatalogue::builtin());
     let gateway = Arc::new(Gateway::new(
         Arc::clone(&transactions),
-        Arc::clone(&catalogue),
-        password_key.clone(),
-        config.login.throttle(),
+        GatewayParts {
+            catalogue: Arc::clone(&catalogue),
+            password_key: password_key.clone(),
+            throttle: config.login.throttle(),
+            auditor: Arc::clone(&auditor),
+            tls,
+            limits: UploadLimits {
+                max_upload_bytes: config.transactions.max_upload_bytes,
+                max_pending_bytes: config.transactions.user_pending_quota_bytes,
+                max_transaction_folders: ftps.max_transaction_folders,
+            },
+        },
     ));
     // The API binds first, so that "FTPS listening" is the last word of a good start-up.
-    let api_listener = match config.api.listen {
-        Some(listen) => {
-            let listener = TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding the backend API on {listen}"))?;
-            tracing::info!(%listen, "backend API listening");
-            Some(listener)
-        }
-        None => None,
-    };
+    let api_listener = bind(config.api.listen, "the backend API").await?;
+    let monitoring_listener = bind(config.api.metrics_listen, "the metrics listener").await?;
     let portal_listener = TcpListener::bind(config.portal.listen)
         .await
         .with_context(|| format!("binding the Certificate Portal on {}", config.portal.listen))?;
@@ -104,59 +105,120 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding FTPS on {}", ftps.listen))?;
     tracing::info!(listen = %ftps.listen, passive = %ftps.passive_ports, "FTPS listening");
 
+    let (crls_reloaded, crl_reloads) = watch::channel(0u64);
     tokio::spawn(refresh_crls(
         Arc::clone(&trust),
         Duration::from_secs(config.tls.crl_refresh_secs.max(1)),
+        crls_reloaded,
     ));
     let (stop, stopping) = watch::channel(false);
+    let mut tasks = vec![tokio::spawn(run_authorisation_watch(
+        Arc::clone(&gateway),
+        crl_reloads,
+        stopping.clone(),
+    ))];
     let delivery = backends(&config)?;
-    let api = match api_listener {
-        Some(api_listener) => {
-            let router = api::router(Arc::new(ApiState {
-                transactions: Arc::clone(&transactions),
-                backends: api_backends(&config),
-                catalogue: Arc::clone(&catalogue),
-                admin_token: config.api.admin_token.clone(),
-                metrics: metrics.clone(),
-                delivered_services: delivery.services(),
-            }));
-            Some(tokio::spawn(crate::https::serve(
-                "API",
-                api_listener,
-                Arc::new(api_tls(&config)?),
-                router,
-                stopping.clone(),
-            )))
-        }
-        None => None,
-    };
+    let api_state = Arc::new(ApiState {
+        transactions: Arc::clone(&transactions),
+        auditor: Arc::clone(&auditor),
+        backends: api_backends(&config),
+        catalogue: Arc::clone(&catalogue),
+        admin_token: config.api.admin_token.clone(),
+        metrics: metrics.clone(),
+        metrics_token: config.api.metrics_token.clone(),
+        retention: config.transactions.retention().keep_for,
+    });
+    tasks.push(tokio::spawn(api::run_gauges(
+        Arc::clone(&store),
+        delivery.services(),
+        Duration::from_secs(config.api.metrics_refresh_secs.max(1)),
+        stopping.clone(),
+    )));
+    if let Some(api_listener) = api_listener {
+        tasks.push(tokio::spawn(crate::https::serve(
+            "API",
+            api_listener,
+            Arc::new(api_tls(&config)?),
+            api::router(Arc::clone(&api_state)),
+            stopping.clone(),
+        )));
+    }
+    if let Some(monitoring_listener) = monitoring_listener {
+        let mut stopped = stopping.clone();
+        let router = api::monitoring_router(Arc::clone(&api_state));
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(monitoring_listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.changed().await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the metrics listener failed");
+            }
+        }));
+    }
     let registrations = Arc::new(tokio::sync::Notify::new());
     let idle_timeout = Duration::from_secs(config.portal.idle_timeout_secs.max(1));
-    let portal = tokio::spawn(crate::https::serve(
+    tasks.push(tokio::spawn(crate::https::serve(
         "Certificate Portal",
         portal_listener,
         Arc::new(portal_tls(&config, &trust)?),
-        portal::router(Arc::new(PortalState::new(
-            Arc::clone(&transactions.store),
-            password_key.clone(),
-            SharedThrottle::new(config.login.throttle()),
-            idle_timeout,
-            Arc::clone(&registrations),
-        ))),
+        portal::router(Arc::new(PortalState {
+            store: Arc::clone(&store),
+            auditor: Arc::clone(&auditor),
+            trust: Arc::clone(&trust),
+            password_key: password_key.clone(),
+            throttle: SharedThrottle::new(config.login.throttle()),
+            timeouts: SessionTimeouts {
+                idle: idle_timeout,
+                max_age: Duration::from_secs(config.portal.max_session_age_secs.max(1)),
+            },
+            first_password: config.portal.first_password,
+            registrations: Arc::clone(&registrations),
+            guards: Default::default(),
+        })),
         stopping.clone(),
-    ));
-    let registration_worker = tokio::spawn(portal::run_registrations(
-        Arc::clone(&transactions.store),
-        password_key,
-        Duration::from_secs(config.registration.activation_delay_secs),
-        registrations,
+    )));
+    tasks.push(tokio::spawn(portal::run_registrations(
+        RegistrationWorker {
+            store: Arc::clone(&store),
+            auditor: Arc::clone(&auditor),
+            trust: Arc::clone(&trust),
+            password_key,
+            activation_delay: Duration::from_secs(config.registration.activation_delay_secs),
+            wake: registrations,
+        },
         stopping.clone(),
-    ));
-    let session_sweep = tokio::spawn(portal::run_session_sweep(
-        Arc::clone(&transactions.store),
+    )));
+    tasks.push(tokio::spawn(portal::run_session_sweep(
+        Arc::clone(&store),
         idle_timeout,
         stopping.clone(),
-    ));
+    )));
+    if let Some(source) = role_source(&config)? {
+        tasks.push(tokio::spawn(run_replication(
+            Arc::clone(&store),
+            Arc::clone(&auditor),
+            Arc::clone(&catalogue),
+            source,
+            Duration::from_secs(config.roles.poll_secs.max(1)),
+            stopping.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(run_audit_retention(
+        Arc::clone(&store),
+        AuditRetention {
+            keep_for: Duration::from_secs(config.audit.retention_days.saturating_mul(24 * 60 * 60)),
+            archive: config.audit.archive.then(|| config.audit_archive_path()),
+            sweep_every: Duration::from_secs(config.audit.sweep_secs.max(1)),
+        },
+        stopping.clone(),
+    )));
+    tasks.push(tokio::spawn(run_checkpoints(
+        Arc::clone(&store),
+        Duration::from_secs(config.store.checkpoint_secs.max(1)),
+        stopping.clone(),
+    )));
     let workers: Vec<_> = delivery
         .per_connector()
         .into_iter()
@@ -169,16 +231,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             ))
         })
         .collect();
-    let replication = match role_source(&config)? {
-        Some(source) => Some(tokio::spawn(run_replication(
-            Arc::clone(&transactions.store),
-            Arc::clone(&catalogue),
-            source,
-            Duration::from_secs(config.roles.poll_secs.max(1)),
-            stopping.clone(),
-        ))),
-        None => None,
-    };
     let retention = tokio::spawn(run_retention(
         Arc::clone(&transactions),
         config.transactions.retention(),
@@ -196,19 +248,73 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for worker in workers {
         let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
     }
-    for task in [
-        api,
-        replication,
-        Some(portal),
-        Some(registration_worker),
-        Some(session_sweep),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for task in tasks {
         let _ = task.await;
     }
+    auditor.drain().await;
     Ok(())
+}
+
+/// Binds `listen`, if set; `what` names it in the log and in errors.
+async fn bind(listen: Option<SocketAddr>, what: &str) -> anyhow::Result<Option<TcpListener>> {
+    let Some(listen) = listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {what} on {listen}"))?;
+    tracing::info!(%listen, "{what} listening");
+    Ok(Some(listener))
+}
+
+/// The FTPS session limits of the config, clamped to what the open-file limit carries.
+fn session_limits(ftps: &FtpsConfig) -> anyhow::Result<SessionLimits> {
+    let mut limits = SessionLimits {
+        max_sessions: ftps.max_sessions,
+        max_sessions_per_ip: ftps.max_sessions_per_ip,
+        max_sessions_per_user: ftps.max_sessions_per_user,
+        max_pre_login: ftps.max_pre_login_sessions.min(ftps.max_sessions),
+        connection_rate_per_ip: ConnectionRate {
+            per_second: ftps.connection_rate_per_ip,
+            burst: ftps.connection_burst_per_ip.max(1.0),
+        },
+    };
+    let open_files =
+        crate::limits::raise_open_file_limit().context("raising the open-file limit")?;
+    let carried = crate::limits::sessions_carried(open_files).with_context(|| {
+        format!("the open-file limit ({open_files}) cannot carry a single FTPS session: raise it (ulimit -n, LimitNOFILE)")
+    })?;
+    if carried < limits.max_sessions {
+        tracing::error!(
+            open_files,
+            configured = limits.max_sessions,
+            carried,
+            "the open-file limit cannot carry [ftps] max_sessions: clamped; raise the limit (ulimit -n, LimitNOFILE) or lower max_sessions"
+        );
+        limits.max_sessions = carried;
+        // At most the defaults' share, a quarter of the sessions carried.
+        limits.max_pre_login = limits.max_pre_login.min(carried / 4).max(1);
+    }
+    Ok(limits)
+}
+
+/// Bounds the store's write-ahead log every `every`, until `shutdown`.
+async fn run_checkpoints<S: Store>(
+    store: Arc<S>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(error) = store.checkpoint().await {
+            tracing::warn!(%error, "store checkpoint failed");
+        }
+    }
 }
 
 /// Where to reach an HTTP(S) peer, from its configuration.
@@ -376,8 +482,9 @@ fn backends(config: &Config) -> anyhow::Result<Backends> {
     Ok(backends)
 }
 
-/// Re-reads the CRL files on a schedule and on SIGHUP. A failed reload keeps the CRLs in force.
-async fn refresh_crls(trust: Arc<TrustStore>, every: Duration) {
+/// Re-reads the CRL files on a schedule and on SIGHUP, and counts up `reloaded` after each
+/// reload (live sessions are checked again then). A failed reload keeps the CRLs in force.
+async fn refresh_crls(trust: Arc<TrustStore>, every: Duration, reloaded: watch::Sender<u64>) {
     let mut hangup = match signal(SignalKind::hangup()) {
         Ok(hangup) => hangup,
         Err(error) => {
@@ -393,7 +500,10 @@ async fn refresh_crls(trust: Arc<TrustStore>, every: Duration) {
             _ = hangup.recv() => "SIGHUP",
         };
         match trust.reload_crls() {
-            Ok(()) => tracing::debug!(trigger, "CRLs reloaded"),
+            Ok(()) => {
+                tracing::debug!(trigger, "CRLs reloaded");
+                reloaded.send_modify(|count| *count = count.wrapping_add(1));
+            }
             Err(error) => {
                 tracing::error!(%error, trigger, "CRL reload failed; previous CRLs stay in force")
             }

@@ -40,3 +40,28 @@ pub fn delivery_attempt(service: &str, delivered: bool, seconds: f64) {
         .increment(1);
     histogram!("mftgw_delivery_seconds", "service" => service.to_string()).record(seconds);
 }
+
+/// An audit record dropped because its queue was full (`lane`: `decisions`, `refusals`).
+pub fn audit_dropped(lane: &'static str) {
+    counter!("mftgw_audit_events_dropped_total", "lane" => lane).increment(1);
+}
+
+/// Audit records lost because the store refused the write.
+pub fn audit_write_failed(records: usize) {
+    counter!("mftgw_audit_write_failures_total").increment(records as u64);
+}
+
+/// A connection refused before anyone proved who they are (aggregated in the audit log).
+pub fn refused_unauthenticated(action: &'static str, reason: &str) {
+    counter!(
+        "mftgw_refused_connections_total",
+        "action" => action,
+        "reason" => reason.to_string()
+    )
+    .increment(1);
+}
+
+/// A live session ended because its authorisation was withdrawn.
+pub fn session_revoked() {
+    counter!("mftgw_ftps_sessions_revoked_total").increment(1);
+}

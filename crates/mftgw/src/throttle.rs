@@ -1,11 +1,20 @@
 //! The login throttle shared by a listener's connections (FTPS logins, portal logins): the
-//! domain's [`LoginThrottle`] behind a lock, consulted for several keys at once (the client's
-//! address and the identity it claims), swept of expired entries now and then.
+//! domain's [`LoginThrottle`] behind a lock, consulted for the two keys of an attempt, swept
+//! of expired entries now and then.
+//!
+//! An attempt counts against its client's address and against an identity: the user, when
+//! the certificate is that user's current one (its holder may be guessing the password),
+//! else the certificate itself. Anyone can type another company's username, and an old
+//! certificate a renewal replaced may still be used by a forgotten script, so failures under
+//! any other certificate must never lock the user out. The address only slows failures down,
+//! it never blocks: behind one address (NAT, a load balancer) are many companies, and one's
+//! failures must not refuse another's correct login.
 //!
 //! Attempts under one identity are evaluated one at a time ([`SharedThrottle::serialize`]):
 //! otherwise a burst of parallel guesses would all pass the check before the first failure
 //! is recorded. Identities are striped over a fixed set of locks, so memory stays bounded.
 
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,6 +34,32 @@ pub enum Verdict {
     Delay(Duration),
 }
 
+/// The keys one login attempt counts under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptKeys {
+    address: String,
+    identity: String,
+}
+
+impl AttemptKeys {
+    /// `holds_current_certificate`: the presented certificate is `username`'s current one.
+    pub fn new(
+        address: IpAddr,
+        username: &str,
+        fingerprint: &str,
+        holds_current_certificate: bool,
+    ) -> AttemptKeys {
+        AttemptKeys {
+            address: format!("ip:{address}"),
+            identity: if holds_current_certificate {
+                format!("user:{username}")
+            } else {
+                format!("cert:{fingerprint}")
+            },
+        }
+    }
+}
+
 pub struct SharedThrottle {
     throttle: Mutex<LoginThrottle>,
     attempts: AtomicU64,
@@ -42,17 +77,18 @@ impl SharedThrottle {
         }
     }
 
-    /// Waits until no other attempt under `identity_key` is being evaluated; hold the guard
-    /// from [`SharedThrottle::verdict`] until [`SharedThrottle::record`].
-    pub async fn serialize(&self, identity_key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+    /// Waits until no other attempt under the same identity is being evaluated; hold the
+    /// guard from [`SharedThrottle::verdict`] until [`SharedThrottle::record`].
+    pub async fn serialize(&self, keys: &AttemptKeys) -> tokio::sync::MutexGuard<'_, ()> {
         let mut hasher = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(identity_key, &mut hasher);
+        std::hash::Hash::hash(&keys.identity, &mut hasher);
         let stripe = std::hash::Hasher::finish(&hasher) as usize % IDENTITY_STRIPES;
         self.identities[stripe].lock().await
     }
 
-    /// Blocked if any key is; else the longest delay of the keys.
-    pub fn verdict(&self, keys: &[&str]) -> Verdict {
+    /// Blocked if the identity is; else the longer delay of the two keys (a blocked address
+    /// costs the longest delay).
+    pub fn verdict(&self, keys: &AttemptKeys) -> Verdict {
         let now = Instant::now();
         let mut throttle = self.throttle.lock().expect("throttle lock poisoned");
         if self
@@ -62,26 +98,75 @@ impl SharedThrottle {
         {
             throttle.prune(now);
         }
-        let mut delay = Duration::ZERO;
-        for key in keys {
-            match throttle.check(key, now) {
-                ThrottleVerdict::Blocked { .. } => return Verdict::Blocked,
-                ThrottleVerdict::Delay(d) => delay = delay.max(d),
-                ThrottleVerdict::Allow => {}
-            }
-        }
-        Verdict::Delay(delay)
+        let identity = match throttle.check(&keys.identity, now) {
+            ThrottleVerdict::Blocked { .. } => return Verdict::Blocked,
+            ThrottleVerdict::Delay(delay) => delay,
+            ThrottleVerdict::Allow => Duration::ZERO,
+        };
+        let address = match throttle.check(&keys.address, now) {
+            ThrottleVerdict::Blocked { .. } => throttle.config().max_delay,
+            ThrottleVerdict::Delay(delay) => delay,
+            ThrottleVerdict::Allow => Duration::ZERO,
+        };
+        Verdict::Delay(identity.max(address))
     }
 
-    pub fn record(&self, keys: &[&str], success: bool) {
+    /// A failure counts against both keys; a success clears the identity's failures (the
+    /// address's expire with their window: one company's success says nothing of another's
+    /// guesses).
+    pub fn record(&self, keys: &AttemptKeys, success: bool) {
         let now = Instant::now();
         let mut throttle = self.throttle.lock().expect("throttle lock poisoned");
-        for key in keys {
-            if success {
-                throttle.record_success(key, now);
-            } else {
-                throttle.record_failure(key, now);
-            }
+        if success {
+            throttle.record_success(&keys.identity, now);
+        } else {
+            throttle.record_failure(&keys.identity, now);
+            throttle.record_failure(&keys.address, now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttle() -> SharedThrottle {
+        SharedThrottle::new(ThrottleConfig {
+            block_after: 3,
+            free_failures: 1,
+            ..ThrottleConfig::default()
+        })
+    }
+
+    const ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    #[test]
+    fn failures_of_other_identities_behind_an_address_only_slow_it_down() {
+        let throttle = throttle();
+        let guesser = AttemptKeys::new(ADDRESS, "CVR_1_UID_1", "aa", true);
+        for _ in 0..10 {
+            throttle.record(&guesser, false);
+        }
+        assert_eq!(throttle.verdict(&guesser), Verdict::Blocked);
+        let neighbour = AttemptKeys::new(ADDRESS, "CVR_2_UID_1", "bb", true);
+        assert_eq!(
+            throttle.verdict(&neighbour),
+            Verdict::Delay(ThrottleConfig::default().max_delay),
+            "the address is past its block, but only delays"
+        );
+    }
+
+    #[test]
+    fn a_certificate_that_is_not_the_current_one_counts_apart_from_the_user() {
+        let throttle = throttle();
+        let old_certificate = AttemptKeys::new(ADDRESS, "CVR_1_UID_1", "old", false);
+        let current = AttemptKeys::new(ADDRESS, "CVR_1_UID_1", "new", true);
+        for _ in 0..10 {
+            throttle.record(&old_certificate, false);
+        }
+        assert_eq!(throttle.verdict(&old_certificate), Verdict::Blocked);
+        assert_ne!(throttle.verdict(&current), Verdict::Blocked);
+        let elsewhere = AttemptKeys::new("192.0.2.2".parse().unwrap(), "CVR_1_UID_1", "new", true);
+        assert_eq!(throttle.verdict(&elsewhere), Verdict::Delay(Duration::ZERO));
     }
 }

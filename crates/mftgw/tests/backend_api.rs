@@ -291,6 +291,23 @@ async fn backends_answer_their_own_transactions_once_and_nobody_else_can() {
     );
     let long = format!(r#"{{"code":"X","message":"{}"}}"#, "m".repeat(1001));
     assert_eq!(api.reject(&second, m, &long).await.0, 400);
+    // What XML cannot carry (review item 7): a C0 control character, a non-character.
+    for text in [r"bell\u0007", r"\ufffe", r"nul\u0000"] {
+        for body in [
+            format!(r#"{{"code":"X","message":"{text}"}}"#),
+            format!(r#"{{"code":"X","message":"m","resolution":"{text}"}}"#),
+        ] {
+            let (status, answer) = api.reject(&second, m, &body).await;
+            assert_eq!(status, 400, "{body}: {answer}");
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("cannot appear in XML"),
+                "{answer}"
+            );
+        }
+    }
     let rejection = r#"{"code":"MANIFEST_INVALID","message":"Line 3: <script>alert(1)</script>","resolution":"Fix and resend"}"#;
     for _ in 0..2 {
         let (status, body) = api.reject(&second, m, rejection).await;
@@ -360,6 +377,27 @@ async fn backends_answer_their_own_transactions_once_and_nobody_else_can() {
     assert_eq!(api.outbound(&foreign, m, b"x").await.0, 403);
     let nobody = format!("/v1/outbound/{MANIFEST}/CVR_00000000_UID_0/n.xml");
     assert_eq!(api.outbound(&nobody, m, b"x").await.0, 404);
+    // ... and who hold the service's role, or held it within the retention (review item 12).
+    let other = demo.user(3);
+    let no_role = format!("/v1/outbound/{MANIFEST}/{}/n.xml", other.username);
+    let (status, body) = api.outbound(&no_role, m, b"x").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("no_role")),
+        "{body}"
+    );
+    assert!(
+        out_names(&demo, &other)
+            .iter()
+            .all(|name| !name.contains("n.xml"))
+    );
+    demo.admin(&["role", "grant", &other.username, MANIFEST]);
+    demo.admin(&["role", "revoke", &other.username, MANIFEST]);
+    let (status, body) = api.outbound(&no_role, m, b"x").await;
+    assert_eq!(
+        status, 201,
+        "a role revoked just now is within the retention: {body}"
+    );
     assert_eq!(api.outbound(&outbound, "guess", b"x").await.0, 401);
 
     // Bad methods, bad paths and big bodies get JSON errors too.

@@ -208,19 +208,36 @@ fn each_format_error_gets_its_status_0() {
     let out = out_names(&demo, &user);
     assert_eq!(out.len(), 4, "one status_0 each, nothing else: {out:?}");
 
-    // A rejected upload used its name like any other: its status_0 now says so.
-    curl_put(
+    // A rejected upload used its name like any other. Reusing it leaves the original's
+    // status_0 (its error and SKATTransactionId) as it was ...
+    let status_0 = "/out/status_AKFA_last.txt_0.xml";
+    let (ok, original, err) = curl(&demo, &user, status_0, &[]);
+    assert!(ok, "{err}");
+    assert!(
+        xml_element(&original, "SKATTransactionId").is_some(),
+        "{original}"
+    );
+    let again = write(&demo, "again.txt", &valid);
+    curl_put(&demo, &user, true, &again, "/AKFA/last.txt");
+    let (ok, xml, err) = curl(&demo, &user, status_0, &[]);
+    assert!(ok, "{err}");
+    assert_eq!(xml, original, "the original status_0 is untouched");
+    assert_eq!(out_names(&demo, &user).len(), 4);
+    // ... and once the client has taken it away, a reuse is answered with a status_0 of its own.
+    let (ok, _, err) = curl(
         &demo,
         &user,
-        true,
-        &write(&demo, "again.txt", &valid),
-        "/AKFA/last.txt",
+        "/",
+        &["-Q", "DELE /out/status_AKFA_last.txt_0.xml"],
     );
-    let (ok, xml, err) = curl(&demo, &user, "/out/status_AKFA_last.txt_0.xml", &[]);
+    assert!(ok, "{err}");
+    curl_put(&demo, &user, true, &again, "/AKFA/last.txt");
+    let (ok, xml, err) = curl(&demo, &user, status_0, &[]);
     assert!(ok, "{err}");
     assert_eq!(
         xml_element(&xml, "error.code").as_deref(),
         Some("FILENAME_CANNOT_BE_REUSED_FOR_TRANSACTION")
     );
+    assert_eq!(xml_element(&xml, "SKATTransactionId"), None, "{xml}");
     assert_eq!(demo.transactions(&user.username).len(), 4);
 }

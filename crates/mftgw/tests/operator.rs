@@ -18,6 +18,18 @@ struct Http {
 }
 
 impl Http {
+    /// The demo's API on `addr`, trusting the demo's CA.
+    fn https(addr: std::net::SocketAddr, demo: &Demo) -> Http {
+        let ca = std::fs::read(demo.ca()).unwrap();
+        Http {
+            base: format!("https://{addr}"),
+            client: reqwest::Client::builder()
+                .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+                .build()
+                .unwrap(),
+        }
+    }
+
     async fn send(
         &self,
         method: reqwest::Method,
@@ -63,15 +75,9 @@ async fn health_metrics_and_the_admin_api() {
         ("MFTGW__API__ADMIN_TOKEN", TOKEN),
         ("MFTGW__DELIVERY__BACKENDS", &down),
         ("MFTGW__DELIVERY__RETRY_FIRST_MS", "60000"),
+        ("MFTGW__API__METRICS_REFRESH_SECS", "1"),
     ]);
-    let ca = std::fs::read(demo.ca()).unwrap();
-    let http = Http {
-        base: format!("https://{api}"),
-        client: reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .build()
-            .unwrap(),
-    };
+    let http = Http::https(api, &demo);
     assert_eq!(
         http.send(reqwest::Method::GET, "/healthz", None).await,
         (200, "ok\n".into())
@@ -100,21 +106,7 @@ async fn health_metrics_and_the_admin_api() {
     );
     assert!(!ok);
     wait_for_out(&demo, &user, &heartbeat_files("m-1.xml"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let metrics = loop {
-        let (status, text) = http.send(reqwest::Method::GET, "/metrics", None).await;
-        assert_eq!(status, 200);
-        if metric(&text, "mftgw_status_files_total{status=\"3\"}") == Some(1.0)
-            || Instant::now() > deadline
-        {
-            break text;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    // The client above, and curl each time `wait_for_out` looked; only the client is still on.
-    let allowed = metric(&metrics, "mftgw_ftps_logins_total{outcome=\"allowed\"}").unwrap();
-    assert!(allowed >= 2.0, "{metrics}");
-    for (line, value) in [
+    let expected = [
         ("mftgw_ftps_logins_total{outcome=\"refused\"}", 1.0),
         ("mftgw_ftps_sessions", 1.0),
         ("mftgw_uploads_total{outcome=\"transaction\"}", 2.0),
@@ -131,8 +123,25 @@ async fn health_metrics_and_the_admin_api() {
             &format!("mftgw_delivery_attempts_total{{service=\"{MANIFEST}\",outcome=\"failed\"}}"),
             1.0,
         ),
-    ] {
-        assert_eq!(metric(&metrics, line), Some(value), "{line} in\n{metrics}");
+    ];
+    // The gauges of the store's counts follow at their next refresh (a second here).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let (status, text) = http.send(reqwest::Method::GET, "/metrics", None).await;
+        assert_eq!(status, 200);
+        let all = expected
+            .iter()
+            .all(|(line, value)| metric(&text, line) == Some(*value));
+        if all || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The client above, and curl each time `wait_for_out` looked; only the client is still on.
+    let allowed = metric(&metrics, "mftgw_ftps_logins_total{outcome=\"allowed\"}").unwrap();
+    assert!(allowed >= 2.0, "{metrics}");
+    for (line, value) in &expected {
+        assert_eq!(metric(&metrics, line), Some(*value), "{line} in\n{metrics}");
     }
 
     // The admin API needs the operators' token.
@@ -285,4 +294,75 @@ async fn health_metrics_and_the_admin_api() {
     ] {
         demo.wait_for_audit(action, "allowed", None);
     }
+}
+
+/// Review item 13: `/metrics` can ask for a token, and can be served on a plain-HTTP
+/// listener of its own; either way a scrape reads gauges kept up to date in the background,
+/// not the store (its statements are in the log: none per scrape).
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_ask_for_their_token_and_cost_the_store_nothing_per_scrape() {
+    let [api, monitoring] = [0, 1].map(|_| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    });
+    let demo = Demo::start_with_env(&[
+        ("MFTGW__API__LISTEN", &api.to_string()),
+        ("MFTGW__API__METRICS_TOKEN", "scraper-secret"),
+        ("MFTGW__API__METRICS_LISTEN", &monitoring.to_string()),
+        ("MFTGW__API__METRICS_REFRESH_SECS", "3600"),
+        ("MFTGW_LOG", "info,sqlx::query=debug"),
+    ]);
+    let https = Http::https(api, &demo);
+    assert_eq!(
+        https.send(reqwest::Method::GET, "/metrics", None).await.0,
+        401
+    );
+    assert_eq!(
+        https
+            .send(reqwest::Method::GET, "/metrics", Some("wrong"))
+            .await
+            .0,
+        401
+    );
+    let plain = Http {
+        base: format!("http://{monitoring}"),
+        client: reqwest::Client::new(),
+    };
+    assert_eq!(
+        plain.send(reqwest::Method::GET, "/healthz", None).await,
+        (200, "ok\n".into())
+    );
+    assert_eq!(
+        plain
+            .send(reqwest::Method::GET, "/v1/admin/users", None)
+            .await
+            .0,
+        404
+    );
+    let counted = |log: &str| log.matches("FROM transactions GROUP BY state").count();
+    // The gauges are read once at start.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counted(&demo.log()) == 0 {
+        assert!(Instant::now() < deadline, "the gauges were never read");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = counted(&demo.log());
+    for _ in 0..20 {
+        let (status, text) = https
+            .send(reqwest::Method::GET, "/metrics", Some("scraper-secret"))
+            .await;
+        assert_eq!(status, 200);
+        assert!(
+            text.contains("mftgw_transactions{state=\"received\"}"),
+            "{text}"
+        );
+        let (status, text) = plain
+            .send(reqwest::Method::GET, "/metrics", Some("scraper-secret"))
+            .await;
+        assert_eq!(status, 200);
+        assert!(text.contains("mftgw_transactions"), "{text}");
+    }
+    assert_eq!(counted(&demo.log()), before, "scrapes queried the store");
 }

@@ -5,174 +5,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use support::portal::Portal;
 use support::{Demo, DemoUser, curl};
-
-/// A browser-like client of the portal: one certificate, a cookie jar, no redirects followed.
-struct Portal {
-    client: reqwest::Client,
-    base: String,
-    cookies: BTreeMap<String, String>,
-    username: String,
-}
-
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    /// The first CSRF token in the page's forms.
-    fn csrf(&self) -> String {
-        let marker = "name=\"csrf\" value=\"";
-        let start = self
-            .body
-            .find(marker)
-            .expect("the page has a form with a CSRF token")
-            + marker.len();
-        self.body[start..start + 64].to_string()
-    }
-
-    fn location(&self) -> &str {
-        self.headers
-            .get(LOCATION)
-            .map(|value| value.to_str().unwrap())
-            .unwrap_or("")
-    }
-
-    fn assert(&self, status: StatusCode, contains: &str) {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert!(
-            self.body.contains(contains),
-            "the page does not say {contains:?}:\n{}",
-            self.body
-        );
-    }
-}
-
-impl Portal {
-    fn new(demo: &Demo, user: &DemoUser) -> Portal {
-        let tls = (*demo.tls(user)).clone();
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Portal {
-            client,
-            base: demo.portal_url(),
-            cookies: BTreeMap::new(),
-            username: support::username_of(&user.cert),
-        }
-    }
-
-    /// The request with this client's cookies.
-    fn with_cookies(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        if cookie.is_empty() {
-            request
-        } else {
-            request.header("cookie", cookie)
-        }
-    }
-
-    /// A `POST` of `form`, urlencoded, with this client's cookies.
-    fn form_request(&self, path: &str, form: &[(&str, &str)]) -> reqwest::RequestBuilder {
-        let body = form
-            .iter()
-            .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
-            .collect::<Vec<_>>()
-            .join("&");
-        self.with_cookies(
-            self.client
-                .post(format!("{}{path}", self.base))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body),
-        )
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let request = self.with_cookies(request);
-        let response = request.send().await.expect("the portal answers");
-        for set in response.headers().get_all(SET_COOKIE) {
-            let set = set.to_str().unwrap();
-            let (name, value) = set.split(';').next().unwrap().split_once('=').unwrap();
-            if set.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_string(), value.to_string());
-            }
-        }
-        Page {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let request = self.client.get(format!("{}{path}", self.base));
-        self.send(request).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let request = self.form_request(path, form);
-        self.send(request).await
-    }
-
-    /// `POST /password` from `current` to `new` (twice); returns the answer.
-    async fn change_password(&mut self, current: &str, new: &str) -> Page {
-        let csrf = self.get("/password").await.csrf();
-        self.post(
-            "/password",
-            &[
-                ("csrf", &csrf),
-                ("current", current),
-                ("new", new),
-                ("confirm", new),
-            ],
-        )
-        .await
-    }
-
-    /// First login with the username, then the forced change to `password`; returns the
-    /// overview's CSRF token.
-    async fn first_login(&mut self, password: &str) -> String {
-        let csrf = self.get("/").await.csrf();
-        let username = self.username.clone();
-        let page = self
-            .post("/login", &[("csrf", &csrf), ("password", &username)])
-            .await;
-        assert_eq!(page.location(), "/password", "{}", page.body);
-        let page = self.change_password(&username, password).await;
-        assert_eq!(page.location(), "/?done=password", "{}", page.body);
-        self.get("/").await.csrf()
-    }
-}
-
-/// `application/x-www-form-urlencoded` encoding of one value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                char::from(byte).to_string()
-            }
-            b' ' => "+".to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
 
 const PASSWORD: &str = "Portal-Password-1";
 const SCRIPT: &str = "<script>alert(1)</script>";
@@ -438,14 +275,38 @@ async fn the_profile_form_refuses_bad_input_and_escapes_what_it_shows() {
     demo.wait_for_audit("portal.profile", "allowed", None);
 }
 
-#[tokio::test]
-async fn registering_twice_queues_once_and_a_revoked_certificate_registers_but_cannot_use_ftps() {
-    let demo = Demo::start();
-    let revoked = demo.issue_certificate("portal-revoked", "moces", "13572468", "77");
-    demo.revoke_in_pki("portal-revoked");
-    demo.signal("HUP");
+/// Refreshes the overview until it says `text` (a registration finished); returns it.
+async fn overview_saying(portal: &mut Portal, text: &str) -> support::portal::Page {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = portal.get("/").await;
+        if page.body.contains(text) {
+            return page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "registration never finished:\n{}",
+            page.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
-    let mut portal = Portal::new(&demo, &revoked);
+/// Waits until the overview says the registration is done; returns the gateway password it
+/// shows.
+async fn registered_password(portal: &mut Portal) -> String {
+    let overview = overview_saying(portal, "klar til brug").await;
+    let marker = "id=\"gateway-password-value\">";
+    let start = overview.body.find(marker).unwrap() + marker.len();
+    overview.body[start..start + 24].to_string()
+}
+
+#[tokio::test]
+async fn registering_twice_queues_once_and_the_password_shown_works_over_ftps() {
+    let demo = Demo::start();
+    let fresh = demo.issue_certificate("portal-double", "moces", "13572468", "77");
+
+    let mut portal = Portal::new(&demo, &fresh);
     let csrf = portal.first_login(PASSWORD).await;
     portal
         .get("/")
@@ -459,22 +320,7 @@ async fn registering_twice_queues_once_and_a_revoked_certificate_registers_but_c
     for click in [first, second] {
         assert_eq!(click.unwrap().status(), StatusCode::SEE_OTHER);
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let overview = loop {
-        let page = portal.get("/").await;
-        if page.body.contains("klar til brug") {
-            break page;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "registration never finished:\n{}",
-            page.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let marker = "id=\"gateway-password-value\">";
-    let start = overview.body.find(marker).unwrap() + marker.len();
-    let password = overview.body[start..start + 24].to_string();
+    let password = registered_password(&mut portal).await;
 
     let username = portal.username.clone();
     let audit = demo.audit();
@@ -514,15 +360,263 @@ async fn registering_twice_queues_once_and_a_revoked_certificate_registers_but_c
             .count(),
         1
     );
+    let user = DemoUser { password, ..fresh };
+    let (ok, _, err) = curl(&demo, &user, "/", &["--list-only"]);
+    assert!(
+        ok,
+        "the password the portal showed does not work over FTPS: {err}"
+    );
+}
 
-    // FTPS checks the CRL: the registered, revoked certificate is refused in the handshake.
-    let user = DemoUser {
-        password,
-        ..revoked
+/// Revokes client `name` of the demo's PKI, reloads the CRLs (SIGHUP), and waits until FTPS
+/// refuses `user`'s certificate as revoked.
+fn revoke_and_reload(demo: &Demo, name: &str, user: &DemoUser) {
+    demo.revoke_in_pki(name);
+    demo.signal("HUP");
+    let fingerprint = support::fingerprint_of(&user.cert);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let _ = curl(demo, user, "/", &["--list-only"]);
+        let refused = demo.count_audit(|e| {
+            e["action"] == "ftps.tls"
+                && e["reason"] == "certificate_revoked"
+                && e["cert_fingerprint"] == fingerprint.as_str()
+        });
+        if refused > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the CRL reload never took effect"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Review item 5: a revoked certificate may register (SPEC §1), and does nothing else: no
+/// password change (the first password is the public username), no profile change, no
+/// gateway password, no transactions or `/out`; the overview says it is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_may_register_and_nothing_else() {
+    let demo = Demo::start();
+    let revoked = demo.issue_certificate("portal-revoked", "moces", "13572468", "78");
+    tokio::task::block_in_place(|| revoke_and_reload(&demo, "portal-revoked", &revoked));
+
+    let mut portal = Portal::new(&demo, &revoked);
+    let username = portal.username.clone();
+    let overview = revoked_login(&mut portal).await;
+    assert!(!overview.body.contains("id=\"save\""), "{}", overview.body);
+    let csrf = overview.csrf();
+    portal
+        .get("/password")
+        .await
+        .assert(StatusCode::FORBIDDEN, "kun registrere certifikatet");
+    let new = "Chosen-By-A-Thief-1";
+    portal
+        .post(
+            "/password",
+            &[
+                ("csrf", &csrf),
+                ("current", &username),
+                ("new", new),
+                ("confirm", new),
+            ],
+        )
+        .await
+        .assert(StatusCode::FORBIDDEN, "kun registrere certifikatet");
+    portal
+        .post(
+            "/profile",
+            &[
+                ("csrf", &csrf),
+                ("se_number", "12345678"),
+                ("email", ""),
+                ("ftps", "on"),
+            ],
+        )
+        .await
+        .assert(StatusCode::FORBIDDEN, "kun registrere certifikatet");
+    for path in ["/transactions", "/out"] {
+        portal
+            .get(path)
+            .await
+            .assert(StatusCode::FORBIDDEN, "kun registrere certifikatet");
+    }
+
+    let page = portal.post("/register", &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let overview = overview_saying(&mut portal, "Registreret og aktiv").await;
+    overview.assert(StatusCode::OK, "spærret (tilbagekaldt)");
+    assert!(
+        !overview.body.contains("gateway-password-value")
+            && !overview.body.contains("gateway-user"),
+        "a revoked certificate was shown the gateway login:\n{}",
+        overview.body
+    );
+    // The password is still the username: nothing was changed.
+    revoked_login(&mut Portal::new(&demo, &revoked)).await;
+}
+
+/// A revoked certificate's first login: the username is the password, and it goes straight
+/// to the overview (no password change), which says it is revoked; returns the overview.
+async fn revoked_login(portal: &mut Portal) -> support::portal::Page {
+    let username = portal.username.clone();
+    let csrf = portal.get("/").await.csrf();
+    let page = portal
+        .post("/login", &[("csrf", &csrf), ("password", &username)])
+        .await;
+    assert_eq!(page.location(), "/", "{}", page.body);
+    let overview = portal.get("/").await;
+    overview.assert(StatusCode::OK, "spærret (tilbagekaldt)");
+    overview
+}
+
+/// A revoked certificate may register a new user, but not push out a valid registered one,
+/// however new it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_cannot_replace_a_valid_registered_one() {
+    let demo = Demo::start();
+    let valid = demo.issue_certificate("kept", "moces", "13572468", "80");
+    let printed = demo.admin(&["user", "register", "--cert", valid.cert.to_str().unwrap()]);
+    let password = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("gateway password: "))
+        .unwrap()
+        .to_string();
+    let three_years = 3 * 365 * 24 * 60 * 60;
+    let newer =
+        demo.issue_certificate_valid_for("newer-revoked", "moces", "13572468", "80", three_years);
+    tokio::task::block_in_place(|| revoke_and_reload(&demo, "newer-revoked", &newer));
+
+    let mut portal = Portal::new(&demo, &newer);
+    let overview = revoked_login(&mut portal).await;
+    assert!(
+        !overview.body.contains("id=\"register\""),
+        "{}",
+        overview.body
+    );
+    let page = portal
+        .post("/register", &[("csrf", &overview.csrf())])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    demo.wait_for_audit(
+        "portal.register_requested",
+        "info",
+        Some("nothing_to_register"),
+    );
+    let valid = DemoUser { password, ..valid };
+    let (ok, _, err) = curl(&demo, &valid, "/", &["--list-only"]);
+    assert!(ok, "the valid certificate was replaced: {err}");
+}
+
+/// Review item 5: a renewal that follows a revocation gives the user a new gateway password
+/// (the revoked certificate's holder may know the old one); the portal shows it to the new
+/// certificate, and the old password no longer works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_after_a_revocation_rotates_the_gateway_password() {
+    let demo = Demo::start();
+    let first = demo.issue_certificate("rotating-1", "voces", "24681357", "5");
+    let printed = demo.admin(&["user", "register", "--cert", first.cert.to_str().unwrap()]);
+    let old_password = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("gateway password: "))
+        .unwrap()
+        .to_string();
+    let first = DemoUser {
+        password: old_password.clone(),
+        ..first
     };
-    let (ok, _, _) = curl(&demo, &user, "/", &["--list-only"]);
-    assert!(!ok, "a revoked certificate logged in over FTPS");
-    demo.wait_for_audit("ftps.tls", "refused", Some("certificate_revoked"));
+    assert!(curl(&demo, &first, "/", &["--list-only"]).0);
+    tokio::task::block_in_place(|| revoke_and_reload(&demo, "rotating-1", &first));
+
+    // Valid for longer than the first, as a renewal is.
+    let three_years = 3 * 365 * 24 * 60 * 60;
+    let renewed =
+        demo.issue_certificate_valid_for("rotating-2", "voces", "24681357", "5", three_years);
+    let mut portal = Portal::new(&demo, &renewed);
+    let csrf = portal.first_login(PASSWORD).await;
+    let page = portal.post("/register", &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let new_password = registered_password(&mut portal).await;
+    assert_ne!(new_password, old_password);
+
+    let with_old = DemoUser {
+        password: old_password,
+        ..renewed.clone()
+    };
+    assert!(
+        !curl(&demo, &with_old, "/", &["--list-only"]).0,
+        "the old password still works"
+    );
+    let with_new = DemoUser {
+        password: new_password,
+        ..renewed
+    };
+    let (ok, _, err) = curl(&demo, &with_new, "/", &["--list-only"]);
+    assert!(ok, "{err}");
+    demo.wait_for_audit_where("portal.renew with a rotated password", |e| {
+        e["action"] == "portal.renew"
+            && e["outcome"] == "allowed"
+            && e["detail"]["password_rotated"].is_string()
+    });
+}
+
+/// Review item 5: operators who want more than the username as the first portal password
+/// hand out one-time codes.
+#[tokio::test]
+async fn with_operator_codes_the_first_portal_password_is_a_one_time_code() {
+    let demo = Demo::start_with_env(&[("MFTGW__PORTAL__FIRST_PASSWORD", "operator_code")]);
+    let unregistered = demo.certificate("unregistered");
+    let mut portal = Portal::new(&demo, &unregistered);
+    let username = portal.username.clone();
+    let csrf = portal.get("/").await.csrf();
+    portal
+        .post("/login", &[("csrf", &csrf), ("password", &username)])
+        .await
+        .assert(StatusCode::UNAUTHORIZED, "Forkert adgangskode");
+
+    let printed = demo.admin(&["portal", "code", &username]);
+    let code = printed
+        .split_once(": ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let csrf = portal.get("/").await.csrf();
+    let page = portal
+        .post("/login", &[("csrf", &csrf), ("password", &code)])
+        .await;
+    assert_eq!(page.location(), "/password", "{}", page.body);
+    let page = portal.change_password(&code, PASSWORD).await;
+    assert_eq!(page.location(), "/?done=password", "{}", page.body);
+
+    // Used: from now on only the chosen password opens the account.
+    let mut again = Portal::new(&demo, &unregistered);
+    let csrf = again.get("/").await.csrf();
+    again
+        .post("/login", &[("csrf", &csrf), ("password", &code)])
+        .await
+        .assert(StatusCode::UNAUTHORIZED, "Forkert adgangskode");
+    demo.wait_for_audit("admin.portal_code", "allowed", None);
+}
+
+/// Review item 5: a certificate that expires while its connection is open is refused by the
+/// portal on its next request (the handshake checked it once; a kept-alive connection or a
+/// resumed TLS session would not check it again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_expires_during_a_visit_is_refused_on_its_next_request() {
+    let demo = Demo::start();
+    let short = demo.issue_certificate_valid_for("short-lived", "moces", "13572468", "79", 6);
+    let not_after = support::not_after(&short.cert);
+    let mut portal = Portal::new(&demo, &short);
+    portal.get("/").await.assert(StatusCode::OK, "Log på");
+    while time::OffsetDateTime::now_utc() <= not_after + time::Duration::SECOND {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    portal
+        .get("/")
+        .await
+        .assert(StatusCode::FORBIDDEN, "udløbet");
+    demo.wait_for_audit("portal.certificate", "refused", Some("certificate_expired"));
 }
 
 #[tokio::test]

@@ -234,18 +234,39 @@ fn forms_without_csrf_and_replayed_session_cookies_are_refused() {
     );
     demo.wait_for_audit("portal.csrf", "refused", Some("csrf_token_mismatch"));
 
-    // A revoked certificate may still use the portal (SPEC §1); here it owns the session.
-    let revoked = demo.certificate("revoked");
+    let owner = demo.user(1);
     browse(
         &demo,
         "replay",
         json!({
-            "certificate": certificate(&revoked),
-            "username": support::username_of(&revoked.cert),
+            "certificate": certificate(&owner),
+            "username": owner.username,
             "portal_password": PORTAL_PASSWORD,
             "other_certificate": certificate(&unregistered),
             "other_username": unregistered_name,
         }),
     );
     demo.wait_for_audit("portal.session", "refused", Some("other_certificate"));
+}
+
+/// A revoked certificate may register (SPEC §1), but sees no gateway password and changes
+/// neither the portal password nor the profile (review item 5).
+#[test]
+fn a_revoked_certificate_sees_only_that_it_is_revoked() {
+    let demo = Demo::start();
+    let revoked = demo.certificate("revoked");
+    browse(
+        &demo,
+        "revoked",
+        json!({
+            "certificate": certificate(&revoked),
+            "username": support::username_of(&revoked.cert),
+        }),
+    );
+    assert!(audited(
+        &demo,
+        "portal.login",
+        "allowed",
+        &support::username_of(&revoked.cert)
+    ));
 }

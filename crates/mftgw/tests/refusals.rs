@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use mftgw_client::{DataConnection, DataOptions, FtpsClient, Reply, TlsVersions};
+use mftgw_client::{DataConnection, DataOptions, FtpsClient, TlsVersions};
 use serde_json::Value;
 use support::*;
 use tokio::io::AsyncReadExt;
@@ -74,16 +74,6 @@ async fn handshake_refused(demo: &Demo, tls: Arc<rustls::ClientConfig>) -> bool 
         Err(error) => Err(error),
     };
     outcome.is_err()
-}
-
-/// The last reply to a data command: a `150` is followed by the outcome of the transfer.
-async fn final_reply(client: &mut FtpsClient, command: &str) -> Reply {
-    let first = within(client.command(command)).await.unwrap();
-    if first.code == 150 {
-        within(client.read_reply()).await.unwrap()
-    } else {
-        first
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -471,7 +461,7 @@ async fn prot_c_is_refused_and_no_data_channel_opens_without_prot_p() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_data_connections_get_425_and_the_session_goes_on() {
+async fn a_stranger_on_the_same_address_can_neither_take_nor_cancel_a_transfer() {
     let demo = shared_demo();
     let users = demo.users();
     let (moces, other) = (&users[0], &users[1]);
@@ -484,21 +474,19 @@ async fn foreign_data_connections_get_425_and_the_session_goes_on() {
     .await
     .unwrap();
 
-    // 17. Another valid, registered certificate on the data connection.
+    // 17. Another valid, registered certificate on the data connection: it gets nothing,
+    // and the real client's connection, which comes after, gets the listing.
     let addr = within(client.epsv()).await.unwrap();
     let foreign = DataOptions {
         tls: Some(demo.tls(other)),
         ..Default::default()
     };
     let stolen = within(client.open_data(addr, &foreign)).await;
-    let reply = final_reply(&mut client, "LIST").await;
-    assert_eq!(reply.code, 425, "{reply}");
     if let Ok(DataConnection::Tls(mut stream)) = stolen {
         let mut bytes = Vec::new();
         let _ = within(stream.read_to_end(&mut bytes)).await;
         assert!(bytes.is_empty(), "a foreign certificate received a listing");
     }
-    assert_eq!(within(client.command("NOOP")).await.unwrap().code, 200);
     blocking(|| {
         demo.wait_for_audit_where(
             "ftps.data/refused/data_connection_certificate_mismatch",
@@ -512,39 +500,52 @@ async fn foreign_data_connections_get_425_and_the_session_goes_on() {
             },
         )
     });
+    assert!(list_on(&mut client, addr).await.contains(" out\r\n"));
 
-    // 18. Plain bytes on a passive port.
+    // 18. Plain bytes on a passive port: refused (counted with the other unauthenticated
+    // refusals from the address), and the real client still lists.
     let addr = within(client.epsv()).await.unwrap();
     let plain = DataOptions {
         plaintext: Some(b"hello, this is not TLS\r\n".to_vec()),
         ..Default::default()
     };
     let _plain = within(client.open_data(addr, &plain)).await.unwrap();
-    let reply = final_reply(&mut client, "LIST").await;
-    assert_eq!(reply.code, 425, "{reply}");
-    assert_eq!(within(client.command("NOOP")).await.unwrap().code, 200);
-    let entry = blocking(|| {
+    blocking(|| {
         demo.wait_for_audit_where("ftps.data/refused/data_tls_*", |e| {
             e["action"] == "ftps.data"
                 && e["outcome"] == "refused"
                 && e["peer_ip"] == CLIENT_IP
-                && e["username"] == moces.username.as_str()
                 && e["reason"]
                     .as_str()
                     .is_some_and(|r| r.starts_with("data_tls_"))
         })
     });
-    assert_eq!(
-        entry["detail"]["from"]
-            .as_str()
-            .map(|f| f.starts_with("127.0.0.1:")),
-        Some(true),
-        "{entry}"
-    );
+    assert!(list_on(&mut client, addr).await.contains(" out\r\n"));
 
-    // The session still transfers normally.
-    let listing = within(client.download("LIST")).await.unwrap();
-    assert!(String::from_utf8(listing).unwrap().contains(" out\r\n"));
+    // Passive ports are not handed out in order: nobody can tell which one comes next.
+    let mut ports = Vec::new();
+    for _ in 0..40 {
+        ports.push(within(client.epsv()).await.unwrap().port());
+    }
+    let downward = ports.windows(2).filter(|pair| pair[1] < pair[0]).count();
+    assert!(downward >= 5, "passive ports look sequential: {ports:?}");
+}
+
+/// Opens the session's own data connection to `addr` and lists `/` over it.
+async fn list_on(client: &mut FtpsClient, addr: std::net::SocketAddr) -> String {
+    let data = within(client.open_data(addr, &DataOptions::default()))
+        .await
+        .unwrap();
+    let reply = within(client.command("LIST")).await.unwrap();
+    assert_eq!(reply.code, 150, "{reply}");
+    let DataConnection::Tls(mut stream) = data else {
+        unreachable!("a TLS data connection was asked for")
+    };
+    let mut listing = Vec::new();
+    within(stream.read_to_end(&mut listing)).await.unwrap();
+    let reply = within(client.read_reply()).await.unwrap();
+    assert_eq!(reply.code, 226, "{reply}");
+    String::from_utf8(listing).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -727,5 +728,120 @@ async fn failures_under_a_foreign_certificate_do_not_lock_the_named_user_out() {
         session.is_ok(),
         "the named user was locked out: {:?}",
         session.err()
+    );
+}
+
+/// Settings under which three failures block, with a short, visible slow-down.
+const STRICT_THROTTLE: [(&str, &str); 5] = [
+    ("MFTGW__LOGIN__FREE_FAILURES", "0"),
+    ("MFTGW__LOGIN__DELAY_PER_FAILURE_MS", "100"),
+    ("MFTGW__LOGIN__MAX_DELAY_MS", "300"),
+    ("MFTGW__LOGIN__BLOCK_AFTER", "3"),
+    ("MFTGW__LOGIN__BLOCK_FOR_SECS", "600"),
+];
+
+/// `USER`/`PASS` with `user`'s certificate, named `username`; the reply to `PASS`.
+async fn pass_reply(demo: &Demo, user: &DemoUser, username: &str, password: &str) -> u16 {
+    let mut client = connect(demo).await;
+    within(client.auth_tls(demo.tls(user))).await.unwrap();
+    within(client.command(&format!("USER {username}")))
+        .await
+        .unwrap();
+    within(client.command(&format!("PASS {password}")))
+        .await
+        .unwrap()
+        .code
+}
+
+/// Review item 3: an old certificate that a renewal replaced (an old script still polling)
+/// fails under its own key, and never blocks the renewed certificate, right password and all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_with_a_replaced_certificate_do_not_lock_out_the_renewed_one() {
+    let demo = Demo::start_with_env(&STRICT_THROTTLE);
+    let renewed = demo.user(1);
+    let replaced = demo.certificate("replaced");
+    assert_eq!(replaced.username, renewed.username);
+    for _ in 0..5 {
+        let code = pass_reply(&demo, &replaced, &renewed.username, &renewed.password).await;
+        assert_eq!(code, 530);
+    }
+    blocking(|| {
+        demo.wait_for_audit_where("ftps.login/refused/blocked for the old certificate", |e| {
+            entry_is(e, "ftps.login", "refused", "blocked")
+                && e["cert_fingerprint"] == fingerprint_of(&replaced.cert).as_str()
+        })
+    });
+    let session = within(demo.try_login(&renewed)).await;
+    assert!(
+        session.is_ok(),
+        "the renewed certificate was locked out: {:?}",
+        session.err()
+    );
+}
+
+/// Review item 4: behind one address (NAT, a balancer) are many companies. One company's
+/// failures block that company; another's correct login from the same address goes in, and
+/// its own failures are only slowed down by the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_from_an_address_do_not_lock_out_another_identity_behind_it() {
+    let demo = Demo::start_with_env(&STRICT_THROTTLE);
+    let users = demo.users();
+    let (failing, neighbour) = (&users[0], &users[2]);
+    for _ in 0..5 {
+        let code = pass_reply(&demo, failing, &failing.username, "wrong").await;
+        assert_eq!(code, 530);
+    }
+    assert_eq!(
+        pass_reply(&demo, failing, &failing.username, &failing.password).await,
+        530,
+        "the failing identity itself is blocked"
+    );
+    let session = within(demo.try_login(neighbour)).await;
+    assert!(
+        session.is_ok(),
+        "another company behind the address was locked out: {:?}",
+        session.err()
+    );
+    assert_eq!(
+        pass_reply(&demo, neighbour, &neighbour.username, "wrong").await,
+        530
+    );
+    let slowed = blocking(|| {
+        demo.wait_for_audit_where("ftps.login/refused/wrong_password of the neighbour", |e| {
+            entry_is(e, "ftps.login", "refused", "wrong_password")
+                && e["username"] == neighbour.username.as_str()
+        })
+    });
+    assert_eq!(slowed["detail"]["throttled_ms"], 300, "{slowed}");
+    let blocked_neighbour = blocking(|| demo.audit())
+        .iter()
+        .any(|e| e["reason"] == "blocked" && e["username"] == neighbour.username.as_str());
+    assert!(!blocked_neighbour, "the address blocked the neighbour");
+}
+
+/// Review item 7: a name XML cannot carry (U+FFFE, U+FFFF) is refused before anything is
+/// stored, so no status file can be malformed by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_xml_cannot_carry_are_refused_at_upload() {
+    let demo = shared_demo();
+    let user = demo.user(0);
+    let mut client = demo.login(&user).await;
+    for name in ["bad\u{fffe}.xml", "bad\u{ffff}.xml"] {
+        within(client.epsv()).await.unwrap();
+        let reply = within(client.command(&format!("STOR /FTPSGW.Heartbeat/{name}")))
+            .await
+            .unwrap();
+        assert_eq!(reply.code, 553, "{name:?}: {reply}");
+        let reply = within(client.command(&format!("MKD /FTPSGW.Heartbeat/{name}")))
+            .await
+            .unwrap();
+        assert_eq!(reply.code, 553, "{name:?}: {reply}");
+    }
+    assert!(
+        !demo
+            .transactions(&user.username)
+            .iter()
+            .any(|t| t["ftp_transaction_id"].as_str().unwrap().starts_with("bad")),
+        "a name XML cannot carry became a transaction"
     );
 }

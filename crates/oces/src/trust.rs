@@ -12,6 +12,7 @@
 //! [`CrlPolicy`], either to refuse the certificates of its issuer or to let them in while the
 //! operator is alarmed ([`TrustStore::stale_crls`]). That check runs after webpki's.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,6 +103,8 @@ impl CrlStatus {
 struct Loaded {
     verifier: Arc<dyn ClientCertVerifier>,
     crls: Vec<CrlStatus>,
+    /// (issuer name DER, serial number) of every certificate the CRLs revoke.
+    revoked: HashSet<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Trusted roots and reloadable CRLs; use it as the `ClientCertVerifier` of a rustls
@@ -160,6 +163,20 @@ impl TrustStore {
         let loaded = load_crls(&self.roots, &self.provider, &self.crl_paths)?;
         self.current.store(Arc::new(loaded));
         Ok(())
+    }
+
+    /// Whether the CRLs in force revoke `certificate` (looked up by issuer and serial number:
+    /// no chain is needed, so it also answers for stored certificates). `false` for a
+    /// certificate that does not parse.
+    pub fn is_revoked(&self, certificate: &[u8]) -> bool {
+        let Ok((_, parsed)) = x509_parser::parse_x509_certificate(certificate) else {
+            return false;
+        };
+        let key = (
+            parsed.issuer().as_raw().to_vec(),
+            parsed.raw_serial().to_vec(),
+        );
+        self.current.load().revoked.contains(&key)
     }
 
     /// The CRLs in force.
@@ -304,7 +321,18 @@ fn load_crls(
     provider: &Arc<CryptoProvider>,
     paths: &[PathBuf],
 ) -> Result<Loaded, TrustError> {
-    let (crls, statuses): (Vec<_>, Vec<_>) = read_crls(paths)?.into_iter().unzip();
+    let mut revoked = HashSet::new();
+    let mut crls = Vec::new();
+    let mut statuses = Vec::new();
+    for (crl, status, serials) in read_crls(paths)? {
+        revoked.extend(
+            serials
+                .into_iter()
+                .map(|serial| (status.issuer_der.clone(), serial)),
+        );
+        crls.push(crl);
+        statuses.push(status);
+    }
     let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
         .with_crls(crls)
         .only_check_end_entity_revocation()
@@ -312,6 +340,7 @@ fn load_crls(
     Ok(Loaded {
         verifier,
         crls: statuses,
+        revoked,
     })
 }
 
@@ -337,10 +366,16 @@ fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tr
     Ok(certificates)
 }
 
+/// A CRL as read from its file: the DER, what operators see of it, and the serial numbers it
+/// revokes.
+type ReadCrl = (
+    CertificateRevocationListDer<'static>,
+    CrlStatus,
+    Vec<Vec<u8>>,
+);
+
 /// Reads every CRL file and parses each CRL, so that a broken file is named in the error.
-fn read_crls(
-    paths: &[PathBuf],
-) -> Result<Vec<(CertificateRevocationListDer<'static>, CrlStatus)>, TrustError> {
+fn read_crls(paths: &[PathBuf]) -> Result<Vec<ReadCrl>, TrustError> {
     let mut crls = Vec::new();
     for path in paths {
         let bytes = read_file(path)?;
@@ -374,7 +409,11 @@ fn read_crls(
                 next_update: parsed.next_update().map(|t| t.to_datetime()),
                 issuer_der: parsed.issuer().as_raw().to_vec(),
             };
-            crls.push((crl, status));
+            let serials = parsed
+                .iter_revoked_certificates()
+                .map(|revoked| revoked.raw_serial().to_vec())
+                .collect();
+            crls.push((crl, status, serials));
         }
     }
     Ok(crls)

@@ -20,8 +20,8 @@ mod transactions;
 
 pub use error::StoreError;
 pub use portal::{
-    NewRegistrationJob, PortalAccount, PortalProfile, PortalSession, QueuedRegistration,
-    RegistrationJob, RegistrationJobState,
+    InitialCode, NewRegistrationJob, PortalAccount, PortalProfile, PortalSession,
+    QueuedRegistration, RegistrationJob, RegistrationJobState,
 };
 pub use sqlite::SqliteStore;
 pub use transactions::{
@@ -50,6 +50,9 @@ pub struct CertificateRegistration {
     pub new_password_sealed: String,
     /// When a newly created user becomes active; ignored on renewal.
     pub activate_at: OffsetDateTime,
+    /// On a renewal, replace the password with `new_password_hash` too (the replaced
+    /// certificate was revoked: its holder may know the password).
+    pub rotate_password: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +62,8 @@ pub struct RegistrationOutcome {
     pub created: bool,
     /// Whether the certificate already was the user's current one, so nothing changed.
     pub unchanged: bool,
+    /// Whether a renewal replaced the password with `new_password_hash`.
+    pub password_rotated: bool,
 }
 
 /// Who granted a role. Each source grants and revokes only its own grants, so replication
@@ -90,6 +95,17 @@ pub struct RegisteredCertificate {
     pub registered_at: OffsetDateTime,
     /// When a renewal replaced it; `None` for the current certificate.
     pub replaced_at: Option<OffsetDateTime>,
+    pub der: Vec<u8>,
+}
+
+/// A committed change that may withdraw the authorisation of `username`'s live sessions:
+/// `change` is the new user state (`suspended`, `deleted`, ...), `certificate_replaced` or
+/// `interfaces_changed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityChange {
+    pub id: i64,
+    pub username: String,
+    pub change: String,
 }
 
 /// What [`Store::counts`] reports.
@@ -115,6 +131,8 @@ pub struct AuditQuery {
     pub username: Option<String>,
     pub action: Option<String>,
     pub since_id: Option<i64>,
+    /// Only events that happened before this.
+    pub before: Option<OffsetDateTime>,
     pub limit: u32,
 }
 
@@ -124,6 +142,7 @@ impl Default for AuditQuery {
             username: None,
             action: None,
             since_id: None,
+            before: None,
             limit: 100,
         }
     }
@@ -163,11 +182,23 @@ pub trait Store: Send + Sync + 'static {
     /// All users, ordered by username.
     fn list_users(&self) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
 
+    /// Sets the user's state and records the [`SecurityChange`], in one commit.
     fn set_user_state(
         &self,
         username: &str,
         state: UserState,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Security changes after `after_id`, oldest first (a renewal and a changed interface
+    /// choice record one too).
+    fn security_changes(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<SecurityChange>>> + Send;
+
+    /// The id of the latest security change (0: none yet), where a follower starts.
+    fn latest_security_change(&self) -> impl Future<Output = StoreResult<i64>> + Send;
 
     /// Grants `service` to the user on behalf of `source`; `false` if that source already had.
     /// The service name is not checked against the catalogue here; that is the caller's job.
@@ -197,8 +228,24 @@ pub trait Store: Send + Sync + 'static {
     /// The services the user holds a role for from any source, sorted and distinct.
     fn roles(&self, username: &str) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
 
-    /// Appends an event to the audit log and returns its id.
-    fn append_audit(&self, event: &AuditEvent) -> impl Future<Output = StoreResult<i64>> + Send;
+    /// Whether the user holds the role for `service` now, or held it at or after `since`.
+    fn held_role_since(
+        &self,
+        username: &str,
+        service: &str,
+        since: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Appends events to the audit log, in order, in one commit.
+    fn append_audit(&self, events: &[AuditEvent]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The retention sweep: deletes the events before `before` with ids up to `through_id`
+    /// (the ones archived), and from then on refuses to delete any event at or after `before`.
+    fn expire_audit(
+        &self,
+        before: OffsetDateTime,
+        through_id: i64,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     fn audit_events(
         &self,
@@ -284,14 +331,17 @@ pub trait Store: Send + Sync + 'static {
         transaction_id: i64,
     ) -> impl Future<Output = StoreResult<Vec<(StatusCode, OffsetDateTime)>>> + Send;
 
-    /// Puts a file in the user's `/out`, replacing one of the same name; returns the blob key
-    /// of the replaced file, if it was a blob, for the caller to delete.
-    fn put_out_file(
+    /// Puts a file in the user's `/out` unless one of that name is there; `false` if one is.
+    fn add_out_file(
         &self,
         username: &str,
         file: NewOutFile,
         at: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// The bytes of the user's uploads that wait for delivery.
+    fn pending_upload_bytes(&self, username: &str)
+    -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// The user's `/out`, in the order the files appeared.
     fn out_files(
@@ -316,6 +366,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Transactions per state, and outstanding work per service, for monitoring.
     fn counts(&self) -> impl Future<Output = StoreResult<Counts>> + Send;
+
+    /// Answers if the store can be reached.
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Bounds the write-ahead log: copies it into the database and truncates it, as far as
+    /// readers allow. Where the database does that itself, nothing.
+    fn checkpoint(&self) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Which of `keys` a transaction or an `/out` file refers to.
     fn referenced_blobs(
@@ -378,12 +435,23 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
-    /// Deletes the sessions of `username` (all of them: after a password change, the other
-    /// browsers must log in again); returns how many.
+    /// Deletes the sessions of `username` (after a password change or a suspension, the
+    /// browsers must log in again), but those of `except_certificate` (after a renewal, the
+    /// new certificate's); returns how many.
     fn delete_portal_sessions_of(
         &self,
         username: &str,
+        except_certificate: Option<&str>,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Sets a one-time first portal password (its argon2id hash), valid until `expires_at`
+    /// and only while the account has no password of its own.
+    fn set_portal_initial_code(
+        &self,
+        username: &str,
+        code_hash: &str,
+        expires_at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Deletes sessions last used before `before`; returns how many.
     fn expire_portal_sessions(

@@ -9,9 +9,19 @@ use time::OffsetDateTime;
 /// A person's portal account, keyed by the username their certificate names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortalAccount {
-    /// argon2id PHC string; `None` until the first change (the password is then the username).
+    /// argon2id PHC string; `None` until the first change (the password is then the username,
+    /// or the operator's initial code).
     pub password_hash: Option<String>,
     pub profile: PortalProfile,
+    pub initial_code: Option<InitialCode>,
+}
+
+/// A one-time first portal password handed out by an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialCode {
+    /// argon2id PHC string.
+    pub hash: String,
+    pub expires_at: OffsetDateTime,
 }
 
 /// What the person can edit on the overview page.

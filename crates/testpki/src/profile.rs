@@ -90,6 +90,8 @@ pub enum Validity {
     Current,
     /// Valid for a year that ended 30 days ago.
     Expired,
+    /// Valid from yesterday until this moment (a certificate that expires while in use).
+    Until(OffsetDateTime),
 }
 
 /// Which CA issues a client certificate.
@@ -191,6 +193,7 @@ impl ClientSpec {
         (params.not_before, params.not_after) = match self.validity {
             Validity::Current => (now - Duration::days(1), now + Duration::days(730)),
             Validity::Expired => (now - Duration::days(395), now - Duration::days(30)),
+            Validity::Until(until) => (now - Duration::days(1), until),
         };
         params.distinguished_name = self.subject()?;
         if let Some(email) = &self.email {

@@ -35,6 +35,8 @@ pub(crate) struct Authenticated<'a, B: Backend> {
     /// An `ABOR` stopped a transfer; its `226` is due once the commands queued before it
     /// are answered.
     pub(super) abort_acknowledgement_due: bool,
+    /// When the session's maximum lifetime is over.
+    pub(super) lifetime_end: tokio::time::Instant,
 }
 
 pub(super) enum Flow {
@@ -67,14 +69,18 @@ impl<'a, B: Backend> Authenticated<'a, B> {
             passive: None,
             epsv_all: false,
             abort_acknowledgement_due: false,
+            lifetime_end: tokio::time::Instant::now() + shared.config.timeouts.session_lifetime,
         }
     }
 
     pub(super) async fn serve(mut self) {
         let end = loop {
             let idle = self.shared.config.timeouts.idle;
-            let incoming =
-                next_command(&mut self.control, &mut self.queued, idle, self.shutdown).await;
+            let incoming = tokio::select! {
+                incoming = next_command(&mut self.control, &mut self.queued, idle, self.shutdown) => incoming,
+                () = self.session.revoked() => Incoming::End(End::Revoked),
+                () = tokio::time::sleep_until(self.lifetime_end) => Incoming::End(End::LifetimeExceeded),
+            };
             let flow = match incoming {
                 Incoming::Command(command) => self.dispatch(command).await,
                 Incoming::Invalid(reply) => self.reply(reply).await,
@@ -89,6 +95,7 @@ impl<'a, B: Backend> Authenticated<'a, B> {
             connection_id: self.client.connection_id,
             peer: self.client.peer,
             username: self.session.username(),
+            reason: end.reason(),
         });
     }
 
@@ -299,7 +306,6 @@ impl<'a, B: Backend> Authenticated<'a, B> {
         &self,
         listener: tokio::net::TcpListener,
     ) -> std::io::Result<PendingData> {
-        let config = &self.shared.config;
         let backend = Arc::clone(&self.shared.backend);
         let (connection_id, peer) = (self.client.connection_id, self.client.peer);
         let username = self.session.username().to_string();
@@ -308,17 +314,16 @@ impl<'a, B: Backend> Authenticated<'a, B> {
             Binding {
                 client_ip: self.client.peer.ip(),
                 certificate: self.client.certificate.clone(),
-                require_resumption: config.require_session_resumption,
+                require_resumption: self.shared.config.require_session_resumption,
             },
-            self.shared.acceptor.clone(),
-            config.timeouts.data_connect,
-            config.timeouts.tls_handshake,
+            Arc::clone(&self.shared.data_acceptor),
             Arc::new(move |refusal| {
                 backend.on_event(EngineEvent::DataConnectionRefused {
                     connection_id,
                     peer,
                     from: refusal.from.unwrap_or(peer),
                     username: &username,
+                    stage: refusal.stage,
                     reason: &refusal.reason,
                 })
             }),

@@ -21,16 +21,12 @@ pub(super) async fn authenticate<'a, B: Backend>(
     peer: Peer,
     shutdown: &'a mut watch::Receiver<bool>,
 ) -> Option<Authenticated<'a, B>> {
-    let certificate = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .cloned()?;
+    let (certificate, intermediates) = stream.get_ref().1.peer_certificates()?.split_first()?;
     let client = ClientContext {
         connection_id: peer.connection_id,
         peer: peer.addr,
-        certificate,
+        certificate: certificate.clone(),
+        intermediates: intermediates.to_vec(),
     };
     let config = &shared.config;
     let mut control = ControlChannel::new(stream, config.max_line_bytes, config.timeouts.write);

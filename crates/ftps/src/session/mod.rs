@@ -24,7 +24,7 @@ use crate::command::{Command, ParseError, ProtectionLevel, parse_command};
 use crate::config::ServerConfig;
 use crate::control::{ControlChannel, LineRead};
 use crate::limits::{ConnectionSlots, Limiter};
-use crate::passive::PassivePorts;
+use crate::passive::{DataAcceptor, PassivePorts};
 use crate::reply::Reply;
 
 /// What every connection of one server shares.
@@ -32,6 +32,7 @@ pub(crate) struct Shared<B> {
     pub config: ServerConfig,
     pub backend: Arc<B>,
     pub acceptor: TlsAcceptor,
+    pub data_acceptor: Arc<DataAcceptor>,
     pub limiter: Limiter,
     pub passive_ports: PassivePorts,
 }
@@ -50,7 +51,7 @@ pub(crate) async fn run<B: Backend>(
     slots: ConnectionSlots,
     shutdown: watch::Receiver<bool>,
 ) {
-    let _slots = slots;
+    let mut slots = slots;
     let mut shutdown = shutdown;
     let Some(secure) = pre_tls::negotiate(&shared, tcp, peer, &mut shutdown).await else {
         return;
@@ -59,6 +60,7 @@ pub(crate) async fn run<B: Backend>(
     else {
         return;
     };
+    slots.logged_in();
     authenticated.serve().await;
 }
 
@@ -125,6 +127,27 @@ pub(crate) enum End {
     TooManyQueuedCommands,
     Shutdown,
     LineTooLong,
+    /// The backend withdrew the session's authorisation.
+    Revoked,
+    /// The session reached its maximum lifetime.
+    LifetimeExceeded,
+}
+
+impl End {
+    /// The stable name reported when a logged-in session ends.
+    pub fn reason(self) -> &'static str {
+        match self {
+            End::Quit => "quit",
+            End::Closed => "closed",
+            End::IdleTimeout => "idle_timeout",
+            End::LoginTimeout => "login_timeout",
+            End::TooManyQueuedCommands => "too_many_queued_commands",
+            End::Shutdown => "shutdown",
+            End::LineTooLong => "line_too_long",
+            End::Revoked => "revoked",
+            End::LifetimeExceeded => "lifetime_exceeded",
+        }
+    }
 }
 
 pub(crate) enum Incoming {
@@ -199,6 +222,14 @@ pub(crate) async fn close<S: AsyncRead + AsyncWrite + Unpin>(
             "Service shutting down: closing control connection",
         )),
         End::LineTooLong => Some(Reply::new(500, "Command line too long: closing connection")),
+        End::Revoked => Some(Reply::new(
+            421,
+            "Session ended by the gateway: your authorisation changed; log in again",
+        )),
+        End::LifetimeExceeded => Some(Reply::new(
+            421,
+            "Session lifetime exceeded: closing control connection; log in again",
+        )),
         End::Closed => None,
     };
     if let Some(reply) = farewell {

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::End;
 use super::authenticated::{Authenticated, Flow, fs_error_reply};
-use crate::backend::{Backend, FsError, FsResult, Upload};
+use crate::backend::{Backend, FsError, FsResult, Session, Upload};
 use crate::command::{Command, parse_command};
 use crate::control::LineRead;
 use crate::reply::Reply;
@@ -50,6 +50,18 @@ enum Interruption {
     QueueFull,
     /// The server is shutting down and the grace period for transfers has run out.
     Shutdown,
+    /// The session reached its lifetime and the grace period for transfers has run out.
+    LifetimeExceeded,
+    /// The backend withdrew the session's authorisation.
+    Revoked,
+}
+
+/// Why an upload's bytes stopped arriving before the client's `close_notify`.
+enum ReceiveFailure {
+    /// The data connection failed (reset, FIN without `close_notify`, stall).
+    Data(std::io::Error),
+    /// The upload refused the bytes (a limit, or the backend's storage failed).
+    Refused(std::io::Error),
 }
 
 impl<B: Backend> Authenticated<'_, B> {
@@ -114,7 +126,7 @@ impl<B: Backend> Authenticated<'_, B> {
                         Ok(text) => self.reply(Reply::new(226, text)).await,
                         Err(error) => self.reply(commit_error_reply(&error)).await,
                     },
-                    Raced::Done(Err(error)) => {
+                    Raced::Done(Err(ReceiveFailure::Data(error))) => {
                         upload.abort().await;
                         tracing::info!(%error, "upload ended without a clean TLS close");
                         self.reply(Reply::new(
@@ -122,6 +134,11 @@ impl<B: Backend> Authenticated<'_, B> {
                             "Transfer aborted: the data connection did not end with TLS close_notify; nothing was stored",
                         ))
                         .await
+                    }
+                    Raced::Done(Err(ReceiveFailure::Refused(error))) => {
+                        upload.abort().await;
+                        tracing::info!(%error, "upload refused its bytes");
+                        self.reply(refused_upload_reply(&error)).await
                     }
                     Raced::Interrupted(interruption) => {
                         upload.abort().await;
@@ -145,6 +162,14 @@ impl<B: Backend> Authenticated<'_, B> {
                 "Transfer aborted: the server is shutting down",
                 Some(End::Shutdown),
             ),
+            Interruption::LifetimeExceeded => (
+                "Transfer aborted: the session lifetime is exceeded",
+                Some(End::LifetimeExceeded),
+            ),
+            Interruption::Revoked => (
+                "Transfer aborted: the session was ended by the gateway",
+                Some(End::Revoked),
+            ),
         };
         if let Flow::End(end) = self.reply(Reply::new(426, text)).await {
             return Flow::End(end);
@@ -166,16 +191,23 @@ impl<B: Backend> Authenticated<'_, B> {
     async fn watch_control<F: Future>(&mut self, work: F) -> Raced<F::Output> {
         let grace = self.shared.config.timeouts.shutdown_grace;
         let shutdown = &mut *self.shutdown;
+        let lifetime_end = self.lifetime_end;
         let cut_off = async move {
-            let _ = shutdown.wait_for(|stopping| *stopping).await;
+            let why = tokio::select! {
+                _ = shutdown.wait_for(|stopping| *stopping) => Interruption::Shutdown,
+                () = tokio::time::sleep_until(lifetime_end) => Interruption::LifetimeExceeded,
+            };
             tokio::time::sleep(grace).await;
+            why
         };
-        tokio::pin!(work, cut_off);
+        let revoked = self.session.revoked();
+        tokio::pin!(work, cut_off, revoked);
         loop {
             tokio::select! {
                 biased;
                 output = &mut work => return Raced::Done(output),
-                () = &mut cut_off => return Raced::Interrupted(Interruption::Shutdown),
+                () = &mut revoked => return Raced::Interrupted(Interruption::Revoked),
+                why = &mut cut_off => return Raced::Interrupted(why),
                 line = self.control.read_line() => match line {
                     Ok(LineRead::Line(line)) => {
                         if parse_command(&line) == Ok(Command::Abor) {
@@ -192,6 +224,17 @@ impl<B: Backend> Authenticated<'_, B> {
                 },
             }
         }
+    }
+}
+
+/// The reply to an upload whose bytes the backend refused: `552` for a limit, `451` for
+/// anything else (the client may send the file again later).
+fn refused_upload_reply(error: &std::io::Error) -> Reply {
+    match error.kind() {
+        std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::QuotaExceeded => {
+            Reply::new(552, format!("Upload not stored: {error}"))
+        }
+        _ => Reply::new(451, format!("Upload not stored: {error}")),
     }
 }
 
@@ -228,21 +271,27 @@ async fn receive<R>(
     data: &mut R,
     upload: &mut Box<dyn Upload>,
     stall: Duration,
-) -> std::io::Result<u64>
+) -> Result<u64, ReceiveFailure>
 where
     R: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buffer = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
-        let read = within(stall, data.read(&mut buffer)).await?;
+        let read = within(stall, data.read(&mut buffer))
+            .await
+            .map_err(ReceiveFailure::Data)?;
         if read == 0 {
             break;
         }
-        within(stall, upload.write_all(&buffer[..read])).await?;
+        within(stall, upload.write_all(&buffer[..read]))
+            .await
+            .map_err(ReceiveFailure::Refused)?;
         total += read as u64;
     }
-    within(stall, upload.flush()).await?;
+    within(stall, upload.flush())
+        .await
+        .map_err(ReceiveFailure::Refused)?;
     // Our own close_notify, so strict clients see a clean end too. The upload is complete
     // whether or not the client waits for it.
     let _ = within(stall, data.shutdown()).await;

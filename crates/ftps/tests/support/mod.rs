@@ -98,7 +98,9 @@ impl Backend for MemoryBackend {
                 format!("data_refused {reason} from={}", from.ip())
             }
             EngineEvent::LoginRefused { reason, .. } => format!("login_refused {reason}"),
-            EngineEvent::SessionClosed { username, .. } => format!("closed {username}"),
+            EngineEvent::SessionClosed {
+                username, reason, ..
+            } => format!("closed {username} {reason}"),
         };
         self.events.lock().unwrap().push(text);
     }

@@ -195,33 +195,6 @@ pub struct Rejection {
     resolution: String,
 }
 
-const MAX_TEXT: usize = 1000;
-
-fn check_rejection(rejection: &Rejection) -> Result<(), ApiError> {
-    let code_ok = !rejection.code.is_empty()
-        && rejection.code.len() <= 100
-        && rejection
-            .code
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    if !code_ok {
-        return Err(ApiError::bad_request(
-            "code must be 1 to 100 characters of A-Z, 0-9 and _",
-        ));
-    }
-    if rejection.message.trim().is_empty() || rejection.message.len() > MAX_TEXT {
-        return Err(ApiError::bad_request(format!(
-            "message must be 1 to {MAX_TEXT} bytes"
-        )));
-    }
-    if rejection.resolution.len() > MAX_TEXT {
-        return Err(ApiError::bad_request(format!(
-            "resolution must be at most {MAX_TEXT} bytes"
-        )));
-    }
-    Ok(())
-}
-
 pub async fn reject<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
     path: Result<Path<String>, PathRejection>,
@@ -232,7 +205,14 @@ pub async fn reject<S: Store, B: BlobStore>(
     let backend = authenticate(&state, &peer, &headers)?;
     let id = params(path)?;
     let Json(rejection) = body.map_err(|error| ApiError::bad_request(error.body_text()))?;
-    check_rejection(&rejection)?;
+    let error = ErrorEntry {
+        code: rejection.code,
+        message: rejection.message,
+        resolution: rejection.resolution,
+    };
+    error
+        .check()
+        .map_err(|problem| ApiError::bad_request(problem.to_string()))?;
     let transaction = find(&state, backend, &id).await?;
     match transaction.state {
         TransactionState::Rejected => {}
@@ -242,11 +222,6 @@ pub async fn reject<S: Store, B: BlobStore>(
             )));
         }
         TransactionState::Received | TransactionState::Delivered | TransactionState::Accepted => {
-            let error = ErrorEntry {
-                code: rejection.code,
-                message: rejection.message,
-                resolution: rejection.resolution,
-            };
             let steps = steps_for(
                 &transaction,
                 Answer::Reject(error),
@@ -359,13 +334,25 @@ pub async fn outbound<S: Store, B: BlobStore>(
         ));
     }
     let store = &state.transactions.store;
-    if store
-        .find_user(&username)
+    let now = OffsetDateTime::now_utc();
+    match store
+        .held_role_since(&username, &service, now - state.retention)
         .await
-        .map_err(ApiError::unavailable)?
-        .is_none()
     {
-        return Err(ApiError::not_found(format!("no user {username}")));
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "no_role",
+                format!(
+                    "{username} does not hold a role for {service}, nor held one within the retention period"
+                ),
+            ));
+        }
+        Err(StoreError::NotFound { .. }) => {
+            return Err(ApiError::not_found(format!("no user {username}")));
+        }
+        Err(error) => return Err(ApiError::unavailable(error)),
     }
     let file_name = out_name(&service, &name)?;
     let skat_transaction_id = match query.skat_transaction_id {
@@ -382,7 +369,6 @@ pub async fn outbound<S: Store, B: BlobStore>(
         None => state.transactions.next_skat_transaction_id(),
     };
     let blob = store_body(&*state.transactions.blobs, body).await?;
-    let now = OffsetDateTime::now_utc();
     let status = StatusFile {
         code: Status::Exposed,
         service: service.clone(),

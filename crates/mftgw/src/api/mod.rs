@@ -20,9 +20,11 @@ use mftgw_blobs::BlobStore;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_store::Store;
 
+use crate::audit::Auditor;
 use crate::transactions::Transactions;
 
 pub use error::ApiError;
+pub use operator::run_gauges;
 
 /// Request bodies other than streamed files are small JSON documents.
 const SMALL_BODY: usize = 64 * 1024;
@@ -42,13 +44,16 @@ pub struct ApiBackend {
 
 pub struct ApiState<S, B> {
     pub transactions: Arc<Transactions<S, B>>,
+    pub auditor: Arc<Auditor>,
     pub backends: Vec<ApiBackend>,
     pub catalogue: Arc<ServiceCatalogue>,
     /// The operators' token for `/v1/admin/`; none: the admin API refuses every call.
     pub admin_token: Option<String>,
     pub metrics: PrometheusHandle,
-    /// The services with a backend, for the backlog gauges.
-    pub delivered_services: Vec<String>,
+    /// The token `/metrics` asks for; none: it is open (on a listener of its own, say).
+    pub metrics_token: Option<String>,
+    /// How long a backend may still post outbound files for a user who lost the role.
+    pub retention: std::time::Duration,
 }
 
 pub fn router<S: Store, B: BlobStore>(state: Arc<ApiState<S, B>>) -> Router {
@@ -106,5 +111,16 @@ pub fn router<S: Store, B: BlobStore>(state: Arc<ApiState<S, B>>) -> Router {
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(SMALL_BODY))
+        .with_state(state)
+}
+
+/// Health, readiness and metrics alone, for a listener of their own (`[api] metrics_listen`,
+/// plain HTTP for a Prometheus that must not reach the API).
+pub fn monitoring_router<S: Store, B: BlobStore>(state: Arc<ApiState<S, B>>) -> Router {
+    Router::new()
+        .route("/healthz", get(operator::healthz))
+        .route("/readyz", get(operator::readyz::<S, B>))
+        .route("/metrics", get(operator::metrics::<S, B>))
+        .fallback(handlers::not_found)
         .with_state(state)
 }

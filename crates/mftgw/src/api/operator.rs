@@ -1,6 +1,8 @@
 //! The operator surface: health (`/healthz`: the process answers), readiness (`/readyz`: the
-//! store answers too), Prometheus metrics (`/metrics`), and the admin API under
-//! `/v1/admin/`, authenticated by the operators' own token and audited like the admin CLI.
+//! store answers too), Prometheus metrics (`/metrics`: what was recorded, and the store's
+//! counts as [`run_gauges`] last read them, so a scrape costs no query; with `[api]
+//! metrics_token` set, only for that token), and the admin API under `/v1/admin/`,
+//! authenticated by the operators' own token and audited like the admin CLI.
 
 use std::sync::Arc;
 
@@ -29,7 +31,7 @@ pub async fn readyz<S: Store, B: BlobStore>(
     state
         .transactions
         .store
-        .counts()
+        .ping()
         .await
         .map_err(ApiError::unavailable)?;
     Ok("ready\n")
@@ -37,48 +39,80 @@ pub async fn readyz<S: Store, B: BlobStore>(
 
 pub async fn metrics<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    headers: HeaderMap,
 ) -> Result<String, ApiError> {
-    let counts = state
-        .transactions
-        .store
-        .counts()
-        .await
-        .map_err(ApiError::unavailable)?;
-    // Every state and delivered service is set, so a count that fell to zero says so.
-    for transaction_state in TransactionState::ALL {
-        let n = counts
-            .transactions_by_state
-            .iter()
-            .find(|(name, _)| name == transaction_state.as_str())
-            .map_or(0, |(_, n)| *n);
-        gauge!("mftgw_transactions", "state" => transaction_state.as_str()).set(n as f64);
-    }
-    for service in &state.delivered_services {
-        let n = counts
-            .work_by_service
-            .iter()
-            .find(|(name, _)| name == service)
-            .map_or(0, |(_, n)| *n);
-        gauge!("mftgw_delivery_backlog", "service" => service.clone()).set(n as f64);
+    if let Some(token) = &state.metrics_token {
+        bearer_matches(&headers, token)
+            .then_some(())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "send the metrics token as `Authorization: Bearer <token>`",
+                )
+            })?;
     }
     Ok(state.metrics.render())
 }
 
-fn authorize<S, B>(state: &ApiState<S, B>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
+/// Sets the gauges of the store's counts every `every`, until `shutdown`.
+pub async fn run_gauges<S: Store>(
+    store: Arc<S>,
+    delivered_services: Vec<String>,
+    every: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let counts = match store.counts().await {
+            Ok(counts) => counts,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the store's counts for the metrics");
+                continue;
+            }
+        };
+        // Every state and delivered service is set, so a count that fell to zero says so.
+        for transaction_state in TransactionState::ALL {
+            let n = counts
+                .transactions_by_state
+                .iter()
+                .find(|(name, _)| name == transaction_state.as_str())
+                .map_or(0, |(_, n)| *n);
+            gauge!("mftgw_transactions", "state" => transaction_state.as_str()).set(n as f64);
+        }
+        for service in &delivered_services {
+            let n = counts
+                .work_by_service
+                .iter()
+                .find(|(name, _)| name == service)
+                .map_or(0, |(_, n)| *n);
+            gauge!("mftgw_delivery_backlog", "service" => service.clone()).set(n as f64);
+        }
+    }
+}
+
+/// Whether the request carries `Authorization: Bearer <expected>` (compared in constant time).
+pub(super) fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    headers
         .get("authorization")
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match (&state.admin_token, presented) {
-        (Some(expected), Some(presented))
-            if aws_lc_rs::constant_time::verify_slices_are_equal(
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|presented| {
+            aws_lc_rs::constant_time::verify_slices_are_equal(
                 expected.as_bytes(),
                 presented.as_bytes(),
             )
-            .is_ok() =>
-        {
-            Ok(())
-        }
+            .is_ok()
+        })
+}
+
+fn authorize<S, B>(state: &ApiState<S, B>, headers: &HeaderMap) -> Result<(), ApiError> {
+    match &state.admin_token {
+        Some(expected) if bearer_matches(headers, expected) => Ok(()),
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -131,11 +165,17 @@ pub async fn set_state<S: Store, B: BlobStore>(
     let new_state = match action.as_str() {
         "suspend" => UserState::Suspended,
         "activate" => UserState::Active,
-        _ => return Err(ApiError::not_found("use suspend or activate")),
+        "delete" => UserState::Deleted,
+        _ => return Err(ApiError::not_found("use suspend, activate or delete")),
     };
-    admin::set_state(&*state.transactions.store, &username, new_state)
-        .await
-        .map_err(action_error)?;
+    admin::set_state(
+        &*state.transactions.store,
+        &state.auditor,
+        &username,
+        new_state,
+    )
+    .await
+    .map_err(action_error)?;
     Ok(Json(
         serde_json::json!({ "username": username, "state": new_state.as_str() }),
     ))
@@ -166,6 +206,7 @@ pub async fn grant<S: Store, B: BlobStore>(
     authorize(&state, &headers)?;
     let granted = admin::grant_role(
         &*state.transactions.store,
+        &state.auditor,
         &state.catalogue,
         &username,
         &service,
@@ -183,9 +224,14 @@ pub async fn revoke<S: Store, B: BlobStore>(
     headers: HeaderMap,
 ) -> Reply {
     authorize(&state, &headers)?;
-    let revoked = admin::revoke_role(&*state.transactions.store, &username, &service)
-        .await
-        .map_err(action_error)?;
+    let revoked = admin::revoke_role(
+        &*state.transactions.store,
+        &state.auditor,
+        &username,
+        &service,
+    )
+    .await
+    .map_err(action_error)?;
     Ok(Json(
         serde_json::json!({ "username": username, "service": service, "changed": revoked }),
     ))
@@ -238,7 +284,7 @@ pub async fn retry<S: Store, B: BlobStore>(
     headers: HeaderMap,
 ) -> Reply {
     authorize(&state, &headers)?;
-    admin::retry_delivery(&*state.transactions.store, &id)
+    admin::retry_delivery(&*state.transactions.store, &state.auditor, &id)
         .await
         .map_err(action_error)?;
     state.transactions.wake_workers();
@@ -253,7 +299,7 @@ pub async fn replay<S: Store, B: BlobStore>(
     headers: HeaderMap,
 ) -> Reply {
     authorize(&state, &headers)?;
-    admin::replay_delivery(&*state.transactions.store, &id)
+    admin::replay_delivery(&*state.transactions.store, &state.auditor, &id)
         .await
         .map_err(action_error)?;
     state.transactions.wake_workers();

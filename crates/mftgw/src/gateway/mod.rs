@@ -1,32 +1,31 @@
 //! The gateway behind the FTPS engine: logins decided by the domain rules against the store,
-//! each user's virtual tree (where uploads become transactions), and the audit trail of
-//! every security decision.
+//! each user's virtual tree (where uploads become transactions), the live sessions whose
+//! authorisation can be withdrawn, and the audit trail of every security decision.
 
 mod login;
+mod sessions;
 mod tree;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use mftgw_blobs::BlobStore;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::password::PasswordKey;
 use mftgw_domain::throttle::ThrottleConfig;
-use mftgw_ftps::{Backend, ClientContext, EngineEvent, LoginDenied};
+use mftgw_ftps::{Backend, ClientContext, DataRefusalStage, EngineEvent, LoginDenied, TlsContext};
+use mftgw_oces::certificate::fingerprint_sha256;
 use mftgw_store::Store;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
 
-pub use tree::{TreeOwner, UserTree};
+pub use sessions::run_authorisation_watch;
+pub use tree::{TreeOwner, UploadLimits, UserTree};
 
+use crate::audit::{Auditor, Unauthenticated};
 use crate::telemetry;
 use crate::throttle::SharedThrottle;
 use crate::transactions::Transactions;
-
-/// Engine events waiting for the audit writer. Unauthenticated clients can cause them (port
-/// scans, failed handshakes), so the queue is bounded and overflow is counted, not stored.
-const ENGINE_EVENT_QUEUE: usize = 4096;
+use sessions::LiveSessions;
 
 pub struct Gateway<S, B> {
     store: Arc<S>,
@@ -34,56 +33,36 @@ pub struct Gateway<S, B> {
     catalogue: Arc<ServiceCatalogue>,
     password_key: PasswordKey,
     throttle: SharedThrottle,
-    engine_events: mpsc::Sender<AuditEvent>,
-    /// Engine events dropped because the audit writer fell behind.
-    dropped_engine_events: AtomicU64,
+    auditor: Arc<Auditor>,
+    /// Verifies the certificates of live sessions again after a CRL reload.
+    tls: TlsContext,
+    sessions: Arc<LiveSessions>,
+    limits: UploadLimits,
+}
+
+/// What a gateway is made of besides its transactions.
+pub struct GatewayParts {
+    pub catalogue: Arc<ServiceCatalogue>,
+    pub password_key: PasswordKey,
+    pub throttle: ThrottleConfig,
+    pub auditor: Arc<Auditor>,
+    pub tls: TlsContext,
+    pub limits: UploadLimits,
 }
 
 impl<S: Store, B: BlobStore> Gateway<S, B> {
-    /// Also starts the task that writes engine events to the audit log; call it in a runtime.
-    pub fn new(
-        transactions: Arc<Transactions<S, B>>,
-        catalogue: Arc<ServiceCatalogue>,
-        password_key: PasswordKey,
-        throttle: ThrottleConfig,
-    ) -> Gateway<S, B> {
-        let store = Arc::clone(&transactions.store);
-        let (engine_events, mut queued) = mpsc::channel(ENGINE_EVENT_QUEUE);
-        let writer_store = Arc::clone(&store);
-        tokio::spawn(async move {
-            while let Some(event) = queued.recv().await {
-                record(&*writer_store, event).await;
-            }
-        });
+    pub fn new(transactions: Arc<Transactions<S, B>>, parts: GatewayParts) -> Gateway<S, B> {
         Gateway {
-            store,
+            store: Arc::clone(&transactions.store),
             transactions,
-            catalogue,
-            password_key,
-            throttle: SharedThrottle::new(throttle),
-            engine_events,
-            dropped_engine_events: AtomicU64::new(0),
+            catalogue: parts.catalogue,
+            password_key: parts.password_key,
+            throttle: SharedThrottle::new(parts.throttle),
+            auditor: parts.auditor,
+            tls: parts.tls,
+            sessions: Arc::default(),
+            limits: parts.limits,
         }
-    }
-
-    /// Writes an audit event and mirrors it to the structured log.
-    async fn audit(&self, event: AuditEvent) {
-        record(&*self.store, event).await;
-    }
-}
-
-async fn record<S: Store>(store: &S, event: AuditEvent) {
-    tracing::info!(
-        target: "audit",
-        action = %event.action,
-        outcome = event.outcome.as_str(),
-        reason = event.reason.as_deref().unwrap_or(""),
-        username = event.username.as_deref().unwrap_or(""),
-        peer_ip = event.peer_ip.as_deref().unwrap_or(""),
-        fingerprint = event.cert_fingerprint.as_deref().unwrap_or(""),
-    );
-    if let Err(error) = store.append_audit(&event).await {
-        tracing::error!(%error, action = %event.action, "audit log write failed");
     }
 }
 
@@ -105,6 +84,8 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
         session
     }
 
+    /// Refusals before anyone proved who they are go to the auditor's aggregated lane; the
+    /// rest are decisions about, or by, someone holding a trusted certificate.
     fn on_event(&self, event: EngineEvent<'_>) {
         let now = OffsetDateTime::now_utc();
         let event = match event {
@@ -114,16 +95,36 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
                 certificate,
                 ..
             } => {
-                let event = AuditEvent::refused(now, "ftps.tls", reason)
-                    .with_peer_ip(peer.ip().to_string());
-                match certificate {
-                    Some(cert) => event
-                        .with_cert_fingerprint(mftgw_oces::certificate::fingerprint_sha256(cert)),
-                    None => event,
-                }
+                self.auditor.refused_unauthenticated(Unauthenticated {
+                    action: "ftps.tls",
+                    reason,
+                    address: peer.ip(),
+                    fingerprint: certificate.map(|cert| fingerprint_sha256(cert)),
+                });
+                return;
             }
             EngineEvent::ConnectionRefused { peer, reason, .. } => {
-                AuditEvent::refused(now, "ftps.connect", reason).with_peer_ip(peer.ip().to_string())
+                self.auditor.refused_unauthenticated(Unauthenticated {
+                    action: "ftps.connect",
+                    reason,
+                    address: peer.ip(),
+                    fingerprint: None,
+                });
+                return;
+            }
+            EngineEvent::DataConnectionRefused {
+                from,
+                stage: DataRefusalStage::OtherAddress | DataRefusalStage::Handshake,
+                reason,
+                ..
+            } => {
+                self.auditor.refused_unauthenticated(Unauthenticated {
+                    action: "ftps.data",
+                    reason,
+                    address: from.ip(),
+                    fingerprint: None,
+                });
+                return;
             }
             EngineEvent::DataConnectionRefused {
                 peer,
@@ -147,20 +148,21 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
                 AuditEvent::refused(now, "ftps.login", reason)
                     .with_peer_ip(peer.ip().to_string())
                     .with_username(username)
-                    .with_cert_fingerprint(mftgw_oces::certificate::fingerprint_sha256(certificate))
+                    .with_cert_fingerprint(fingerprint_sha256(certificate))
             }
-            EngineEvent::SessionClosed { peer, username, .. } => {
+            EngineEvent::SessionClosed {
+                peer,
+                username,
+                reason,
+                ..
+            } => {
                 telemetry::session_closed();
                 AuditEvent::info(now, "ftps.logout")
                     .with_peer_ip(peer.ip().to_string())
                     .with_username(username)
+                    .with_reason(reason)
             }
         };
-        if self.engine_events.try_send(event).is_err() {
-            let dropped = self.dropped_engine_events.fetch_add(1, Ordering::Relaxed) + 1;
-            if dropped.is_power_of_two() {
-                tracing::warn!(dropped, "audit writer behind: engine events dropped");
-            }
-        }
+        self.auditor.record_detached(event);
     }
 }

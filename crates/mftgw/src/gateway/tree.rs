@@ -24,10 +24,23 @@ use mftgw_store::{OutContent, OutFileEntry, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::sessions::{Grant, Registration};
 use crate::transactions::{Committed, Transactions, UploadTarget};
 
 pub const OUT: &str = "out";
 const IN: &str = "in";
+
+/// What one user may put into the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    /// The largest upload.
+    pub max_upload_bytes: u64,
+    /// The most bytes of one user's uploads that may wait for delivery (a backend that is
+    /// down must not let one user fill the gateway's disk).
+    pub max_pending_bytes: u64,
+    /// Transaction folders (`MKD /<service>/<txid>`) one session may hold open.
+    pub max_transaction_folders: usize,
+}
 
 /// The gateway user a session belongs to.
 #[derive(Debug, Clone)]
@@ -47,6 +60,9 @@ pub struct UserTree<S, B> {
     catalogue: Arc<ServiceCatalogue>,
     logged_in_at: OffsetDateTime,
     folders: TransactionFolders,
+    /// The session's place among the live sessions, and its authorisation.
+    registration: Registration,
+    limits: UploadLimits,
 }
 
 /// Where a path points in the tree.
@@ -96,6 +112,8 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
         owner: TreeOwner,
         transactions: Arc<Transactions<S, B>>,
         catalogue: Arc<ServiceCatalogue>,
+        registration: Registration,
+        limits: UploadLimits,
     ) -> Self {
         UserTree {
             owner,
@@ -103,6 +121,8 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
             catalogue,
             logged_in_at: OffsetDateTime::now_utc(),
             folders: Arc::default(),
+            registration,
+            limits,
         }
     }
 
@@ -156,6 +176,18 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
             return Err(upload_refused());
         }
         check_transaction_id(service, name).map_err(|error| FsError::BadName(error.to_string()))?;
+        let pending = self
+            .store()
+            .pending_upload_bytes(&self.owner.username)
+            .await
+            .map_err(unavailable)?;
+        let limits = self.limits;
+        let quota_left = limits.max_pending_bytes.saturating_sub(pending);
+        if quota_left == 0 {
+            return Err(FsError::LimitExceeded(quota_message(
+                limits.max_pending_bytes,
+            )));
+        }
         let writer = self.transactions.blobs.create().await.map_err(|error| {
             tracing::error!(%error, "cannot start a blob");
             FsError::Unavailable("Temporarily unable to store files".into())
@@ -176,8 +208,24 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
             },
             transactions: Arc::clone(&self.transactions),
             folder: folder.map(|key| (Arc::clone(&self.folders), key)),
+            received: 0,
+            allowance: if quota_left < limits.max_upload_bytes {
+                Allowance::Quota {
+                    left: quota_left,
+                    quota: limits.max_pending_bytes,
+                }
+            } else {
+                Allowance::Size(limits.max_upload_bytes)
+            },
+            grant: Arc::clone(&self.registration.grant),
         }))
     }
+}
+
+fn quota_message(quota: u64) -> String {
+    format!(
+        "Your uploads waiting for delivery would exceed your quota of {quota} bytes; try again once they are delivered"
+    )
 }
 
 fn out_file_entry(entry: OutFileEntry) -> DirEntry {
@@ -350,6 +398,12 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
                 check_transaction_id(service, txid)
                     .map_err(|error| FsError::BadName(error.to_string()))?;
                 let mut folders = self.folders.lock().expect("folder lock poisoned");
+                let max = self.limits.max_transaction_folders;
+                if folders.len() >= max {
+                    return Err(FsError::LimitExceeded(format!(
+                        "At most {max} transaction folders per session: upload into them or remove some"
+                    )));
+                }
                 match folders.entry((service.to_owned(), txid.to_owned())) {
                     std::collections::btree_map::Entry::Occupied(_) => Err(exists()),
                     std::collections::btree_map::Entry::Vacant(vacant) => {
@@ -372,6 +426,10 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
                 "Folders can be made only as /<service>/<transaction id>/in".into(),
             )),
         }
+    }
+
+    fn revoked(&self) -> impl std::future::Future<Output = ()> + Send {
+        self.registration.grant.revoked()
     }
 
     async fn remove_dir(&self, path: &VirtualPath) -> FsResult<()> {
@@ -411,6 +469,41 @@ struct GatewayUpload<S, B: BlobStore> {
     transactions: Arc<Transactions<S, B>>,
     /// The transaction folder this upload is for, which vanishes with the upload.
     folder: Option<(TransactionFolders, (String, String))>,
+    /// Bytes the blob has accepted so far.
+    received: u64,
+    allowance: Allowance,
+    /// The session's authorisation: an upload of a session ended meanwhile is not committed.
+    grant: Arc<Grant>,
+}
+
+/// How many bytes an upload may have, and which limit says so.
+#[derive(Debug, Clone, Copy)]
+enum Allowance {
+    /// The largest upload.
+    Size(u64),
+    /// What is left of the user's quota of bytes waiting for delivery.
+    Quota { left: u64, quota: u64 },
+}
+
+impl Allowance {
+    fn bytes(self) -> u64 {
+        match self {
+            Allowance::Size(bytes) => bytes,
+            Allowance::Quota { left, .. } => left,
+        }
+    }
+
+    fn exceeded(self) -> std::io::Error {
+        match self {
+            Allowance::Size(max) => std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                format!("the file is larger than the largest upload, {max} bytes"),
+            ),
+            Allowance::Quota { quota, .. } => {
+                std::io::Error::new(std::io::ErrorKind::QuotaExceeded, quota_message(quota))
+            }
+        }
+    }
 }
 
 impl<S: Store, B: BlobStore> Upload for GatewayUpload<S, B> {
@@ -422,7 +515,14 @@ impl<S: Store, B: BlobStore> Upload for GatewayUpload<S, B> {
                 target,
                 transactions,
                 folder,
+                grant,
+                ..
             } = *self;
+            if grant.is_revoked() {
+                return Err(FsError::NotAllowed(
+                    "The session was ended by the gateway; nothing was stored".into(),
+                ));
+            }
             let blob = writer.finish().await.map_err(|error| {
                 tracing::error!(%error, "finishing an upload's blob failed");
                 FsError::Unavailable("the file could not be stored; send it again".into())
@@ -444,9 +544,12 @@ impl<S: Store, B: BlobStore> Upload for GatewayUpload<S, B> {
                 Committed::Transaction {
                     skat_transaction_id,
                 } => format!("Transfer complete: transaction {skat_transaction_id}"),
-                Committed::NameReused { status_file } => format!(
+                Committed::NameReused {
+                    status_file: Some(status_file),
+                } => format!(
                     "Transfer complete, but the name was used before and is not accepted: see /out/{status_file}"
                 ),
+                Committed::NameReused { status_file: None } => "Transfer complete, but the name was used before and is not accepted; the earlier transaction's status_0 in /out stays as it was".to_string(),
             })
         })
     }
@@ -464,9 +567,15 @@ impl<S: Store, B: BlobStore> AsyncWrite for GatewayUpload<S, B> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
+        if this.received + buf.len() as u64 > this.allowance.bytes() {
+            return Poll::Ready(Err(this.allowance.exceeded()));
+        }
         let poll = Pin::new(&mut this.writer).poll_write(cx, buf);
-        if let (Poll::Ready(Ok(written)), Some(check)) = (&poll, &mut this.check) {
-            check.update(&buf[..*written]);
+        if let Poll::Ready(Ok(written)) = &poll {
+            this.received += *written as u64;
+            if let Some(check) = &mut this.check {
+                check.update(&buf[..*written]);
+            }
         }
         poll
     }

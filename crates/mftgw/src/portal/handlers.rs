@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::portal::{
-    FieldProblem, Interfaces, check_new_portal_password, parse_email, parse_se_number,
+    FieldProblem, Interfaces, PortalSecret, check_new_portal_password, parse_email, parse_se_number,
 };
 use mftgw_oces::certificate::CertificateInfo;
 use mftgw_oces::identity::{OcesIdentity, identity_from_der};
@@ -20,7 +20,6 @@ use mftgw_store::{NewRegistrationJob, PortalProfile, PortalSession, Store, Store
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::PortalState;
 use super::pages::{
     LoginPage, OutPage, OutRow, OverviewPage, Page, PasswordPage, RefusedPage, TransactionRow,
     TransactionsPage, error_page, human_size, local_date, local_time, render, see_other,
@@ -31,8 +30,9 @@ use super::session::{
     csrf_matches, set_cookie,
 };
 use super::texts::Lang;
+use super::{FirstPassword, PortalState};
 use crate::https::TlsPeer;
-use crate::throttle::Verdict;
+use crate::throttle::{AttemptKeys, Verdict};
 
 /// A page, or the page that answers instead (login, refusal, error): both are responses.
 type PortalResult = Result<Response, Response>;
@@ -68,20 +68,46 @@ impl<S: Store> FromRequestParts<Arc<PortalState<S>>> for Visit<S> {
 /// The certificate the request came with, and whom it names.
 struct Certified {
     lang: Lang,
-    address: String,
+    address: std::net::IpAddr,
     fingerprint: String,
     der: Vec<u8>,
     info: CertificateInfo,
     identity: OcesIdentity,
     username: String,
+    /// Revoked by the CRLs in force: it may register, and nothing else (SPEC §1).
+    revoked: bool,
 }
 
 impl Certified {
     fn audit(&self, event: AuditEvent) -> AuditEvent {
         event
             .with_username(&self.username)
-            .with_peer_ip(&self.address)
+            .with_peer_ip(self.address.to_string())
             .with_cert_fingerprint(&self.fingerprint)
+    }
+
+    fn presented<'a, S>(&'a self, state: &'a PortalState<S>) -> registration::Presented<'a> {
+        registration::Presented {
+            info: &self.info,
+            der: &self.der,
+            trust: &state.trust,
+        }
+    }
+
+    /// The refusal page for a request only a certificate that is not revoked may make.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the error is the page to answer with, built once per request"
+    )]
+    fn refuse_if_revoked(&self) -> Result<(), Response> {
+        if self.revoked {
+            return Err(error_page(
+                self.lang,
+                StatusCode::FORBIDDEN,
+                self.lang.texts().error_revoked,
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -95,7 +121,9 @@ fn now() -> OffsetDateTime {
 
 impl<S: Store> Visit<S> {
     /// The certificate's identity, or the refusal page for FOCES, personal and other
-    /// certificates that name no gateway user.
+    /// certificates that name no gateway user, and for one outside its validity (a resumed
+    /// TLS session does not check that again). Revocation is looked up on every request, so
+    /// a CRL reload reaches sessions already open.
     async fn certified(&self) -> Result<Certified, Response> {
         let (state, peer, headers) = (&*self.state, &self.peer, &self.headers);
         let lang = lang(headers);
@@ -107,10 +135,25 @@ impl<S: Store> Visit<S> {
                 lang.texts().refused_other,
             ));
         };
-        let address = peer.address.ip().to_string();
+        let address = peer.address.ip();
         let info = CertificateInfo::from_der(der)
             .map_err(|_| error_page(lang, StatusCode::FORBIDDEN, lang.texts().refused_other))?;
-        match identity_from_der(der) {
+        let now = now();
+        let identity = if now < info.not_before || info.not_after < now {
+            Err((
+                "certificate_expired",
+                lang.texts().refused_expired,
+                format!(
+                    "{} – {}",
+                    local_date(info.not_before),
+                    local_date(info.not_after)
+                ),
+            ))
+        } else {
+            identity_from_der(der)
+                .map_err(|refusal| (refusal.code(), lang.refusal(&refusal), refusal.to_string()))
+        };
+        match identity {
             Ok(identity) => Ok(Certified {
                 lang,
                 address,
@@ -119,13 +162,14 @@ impl<S: Store> Visit<S> {
                 info,
                 username: identity.username(),
                 identity,
+                revoked: state.trust.is_revoked(der),
             }),
-            Err(refusal) => {
+            Err((code, reason, detail)) => {
                 if state.first_refusal_in_a_while(fingerprint) {
                     audit(
                         state,
-                        AuditEvent::refused(now(), "portal.certificate", refusal.code())
-                            .with_peer_ip(address)
+                        AuditEvent::refused(now, "portal.certificate", code)
+                            .with_peer_ip(address.to_string())
                             .with_cert_fingerprint(fingerprint),
                     )
                     .await;
@@ -135,8 +179,8 @@ impl<S: Store> Visit<S> {
                     StatusCode::FORBIDDEN,
                     &RefusedPage {
                         page,
-                        reason: lang.refusal(&refusal),
-                        detail: refusal.to_string(),
+                        reason,
+                        detail,
                     },
                     &[],
                 ))
@@ -164,17 +208,7 @@ impl<S: Store> Visit<S> {
 }
 
 async fn audit<S: Store>(state: &PortalState<S>, event: AuditEvent) {
-    tracing::info!(
-        target: "audit",
-        action = %event.action,
-        outcome = %event.outcome,
-        reason = event.reason.as_deref().unwrap_or(""),
-        username = event.username.as_deref().unwrap_or(""),
-        "portal"
-    );
-    if let Err(error) = state.store.append_audit(&event).await {
-        tracing::error!(%error, action = %event.action, "cannot write the audit log");
-    }
+    state.auditor.record(event).await;
 }
 
 fn internal(lang: Lang, error: StoreError) -> Response {
@@ -206,7 +240,7 @@ async fn signed_in<S: Store>(
     who: &Certified,
     headers: &HeaderMap,
 ) -> Result<PortalSession, Response> {
-    let lookup = session::lookup(&*state.store, headers, &who.fingerprint, state.idle_timeout)
+    let lookup = session::lookup(&*state.store, headers, &who.fingerprint, state.timeouts)
         .await
         .map_err(|error| internal(who.lang, error))?;
     let page = Page::new(who.lang, |t| t.login_title);
@@ -234,14 +268,15 @@ async fn signed_in<S: Store>(
     }
 }
 
-/// A signed-in request that has chosen its own password (others are sent to change it).
+/// A signed-in request that has chosen its own password (others are sent to change it). A
+/// revoked certificate is never sent there: it may not change the password.
 async fn signed_in_with_password<S: Store>(
     state: &PortalState<S>,
     who: &Certified,
     headers: &HeaderMap,
 ) -> Result<PortalSession, Response> {
     let session = signed_in(state, who, headers).await?;
-    if session.must_change_password {
+    if session.must_change_password && !who.revoked {
         return Err(see_other("/password", &[]));
     }
     Ok(session)
@@ -342,7 +377,7 @@ async fn overview<S: Store>(
     let lang = who.lang;
     let t = lang.texts();
     let store = &*state.store;
-    let registration = registration::status(store, &who.username, &who.info, now())
+    let registration = registration::status(store, &who.username, &who.presented(state), now())
         .await
         .map_err(|error| internal(lang, error))?;
     let account = store
@@ -353,7 +388,8 @@ async fn overview<S: Store>(
     let ftps_chosen = profile
         .as_ref()
         .is_none_or(|profile| Interfaces::from_stored(&profile.interfaces).ftps);
-    let gateway_password = if registration.is_registered() {
+    let shows_gateway_user = registration.is_registered() && !who.revoked;
+    let gateway_password = if shows_gateway_user {
         store
             .gateway_password_sealed(&who.username)
             .await
@@ -363,9 +399,10 @@ async fn overview<S: Store>(
         None
     };
     let (state_class, state_text) = match &registration {
+        _ if who.revoked => ("refused", t.state_revoked.to_owned()),
         RegistrationStatus::NotRegistered => ("pending", t.state_not_registered.to_owned()),
         RegistrationStatus::RenewalPossible => ("pending", lang.renewal(&who.username)),
-        RegistrationStatus::OlderThanRegistered => ("refused", t.state_older.to_owned()),
+        RegistrationStatus::CannotReplaceRegistered => ("refused", t.state_older.to_owned()),
         RegistrationStatus::Queued { since } => ("pending", lang.queued(&local_time(*since))),
         RegistrationStatus::Failed { reason } => ("refused", lang.registration_failed(reason)),
         RegistrationStatus::PendingActivation { from } => {
@@ -417,8 +454,9 @@ async fn overview<S: Store>(
             ftps: submitted.ftps,
             as4: submitted.as4,
             registration: lang.registration_word(&registration),
-            gateway_user: registration.is_registered().then(|| who.username.clone()),
+            gateway_user: shows_gateway_user.then(|| who.username.clone()),
             gateway_password,
+            editable: !who.revoked,
         },
         &[],
     ))
@@ -441,10 +479,13 @@ pub async fn login<S: Store>(
     let expected = cookie(headers, LOGIN_COOKIE).unwrap_or_default();
     check_csrf(state, &who, expected, submitted.csrf.as_deref()).await?;
     let t = who.lang.texts();
-    let ip_key = format!("ip:{}", who.address);
-    let user_key = format!("user:{}", who.username);
-    let keys = [ip_key.as_str(), user_key.as_str()];
-    let _evaluating = state.throttle.serialize(&user_key).await;
+    let current = state
+        .store
+        .find_user(&who.username)
+        .await
+        .map_err(|error| internal(who.lang, error))?;
+    let keys = attempt_keys(&who, current.as_ref());
+    let _evaluating = state.throttle.serialize(&keys).await;
     let delay = match state.throttle.verdict(&keys) {
         Verdict::Blocked => {
             audit(
@@ -457,16 +498,15 @@ pub async fn login<S: Store>(
         }
         Verdict::Delay(delay) => delay,
     };
-    tokio::time::sleep(delay).await;
     let account = state
         .store
         .portal_account(&who.username)
         .await
         .map_err(|error| internal(who.lang, error))?;
-    let stored = account.and_then(|account| account.password_hash);
-    let must_change = stored.is_none();
+    let secret = portal_secret(state.first_password, account, now());
+    let must_change = !matches!(secret, PortalSecret::Chosen(_));
     let password = submitted.password.unwrap_or_default();
-    let correct = state.verify_password(&who.username, stored, password).await;
+    let correct = state.verify_password(&who.username, secret, password).await;
     state.throttle.record(&keys, correct);
     if !correct {
         audit(
@@ -474,6 +514,7 @@ pub async fn login<S: Store>(
             who.audit(AuditEvent::refused(now(), "portal.login", "wrong_password")),
         )
         .await;
+        tokio::time::sleep(delay).await;
         let page = Page::new(who.lang, |t| t.login_title).error(t.login_wrong_password);
         return Err(login_page(&who, StatusCode::UNAUTHORIZED, page));
     }
@@ -483,10 +524,14 @@ pub async fn login<S: Store>(
     audit(
         state,
         who.audit(AuditEvent::allowed(now(), "portal.login"))
-            .with_detail(serde_json::json!({ "first_login": must_change })),
+            .with_detail(serde_json::json!({ "first_login": must_change, "revoked": who.revoked })),
     )
     .await;
-    let next = if must_change { "/password" } else { "/" };
+    let next = if must_change && !who.revoked {
+        "/password"
+    } else {
+        "/"
+    };
     Ok(see_other(
         next,
         &[
@@ -501,6 +546,7 @@ pub async fn password_page<S: Store>(visit: Visit<S>) -> PortalResult {
     let Visit { state, headers, .. } = &visit;
     let who = visit.certified().await?;
     let session = signed_in(state, &who, headers).await?;
+    who.refuse_if_revoked()?;
     Ok(password_form(&who, &session, None, StatusCode::OK))
 }
 
@@ -553,10 +599,16 @@ pub async fn change_password<S: Store>(
     let (who, session, submitted) = visit
         .signed_in_form(submitted, BeforePasswordChange::Allowed)
         .await?;
+    who.refuse_if_revoked()?;
     let lang = who.lang;
-    let user_key = format!("user:{}", who.username);
-    let _evaluating = state.throttle.serialize(&user_key).await;
-    match state.throttle.verdict(&[&user_key]) {
+    let current = state
+        .store
+        .find_user(&who.username)
+        .await
+        .map_err(|error| internal(lang, error))?;
+    let keys = attempt_keys(&who, current.as_ref());
+    let _evaluating = state.throttle.serialize(&keys).await;
+    let delay = match state.throttle.verdict(&keys) {
         Verdict::Blocked => {
             audit(
                 state,
@@ -570,21 +622,24 @@ pub async fn change_password<S: Store>(
                 StatusCode::TOO_MANY_REQUESTS,
             ));
         }
-        Verdict::Delay(delay) => tokio::time::sleep(delay).await,
-    }
-    let stored = state
+        Verdict::Delay(delay) => delay,
+    };
+    let account = state
         .store
         .portal_account(&who.username)
         .await
-        .map_err(|error| internal(lang, error))?
-        .and_then(|account| account.password_hash);
+        .map_err(|error| internal(lang, error))?;
+    let secret = portal_secret(state.first_password, account, now());
     let current = submitted.current.unwrap_or_default();
     let new = submitted.new.unwrap_or_default();
     let confirm = submitted.confirm.unwrap_or_default();
     let correct = state
-        .verify_password(&who.username, stored, current.clone())
+        .verify_password(&who.username, secret, current.clone())
         .await;
-    state.throttle.record(&[&user_key], correct);
+    state.throttle.record(&keys, correct);
+    if !correct {
+        tokio::time::sleep(delay).await;
+    }
     let refusal = if !correct {
         Some((
             "wrong_current_password",
@@ -620,7 +675,7 @@ pub async fn change_password<S: Store>(
         store
             .set_portal_password(&who.username, &hash, now())
             .await?;
-        store.delete_portal_sessions_of(&who.username).await?;
+        store.delete_portal_sessions_of(&who.username, None).await?;
         session::start(store, &who.username, &who.fingerprint, false).await
     }
     .await
@@ -671,7 +726,7 @@ pub async fn register<S: Store>(
         .signed_in_form(submitted, BeforePasswordChange::Refused)
         .await?;
     let store = &*state.store;
-    let status = registration::status(store, &who.username, &who.info, now())
+    let status = registration::status(store, &who.username, &who.presented(state), now())
         .await
         .map_err(|error| internal(who.lang, error))?;
     if !status.can_register() {
@@ -727,6 +782,7 @@ pub async fn profile<S: Store>(
     let (who, session, submitted) = visit
         .signed_in_form(submitted, BeforePasswordChange::Refused)
         .await?;
+    who.refuse_if_revoked()?;
     let se_number = submitted.se_number.unwrap_or_default();
     let email = submitted.email.unwrap_or_default();
     let ftps = submitted.ftps.is_some();
@@ -795,6 +851,7 @@ pub async fn transactions<S: Store>(visit: Visit<S>) -> PortalResult {
     let Visit { state, headers, .. } = &visit;
     let who = visit.certified().await?;
     let session = signed_in_with_password(state, &who, headers).await?;
+    who.refuse_if_revoked()?;
     let lang = who.lang;
     let store = &*state.store;
     let rows = async {
@@ -846,6 +903,7 @@ pub async fn out<S: Store>(visit: Visit<S>) -> PortalResult {
     let Visit { state, headers, .. } = &visit;
     let who = visit.certified().await?;
     let session = signed_in_with_password(state, &who, headers).await?;
+    who.refuse_if_revoked()?;
     let files = match state.store.out_files(&who.username).await {
         Ok(files) => files,
         Err(StoreError::NotFound { .. }) => Vec::new(),
@@ -920,4 +978,33 @@ pub async fn stylesheet() -> Response {
         include_str!("../../static/portal.css"),
     )
         .into_response()
+}
+
+/// The throttle keys of a portal password attempt: the user's, when the certificate is the
+/// registered one or the user is not registered yet, else the certificate's own.
+fn attempt_keys(who: &Certified, current: Option<&mftgw_domain::KnownUser>) -> AttemptKeys {
+    let holds_current =
+        current.is_none_or(|known| known.current_cert_fingerprint == who.fingerprint);
+    AttemptKeys::new(who.address, &who.username, &who.fingerprint, holds_current)
+}
+
+/// What the password typed must match: the chosen one, or the first-login secret.
+fn portal_secret(
+    first_password: FirstPassword,
+    account: Option<mftgw_store::PortalAccount>,
+    now: OffsetDateTime,
+) -> PortalSecret {
+    let (chosen, initial_code) = match account {
+        Some(account) => (account.password_hash, account.initial_code),
+        None => (None, None),
+    };
+    match (chosen, first_password) {
+        (Some(hash), _) => PortalSecret::Chosen(hash),
+        (None, FirstPassword::Username) => PortalSecret::Username,
+        (None, FirstPassword::OperatorCode) => PortalSecret::InitialCode(
+            initial_code
+                .filter(|code| code.expires_at > now)
+                .map(|code| code.hash),
+        ),
+    }
 }

@@ -29,13 +29,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use mftgw_domain::password::PasswordKey;
-use mftgw_domain::portal::{hash_portal_password, verify_portal_password};
+use mftgw_domain::portal::{PortalSecret, hash_portal_password, verify_portal_password};
+use mftgw_oces::trust::TrustStore;
 use mftgw_store::Store;
 use tokio::sync::{Notify, Semaphore};
 
-pub use registration::run_registrations;
-pub use session::run_session_sweep;
+pub use registration::{RegistrationWorker, run_registrations};
+pub use session::{SessionTimeouts, run_session_sweep};
 
+use crate::audit::Auditor;
 use crate::throttle::SharedThrottle;
 
 /// Portal forms are a few short fields.
@@ -49,59 +51,68 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A refused certificate is audited once in this long, however often it asks.
 const REFUSAL_AUDIT_EVERY: Duration = Duration::from_secs(10 * 60);
 
+/// What a first portal login (no password chosen yet) must type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirstPassword {
+    /// The username (seed 000: the certificate's private key is the proof).
+    #[default]
+    Username,
+    /// A one-time code an operator handed out (`mftgw portal code`, `mftgw user register`).
+    OperatorCode,
+}
+
 pub struct PortalState<S> {
     pub store: Arc<S>,
+    pub auditor: Arc<Auditor>,
+    /// Per request: is the certificate revoked (the TLS layer lets revoked ones register)?
+    pub trust: Arc<TrustStore>,
     pub password_key: PasswordKey,
     pub throttle: SharedThrottle,
-    pub idle_timeout: Duration,
+    pub timeouts: SessionTimeouts,
+    pub first_password: FirstPassword,
     /// Wakes the registration worker when a job is queued.
     pub registrations: Arc<Notify>,
+    pub guards: PortalGuards,
+}
+
+/// What keeps the portal's costs bounded; one set per portal.
+pub struct PortalGuards {
     /// argon2id runs at once (each takes ~19 MiB and a core for tens of milliseconds).
     hashing: Semaphore,
     /// When each refused certificate was last audited.
     refusals_audited: Mutex<HashMap<String, Instant>>,
 }
 
-impl<S> PortalState<S> {
-    pub fn new(
-        store: Arc<S>,
-        password_key: PasswordKey,
-        throttle: SharedThrottle,
-        idle_timeout: Duration,
-        registrations: Arc<Notify>,
-    ) -> Self {
+impl Default for PortalGuards {
+    fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        Self {
-            store,
-            password_key,
-            throttle,
-            idle_timeout,
-            registrations,
+        PortalGuards {
             hashing: Semaphore::new(cores),
-            refusals_audited: Mutex::new(HashMap::new()),
+            refusals_audited: Mutex::default(),
         }
     }
+}
 
+impl<S> PortalState<S> {
     /// Checks a portal password on the blocking pool, at most one argon2id per core at once.
     async fn verify_password(
         &self,
         username: &str,
-        stored: Option<String>,
+        secret: PortalSecret,
         password: String,
     ) -> bool {
-        let _permit = self.hashing.acquire().await.expect("never closed");
+        let _permit = self.guards.hashing.acquire().await.expect("never closed");
         let username = username.to_owned();
-        tokio::task::spawn_blocking(move || {
-            verify_portal_password(&username, stored.as_deref(), &password)
-        })
-        .await
-        .unwrap_or(false)
+        tokio::task::spawn_blocking(move || verify_portal_password(&username, &secret, &password))
+            .await
+            .unwrap_or(false)
     }
 
     /// Hashes a new portal password like [`PortalState::verify_password`]; `None` if the
     /// hashing task failed.
     async fn hash_password(&self, password: String) -> Option<String> {
-        let _permit = self.hashing.acquire().await.expect("never closed");
+        let _permit = self.guards.hashing.acquire().await.expect("never closed");
         tokio::task::spawn_blocking(move || hash_portal_password(&password))
             .await
             .ok()
@@ -111,7 +122,7 @@ impl<S> PortalState<S> {
     /// [`REFUSAL_AUDIT_EVERY`], so that a refused certificate cannot flood the audit log.
     fn first_refusal_in_a_while(&self, fingerprint: &str) -> bool {
         let now = Instant::now();
-        let mut audited = self.refusals_audited.lock().expect("lock poisoned");
+        let mut audited = self.guards.refusals_audited.lock().expect("lock poisoned");
         if audited.len() > 10_000 {
             audited.retain(|_, at| now.duration_since(*at) < REFUSAL_AUDIT_EVERY);
         }

@@ -105,6 +105,8 @@ pub struct OverviewPage {
     pub registration: &'static str,
     pub gateway_user: Option<String>,
     pub gateway_password: Option<String>,
+    /// The profile can be changed (not with a revoked certificate).
+    pub editable: bool,
 }
 
 #[derive(Template)]

@@ -14,11 +14,13 @@ use mftgw_domain::UserState;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::password::PasswordKey;
 use mftgw_oces::certificate::CertificateInfo;
+use mftgw_oces::trust::TrustStore;
 use mftgw_store::{QueuedRegistration, RegistrationJobState, Store, StoreError, StoreResult};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
-use crate::admin::{self, Registrar, RegistrationError};
+use crate::admin::{self, Registrant, Registrar, RegistrationError};
+use crate::audit::Auditor;
 
 /// Jobs are picked up when the portal queues one, and at least this often.
 const POLL: Duration = Duration::from_secs(1);
@@ -32,8 +34,9 @@ pub enum RegistrationStatus {
     NotRegistered,
     /// Its user exists with another, older certificate: registering this one renews.
     RenewalPossible,
-    /// Its user exists with a certificate valid for at least as long as this one.
-    OlderThanRegistered,
+    /// Its user exists with a certificate this one may not replace: one valid for at least
+    /// as long, or (this one being revoked) one that is not revoked.
+    CannotReplaceRegistered,
     Queued {
         since: OffsetDateTime,
     },
@@ -65,13 +68,21 @@ impl RegistrationStatus {
     }
 }
 
-/// Where `certificate` of `username` stands at `now`.
+/// The certificate a person presents, and how to tell whether it is revoked.
+pub struct Presented<'a> {
+    pub info: &'a CertificateInfo,
+    pub der: &'a [u8],
+    pub trust: &'a TrustStore,
+}
+
+/// Where the `presented` certificate of `username` stands at `now`.
 pub async fn status<S: Store>(
     store: &S,
     username: &str,
-    certificate: &CertificateInfo,
+    presented: &Presented<'_>,
     now: OffsetDateTime,
 ) -> StoreResult<RegistrationStatus> {
+    let certificate = presented.info;
     let job = store
         .latest_registration(&certificate.fingerprint_sha256)
         .await?;
@@ -114,18 +125,21 @@ pub async fn status<S: Store>(
             reason: job.error.unwrap_or_default(),
         });
     }
-    Ok(match renewal_refusal(store, username, certificate).await? {
-        Some(_) => RegistrationStatus::OlderThanRegistered,
+    Ok(match renewal_refusal(store, username, presented).await? {
+        Some(_) => RegistrationStatus::CannotReplaceRegistered,
         None => RegistrationStatus::RenewalPossible,
     })
 }
 
-/// Why `certificate` may not replace the user's registered one, if it may not.
+/// Why the `presented` certificate may not replace the user's registered one, if it may not:
+/// only a newer certificate may, so that an old or stolen one cannot push out the one in use,
+/// and a revoked one (it may register: SPEC §1) not over one that is not revoked.
 async fn renewal_refusal<S: Store>(
     store: &S,
     username: &str,
-    certificate: &CertificateInfo,
+    presented: &Presented<'_>,
 ) -> StoreResult<Option<String>> {
+    let certificate = presented.info;
     let certificates = match store.certificates(username).await {
         Err(StoreError::NotFound { .. }) => return Ok(None),
         certificates => certificates?,
@@ -133,27 +147,59 @@ async fn renewal_refusal<S: Store>(
     let current = certificates
         .into_iter()
         .find(|registered| registered.replaced_at.is_none());
-    Ok(current
-        .filter(|current| {
-            current.fingerprint != certificate.fingerprint_sha256
-                && current.not_after >= certificate.not_after
-        })
-        .map(|current| {
-            format!(
-                "the registered certificate is valid until {}, this one only until {}: only a newer certificate can replace it",
-                current.not_after, certificate.not_after
-            )
-        }))
+    let Some(current) =
+        current.filter(|current| current.fingerprint != certificate.fingerprint_sha256)
+    else {
+        return Ok(None);
+    };
+    if current.not_after >= certificate.not_after {
+        return Ok(Some(format!(
+            "the registered certificate is valid until {}, this one only until {}: only a newer certificate can replace it",
+            current.not_after, certificate.not_after
+        )));
+    }
+    let trust = presented.trust;
+    if trust.is_revoked(presented.der) && !trust.is_revoked(&current.der) {
+        return Ok(Some(
+            "this certificate is revoked; it cannot replace a registered certificate that is not"
+                .into(),
+        ));
+    }
+    Ok(None)
+}
+
+/// What the registration worker registers with.
+pub struct RegistrationWorker<S> {
+    pub store: Arc<S>,
+    pub auditor: Arc<Auditor>,
+    pub trust: Arc<TrustStore>,
+    pub password_key: PasswordKey,
+    pub activation_delay: Duration,
+    /// Rings when a job is queued.
+    pub wake: Arc<Notify>,
 }
 
 /// Performs queued registrations until `shutdown`.
 pub async fn run_registrations<S: Store>(
-    store: Arc<S>,
-    password_key: PasswordKey,
-    activation_delay: Duration,
-    wake: Arc<Notify>,
+    worker: RegistrationWorker<S>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let RegistrationWorker {
+        store,
+        auditor,
+        trust,
+        password_key,
+        activation_delay,
+        wake,
+    } = worker;
+    let registrant = Registrant {
+        store: &*store,
+        auditor: &auditor,
+        key: &password_key,
+        trust: &trust,
+        activation_delay,
+        registrar: Registrar::Portal,
+    };
     // Store failures per job; a job is given up after MAX_ATTEMPTS.
     let mut failures: HashMap<i64, u32> = HashMap::new();
     loop {
@@ -161,7 +207,7 @@ pub async fn run_registrations<S: Store>(
             Ok(queued) => {
                 for job in queued {
                     let id = job.job.id;
-                    match register(&*store, &password_key, activation_delay, job).await {
+                    match register(&registrant, job).await {
                         Ok(()) => {
                             failures.remove(&id);
                         }
@@ -195,35 +241,33 @@ pub async fn run_registrations<S: Store>(
 
 /// Performs one job; `Err` only if the store failed (the job stays queued).
 async fn register<S: Store>(
-    store: &S,
-    password_key: &PasswordKey,
-    activation_delay: Duration,
+    registrant: &Registrant<'_, S>,
     queued: QueuedRegistration,
 ) -> StoreResult<()> {
+    let store = registrant.store;
     let job = &queued.job;
     let refusal = match CertificateInfo::from_der(&queued.cert_der) {
         Err(error) => Some(error.to_string()),
-        Ok(certificate) => renewal_refusal(store, &job.username, &certificate).await?,
+        Ok(certificate) => {
+            let presented = Presented {
+                info: &certificate,
+                der: &queued.cert_der,
+                trust: registrant.trust,
+            };
+            renewal_refusal(store, &job.username, &presented).await?
+        }
     };
     let outcome = match refusal {
         Some(reason) => Err(RegistrationError::Refused(reason)),
-        None => {
-            admin::register_certificate(
-                store,
-                password_key,
-                &queued.cert_der,
-                activation_delay,
-                Registrar::Portal,
-            )
-            .await
-        }
+        None => admin::register_certificate(registrant, &queued.cert_der).await,
     };
     let outcome = match outcome {
         Ok(_) => Ok(()),
         Err(RegistrationError::Refused(reason)) => {
-            store
-                .append_audit(
-                    &AuditEvent::refused(
+            registrant
+                .auditor
+                .record(
+                    AuditEvent::refused(
                         OffsetDateTime::now_utc(),
                         "portal.register",
                         "registration_refused",
@@ -232,7 +276,7 @@ async fn register<S: Store>(
                     .with_cert_fingerprint(&job.cert_fingerprint)
                     .with_detail(serde_json::json!({ "reason": reason })),
                 )
-                .await?;
+                .await;
             Err(reason)
         }
         Err(RegistrationError::Store(error)) => return Err(error),

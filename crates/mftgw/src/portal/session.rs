@@ -13,14 +13,21 @@ use mftgw_store::{PortalSession, Store, StoreResult};
 use time::OffsetDateTime;
 
 pub const SESSION_COOKIE: &str = "__Host-mftgw_session";
-/// However active, a session ends this long after login.
-pub const MAX_SESSION_AGE: Duration = Duration::from_secs(12 * 60 * 60);
 /// Expired sessions are swept this long after they expired: until then a returning person
 /// is told that the session expired rather than just shown the login page.
 const EXPIRED_SESSIONS_KEPT: Duration = Duration::from_secs(60 * 60);
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub const LOGIN_COOKIE: &str = "__Host-mftgw_login";
 pub const LANG_COOKIE: &str = "mftgw_lang";
+
+/// How long a session lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTimeouts {
+    /// Without a request for this long, a session ends.
+    pub idle: Duration,
+    /// However active, a session ends this long after login.
+    pub max_age: Duration,
+}
 
 /// What the request's session cookie amounts to.
 #[derive(Debug)]
@@ -94,8 +101,9 @@ pub async fn lookup<S: Store>(
     store: &S,
     headers: &HeaderMap,
     fingerprint: &str,
-    idle_timeout: Duration,
+    timeouts: SessionTimeouts,
 ) -> StoreResult<SessionLookup> {
+    let idle_timeout = timeouts.idle;
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
         return Ok(SessionLookup::None);
     };
@@ -110,7 +118,7 @@ pub async fn lookup<S: Store>(
             username: session.username,
         });
     }
-    if session.last_seen_at + idle_timeout < now || session.created_at + MAX_SESSION_AGE < now {
+    if session.last_seen_at + idle_timeout < now || session.created_at + timeouts.max_age < now {
         store.delete_portal_session(&hash).await?;
         return Ok(SessionLookup::Expired);
     }

@@ -64,6 +64,7 @@ pub struct Texts {
     pub refused_foces: &'static str,
     pub refused_personal: &'static str,
     pub refused_other: &'static str,
+    pub refused_expired: &'static str,
     pub refused_supported: &'static str,
     pub technical_detail: &'static str,
 
@@ -85,6 +86,7 @@ pub struct Texts {
     pub state_replaced: &'static str,
     pub state_suspended: &'static str,
     pub state_deleted: &'static str,
+    pub state_revoked: &'static str,
     pub common_name: &'static str,
     pub expiry_date: &'static str,
     pub kind: &'static str,
@@ -124,6 +126,7 @@ pub struct Texts {
 
     pub error_title: &'static str,
     pub error_csrf: &'static str,
+    pub error_revoked: &'static str,
     pub error_bad_form: &'static str,
     pub error_not_found: &'static str,
     pub error_internal: &'static str,
@@ -156,6 +159,7 @@ pub static DA: Texts = Texts {
     refused_foces: "FOCES-certifikater (funktionscertifikater) understøttes ikke.",
     refused_personal: "Personlige certifikater understøttes ikke.",
     refused_other: "Certifikatets emne angiver ikke et CVR-nummer og en konto, som gatewayen kender.",
+    refused_expired: "Certifikatet er udløbet eller endnu ikke gyldigt.",
     refused_supported: "Brug et VOCES-, MOCES- eller OCES3-certifikat (MitID Erhverv). Vælg et andet certifikat i browseren, og prøv igen.",
     technical_detail: "Teknisk årsag",
 
@@ -177,6 +181,7 @@ pub static DA: Texts = Texts {
     state_replaced: "Dette certifikat er erstattet af et nyere og kan ikke længere bruges.",
     state_suspended: "Brugeren er spærret. Kontakt driften.",
     state_deleted: "Brugeren er slettet. Kontakt driften.",
+    state_revoked: "Dette certifikat er spærret (tilbagekaldt). Det kan registreres, men gatewayen afviser det ved login, og det giver ikke adgang til adgangskoder eller oplysninger. Registrér et gyldigt certifikat.",
     common_name: "Navn (CN)",
     expiry_date: "Udløbsdato",
     kind: "Type",
@@ -216,6 +221,7 @@ pub static DA: Texts = Texts {
 
     error_title: "Det gik ikke",
     error_csrf: "Formularen var udløbet eller kom ikke fra portalen. Indlæs siden igen, og prøv igen.",
+    error_revoked: "Certifikatet er spærret (tilbagekaldt): med det kan du kun registrere certifikatet. Brug et gyldigt certifikat.",
     error_bad_form: "Formularen kunne ikke læses.",
     error_not_found: "Siden findes ikke.",
     error_internal: "Der opstod en fejl hos os. Prøv igen om lidt.",
@@ -248,6 +254,7 @@ pub static EN: Texts = Texts {
     refused_foces: "FOCES (function) certificates are not supported.",
     refused_personal: "Personal certificates are not supported.",
     refused_other: "The certificate's subject does not name a CVR number and an account the gateway knows.",
+    refused_expired: "The certificate has expired or is not valid yet.",
     refused_supported: "Use a VOCES, MOCES or OCES3 (MitID Erhverv) certificate. Choose another certificate in your browser and try again.",
     technical_detail: "Technical reason",
 
@@ -269,6 +276,7 @@ pub static EN: Texts = Texts {
     state_replaced: "This certificate has been replaced by a newer one and can no longer be used.",
     state_suspended: "The user is suspended. Contact the operators.",
     state_deleted: "The user is deleted. Contact the operators.",
+    state_revoked: "This certificate is revoked. It can be registered, but the gateway refuses it at login, and it gives no access to passwords or details. Register a valid certificate.",
     common_name: "Common name",
     expiry_date: "Expiry date",
     kind: "Type",
@@ -308,6 +316,7 @@ pub static EN: Texts = Texts {
 
     error_title: "That did not work",
     error_csrf: "The form had expired or did not come from the portal. Reload the page and try again.",
+    error_revoked: "The certificate is revoked: with it you can only register the certificate. Use a valid certificate.",
     error_bad_form: "The form could not be read.",
     error_not_found: "There is no such page.",
     error_internal: "Something went wrong on our side. Try again in a moment.",
@@ -367,8 +376,12 @@ impl Lang {
     pub fn registration_word(self, status: &RegistrationStatus) -> &'static str {
         use RegistrationStatus::*;
         match (self, status) {
-            (Lang::Da, NotRegistered | RenewalPossible | OlderThanRegistered) => "Ikke registreret",
-            (Lang::En, NotRegistered | RenewalPossible | OlderThanRegistered) => "Not registered",
+            (Lang::Da, NotRegistered | RenewalPossible | CannotReplaceRegistered) => {
+                "Ikke registreret"
+            }
+            (Lang::En, NotRegistered | RenewalPossible | CannotReplaceRegistered) => {
+                "Not registered"
+            }
             (Lang::Da, Queued { .. }) => "I gang",
             (Lang::En, Queued { .. }) => "In progress",
             (Lang::Da, Failed { .. }) => "Mislykkedes",

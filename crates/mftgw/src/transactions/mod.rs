@@ -55,9 +55,10 @@ pub enum Committed {
     Transaction {
         skat_transaction_id: String,
     },
-    /// The name was used before: a status_0 of this name is now in `/out`.
+    /// The name was used before: a status_0 saying so is now in `/out`, unless a status_0
+    /// of that name was there already (the original transaction's, which stays as it is).
     NameReused {
-        status_file: String,
+        status_file: Option<String>,
     },
 }
 
@@ -154,16 +155,21 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
                     ..self.status_0(target, now)
                 };
                 let name = status_file.file_name();
-                self.put_out_file(
-                    &target.username,
-                    &name,
-                    status_file.to_xml().into_bytes(),
-                    now,
-                )
-                .await?;
+                let notice = NewOutFile {
+                    name: name.clone(),
+                    content: OutContent::Inline(status_file.to_xml().into_bytes()),
+                };
+                let written = self
+                    .store
+                    .add_out_file(&target.username, notice, now)
+                    .await?;
                 telemetry::upload("name_reused", blob.size);
-                telemetry::status_file_written(StatusCode::Error);
-                Ok(Committed::NameReused { status_file: name })
+                if written {
+                    telemetry::status_file_written(StatusCode::Error);
+                }
+                Ok(Committed::NameReused {
+                    status_file: written.then_some(name),
+                })
             }
             Err(error) => {
                 self.forget_blob(&blob.key).await;
@@ -199,23 +205,6 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
                 resolution: String::new(),
             }
         })
-    }
-
-    async fn put_out_file(
-        &self,
-        username: &str,
-        name: &str,
-        content: Vec<u8>,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let file = NewOutFile {
-            name: name.to_owned(),
-            content: OutContent::Inline(content),
-        };
-        if let Some(replaced) = self.store.put_out_file(username, file, at).await? {
-            self.forget_blob(&replaced).await;
-        }
-        Ok(())
     }
 
     /// Applies transaction steps in one commit (see [`Store::advance`]), counts the status

@@ -261,6 +261,27 @@ const scenarios = {
     return {};
   },
 
+  /** A revoked certificate gets the registration flow and a page saying it is revoked. */
+  async revoked() {
+    const { page } = await contextFor(config.certificate);
+    await page.goto(origin + "/");
+    await page.fill("#password", config.username);
+    await page.click("button[type=submit]:has-text('Log på')");
+    await page.waitForURL(origin + "/");
+    await checkAccessible(page);
+    assert.match(await stateText(page), /spærret \(tilbagekaldt\)/);
+    assert.equal(await page.locator("#gateway-password").count(), 0, "no gateway password");
+    assert.equal(await page.locator("#gateway-user").count(), 0, "no gateway username");
+    assert.equal(await page.locator("#save").count(), 0, "no profile change");
+    assert.ok(await page.isDisabled("#se_number"), "the profile is read-only");
+    await screenshot(page, "revoked-overview");
+    const response = await page.goto(origin + "/password");
+    assert.equal(response.status(), 403, "no password change");
+    assert.match(await page.textContent("main"), /kun registrere certifikatet/);
+    await screenshot(page, "revoked-password-refused");
+    return {};
+  },
+
   /** A session cookie presented with another certificate is refused and ended. */
   async replay() {
     const owner = await contextFor(config.certificate);

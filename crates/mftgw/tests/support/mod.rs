@@ -27,9 +27,19 @@ pub struct Demo {
     listening_seen: usize,
 }
 
-fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
+/// A command that runs the gateway (`prlimit … --`, `strace … --`), or nothing.
+pub type Launcher<'a> = &'a [&'a str];
+
+fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)], launcher: Launcher<'_>) -> Child {
     std::fs::create_dir_all(dir.join("data")).unwrap();
-    let mut command = Command::new(binary());
+    let mut command = match launcher.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary());
+            command
+        }
+        None => Command::new(binary()),
+    };
     command
         .args(["demo", "--data-dir"])
         .arg(dir.join("data"))
@@ -99,6 +109,15 @@ impl Demo {
     /// Like [`Demo::start_with_env`], running `setup` on the data directory first (to place
     /// a test PKI there, for one).
     pub fn start_with_setup(env: &[(&str, &str)], setup: impl Fn(&Path)) -> Demo {
+        Demo::start_launched(env, setup, &[])
+    }
+
+    /// Like [`Demo::start_with_setup`], with the gateway run by `launcher`.
+    pub fn start_launched(
+        env: &[(&str, &str)],
+        setup: impl Fn(&Path),
+        launcher: Launcher<'_>,
+    ) -> Demo {
         // A port free a moment ago can be taken (by another test's passive listener) before
         // the demo binds it; then the demo exits saying so, and we try another port.
         for attempt in 1..=START_ATTEMPTS {
@@ -106,7 +125,7 @@ impl Demo {
             std::fs::create_dir_all(dir.path().join("data")).unwrap();
             setup(&dir.path().join("data"));
             let [port] = free_ports(0);
-            let child = spawn_demo(dir.path(), port, env);
+            let child = spawn_demo(dir.path(), port, env, launcher);
             let mut demo = Demo {
                 manifest: Value::Null,
                 dir,
@@ -144,7 +163,7 @@ impl Demo {
         for attempt in 1..=START_ATTEMPTS {
             // The log is kept across restarts: only this start's lost ports count.
             let lost_before = self.log().matches(PORT_TAKEN).count();
-            self.child = spawn_demo(self.dir.path(), self.port, env);
+            self.child = spawn_demo(self.dir.path(), self.port, env, &[]);
             match self.wait_until_ready() {
                 Ok(()) => return,
                 Err(log)
@@ -310,6 +329,11 @@ impl Demo {
         assert!(ok, "mftgw pki revoke {name} failed: {stdout}{stderr}");
     }
 
+    /// The gateway's process id (under a launcher, the launcher's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([&format!("-{signal}"), &self.child.id().to_string()])
@@ -373,8 +397,10 @@ pub fn fingerprint_of(cert_pem: &Path) -> String {
 
 impl Demo {
     /// Waits until an audit entry satisfies `matches`; returns it. `what` names it in failures.
+    /// Refusals before login are aggregated per interval (5 s by default), so a repeated one
+    /// can take that long to appear.
     pub fn wait_for_audit_where(&self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(entry) = self.audit().into_iter().find(|e| matches(e)) {
                 return entry;
@@ -392,6 +418,19 @@ impl Demo {
     pub fn count_audit(&self, matches: impl Fn(&Value) -> bool) -> usize {
         self.audit().iter().filter(|e| matches(e)).count()
     }
+}
+
+/// When the certificate in `cert_pem` expires.
+pub fn not_after(cert_pem: &Path) -> time::OffsetDateTime {
+    use rustls::pki_types::pem::PemObject;
+    let leaf = rustls_pki_types::CertificateDer::pem_file_iter(cert_pem)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    mftgw_oces::certificate::CertificateInfo::from_der(&leaf)
+        .unwrap()
+        .not_after
 }
 
 /// The gateway username the certificate in `cert_pem` names.

@@ -45,6 +45,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "out_listing",
         sql: include_str!("../../migrations/sqlite/006_out_listing.sql"),
     },
+    Migration {
+        version: 7,
+        name: "hardening",
+        sql: include_str!("../../migrations/sqlite/007_hardening.sql"),
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {

@@ -21,9 +21,10 @@ use crate::{
     NewOutbound, NewRegistrationJob, NewTransaction, OutContent, OutFileEntry, OutboundRecorded,
     PortalAccount, PortalProfile, PortalSession, QueuedRegistration, Recorded,
     RegisteredCertificate, RegistrationJob, RegistrationOutcome, ReplicatedRoles, RoleSource,
-    Store, StoreError, StoreResult, WorkItem, timestamp,
+    SecurityChange, Store, StoreError, StoreResult, WorkItem, timestamp,
 };
 
+mod audit;
 mod migrations;
 mod portal;
 #[cfg(test)]
@@ -36,6 +37,10 @@ mod transactions;
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a write-ahead log is truncated to after a checkpoint that reached its end; without
+/// it, the file keeps the largest size it ever had.
+const WAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Write transactions take SQLite's write lock up front: a deferred transaction that reads
 /// and then writes fails with SQLITE_BUSY, without waiting, when another writer got there first.
@@ -68,7 +73,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES.to_string());
         let open_error = |source| StoreError::Open {
             path: path.to_owned(),
             source,
@@ -163,6 +169,7 @@ impl Store for SqliteStore {
                     user,
                     created: false,
                     unchanged: true,
+                    password_rotated: false,
                 }),
                 (Some(user), Some(replaced_at)) if user.username == owner => {
                     Err(StoreError::Conflict(format!(
@@ -220,6 +227,23 @@ impl Store for SqliteStore {
                 .bind(user.id)
                 .execute(&mut *transaction)
                 .await?;
+                if registration.rotate_password {
+                    sqlx::query(
+                        "UPDATE users SET password_hash = $1, password_sealed = $2 WHERE id = $3",
+                    )
+                    .bind(&registration.new_password_hash)
+                    .bind(&registration.new_password_sealed)
+                    .bind(user.id)
+                    .execute(&mut *transaction)
+                    .await?;
+                }
+                record_security_change(
+                    &mut *transaction,
+                    &registration.username,
+                    "certificate_replaced",
+                    &now,
+                )
+                .await?;
                 (user.id, false)
             }
         };
@@ -252,6 +276,7 @@ impl Store for SqliteStore {
             user,
             created,
             unchanged: false,
+            password_rotated: !created && registration.rotate_password,
         })
     }
 
@@ -306,8 +331,17 @@ impl Store for SqliteStore {
 
     async fn certificates(&self, username: &str) -> StoreResult<Vec<RegisteredCertificate>> {
         let user_id = user_id(&self.reader, username).await?;
-        let rows: Vec<(String, String, String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT fingerprint, subject, serial_hex, not_after, registered_at, replaced_at
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Vec<u8>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT fingerprint, subject, serial_hex, not_after, registered_at, replaced_at, der
              FROM certificates WHERE user_id = $1
              ORDER BY replaced_at IS NOT NULL, registered_at DESC",
         )
@@ -316,7 +350,7 @@ impl Store for SqliteStore {
         .await?;
         rows.into_iter()
             .map(
-                |(fingerprint, subject, serial_hex, not_after, registered_at, replaced_at)| {
+                |(fingerprint, subject, serial_hex, not_after, registered_at, replaced_at, der)| {
                     Ok(RegisteredCertificate {
                         fingerprint,
                         subject,
@@ -329,6 +363,7 @@ impl Store for SqliteStore {
                         replaced_at: replaced_at
                             .map(|at| timestamp::from_text("certificates.replaced_at", &at))
                             .transpose()?,
+                        der,
                     })
                 },
             )
@@ -347,15 +382,48 @@ impl Store for SqliteStore {
     }
 
     async fn set_user_state(&self, username: &str, state: UserState) -> StoreResult<()> {
+        let mut transaction = self.writer.begin_with(BEGIN_WRITE).await?;
         let result = sqlx::query("UPDATE users SET state = $1 WHERE username = $2")
             .bind(state.as_str())
             .bind(username)
-            .execute(&self.writer)
+            .execute(&mut *transaction)
             .await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::user_not_found(username));
         }
+        let now = timestamp::to_text(OffsetDateTime::now_utc());
+        record_security_change(&mut *transaction, username, state.as_str(), &now).await?;
+        transaction.commit().await?;
         Ok(())
+    }
+
+    async fn security_changes(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<SecurityChange>> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, username, change FROM security_changes WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, username, change)| SecurityChange {
+                id,
+                username,
+                change,
+            })
+            .collect())
+    }
+
+    async fn latest_security_change(&self) -> StoreResult<i64> {
+        let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM security_changes")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(latest.unwrap_or(0))
     }
 
     async fn grant_role(
@@ -384,14 +452,18 @@ impl Store for SqliteStore {
         service: &str,
         source: RoleSource,
     ) -> StoreResult<bool> {
-        let user_id = user_id(&self.writer, username).await?;
+        let mut transaction = self.writer.begin_with(BEGIN_WRITE).await?;
+        let user_id = user_id(&mut *transaction, username).await?;
         let result =
             sqlx::query("DELETE FROM roles WHERE user_id = $1 AND service = $2 AND source = $3")
                 .bind(user_id)
                 .bind(service)
                 .bind(source.as_str())
-                .execute(&self.writer)
+                .execute(&mut *transaction)
                 .await?;
+        let now = timestamp::to_text(OffsetDateTime::now_utc());
+        note_role_ended(&mut *transaction, user_id, service, &now).await?;
+        transaction.commit().await?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -442,6 +514,7 @@ impl Store for SqliteStore {
                 .bind(source)
                 .execute(&mut *transaction)
                 .await?;
+                note_role_ended(&mut *transaction, user_id, &service, &now).await?;
                 outcome.revoked += 1;
             }
         }
@@ -464,43 +537,36 @@ impl Store for SqliteStore {
         Ok(services)
     }
 
-    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO audit_log
-                 (at, action, outcome, reason, username, peer_ip, cert_fingerprint, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             RETURNING id",
+    async fn held_role_since(
+        &self,
+        username: &str,
+        service: &str,
+        since: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let user_id = user_id(&self.reader, username).await?;
+        let held: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM roles WHERE user_id = $1 AND service = $2)
+                 OR EXISTS (SELECT 1 FROM roles_ended
+                            WHERE user_id = $1 AND service = $2 AND ended_at >= $3)",
         )
-        .bind(timestamp::to_text(event.at))
-        .bind(&event.action)
-        .bind(event.outcome.as_str())
-        .bind(&event.reason)
-        .bind(&event.username)
-        .bind(&event.peer_ip)
-        .bind(&event.cert_fingerprint)
-        .bind(event.detail.as_ref().map(ToString::to_string))
-        .fetch_one(&self.writer)
+        .bind(user_id)
+        .bind(service)
+        .bind(timestamp::to_text(since))
+        .fetch_one(&self.reader)
         .await?;
-        Ok(id)
+        Ok(held)
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        audit::append(&self.writer, events).await
     }
 
     async fn audit_events(&self, query: AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>> {
-        let rows = sqlx::query(
-            "SELECT id, at, action, outcome, reason, username, peer_ip, cert_fingerprint, detail
-             FROM audit_log
-             WHERE ($1 IS NULL OR username = $1)
-               AND ($2 IS NULL OR action = $2)
-               AND id > $3
-             ORDER BY id
-             LIMIT $4",
-        )
-        .bind(&query.username)
-        .bind(&query.action)
-        .bind(query.since_id.unwrap_or(0))
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(audit_event_from_row).collect()
+        audit::events(&self.reader, query).await
+    }
+
+    async fn expire_audit(&self, before: OffsetDateTime, through_id: i64) -> StoreResult<u64> {
+        audit::expire(&self.writer, before, through_id).await
     }
 
     async fn record_transaction(&self, transaction: NewTransaction) -> StoreResult<Recorded> {
@@ -593,13 +659,17 @@ impl Store for SqliteStore {
         transactions::status_history(&self.reader, transaction_id).await
     }
 
-    async fn put_out_file(
+    async fn add_out_file(
         &self,
         username: &str,
         file: NewOutFile,
         at: OffsetDateTime,
-    ) -> StoreResult<Option<String>> {
-        transactions::put_out_file(&self.writer, username, file, at).await
+    ) -> StoreResult<bool> {
+        transactions::add_out_file(&self.writer, username, file, at).await
+    }
+
+    async fn pending_upload_bytes(&self, username: &str) -> StoreResult<u64> {
+        transactions::pending_upload_bytes(&self.reader, username).await
     }
 
     async fn out_files(&self, username: &str) -> StoreResult<Vec<OutFileEntry>> {
@@ -639,6 +709,18 @@ impl Store for SqliteStore {
             transactions_by_state: count(states),
             work_by_service: count(work),
         })
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn checkpoint(&self) -> StoreResult<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn referenced_blobs(&self, keys: &[String]) -> StoreResult<Vec<String>> {
@@ -691,8 +773,21 @@ impl Store for SqliteStore {
         portal::delete_portal_session(&self.writer, token_hash).await
     }
 
-    async fn delete_portal_sessions_of(&self, username: &str) -> StoreResult<u64> {
-        portal::delete_portal_sessions_of(&self.writer, username).await
+    async fn delete_portal_sessions_of(
+        &self,
+        username: &str,
+        except_certificate: Option<&str>,
+    ) -> StoreResult<u64> {
+        portal::delete_portal_sessions_of(&self.writer, username, except_certificate).await
+    }
+
+    async fn set_portal_initial_code(
+        &self,
+        username: &str,
+        code_hash: &str,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        portal::set_portal_initial_code(&self.writer, username, code_hash, expires_at).await
     }
 
     async fn expire_portal_sessions(&self, before: OffsetDateTime) -> StoreResult<u64> {
@@ -772,27 +867,39 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
     })
 }
 
-fn audit_event_from_row(row: &SqliteRow) -> StoreResult<(i64, AuditEvent)> {
-    let id: i64 = row.try_get("id")?;
-    let at: String = row.try_get("at")?;
-    let outcome: String = row.try_get("outcome")?;
-    let detail: Option<String> = row.try_get("detail")?;
-    let event = AuditEvent {
-        at: timestamp::from_text("audit_log.at", &at)?,
-        action: row.try_get("action")?,
-        outcome: outcome.parse().map_err(|error| {
-            StoreError::Corrupt(format!("audit_log.outcome of event {id}: {error}"))
-        })?,
-        reason: row.try_get("reason")?,
-        username: row.try_get("username")?,
-        peer_ip: row.try_get("peer_ip")?,
-        cert_fingerprint: row.try_get("cert_fingerprint")?,
-        detail: detail
-            .map(|text| serde_json::from_str(&text))
-            .transpose()
-            .map_err(|error| {
-                StoreError::Corrupt(format!("audit_log.detail of event {id}: {error}"))
-            })?,
-    };
-    Ok((id, event))
+/// Records, in the caller's transaction, that `username`'s live sessions must be checked again.
+async fn record_security_change<'e>(
+    executor: impl SqliteExecutor<'e>,
+    username: &str,
+    change: &str,
+    at: &str,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO security_changes (at, username, change) VALUES ($1, $2, $3)")
+        .bind(at)
+        .bind(username)
+        .bind(change)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Notes when the user stopped holding `service`, if no source grants it any more.
+async fn note_role_ended<'e>(
+    executor: impl SqliteExecutor<'e>,
+    user_id: i64,
+    service: &str,
+    at: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO roles_ended (user_id, service, ended_at)
+         SELECT $1, $2, $3
+         WHERE NOT EXISTS (SELECT 1 FROM roles WHERE user_id = $1 AND service = $2)
+         ON CONFLICT (user_id, service) DO UPDATE SET ended_at = excluded.ended_at",
+    )
+    .bind(user_id)
+    .bind(service)
+    .bind(at)
+    .execute(executor)
+    .await?;
+    Ok(())
 }

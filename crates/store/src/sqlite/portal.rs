@@ -5,9 +5,10 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
+use super::BEGIN_WRITE;
 use crate::{
-    NewRegistrationJob, PortalAccount, PortalProfile, PortalSession, QueuedRegistration,
-    RegistrationJob, RegistrationJobState, StoreError, StoreResult, timestamp,
+    InitialCode, NewRegistrationJob, PortalAccount, PortalProfile, PortalSession,
+    QueuedRegistration, RegistrationJob, RegistrationJobState, StoreError, StoreResult, timestamp,
 };
 
 /// The columns [`job_from_row`] reads, as a macro because sqlx wants `&'static str` SQL.
@@ -34,13 +35,26 @@ pub(super) async fn portal_account(
     username: &str,
 ) -> StoreResult<Option<PortalAccount>> {
     let row = sqlx::query(
-        "SELECT password_hash, se_number, email, interfaces
+        "SELECT password_hash, se_number, email, interfaces, initial_code_hash,
+                initial_code_expires_at
          FROM portal_accounts WHERE username = $1",
     )
     .bind(username)
     .fetch_optional(pool)
     .await?;
     row.map(|row| {
+        let code_hash: Option<String> = row.try_get("initial_code_hash")?;
+        let code_expires: Option<String> = row.try_get("initial_code_expires_at")?;
+        let initial_code = match (code_hash, code_expires) {
+            (Some(hash), Some(expires_at)) => Some(InitialCode {
+                hash,
+                expires_at: timestamp::from_text(
+                    "portal_accounts.initial_code_expires_at",
+                    &expires_at,
+                )?,
+            }),
+            _ => None,
+        };
         Ok(PortalAccount {
             password_hash: row.try_get("password_hash")?,
             profile: PortalProfile {
@@ -48,6 +62,7 @@ pub(super) async fn portal_account(
                 email: row.try_get("email")?,
                 interfaces: row.try_get("interfaces")?,
             },
+            initial_code,
         })
     })
     .transpose()
@@ -72,12 +87,21 @@ pub(super) async fn set_portal_password(
     Ok(())
 }
 
+/// Records a security change too when the interface choice changes (an AS4-only choice ends
+/// live FTPS sessions).
 pub(super) async fn set_portal_profile(
     pool: &SqlitePool,
     username: &str,
     profile: &PortalProfile,
     at: OffsetDateTime,
 ) -> StoreResult<()> {
+    let at = timestamp::to_text(at);
+    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let before: Option<String> =
+        sqlx::query_scalar("SELECT interfaces FROM portal_accounts WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&mut *transaction)
+            .await?;
     sqlx::query(
         "INSERT INTO portal_accounts (username, se_number, email, interfaces, updated_at)
          VALUES ($1, $2, $3, $4, $5)
@@ -89,7 +113,37 @@ pub(super) async fn set_portal_profile(
     .bind(&profile.se_number)
     .bind(&profile.email)
     .bind(&profile.interfaces)
-    .bind(timestamp::to_text(at))
+    .bind(&at)
+    .execute(&mut *transaction)
+    .await?;
+    let default_interfaces = PortalProfile::default().interfaces;
+    if before.as_deref().unwrap_or(&default_interfaces) != profile.interfaces {
+        super::record_security_change(&mut *transaction, username, "interfaces_changed", &at)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn set_portal_initial_code(
+    pool: &SqlitePool,
+    username: &str,
+    code_hash: &str,
+    expires_at: OffsetDateTime,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO portal_accounts
+             (username, initial_code_hash, initial_code_expires_at, updated_at)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (username) DO UPDATE
+             SET initial_code_hash = excluded.initial_code_hash,
+                 initial_code_expires_at = excluded.initial_code_expires_at,
+                 updated_at = excluded.updated_at",
+    )
+    .bind(username)
+    .bind(code_hash)
+    .bind(timestamp::to_text(expires_at))
+    .bind(timestamp::to_text(OffsetDateTime::now_utc()))
     .execute(pool)
     .await?;
     Ok(())
@@ -169,11 +223,16 @@ pub(super) async fn delete_portal_session(pool: &SqlitePool, token_hash: &str) -
 pub(super) async fn delete_portal_sessions_of(
     pool: &SqlitePool,
     username: &str,
+    except_certificate: Option<&str>,
 ) -> StoreResult<u64> {
-    let result = sqlx::query("DELETE FROM portal_sessions WHERE username = $1")
-        .bind(username)
-        .execute(pool)
-        .await?;
+    let result = sqlx::query(
+        "DELETE FROM portal_sessions
+         WHERE username = $1 AND ($2 IS NULL OR cert_fingerprint <> $2)",
+    )
+    .bind(username)
+    .bind(except_certificate)
+    .execute(pool)
+    .await?;
     Ok(result.rows_affected())
 }
 

@@ -110,7 +110,47 @@ async fn sessions_are_found_by_hash_touched_and_expired() {
         .create_portal_session(&session("b", AT))
         .await
         .unwrap();
-    assert_eq!(store.delete_portal_sessions_of(USERNAME).await.unwrap(), 2);
+    let mut other_certificate = session("c", AT);
+    other_certificate.cert_fingerprint = "renewed".into();
+    store
+        .create_portal_session(&other_certificate)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .delete_portal_sessions_of(USERNAME, Some("renewed"))
+            .await
+            .unwrap(),
+        2,
+        "all but the renewed certificate's"
+    );
+    assert!(store.portal_session("c").await.unwrap().is_some());
+    assert_eq!(
+        store
+            .delete_portal_sessions_of(USERNAME, None)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_initial_code_is_kept_with_its_expiry() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    let expires = AT + Duration::days(7);
+    store
+        .set_portal_initial_code(USERNAME, "$argon2id$code", expires)
+        .await
+        .unwrap();
+    let account = store.portal_account(USERNAME).await.unwrap().unwrap();
+    assert_eq!(account.password_hash, None);
+    assert_eq!(
+        account.initial_code,
+        Some(crate::InitialCode {
+            hash: "$argon2id$code".into(),
+            expires_at: expires
+        })
+    );
 }
 
 #[tokio::test]

@@ -40,6 +40,7 @@ pub(super) fn registration(
         new_password_hash: password_hash.into(),
         new_password_sealed: format!("sealed:{password_hash}"),
         activate_at: ACTIVATE_AT,
+        rotate_password: false,
     }
 }
 
@@ -356,13 +357,30 @@ async fn audit_events_are_appended_and_queried() {
     let tls = AuditEvent::info(at, "ftps.tls").with_peer_ip("192.0.2.8");
     let other_user = AuditEvent::allowed(at, "ftps.login").with_username("CVR_2_UID_1");
 
-    let mut ids = Vec::new();
-    for event in [&refused, &allowed, &tls, &other_user] {
-        ids.push(store.append_audit(event).await.unwrap());
-    }
-    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
-
+    store
+        .append_audit(&[refused.clone(), allowed.clone()])
+        .await
+        .unwrap();
+    store
+        .append_audit(&[tls.clone(), other_user.clone()])
+        .await
+        .unwrap();
     let everything = store.audit_events(AuditQuery::default()).await.unwrap();
+    let ids: Vec<i64> = everything.iter().map(|(id, _)| *id).collect();
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+    assert_eq!(
+        everything
+            .iter()
+            .map(|(_, event)| event.clone())
+            .collect::<Vec<_>>(),
+        [
+            refused.clone(),
+            allowed.clone(),
+            tls.clone(),
+            other_user.clone()
+        ],
+        "appended in order"
+    );
     assert_eq!(everything.len(), 4);
     assert_eq!(
         everything[0],
@@ -410,13 +428,14 @@ async fn audit_events_are_appended_and_queried() {
 #[tokio::test]
 async fn audit_log_is_append_only() {
     let store = SqliteStore::open_in_memory().await.unwrap();
-    let id = store
-        .append_audit(&AuditEvent::info(
+    store
+        .append_audit(&[AuditEvent::info(
             OffsetDateTime::now_utc(),
             "admin.register",
-        ))
+        )])
         .await
         .unwrap();
+    let id = store.audit_events(AuditQuery::default()).await.unwrap()[0].0;
 
     let update = sqlx::query("UPDATE audit_log SET action = 'tampered' WHERE id = $1")
         .bind(id)
@@ -452,7 +471,7 @@ async fn on_disk_store_keeps_its_data_across_reopening() {
             .await
             .unwrap();
         store
-            .append_audit(&AuditEvent::allowed(ACTIVATE_AT, "admin.register"))
+            .append_audit(&[AuditEvent::allowed(ACTIVATE_AT, "admin.register")])
             .await
             .unwrap();
         let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
@@ -617,4 +636,160 @@ async fn every_connection_plans_without_looking_at_bound_values() {
     assert!(plans_ignore_bound_values(&store.reader).await);
     let in_memory = SqliteStore::open_in_memory().await.unwrap();
     assert!(plans_ignore_bound_values(&in_memory.writer).await);
+}
+
+#[tokio::test]
+async fn a_renewal_can_rotate_the_password_and_every_authorisation_change_is_a_security_change() {
+    let store = store_with_user().await;
+    let start = store.latest_security_change().await.unwrap();
+    let renewal = CertificateRegistration {
+        rotate_password: true,
+        ..registration(USERNAME, RENEWED_FINGERPRINT, "hmac-sha256:rotated")
+    };
+    let outcome = store.register_certificate(renewal).await.unwrap();
+    assert!(outcome.password_rotated);
+    let known = store.find_user(USERNAME).await.unwrap().unwrap();
+    assert_eq!(known.password_hash, "hmac-sha256:rotated");
+    assert_eq!(
+        store.gateway_password_sealed(USERNAME).await.unwrap(),
+        Some("sealed:hmac-sha256:rotated".into())
+    );
+    store
+        .set_user_state(USERNAME, UserState::Suspended)
+        .await
+        .unwrap();
+    let profile = crate::PortalProfile {
+        interfaces: "as4".into(),
+        ..Default::default()
+    };
+    store
+        .set_portal_profile(USERNAME, &profile, ACTIVATE_AT)
+        .await
+        .unwrap();
+    // The same interfaces again change nothing that matters.
+    store
+        .set_portal_profile(USERNAME, &profile, ACTIVATE_AT)
+        .await
+        .unwrap();
+    let changes = store.security_changes(start, 100).await.unwrap();
+    let seen: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|change| (change.username.as_str(), change.change.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (USERNAME, "certificate_replaced"),
+            (USERNAME, "suspended"),
+            (USERNAME, "interfaces_changed"),
+        ]
+    );
+    assert_eq!(
+        store.latest_security_change().await.unwrap(),
+        changes.last().unwrap().id
+    );
+    assert!(
+        store
+            .security_changes(changes[1].id, 100)
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
+}
+
+#[tokio::test]
+async fn a_role_counts_as_held_within_the_retention_after_it_ends() {
+    let store = store_with_user().await;
+    let long_ago = datetime!(2020-01-01 00:00 UTC);
+    assert!(
+        !store
+            .held_role_since(USERNAME, "FATCA", long_ago)
+            .await
+            .unwrap()
+    );
+    store
+        .grant_role(USERNAME, "FATCA", RoleSource::Local)
+        .await
+        .unwrap();
+    store
+        .grant_role(USERNAME, "FATCA", RoleSource::Replicated)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .held_role_since(USERNAME, "FATCA", long_ago)
+            .await
+            .unwrap()
+    );
+    store
+        .revoke_role(USERNAME, "FATCA", RoleSource::Local)
+        .await
+        .unwrap();
+    store.replace_replicated_roles(&[]).await.unwrap();
+    assert!(store.roles(USERNAME).await.unwrap().is_empty());
+    assert!(
+        store
+            .held_role_since(USERNAME, "FATCA", long_ago)
+            .await
+            .unwrap(),
+        "ended just now, within any retention"
+    );
+    let future = OffsetDateTime::now_utc() + time::Duration::HOUR;
+    assert!(
+        !store
+            .held_role_since(USERNAME, "FATCA", future)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn audit_events_are_deleted_only_before_the_retention_cutoff() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    let old = AuditEvent::info(datetime!(2024-01-01 00:00 UTC), "admin.register");
+    let recent = AuditEvent::info(datetime!(2025-06-01 00:00 UTC), "admin.register");
+    store
+        .append_audit(&[old.clone(), recent.clone()])
+        .await
+        .unwrap();
+    let cutoff = datetime!(2025-01-01 00:00 UTC);
+    let expiring = store
+        .audit_events(AuditQuery {
+            before: Some(cutoff),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(expiring.len(), 1);
+    assert_eq!(expiring[0].1, old);
+    assert_eq!(store.expire_audit(cutoff, expiring[0].0).await.unwrap(), 1);
+    let kept = store.audit_events(AuditQuery::default()).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].1, recent);
+
+    // Within the retention the log stays append-only, and the cutoff cannot move back.
+    let delete = sqlx::query("DELETE FROM audit_log")
+        .execute(&store.writer)
+        .await
+        .expect_err("a recent event was deleted");
+    assert!(
+        delete
+            .to_string()
+            .contains("append-only within its retention"),
+        "{delete}"
+    );
+    let back = sqlx::query("UPDATE audit_retention SET cutoff = '2000-01-01T00:00:00.000000Z'")
+        .execute(&store.writer)
+        .await
+        .expect_err("the cutoff moved back");
+    assert!(back.to_string().contains("only moves forward"), "{back}");
+    assert_eq!(
+        store
+            .expire_audit(datetime!(2024-06-01 00:00 UTC), i64::MAX)
+            .await
+            .unwrap(),
+        0,
+        "an earlier cutoff changes nothing"
+    );
 }

@@ -239,16 +239,15 @@ async fn concurrent_uploads_of_one_name_make_one_transaction() {
 }
 
 #[tokio::test]
-async fn out_files_are_per_user_and_replaceable_by_name() {
+async fn out_files_are_per_user_and_added_once_by_name() {
     let store = store_with_user().await;
     let other_user = add_other_user(&store).await;
     let at = RECEIVED_AT;
-    assert_eq!(
+    assert!(
         store
-            .put_out_file(USERNAME, inline("r.txt", "first"), at)
+            .add_out_file(USERNAME, inline("r.txt", "first"), at)
             .await
-            .unwrap(),
-        None
+            .unwrap()
     );
     let blob = NewOutFile {
         name: "r.txt".into(),
@@ -257,30 +256,65 @@ async fn out_files_are_per_user_and_replaceable_by_name() {
             size: 9,
         },
     };
-    assert_eq!(store.put_out_file(USERNAME, blob, at).await.unwrap(), None);
-    assert_eq!(
-        store
-            .put_out_file(USERNAME, inline("r.txt", "third"), at)
-            .await
-            .unwrap(),
-        Some("k1".into())
+    assert!(
+        !store.add_out_file(USERNAME, blob, at).await.unwrap(),
+        "a name already in /out is left as it is"
     );
     let (entry, content) = store.out_file(USERNAME, "r.txt").await.unwrap().unwrap();
     assert_eq!(
         (entry.size, content),
-        (5, OutContent::Inline(b"third".to_vec()))
+        (5, OutContent::Inline(b"first".to_vec()))
     );
     assert!(store.out_file(other_user, "r.txt").await.unwrap().is_none());
     assert!(store.out_files(other_user).await.unwrap().is_empty());
+    assert!(
+        store
+            .add_out_file(other_user, inline("r.txt", "theirs"), at)
+            .await
+            .unwrap(),
+        "names are per user"
+    );
     assert_eq!(
         store.delete_out_file(other_user, "r.txt").await.unwrap(),
-        None
+        Some(OutContent::Inline(b"theirs".to_vec()))
     );
     assert_eq!(
         store.delete_out_file(USERNAME, "r.txt").await.unwrap(),
-        Some(OutContent::Inline(b"third".to_vec()))
+        Some(OutContent::Inline(b"first".to_vec()))
     );
     assert!(store.out_files(USERNAME).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn pending_upload_bytes_count_what_waits_for_delivery() {
+    let store = store_with_user().await;
+    assert_eq!(store.pending_upload_bytes(USERNAME).await.unwrap(), 0);
+    let waiting = created(
+        store
+            .record_transaction(upload("ci1", "a.xml"))
+            .await
+            .unwrap(),
+    );
+    let delivered = created(
+        store
+            .record_transaction(upload("ci2", "b.xml"))
+            .await
+            .unwrap(),
+    );
+    let size = waiting.size;
+    assert_eq!(
+        store.pending_upload_bytes(USERNAME).await.unwrap(),
+        2 * size
+    );
+    store
+        .advance(&[step(
+            &delivered,
+            TransactionState::Answered,
+            StatusCode::Exposed,
+        )])
+        .await
+        .unwrap();
+    assert_eq!(store.pending_upload_bytes(USERNAME).await.unwrap(), size);
 }
 
 #[tokio::test]
@@ -313,11 +347,11 @@ async fn expiry_removes_old_out_files_and_finished_upload_bodies() {
         },
     };
     store
-        .put_out_file(USERNAME, blob, RECEIVED_AT)
+        .add_out_file(USERNAME, blob, RECEIVED_AT)
         .await
         .unwrap();
     store
-        .put_out_file(
+        .add_out_file(
             USERNAME,
             inline("new.txt", "x"),
             RECEIVED_AT + time::Duration::DAY,
@@ -613,7 +647,7 @@ async fn a_listing_returns_names_exactly_in_the_order_they_came() {
     for (second, name) in names_put.iter().enumerate() {
         let at = RECEIVED_AT + time::Duration::seconds(second as i64);
         store
-            .put_out_file(USERNAME, inline(name, "body"), at)
+            .add_out_file(USERNAME, inline(name, "body"), at)
             .await
             .unwrap();
     }

@@ -63,10 +63,13 @@ pub(super) async fn record_transaction(
     match &new.rejection {
         None => {
             sqlx::query(
-                "INSERT INTO work (transaction_id, due_at, created_at) VALUES ($1, $2, $2)",
+                "INSERT INTO work (transaction_id, due_at, created_at, user_id, size)
+                 VALUES ($1, $2, $2, $3, $4)",
             )
             .bind(id)
             .bind(&received_at)
+            .bind(user_id)
+            .bind(size_to_db(new.size)?)
             .execute(&mut *transaction)
             .await?;
         }
@@ -309,10 +312,10 @@ async fn change_states(
 }
 
 /// Rows per multi-row statement: far below SQLite's 32,766 parameters.
-const ROWS_PER_STATEMENT: usize = 200;
+pub(super) const ROWS_PER_STATEMENT: usize = 200;
 
 /// `($first, $first+1, …), (…), …`: `rows` tuples of `columns` numbered parameters.
-fn value_tuples(rows: usize, columns: usize) -> String {
+pub(super) fn value_tuples(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|row| {
             let parameters: Vec<String> = (1..=columns)
@@ -554,22 +557,40 @@ pub(super) async fn status_history(
         .collect()
 }
 
-pub(super) async fn put_out_file(
+pub(super) async fn add_out_file(
     pool: &SqlitePool,
     username: &str,
     file: NewOutFile,
     at: OffsetDateTime,
-) -> StoreResult<Option<String>> {
+) -> StoreResult<bool> {
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
     let user_id = user_id(&mut *transaction, username).await?;
-    let replaced = replace_out_files(
-        &mut transaction,
-        vec![(user_id, &file, timestamp::to_text(at))],
+    let (content, blob_key) = content_columns(&file.content);
+    let inserted = sqlx::query(
+        "INSERT INTO out_files (user_id, name, size, content, blob_key, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (user_id, name) DO NOTHING",
     )
+    .bind(user_id)
+    .bind(&file.name)
+    .bind(size_to_db(file.content.size())?)
+    .bind(content)
+    .bind(blob_key)
+    .bind(timestamp::to_text(at))
+    .execute(&mut *transaction)
     .await?;
     transaction.commit().await?;
-    // One file replaces at most one.
-    Ok(replaced.into_iter().next())
+    Ok(inserted.rows_affected() > 0)
+}
+
+pub(super) async fn pending_upload_bytes(pool: &SqlitePool, username: &str) -> StoreResult<u64> {
+    let user_id = user_id(pool, username).await?;
+    let bytes: i64 =
+        sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM work WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?;
+    Ok(u64::try_from(bytes).unwrap_or_default())
 }
 
 /// A user's `/out` as a JSON array of `[id, name, size, created_at]`. In index order, but

@@ -1,0 +1,272 @@
+//! Live FTPS sessions, and the withdrawal of their authorisation after login.
+//!
+//! A login's decision holds only as long as what it was made on: the user's state, the
+//! certificate being the current one, FTPS being chosen, the certificate passing the CRLs.
+//! Each logged-in session is registered here with a [`Grant`]; the engine ends the session
+//! (`421`, a running transfer cut) as soon as the grant is revoked. [`run_authorisation_watch`]
+//! revokes them: it follows the store's security changes (suspensions, deletions, renewals,
+//! interface choices, made by this process or an operator's CLI) and checks every session's
+//! certificate again after each CRL reload and once a minute (expiry).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mftgw_blobs::BlobStore;
+use mftgw_domain::audit::AuditEvent;
+use mftgw_domain::session_authorisation;
+use mftgw_store::Store;
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use super::Gateway;
+use crate::telemetry;
+
+/// How often the store's security changes are read.
+const CHANGE_POLL: Duration = Duration::from_secs(1);
+/// How often every session's certificate is verified again without a CRL reload.
+const CERTIFICATE_RECHECK: Duration = Duration::from_secs(60);
+/// Security changes read at once.
+const CHANGE_BATCH: u32 = 1_000;
+
+/// One session's authorisation, revoked at most once.
+#[derive(Debug)]
+pub struct Grant {
+    revoked: watch::Sender<bool>,
+}
+
+impl Grant {
+    fn new() -> Grant {
+        Grant {
+            revoked: watch::Sender::new(false),
+        }
+    }
+
+    pub fn is_revoked(&self) -> bool {
+        *self.revoked.borrow()
+    }
+
+    /// Resolves once the grant is revoked.
+    pub async fn revoked(&self) {
+        let mut revoked = self.revoked.subscribe();
+        let _ = revoked.wait_for(|revoked| *revoked).await;
+    }
+
+    /// Whether this call revoked it (it was not before).
+    fn revoke(&self) -> bool {
+        !self.revoked.send_replace(true)
+    }
+}
+
+/// What a session logged in with.
+#[derive(Debug, Clone)]
+struct Live {
+    username: String,
+    peer: SocketAddr,
+    fingerprint: String,
+    certificate: CertificateDer<'static>,
+    intermediates: Vec<CertificateDer<'static>>,
+    grant: Arc<Grant>,
+}
+
+/// How long a user counts as recently changed: a login decided on what the store said just
+/// before a change, and registered just after the watch checked that user, is checked again.
+const RECENT_CHANGE: Duration = Duration::from_secs(10);
+
+/// The logged-in sessions of one gateway process, by connection id.
+#[derive(Debug, Default)]
+pub struct LiveSessions {
+    sessions: Mutex<HashMap<u64, Live>>,
+    /// Users whose sessions the watch checked lately, and when.
+    recently_changed: Mutex<HashMap<String, Instant>>,
+}
+
+/// A session's place in [`LiveSessions`], given up when dropped (the session ended).
+#[derive(Debug)]
+pub struct Registration {
+    sessions: Arc<LiveSessions>,
+    connection_id: u64,
+    pub grant: Arc<Grant>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.sessions
+            .sessions
+            .lock()
+            .expect("live sessions poisoned")
+            .remove(&self.connection_id);
+    }
+}
+
+/// Who logged in on a connection.
+pub struct LoggedIn<'a> {
+    pub connection_id: u64,
+    pub username: &'a str,
+    pub peer: SocketAddr,
+    pub fingerprint: &'a str,
+    pub certificate: &'a CertificateDer<'static>,
+    pub intermediates: &'a [CertificateDer<'static>],
+}
+
+impl LiveSessions {
+    pub fn register(self: &Arc<Self>, session: LoggedIn<'_>) -> Registration {
+        let grant = Arc::new(Grant::new());
+        let live = Live {
+            username: session.username.to_owned(),
+            peer: session.peer,
+            fingerprint: session.fingerprint.to_owned(),
+            certificate: session.certificate.clone(),
+            intermediates: session.intermediates.to_vec(),
+            grant: Arc::clone(&grant),
+        };
+        self.sessions
+            .lock()
+            .expect("live sessions poisoned")
+            .insert(session.connection_id, live);
+        Registration {
+            sessions: Arc::clone(self),
+            connection_id: session.connection_id,
+            grant,
+        }
+    }
+
+    /// Whether the watch checked `username`'s sessions lately (see [`RECENT_CHANGE`]).
+    pub fn recently_changed(&self, username: &str) -> bool {
+        let changed = self
+            .recently_changed
+            .lock()
+            .expect("live sessions poisoned");
+        changed
+            .get(username)
+            .is_some_and(|at| at.elapsed() < RECENT_CHANGE)
+    }
+
+    fn note_changed<'a>(&self, usernames: impl Iterator<Item = &'a String>) {
+        let now = Instant::now();
+        let mut changed = self
+            .recently_changed
+            .lock()
+            .expect("live sessions poisoned");
+        changed.retain(|_, at| now.duration_since(*at) < RECENT_CHANGE);
+        changed.extend(usernames.map(|username| (username.clone(), now)));
+    }
+
+    /// The sessions `select` picks, copied out so that no lock is held while checking them.
+    fn matching(&self, select: impl Fn(&Live) -> bool) -> Vec<Live> {
+        let sessions = self.sessions.lock().expect("live sessions poisoned");
+        sessions
+            .values()
+            .filter(|live| !live.grant.is_revoked() && select(live))
+            .cloned()
+            .collect()
+    }
+}
+
+impl<S: Store, B: BlobStore> Gateway<S, B> {
+    /// Checks the sessions of `usernames` against what the store says now.
+    pub(super) async fn recheck_users(&self, usernames: &HashSet<String>) {
+        self.sessions.note_changed(usernames.iter());
+        let mut by_user: HashMap<&str, Vec<Live>> = HashMap::new();
+        let sessions = self
+            .sessions
+            .matching(|live| usernames.contains(&live.username));
+        for live in &sessions {
+            by_user
+                .entry(&live.username)
+                .or_default()
+                .push(live.clone());
+        }
+        for (username, sessions) in by_user {
+            let known = match self.store.find_user(username).await {
+                Ok(known) => known,
+                Err(error) => {
+                    tracing::error!(%error, username, "cannot check live sessions: store unavailable");
+                    continue;
+                }
+            };
+            let now = OffsetDateTime::now_utc();
+            for live in sessions {
+                if let Err(refusal) = session_authorisation(known.as_ref(), &live.fingerprint, now)
+                {
+                    self.revoke(&live, refusal.code()).await;
+                }
+            }
+        }
+    }
+
+    /// Verifies every session's certificate again (after a CRL reload, and for expiry).
+    async fn recheck_certificates(&self) {
+        for live in self.sessions.matching(|_| true) {
+            if let Err(failure) = self
+                .tls
+                .verify_certificate(&live.certificate, &live.intermediates)
+            {
+                self.revoke(&live, failure.reason.as_str()).await;
+            }
+        }
+    }
+
+    async fn revoke(&self, live: &Live, reason: &str) {
+        if !live.grant.revoke() {
+            return;
+        }
+        telemetry::session_revoked();
+        self.auditor
+            .record(
+                AuditEvent::refused(OffsetDateTime::now_utc(), "ftps.session", reason)
+                    .with_username(&live.username)
+                    .with_peer_ip(live.peer.ip().to_string())
+                    .with_cert_fingerprint(&live.fingerprint),
+            )
+            .await;
+    }
+}
+
+/// Ends the live sessions whose authorisation the store's security changes or a CRL reload
+/// (`crls_reloaded` changes) withdraw, until `shutdown`.
+pub async fn run_authorisation_watch<S: Store, B: BlobStore>(
+    gateway: Arc<Gateway<S, B>>,
+    mut crls_reloaded: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut cursor = loop {
+        match gateway.store.latest_security_change().await {
+            Ok(latest) => break latest,
+            Err(error) => {
+                tracing::error!(%error, "cannot follow security changes yet: store unavailable");
+                tokio::select! {
+                    _ = tokio::time::sleep(CHANGE_POLL) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    };
+    let mut poll = tokio::time::interval(CHANGE_POLL);
+    let mut recheck = tokio::time::interval(CERTIFICATE_RECHECK);
+    let mut crl_refresher_running = true;
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {
+                match gateway.store.security_changes(cursor, CHANGE_BATCH).await {
+                    Ok(changes) => {
+                        let Some(last) = changes.last() else { continue };
+                        cursor = last.id;
+                        let usernames = changes.into_iter().map(|change| change.username).collect();
+                        gateway.recheck_users(&usernames).await;
+                    }
+                    Err(error) => tracing::error!(%error, "cannot read security changes"),
+                }
+            }
+            changed = crls_reloaded.changed(), if crl_refresher_running => match changed {
+                Ok(()) => gateway.recheck_certificates().await,
+                // The CRL refresher is gone; the scheduled recheck stays.
+                Err(_) => crl_refresher_running = false,
+            },
+            _ = recheck.tick() => gateway.recheck_certificates().await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
