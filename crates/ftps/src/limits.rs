@@ -23,6 +23,10 @@ pub struct SessionLimits {
     pub max_pre_login: usize,
     /// New connections one address may open.
     pub connection_rate_per_ip: ConnectionRate,
+    /// Data connections at once, from `PASV`/`EPSV` to the end of the transfer (each holds a
+    /// listener or a connection, and an upload a file): with the sessions, what bounds the
+    /// open files.
+    pub max_data_connections: usize,
 }
 
 impl Default for SessionLimits {
@@ -33,6 +37,7 @@ impl Default for SessionLimits {
             max_sessions_per_user: 64,
             max_pre_login: 5_000,
             connection_rate_per_ip: ConnectionRate::default(),
+            max_data_connections: 4_000,
         }
     }
 }
@@ -198,6 +203,7 @@ pub struct Limiter {
     pub(crate) total: Arc<Semaphore>,
     pub(crate) max_sessions: usize,
     pre_login: Arc<Semaphore>,
+    data_connections: Arc<Semaphore>,
     per_ip: Arc<KeyedCounter<IpAddr>>,
     per_user: Arc<KeyedCounter<String>>,
     rate: AddressRate,
@@ -245,6 +251,7 @@ impl Limiter {
             total: Arc::new(Semaphore::new(limits.max_sessions)),
             max_sessions: limits.max_sessions,
             pre_login: Arc::new(Semaphore::new(limits.max_pre_login.max(1))),
+            data_connections: Arc::new(Semaphore::new(limits.max_data_connections.max(1))),
             per_ip: KeyedCounter::new(limits.max_sessions_per_ip),
             per_user: KeyedCounter::new(limits.max_sessions_per_user),
             rate: AddressRate::new(limits.connection_rate_per_ip),
@@ -272,6 +279,11 @@ impl Limiter {
     pub fn admit_user(&self, username: &str) -> Option<KeyedSlot<String>> {
         self.per_user.try_acquire(username.to_string())
     }
+
+    /// A slot for one data connection, held until its transfer ends; `None` if all are taken.
+    pub fn admit_data_connection(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.data_connections).try_acquire_owned().ok()
+    }
 }
 
 #[cfg(test)]
@@ -290,6 +302,7 @@ mod tests {
                 per_second: 0.0,
                 burst: 0.0,
             },
+            max_data_connections: 1,
         }
     }
 
@@ -311,6 +324,11 @@ mod tests {
         drop(user);
         assert!(limiter.admit_user("u").is_some());
         assert_eq!(limiter.per_user.holders(&"u".to_string()), 0);
+
+        let transfer = limiter.admit_data_connection().unwrap();
+        assert!(limiter.admit_data_connection().is_none());
+        drop(transfer);
+        assert!(limiter.admit_data_connection().is_some());
     }
 
     #[test]

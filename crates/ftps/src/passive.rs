@@ -15,14 +15,17 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use rustls::HandshakeKind;
 use rustls_pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::tls::{self, TlsContext};
+use crate::tls::{self, TlsContext, Verified};
 
 pub type DataStream = TlsStream<TcpStream>;
 
@@ -81,6 +84,9 @@ pub struct Binding {
     pub client_ip: IpAddr,
     pub certificate: CertificateDer<'static>,
     pub require_resumption: bool,
+    /// When the session's certificate was last verified (a resumed data connection brings
+    /// it without a new verification).
+    pub verified: Arc<std::sync::Mutex<Verified>>,
 }
 
 /// A reason a connection to a passive port was refused.
@@ -118,6 +124,8 @@ pub struct DataAcceptor {
 pub struct PendingData {
     pub port: u16,
     task: JoinHandle<Result<DataStream, DataRefusal>>,
+    /// The server's slot for this data connection, given back with it.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Drop for PendingData {
@@ -131,6 +139,7 @@ impl PendingData {
     /// as it happens (for auditing), including ones the listener then keeps waiting after.
     pub fn spawn(
         listener: TcpListener,
+        slot: OwnedSemaphorePermit,
         binding: Binding,
         checks: Arc<DataAcceptor>,
         report: Arc<RefusalReport>,
@@ -152,7 +161,11 @@ impl PendingData {
                 )),
             }
         });
-        Ok(PendingData { port, task })
+        Ok(PendingData {
+            port,
+            task,
+            _slot: slot,
+        })
     }
 
     /// Waits for the data connection to be ready.
@@ -184,15 +197,15 @@ fn refuse(
 }
 
 /// Accepts connections until one from the client's address completes TLS and matches the
-/// binding; refused ones are reported and waited past. Handshakes run side by side, so a
-/// stranger's slow handshake does not hold up the client's.
+/// binding; refused ones are reported and waited past. Handshakes run side by side (in this
+/// task), so a stranger's slow handshake does not hold up the client's.
 async fn accept_bound(
     listener: &TcpListener,
     binding: &Binding,
     checks: &Arc<DataAcceptor>,
     report: &Arc<RefusalReport>,
 ) -> Result<DataStream, DataRefusal> {
-    let mut handshakes = JoinSet::new();
+    let mut handshakes = FuturesUnordered::new();
     loop {
         tokio::select! {
             accepted = listener.accept(), if handshakes.len() < CONCURRENT_HANDSHAKES => {
@@ -209,30 +222,21 @@ async fn accept_bound(
                     continue;
                 }
                 let _ = tcp.set_nodelay(true);
-                let (binding, checks) = (binding.clone(), Arc::clone(checks));
-                handshakes.spawn(async move {
+                handshakes.push(async move {
                     let stream = tls::accept(&checks.acceptor, tcp, checks.handshake_timeout)
                         .await
                         .map_err(|failure| {
                             (from, DataRefusalStage::Handshake, format!("data_{}", failure.reason))
                         })?;
-                    check_binding(&stream, &binding, &checks.tls)
+                    check_binding(&stream, binding, &checks.tls)
                         .map_err(|reason| (from, DataRefusalStage::Binding, reason))?;
                     Ok(stream)
                 });
             }
-            Some(finished) = handshakes.join_next() => match finished {
-                Ok(Ok(stream)) => return Ok(stream),
-                Ok(Err((from, stage, reason))) => {
+            Some(finished) = handshakes.next() => match finished {
+                Ok(stream) => return Ok(stream),
+                Err((from, stage, reason)) => {
                     refuse(Some(from), stage, reason, &**report);
-                }
-                Err(join_error) => {
-                    refuse(
-                        None,
-                        DataRefusalStage::Waiting,
-                        format!("data_task_failed: {join_error}"),
-                        &**report,
-                    );
                 }
             },
         }
@@ -252,7 +256,7 @@ fn check_binding(stream: &DataStream, binding: &Binding, tls: &TlsContext) -> Re
         return Err("data_connection_not_resumed".into());
     }
     if resumed {
-        tls.verify_resumed_certificate(connection)
+        tls.verify_resumed_since(connection, &binding.verified)
             .map_err(|failure| format!("data_{}", failure.reason))?;
     }
     Ok(())

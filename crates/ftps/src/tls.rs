@@ -9,7 +9,8 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -32,6 +33,21 @@ pub struct TlsSettings {
     pub client_verifier: Arc<dyn ClientCertVerifier>,
     /// Resumption cache entries shared by control and data connections.
     pub session_cache_size: usize,
+    /// Counts up whenever the verifier may answer differently (a CRL reload). A session's
+    /// resumed data connections are then verified again only after a change, or once
+    /// a minute has passed; without it, every time.
+    pub verifier_changes: Option<Arc<AtomicU64>>,
+}
+
+/// However unchanged the verifier, a certificate verified longer ago than this is verified
+/// again (it may have expired, a CRL may have gone stale).
+pub(crate) const REVERIFY_AFTER: Duration = Duration::from_secs(60);
+
+/// When a session's certificate was last verified, and under which count of verifier changes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Verified {
+    changes: u64,
+    at: Instant,
 }
 
 /// The server's rustls configuration and the verifier behind it.
@@ -39,9 +55,49 @@ pub struct TlsSettings {
 pub struct TlsContext {
     pub config: Arc<ServerConfig>,
     verifier: Arc<dyn ClientCertVerifier>,
+    verifier_changes: Option<Arc<AtomicU64>>,
 }
 
 impl TlsContext {
+    /// Says that a certificate has just been verified.
+    pub(crate) fn verified_now(&self) -> Verified {
+        Verified {
+            changes: self.changes(),
+            at: Instant::now(),
+        }
+    }
+
+    fn changes(&self) -> u64 {
+        self.verifier_changes
+            .as_ref()
+            .map_or(0, |changes| changes.load(Ordering::Acquire))
+    }
+
+    /// [`TlsContext::verify_resumed_certificate`], unless `last` says the certificate was
+    /// verified under the verifier as it is, within [`REVERIFY_AFTER`]; updates `last`.
+    pub(crate) fn verify_resumed_since(
+        &self,
+        connection: &rustls::ServerConnection,
+        last: &std::sync::Mutex<Verified>,
+    ) -> Result<(), HandshakeFailure> {
+        let changes = self.changes();
+        let current = {
+            let last = last.lock().expect("verification memo poisoned");
+            self.verifier_changes.is_some()
+                && last.changes == changes
+                && last.at.elapsed() < REVERIFY_AFTER
+        };
+        if current {
+            return Ok(());
+        }
+        self.verify_resumed_certificate(connection)?;
+        *last.lock().expect("verification memo poisoned") = Verified {
+            changes,
+            at: Instant::now(),
+        };
+        Ok(())
+    }
+
     /// rustls does not verify the client certificate again when a session is resumed, so a
     /// certificate revoked (or expired) since the first handshake would come back in through
     /// an old session. Control connections call this after every resumed handshake.
@@ -90,6 +146,7 @@ pub fn server_config(settings: TlsSettings) -> Result<TlsContext, Error> {
     Ok(TlsContext {
         config: Arc::new(config),
         verifier: settings.client_verifier,
+        verifier_changes: settings.verifier_changes,
     })
 }
 

@@ -407,6 +407,22 @@ async fn a_data_connection_resuming_a_since_revoked_session_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_connections_at_once_are_limited_and_given_back_with_their_transfer() {
+    let pki = shared_pki();
+    let server = start(pki, |config| config.limits.max_data_connections = 1).await;
+    let mut first = logged_in(&server, pki).await;
+    let mut second = logged_in(&server, pki).await;
+    first.epsv().await.unwrap();
+    let reply = second.command("EPSV").await.unwrap();
+    assert_eq!(reply.code, 425, "{reply}");
+    assert!(reply.text.contains("Too many transfers"), "{reply}");
+    // A new passive request replaces the first session's, and a finished transfer gives its
+    // slot back.
+    assert_eq!(first.download("RETR /out/hello.txt").await.unwrap(), HELLO);
+    assert_eq!(second.download("RETR /out/hello.txt").await.unwrap(), HELLO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_ends_at_its_lifetime_however_busy() {
     let pki = shared_pki();
     let server = start(pki, |config| {

@@ -2,12 +2,12 @@
 //! at start, and the session limits clamped (loudly) when even that cannot carry them, so
 //! that the gateway refuses connections with `421` rather than failing `accept` and `open`.
 
-/// File descriptors one FTPS session can hold at once: control connection, passive
-/// listener, data connection, blob file.
-const FILES_PER_SESSION: u64 = 4;
-/// Descriptors for everything else: the HTTPS listeners' connections (at most 1024 each),
-/// the database, logs, the runtime.
-const FILES_BESIDES_SESSIONS: u64 = 2 * 1024 + 256;
+/// File descriptors one data connection holds at once: its passive listener or connection
+/// (and the handshakes of strangers it waits past), and an upload's blob file.
+const FILES_PER_DATA_CONNECTION: u64 = 3;
+/// Descriptors for everything but FTPS: the HTTPS listeners' connections (at most 1024
+/// each), the database, logs, the runtime.
+const FILES_BESIDES_FTPS: u64 = 2 * 1024 + 256;
 
 /// Raises the soft open-file limit as far as the hard one; returns the limit in force.
 pub fn raise_open_file_limit() -> std::io::Result<u64> {
@@ -33,10 +33,30 @@ pub fn raise_open_file_limit() -> std::io::Result<u64> {
     Ok(limit.rlim_cur)
 }
 
-/// How many sessions `open_files` descriptors can carry; `None` if not even one.
-pub fn sessions_carried(open_files: u64) -> Option<usize> {
-    let sessions = open_files.checked_sub(FILES_BESIDES_SESSIONS)? / FILES_PER_SESSION;
-    (sessions > 0).then(|| usize::try_from(sessions).unwrap_or(usize::MAX))
+/// FTPS sessions (one file each, the control connection) and data connections at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub sessions: usize,
+    pub data_connections: usize,
+}
+
+/// What `open_files` descriptors carry of `wanted`: all of it, or as many data connections as
+/// leave a session for each, and the sessions the rest carries; `None` if not even one.
+pub fn carried(open_files: u64, wanted: Capacity) -> Option<Capacity> {
+    let budget = usize::try_from(open_files.checked_sub(FILES_BESIDES_FTPS)?).ok()?;
+    let per_data = FILES_PER_DATA_CONNECTION as usize;
+    let needed = wanted
+        .sessions
+        .saturating_add(wanted.data_connections.saturating_mul(per_data));
+    if needed <= budget {
+        return Some(wanted);
+    }
+    let data_connections = wanted.data_connections.min(budget / (per_data + 1));
+    let sessions = wanted.sessions.min(budget - data_connections * per_data);
+    (sessions > 0 && data_connections > 0).then_some(Capacity {
+        sessions,
+        data_connections,
+    })
 }
 
 #[cfg(test)]
@@ -44,9 +64,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sessions_are_what_is_left_after_the_rest_four_files_each() {
-        assert_eq!(sessions_carried(20_000), Some((20_000 - 2_304) / 4));
-        assert_eq!(sessions_carried(1024), None);
-        assert_eq!(sessions_carried(2_308), Some(1));
+    fn a_limit_carries_sessions_at_one_file_and_data_connections_at_three() {
+        let wanted = Capacity {
+            sessions: 20_000,
+            data_connections: 1_000,
+        };
+        assert_eq!(carried(30_000, wanted), Some(wanted));
+        assert_eq!(
+            carried(20_000, wanted),
+            Some(Capacity {
+                sessions: 20_000 - 2_304 - 3_000,
+                data_connections: 1_000
+            })
+        );
+        assert_eq!(
+            carried(4_096, wanted),
+            Some(Capacity {
+                sessions: 448,
+                data_connections: 448
+            }),
+            "as many data connections as leave a session each"
+        );
+        assert_eq!(carried(2_304, wanted), None);
     }
 }

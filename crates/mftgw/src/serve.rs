@@ -26,6 +26,7 @@ use crate::delivery::{Backends, run_delivery};
 use crate::delivery::{HttpPush, HttpTarget, Simulated, Spool};
 use crate::gateway::{Gateway, GatewayParts, UploadLimits, run_authorisation_watch};
 use crate::keys;
+use crate::limits::Capacity;
 use crate::portal::{self, PortalState, RegistrationWorker, SessionTimeouts};
 use crate::roles::{RoleSource, run_replication};
 use crate::throttle::SharedThrottle;
@@ -60,6 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         key: server_key(&config)?,
         client_verifier: Arc::clone(&trust) as _,
         session_cache_size: 20_000,
+        verifier_changes: Some(trust.reloads()),
     })?;
 
     let ftps = &config.ftps;
@@ -267,35 +269,43 @@ async fn bind(listen: Option<SocketAddr>, what: &str) -> anyhow::Result<Option<T
     Ok(Some(listener))
 }
 
-/// The FTPS session limits of the config, clamped to what the open-file limit carries.
+/// The FTPS session limits of the config, clamped to what the open-file limit carries. As
+/// many data connections as passive ports are wanted.
 fn session_limits(ftps: &FtpsConfig) -> anyhow::Result<SessionLimits> {
-    let mut limits = SessionLimits {
-        max_sessions: ftps.max_sessions,
+    let passive = ftps.passive_port_range()?;
+    let wanted = Capacity {
+        sessions: ftps.max_sessions,
+        data_connections: passive.len(),
+    };
+    let open_files =
+        crate::limits::raise_open_file_limit().context("raising the open-file limit")?;
+    let capacity = crate::limits::carried(open_files, wanted).with_context(|| {
+        format!("the open-file limit ({open_files}) cannot carry a single FTPS session: raise it (ulimit -n, LimitNOFILE)")
+    })?;
+    let mut max_pre_login = ftps.max_pre_login_sessions.min(capacity.sessions);
+    if capacity != wanted {
+        tracing::error!(
+            open_files,
+            configured_sessions = wanted.sessions,
+            sessions = capacity.sessions,
+            passive_ports = wanted.data_connections,
+            data_connections = capacity.data_connections,
+            "the open-file limit cannot carry [ftps] max_sessions and a transfer on every passive port: clamped; raise the limit (ulimit -n, LimitNOFILE) or lower max_sessions"
+        );
+        // At most the defaults' share, a quarter of the sessions carried.
+        max_pre_login = max_pre_login.min(capacity.sessions / 4).max(1);
+    }
+    Ok(SessionLimits {
+        max_sessions: capacity.sessions,
         max_sessions_per_ip: ftps.max_sessions_per_ip,
         max_sessions_per_user: ftps.max_sessions_per_user,
-        max_pre_login: ftps.max_pre_login_sessions.min(ftps.max_sessions),
+        max_pre_login,
         connection_rate_per_ip: ConnectionRate {
             per_second: ftps.connection_rate_per_ip,
             burst: ftps.connection_burst_per_ip.max(1.0),
         },
-    };
-    let open_files =
-        crate::limits::raise_open_file_limit().context("raising the open-file limit")?;
-    let carried = crate::limits::sessions_carried(open_files).with_context(|| {
-        format!("the open-file limit ({open_files}) cannot carry a single FTPS session: raise it (ulimit -n, LimitNOFILE)")
-    })?;
-    if carried < limits.max_sessions {
-        tracing::error!(
-            open_files,
-            configured = limits.max_sessions,
-            carried,
-            "the open-file limit cannot carry [ftps] max_sessions: clamped; raise the limit (ulimit -n, LimitNOFILE) or lower max_sessions"
-        );
-        limits.max_sessions = carried;
-        // At most the defaults' share, a quarter of the sessions carried.
-        limits.max_pre_login = limits.max_pre_login.min(carried / 4).max(1);
-    }
-    Ok(limits)
+        max_data_connections: capacity.data_connections,
+    })
 }
 
 /// Bounds the store's write-ahead log every `every`, until `shutdown`.
@@ -482,8 +492,9 @@ fn backends(config: &Config) -> anyhow::Result<Backends> {
     Ok(backends)
 }
 
-/// Re-reads the CRL files on a schedule and on SIGHUP, and counts up `reloaded` after each
-/// reload (live sessions are checked again then). A failed reload keeps the CRLs in force.
+/// Re-reads the CRL files on a schedule and on SIGHUP, and counts up `reloaded` whenever that
+/// changed them or a CRL went stale (live sessions are checked again then). A failed reload
+/// keeps the CRLs in force.
 async fn refresh_crls(trust: Arc<TrustStore>, every: Duration, reloaded: watch::Sender<u64>) {
     let mut hangup = match signal(SignalKind::hangup()) {
         Ok(hangup) => hangup,
@@ -494,21 +505,29 @@ async fn refresh_crls(trust: Arc<TrustStore>, every: Duration, reloaded: watch::
     };
     // The first tick is immediate: stale CRLs are reported at start-up too.
     let mut ticker = tokio::time::interval(every);
+    let mut stale_before = 0;
     loop {
         let trigger = tokio::select! {
             _ = ticker.tick() => "schedule",
             _ = hangup.recv() => "SIGHUP",
         };
-        match trust.reload_crls() {
-            Ok(()) => {
-                tracing::debug!(trigger, "CRLs reloaded");
-                reloaded.send_modify(|count| *count = count.wrapping_add(1));
+        let changed = match trust.reload_crls() {
+            Ok(changed) => {
+                tracing::debug!(trigger, changed, "CRLs reloaded");
+                changed
             }
             Err(error) => {
-                tracing::error!(%error, trigger, "CRL reload failed; previous CRLs stay in force")
+                tracing::error!(%error, trigger, "CRL reload failed; previous CRLs stay in force");
+                false
             }
+        };
+        let stale = trust.stale_crls(time::OffsetDateTime::now_utc());
+        // A CRL going stale (or fresh again) changes the verifier's answers as a new one does.
+        if changed || stale.len() != stale_before {
+            reloaded.send_modify(|count| *count = count.wrapping_add(1));
         }
-        for crl in trust.stale_crls(time::OffsetDateTime::now_utc()) {
+        stale_before = stale.len();
+        for crl in stale {
             tracing::error!(
                 issuer = %crl.issuer,
                 path = %crl.path.display(),

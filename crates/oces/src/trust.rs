@@ -117,6 +117,8 @@ pub struct TrustStore {
     crl_policy: CrlPolicy,
     provider: Arc<CryptoProvider>,
     current: ArcSwap<Loaded>,
+    /// Counts the reloads, for those who remember a verification.
+    reloads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl TrustStore {
@@ -154,15 +156,30 @@ impl TrustStore {
             crl_policy,
             provider,
             current: ArcSwap::from_pointee(loaded),
+            reloads: Arc::default(),
         }))
     }
 
-    /// Re-reads the CRL files and swaps the verifier atomically. On error the previous verifier
-    /// (and its CRLs) stays in force.
-    pub fn reload_crls(&self) -> Result<(), TrustError> {
+    /// Re-reads the CRL files and swaps the verifier atomically; says whether the CRLs changed.
+    /// On error the previous verifier (and its CRLs) stays in force.
+    pub fn reload_crls(&self) -> Result<bool, TrustError> {
         let loaded = load_crls(&self.roots, &self.provider, &self.crl_paths)?;
+        let changed = {
+            let current = self.current.load();
+            current.crls != loaded.crls || current.revoked != loaded.revoked
+        };
         self.current.store(Arc::new(loaded));
-        Ok(())
+        if changed {
+            self.reloads
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
+        Ok(changed)
+    }
+
+    /// Counts up whenever a reload changed the CRLs: a verification made before may no longer
+    /// hold.
+    pub fn reloads(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.reloads)
     }
 
     /// Whether the CRLs in force revoke `certificate` (looked up by issuer and serial number:

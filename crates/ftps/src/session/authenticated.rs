@@ -37,6 +37,19 @@ pub(crate) struct Authenticated<'a, B: Backend> {
     pub(super) abort_acknowledgement_due: bool,
     /// When the session's maximum lifetime is over.
     pub(super) lifetime_end: tokio::time::Instant,
+    /// When the session's certificate was last verified.
+    verified: Arc<std::sync::Mutex<crate::tls::Verified>>,
+}
+
+/// What a successful login hands over to the authenticated state.
+pub(super) struct LoggedIn<B: Backend> {
+    pub control: ControlChannel<DataStream>,
+    pub client: ClientContext,
+    pub session: B::Session,
+    pub user_slot: KeyedSlot<String>,
+    pub protection: Protection,
+    /// When the client certificate was verified (at the control connection's handshake).
+    pub verified: crate::tls::Verified,
 }
 
 pub(super) enum Flow {
@@ -47,13 +60,17 @@ pub(super) enum Flow {
 impl<'a, B: Backend> Authenticated<'a, B> {
     pub(super) fn new(
         shared: &'a Arc<Shared<B>>,
-        control: ControlChannel<DataStream>,
-        client: ClientContext,
-        session: B::Session,
-        user_slot: KeyedSlot<String>,
-        protection: Protection,
+        logged_in: LoggedIn<B>,
         shutdown: &'a mut watch::Receiver<bool>,
     ) -> Self {
+        let LoggedIn {
+            control,
+            client,
+            session,
+            user_slot,
+            protection,
+            verified,
+        } = logged_in;
         Authenticated {
             shared,
             control,
@@ -70,6 +87,7 @@ impl<'a, B: Backend> Authenticated<'a, B> {
             epsv_all: false,
             abort_acknowledgement_due: false,
             lifetime_end: tokio::time::Instant::now() + shared.config.timeouts.session_lifetime,
+            verified: Arc::new(std::sync::Mutex::new(verified)),
         }
     }
 
@@ -269,6 +287,11 @@ impl<'a, B: Backend> Authenticated<'a, B> {
                 .reply(Reply::new(425, "PASV needs IPv4: use EPSV"))
                 .await;
         }
+        let Some(slot) = self.shared.limiter.admit_data_connection() else {
+            return self
+                .reply(Reply::new(425, "Too many transfers at once, try again"))
+                .await;
+        };
         let listener = match self.shared.passive_ports.bind(local_ip).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -278,7 +301,7 @@ impl<'a, B: Backend> Authenticated<'a, B> {
                     .await;
             }
         };
-        let pending = match self.spawn_data_listener(listener) {
+        let pending = match self.spawn_data_listener(listener, slot) {
             Ok(pending) => pending,
             Err(_) => {
                 return self
@@ -305,16 +328,19 @@ impl<'a, B: Backend> Authenticated<'a, B> {
     fn spawn_data_listener(
         &self,
         listener: tokio::net::TcpListener,
+        slot: tokio::sync::OwnedSemaphorePermit,
     ) -> std::io::Result<PendingData> {
         let backend = Arc::clone(&self.shared.backend);
         let (connection_id, peer) = (self.client.connection_id, self.client.peer);
         let username = self.session.username().to_string();
         PendingData::spawn(
             listener,
+            slot,
             Binding {
                 client_ip: self.client.peer.ip(),
                 certificate: self.client.certificate.clone(),
                 require_resumption: self.shared.config.require_session_resumption,
+                verified: Arc::clone(&self.verified),
             },
             Arc::clone(&self.shared.data_acceptor),
             Arc::new(move |refusal| {

@@ -5,22 +5,23 @@ use std::collections::VecDeque;
 
 use tokio::sync::watch;
 
-use super::authenticated::Authenticated;
+use super::authenticated::{Authenticated, LoggedIn};
+use super::pre_tls::Secure;
 use super::{
     Deadline, End, Incoming, Peer, Protection, Shared, close, next_command, stateless_reply,
 };
 use crate::backend::{Backend, ClientContext, EngineEvent};
 use crate::command::Command;
 use crate::control::ControlChannel;
-use crate::passive::DataStream;
 use crate::reply::Reply;
 
 pub(super) async fn authenticate<'a, B: Backend>(
     shared: &'a std::sync::Arc<Shared<B>>,
-    stream: DataStream,
+    secure: Secure,
     peer: Peer,
     shutdown: &'a mut watch::Receiver<bool>,
 ) -> Option<Authenticated<'a, B>> {
+    let Secure { stream, verified } = secure;
     let (certificate, intermediates) = stream.get_ref().1.peer_certificates()?.split_first()?;
     let client = ClientContext {
         connection_id: peer.connection_id,
@@ -81,9 +82,15 @@ pub(super) async fn authenticate<'a, B: Backend>(
                             .reply(&Reply::new(230, "User logged in, proceed"))
                             .await
                             .ok()?;
-                        return Some(Authenticated::new(
-                            shared, control, client, session, user_slot, protection, shutdown,
-                        ));
+                        let session = LoggedIn {
+                            control,
+                            client,
+                            session,
+                            user_slot,
+                            protection,
+                            verified,
+                        };
+                        return Some(Authenticated::new(shared, session, shutdown));
                     }
                     None => {
                         failures += 1;

@@ -12,7 +12,13 @@ use crate::command::{AuthMechanism, Command};
 use crate::control::ControlChannel;
 use crate::passive::DataStream;
 use crate::reply::Reply;
-use crate::tls;
+use crate::tls::{self, Verified};
+
+/// A control connection upgraded to TLS, and when its client certificate was verified.
+pub(super) struct Secure {
+    pub stream: DataStream,
+    pub verified: Verified,
+}
 
 /// The first byte of a TLS record carrying a handshake: a client speaking implicit TLS.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -22,7 +28,7 @@ pub(super) async fn negotiate<B: Backend>(
     tcp: TcpStream,
     peer: Peer,
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<DataStream> {
+) -> Option<Secure> {
     let deadline = Deadline::after(shared.config.timeouts.tls_handshake);
     let mut control = ControlChannel::new(
         tcp,
@@ -102,6 +108,8 @@ pub(super) async fn negotiate<B: Backend>(
     }
 
     let remaining = deadline.remaining();
+    // Taken before the handshake: the verification is at least as recent as this.
+    let verified_at = shared.config.tls.verified_now();
     let verified = tls::accept(&shared.acceptor, control.into_inner(), remaining)
         .await
         .and_then(|stream| {
@@ -112,7 +120,10 @@ pub(super) async fn negotiate<B: Backend>(
             Ok(stream)
         });
     match verified {
-        Ok(stream) => Some(stream),
+        Ok(stream) => Some(Secure {
+            stream,
+            verified: verified_at,
+        }),
         Err(failure) => {
             shared.backend.on_event(EngineEvent::TlsRefused {
                 connection_id: peer.connection_id,

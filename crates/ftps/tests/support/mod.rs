@@ -297,6 +297,7 @@ pub fn server_tls(pki: &TestPki, trust: Arc<TrustStore>) -> mftgw_ftps::TlsConte
     mftgw_ftps::tls::server_config(TlsSettings {
         cert_chain,
         key,
+        verifier_changes: Some(trust.reloads()),
         client_verifier: trust,
         session_cache_size: 1024,
     })

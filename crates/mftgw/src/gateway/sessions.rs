@@ -5,8 +5,8 @@
 //! Each logged-in session is registered here with a [`Grant`]; the engine ends the session
 //! (`421`, a running transfer cut) as soon as the grant is revoked. [`run_authorisation_watch`]
 //! revokes them: it follows the store's security changes (suspensions, deletions, renewals,
-//! interface choices, made by this process or an operator's CLI) and checks every session's
-//! certificate again after each CRL reload and once a minute (expiry).
+//! interface choices, made by this process or an operator's CLI), verifies every session's
+//! certificate again when the CRLs change, and ends sessions whose certificate expired.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use mftgw_blobs::BlobStore;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::session_authorisation;
+use mftgw_oces::certificate::CertificateInfo;
 use mftgw_store::Store;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
@@ -26,8 +27,8 @@ use crate::telemetry;
 
 /// How often the store's security changes are read.
 const CHANGE_POLL: Duration = Duration::from_secs(1);
-/// How often every session's certificate is verified again without a CRL reload.
-const CERTIFICATE_RECHECK: Duration = Duration::from_secs(60);
+/// How often sessions are looked through for certificates that expired.
+const EXPIRY_CHECK: Duration = Duration::from_secs(10);
 /// Security changes read at once.
 const CHANGE_BATCH: u32 = 1_000;
 
@@ -68,6 +69,7 @@ struct Live {
     fingerprint: String,
     certificate: CertificateDer<'static>,
     intermediates: Vec<CertificateDer<'static>>,
+    not_after: OffsetDateTime,
     grant: Arc<Grant>,
 }
 
@@ -120,6 +122,9 @@ impl LiveSessions {
             fingerprint: session.fingerprint.to_owned(),
             certificate: session.certificate.clone(),
             intermediates: session.intermediates.to_vec(),
+            // It passed the handshake, so it parses.
+            not_after: CertificateInfo::from_der(session.certificate)
+                .map_or(OffsetDateTime::UNIX_EPOCH, |info| info.not_after),
             grant: Arc::clone(&grant),
         };
         self.sessions
@@ -197,7 +202,15 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
         }
     }
 
-    /// Verifies every session's certificate again (after a CRL reload, and for expiry).
+    /// Ends the sessions whose certificate has expired.
+    async fn recheck_expiry(&self) {
+        let now = OffsetDateTime::now_utc();
+        for live in self.sessions.matching(|live| live.not_after < now) {
+            self.revoke(&live, "certificate_expired").await;
+        }
+    }
+
+    /// Verifies every session's certificate again (the CRLs changed).
     async fn recheck_certificates(&self) {
         for live in self.sessions.matching(|_| true) {
             if let Err(failure) = self
@@ -245,7 +258,7 @@ pub async fn run_authorisation_watch<S: Store, B: BlobStore>(
         }
     };
     let mut poll = tokio::time::interval(CHANGE_POLL);
-    let mut recheck = tokio::time::interval(CERTIFICATE_RECHECK);
+    let mut expiry = tokio::time::interval(EXPIRY_CHECK);
     let mut crl_refresher_running = true;
     loop {
         tokio::select! {
@@ -262,10 +275,10 @@ pub async fn run_authorisation_watch<S: Store, B: BlobStore>(
             }
             changed = crls_reloaded.changed(), if crl_refresher_running => match changed {
                 Ok(()) => gateway.recheck_certificates().await,
-                // The CRL refresher is gone; the scheduled recheck stays.
+                // The CRL refresher is gone; the expiry check stays.
                 Err(_) => crl_refresher_running = false,
             },
-            _ = recheck.tick() => gateway.recheck_certificates().await,
+            _ = expiry.tick() => gateway.recheck_expiry().await,
             _ = shutdown.changed() => return,
         }
     }

@@ -176,11 +176,12 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
             return Err(upload_refused());
         }
         check_transaction_id(service, name).map_err(|error| FsError::BadName(error.to_string()))?;
-        let pending = self
-            .store()
-            .pending_upload_bytes(&self.owner.username)
-            .await
-            .map_err(unavailable)?;
+        // Side by side: both wait on other threads, and the quota is rarely reached.
+        let (pending, writer) = tokio::join!(
+            self.store().pending_upload_bytes(&self.owner.username),
+            self.transactions.blobs.create()
+        );
+        let pending = pending.map_err(unavailable)?;
         let limits = self.limits;
         let quota_left = limits.max_pending_bytes.saturating_sub(pending);
         if quota_left == 0 {
@@ -188,7 +189,7 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
                 limits.max_pending_bytes,
             )));
         }
-        let writer = self.transactions.blobs.create().await.map_err(|error| {
+        let writer = writer.map_err(|error| {
             tracing::error!(%error, "cannot start a blob");
             FsError::Unavailable("Temporarily unable to store files".into())
         })?;

@@ -7,36 +7,31 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
 use super::BEGIN_WRITE;
-use super::transactions::{ROWS_PER_STATEMENT, value_tuples};
 use crate::{AuditQuery, StoreError, StoreResult, timestamp};
 
-const AUDIT_COLUMNS: usize = 8;
-
+/// One commit for the batch, one prepared (and cached) statement run per event: batches are
+/// mostly a few events, and a statement built for each batch's size would be parsed anew.
 pub(super) async fn append(pool: &SqlitePool, events: &[AuditEvent]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
+    for event in events {
+        sqlx::query(
             "INSERT INTO audit_log
                  (at, action, outcome, reason, username, peer_ip, cert_fingerprint, detail)
-             VALUES {}",
-            value_tuples(chunk.len(), AUDIT_COLUMNS)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-        for event in chunk {
-            query = query
-                .bind(timestamp::to_text(event.at))
-                .bind(&event.action)
-                .bind(event.outcome.as_str())
-                .bind(&event.reason)
-                .bind(&event.username)
-                .bind(&event.peer_ip)
-                .bind(&event.cert_fingerprint)
-                .bind(event.detail.as_ref().map(ToString::to_string));
-        }
-        query.execute(&mut *transaction).await?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(timestamp::to_text(event.at))
+        .bind(&event.action)
+        .bind(event.outcome.as_str())
+        .bind(&event.reason)
+        .bind(&event.username)
+        .bind(&event.peer_ip)
+        .bind(&event.cert_fingerprint)
+        .bind(event.detail.as_ref().map(ToString::to_string))
+        .execute(&mut *transaction)
+        .await?;
     }
     transaction.commit().await?;
     Ok(())

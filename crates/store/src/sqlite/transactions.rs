@@ -312,10 +312,10 @@ async fn change_states(
 }
 
 /// Rows per multi-row statement: far below SQLite's 32,766 parameters.
-pub(super) const ROWS_PER_STATEMENT: usize = 200;
+const ROWS_PER_STATEMENT: usize = 200;
 
 /// `($first, $first+1, …), (…), …`: `rows` tuples of `columns` numbered parameters.
-pub(super) fn value_tuples(rows: usize, columns: usize) -> String {
+fn value_tuples(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|row| {
             let parameters: Vec<String> = (1..=columns)
