@@ -29,8 +29,9 @@ pub use backend::{
 };
 pub use command::TransferType;
 pub use config::{ServerConfig, Timeouts};
-pub use limits::{ConnectionRate, SessionLimits, network_prefix};
+pub use limits::{ConnectionRate, SessionLimits, client_key, network_prefix};
 pub use listing::{DirEntry, EntryKind};
+pub use passive::CONCURRENT_HANDSHAKES;
 pub use path::VirtualPath;
 pub use server::Server;
 pub use tls::{TlsContext, TlsSettings};

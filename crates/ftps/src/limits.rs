@@ -89,7 +89,8 @@ impl<K: Eq + Hash + Clone> KeyedCounter<K> {
     }
 
     /// How many slots `key` holds.
-    pub fn holders(&self, key: &K) -> usize {
+    #[cfg(test)]
+    fn holders(&self, key: &K) -> usize {
         let counts = self.counts.lock().expect("limit counter lock poisoned");
         counts.get(key).copied().unwrap_or(0)
     }
@@ -114,6 +115,21 @@ impl<K: Eq + Hash + Clone> Drop for KeyedSlot<K> {
                 counts.remove(&self.key);
             }
         }
+    }
+}
+
+/// What limits per client address count `address` as: an IPv4 address itself, an IPv6
+/// address as its /64 (one host may hold a whole /64 and rotate through it).
+pub fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -259,6 +275,7 @@ impl Limiter {
     }
 
     pub fn admit(&self, ip: IpAddr) -> Result<ConnectionSlots, LimitExceeded> {
+        let ip = client_key(ip);
         if !self.rate.allow(ip, Instant::now()) {
             return Err(LimitExceeded::Rate);
         }
@@ -362,6 +379,15 @@ mod tests {
             "one token back after 100 ms"
         );
         assert!(!rate.allow(a, start + Duration::from_millis(160)));
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_slash_64() {
+        let key = |text: &str| client_key(text.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
     }
 
     #[test]

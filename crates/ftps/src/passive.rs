@@ -9,6 +9,7 @@
 //! neither take nor cancel another session's transfer. Ports are chosen at random, so a
 //! stranger cannot guess the next one either.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::future::{AbortHandle, Aborted, abortable};
 use futures_util::stream::FuturesUnordered;
 use rustls::HandshakeKind;
 use rustls_pki_types::CertificateDer;
@@ -32,8 +34,12 @@ pub type DataStream = TlsStream<TcpStream>;
 /// Told about every refused data connection attempt, for auditing.
 pub type RefusalReport = dyn Fn(&DataRefusal) + Send + Sync;
 
-/// TLS handshakes one passive listener runs at once; connections beyond wait in the backlog.
-const CONCURRENT_HANDSHAKES: usize = 4;
+/// TLS handshakes one passive listener runs at once; a connection beyond displaces the one
+/// that has waited longest, so that strangers holding handshakes open cannot keep the client
+/// out (its own handshake takes a round trip or two).
+pub const CONCURRENT_HANDSHAKES: usize = 4;
+/// Random ports tried before the range is searched in turn.
+const RANDOM_TRIES: usize = 8;
 
 /// Hands out ports from the passive range, starting each search at a random port and
 /// skipping ports the OS reports busy.
@@ -50,12 +56,18 @@ impl PassivePorts {
         }
     }
 
+    /// A listener on a port of the range: a few ports at random, then (a crowded range) the
+    /// ports in turn from a random one.
     pub async fn bind(&self, ip: IpAddr) -> io::Result<TcpListener> {
         let first = u32::from(*self.range.start());
         let size = u32::from(*self.range.end()) - first + 1;
+        let mut offsets = Vec::with_capacity(RANDOM_TRIES);
+        for _ in 0..RANDOM_TRIES {
+            offsets.push(self.random_u32()? % size);
+        }
         let start = self.random_u32()? % size;
-        for step in 0..size {
-            let offset = (start + step) % size;
+        let in_turn = (0..size).map(|step| (start + step) % size);
+        for offset in offsets.into_iter().chain(in_turn) {
             let port = u16::try_from(first + offset).expect("port within a u16 range");
             match TcpListener::bind((ip, port)).await {
                 Ok(listener) => return Ok(listener),
@@ -123,9 +135,14 @@ pub struct DataAcceptor {
 /// A passive listener waiting, in its own task, for the client's data connection.
 pub struct PendingData {
     pub port: u16,
-    task: JoinHandle<Result<DataStream, DataRefusal>>,
-    /// The server's slot for this data connection, given back with it.
-    _slot: OwnedSemaphorePermit,
+    task: JoinHandle<Result<BoundData, DataRefusal>>,
+}
+
+/// The client's data connection, and the server's slot for it (given back with it; a
+/// listener that gave up gives it back at once).
+pub struct BoundData {
+    pub stream: DataStream,
+    pub slot: OwnedSemaphorePermit,
 }
 
 impl Drop for PendingData {
@@ -152,7 +169,7 @@ impl PendingData {
             )
             .await;
             match accepted {
-                Ok(result) => result,
+                Ok(result) => result.map(|stream| BoundData { stream, slot }),
                 Err(_) => Err(refuse(
                     None,
                     DataRefusalStage::Waiting,
@@ -161,15 +178,18 @@ impl PendingData {
                 )),
             }
         });
-        Ok(PendingData {
-            port,
-            task,
-            _slot: slot,
-        })
+        Ok(PendingData { port, task })
+    }
+
+    /// Stops listening and waits until the listener task has given its slot back, so a
+    /// replacement listener can take it.
+    pub async fn cancel(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
     }
 
     /// Waits for the data connection to be ready.
-    pub async fn connection(&mut self) -> Result<DataStream, DataRefusal> {
+    pub async fn connection(&mut self) -> Result<BoundData, DataRefusal> {
         match (&mut self.task).await {
             Ok(result) => result,
             Err(join_error) => Err(DataRefusal {
@@ -206,9 +226,12 @@ async fn accept_bound(
     report: &Arc<RefusalReport>,
 ) -> Result<DataStream, DataRefusal> {
     let mut handshakes = FuturesUnordered::new();
+    // The handshakes under way, oldest first, to displace the oldest when one more comes.
+    let mut waiting: VecDeque<(u64, AbortHandle)> = VecDeque::new();
+    let mut next_id = 0u64;
     loop {
         tokio::select! {
-            accepted = listener.accept(), if handshakes.len() < CONCURRENT_HANDSHAKES => {
+            accepted = listener.accept() => {
                 let (tcp, from) = accepted.map_err(|e| {
                     refuse(None, DataRefusalStage::Waiting, format!("data_accept_failed: {e}"), &**report)
                 })?;
@@ -221,24 +244,38 @@ async fn accept_bound(
                     );
                     continue;
                 }
+                if waiting.len() >= CONCURRENT_HANDSHAKES
+                    && let Some((_, oldest)) = waiting.pop_front()
+                {
+                    oldest.abort();
+                }
                 let _ = tcp.set_nodelay(true);
-                handshakes.push(async move {
+                let (id, (handshake, abort)) = (next_id, abortable(async move {
                     let stream = tls::accept(&checks.acceptor, tcp, checks.handshake_timeout)
                         .await
                         .map_err(|failure| {
-                            (from, DataRefusalStage::Handshake, format!("data_{}", failure.reason))
+                            (DataRefusalStage::Handshake, format!("data_{}", failure.reason))
                         })?;
                     check_binding(&stream, binding, &checks.tls)
-                        .map_err(|reason| (from, DataRefusalStage::Binding, reason))?;
+                        .map_err(|reason| (DataRefusalStage::Binding, reason))?;
                     Ok(stream)
-                });
+                }));
+                next_id += 1;
+                waiting.push_back((id, abort));
+                handshakes.push(async move { (id, from, handshake.await) });
             }
-            Some(finished) = handshakes.next() => match finished {
-                Ok(stream) => return Ok(stream),
-                Err((from, stage, reason)) => {
-                    refuse(Some(from), stage, reason, &**report);
-                }
-            },
+            Some((id, from, finished)) = handshakes.next() => {
+                waiting.retain(|(waiting_id, _)| *waiting_id != id);
+                let (stage, reason) = match finished {
+                    Ok(Ok(stream)) => return Ok(stream),
+                    Ok(Err(refused)) => refused,
+                    Err(Aborted) => (
+                        DataRefusalStage::Handshake,
+                        "data_handshake_displaced".to_string(),
+                    ),
+                };
+                refuse(Some(from), stage, reason, &**report);
+            }
         }
     }
 }

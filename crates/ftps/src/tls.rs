@@ -33,9 +33,9 @@ pub struct TlsSettings {
     pub client_verifier: Arc<dyn ClientCertVerifier>,
     /// Resumption cache entries shared by control and data connections.
     pub session_cache_size: usize,
-    /// Counts up whenever the verifier may answer differently (a CRL reload). A session's
-    /// resumed data connections are then verified again only after a change, or once
-    /// a minute has passed; without it, every time.
+    /// Counts up whenever the verifier's CRLs change. A session's resumed data connections
+    /// are then verified again only after a change, or once a minute has passed (expiry, a
+    /// CRL going stale); without it, every time.
     pub verifier_changes: Option<Arc<AtomicU64>>,
 }
 

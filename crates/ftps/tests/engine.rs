@@ -391,14 +391,20 @@ async fn a_data_connection_resuming_a_since_revoked_session_is_refused() {
         .backend
         .wait_for_event("data_refused data_certificate_revoked")
         .await;
-    if let Ok(DataConnection::Tls(mut stream)) = resumed {
-        let mut bytes = Vec::new();
-        let _ = stream.read_to_end(&mut bytes).await;
-        assert!(
-            bytes.is_empty(),
-            "a revoked session's data connection got data"
-        );
-    }
+    let Ok(DataConnection::Tls(mut stream)) = resumed else {
+        panic!("the resumed handshake did not complete on the client's side");
+    };
+    assert_eq!(
+        stream.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed),
+        "the data connection must resume, or the test proves nothing"
+    );
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes).await;
+    assert!(
+        bytes.is_empty(),
+        "a revoked session's data connection got data"
+    );
     assert_eq!(
         client.command("RETR /out/hello.txt").await.unwrap().code,
         150

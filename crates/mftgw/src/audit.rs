@@ -4,9 +4,10 @@
 //! Two lanes reach one writer task, which appends what has queued up in one commit:
 //! - **decisions** ([`Auditor::record`], [`Auditor::record_detached`]): logins, sessions,
 //!   operator and portal actions, refused data connections of someone holding a valid
-//!   certificate. They are bounded by what authenticated clients and operators do, and the
-//!   writer takes them first, so no flood can crowd them out. `record` returns once its record
-//!   is committed.
+//!   certificate. They are bounded by what holders of trusted certificates can do (the login
+//!   throttle blocks an identity after a few failures) and by what operators do, and the
+//!   writer takes them first, so no flood can crowd them out. `record` returns once its
+//!   record is committed.
 //! - **unauthenticated refusals** ([`Auditor::refused_unauthenticated`]): connections turned
 //!   away before anyone proved who they are (limits, implicit TLS, failed handshakes). Anyone
 //!   can cause them as fast as they can connect, so they are aggregated: the first refusal of
@@ -14,11 +15,12 @@
 //!   as one row with their count when it ends. Past [`ADDRESSES_PER_INTERVAL`] addresses,
 //!   further ones are counted under their network prefix, and past [`PREFIXES_PER_INTERVAL`]
 //!   prefixes under `*`; every refusal is counted in Prometheus as well. A presented
-//!   certificate's fingerprint is part of the key for the first
-//!   [`FINGERPRINTS_PER_ADDRESS`] certificates of an address, so a client retrying with a
-//!   refused certificate is recorded with it.
+//!   certificate's fingerprint (and a typed username) is part of the key for the first
+//!   [`PRESENTED_PER_ADDRESS`] of an address, so a client retrying with a refused
+//!   certificate is recorded with it. The attempts of a blocked login identity are
+//!   aggregated the same way: anyone with a trusted certificate can keep making them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -40,8 +42,8 @@ const BATCH: usize = 512;
 pub const ADDRESSES_PER_INTERVAL: usize = 1_024;
 /// Distinct prefixes recorded per interval; later ones as `*`.
 pub const PREFIXES_PER_INTERVAL: usize = 256;
-/// Distinct certificates per (action, reason, address) recorded with their fingerprint.
-pub const FINGERPRINTS_PER_ADDRESS: usize = 4;
+/// Distinct certificates (and usernames) per (action, reason, address) recorded with them.
+pub const PRESENTED_PER_ADDRESS: usize = 4;
 
 /// A record for the writer, and who waits for it to be committed.
 struct Queued {
@@ -71,6 +73,15 @@ pub struct Unauthenticated<'a> {
     pub reason: &'a str,
     pub address: IpAddr,
     pub fingerprint: Option<String>,
+    /// The username typed (a blocked login's).
+    pub username: Option<&'a str>,
+}
+
+/// Who a refused client said it was: the certificate it presented, the username it typed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Presented {
+    fingerprint: Option<String>,
+    username: Option<String>,
 }
 
 /// Where aggregated refusals came from.
@@ -96,7 +107,7 @@ struct RefusalKey {
     action: &'static str,
     reason: String,
     source: Source,
-    fingerprint: Option<String>,
+    presented: Option<Presented>,
 }
 
 /// The refusals of one key after its first in this interval.
@@ -110,10 +121,11 @@ struct Tally {
 #[derive(Debug, Default)]
 struct Tallies {
     keys: HashMap<RefusalKey, Tally>,
-    addresses: usize,
+    /// The addresses recorded on their own in this interval.
+    addresses: HashSet<IpAddr>,
     prefixes: usize,
-    /// Fingerprints recorded per (action, reason, address) in this interval.
-    fingerprints: HashMap<(&'static str, String, IpAddr), usize>,
+    /// How many distinct [`Presented`] each (action, reason, address) has had its own row for.
+    presented: HashMap<(&'static str, String, IpAddr), usize>,
 }
 
 /// How the auditor aggregates and keeps records.
@@ -243,38 +255,40 @@ fn queue_detached(lane: &mpsc::Sender<Job>, name: &'static str, event: AuditEven
 }
 
 impl Tallies {
-    /// The key `refusal` is counted under, given how many addresses, prefixes and
-    /// fingerprints this interval has already recorded.
+    /// The key `refusal` is counted under, given how many addresses, prefixes and presented
+    /// identities this interval has already recorded.
     fn key(&mut self, refusal: &Unauthenticated<'_>, code: &str) -> RefusalKey {
         let address = refusal.address;
         let mut key = RefusalKey {
             action: refusal.action,
             reason: code.to_owned(),
             source: Source::Address(address),
-            fingerprint: None,
+            presented: None,
         };
-        if let Some(fingerprint) = &refusal.fingerprint {
-            key.fingerprint = Some(fingerprint.clone());
-            if !self.keys.contains_key(&key) {
-                let seen = self
-                    .fingerprints
+        if self.addresses.contains(&address) || self.addresses.len() < ADDRESSES_PER_INTERVAL {
+            self.addresses.insert(address);
+            if refusal.fingerprint.is_some() || refusal.username.is_some() {
+                let with = RefusalKey {
+                    presented: Some(Presented {
+                        fingerprint: refusal.fingerprint.clone(),
+                        username: refusal.username.map(str::to_owned),
+                    }),
+                    ..key.clone()
+                };
+                if self.keys.contains_key(&with) {
+                    return with;
+                }
+                let recorded = self
+                    .presented
                     .entry((refusal.action, code.to_owned(), address))
                     .or_default();
-                if *seen < FINGERPRINTS_PER_ADDRESS {
-                    *seen += 1;
-                } else {
-                    key.fingerprint = None;
+                if *recorded < PRESENTED_PER_ADDRESS {
+                    *recorded += 1;
+                    return with;
                 }
             }
-        }
-        if self.keys.contains_key(&key) {
             return key;
         }
-        if self.addresses < ADDRESSES_PER_INTERVAL {
-            self.addresses += 1;
-            return key;
-        }
-        key.fingerprint = None;
         key.source = Source::Prefix(prefix(address));
         if self.keys.contains_key(&key) {
             return key;
@@ -300,11 +314,16 @@ fn reason_code(reason: &str) -> &str {
 }
 
 fn refusal_event(key: &RefusalKey, at: OffsetDateTime) -> AuditEvent {
-    let event = AuditEvent::refused(at, key.action, &key.reason).with_peer_ip(key.source.label());
-    match &key.fingerprint {
-        Some(fingerprint) => event.with_cert_fingerprint(fingerprint),
-        None => event,
+    let mut event =
+        AuditEvent::refused(at, key.action, &key.reason).with_peer_ip(key.source.label());
+    let presented = key.presented.as_ref();
+    if let Some(fingerprint) = presented.and_then(|p| p.fingerprint.as_ref()) {
+        event = event.with_cert_fingerprint(fingerprint);
     }
+    if let Some(username) = presented.and_then(|p| p.username.as_ref()) {
+        event = event.with_username(username);
+    }
+    event
 }
 
 fn mirror(event: &AuditEvent) {
@@ -369,10 +388,7 @@ async fn write<S: Store>(
                 Job::Drain(done) => waiting.push(done),
             }
         }
-        if let Err(error) = store.append_audit(&events).await {
-            telemetry::audit_write_failed(events.len());
-            tracing::error!(%error, records = events.len(), "audit log write failed");
-        }
+        append_with_retries(&*store, &events).await;
         for done in waiting {
             let _ = done.send(());
         }
@@ -468,6 +484,28 @@ pub async fn sweep_audit<S: Store>(store: &S, retention: &AuditRetention) -> any
     }
 }
 
+/// Attempts at writing one batch before its records are given up (counted and logged).
+const WRITE_ATTEMPTS: u32 = 3;
+const WRITE_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Appends `events`, trying again after a pause when the store refuses (another process may
+/// hold its lock beyond the busy timeout); the records are lost only if every attempt fails.
+async fn append_with_retries<S: Store>(store: &S, events: &[AuditEvent]) {
+    for attempt in 1..=WRITE_ATTEMPTS {
+        match store.append_audit(events).await {
+            Ok(()) => return,
+            Err(error) if attempt < WRITE_ATTEMPTS => {
+                tracing::warn!(%error, attempt, "audit log write failed; trying again");
+                tokio::time::sleep(WRITE_RETRY_PAUSE).await;
+            }
+            Err(error) => {
+                telemetry::audit_write_failed(events.len());
+                tracing::error!(%error, records = events.len(), "audit log write failed; records lost");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,6 +520,7 @@ mod tests {
             reason,
             address: address.parse().unwrap(),
             fingerprint: fingerprint.map(str::to_owned),
+            username: None,
         }
     }
 
@@ -525,7 +564,7 @@ mod tests {
     fn only_the_first_certificates_of_an_address_keep_their_fingerprint() {
         let mut tallies = Tallies::default();
         let mut fingerprints = Vec::new();
-        for n in 0..FINGERPRINTS_PER_ADDRESS + 3 {
+        for n in 0..PRESENTED_PER_ADDRESS + 3 {
             let fingerprint = format!("{n:064x}");
             let r = refusal("192.0.2.1", "certificate_expired", Some(&fingerprint));
             let key = tallies.key(&r, "certificate_expired");
@@ -534,15 +573,15 @@ mod tests {
                 first_repeat_at: None,
                 last_at: OffsetDateTime::now_utc(),
             });
-            fingerprints.push(key.fingerprint);
+            fingerprints.push(key.presented.and_then(|p| p.fingerprint));
         }
         assert!(
-            fingerprints[..FINGERPRINTS_PER_ADDRESS]
+            fingerprints[..PRESENTED_PER_ADDRESS]
                 .iter()
                 .all(Option::is_some)
         );
         assert!(
-            fingerprints[FINGERPRINTS_PER_ADDRESS..]
+            fingerprints[PRESENTED_PER_ADDRESS..]
                 .iter()
                 .all(Option::is_none)
         );
@@ -554,7 +593,7 @@ mod tests {
         assert!(
             tallies
                 .key(&again, "certificate_expired")
-                .fingerprint
+                .presented
                 .is_some(),
             "a certificate already recorded keeps its key"
         );

@@ -69,7 +69,7 @@ impl Default for AuditConfig {
 impl AuditConfig {
     pub fn settings(&self) -> crate::audit::AuditSettings {
         crate::audit::AuditSettings {
-            refusal_interval: Duration::from_secs(self.refusal_interval_secs.max(1)),
+            refusal_interval: seconds(self.refusal_interval_secs.max(1)),
         }
     }
 }
@@ -185,9 +185,9 @@ impl DeliveryConfig {
         crate::delivery::DeliveryPolicy {
             retry: mftgw_domain::delivery::RetryPolicy {
                 first: Duration::from_millis(self.retry_first_ms.max(1)),
-                max: Duration::from_secs(self.retry_max_secs.max(1)),
+                max: seconds(self.retry_max_secs.max(1)),
             },
-            attempt_timeout: Duration::from_secs(self.attempt_timeout_secs.max(1)),
+            attempt_timeout: seconds(self.attempt_timeout_secs.max(1)),
             answer_delay: Duration::from_millis(self.answer_delay_ms),
         }
     }
@@ -259,8 +259,8 @@ impl Default for TransactionsConfig {
 impl TransactionsConfig {
     pub fn retention(&self) -> crate::transactions::RetentionPolicy {
         crate::transactions::RetentionPolicy {
-            keep_for: Duration::from_secs(self.retention_secs),
-            sweep_every: Duration::from_secs(self.retention_sweep_secs.max(1)),
+            keep_for: seconds(self.retention_secs),
+            sweep_every: seconds(self.retention_sweep_secs.max(1)),
         }
     }
 }
@@ -365,7 +365,7 @@ pub enum OnStaleCrl {
 impl TlsConfig {
     pub fn crl_policy(&self) -> mftgw_oces::CrlPolicy {
         mftgw_oces::CrlPolicy {
-            grace: Duration::from_secs(self.crl_grace_secs),
+            grace: seconds(self.crl_grace_secs),
             when_stale: match self.on_stale_crl {
                 OnStaleCrl::Refuse => mftgw_oces::StaleCrlPolicy::RefuseCertificates,
                 OnStaleCrl::Accept => mftgw_oces::StaleCrlPolicy::AcceptCertificates,
@@ -410,12 +410,12 @@ impl Default for LoginConfig {
 impl LoginConfig {
     pub fn throttle(&self) -> mftgw_domain::throttle::ThrottleConfig {
         mftgw_domain::throttle::ThrottleConfig {
-            window: Duration::from_secs(self.window_secs),
+            window: seconds(self.window_secs),
             free_failures: self.free_failures,
             delay_per_failure: Duration::from_millis(self.delay_per_failure_ms),
             max_delay: Duration::from_millis(self.max_delay_ms),
             block_after: self.block_after,
-            block_for: Duration::from_secs(self.block_for_secs),
+            block_for: seconds(self.block_for_secs),
             ..Default::default()
         }
     }
@@ -501,6 +501,13 @@ impl Config {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("audit-archive"))
     }
+}
+
+/// A duration from the config: at most a century, so that no deadline computed from it
+/// overflows (a config that says "forever" gets that).
+pub fn seconds(secs: u64) -> Duration {
+    const CENTURY: u64 = 100 * 365 * 24 * 60 * 60;
+    Duration::from_secs(secs.min(CENTURY))
 }
 
 const ENV_PREFIX: &str = "MFTGW__";

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use mftgw_ftps::limits::{AddressRate, ConnectionRate, KeyedCounter};
-use mftgw_ftps::network_prefix;
+use mftgw_ftps::{client_key, network_prefix};
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -74,7 +74,7 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        let address = peer.ip();
+        let address = client_key(peer.ip());
         if !rate.allow(address, Instant::now()) {
             tracing::debug!(%peer, "{name}: connection rate exceeded");
             continue;

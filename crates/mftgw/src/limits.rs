@@ -2,12 +2,12 @@
 //! at start, and the session limits clamped (loudly) when even that cannot carry them, so
 //! that the gateway refuses connections with `421` rather than failing `accept` and `open`.
 
-/// File descriptors one data connection holds at once: its passive listener or connection
-/// (and the handshakes of strangers it waits past), and an upload's blob file.
-const FILES_PER_DATA_CONNECTION: u64 = 3;
+/// File descriptors one data connection holds at most: its passive listener, the handshakes
+/// it runs at once (the client's and strangers'), and an upload's blob file.
+const FILES_PER_DATA_CONNECTION: u64 = 2 + mftgw_ftps::CONCURRENT_HANDSHAKES as u64;
 /// Descriptors for everything but FTPS: the HTTPS listeners' connections (at most 1024
-/// each), the database, logs, the runtime.
-const FILES_BESIDES_FTPS: u64 = 2 * 1024 + 256;
+/// each), the metrics listener's, the database, logs, the runtime.
+const FILES_BESIDES_FTPS: u64 = 2 * 1024 + 512;
 
 /// Raises the soft open-file limit as far as the hard one; returns the limit in force.
 pub fn raise_open_file_limit() -> std::io::Result<u64> {
@@ -64,7 +64,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_limit_carries_sessions_at_one_file_and_data_connections_at_three() {
+    fn a_limit_carries_sessions_at_one_file_and_data_connections_at_six() {
         let wanted = Capacity {
             sessions: 20_000,
             data_connections: 1_000,
@@ -73,18 +73,18 @@ mod tests {
         assert_eq!(
             carried(20_000, wanted),
             Some(Capacity {
-                sessions: 20_000 - 2_304 - 3_000,
+                sessions: 20_000 - 2_560 - 6_000,
                 data_connections: 1_000
             })
         );
         assert_eq!(
             carried(4_096, wanted),
             Some(Capacity {
-                sessions: 448,
-                data_connections: 448
+                sessions: 1_536 - 219 * 6,
+                data_connections: 219
             }),
             "as many data connections as leave a session each"
         );
-        assert_eq!(carried(2_304, wanted), None);
+        assert_eq!(carried(2_560, wanted), None);
     }
 }

@@ -412,7 +412,7 @@ async fn user_command(
                     auditor,
                     key: &key,
                     trust: &trust,
-                    activation_delay: Duration::from_secs(delay),
+                    activation_delay: config::seconds(delay),
                     registrar: admin::Registrar::Operator,
                 },
                 &der,
@@ -471,7 +471,7 @@ async fn print_portal_code(
     operator: &Operator,
     username: &str,
 ) -> anyhow::Result<()> {
-    let valid_for = Duration::from_secs(config.portal.first_code_valid_secs);
+    let valid_for = config::seconds(config.portal.first_code_valid_secs);
     let code =
         admin::issue_portal_code(&*operator.store, &operator.auditor, username, valid_for).await?;
     println!(

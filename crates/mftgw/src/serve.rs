@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::api::{self, ApiBackend, ApiState};
 use crate::audit::{AuditRetention, Auditor, run_audit_retention};
-use crate::config::{Config, ConnectorConfig, FtpsConfig, RoleSourceConfig};
+use crate::config::{Config, ConnectorConfig, FtpsConfig, RoleSourceConfig, seconds};
 use crate::delivery::{Backends, run_delivery};
 use crate::delivery::{HttpPush, HttpTarget, Simulated, Spool};
 use crate::gateway::{Gateway, GatewayParts, UploadLimits, run_authorisation_watch};
@@ -71,11 +71,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     server_config.require_session_resumption = ftps.require_session_resumption;
     server_config.limits = session_limits(ftps)?;
     server_config.timeouts = Timeouts {
-        tls_handshake: Duration::from_secs(ftps.tls_handshake_timeout_secs),
-        login: Duration::from_secs(ftps.login_timeout_secs),
-        idle: Duration::from_secs(ftps.idle_timeout_secs),
-        data_stall: Duration::from_secs(ftps.data_stall_timeout_secs),
-        session_lifetime: Duration::from_secs(ftps.max_session_lifetime_secs.max(1)),
+        tls_handshake: seconds(ftps.tls_handshake_timeout_secs),
+        login: seconds(ftps.login_timeout_secs),
+        idle: seconds(ftps.idle_timeout_secs),
+        data_stall: seconds(ftps.data_stall_timeout_secs),
+        session_lifetime: seconds(ftps.max_session_lifetime_secs.max(1)),
         ..Timeouts::default()
     };
 
@@ -110,7 +110,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (crls_reloaded, crl_reloads) = watch::channel(0u64);
     tokio::spawn(refresh_crls(
         Arc::clone(&trust),
-        Duration::from_secs(config.tls.crl_refresh_secs.max(1)),
+        seconds(config.tls.crl_refresh_secs.max(1)),
         crls_reloaded,
     ));
     let (stop, stopping) = watch::channel(false);
@@ -133,7 +133,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tasks.push(tokio::spawn(api::run_gauges(
         Arc::clone(&store),
         delivery.services(),
-        Duration::from_secs(config.api.metrics_refresh_secs.max(1)),
+        seconds(config.api.metrics_refresh_secs.max(1)),
         stopping.clone(),
     )));
     if let Some(api_listener) = api_listener {
@@ -160,7 +160,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }));
     }
     let registrations = Arc::new(tokio::sync::Notify::new());
-    let idle_timeout = Duration::from_secs(config.portal.idle_timeout_secs.max(1));
+    let idle_timeout = seconds(config.portal.idle_timeout_secs.max(1));
     tasks.push(tokio::spawn(crate::https::serve(
         "Certificate Portal",
         portal_listener,
@@ -173,7 +173,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             throttle: SharedThrottle::new(config.login.throttle()),
             timeouts: SessionTimeouts {
                 idle: idle_timeout,
-                max_age: Duration::from_secs(config.portal.max_session_age_secs.max(1)),
+                max_age: seconds(config.portal.max_session_age_secs.max(1)),
             },
             first_password: config.portal.first_password,
             registrations: Arc::clone(&registrations),
@@ -187,7 +187,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             auditor: Arc::clone(&auditor),
             trust: Arc::clone(&trust),
             password_key,
-            activation_delay: Duration::from_secs(config.registration.activation_delay_secs),
+            activation_delay: seconds(config.registration.activation_delay_secs),
             wake: registrations,
         },
         stopping.clone(),
@@ -203,22 +203,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             Arc::clone(&auditor),
             Arc::clone(&catalogue),
             source,
-            Duration::from_secs(config.roles.poll_secs.max(1)),
+            seconds(config.roles.poll_secs.max(1)),
             stopping.clone(),
         )));
     }
     tasks.push(tokio::spawn(run_audit_retention(
         Arc::clone(&store),
         AuditRetention {
-            keep_for: Duration::from_secs(config.audit.retention_days.saturating_mul(24 * 60 * 60)),
+            keep_for: seconds(config.audit.retention_days.saturating_mul(24 * 60 * 60)),
             archive: config.audit.archive.then(|| config.audit_archive_path()),
-            sweep_every: Duration::from_secs(config.audit.sweep_secs.max(1)),
+            sweep_every: seconds(config.audit.sweep_secs.max(1)),
         },
         stopping.clone(),
     )));
     tasks.push(tokio::spawn(run_checkpoints(
         Arc::clone(&store),
-        Duration::from_secs(config.store.checkpoint_secs.max(1)),
+        seconds(config.store.checkpoint_secs.max(1)),
         stopping.clone(),
     )));
     let workers: Vec<_> = delivery

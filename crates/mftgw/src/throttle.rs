@@ -50,7 +50,7 @@ impl AttemptKeys {
         holds_current_certificate: bool,
     ) -> AttemptKeys {
         AttemptKeys {
-            address: format!("ip:{address}"),
+            address: format!("ip:{}", mftgw_ftps::client_key(address)),
             identity: if holds_current_certificate {
                 format!("user:{username}")
             } else {
@@ -109,6 +109,15 @@ impl SharedThrottle {
             ThrottleVerdict::Allow => Duration::ZERO,
         };
         Verdict::Delay(identity.max(address))
+    }
+
+    /// The longest delay: what a blocked attempt waits before its refusal.
+    pub fn max_delay(&self) -> Duration {
+        self.throttle
+            .lock()
+            .expect("throttle lock poisoned")
+            .config()
+            .max_delay
     }
 
     /// A failure counts against both keys; a success clears the identity's failures (the

@@ -509,6 +509,77 @@ async fn a_revoked_certificate_cannot_replace_a_valid_registered_one() {
     assert!(ok, "the valid certificate was replaced: {err}");
 }
 
+/// Logs in with the portal `password` (after the first change); returns the overview.
+async fn login_with(portal: &mut Portal, password: &str) -> support::portal::Page {
+    let csrf = portal.get("/").await.csrf();
+    let page = portal
+        .post("/login", &[("csrf", &csrf), ("password", password)])
+        .await;
+    assert_eq!(page.location(), "/", "{}", page.body);
+    portal.get("/").await
+}
+
+/// Asserts that `portal`'s certificate sees no transactions, no `/out` and may change
+/// nothing.
+async fn limited_to_the_overview(portal: &mut Portal, csrf: &str) {
+    const LIMITED: &str = "erstattet af et nyere, eller brugeren er spærret";
+    for path in ["/transactions", "/out", "/password"] {
+        portal
+            .get(path)
+            .await
+            .assert(StatusCode::FORBIDDEN, LIMITED);
+    }
+    portal
+        .post(
+            "/profile",
+            &[
+                ("csrf", csrf),
+                ("se_number", "12345678"),
+                ("email", ""),
+                ("ftps", "on"),
+            ],
+        )
+        .await
+        .assert(StatusCode::FORBIDDEN, LIMITED);
+}
+
+/// Review item 5: like a revoked certificate, a replaced one and the certificate of a
+/// suspended user see where they stand and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_and_suspended_certificates_see_only_the_overview() {
+    let demo = Demo::start();
+    let first = demo.issue_certificate("limited-1", "moces", "13572468", "81");
+    demo.admin(&["user", "register", "--cert", first.cert.to_str().unwrap()]);
+    let mut portal = Portal::new(&demo, &first);
+    portal.first_login(PASSWORD).await;
+    portal
+        .get("/transactions")
+        .await
+        .assert(StatusCode::OK, "Seneste transaktioner");
+
+    let three_years = 3 * 365 * 24 * 60 * 60;
+    let renewed =
+        demo.issue_certificate_valid_for("limited-2", "moces", "13572468", "81", three_years);
+    demo.admin(&["user", "register", "--cert", renewed.cert.to_str().unwrap()]);
+    let mut replaced = Portal::new(&demo, &first);
+    let overview = login_with(&mut replaced, PASSWORD).await;
+    overview.assert(StatusCode::OK, "erstattet");
+    limited_to_the_overview(&mut replaced, &overview.csrf()).await;
+
+    let mut current = Portal::new(&demo, &renewed);
+    let username = current.username.clone();
+    login_with(&mut current, PASSWORD).await;
+    current
+        .get("/transactions")
+        .await
+        .assert(StatusCode::OK, "Seneste transaktioner");
+    demo.admin(&["user", "suspend", &username]);
+    let mut suspended = Portal::new(&demo, &renewed);
+    let overview = login_with(&mut suspended, PASSWORD).await;
+    overview.assert(StatusCode::OK, "spærret");
+    limited_to_the_overview(&mut suspended, &overview.csrf()).await;
+}
+
 /// Review item 5: a renewal that follows a revocation gives the user a new gateway password
 /// (the revoked certificate's holder may know the old one); the portal shows it to the new
 /// certificate, and the old password no longer works.

@@ -264,7 +264,9 @@ impl<'a, B: Backend> Authenticated<'a, B> {
     }
 
     async fn passive(&mut self, extended: bool) -> Flow {
-        self.passive = None;
+        // The replaced listener stays bound until the new one is, so the new port differs
+        // and a late connection to the old one cannot land on it.
+        let replaced = self.passive.take();
         if !extended && self.epsv_all {
             return self
                 .reply(Reply::new(503, "EPSV ALL in force: use EPSV"))
@@ -287,11 +289,6 @@ impl<'a, B: Backend> Authenticated<'a, B> {
                 .reply(Reply::new(425, "PASV needs IPv4: use EPSV"))
                 .await;
         }
-        let Some(slot) = self.shared.limiter.admit_data_connection() else {
-            return self
-                .reply(Reply::new(425, "Too many transfers at once, try again"))
-                .await;
-        };
         let listener = match self.shared.passive_ports.bind(local_ip).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -300,6 +297,14 @@ impl<'a, B: Backend> Authenticated<'a, B> {
                     .reply(Reply::new(425, "No passive port available, try again"))
                     .await;
             }
+        };
+        if let Some(replaced) = replaced {
+            replaced.cancel().await;
+        }
+        let Some(slot) = self.shared.limiter.admit_data_connection() else {
+            return self
+                .reply(Reply::new(425, "Too many transfers at once, try again"))
+                .await;
         };
         let pending = match self.spawn_data_listener(listener, slot) {
             Ok(pending) => pending,

@@ -82,8 +82,9 @@ impl<B: Backend> Authenticated<'_, B> {
             return Flow::End(end);
         }
 
-        let mut data = match self.watch_control(pending.connection()).await {
-            Raced::Done(Ok(stream)) => stream,
+        // The slot is held until the transfer is over.
+        let (mut data, _slot) = match self.watch_control(pending.connection()).await {
+            Raced::Done(Ok(bound)) => (bound.stream, bound.slot),
             Raced::Done(Err(refusal)) => {
                 job.abandon().await;
                 tracing::info!(reason = %refusal.reason, "data connection refused");

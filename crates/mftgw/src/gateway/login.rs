@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use super::sessions::LoggedIn;
 use super::{Gateway, TreeOwner, UserTree};
+use crate::audit::Unauthenticated;
 use crate::throttle::{AttemptKeys, Verdict};
 
 impl<S: Store, B: BlobStore> Gateway<S, B> {
@@ -34,6 +35,16 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
         let refused_unanswered = || LoginDenied {
             delay: Duration::ZERO,
         };
+        // Registered before the store is read: a change committed after the read is followed
+        // by the authorisation watch, which then finds this session. Dropped if refused.
+        let registration = self.sessions.register(LoggedIn {
+            connection_id: client.connection_id,
+            username,
+            peer: client.peer,
+            fingerprint: &fingerprint,
+            certificate: &client.certificate,
+            intermediates: &client.intermediates,
+        });
         let looked_up = async {
             let known = self.store.find_user(username).await?;
             let owner = self.store.certificate_owner(&fingerprint).await?;
@@ -69,12 +80,19 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
 
         let _evaluating = self.throttle.serialize(&keys).await;
         let delay = match self.throttle.verdict(&keys) {
+            // Anyone with a trusted certificate can keep trying: after the first, the
+            // attempts of a blocked identity are counted, not written one by one.
             Verdict::Blocked => {
-                let reason = LoginRefusal::Blocked.audit_reason().to_string();
-                self.auditor
-                    .record(audit(AuditEvent::refused(now(), "ftps.login", reason)))
-                    .await;
-                return Err(refused_unanswered());
+                self.auditor.refused_unauthenticated(Unauthenticated {
+                    action: "ftps.login",
+                    reason: LoginRefusal::Blocked.audit_reason(),
+                    address: client.peer.ip(),
+                    fingerprint: Some(fingerprint.clone()),
+                    username: Some(username),
+                });
+                return Err(LoginDenied {
+                    delay: self.throttle.max_delay(),
+                });
             }
             Verdict::Delay(delay) => delay,
         };
@@ -99,17 +117,6 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                     .record(audit(AuditEvent::allowed(now(), "ftps.login")))
                     .await;
                 let user = known.expect("an allowed login has a known user").user;
-                let registration = self.sessions.register(LoggedIn {
-                    connection_id: client.connection_id,
-                    username: &user.username,
-                    peer: client.peer,
-                    fingerprint: &fingerprint,
-                    certificate: &client.certificate,
-                    intermediates: &client.intermediates,
-                });
-                if self.sessions.recently_changed(&user.username) {
-                    self.recheck_users(&[user.username.clone()].into()).await;
-                }
                 Ok(UserTree::new(
                     TreeOwner {
                         username: user.username,
@@ -120,6 +127,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                     std::sync::Arc::clone(&self.catalogue),
                     registration,
                     self.limits,
+                    std::sync::Arc::clone(&self.uploads),
                 ))
             }
             Err(refusal) => {

@@ -3,6 +3,7 @@
 //! authorisation can be withdrawn, and the audit trail of every security decision.
 
 mod login;
+mod quota;
 mod sessions;
 mod tree;
 
@@ -25,6 +26,7 @@ use crate::audit::{Auditor, Unauthenticated};
 use crate::telemetry;
 use crate::throttle::SharedThrottle;
 use crate::transactions::Transactions;
+use quota::UploadsInFlight;
 use sessions::LiveSessions;
 
 pub struct Gateway<S, B> {
@@ -38,6 +40,7 @@ pub struct Gateway<S, B> {
     tls: TlsContext,
     sessions: Arc<LiveSessions>,
     limits: UploadLimits,
+    uploads: Arc<UploadsInFlight>,
 }
 
 /// What a gateway is made of besides its transactions.
@@ -62,6 +65,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
             tls: parts.tls,
             sessions: Arc::default(),
             limits: parts.limits,
+            uploads: Arc::default(),
         }
     }
 }
@@ -100,6 +104,7 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
                     reason,
                     address: peer.ip(),
                     fingerprint: certificate.map(|cert| fingerprint_sha256(cert)),
+                    username: None,
                 });
                 return;
             }
@@ -109,6 +114,7 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
                     reason,
                     address: peer.ip(),
                     fingerprint: None,
+                    username: None,
                 });
                 return;
             }
@@ -123,6 +129,7 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
                     reason,
                     address: from.ip(),
                     fingerprint: None,
+                    username: None,
                 });
                 return;
             }

@@ -11,13 +11,13 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mftgw_blobs::BlobStore;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::session_authorisation;
 use mftgw_oces::certificate::CertificateInfo;
-use mftgw_store::Store;
+use mftgw_store::{Store, StoreError};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -73,16 +73,10 @@ struct Live {
     grant: Arc<Grant>,
 }
 
-/// How long a user counts as recently changed: a login decided on what the store said just
-/// before a change, and registered just after the watch checked that user, is checked again.
-const RECENT_CHANGE: Duration = Duration::from_secs(10);
-
 /// The logged-in sessions of one gateway process, by connection id.
 #[derive(Debug, Default)]
 pub struct LiveSessions {
     sessions: Mutex<HashMap<u64, Live>>,
-    /// Users whose sessions the watch checked lately, and when.
-    recently_changed: Mutex<HashMap<String, Instant>>,
 }
 
 /// A session's place in [`LiveSessions`], given up when dropped (the session ended).
@@ -138,27 +132,6 @@ impl LiveSessions {
         }
     }
 
-    /// Whether the watch checked `username`'s sessions lately (see [`RECENT_CHANGE`]).
-    pub fn recently_changed(&self, username: &str) -> bool {
-        let changed = self
-            .recently_changed
-            .lock()
-            .expect("live sessions poisoned");
-        changed
-            .get(username)
-            .is_some_and(|at| at.elapsed() < RECENT_CHANGE)
-    }
-
-    fn note_changed<'a>(&self, usernames: impl Iterator<Item = &'a String>) {
-        let now = Instant::now();
-        let mut changed = self
-            .recently_changed
-            .lock()
-            .expect("live sessions poisoned");
-        changed.retain(|_, at| now.duration_since(*at) < RECENT_CHANGE);
-        changed.extend(usernames.map(|username| (username.clone(), now)));
-    }
-
     /// The sessions `select` picks, copied out so that no lock is held while checking them.
     fn matching(&self, select: impl Fn(&Live) -> bool) -> Vec<Live> {
         let sessions = self.sessions.lock().expect("live sessions poisoned");
@@ -171,9 +144,9 @@ impl LiveSessions {
 }
 
 impl<S: Store, B: BlobStore> Gateway<S, B> {
-    /// Checks the sessions of `usernames` against what the store says now.
-    pub(super) async fn recheck_users(&self, usernames: &HashSet<String>) {
-        self.sessions.note_changed(usernames.iter());
+    /// Checks the sessions of `usernames` against what the store says now; `Err` if the store
+    /// could not say, so that the changes are read again.
+    async fn recheck_users(&self, usernames: &HashSet<String>) -> Result<(), StoreError> {
         let mut by_user: HashMap<&str, Vec<Live>> = HashMap::new();
         let sessions = self
             .sessions
@@ -185,13 +158,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                 .push(live.clone());
         }
         for (username, sessions) in by_user {
-            let known = match self.store.find_user(username).await {
-                Ok(known) => known,
-                Err(error) => {
-                    tracing::error!(%error, username, "cannot check live sessions: store unavailable");
-                    continue;
-                }
-            };
+            let known = self.store.find_user(username).await?;
             let now = OffsetDateTime::now_utc();
             for live in sessions {
                 if let Err(refusal) = session_authorisation(known.as_ref(), &live.fingerprint, now)
@@ -200,6 +167,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                 }
             }
         }
+        Ok(())
     }
 
     /// Ends the sessions whose certificate has expired.
@@ -265,10 +233,12 @@ pub async fn run_authorisation_watch<S: Store, B: BlobStore>(
             _ = poll.tick() => {
                 match gateway.store.security_changes(cursor, CHANGE_BATCH).await {
                     Ok(changes) => {
-                        let Some(last) = changes.last() else { continue };
-                        cursor = last.id;
+                        let Some(last) = changes.last().map(|change| change.id) else { continue };
                         let usernames = changes.into_iter().map(|change| change.username).collect();
-                        gateway.recheck_users(&usernames).await;
+                        match gateway.recheck_users(&usernames).await {
+                            Ok(()) => cursor = last,
+                            Err(error) => tracing::error!(%error, "cannot check live sessions; reading the changes again"),
+                        }
                     }
                     Err(error) => tracing::error!(%error, "cannot read security changes"),
                 }

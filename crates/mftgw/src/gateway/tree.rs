@@ -24,6 +24,7 @@ use mftgw_store::{OutContent, OutFileEntry, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::quota::{Allowance, UploadsInFlight};
 use super::sessions::{Grant, Registration};
 use crate::transactions::{Committed, Transactions, UploadTarget};
 
@@ -63,6 +64,7 @@ pub struct UserTree<S, B> {
     /// The session's place among the live sessions, and its authorisation.
     registration: Registration,
     limits: UploadLimits,
+    uploads: Arc<UploadsInFlight>,
 }
 
 /// Where a path points in the tree.
@@ -114,6 +116,7 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
         catalogue: Arc<ServiceCatalogue>,
         registration: Registration,
         limits: UploadLimits,
+        uploads: Arc<UploadsInFlight>,
     ) -> Self {
         UserTree {
             owner,
@@ -123,6 +126,7 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
             folders: Arc::default(),
             registration,
             limits,
+            uploads,
         }
     }
 
@@ -183,12 +187,15 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
         );
         let pending = pending.map_err(unavailable)?;
         let limits = self.limits;
-        let quota_left = limits.max_pending_bytes.saturating_sub(pending);
-        if quota_left == 0 {
-            return Err(FsError::LimitExceeded(quota_message(
-                limits.max_pending_bytes,
-            )));
-        }
+        let allowance = self.uploads.start(
+            &self.owner.username,
+            pending,
+            limits.max_upload_bytes,
+            limits.max_pending_bytes,
+        );
+        allowance
+            .admit(1)
+            .map_err(|error| FsError::LimitExceeded(error.to_string()))?;
         let writer = writer.map_err(|error| {
             tracing::error!(%error, "cannot start a blob");
             FsError::Unavailable("Temporarily unable to store files".into())
@@ -209,24 +216,10 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
             },
             transactions: Arc::clone(&self.transactions),
             folder: folder.map(|key| (Arc::clone(&self.folders), key)),
-            received: 0,
-            allowance: if quota_left < limits.max_upload_bytes {
-                Allowance::Quota {
-                    left: quota_left,
-                    quota: limits.max_pending_bytes,
-                }
-            } else {
-                Allowance::Size(limits.max_upload_bytes)
-            },
+            allowance,
             grant: Arc::clone(&self.registration.grant),
         }))
     }
-}
-
-fn quota_message(quota: u64) -> String {
-    format!(
-        "Your uploads waiting for delivery would exceed your quota of {quota} bytes; try again once they are delivered"
-    )
 }
 
 fn out_file_entry(entry: OutFileEntry) -> DirEntry {
@@ -470,41 +463,9 @@ struct GatewayUpload<S, B: BlobStore> {
     transactions: Arc<Transactions<S, B>>,
     /// The transaction folder this upload is for, which vanishes with the upload.
     folder: Option<(TransactionFolders, (String, String))>,
-    /// Bytes the blob has accepted so far.
-    received: u64,
     allowance: Allowance,
     /// The session's authorisation: an upload of a session ended meanwhile is not committed.
     grant: Arc<Grant>,
-}
-
-/// How many bytes an upload may have, and which limit says so.
-#[derive(Debug, Clone, Copy)]
-enum Allowance {
-    /// The largest upload.
-    Size(u64),
-    /// What is left of the user's quota of bytes waiting for delivery.
-    Quota { left: u64, quota: u64 },
-}
-
-impl Allowance {
-    fn bytes(self) -> u64 {
-        match self {
-            Allowance::Size(bytes) => bytes,
-            Allowance::Quota { left, .. } => left,
-        }
-    }
-
-    fn exceeded(self) -> std::io::Error {
-        match self {
-            Allowance::Size(max) => std::io::Error::new(
-                std::io::ErrorKind::FileTooLarge,
-                format!("the file is larger than the largest upload, {max} bytes"),
-            ),
-            Allowance::Quota { quota, .. } => {
-                std::io::Error::new(std::io::ErrorKind::QuotaExceeded, quota_message(quota))
-            }
-        }
-    }
 }
 
 impl<S: Store, B: BlobStore> Upload for GatewayUpload<S, B> {
@@ -517,7 +478,8 @@ impl<S: Store, B: BlobStore> Upload for GatewayUpload<S, B> {
                 transactions,
                 folder,
                 grant,
-                ..
+                // Counted as under way until the commit counts it as waiting.
+                allowance: _under_way,
             } = *self;
             if grant.is_revoked() {
                 return Err(FsError::NotAllowed(
@@ -568,12 +530,12 @@ impl<S: Store, B: BlobStore> AsyncWrite for GatewayUpload<S, B> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
-        if this.received + buf.len() as u64 > this.allowance.bytes() {
-            return Poll::Ready(Err(this.allowance.exceeded()));
+        if let Err(error) = this.allowance.admit(buf.len() as u64) {
+            return Poll::Ready(Err(error));
         }
         let poll = Pin::new(&mut this.writer).poll_write(cx, buf);
         if let Poll::Ready(Ok(written)) = &poll {
-            this.received += *written as u64;
+            this.allowance.written(*written as u64);
             if let Some(check) = &mut this.check {
                 check.update(&buf[..*written]);
             }

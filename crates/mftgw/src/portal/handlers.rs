@@ -93,22 +93,38 @@ impl Certified {
             trust: &state.trust,
         }
     }
+}
 
-    /// The refusal page for a request only a certificate that is not revoked may make.
-    #[expect(
-        clippy::result_large_err,
-        reason = "the error is the page to answer with, built once per request"
-    )]
-    fn refuse_if_revoked(&self) -> Result<(), Response> {
-        if self.revoked {
-            return Err(error_page(
-                self.lang,
-                StatusCode::FORBIDDEN,
-                self.lang.texts().error_revoked,
-            ));
-        }
-        Ok(())
+/// The refusal page for what only a certificate in good standing may do (change the
+/// password or the profile, see transactions and `/out`): a revoked certificate, a replaced
+/// one, and the certificates of a suspended or deleted user see the overview, and may log
+/// in and out, and nothing else.
+async fn refuse_if_limited<S: Store>(
+    state: &PortalState<S>,
+    who: &Certified,
+) -> Result<(), Response> {
+    let refused = |text| error_page(who.lang, StatusCode::FORBIDDEN, text);
+    if who.revoked {
+        return Err(refused(who.lang.texts().error_revoked));
     }
+    let store = &*state.store;
+    let looked_up = async {
+        let known = store.find_user(&who.username).await?;
+        let owner = store.certificate_owner(&who.fingerprint).await?;
+        Ok::<_, StoreError>((known, owner))
+    };
+    let (known, owner) = looked_up.await.map_err(|error| internal(who.lang, error))?;
+    let replaced = owner.is_some_and(|owner| !owner.current);
+    let barred = known.is_some_and(|known| {
+        matches!(
+            known.user.effective_state(now()),
+            mftgw_domain::UserState::Suspended | mftgw_domain::UserState::Deleted
+        )
+    });
+    if replaced || barred {
+        return Err(refused(who.lang.texts().error_limited));
+    }
+    Ok(())
 }
 
 pub(super) fn lang(headers: &HeaderMap) -> Lang {
@@ -498,6 +514,8 @@ pub async fn login<S: Store>(
         }
         Verdict::Delay(delay) => delay,
     };
+    // Before the check: a client that gives up waiting learns nothing.
+    tokio::time::sleep(delay).await;
     let account = state
         .store
         .portal_account(&who.username)
@@ -514,7 +532,6 @@ pub async fn login<S: Store>(
             who.audit(AuditEvent::refused(now(), "portal.login", "wrong_password")),
         )
         .await;
-        tokio::time::sleep(delay).await;
         let page = Page::new(who.lang, |t| t.login_title).error(t.login_wrong_password);
         return Err(login_page(&who, StatusCode::UNAUTHORIZED, page));
     }
@@ -546,7 +563,7 @@ pub async fn password_page<S: Store>(visit: Visit<S>) -> PortalResult {
     let Visit { state, headers, .. } = &visit;
     let who = visit.certified().await?;
     let session = signed_in(state, &who, headers).await?;
-    who.refuse_if_revoked()?;
+    refuse_if_limited(state, &who).await?;
     Ok(password_form(&who, &session, None, StatusCode::OK))
 }
 
@@ -599,7 +616,7 @@ pub async fn change_password<S: Store>(
     let (who, session, submitted) = visit
         .signed_in_form(submitted, BeforePasswordChange::Allowed)
         .await?;
-    who.refuse_if_revoked()?;
+    refuse_if_limited(state, &who).await?;
     let lang = who.lang;
     let current = state
         .store
@@ -608,7 +625,7 @@ pub async fn change_password<S: Store>(
         .map_err(|error| internal(lang, error))?;
     let keys = attempt_keys(&who, current.as_ref());
     let _evaluating = state.throttle.serialize(&keys).await;
-    let delay = match state.throttle.verdict(&keys) {
+    match state.throttle.verdict(&keys) {
         Verdict::Blocked => {
             audit(
                 state,
@@ -622,8 +639,8 @@ pub async fn change_password<S: Store>(
                 StatusCode::TOO_MANY_REQUESTS,
             ));
         }
-        Verdict::Delay(delay) => delay,
-    };
+        Verdict::Delay(delay) => tokio::time::sleep(delay).await,
+    }
     let account = state
         .store
         .portal_account(&who.username)
@@ -637,9 +654,6 @@ pub async fn change_password<S: Store>(
         .verify_password(&who.username, secret, current.clone())
         .await;
     state.throttle.record(&keys, correct);
-    if !correct {
-        tokio::time::sleep(delay).await;
-    }
     let refusal = if !correct {
         Some((
             "wrong_current_password",
@@ -782,7 +796,7 @@ pub async fn profile<S: Store>(
     let (who, session, submitted) = visit
         .signed_in_form(submitted, BeforePasswordChange::Refused)
         .await?;
-    who.refuse_if_revoked()?;
+    refuse_if_limited(state, &who).await?;
     let se_number = submitted.se_number.unwrap_or_default();
     let email = submitted.email.unwrap_or_default();
     let ftps = submitted.ftps.is_some();
@@ -851,7 +865,7 @@ pub async fn transactions<S: Store>(visit: Visit<S>) -> PortalResult {
     let Visit { state, headers, .. } = &visit;
     let who = visit.certified().await?;
     let session = signed_in_with_password(state, &who, headers).await?;
-    who.refuse_if_revoked()?;
+    refuse_if_limited(state, &who).await?;
     let lang = who.lang;
     let store = &*state.store;
     let rows = async {
@@ -903,7 +917,7 @@ pub async fn out<S: Store>(visit: Visit<S>) -> PortalResult {
     let Visit { state, headers, .. } = &visit;
     let who = visit.certified().await?;
     let session = signed_in_with_password(state, &who, headers).await?;
-    who.refuse_if_revoked()?;
+    refuse_if_limited(state, &who).await?;
     let files = match state.store.out_files(&who.username).await {
         Ok(files) => files,
         Err(StoreError::NotFound { .. }) => Vec::new(),

@@ -16,6 +16,13 @@ BEGIN
     SELECT RAISE(ABORT, 'the audit retention cutoff only moves forward');
 END;
 
+-- Nor past now: events that have not happened yet cannot have outlived the retention.
+CREATE TRIGGER audit_retention_not_ahead BEFORE UPDATE ON audit_retention
+WHEN NEW.cutoff > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+BEGIN
+    SELECT RAISE(ABORT, 'the audit retention cutoff cannot pass the present');
+END;
+
 CREATE TRIGGER audit_retention_no_delete BEFORE DELETE ON audit_retention
 BEGIN
     SELECT RAISE(ABORT, 'the audit retention cutoff cannot be deleted');
@@ -49,6 +56,16 @@ CREATE TABLE roles_ended (
     ended_at TEXT NOT NULL,
     PRIMARY KEY (user_id, service)
 );
+
+-- Roles that ended before this table existed: held at least until the user's last upload to
+-- the service.
+INSERT INTO roles_ended (user_id, service, ended_at)
+SELECT user_id, service, MAX(received_at) FROM transactions
+WHERE NOT EXISTS (
+    SELECT 1 FROM roles WHERE roles.user_id = transactions.user_id
+                          AND roles.service = transactions.service
+)
+GROUP BY user_id, service;
 
 -- A one-time first portal password an operator handed out (the stricter first-login mode).
 ALTER TABLE portal_accounts ADD COLUMN initial_code_hash TEXT;

@@ -42,6 +42,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// it, the file keeps the largest size it ever had.
 const WAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How long a truncating checkpoint waits for readers to finish. It holds writers off while
+/// it waits, so it gives up soon and tries again at the next checkpoint.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(100);
+
 /// Write transactions take SQLite's write lock up front: a deferred transaction that reads
 /// and then writes fails with SQLITE_BUSY, without waiting, when another writer got there first.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
@@ -61,6 +65,8 @@ macro_rules! user_columns {
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    /// For the checkpoint's own short-lived connection; `None` in memory (no WAL).
+    checkpointer: Option<SqliteConnectOptions>,
 }
 
 impl SqliteStore {
@@ -87,10 +93,12 @@ impl SqliteStore {
             .await
             .map_err(open_error)?;
         let reader = pool_options()
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(open_error)?;
-        Self::migrated(reader, writer).await
+        let mut store = Self::migrated(reader, writer).await?;
+        store.checkpointer = Some(options.busy_timeout(CHECKPOINT_WAIT));
+        Ok(store)
     }
 
     /// A fresh private database that lives as long as the store.
@@ -111,7 +119,11 @@ impl SqliteStore {
 
     async fn migrated(reader: SqlitePool, writer: SqlitePool) -> StoreResult<Self> {
         migrations::apply(&writer).await?;
-        Ok(Self { reader, writer })
+        Ok(Self {
+            reader,
+            writer,
+            checkpointer: None,
+        })
     }
 }
 
@@ -461,10 +473,13 @@ impl Store for SqliteStore {
                 .bind(source.as_str())
                 .execute(&mut *transaction)
                 .await?;
-        let now = timestamp::to_text(OffsetDateTime::now_utc());
-        note_role_ended(&mut *transaction, user_id, service, &now).await?;
+        let revoked = result.rows_affected() > 0;
+        if revoked {
+            let now = timestamp::to_text(OffsetDateTime::now_utc());
+            note_role_ended(&mut *transaction, user_id, service, &now).await?;
+        }
         transaction.commit().await?;
-        Ok(result.rows_affected() > 0)
+        Ok(revoked)
     }
 
     async fn replace_replicated_roles(
@@ -716,10 +731,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// On a connection of its own, with a short busy timeout: a truncating checkpoint holds
+    /// writers off while it waits for readers.
     async fn checkpoint(&self) -> StoreResult<()> {
+        let Some(options) = &self.checkpointer else {
+            return Ok(());
+        };
+        let mut connection = sqlx::ConnectOptions::connect(options).await?;
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.writer)
+            .execute(&mut connection)
             .await?;
+        sqlx::Connection::close(connection).await?;
         Ok(())
     }
 

@@ -708,6 +708,19 @@ async fn a_role_counts_as_held_within_the_retention_after_it_ends() {
             .await
             .unwrap()
     );
+    assert!(
+        !store
+            .revoke_role(USERNAME, "FATCA", RoleSource::Local)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .held_role_since(USERNAME, "FATCA", long_ago)
+            .await
+            .unwrap(),
+        "revoking a role never held makes no history"
+    );
     store
         .grant_role(USERNAME, "FATCA", RoleSource::Local)
         .await
@@ -784,6 +797,14 @@ async fn audit_events_are_deleted_only_before_the_retention_cutoff() {
         .await
         .expect_err("the cutoff moved back");
     assert!(back.to_string().contains("only moves forward"), "{back}");
+    let ahead = sqlx::query("UPDATE audit_retention SET cutoff = '9999-01-01T00:00:00.000000Z'")
+        .execute(&store.writer)
+        .await
+        .expect_err("the cutoff passed the present");
+    assert!(
+        ahead.to_string().contains("cannot pass the present"),
+        "{ahead}"
+    );
     assert_eq!(
         store
             .expire_audit(datetime!(2024-06-01 00:00 UTC), i64::MAX)
