@@ -345,6 +345,11 @@ impl Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
+        // Under a launcher that forks (strace), the gateway is the launcher's child and would
+        // outlive it.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &self.child.id().to_string()])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
