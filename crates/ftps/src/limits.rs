@@ -391,6 +391,16 @@ mod tests {
     }
 
     #[test]
+    fn networks_are_slash_24_and_slash_48() {
+        let network = |text: &str| network_prefix(text.parse().unwrap());
+        assert_eq!(network("192.0.2.77"), ("192.0.2.0".parse().unwrap(), 24));
+        assert_eq!(
+            network("2001:db8:aa:bb::1"),
+            ("2001:db8:aa::".parse().unwrap(), 48)
+        );
+    }
+
+    #[test]
     fn a_zero_rate_is_no_limit() {
         let rate = AddressRate::new(ConnectionRate {
             per_second: 0.0,

@@ -67,8 +67,8 @@ impl Default for AuditConfig {
 }
 
 impl AuditConfig {
-    pub fn settings(&self) -> crate::audit::AuditSettings {
-        crate::audit::AuditSettings {
+    pub fn settings(&self) -> mftgw_core::audit::AuditSettings {
+        mftgw_core::audit::AuditSettings {
             refusal_interval: seconds(self.refusal_interval_secs.max(1)),
         }
     }
@@ -181,8 +181,8 @@ impl Default for ApiConfig {
 }
 
 impl DeliveryConfig {
-    pub fn policy(&self) -> crate::delivery::DeliveryPolicy {
-        crate::delivery::DeliveryPolicy {
+    pub fn policy(&self) -> mftgw_core::delivery::DeliveryPolicy {
+        mftgw_core::delivery::DeliveryPolicy {
             retry: mftgw_domain::delivery::RetryPolicy {
                 first: Duration::from_millis(self.retry_first_ms.max(1)),
                 max: seconds(self.retry_max_secs.max(1)),
@@ -225,7 +225,7 @@ pub enum ConnectorConfig {
     },
     /// Inside the gateway, for demos and tests.
     Simulated {
-        behaviour: crate::delivery::Behaviour,
+        behaviour: mftgw_core::delivery::Behaviour,
     },
 }
 
@@ -257,8 +257,8 @@ impl Default for TransactionsConfig {
 }
 
 impl TransactionsConfig {
-    pub fn retention(&self) -> crate::transactions::RetentionPolicy {
-        crate::transactions::RetentionPolicy {
+    pub fn retention(&self) -> mftgw_core::transactions::RetentionPolicy {
+        mftgw_core::transactions::RetentionPolicy {
             keep_for: seconds(self.retention_secs),
             sweep_every: seconds(self.retention_sweep_secs.max(1)),
         }

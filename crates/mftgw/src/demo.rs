@@ -18,13 +18,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::Auditor;
 use crate::config::{
     ApiConfig, BackendConfig, Config, ConnectorConfig, DeliveryConfig, FtpsConfig, PortalConfig,
     RegistrationConfig, TlsConfig,
 };
-use crate::delivery::Behaviour;
-use crate::{admin, keys};
+use mftgw_core::audit::Auditor;
+use mftgw_core::delivery::Behaviour;
+use mftgw_core::{admin, keys};
 use mftgw_domain::errors::ErrorEntry;
 
 #[derive(Debug, clap::Args)]
@@ -192,7 +192,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     manifest.config = config_path;
     // Written whole or not at all: scripts may read it while the demo starts.
-    crate::files::replace(&manifest_path, &serde_json::to_vec_pretty(&manifest)?)
+    mftgw_core::files::replace(&manifest_path, &serde_json::to_vec_pretty(&manifest)?)
         .with_context(|| format!("writing {}", manifest_path.display()))?;
     let heartbeat_file = data_dir.join("heartbeat.xml");
     std::fs::write(&heartbeat_file, "<ping/>\n")?;

@@ -2,23 +2,15 @@
 //! generated test setup, and the other subcommands administer users, roles, transactions,
 //! the audit log and test PKIs.
 
-mod admin;
 mod api;
-mod audit;
 mod config;
-mod delivery;
 mod demo;
-mod files;
 mod gateway;
+mod http_client;
 mod https;
-mod keys;
 mod limits;
 mod portal;
-mod roles;
 mod serve;
-mod telemetry;
-mod throttle;
-mod transactions;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +24,7 @@ use mftgw_store::{AuditQuery, SqliteStore, Store};
 use mftgw_testpki::{ClientProfile, TestPki};
 
 use crate::config::Config;
+use mftgw_core::{admin, audit, keys};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -290,7 +283,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = SqliteStore::open(&config.database_path()).await?;
             for transaction in store.transactions(user.as_deref(), limit).await? {
                 let history = store.status_history(transaction.id).await?;
-                let mut line = crate::transactions::transaction_json(&transaction, &history);
+                let mut line = mftgw_core::transactions::transaction_json(&transaction, &history);
                 // Operators also see where the body is kept.
                 line["blob_key"] = serde_json::json!(transaction.blob_key);
                 line["blob_path"] =

@@ -20,17 +20,18 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::api::{self, ApiBackend, ApiState};
-use crate::audit::{AuditRetention, Auditor, run_audit_retention};
 use crate::config::{Config, ConnectorConfig, FtpsConfig, RoleSourceConfig, seconds};
-use crate::delivery::{Backends, run_delivery};
-use crate::delivery::{HttpPush, HttpTarget, Simulated, Spool};
 use crate::gateway::{Gateway, GatewayParts, UploadLimits, run_authorisation_watch};
-use crate::keys;
+use crate::http_client::{HttpPush, HttpRoleFeed, HttpTarget};
 use crate::limits::Capacity;
 use crate::portal::{self, PortalState, RegistrationWorker, SessionTimeouts};
-use crate::roles::{RoleSource, run_replication};
-use crate::throttle::SharedThrottle;
-use crate::transactions::{Transactions, run_retention};
+use mftgw_core::audit::{AuditRetention, Auditor, run_audit_retention};
+use mftgw_core::delivery::{Backends, run_delivery};
+use mftgw_core::delivery::{Simulated, Spool};
+use mftgw_core::keys;
+use mftgw_core::roles::{RoleFeed, RoleFile, run_replication};
+use mftgw_core::throttle::SharedThrottle;
+use mftgw_core::transactions::{Transactions, run_retention};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -312,19 +313,14 @@ fn session_limits(ftps: &FtpsConfig) -> anyhow::Result<SessionLimits> {
 async fn run_checkpoints<S: Store>(
     store: Arc<S>,
     every: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.tick().await;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+    mftgw_core::periodic::every(every, shutdown, || async {
         if let Err(error) = store.checkpoint().await {
             tracing::warn!(%error, "store checkpoint failed");
         }
-    }
+    })
+    .await;
 }
 
 /// Where to reach an HTTP(S) peer, from its configuration.
@@ -347,17 +343,18 @@ fn http_target<'a>(
 }
 
 /// The role source of the config, if it has one.
-fn role_source(config: &Config) -> anyhow::Result<Option<RoleSource>> {
-    let source = match &config.roles.source {
+fn role_source(config: &Config) -> anyhow::Result<Option<Box<dyn RoleFeed>>> {
+    let source: Box<dyn RoleFeed> = match &config.roles.source {
         None => return Ok(None),
-        Some(RoleSourceConfig::File { path }) => RoleSource::File { path: path.clone() },
+        Some(RoleSourceConfig::File { path }) => Box::new(RoleFile { path: path.clone() }),
         Some(RoleSourceConfig::Http {
             url,
             ca_file,
             client_certificate,
             client_key,
         }) => http_target(url, ca_file, client_certificate, client_key)
-            .and_then(|target| RoleSource::http(&target))
+            .and_then(|target| HttpRoleFeed::new(&target))
+            .map(|feed| Box::new(feed) as Box<dyn RoleFeed>)
             .context("role source")?,
     };
     Ok(Some(source))
@@ -461,7 +458,7 @@ fn backends(config: &Config) -> anyhow::Result<Backends> {
     let catalogue = ServiceCatalogue::builtin();
     let mut backends = Backends::new();
     for backend in &config.delivery.backends {
-        let connector: Arc<dyn crate::delivery::Connector> = match &backend.connector {
+        let connector: Arc<dyn mftgw_core::delivery::Connector> = match &backend.connector {
             ConnectorConfig::Spool { directory } => Arc::new(Spool::new(directory.clone())),
             ConnectorConfig::Http {
                 url,

@@ -1,7 +1,7 @@
 //! The backend API's handlers. Each one authenticates the backend, finds the transaction
-//! among those of the backend's own services (another backend's are "not found"), and moves
-//! it with the same conditional store steps the delivery worker uses, so that a call made
-//! twice, or racing the worker, has one effect.
+//! among those of the backend's own services (another backend's are "not found"), and hands
+//! the answer to the core, whose conditional steps make a call made twice, or racing the
+//! delivery worker, have one effect.
 
 use std::sync::Arc;
 
@@ -12,20 +12,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use futures_util::StreamExt;
 use mftgw_blobs::{BlobInfo, BlobStore, BlobWriter};
+use mftgw_core::transactions::{
+    Answered, Outbound, OutboundError, TransitionError, transaction_json,
+};
+use mftgw_domain::Transaction;
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::path_segment::{MAX_SEGMENT_BYTES, check_path_segment};
-use mftgw_domain::status::{StatusCode as Status, StatusFile};
-use mftgw_domain::{Transaction, TransactionState};
-use mftgw_store::{Advance, NewOutFile, NewOutbound, OutContent, Store, StoreError};
+use mftgw_store::Store;
 use serde::Deserialize;
-use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 
 use super::{ApiBackend, ApiError, ApiState, OPENAPI};
-use crate::delivery::{Answer, answer_step, delivered_step};
 use crate::https::TlsPeer;
-use crate::telemetry;
-use crate::transactions::transaction_json;
 
 type Reply = Result<(StatusCode, Json<serde_json::Value>), ApiError>;
 
@@ -99,7 +97,7 @@ async fn find<S: Store, B: BlobStore>(
     backend: &ApiBackend,
     id: &str,
 ) -> Result<Transaction, ApiError> {
-    match state.transactions.store.transaction(id).await {
+    match state.transactions.find(id).await {
         Ok(Some(transaction)) if backend.services.contains(&transaction.service) => Ok(transaction),
         Ok(_) => Err(ApiError::not_found(format!(
             "no transaction {id} in the services of backend {}",
@@ -119,8 +117,7 @@ async fn current<S: Store, B: BlobStore>(
     let transaction = find(state, backend, id).await?;
     let history = state
         .transactions
-        .store
-        .status_history(transaction.id)
+        .history(&transaction)
         .await
         .map_err(ApiError::unavailable)?;
     Ok((status, Json(transaction_json(&transaction, &history))))
@@ -137,29 +134,12 @@ pub async fn transaction<S: Store, B: BlobStore>(
     current(&state, backend, &id, StatusCode::OK).await
 }
 
-/// The steps that give `transaction` the backend's `answer`: status 1 first if the backend
-/// answers before the delivery attempt that brought it the file has returned.
-fn steps_for(transaction: &Transaction, answer: Answer, now: OffsetDateTime) -> Vec<Advance> {
-    let mut steps = Vec::new();
-    let mut at = transaction.clone();
-    if at.state == TransactionState::Received {
-        steps.push(delivered_step(&at, now, true));
-        at.state = TransactionState::Delivered;
+/// A refused transition is the caller's conflict; a store failure is ours.
+fn transition_error(error: TransitionError) -> ApiError {
+    match error {
+        TransitionError::Store(error) => ApiError::unavailable(error),
+        refused => ApiError::conflict(refused.to_string()),
     }
-    steps.extend(answer_step(&at, &[answer], now));
-    steps
-}
-
-async fn apply<S: Store, B: BlobStore>(
-    state: &ApiState<S, B>,
-    steps: &[Advance],
-) -> Result<bool, ApiError> {
-    let applied = state
-        .transactions
-        .advance(steps)
-        .await
-        .map_err(ApiError::unavailable)?;
-    Ok(applied.last().copied().unwrap_or(false))
 }
 
 pub async fn accept<S: Store, B: BlobStore>(
@@ -171,18 +151,11 @@ pub async fn accept<S: Store, B: BlobStore>(
     let backend = authenticate(&state, &peer, &headers)?;
     let id = params(path)?;
     let transaction = find(&state, backend, &id).await?;
-    match transaction.state {
-        TransactionState::Accepted | TransactionState::Answered => {}
-        TransactionState::Rejected => {
-            return Err(ApiError::conflict(format!(
-                "{id} was rejected; it cannot be accepted"
-            )));
-        }
-        TransactionState::Received | TransactionState::Delivered => {
-            let steps = steps_for(&transaction, Answer::Accept, OffsetDateTime::now_utc());
-            apply(&state, &steps).await?;
-        }
-    }
+    state
+        .transactions
+        .accept(&transaction)
+        .await
+        .map_err(transition_error)?;
     current(&state, backend, &id, StatusCode::OK).await
 }
 
@@ -214,22 +187,11 @@ pub async fn reject<S: Store, B: BlobStore>(
         .check()
         .map_err(|problem| ApiError::bad_request(problem.to_string()))?;
     let transaction = find(&state, backend, &id).await?;
-    match transaction.state {
-        TransactionState::Rejected => {}
-        TransactionState::Answered => {
-            return Err(ApiError::conflict(format!(
-                "{id} was answered; it cannot be rejected"
-            )));
-        }
-        TransactionState::Received | TransactionState::Delivered | TransactionState::Accepted => {
-            let steps = steps_for(
-                &transaction,
-                Answer::Reject(error),
-                OffsetDateTime::now_utc(),
-            );
-            apply(&state, &steps).await?;
-        }
-    }
+    state
+        .transactions
+        .reject(&transaction, error)
+        .await
+        .map_err(transition_error)?;
     current(&state, backend, &id, StatusCode::OK).await
 }
 
@@ -247,8 +209,15 @@ fn out_name(service: &str, name: &str) -> Result<String, ApiError> {
 }
 
 /// Streams a request body into a new blob.
-async fn store_body<B: BlobStore>(blobs: &B, body: Body) -> Result<BlobInfo, ApiError> {
-    let mut writer = blobs.create().await.map_err(ApiError::unavailable)?;
+async fn store_body<S: Store, B: BlobStore>(
+    state: &ApiState<S, B>,
+    body: Body,
+) -> Result<BlobInfo, ApiError> {
+    let mut writer = state
+        .transactions
+        .create_blob()
+        .await
+        .map_err(ApiError::unavailable)?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk =
@@ -272,42 +241,22 @@ pub async fn respond<S: Store, B: BlobStore>(
     let (id, name) = params(path)?;
     let transaction = find(&state, backend, &id).await?;
     let name = out_name(&transaction.service, &name)?;
-    match transaction.state {
-        TransactionState::Answered => return current(&state, backend, &id, StatusCode::OK).await,
-        TransactionState::Accepted => {}
-        TransactionState::Received | TransactionState::Delivered => {
-            return Err(ApiError::conflict(format!(
-                "accept {id} before answering it"
-            )));
-        }
-        TransactionState::Rejected => {
-            return Err(ApiError::conflict(format!(
-                "{id} was rejected; it cannot be answered"
-            )));
-        }
+    if state
+        .transactions
+        .may_respond(&transaction)
+        .map_err(transition_error)?
+        == Answered::Before
+    {
+        return current(&state, backend, &id, StatusCode::OK).await;
     }
-    let blob = store_body(&*state.transactions.blobs, body).await?;
-    let answer = Answer::Respond {
-        name,
-        content: OutContent::Blob {
-            key: blob.key.clone(),
-            size: blob.size,
-        },
+    let blob = store_body(&state, body).await?;
+    let status = match state.transactions.respond(&transaction, name, blob).await {
+        Ok(Answered::Now) => StatusCode::CREATED,
+        // Answered meanwhile by the same call made twice.
+        Ok(Answered::Before) => StatusCode::OK,
+        Err(error) => return Err(transition_error(error)),
     };
-    let steps = steps_for(&transaction, answer, OffsetDateTime::now_utc());
-    match apply(&state, &steps).await {
-        Ok(true) => {}
-        // Answered meanwhile by the same call made twice: this copy is not needed.
-        Ok(false) => {
-            state.transactions.forget_blob(&blob.key).await;
-            return current(&state, backend, &id, StatusCode::OK).await;
-        }
-        Err(error) => {
-            state.transactions.forget_blob(&blob.key).await;
-            return Err(error);
-        }
-    }
-    current(&state, backend, &id, StatusCode::CREATED).await
+    current(&state, backend, &id, status).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,89 +282,39 @@ pub async fn outbound<S: Store, B: BlobStore>(
             format!("backend {} does not serve {service}", backend.name),
         ));
     }
-    let store = &state.transactions.store;
-    let now = OffsetDateTime::now_utc();
-    match store
-        .held_role_since(&username, &service, now - state.retention)
+    state
+        .transactions
+        .may_post_outbound(&username, &service, state.retention)
         .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "no_role",
-                format!(
-                    "{username} does not hold a role for {service}, nor held one within the retention period"
-                ),
-            ));
-        }
-        Err(StoreError::NotFound { .. }) => {
-            return Err(ApiError::not_found(format!("no user {username}")));
-        }
-        Err(error) => return Err(ApiError::unavailable(error)),
-    }
+        .map_err(outbound_error)?;
     let file_name = out_name(&service, &name)?;
     let skat_transaction_id = match query.skat_transaction_id {
         Some(id)
             if !id.is_empty() && id.len() <= 100 && id.bytes().all(|b| b.is_ascii_graphic()) =>
         {
-            id
+            Some(id)
         }
         Some(_) => {
             return Err(ApiError::bad_request(
                 "skat_transaction_id must be 1 to 100 visible ASCII characters",
             ));
         }
-        None => state.transactions.next_skat_transaction_id(),
+        None => None,
     };
-    let blob = store_body(&*state.transactions.blobs, body).await?;
-    let status = StatusFile {
-        code: Status::Exposed,
-        service: service.clone(),
-        ftp_transaction_id: file_name.clone(),
-        upload_path: None,
-        skat_transaction_id: Some(skat_transaction_id.clone()),
-        at: now,
-        response_file: Some(file_name.clone()),
-        error: None,
-    };
-    let recorded = store
-        .record_outbound(NewOutbound {
+    let blob = store_body(&state, body).await?;
+    let posted = state
+        .transactions
+        .post_outbound(Outbound {
             username: username.clone(),
             service: service.clone(),
             name,
-            sha256: blob.sha256.clone(),
+            file_name: file_name.clone(),
             skat_transaction_id,
-            file: NewOutFile {
-                name: file_name.clone(),
-                content: OutContent::Blob {
-                    key: blob.key.clone(),
-                    size: blob.size,
-                },
-            },
-            status_xml: status.to_xml().into_bytes(),
-            at: now,
+            blob,
         })
-        .await;
-    let recorded = match recorded {
-        Ok(recorded) => recorded,
-        Err(error) => {
-            state.transactions.forget_blob(&blob.key).await;
-            return Err(match error {
-                StoreError::Conflict(text) => ApiError::conflict(text),
-                error => ApiError::unavailable(error),
-            });
-        }
-    };
-    for key in &recorded.replaced_blobs {
-        state.transactions.forget_blob(key).await;
-    }
-    if recorded.created {
-        telemetry::status_file_written(Status::Exposed);
-    } else {
-        state.transactions.forget_blob(&blob.key).await;
-    }
-    let code = if recorded.created {
+        .await
+        .map_err(outbound_error)?;
+    let code = if posted.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -426,9 +325,20 @@ pub async fn outbound<S: Store, B: BlobStore>(
             "username": username,
             "service": service,
             "file": file_name,
-            "status_file": StatusFile::outbound_file_name(&service, recorded.seq),
-            "skat_transaction_id": recorded.skat_transaction_id,
-            "created": recorded.created,
+            "status_file": posted.status_file,
+            "skat_transaction_id": posted.skat_transaction_id,
+            "created": posted.created,
         })),
     ))
+}
+
+fn outbound_error(error: OutboundError) -> ApiError {
+    match error {
+        OutboundError::NoRole { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, "no_role", error.to_string())
+        }
+        OutboundError::UnknownUser { .. } => ApiError::not_found(error.to_string()),
+        OutboundError::Conflict(text) => ApiError::conflict(text),
+        OutboundError::Store(error) => ApiError::unavailable(error),
+    }
 }

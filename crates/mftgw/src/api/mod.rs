@@ -20,8 +20,8 @@ use mftgw_blobs::BlobStore;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_store::Store;
 
-use crate::audit::Auditor;
-use crate::transactions::Transactions;
+use mftgw_core::audit::Auditor;
+use mftgw_core::transactions::Transactions;
 
 pub use error::ApiError;
 pub use operator::run_gauges;

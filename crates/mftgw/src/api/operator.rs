@@ -17,7 +17,7 @@ use mftgw_store::Store;
 use time::format_description::well_known::Rfc3339;
 
 use super::{ApiError, ApiState};
-use crate::admin::{self, AdminError};
+use mftgw_core::admin::{self, AdminError};
 
 type Reply = Result<Json<serde_json::Value>, ApiError>;
 
@@ -60,38 +60,35 @@ pub async fn run_gauges<S: Store>(
     store: Arc<S>,
     delivered_services: Vec<String>,
     every: std::time::Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => return,
+    mftgw_core::periodic::every(every, shutdown, || set_gauges(&*store, &delivered_services)).await;
+}
+
+async fn set_gauges<S: Store>(store: &S, delivered_services: &[String]) {
+    let counts = match store.counts().await {
+        Ok(counts) => counts,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the store's counts for the metrics");
+            return;
         }
-        let counts = match store.counts().await {
-            Ok(counts) => counts,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the store's counts for the metrics");
-                continue;
-            }
-        };
-        // Every state and delivered service is set, so a count that fell to zero says so.
-        for transaction_state in TransactionState::ALL {
-            let n = counts
-                .transactions_by_state
-                .iter()
-                .find(|(name, _)| name == transaction_state.as_str())
-                .map_or(0, |(_, n)| *n);
-            gauge!("mftgw_transactions", "state" => transaction_state.as_str()).set(n as f64);
-        }
-        for service in &delivered_services {
-            let n = counts
-                .work_by_service
-                .iter()
-                .find(|(name, _)| name == service)
-                .map_or(0, |(_, n)| *n);
-            gauge!("mftgw_delivery_backlog", "service" => service.clone()).set(n as f64);
-        }
+    };
+    // Every state and delivered service is set, so a count that fell to zero says so.
+    for transaction_state in TransactionState::ALL {
+        let n = counts
+            .transactions_by_state
+            .iter()
+            .find(|(name, _)| name == transaction_state.as_str())
+            .map_or(0, |(_, n)| *n);
+        gauge!("mftgw_transactions", "state" => transaction_state.as_str()).set(n as f64);
+    }
+    for service in delivered_services {
+        let n = counts
+            .work_by_service
+            .iter()
+            .find(|(name, _)| name == service)
+            .map_or(0, |(_, n)| *n);
+        gauge!("mftgw_delivery_backlog", "service" => service.clone()).set(n as f64);
     }
 }
 

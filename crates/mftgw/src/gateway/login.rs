@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 
 use super::sessions::LoggedIn;
 use super::{Gateway, TreeOwner, UserTree};
-use crate::audit::Unauthenticated;
-use crate::throttle::{AttemptKeys, Verdict};
+use mftgw_core::audit::Unauthenticated;
+use mftgw_core::throttle::{AttemptKeys, Verdict};
 
 impl<S: Store, B: BlobStore> Gateway<S, B> {
     pub(super) async fn log_in(
@@ -72,7 +72,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                 .as_ref()
                 .is_some_and(|known| known.current_cert_fingerprint == fingerprint);
         let keys = AttemptKeys::new(
-            client.peer.ip(),
+            mftgw_ftps::client_key(client.peer.ip()),
             username,
             &fingerprint,
             holds_current_certificate,
@@ -87,6 +87,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                     action: "ftps.login",
                     reason: LoginRefusal::Blocked.audit_reason(),
                     address: client.peer.ip(),
+                    network: super::network(client.peer.ip()),
                     fingerprint: Some(fingerprint.clone()),
                     username: Some(username),
                 });

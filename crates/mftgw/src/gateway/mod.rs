@@ -22,10 +22,10 @@ use time::OffsetDateTime;
 pub use sessions::run_authorisation_watch;
 pub use tree::{TreeOwner, UploadLimits, UserTree};
 
-use crate::audit::{Auditor, Unauthenticated};
-use crate::telemetry;
-use crate::throttle::SharedThrottle;
-use crate::transactions::Transactions;
+use mftgw_core::audit::{Auditor, Network, Unauthenticated};
+use mftgw_core::telemetry;
+use mftgw_core::throttle::SharedThrottle;
+use mftgw_core::transactions::Transactions;
 use quota::UploadsInFlight;
 use sessions::LiveSessions;
 
@@ -103,6 +103,7 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
                     action: "ftps.tls",
                     reason,
                     address: peer.ip(),
+                    network: network(peer.ip()),
                     fingerprint: certificate.map(|cert| fingerprint_sha256(cert)),
                     username: None,
                 });
@@ -113,6 +114,7 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
                     action: "ftps.connect",
                     reason,
                     address: peer.ip(),
+                    network: network(peer.ip()),
                     fingerprint: None,
                     username: None,
                 });
@@ -128,6 +130,7 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
                     action: "ftps.data",
                     reason,
                     address: from.ip(),
+                    network: network(from.ip()),
                     fingerprint: None,
                     username: None,
                 });
@@ -171,5 +174,14 @@ impl<S: Store, B: BlobStore> Backend for Gateway<S, B> {
             }
         };
         self.auditor.record_detached(event);
+    }
+}
+
+/// The network the engine's per-network limits count `address` under, for the auditor.
+fn network(address: std::net::IpAddr) -> Network {
+    let (address, prefix_len) = mftgw_ftps::network_prefix(address);
+    Network {
+        address,
+        prefix_len,
     }
 }

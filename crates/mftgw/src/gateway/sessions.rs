@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::Gateway;
-use crate::telemetry;
+use mftgw_core::telemetry;
 
 /// How often the store's security changes are read.
 const CHANGE_POLL: Duration = Duration::from_secs(1);

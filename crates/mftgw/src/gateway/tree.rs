@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::quota::{Allowance, UploadsInFlight};
 use super::sessions::{Grant, Registration};
-use crate::transactions::{Committed, Transactions, UploadTarget};
+use mftgw_core::transactions::{Committed, Transactions, UploadTarget};
 
 pub const OUT: &str = "out";
 const IN: &str = "in";

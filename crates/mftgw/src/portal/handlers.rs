@@ -32,7 +32,7 @@ use super::session::{
 use super::texts::Lang;
 use super::{FirstPassword, PortalState};
 use crate::https::TlsPeer;
-use crate::throttle::{AttemptKeys, Verdict};
+use mftgw_core::throttle::{AttemptKeys, Verdict};
 
 /// A page, or the page that answers instead (login, refusal, error): both are responses.
 type PortalResult = Result<Response, Response>;
@@ -999,7 +999,12 @@ pub async fn stylesheet() -> Response {
 fn attempt_keys(who: &Certified, current: Option<&mftgw_domain::KnownUser>) -> AttemptKeys {
     let holds_current =
         current.is_none_or(|known| known.current_cert_fingerprint == who.fingerprint);
-    AttemptKeys::new(who.address, &who.username, &who.fingerprint, holds_current)
+    AttemptKeys::new(
+        mftgw_ftps::client_key(who.address),
+        &who.username,
+        &who.fingerprint,
+        holds_current,
+    )
 }
 
 /// What the password typed must match: the chosen one, or the first-login secret.

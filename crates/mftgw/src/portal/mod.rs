@@ -37,8 +37,8 @@ use tokio::sync::{Notify, Semaphore};
 pub use registration::{RegistrationWorker, run_registrations};
 pub use session::{SessionTimeouts, run_session_sweep};
 
-use crate::audit::Auditor;
-use crate::throttle::SharedThrottle;
+use mftgw_core::audit::Auditor;
+use mftgw_core::throttle::SharedThrottle;
 
 /// Portal forms are a few short fields.
 const MAX_FORM_BYTES: usize = 16 * 1024;

@@ -19,8 +19,8 @@ use mftgw_store::{QueuedRegistration, RegistrationJobState, Store, StoreError, S
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
-use crate::admin::{self, Registrant, Registrar, RegistrationError};
-use crate::audit::Auditor;
+use mftgw_core::admin::{self, Registrant, Registrar, RegistrationError};
+use mftgw_core::audit::Auditor;
 
 /// Jobs are picked up when the portal queues one, and at least this often.
 const POLL: Duration = Duration::from_secs(1);

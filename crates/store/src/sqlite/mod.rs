@@ -58,6 +58,9 @@ macro_rules! user_columns {
     };
 }
 
+/// Long enough never to end while the one connection of an in-memory store is busy.
+const IN_MEMORY_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// Writes go through one connection, so writers queue in the pool (woken in order) instead
 /// of meeting `SQLITE_BUSY` and sleeping in SQLite's busy handler; reads run beside them
 /// (WAL) on their own connections.
@@ -107,8 +110,12 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         // An in-memory database vanishes with its last connection: keep exactly one, forever.
+        // Every caller shares it and waits for it as long as it takes: an in-memory store
+        // serves tests, some under tokio's paused clock, where a wait with a timeout ends
+        // whenever the runtime idles.
         let pool = pool_options()
             .max_connections(1)
+            .acquire_timeout(IN_MEMORY_ACQUIRE_TIMEOUT)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)

@@ -72,9 +72,25 @@ pub struct Unauthenticated<'a> {
     /// A stable code, perhaps followed by `: detail` (the detail is kept as a sample).
     pub reason: &'a str,
     pub address: IpAddr,
+    /// The network `address` is counted under once an interval has seen too many addresses
+    /// (the adapter's, so that it matches the limits the adapter enforces).
+    pub network: Network,
     pub fingerprint: Option<String>,
     /// The username typed (a blocked login's).
     pub username: Option<&'a str>,
+}
+
+/// A network as an address and a prefix length, e.g. `192.0.2.0/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Network {
+    pub address: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
 }
 
 /// Who a refused client said it was: the certificate it presented, the username it typed.
@@ -88,7 +104,7 @@ struct Presented {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Source {
     Address(IpAddr),
-    Prefix(String),
+    Prefix(Network),
     Everywhere,
 }
 
@@ -96,7 +112,7 @@ impl Source {
     fn label(&self) -> String {
         match self {
             Source::Address(address) => address.to_string(),
-            Source::Prefix(prefix) => prefix.clone(),
+            Source::Prefix(network) => network.to_string(),
             Source::Everywhere => "*".into(),
         }
     }
@@ -289,7 +305,7 @@ impl Tallies {
             }
             return key;
         }
-        key.source = Source::Prefix(prefix(address));
+        key.source = Source::Prefix(refusal.network);
         if self.keys.contains_key(&key) {
             return key;
         }
@@ -300,12 +316,6 @@ impl Tallies {
         key.source = Source::Everywhere;
         key
     }
-}
-
-/// The network an address is counted under once there are too many addresses.
-fn prefix(address: IpAddr) -> String {
-    let (network, length) = mftgw_ftps::network_prefix(address);
-    format!("{network}/{length}")
 }
 
 /// The stable part of a reason: what comes before `: detail`.
@@ -427,9 +437,9 @@ const SWEEP_BATCH: u32 = 10_000;
 pub async fn run_audit_retention<S: Store>(
     store: Arc<S>,
     retention: AuditRetention,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
+    crate::periodic::every(retention.sweep_every, shutdown, || async {
         match sweep_audit(&*store, &retention).await {
             Ok(0) => {}
             Ok(expired) => tracing::info!(
@@ -440,11 +450,8 @@ pub async fn run_audit_retention<S: Store>(
                 tracing::error!(error = format!("{error:#}"), "audit retention sweep failed")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(retention.sweep_every) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
+    })
+    .await;
 }
 
 /// One sweep: batch by batch, archive (durably) then delete. A crash between the two archives
@@ -515,10 +522,19 @@ mod tests {
         reason: &'a str,
         fingerprint: Option<&str>,
     ) -> Unauthenticated<'a> {
+        let address: IpAddr = address.parse().unwrap();
+        let IpAddr::V4(v4) = address else {
+            panic!("the tests use IPv4 addresses");
+        };
+        let [a, b, c, _] = v4.octets();
         Unauthenticated {
             action: "ftps.tls",
             reason,
-            address: address.parse().unwrap(),
+            address,
+            network: Network {
+                address: IpAddr::from([a, b, c, 0]),
+                prefix_len: 24,
+            },
             fingerprint: fingerprint.map(str::to_owned),
             username: None,
         }
@@ -543,11 +559,17 @@ mod tests {
         }
         assert_eq!(
             insert(&mut tallies, "192.0.2.9".into()),
-            Source::Prefix("192.0.2.0/24".into())
+            Source::Prefix(Network {
+                address: "192.0.2.0".parse().unwrap(),
+                prefix_len: 24
+            })
         );
         assert_eq!(
             insert(&mut tallies, "192.0.2.10".into()),
-            Source::Prefix("192.0.2.0/24".into()),
+            Source::Prefix(Network {
+                address: "192.0.2.0".parse().unwrap(),
+                prefix_len: 24
+            }),
             "the same prefix again"
         );
         for n in 1..PREFIXES_PER_INTERVAL {
@@ -600,15 +622,11 @@ mod tests {
     }
 
     #[test]
-    fn reasons_lose_their_detail_and_ipv6_folds_into_slash_48() {
+    fn reasons_lose_their_detail() {
         assert_eq!(
             reason_code("tls_handshake_io_error: reset"),
             "tls_handshake_io_error"
         );
         assert_eq!(reason_code("certificate_expired"), "certificate_expired");
-        assert_eq!(
-            prefix("2001:db8:aa:bb::1".parse().unwrap()),
-            "2001:db8:aa::/48"
-        );
     }
 }

@@ -42,15 +42,17 @@ pub struct AttemptKeys {
 }
 
 impl AttemptKeys {
-    /// `holds_current_certificate`: the presented certificate is `username`'s current one.
+    /// `client`: the address the client is counted under by the adapter's limits (an IPv6
+    /// client's /64); `holds_current_certificate`: the presented certificate is `username`'s
+    /// current one.
     pub fn new(
-        address: IpAddr,
+        client: IpAddr,
         username: &str,
         fingerprint: &str,
         holds_current_certificate: bool,
     ) -> AttemptKeys {
         AttemptKeys {
-            address: format!("ip:{}", mftgw_ftps::client_key(address)),
+            address: format!("ip:{client}"),
             identity: if holds_current_certificate {
                 format!("user:{username}")
             } else {

@@ -1,17 +1,20 @@
 //! Transactions inside the gateway: committing a received upload (or answering a reused name
-//! or a failed format check with status_0), and the retention sweep of `/out`. Delivery is
-//! in [`crate::delivery`].
+//! or a failed format check with status_0), backends' answers and outbound files
+//! ([`answers`]), and the retention sweep of `/out`. Delivery is in [`crate::delivery`].
 //!
 //! Durability order for an upload: the body is fsynced in the blob store, then the
 //! transaction and its work commit in one store transaction, then the client gets `226`.
 //! Every later step commits its state change and its `/out` files together.
 
+mod answers;
 mod retention;
 
 use std::sync::Arc;
 
+use crate::clock::Clock;
 use crate::telemetry;
 use mftgw_blobs::{BlobInfo, BlobStore};
+use mftgw_domain::Transaction;
 use mftgw_domain::errors::{ErrorCatalogue, ErrorEntry, FILENAME_CANNOT_BE_REUSED};
 use mftgw_domain::record_format::{RecordCheck, RecordFormats};
 use mftgw_domain::status::{StatusCode, StatusFile};
@@ -20,6 +23,7 @@ use mftgw_store::{Advance, NewOutFile, NewTransaction, OutContent, Recorded, Sto
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+pub use answers::{Answered, Outbound, OutboundError, Posted, TransitionError};
 pub use retention::{RetentionPolicy, run_retention};
 
 /// The transaction machinery one gateway process shares between its sessions and workers.
@@ -31,6 +35,7 @@ pub struct Transactions<S, B> {
     formats: RecordFormats,
     /// Counts up whenever new work was committed, waking every delivery worker.
     work_ready: watch::Sender<u64>,
+    clock: Clock,
 }
 
 /// Who uploaded what where: the facts a transaction needs besides the body.
@@ -71,7 +76,18 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             errors: ErrorCatalogue::builtin(),
             formats: RecordFormats::builtin(),
             work_ready: watch::Sender::new(0),
+            clock: Clock::System,
         }
+    }
+
+    /// The same, with `clock` in place of the system clock (tests under a paused clock).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Now, by the core's clock: what every step, due time and status file is dated with.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     /// Tells the delivery workers that there is new work.
@@ -87,7 +103,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
 
     /// A fresh SKATTransactionId (for an unrelated outbound file that brings none).
     pub fn next_skat_transaction_id(&self) -> String {
-        self.ids.next(OffsetDateTime::now_utc())
+        self.ids.next(self.now())
     }
 
     /// The check an upload to `service` must pass before delivery, if its service has a
@@ -106,7 +122,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         blob: BlobInfo,
         refusal: Option<&str>,
     ) -> Result<Committed, StoreError> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let skat_transaction_id = self.ids.next(now);
         let rejection = refusal.map(|code| {
             let status_file = StatusFile {
@@ -227,6 +243,25 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         Ok(advanced.applied)
     }
 
+    /// The transaction `skat_transaction_id`, if there is one.
+    pub async fn find(&self, skat_transaction_id: &str) -> Result<Option<Transaction>, StoreError> {
+        self.store.transaction(skat_transaction_id).await
+    }
+
+    /// The statuses `transaction` has reached, in order, with when.
+    pub async fn history(
+        &self,
+        transaction: &Transaction,
+    ) -> Result<Vec<(StatusCode, OffsetDateTime)>, StoreError> {
+        self.store.status_history(transaction.id).await
+    }
+
+    /// A new blob for a body on its way in (a response, an outbound file); it is deleted
+    /// again unless a commit comes to refer to it.
+    pub async fn create_blob(&self) -> std::io::Result<B::Writer> {
+        self.blobs.create().await
+    }
+
     /// Deletes a blob nothing refers to any more. A failure leaves an unreferenced file,
     /// which is logged: it costs disk space, never correctness.
     pub async fn forget_blob(&self, key: &str) {
@@ -238,7 +273,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
 
 /// A transaction and its status history as JSON, for operators and backends.
 pub fn transaction_json(
-    transaction: &mftgw_domain::Transaction,
+    transaction: &Transaction,
     history: &[(StatusCode, OffsetDateTime)],
 ) -> serde_json::Value {
     let rfc3339 = |at: OffsetDateTime| {

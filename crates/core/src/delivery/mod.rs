@@ -12,7 +12,7 @@
 //! redoing one after a crash changes nothing.
 
 mod connector;
-mod http;
+mod heartbeat;
 mod simulated;
 mod spool;
 
@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use connector::{Answer, Connector, Parcel};
-pub use http::{HttpPush, HttpTarget, error_chain, http_client};
+pub use heartbeat::Heartbeat;
 pub use simulated::{Behaviour, Simulated};
 pub use spool::Spool;
 
@@ -55,10 +55,9 @@ impl Backends {
     /// The built-in heartbeat only.
     pub fn new() -> Self {
         let mut backends = Self::default();
-        backends.by_service.insert(
-            HEARTBEAT_SERVICE.to_string(),
-            Arc::new(Simulated::heartbeat()),
-        );
+        backends
+            .by_service
+            .insert(HEARTBEAT_SERVICE.to_string(), Arc::new(Heartbeat));
         backends
     }
 
@@ -139,7 +138,7 @@ pub async fn run_delivery<S: Store, B: BlobStore>(
         let pause = match worker
             .transactions
             .store
-            .due_work(&services, OffsetDateTime::now_utc(), BATCH)
+            .due_work(&services, worker.transactions.now(), BATCH)
             .await
         {
             Ok(batch) if batch.is_empty() => POLL,
@@ -195,7 +194,7 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 .await?;
         }
 
-        let now = OffsetDateTime::now_utc();
+        let now = self.transactions.now();
         let steps: Vec<Advance> = newly_delivered
             .iter()
             .map(|item| {
@@ -311,7 +310,7 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
         // before the config changed (the answers now come through the backend API), or one
         // that can no longer be answered from its state. They wait, and do not come back at
         // once.
-        let now = OffsetDateTime::now_utc();
+        let now = self.transactions.now();
         for (item, answers) in items.iter().zip(&answers) {
             if answer_step(&item.transaction, answers, now).is_none() {
                 self.postpone(item, "waiting for the backend's answer")
@@ -319,9 +318,8 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             }
         }
         let mut live = vec![true; items.len()];
-        loop {
-            let now = OffsetDateTime::now_utc();
-            let steps: Vec<(usize, Advance)> = items
+        let next_round = |items: &[WorkItem], live: &[bool], now| -> Vec<(usize, Advance)> {
+            items
                 .iter()
                 .zip(&answers)
                 .enumerate()
@@ -329,7 +327,10 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 .filter_map(|(index, (item, answers))| {
                     answer_step(&item.transaction, answers, now).map(|step| (index, step))
                 })
-                .collect();
+                .collect()
+        };
+        loop {
+            let mut steps = next_round(&items, &live, self.transactions.now());
             if steps.is_empty() {
                 break;
             }
@@ -347,6 +348,8 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 () = tokio::time::sleep(self.policy.answer_delay) => {}
                 _ = shutdown.changed() => return Ok(moved),
             }
+            // Dated when they appear, after the delay.
+            steps = next_round(&items, &live, self.transactions.now());
             let advances: Vec<Advance> = steps.iter().map(|(_, step)| step.clone()).collect();
             let applied = self.transactions.advance(&advances).await?;
             moved = true;
@@ -378,9 +381,10 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             error,
             "delivery not done; will retry"
         );
-        let due_at = OffsetDateTime::now_utc()
+        let now = self.transactions.now();
+        let due_at = now
             .checked_add(time::Duration::try_from(wait).unwrap_or(time::Duration::DAY))
-            .unwrap_or(time::OffsetDateTime::now_utc() + time::Duration::DAY);
+            .unwrap_or(now + time::Duration::DAY);
         self.transactions
             .store
             .postpone_work(item.transaction.id, attempts, due_at, error)

@@ -1,13 +1,11 @@
-//! Backends inside the gateway: the built-in heartbeat (SPEC §5), and a simulated backend
-//! whose behaviour is set per service in the config, for demos and tests.
+//! A simulated backend inside the gateway, whose behaviour is set per service in the config,
+//! for demos and tests.
 
+use crate::BoxFuture;
 use mftgw_domain::Transaction;
 use mftgw_domain::errors::ErrorEntry;
-use mftgw_domain::transaction::{heartbeat_response_body, heartbeat_response_name};
-use mftgw_ftps::BoxFuture;
 use mftgw_store::OutContent;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use super::connector::{Answer, Connector, Parcel};
 
@@ -27,33 +25,14 @@ pub enum Behaviour {
 
 pub struct Simulated {
     behaviour: Behaviour,
-    /// Answers as the heartbeat does, with its response name and text.
-    heartbeat: bool,
 }
 
 impl Simulated {
     pub fn new(behaviour: Behaviour) -> Self {
-        Self {
-            behaviour,
-            heartbeat: false,
-        }
-    }
-
-    pub fn heartbeat() -> Self {
-        Self {
-            behaviour: Behaviour::Answer,
-            heartbeat: true,
-        }
+        Self { behaviour }
     }
 
     fn response(&self, transaction: &Transaction) -> Answer {
-        let now = OffsetDateTime::now_utc();
-        if self.heartbeat {
-            return Answer::Respond {
-                name: heartbeat_response_name(&transaction.ftp_transaction_id),
-                content: OutContent::Inline(heartbeat_response_body(transaction, now).into_bytes()),
-            };
-        }
         Answer::Respond {
             name: format!(
                 "{}_{}_response.txt",

@@ -2,10 +2,10 @@
 //! (the heartbeat, the simulated backend) also answer on their own; others answer later
 //! through the backend API.
 
+use crate::BoxFuture;
 use mftgw_domain::Transaction;
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::status::StatusCode;
-use mftgw_ftps::BoxFuture;
 use mftgw_store::OutContent;
 use tokio::io::AsyncRead;
 

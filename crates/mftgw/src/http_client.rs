@@ -1,21 +1,27 @@
-//! The HTTP(S) push connector: each transaction is one `POST` of the file body to the
-//! backend's URL, with its metadata in headers and the SKATTransactionId as
-//! `Idempotency-Key`. Any 2xx means the backend has taken the file; anything else, or no
-//! answer, is a failed attempt to be retried. TLS is verified against the configured CA, and
-//! the gateway can present its own client certificate.
+//! The gateway's outbound HTTP(S), as adapters of the core's traits:
+//! - the push connector: each transaction is one `POST` of the file body to the backend's
+//!   URL, with its metadata in headers and the SKATTransactionId as `Idempotency-Key`. Any
+//!   2xx means the backend has taken the file; anything else, or no answer, is a failed
+//!   attempt to be retried;
+//! - the role source of the central security system, a JSON document fetched with `GET`.
+//!
+//! TLS is verified against the configured CA, and the gateway can present its own client
+//! certificate.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use mftgw_core::BoxFuture;
+use mftgw_core::delivery::{Answer, Connector, Parcel};
+use mftgw_core::roles::{MAX_DOCUMENT_BYTES, RoleFeed};
 use mftgw_domain::Transaction;
-use mftgw_ftps::BoxFuture;
 use rustls::pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::connector::{Answer, Connector, Parcel};
-
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long fetching the role document may take.
+const ROLE_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct HttpPush {
     client: reqwest::Client,
@@ -44,8 +50,8 @@ impl HttpPush {
     }
 }
 
-/// An HTTP client for `target`'s TLS settings (also used to poll the role source).
-pub fn http_client(target: &HttpTarget<'_>) -> anyhow::Result<reqwest::Client> {
+/// An HTTP client for `target`'s TLS settings.
+fn http_client(target: &HttpTarget<'_>) -> anyhow::Result<reqwest::Client> {
     // A redirect would turn the POST into a bodiless GET whose 200 looks like a delivery.
     let mut builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
@@ -132,7 +138,7 @@ impl HttpPush {
 }
 
 /// The error and its causes: reqwest's own text rarely says what went wrong underneath.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -154,6 +160,53 @@ impl Connector for HttpPush {
 
     fn answers(&self, _transaction: &Transaction) -> Vec<Answer> {
         Vec::new()
+    }
+}
+
+/// The role document at a URL.
+pub struct HttpRoleFeed {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl HttpRoleFeed {
+    pub fn new(target: &HttpTarget<'_>) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: http_client(target)?,
+            url: target.url.to_string(),
+        })
+    }
+
+    async fn get(&self) -> anyhow::Result<Vec<u8>> {
+        let url = &self.url;
+        let mut response = self
+            .client
+            .get(url)
+            .timeout(ROLE_FETCH_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| anyhow::anyhow!("GET {url}: {}", error_chain(&error)))?;
+        let status = response.status();
+        anyhow::ensure!(status.is_success(), "GET {url}: HTTP {status}");
+        let mut document = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .context("reading the role document")?
+        {
+            document.extend_from_slice(&chunk);
+            anyhow::ensure!(
+                document.len() <= MAX_DOCUMENT_BYTES,
+                "GET {url}: the role document is over {MAX_DOCUMENT_BYTES} bytes"
+            );
+        }
+        Ok(document)
+    }
+}
+
+impl RoleFeed for HttpRoleFeed {
+    fn fetch(&self) -> BoxFuture<'_, anyhow::Result<Vec<u8>>> {
+        Box::pin(self.get())
     }
 }
 

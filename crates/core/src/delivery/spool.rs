@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::BoxFuture;
 use mftgw_domain::Transaction;
-use mftgw_ftps::BoxFuture;
 use tokio::io::AsyncWriteExt;
 
 use super::connector::{Answer, Connector, Parcel};

@@ -18,21 +18,23 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use crate::BoxFuture;
 use crate::audit::Auditor;
-use crate::delivery::{HttpTarget, error_chain, http_client};
 
 /// A role document larger than this is refused (and changes nothing): about a million
 /// grants, far beyond any real user base.
-const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
 
-pub enum RoleSource {
-    Http {
-        client: reqwest::Client,
-        url: String,
-    },
-    File {
-        path: PathBuf,
-    },
+/// Where replicated roles come from: something that hands over the whole role document.
+/// The HTTP source lives with the binary's HTTP client; a file is built in.
+pub trait RoleFeed: Send + Sync {
+    /// The current document, at most [`MAX_DOCUMENT_BYTES`] long.
+    fn fetch(&self) -> BoxFuture<'_, anyhow::Result<Vec<u8>>>;
+}
+
+/// A role document in a file, read whole at each poll.
+pub struct RoleFile {
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,54 +50,23 @@ struct UserRoles {
     services: Vec<String>,
 }
 
-impl RoleSource {
-    pub fn http(target: &HttpTarget<'_>) -> anyhow::Result<RoleSource> {
-        Ok(RoleSource::Http {
-            client: http_client(target)?,
-            url: target.url.to_string(),
+impl RoleFeed for RoleFile {
+    fn fetch(&self) -> BoxFuture<'_, anyhow::Result<Vec<u8>>> {
+        let path = &self.path;
+        Box::pin(async move {
+            let size = tokio::fs::metadata(path)
+                .await
+                .with_context(|| format!("reading {}", path.display()))?
+                .len();
+            anyhow::ensure!(
+                size <= MAX_DOCUMENT_BYTES as u64,
+                "{}: the role document is over {MAX_DOCUMENT_BYTES} bytes",
+                path.display()
+            );
+            tokio::fs::read(path)
+                .await
+                .with_context(|| format!("reading {}", path.display()))
         })
-    }
-
-    async fn fetch(&self) -> anyhow::Result<Vec<u8>> {
-        match self {
-            RoleSource::Http { client, url } => {
-                let mut response = client
-                    .get(url)
-                    .timeout(Duration::from_secs(60))
-                    .send()
-                    .await
-                    .map_err(|error| anyhow::anyhow!("GET {url}: {}", error_chain(&error)))?;
-                let status = response.status();
-                anyhow::ensure!(status.is_success(), "GET {url}: HTTP {status}");
-                let mut document = Vec::new();
-                while let Some(chunk) = response
-                    .chunk()
-                    .await
-                    .context("reading the role document")?
-                {
-                    document.extend_from_slice(&chunk);
-                    anyhow::ensure!(
-                        document.len() <= MAX_DOCUMENT_BYTES,
-                        "GET {url}: the role document is over {MAX_DOCUMENT_BYTES} bytes"
-                    );
-                }
-                Ok(document)
-            }
-            RoleSource::File { path } => {
-                let size = tokio::fs::metadata(path)
-                    .await
-                    .with_context(|| format!("reading {}", path.display()))?
-                    .len();
-                anyhow::ensure!(
-                    size <= MAX_DOCUMENT_BYTES as u64,
-                    "{}: the role document is over {MAX_DOCUMENT_BYTES} bytes",
-                    path.display()
-                );
-                tokio::fs::read(path)
-                    .await
-                    .with_context(|| format!("reading {}", path.display()))
-            }
-        }
     }
 }
 
@@ -122,31 +93,26 @@ pub async fn run_replication<S: Store>(
     store: Arc<S>,
     auditor: Arc<Auditor>,
     catalogue: Arc<ServiceCatalogue>,
-    source: RoleSource,
+    source: Box<dyn RoleFeed>,
     every: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        match replicate(&*store, &auditor, &catalogue, &source).await {
-            Ok(()) => {}
-            Err(error) => tracing::error!(
+    crate::periodic::every(every, shutdown, || async {
+        if let Err(error) = replicate(&*store, &auditor, &catalogue, &*source).await {
+            tracing::error!(
                 error = format!("{error:#}"),
                 "role replication failed; the last good roles stay in force"
-            ),
+            );
         }
-    }
+    })
+    .await;
 }
 
 async fn replicate<S: Store>(
     store: &S,
     auditor: &Auditor,
     catalogue: &ServiceCatalogue,
-    source: &RoleSource,
+    source: &dyn RoleFeed,
 ) -> anyhow::Result<()> {
     let document = source.fetch().await?;
     let grants = grants(&document, catalogue)?;

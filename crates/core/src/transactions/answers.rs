@@ -1,0 +1,254 @@
+//! Backends' answers to their transactions, and the outbound files they post unasked: which
+//! answer a transaction may still take in which state, and the steps that give it one. The
+//! same conditional steps as the delivery worker's, so an answer given twice, or racing the
+//! worker, has one effect.
+
+use mftgw_blobs::{BlobInfo, BlobStore};
+use mftgw_domain::errors::ErrorEntry;
+use mftgw_domain::status::{StatusCode, StatusFile};
+use mftgw_domain::{Transaction, TransactionState};
+use mftgw_store::{Advance, NewOutFile, NewOutbound, OutContent, Store, StoreError};
+
+use super::Transactions;
+use crate::delivery::{Answer, answer_step, delivered_step};
+use crate::telemetry;
+
+/// Whether an answer changed the transaction now, or it had that answer already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    Now,
+    Before,
+}
+
+/// Why a transaction cannot take an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError {
+    #[error("{id} was rejected; it cannot be accepted")]
+    AcceptAfterReject { id: String },
+    #[error("{id} was answered; it cannot be rejected")]
+    RejectAfterResponse { id: String },
+    #[error("accept {id} before answering it")]
+    ResponseBeforeAccept { id: String },
+    #[error("{id} was rejected; it cannot be answered")]
+    ResponseAfterReject { id: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an outbound file cannot be posted.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("no user {username}")]
+    UnknownUser { username: String },
+    #[error(
+        "{username} does not hold a role for {service}, nor held one within the retention period"
+    )]
+    NoRole { username: String, service: String },
+    /// The name was posted before with other content.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// An outbound file whose body is durable as `blob`.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    pub username: String,
+    pub service: String,
+    /// The backend's name for it, unique per (user, service).
+    pub name: String,
+    /// Its name in `/out`: `<service>_<name>`.
+    pub file_name: String,
+    /// The SKATTransactionId it answers, or `None` for a fresh one.
+    pub skat_transaction_id: Option<String>,
+    pub blob: BlobInfo,
+}
+
+/// An outbound file in `/out`, with its status file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub status_file: String,
+    pub skat_transaction_id: String,
+    /// `false` if the same file had been posted before (nothing changed now).
+    pub created: bool,
+}
+
+impl<S: Store, B: BlobStore> Transactions<S, B> {
+    /// Accepts `transaction` (status 2), after status 1 if its delivery has not returned yet.
+    pub async fn accept(&self, transaction: &Transaction) -> Result<Answered, TransitionError> {
+        match transaction.state {
+            TransactionState::Accepted | TransactionState::Answered => Ok(Answered::Before),
+            TransactionState::Rejected => Err(TransitionError::AcceptAfterReject {
+                id: transaction.skat_transaction_id.clone(),
+            }),
+            TransactionState::Received | TransactionState::Delivered => {
+                self.answer(transaction, Answer::Accept).await
+            }
+        }
+    }
+
+    /// Rejects `transaction` with `error` (status 0), after status 1 if need be.
+    pub async fn reject(
+        &self,
+        transaction: &Transaction,
+        error: ErrorEntry,
+    ) -> Result<Answered, TransitionError> {
+        match transaction.state {
+            TransactionState::Rejected => Ok(Answered::Before),
+            TransactionState::Answered => Err(TransitionError::RejectAfterResponse {
+                id: transaction.skat_transaction_id.clone(),
+            }),
+            TransactionState::Received
+            | TransactionState::Delivered
+            | TransactionState::Accepted => self.answer(transaction, Answer::Reject(error)).await,
+        }
+    }
+
+    /// Whether `transaction` can take a response now: `Ok(Before)` if it has one, so that the
+    /// caller need not store another body.
+    pub fn may_respond(&self, transaction: &Transaction) -> Result<Answered, TransitionError> {
+        let id = || transaction.skat_transaction_id.clone();
+        match transaction.state {
+            TransactionState::Answered => Ok(Answered::Before),
+            TransactionState::Accepted => Ok(Answered::Now),
+            TransactionState::Received | TransactionState::Delivered => {
+                Err(TransitionError::ResponseBeforeAccept { id: id() })
+            }
+            TransactionState::Rejected => Err(TransitionError::ResponseAfterReject { id: id() }),
+        }
+    }
+
+    /// Answers `transaction` with the response file `name` whose body is `blob` (status 3).
+    /// Unless the answer is applied now, the blob is deleted.
+    pub async fn respond(
+        &self,
+        transaction: &Transaction,
+        name: String,
+        blob: BlobInfo,
+    ) -> Result<Answered, TransitionError> {
+        let key = blob.key.clone();
+        let answered = match self.may_respond(transaction) {
+            Ok(Answered::Now) => {
+                let content = OutContent::Blob {
+                    key: blob.key,
+                    size: blob.size,
+                };
+                self.answer(transaction, Answer::Respond { name, content })
+                    .await
+            }
+            other => other,
+        };
+        if !matches!(answered, Ok(Answered::Now)) {
+            self.forget_blob(&key).await;
+        }
+        answered
+    }
+
+    /// Applies `answer`: status 1 first if the backend answers before the delivery attempt
+    /// that brought it the file has returned.
+    async fn answer(
+        &self,
+        transaction: &Transaction,
+        answer: Answer,
+    ) -> Result<Answered, TransitionError> {
+        let now = self.now();
+        let mut steps: Vec<Advance> = Vec::new();
+        let mut at = transaction.clone();
+        if at.state == TransactionState::Received {
+            steps.push(delivered_step(&at, now, true));
+            at.state = TransactionState::Delivered;
+        }
+        steps.extend(answer_step(&at, &[answer], now));
+        let applied = self.advance(&steps).await?;
+        Ok(if applied.last().copied().unwrap_or(false) {
+            Answered::Now
+        } else {
+            Answered::Before
+        })
+    }
+
+    /// Whether a backend may post `service` files to `username` now: the user holds the role,
+    /// or held it within `grace` (answers to what they sent before it was withdrawn).
+    pub async fn may_post_outbound(
+        &self,
+        username: &str,
+        service: &str,
+        grace: std::time::Duration,
+    ) -> Result<(), OutboundError> {
+        let since = self.now() - grace;
+        match self.store.held_role_since(username, service, since).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(OutboundError::NoRole {
+                username: username.to_owned(),
+                service: service.to_owned(),
+            }),
+            Err(StoreError::NotFound { .. }) => Err(OutboundError::UnknownUser {
+                username: username.to_owned(),
+            }),
+            Err(error) => Err(OutboundError::Store(error)),
+        }
+    }
+
+    /// Puts an outbound file in the user's `/out` with its status 3, once per name: posting
+    /// it again changes nothing (and deletes the blob of the repeat).
+    pub async fn post_outbound(&self, outbound: Outbound) -> Result<Posted, OutboundError> {
+        let now = self.now();
+        let skat_transaction_id = outbound
+            .skat_transaction_id
+            .unwrap_or_else(|| self.next_skat_transaction_id());
+        let blob = outbound.blob;
+        let status = StatusFile {
+            code: StatusCode::Exposed,
+            service: outbound.service.clone(),
+            ftp_transaction_id: outbound.file_name.clone(),
+            upload_path: None,
+            skat_transaction_id: Some(skat_transaction_id.clone()),
+            at: now,
+            response_file: Some(outbound.file_name.clone()),
+            error: None,
+        };
+        let recorded = self
+            .store
+            .record_outbound(NewOutbound {
+                username: outbound.username,
+                service: outbound.service.clone(),
+                name: outbound.name,
+                sha256: blob.sha256.clone(),
+                skat_transaction_id,
+                file: NewOutFile {
+                    name: outbound.file_name,
+                    content: OutContent::Blob {
+                        key: blob.key.clone(),
+                        size: blob.size,
+                    },
+                },
+                status_xml: status.to_xml().into_bytes(),
+                at: now,
+            })
+            .await;
+        let recorded = match recorded {
+            Ok(recorded) => recorded,
+            Err(error) => {
+                self.forget_blob(&blob.key).await;
+                return Err(match error {
+                    StoreError::Conflict(text) => OutboundError::Conflict(text),
+                    error => OutboundError::Store(error),
+                });
+            }
+        };
+        for key in &recorded.replaced_blobs {
+            self.forget_blob(key).await;
+        }
+        if recorded.created {
+            telemetry::status_file_written(StatusCode::Exposed);
+        } else {
+            self.forget_blob(&blob.key).await;
+        }
+        Ok(Posted {
+            status_file: StatusFile::outbound_file_name(&outbound.service, recorded.seq),
+            skat_transaction_id: recorded.skat_transaction_id,
+            created: recorded.created,
+        })
+    }
+}
