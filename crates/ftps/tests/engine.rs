@@ -656,10 +656,11 @@ async fn session_limits_per_ip_and_per_user() {
     .await;
     let _first = logged_in(&server, pki).await;
     let _second = logged_in(&server, pki).await;
-    // Third session of the same user: refused at PASS.
+    // Third session of the same user, under another name the backend maps to it: refused at
+    // PASS, since the limit counts the backend's identity.
     let (mut third, _) = FtpsClient::connect(server.addr).await.unwrap();
     third.auth_tls(tls_for(pki, "moces")).await.unwrap();
-    third.command(&format!("USER {USER}")).await.unwrap();
+    third.command(&format!("USER {USER_ALIAS}")).await.unwrap();
     assert_eq!(
         third
             .command(&format!("PASS {PASSWORD}"))

@@ -10,7 +10,7 @@ use super::pre_tls::Secure;
 use super::{
     Deadline, End, Incoming, Peer, Protection, Shared, close, next_command, stateless_reply,
 };
-use crate::backend::{Backend, ClientContext, EngineEvent};
+use crate::backend::{Backend, ClientContext, EngineEvent, Session};
 use crate::command::Command;
 use crate::control::ControlChannel;
 use crate::reply::Reply;
@@ -143,11 +143,13 @@ async fn log_in<B: Backend>(
             return None;
         }
     };
-    let Some(user_slot) = shared.limiter.admit_user(username) else {
+    // The backend's identity, not what the client typed: one user has one set of slots
+    // under whatever name it logs in with.
+    let Some(user_slot) = shared.limiter.admit_user(session.username()) else {
         shared.backend.on_event(EngineEvent::LoginRefused {
             connection_id: client.connection_id,
             peer: client.peer,
-            username,
+            username: session.username(),
             reason: "too_many_sessions_for_user",
             certificate: &client.certificate,
         });
