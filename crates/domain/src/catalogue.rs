@@ -1,6 +1,7 @@
 //! The service catalogue: every business service the gateway knows, and the backend system
 //! it belongs to. The built-in catalogue is `services.toml` beside this crate's manifest
-//! (the services of the client guide); operators may load their own in the same format.
+//! (the services of the client guide); operators may load their own in the same format
+//! (`[services] file` in the gateway config).
 
 use std::collections::HashMap;
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use mftgw_domain::catalogue::ServiceCatalogue;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +36,17 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub services: ServicesConfig,
+}
+
+/// The service catalogue: the built-in one, or an operator's file in the same format.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServicesConfig {
+    /// A catalogue in the format of the built-in `services.toml` (`[[system]]` tables, each
+    /// with a `name` and a `services` list); without it, the built-in catalogue.
+    pub file: Option<PathBuf>,
 }
 
 /// The audit log: aggregation of unauthenticated refusals, retention and archive.
@@ -479,6 +491,17 @@ impl Config {
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         std::fs::write(path, toml::to_string_pretty(self)?)
             .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The service catalogue in force: `[services] file`, else the built-in one.
+    pub fn catalogue(&self) -> anyhow::Result<ServiceCatalogue> {
+        let Some(path) = &self.services.file else {
+            return Ok(ServiceCatalogue::builtin());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the service catalogue {}", path.display()))?;
+        ServiceCatalogue::from_toml(&text)
+            .with_context(|| format!("the service catalogue {}", path.display()))
     }
 
     pub fn database_path(&self) -> PathBuf {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::user::UserState;
 use mftgw_oces::trust::TrustStore;
 use mftgw_store::SqliteStore;
@@ -245,6 +244,7 @@ fn demo_config(
         roles: Default::default(),
         audit: Default::default(),
         store: Default::default(),
+        services: Default::default(),
     })
 }
 
@@ -316,7 +316,7 @@ async fn enroll_into(
         activation_delay: Duration::ZERO,
         registrar: admin::Registrar::Operator,
     };
-    let catalogue = ServiceCatalogue::builtin();
+    let catalogue = config.catalogue()?;
     let client = |name: &str| {
         pki.client(name)
             .with_context(|| format!("test PKI has no client {name}"))

@@ -59,7 +59,7 @@ enum Command {
     /// The Certificate Portal's accounts.
     #[command(subcommand)]
     Portal(PortalCommand),
-    /// The service catalogue.
+    /// The service catalogue: the config's (`[services] file`), else the built-in one.
     Services,
     /// Print audit log entries as JSON lines, oldest first.
     Audit {
@@ -215,7 +215,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Serve => serve::serve(Config::load(&cli.config)?).await,
         Command::Services => {
-            for service in ServiceCatalogue::builtin().services() {
+            // Without a config file, the catalogue a gateway would have without one.
+            let catalogue = if cli.config.exists() {
+                Config::load(&cli.config)?.catalogue()?
+            } else {
+                ServiceCatalogue::builtin()
+            };
+            for service in catalogue.services() {
                 println!("{}\t{}", service.system, service.name);
             }
             Ok(())
@@ -263,7 +269,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Role(command) => {
             let config = Config::load(&cli.config)?;
             let operator = Operator::open(&config).await?;
-            let done = role_command(&operator, command).await;
+            let done = role_command(&config, &operator, command).await;
             operator.finish(done).await
         }
         Command::Portal(PortalCommand::Code { username }) => {
@@ -474,18 +480,15 @@ async fn print_portal_code(
     Ok(())
 }
 
-async fn role_command(operator: &Operator, command: RoleCommand) -> anyhow::Result<()> {
+async fn role_command(
+    config: &Config,
+    operator: &Operator,
+    command: RoleCommand,
+) -> anyhow::Result<()> {
     let (store, auditor) = (&*operator.store, &*operator.auditor);
     match command {
         RoleCommand::Grant { username, service } => {
-            admin::grant_role(
-                store,
-                auditor,
-                &ServiceCatalogue::builtin(),
-                &username,
-                &service,
-            )
-            .await?;
+            admin::grant_role(store, auditor, &config.catalogue()?, &username, &service).await?;
             println!("{username} may use {service}");
         }
         RoleCommand::Revoke { username, service } => {

@@ -37,6 +37,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
+    let catalogue = Arc::new(config.catalogue()?);
     let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
     let blobs = Arc::new(
         LocalBlobStore::open(&config.blobs_path())
@@ -80,7 +81,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ..Timeouts::default()
     };
 
-    let catalogue = Arc::new(ServiceCatalogue::builtin());
     let gateway = Arc::new(Gateway::new(
         Arc::clone(&transactions),
         GatewayParts {
@@ -120,7 +120,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         crl_reloads,
         stopping.clone(),
     ))];
-    let delivery = backends(&config)?;
+    let delivery = backends(&config, &catalogue)?;
     let api_state = Arc::new(ApiState {
         transactions: Arc::clone(&transactions),
         auditor: Arc::clone(&auditor),
@@ -454,8 +454,7 @@ async fn sweep_unreferenced_blobs<S: Store, B: BlobStore>(
 }
 
 /// The connectors of the configured backends, by service, after the built-in heartbeat.
-fn backends(config: &Config) -> anyhow::Result<Backends> {
-    let catalogue = ServiceCatalogue::builtin();
+fn backends(config: &Config, catalogue: &ServiceCatalogue) -> anyhow::Result<Backends> {
     let mut backends = Backends::new();
     for backend in &config.delivery.backends {
         let connector: Arc<dyn mftgw_core::delivery::Connector> = match &backend.connector {

@@ -366,3 +366,89 @@ async fn metrics_ask_for_their_token_and_cost_the_store_nothing_per_scrape() {
     }
     assert_eq!(counted(&demo.log()), before, "scrapes queried the store");
 }
+
+/// An operator's own service catalogue (`[services] file`): its services are offered by the
+/// admin API and `mftgw services`, can be granted and appear as folders; a catalogue that
+/// is not valid stops the gateway with an error that names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_service_catalogue_replaces_the_built_in_one() {
+    let builtin = include_str!("../../domain/services.toml");
+    let catalogue_dir = tempfile::tempdir().unwrap();
+    let catalogue = catalogue_dir.path().join("services.toml");
+    std::fs::write(
+        &catalogue,
+        format!("{builtin}\n[[system]]\nname = \"Pilot\"\nservices = [\"PILOT\"]\n"),
+    )
+    .unwrap();
+    let api = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let demo = Demo::start_with_env(&[
+        ("MFTGW__API__LISTEN", &api.to_string()),
+        ("MFTGW__API__ADMIN_TOKEN", TOKEN),
+        ("MFTGW__SERVICES__FILE", catalogue.to_str().unwrap()),
+    ]);
+    let http = Http::https(api, &demo);
+    let (status, services) = http.admin(reqwest::Method::GET, "/v1/admin/services").await;
+    assert_eq!(status, 200);
+    assert!(
+        services["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "PILOT" && s["system"] == "Pilot"),
+        "{services}"
+    );
+    let user = demo.user(3);
+    let grant = format!("/v1/admin/users/{}/roles/PILOT", user.username);
+    assert_eq!(http.admin(reqwest::Method::PUT, &grant).await.0, 200);
+    let (ok, root, _) = curl(&demo, &user, "/", &["--list-only"]);
+    assert!(ok && root.lines().any(|name| name == "PILOT"), "{root}");
+
+    // The CLI reads the catalogue from the config file.
+    let config = catalogue_dir.path().join("mftgw.toml");
+    let with_catalogue = |file: &std::path::Path| {
+        let text = std::fs::read_to_string(demo.config()).unwrap();
+        let mut table: toml::Table = toml::from_str(&text).unwrap();
+        let services = toml::Table::from_iter([(
+            "file".to_string(),
+            toml::Value::String(file.to_str().unwrap().into()),
+        )]);
+        table.insert("services".into(), toml::Value::Table(services));
+        std::fs::write(&config, toml::to_string(&table).unwrap()).unwrap();
+    };
+    with_catalogue(&catalogue);
+    let listed = support::run(
+        std::process::Command::new(support::binary())
+            .arg("--config")
+            .arg(&config)
+            .arg("services"),
+    );
+    assert!(
+        listed.0 && listed.1.lines().any(|line| line == "Pilot\tPILOT"),
+        "{listed:?}"
+    );
+
+    let broken = catalogue_dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        "[[system]]\nname = \"A\"\nservices = [\"X\"]\n[[system]]\nname = \"B\"\nservices = [\"X\"]\n",
+    )
+    .unwrap();
+    with_catalogue(&broken);
+    for command in ["services", "serve"] {
+        let (ok, _, stderr) = support::run(
+            std::process::Command::new(support::binary())
+                .arg("--config")
+                .arg(&config)
+                .arg(command)
+                .env("MFTGW_LOG", "warn"),
+        );
+        assert!(!ok, "{command} started with a broken catalogue");
+        assert!(
+            stderr.contains("broken.toml") && stderr.contains("listed more than once"),
+            "{command}: {stderr}"
+        );
+    }
+}
