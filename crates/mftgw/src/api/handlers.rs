@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::{Extension, Json};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use futures_util::StreamExt;
 use mftgw_blobs::{BlobInfo, BlobStore, BlobWriter};
 use mftgw_core::transactions::{
@@ -49,46 +50,57 @@ fn params<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
         .map_err(|error| ApiError::bad_request(error.body_text()))
 }
 
-/// The backend calling: the one whose client certificate the connection presented, else
-/// the one whose bearer token the request carries.
-fn authenticate<'a, S, B>(
-    state: &'a ApiState<S, B>,
-    peer: &TlsPeer,
-    headers: &HeaderMap,
-) -> Result<&'a ApiBackend, ApiError> {
-    if let Some(fingerprint) = &peer.fingerprint
-        && let Some(backend) = state
-            .backends
-            .iter()
-            .find(|backend| backend.client_fingerprint.as_ref() == Some(fingerprint))
-    {
-        return Ok(backend);
-    }
-    let unauthorized = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "present the backend's client certificate, or send its token as `Authorization: Bearer <token>`",
-        )
-    };
-    let token = headers
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(unauthorized)?;
-    state
-        .backends
-        .iter()
-        .find(|backend| {
-            backend.token.as_ref().is_some_and(|expected| {
-                aws_lc_rs::constant_time::verify_slices_are_equal(
-                    expected.as_bytes(),
-                    token.as_bytes(),
-                )
-                .is_ok()
+/// The backend calling, as an extractor: the one whose client certificate the connection
+/// presented, else the one whose bearer token the request carries; `401` otherwise.
+pub struct Caller(ApiBackend);
+
+impl<S: Store, B: BlobStore> FromRequestParts<Arc<ApiState<S, B>>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState<S, B>>,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<TlsPeer>()
+            .expect("the HTTPS accept loop adds the TLS peer to every request");
+        let by_certificate = peer.fingerprint.as_ref().and_then(|fingerprint| {
+            state
+                .backends
+                .iter()
+                .find(|backend| backend.client_fingerprint.as_ref() == Some(fingerprint))
+        });
+        let token = || {
+            parts
+                .headers
+                .get("authorization")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+        };
+        let by_token = || {
+            let token = token()?;
+            state.backends.iter().find(|backend| {
+                backend.token.as_ref().is_some_and(|expected| {
+                    aws_lc_rs::constant_time::verify_slices_are_equal(
+                        expected.as_bytes(),
+                        token.as_bytes(),
+                    )
+                    .is_ok()
+                })
             })
-        })
-        .ok_or_else(unauthorized)
+        };
+        by_certificate
+            .or_else(by_token)
+            .map(|backend| Caller(backend.clone()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "present the backend's client certificate, or send its token as `Authorization: Bearer <token>`",
+                )
+            })
+    }
 }
 
 /// The transaction `id` if it belongs to one of the backend's services.
@@ -125,13 +137,11 @@ async fn current<S: Store, B: BlobStore>(
 
 pub async fn transaction<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    Caller(backend): Caller,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    Extension(peer): Extension<TlsPeer>,
 ) -> Reply {
-    let backend = authenticate(&state, &peer, &headers)?;
     let id = params(path)?;
-    current(&state, backend, &id, StatusCode::OK).await
+    current(&state, &backend, &id, StatusCode::OK).await
 }
 
 /// A refused transition is the caller's conflict; a store failure is ours.
@@ -144,19 +154,17 @@ fn transition_error(error: TransitionError) -> ApiError {
 
 pub async fn accept<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    Caller(backend): Caller,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    Extension(peer): Extension<TlsPeer>,
 ) -> Reply {
-    let backend = authenticate(&state, &peer, &headers)?;
     let id = params(path)?;
-    let transaction = find(&state, backend, &id).await?;
+    let transaction = find(&state, &backend, &id).await?;
     state
         .transactions
         .accept(&transaction)
         .await
         .map_err(transition_error)?;
-    current(&state, backend, &id, StatusCode::OK).await
+    current(&state, &backend, &id, StatusCode::OK).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,12 +178,10 @@ pub struct Rejection {
 
 pub async fn reject<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    Caller(backend): Caller,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    Extension(peer): Extension<TlsPeer>,
     body: Result<Json<Rejection>, JsonRejection>,
 ) -> Reply {
-    let backend = authenticate(&state, &peer, &headers)?;
     let id = params(path)?;
     let Json(rejection) = body.map_err(|error| ApiError::bad_request(error.body_text()))?;
     let error = ErrorEntry {
@@ -186,13 +192,13 @@ pub async fn reject<S: Store, B: BlobStore>(
     error
         .check()
         .map_err(|problem| ApiError::bad_request(problem.to_string()))?;
-    let transaction = find(&state, backend, &id).await?;
+    let transaction = find(&state, &backend, &id).await?;
     state
         .transactions
         .reject(&transaction, error)
         .await
         .map_err(transition_error)?;
-    current(&state, backend, &id, StatusCode::OK).await
+    current(&state, &backend, &id, StatusCode::OK).await
 }
 
 /// `<service>_<name>`, the name of a backend's file in `/out`, if `name` is usable.
@@ -232,14 +238,12 @@ async fn store_body<S: Store, B: BlobStore>(
 
 pub async fn respond<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    Caller(backend): Caller,
     path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
-    Extension(peer): Extension<TlsPeer>,
     body: Body,
 ) -> Reply {
-    let backend = authenticate(&state, &peer, &headers)?;
     let (id, name) = params(path)?;
-    let transaction = find(&state, backend, &id).await?;
+    let transaction = find(&state, &backend, &id).await?;
     let name = out_name(&transaction.service, &name)?;
     if state
         .transactions
@@ -247,7 +251,7 @@ pub async fn respond<S: Store, B: BlobStore>(
         .map_err(transition_error)?
         == Answered::Before
     {
-        return current(&state, backend, &id, StatusCode::OK).await;
+        return current(&state, &backend, &id, StatusCode::OK).await;
     }
     let blob = store_body(&state, body).await?;
     let status = match state.transactions.respond(&transaction, name, blob).await {
@@ -256,7 +260,7 @@ pub async fn respond<S: Store, B: BlobStore>(
         Ok(Answered::Before) => StatusCode::OK,
         Err(error) => return Err(transition_error(error)),
     };
-    current(&state, backend, &id, status).await
+    current(&state, &backend, &id, status).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,13 +270,11 @@ pub struct OutboundQuery {
 
 pub async fn outbound<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    Caller(backend): Caller,
     path: Result<Path<(String, String, String)>, PathRejection>,
     query: Result<Query<OutboundQuery>, QueryRejection>,
-    headers: HeaderMap,
-    Extension(peer): Extension<TlsPeer>,
     body: Body,
 ) -> Reply {
-    let backend = authenticate(&state, &peer, &headers)?;
     let (service, username, name) = params(path)?;
     let Query(query) = query.map_err(|error| ApiError::bad_request(error.body_text()))?;
     if !backend.services.contains(&service) {

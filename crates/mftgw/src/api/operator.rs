@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use metrics::gauge;
 use mftgw_blobs::BlobStore;
@@ -107,14 +108,25 @@ pub(super) fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
         })
 }
 
-fn authorize<S, B>(state: &ApiState<S, B>, headers: &HeaderMap) -> Result<(), ApiError> {
-    match &state.admin_token {
-        Some(expected) if bearer_matches(headers, expected) => Ok(()),
-        _ => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send the operators' admin token as `Authorization: Bearer <token>`",
-        )),
+/// An operator, as an extractor: the request carries the operators' admin token; `401`
+/// otherwise (also when no token is configured).
+pub struct Operator;
+
+impl<S: Store, B: BlobStore> FromRequestParts<Arc<ApiState<S, B>>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState<S, B>>,
+    ) -> Result<Self, Self::Rejection> {
+        match &state.admin_token {
+            Some(expected) if bearer_matches(&parts.headers, expected) => Ok(Operator),
+            _ => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send the operators' admin token as `Authorization: Bearer <token>`",
+            )),
+        }
     }
 }
 
@@ -128,9 +140,8 @@ fn action_error(error: AdminError) -> ApiError {
 
 pub async fn users<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
-    headers: HeaderMap,
+    _operator: Operator,
 ) -> Reply {
-    authorize(&state, &headers)?;
     let users = state
         .transactions
         .store
@@ -155,10 +166,9 @@ pub async fn users<S: Store, B: BlobStore>(
 
 pub async fn set_state<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    _operator: Operator,
     Path((username, action)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Reply {
-    authorize(&state, &headers)?;
     let new_state = match action.as_str() {
         "suspend" => UserState::Suspended,
         "activate" => UserState::Active,
@@ -180,10 +190,9 @@ pub async fn set_state<S: Store, B: BlobStore>(
 
 pub async fn roles<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    _operator: Operator,
     Path(username): Path<String>,
-    headers: HeaderMap,
 ) -> Reply {
-    authorize(&state, &headers)?;
     let roles = state
         .transactions
         .store
@@ -197,10 +206,9 @@ pub async fn roles<S: Store, B: BlobStore>(
 
 pub async fn grant<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    _operator: Operator,
     Path((username, service)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Reply {
-    authorize(&state, &headers)?;
     let granted = admin::grant_role(
         &*state.transactions.store,
         &state.auditor,
@@ -217,10 +225,9 @@ pub async fn grant<S: Store, B: BlobStore>(
 
 pub async fn revoke<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    _operator: Operator,
     Path((username, service)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Reply {
-    authorize(&state, &headers)?;
     let revoked = admin::revoke_role(
         &*state.transactions.store,
         &state.auditor,
@@ -236,9 +243,8 @@ pub async fn revoke<S: Store, B: BlobStore>(
 
 pub async fn services<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
-    headers: HeaderMap,
+    _operator: Operator,
 ) -> Reply {
-    authorize(&state, &headers)?;
     let services: Vec<serde_json::Value> = state
         .catalogue
         .services()
@@ -249,9 +255,8 @@ pub async fn services<S: Store, B: BlobStore>(
 
 pub async fn deliveries<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
-    headers: HeaderMap,
+    _operator: Operator,
 ) -> Reply {
-    authorize(&state, &headers)?;
     let work = state
         .transactions
         .store
@@ -277,10 +282,9 @@ pub async fn deliveries<S: Store, B: BlobStore>(
 
 pub async fn retry<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    _operator: Operator,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Reply {
-    authorize(&state, &headers)?;
     admin::retry_delivery(&*state.transactions.store, &state.auditor, &id)
         .await
         .map_err(action_error)?;
@@ -292,10 +296,9 @@ pub async fn retry<S: Store, B: BlobStore>(
 
 pub async fn replay<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    _operator: Operator,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Reply {
-    authorize(&state, &headers)?;
     admin::replay_delivery(&*state.transactions.store, &state.auditor, &id)
         .await
         .map_err(action_error)?;
@@ -307,10 +310,9 @@ pub async fn replay<S: Store, B: BlobStore>(
 
 pub async fn certificates<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
+    _operator: Operator,
     Path(username): Path<String>,
-    headers: HeaderMap,
 ) -> Reply {
-    authorize(&state, &headers)?;
     let certificates = state
         .transactions
         .store
