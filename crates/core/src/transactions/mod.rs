@@ -7,6 +7,7 @@
 //! Every later step commits its state change and its `/out` files together.
 
 mod answers;
+mod mailbox;
 mod retention;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 pub use answers::{Answered, Outbound, OutboundError, Posted, TransitionError};
+pub use mailbox::{MailboxReader, ReadError};
 pub use retention::{RetentionPolicy, run_retention};
 
 /// The transaction machinery one gateway process shares between its sessions and workers.

@@ -20,13 +20,13 @@ use mftgw_domain::transaction::check_transaction_id;
 use mftgw_ftps::{
     BoxFuture, DirEntry, EntryKind, FsError, FsResult, Session, TransferType, Upload, VirtualPath,
 };
-use mftgw_store::{OutContent, OutFileEntry, Store, StoreError};
+use mftgw_store::{OutFileEntry, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::quota::{Allowance, UploadsInFlight};
 use super::sessions::{Grant, Registration};
-use mftgw_core::transactions::{Committed, Transactions, UploadTarget};
+use mftgw_core::transactions::{Committed, ReadError, Transactions, UploadTarget};
 
 pub const OUT: &str = "out";
 const IN: &str = "in";
@@ -130,14 +130,10 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
         }
     }
 
-    fn store(&self) -> &S {
-        &self.transactions.store
-    }
-
     /// The services this user may see now: granted roles that name a catalogued service.
     async fn services(&self) -> FsResult<Vec<String>> {
         let roles = self
-            .store()
+            .transactions
             .roles(&self.owner.username)
             .await
             .map_err(unavailable)?;
@@ -182,8 +178,8 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
         check_transaction_id(service, name).map_err(|error| FsError::BadName(error.to_string()))?;
         // Side by side: both wait on other threads, and the quota is rarely reached.
         let (pending, writer) = tokio::join!(
-            self.store().pending_upload_bytes(&self.owner.username),
-            self.transactions.blobs.create()
+            self.transactions.pending_upload_bytes(&self.owner.username),
+            self.transactions.create_blob()
         );
         let pending = pending.map_err(unavailable)?;
         let limits = self.limits;
@@ -242,12 +238,12 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
             Place::Root => Ok(self.folder("/", false)),
             Place::Out => Ok(self.folder(OUT, false)),
             Place::OutFile(name) => match self
-                .store()
-                .out_file(&self.owner.username, name)
+                .transactions
+                .mailbox_entry(&self.owner.username, name)
                 .await
                 .map_err(unavailable)?
             {
-                Some((entry, _)) => Ok(out_file_entry(entry)),
+                Some(entry) => Ok(out_file_entry(entry)),
                 None => Err(not_found()),
             },
             Place::Service(service) if self.holds_role(service).await? => {
@@ -276,8 +272,8 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
                 Ok(entries)
             }
             Place::Out => Ok(self
-                .store()
-                .out_files(&self.owner.username)
+                .transactions
+                .mailbox(&self.owner.username)
                 .await
                 .map_err(unavailable)?
                 .into_iter()
@@ -315,28 +311,17 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
         let Place::OutFile(name) = place(path) else {
             return Err(not_found());
         };
-        let found = self
-            .store()
-            .out_file(&self.owner.username, name)
+        match self
+            .transactions
+            .read_mailbox_file(&self.owner.username, name, offset)
             .await
-            .map_err(unavailable)?;
-        match found {
-            None => Err(not_found()),
-            Some((_, OutContent::Inline(bytes))) => {
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                Ok(Box::new(std::io::Cursor::new(bytes[start..].to_vec())))
-            }
-            Some((_, OutContent::Blob { key, .. })) => self
-                .transactions
-                .blobs
-                .open(&key, offset)
-                .await
-                .map_err(|error| {
-                    tracing::error!(%error, key, "cannot open a blob of /out");
-                    FsError::Unavailable("Temporarily unable to read the file".into())
-                }),
+        {
+            Ok(Some(reader)) => Ok(reader),
+            Ok(None) => Err(not_found()),
+            Err(ReadError::Store(error)) => Err(unavailable(error)),
+            Err(ReadError::Body { .. }) => Err(FsError::Unavailable(
+                "Temporarily unable to read the file".into(),
+            )),
         }
     }
 
@@ -370,18 +355,15 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
                 "Only files in /out can be deleted".into(),
             ));
         };
-        match self
-            .store()
-            .delete_out_file(&self.owner.username, name)
+        if self
+            .transactions
+            .delete_mailbox_file(&self.owner.username, name)
             .await
             .map_err(unavailable)?
         {
-            None => Err(not_found()),
-            Some(OutContent::Inline(_)) => Ok(()),
-            Some(OutContent::Blob { key, .. }) => {
-                self.transactions.forget_blob(&key).await;
-                Ok(())
-            }
+            Ok(())
+        } else {
+            Err(not_found())
         }
     }
 
