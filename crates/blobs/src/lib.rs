@@ -6,6 +6,8 @@
 //! after. Every writer hashes what passes through it, so the caller learns the size and
 //! SHA-256 of exactly the bytes that were stored.
 
+#![forbid(unsafe_code)]
+
 use std::future::Future;
 use std::io;
 

@@ -5,6 +5,8 @@
 //! Every socket has `TCP_NODELAY`; data connections use the control connection's rustls
 //! `ClientConfig`, so they resume its TLS session like curl and lftp do.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;

@@ -3,6 +3,8 @@
 //! adapters that call this crate; it speaks transactions, steps and audit events, and knows no
 //! wire format: no FTP reply, no HTTP status, no template.
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod audit;
 pub mod clock;

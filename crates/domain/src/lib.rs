@@ -4,6 +4,8 @@
 //! status files say (with the error catalogue), and the eKapital Classic record formats.
 //! Storage and network crates build on these types.
 
+#![forbid(unsafe_code)]
+
 pub mod audit;
 pub mod catalogue;
 pub mod delivery;

@@ -10,6 +10,8 @@
 //! protocol states; `passive` owns data connections; [`tls`] the handshake; [`listing`] the
 //! listing formats; [`path`] virtual path resolution; [`limits`] session counting.
 
+#![forbid(unsafe_code)]
+
 pub mod backend;
 pub mod command;
 pub mod config;

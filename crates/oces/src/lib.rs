@@ -5,6 +5,8 @@
 //! - [`trust`]: the client-certificate verifier for FTPS and the portal (trusted roots plus
 //!   reloadable CRLs).
 
+#![forbid(unsafe_code)]
+
 pub mod certificate;
 pub mod identity;
 pub mod trust;

@@ -13,6 +13,8 @@
 //!
 //! CA keys sit next to their certificates so that a loaded PKI can issue and revoke later.
 
+#![forbid(unsafe_code)]
+
 mod authority;
 mod encoding;
 mod profile;

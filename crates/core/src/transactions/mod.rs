@@ -1,6 +1,6 @@
 //! Transactions inside the gateway: committing a received upload (or answering a reused name
 //! or a failed format check with status_0), backends' answers and outbound files
-//! ([`answers`]), and the retention sweep of `/out`. Delivery is in [`crate::delivery`].
+//! (`answers.rs`), and the retention sweep of `/out`. Delivery is in [`crate::delivery`].
 //!
 //! Durability order for an upload: the body is fsynced in the blob store, then the
 //! transaction and its work commit in one store transaction, then the client gets `226`.
