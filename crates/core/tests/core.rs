@@ -225,6 +225,12 @@ impl Harness {
         self.core.history(transaction).await.unwrap()
     }
 
+    /// The status codes `transaction` has reached, in order.
+    async fn codes(&self, transaction: &Transaction) -> Vec<StatusCode> {
+        let history = self.statuses(transaction).await;
+        history.into_iter().map(|(code, _)| code).collect()
+    }
+
     /// Waits (in simulated time, a step at a time) until `done` holds; panics after `limit`.
     async fn until<F, Fut>(&self, limit: Duration, what: &str, mut done: F)
     where
@@ -342,12 +348,7 @@ async fn a_backend_down_for_an_hour_gets_every_file_after_it_and_no_status_0() {
                 harness.current(transaction).await.state == TransactionState::Delivered
             })
             .await;
-        let codes: Vec<StatusCode> = harness
-            .statuses(transaction)
-            .await
-            .into_iter()
-            .map(|(code, _)| code)
-            .collect();
+        let codes = harness.codes(transaction).await;
         assert_eq!(codes, [StatusCode::Delivered], "only status 1, never 0");
     }
 
@@ -482,12 +483,7 @@ async fn backend_answers_follow_the_state_table_and_repeat_as_one() {
         harness.core.accept(&accepted).await.unwrap(),
         Answered::Before
     );
-    let codes: Vec<StatusCode> = harness
-        .statuses(&accepted)
-        .await
-        .into_iter()
-        .map(|(code, _)| code)
-        .collect();
+    let codes = harness.codes(&accepted).await;
     assert_eq!(codes, [StatusCode::Delivered, StatusCode::Accepted]);
 
     let error = ErrorEntry {

@@ -23,6 +23,7 @@ use mftgw_store::Store;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
+use super::operator::bearer_matches;
 use super::{ApiBackend, ApiError, ApiState, OPENAPI};
 use crate::https::TlsPeer;
 
@@ -71,23 +72,12 @@ impl<S: Store, B: BlobStore> FromRequestParts<Arc<ApiState<S, B>>> for Caller {
                 .iter()
                 .find(|backend| backend.client_fingerprint.as_ref() == Some(fingerprint))
         });
-        let token = || {
-            parts
-                .headers
-                .get("authorization")
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.strip_prefix("Bearer "))
-        };
         let by_token = || {
-            let token = token()?;
             state.backends.iter().find(|backend| {
-                backend.token.as_ref().is_some_and(|expected| {
-                    aws_lc_rs::constant_time::verify_slices_are_equal(
-                        expected.as_bytes(),
-                        token.as_bytes(),
-                    )
-                    .is_ok()
-                })
+                backend
+                    .token
+                    .as_ref()
+                    .is_some_and(|token| bearer_matches(&parts.headers, token))
             })
         };
         by_certificate
