@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use mftgw_domain::audit::AuditEvent;
-use mftgw_store::Store;
+use mftgw_store::AuditLog;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
@@ -154,7 +154,7 @@ pub struct AuditSettings {
 impl Auditor {
     /// Starts the writer and the interval flusher; call it in a runtime. They stop when the
     /// last `Arc` is dropped, after writing what was queued.
-    pub fn start<S: Store>(store: Arc<S>, settings: AuditSettings) -> Arc<Auditor> {
+    pub fn start<S: AuditLog>(store: Arc<S>, settings: AuditSettings) -> Arc<Auditor> {
         let (decisions, decision_queue) = mpsc::channel(DECISION_QUEUE);
         let (refusals, refusal_queue) = mpsc::channel(REFUSAL_QUEUE);
         let auditor = Arc::new(Auditor {
@@ -362,7 +362,7 @@ async fn flush_intervals(auditor: Weak<Auditor>, every: Duration) {
 }
 
 /// Appends what has queued up, decisions first, one commit per batch.
-async fn write<S: Store>(
+async fn write<S: AuditLog>(
     store: Arc<S>,
     mut decisions: mpsc::Receiver<Job>,
     mut refusals: mpsc::Receiver<Job>,
@@ -434,7 +434,7 @@ const SWEEP_BATCH: u32 = 10_000;
 
 /// Archives and deletes the events past the retention, now and every `sweep_every`, until
 /// `shutdown`.
-pub async fn run_audit_retention<S: Store>(
+pub async fn run_audit_retention<S: AuditLog>(
     store: Arc<S>,
     retention: AuditRetention,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -456,7 +456,10 @@ pub async fn run_audit_retention<S: Store>(
 
 /// One sweep: batch by batch, archive (durably) then delete. A crash between the two archives
 /// the batch again, under the same file name.
-pub async fn sweep_audit<S: Store>(store: &S, retention: &AuditRetention) -> anyhow::Result<u64> {
+pub async fn sweep_audit<S: AuditLog>(
+    store: &S,
+    retention: &AuditRetention,
+) -> anyhow::Result<u64> {
     use anyhow::Context;
     let before = OffsetDateTime::now_utc() - retention.keep_for;
     let mut expired = 0;
@@ -497,7 +500,7 @@ const WRITE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Appends `events`, trying again after a pause when the store refuses (another process may
 /// hold its lock beyond the busy timeout); the records are lost only if every attempt fails.
-async fn append_with_retries<S: Store>(store: &S, events: &[AuditEvent]) {
+async fn append_with_retries<S: AuditLog>(store: &S, events: &[AuditEvent]) {
     for attempt in 1..=WRITE_ATTEMPTS {
         match store.append_audit(events).await {
             Ok(()) => return,

@@ -5,17 +5,18 @@
 
 #![forbid(unsafe_code)]
 
-pub mod admin;
 pub mod audit;
 pub mod clock;
 pub mod delivery;
 pub mod files;
 pub mod keys;
 pub mod periodic;
+pub mod portal;
 pub mod roles;
 pub mod telemetry;
 pub mod throttle;
 pub mod transactions;
+pub mod users;
 
 /// A boxed future, for the object-safe traits adapters implement (connectors, role feeds).
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

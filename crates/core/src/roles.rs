@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::catalogue::ServiceCatalogue;
-use mftgw_store::Store;
+use mftgw_store::RoleStore;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -89,7 +89,7 @@ fn grants(document: &[u8], catalogue: &ServiceCatalogue) -> anyhow::Result<Vec<(
 }
 
 /// Polls `source` every `every` (the first time at once) until `shutdown`.
-pub async fn run_replication<S: Store>(
+pub async fn run_replication<S: RoleStore>(
     store: Arc<S>,
     auditor: Arc<Auditor>,
     catalogue: Arc<ServiceCatalogue>,
@@ -108,7 +108,7 @@ pub async fn run_replication<S: Store>(
     .await;
 }
 
-async fn replicate<S: Store>(
+async fn replicate<S: RoleStore>(
     store: &S,
     auditor: &Auditor,
     catalogue: &ServiceCatalogue,

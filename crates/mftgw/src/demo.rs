@@ -23,7 +23,8 @@ use crate::config::{
 };
 use mftgw_core::audit::Auditor;
 use mftgw_core::delivery::Behaviour;
-use mftgw_core::{admin, keys};
+use mftgw_core::keys;
+use mftgw_core::users::{Registrant, Registrar, Users, kind_name};
 use mftgw_domain::errors::ErrorEntry;
 
 #[derive(Debug, clap::Args)]
@@ -291,7 +292,8 @@ fn demo_backends(data_dir: &Path, tokens: &DemoTokens) -> Vec<BackendConfig> {
 async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> {
     let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
     let auditor = Auditor::start(Arc::clone(&store), config.audit.settings());
-    let enrolled = enroll_into(config, pki, &store, &auditor).await;
+    let users = Users::new(store, Arc::clone(&auditor), Arc::new(config.catalogue()?));
+    let enrolled = enroll_into(config, pki, &users).await;
     auditor.drain().await;
     enrolled
 }
@@ -299,8 +301,7 @@ async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> 
 async fn enroll_into(
     config: &Config,
     pki: &TestPki,
-    store: &SqliteStore,
-    auditor: &Auditor,
+    directory: &Users<SqliteStore>,
 ) -> anyhow::Result<DemoManifest> {
     let key = keys::load_or_create_password_key(&config.password_key_path())?;
     let trust = TrustStore::load(
@@ -308,15 +309,12 @@ async fn enroll_into(
         &config.tls.crls,
         config.tls.crl_policy(),
     )?;
-    let registrant = admin::Registrant {
-        store,
-        auditor,
+    let registrant = Registrant {
         key: &key,
         trust: &trust,
         activation_delay: Duration::ZERO,
-        registrar: admin::Registrar::Operator,
+        registrar: Registrar::Operator,
     };
-    let catalogue = config.catalogue()?;
     let client = |name: &str| {
         pki.client(name)
             .with_context(|| format!("test PKI has no client {name}"))
@@ -326,7 +324,9 @@ async fn enroll_into(
         async move {
             let credentials = client(name)?;
             Ok::<_, anyhow::Error>(
-                admin::register_certificate(registrant, &leaf_der(credentials)?).await?,
+                directory
+                    .register_certificate(registrant, &leaf_der(credentials)?)
+                    .await?,
             )
         }
     };
@@ -350,11 +350,13 @@ async fn enroll_into(
                 )
             })?;
         for service in *services {
-            admin::grant_role(store, auditor, &catalogue, &registration.username, service).await?;
+            directory
+                .grant_role(&registration.username, service)
+                .await?;
         }
         let credentials = client(name)?;
         let kind = mftgw_oces::identity::identity_from_der(&leaf_der(credentials)?)
-            .map(|identity| admin::kind_name(identity.kind))
+            .map(|identity| kind_name(identity.kind))
             .unwrap_or("unknown");
         users.push(DemoUser {
             username: registration.username,
@@ -369,24 +371,16 @@ async fn enroll_into(
     }
 
     let revoked = register("revoked").await?;
-    admin::grant_role(
-        store,
-        auditor,
-        &catalogue,
-        &revoked.username,
-        "FTPSGW.Heartbeat",
-    )
-    .await?;
+    directory
+        .grant_role(&revoked.username, "FTPSGW.Heartbeat")
+        .await?;
     let suspended = register("suspended").await?;
-    admin::grant_role(
-        store,
-        auditor,
-        &catalogue,
-        &suspended.username,
-        "FTPSGW.Heartbeat",
-    )
-    .await?;
-    admin::set_state(store, auditor, &suspended.username, UserState::Suspended).await?;
+    directory
+        .grant_role(&suspended.username, "FTPSGW.Heartbeat")
+        .await?;
+    directory
+        .set_state(&suspended.username, UserState::Suspended)
+        .await?;
 
     // The password a user has now, for the refusal cases that name a registered user.
     let login_of = |username: &str, password: Option<&str>| {

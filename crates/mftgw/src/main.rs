@@ -20,11 +20,15 @@ use clap::{Parser, Subcommand};
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::user::UserState;
 use mftgw_oces::trust::TrustStore;
-use mftgw_store::{AuditQuery, SqliteStore, Store};
+use mftgw_store::{AuditQuery, SqliteStore};
 use mftgw_testpki::{ClientProfile, TestPki};
 
 use crate::config::Config;
-use mftgw_core::{admin, audit, keys};
+use std::sync::Arc;
+
+use mftgw_core::transactions::Operations;
+use mftgw_core::users::{Registrant, Registrar, Users};
+use mftgw_core::{audit, keys};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -269,7 +273,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Role(command) => {
             let config = Config::load(&cli.config)?;
             let operator = Operator::open(&config).await?;
-            let done = role_command(&config, &operator, command).await;
+            let done = role_command(&operator, command).await;
             operator.finish(done).await
         }
         Command::Portal(PortalCommand::Code { username }) => {
@@ -286,9 +290,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Transactions { user, limit } => {
             let config = Config::load(&cli.config)?;
-            let store = SqliteStore::open(&config.database_path()).await?;
-            for transaction in store.transactions(user.as_deref(), limit).await? {
-                let history = store.status_history(transaction.id).await?;
+            let operator = Operator::open(&config).await?;
+            let transactions = &operator.operations;
+            for transaction in transactions.recent(user.as_deref(), limit).await? {
+                let history = transactions.history(&transaction).await?;
                 let mut line = mftgw_core::transactions::transaction_json(&transaction, &history);
                 // Operators also see where the body is kept.
                 line["blob_key"] = serde_json::json!(transaction.blob_key);
@@ -307,7 +312,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             limit,
         } => {
             let config = Config::load(&cli.config)?;
-            let store = SqliteStore::open(&config.database_path()).await?;
+            let operator = Operator::open(&config).await?;
             let query = AuditQuery {
                 username: user,
                 action,
@@ -315,7 +320,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 before: None,
                 limit,
             };
-            for (id, event) in store.audit_events(query).await? {
+            for (id, event) in operator.operations.audit_events(query).await? {
                 println!("{}", audit::event_json(id, &event));
             }
             Ok(())
@@ -323,17 +328,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// What an operator's command acts through: the store, and the auditor that records it.
+/// What an operator's command acts through: the core's services over the configured store,
+/// and the auditor that records what they do.
 struct Operator {
-    store: std::sync::Arc<SqliteStore>,
-    auditor: std::sync::Arc<audit::Auditor>,
+    operations: Operations<SqliteStore>,
+    users: Users<SqliteStore>,
+    auditor: Arc<audit::Auditor>,
 }
 
 impl Operator {
     async fn open(config: &Config) -> anyhow::Result<Operator> {
-        let store = std::sync::Arc::new(SqliteStore::open(&config.database_path()).await?);
-        let auditor = audit::Auditor::start(std::sync::Arc::clone(&store), config.audit.settings());
-        Ok(Operator { store, auditor })
+        let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
+        let auditor = audit::Auditor::start(Arc::clone(&store), config.audit.settings());
+        Ok(Operator {
+            operations: Operations::standalone(Arc::clone(&store), Arc::clone(&auditor)),
+            users: Users::new(store, Arc::clone(&auditor), Arc::new(config.catalogue()?)),
+            auditor,
+        })
     }
 
     /// Waits until the command's audit records are written.
@@ -344,11 +355,11 @@ impl Operator {
 }
 
 async fn deliveries_command(operator: &Operator, command: DeliveriesCommand) -> anyhow::Result<()> {
-    let (store, auditor) = (&*operator.store, &*operator.auditor);
+    let operations = &operator.operations;
     let rfc3339 = &time::format_description::well_known::Rfc3339;
     match command {
         DeliveriesCommand::List { limit } => {
-            for item in store.pending_work(limit).await? {
+            for item in operations.pending_deliveries(limit).await? {
                 let transaction = &item.transaction;
                 let line = serde_json::json!({
                     "skat_transaction_id": transaction.skat_transaction_id,
@@ -368,14 +379,14 @@ async fn deliveries_command(operator: &Operator, command: DeliveriesCommand) -> 
         DeliveriesCommand::Retry {
             skat_transaction_id,
         } => {
-            admin::retry_delivery(store, auditor, &skat_transaction_id).await?;
+            operations.retry_delivery(&skat_transaction_id).await?;
             println!("delivery of {skat_transaction_id} is due now");
             Ok(())
         }
         DeliveriesCommand::Replay {
             skat_transaction_id,
         } => {
-            admin::replay_delivery(store, auditor, &skat_transaction_id).await?;
+            operations.replay_delivery(&skat_transaction_id).await?;
             println!("{skat_transaction_id} will be delivered again");
             Ok(())
         }
@@ -387,7 +398,7 @@ async fn user_command(
     operator: &Operator,
     command: UserCommand,
 ) -> anyhow::Result<()> {
-    let (store, auditor) = (&*operator.store, &*operator.auditor);
+    let users = &operator.users;
     match command {
         UserCommand::Register {
             cert,
@@ -405,18 +416,17 @@ async fn user_command(
                 &config.tls.crls,
                 config.tls.crl_policy(),
             )?;
-            let registration = admin::register_certificate(
-                &admin::Registrant {
-                    store,
-                    auditor,
-                    key: &key,
-                    trust: &trust,
-                    activation_delay: config::seconds(delay),
-                    registrar: admin::Registrar::Operator,
-                },
-                &der,
-            )
-            .await?;
+            let registration = users
+                .register_certificate(
+                    &Registrant {
+                        key: &key,
+                        trust: &trust,
+                        activation_delay: config::seconds(delay),
+                        registrar: Registrar::Operator,
+                    },
+                    &der,
+                )
+                .await?;
             match (registration.password, registration.renewed) {
                 (Some(password), false) => println!(
                     "registered {}\ngateway password: {password}",
@@ -437,8 +447,8 @@ async fn user_command(
         }
         UserCommand::List => {
             let now = time::OffsetDateTime::now_utc();
-            for user in store.list_users().await? {
-                let roles = store.roles(&user.username).await?;
+            for user in users.list().await? {
+                let roles = users.roles(&user.username).await?;
                 println!(
                     "{}\t{}\t{}\t{}",
                     user.username,
@@ -449,15 +459,15 @@ async fn user_command(
             }
         }
         UserCommand::Suspend { username } => {
-            admin::set_state(store, auditor, &username, UserState::Suspended).await?;
+            users.set_state(&username, UserState::Suspended).await?;
             println!("{username} suspended");
         }
         UserCommand::Activate { username } => {
-            admin::set_state(store, auditor, &username, UserState::Active).await?;
+            users.set_state(&username, UserState::Active).await?;
             println!("{username} active");
         }
         UserCommand::Delete { username } => {
-            admin::set_state(store, auditor, &username, UserState::Deleted).await?;
+            users.set_state(&username, UserState::Deleted).await?;
             println!("{username} deleted");
         }
     }
@@ -471,8 +481,10 @@ async fn print_portal_code(
     username: &str,
 ) -> anyhow::Result<()> {
     let valid_for = config::seconds(config.portal.first_code_valid_secs);
-    let code =
-        admin::issue_portal_code(&*operator.store, &operator.auditor, username, valid_for).await?;
+    let code = operator
+        .users
+        .issue_portal_code(username, valid_for)
+        .await?;
     println!(
         "first portal password of {username}: {code} (valid for {} hours, until the first login)",
         valid_for.as_secs() / 3600
@@ -480,23 +492,19 @@ async fn print_portal_code(
     Ok(())
 }
 
-async fn role_command(
-    config: &Config,
-    operator: &Operator,
-    command: RoleCommand,
-) -> anyhow::Result<()> {
-    let (store, auditor) = (&*operator.store, &*operator.auditor);
+async fn role_command(operator: &Operator, command: RoleCommand) -> anyhow::Result<()> {
+    let users = &operator.users;
     match command {
         RoleCommand::Grant { username, service } => {
-            admin::grant_role(store, auditor, &config.catalogue()?, &username, &service).await?;
+            users.grant_role(&username, &service).await?;
             println!("{username} may use {service}");
         }
         RoleCommand::Revoke { username, service } => {
-            admin::revoke_role(store, auditor, &username, &service).await?;
+            users.revoke_role(&username, &service).await?;
             println!("{username} no longer holds a local role for {service}");
         }
         RoleCommand::List { username } => {
-            for service in store.roles(&username).await? {
+            for service in users.roles(&username).await? {
                 println!("{service}");
             }
         }

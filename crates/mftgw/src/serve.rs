@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mftgw_blobs::{BlobStore, LocalBlobStore};
+use mftgw_blobs::LocalBlobStore;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_ftps::{ConnectionRate, Server, ServerConfig, SessionLimits, Timeouts, TlsSettings};
 use mftgw_oces::trust::TrustStore;
@@ -24,14 +24,16 @@ use crate::config::{Config, ConnectorConfig, FtpsConfig, RoleSourceConfig, secon
 use crate::gateway::{Gateway, GatewayParts, UploadLimits, run_authorisation_watch};
 use crate::http_client::{HttpPush, HttpRoleFeed, HttpTarget};
 use crate::limits::Capacity;
-use crate::portal::{self, PortalState, RegistrationWorker, SessionTimeouts};
+use crate::portal::{self, PortalState};
 use mftgw_core::audit::{AuditRetention, Auditor, run_audit_retention};
 use mftgw_core::delivery::{Backends, run_delivery};
 use mftgw_core::delivery::{Simulated, Spool};
 use mftgw_core::keys;
+use mftgw_core::portal::{Portal, RegistrationWorker, SessionTimeouts, run_registrations};
 use mftgw_core::roles::{RoleFeed, RoleFile, run_replication};
 use mftgw_core::throttle::SharedThrottle;
-use mftgw_core::transactions::{Transactions, run_retention};
+use mftgw_core::transactions::{Operations, Transactions, run_retention};
+use mftgw_core::users::Users;
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -44,12 +46,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("opening the blob store {}", config.blobs_path().display()))?,
     );
-    sweep_unreferenced_blobs(&*store, &*blobs).await?;
     let auditor = Auditor::start(Arc::clone(&store), config.audit.settings());
     let transactions = Arc::new(Transactions::new(
         Arc::clone(&store),
         blobs,
         &config.transactions.node_id,
+    ));
+    // While this process holds the blob store's lock, so no upload is in flight.
+    let swept = transactions.sweep_unreferenced_blobs().await?;
+    if swept > 0 {
+        tracing::info!(
+            swept,
+            "removed blobs that no transaction or /out file refers to"
+        );
+    }
+    let operations = Arc::new(transactions.operations(Arc::clone(&auditor)));
+    let users = Arc::new(Users::new(
+        Arc::clone(&store),
+        Arc::clone(&auditor),
+        Arc::clone(&catalogue),
     ));
     let password_key = keys::load_or_create_password_key(&config.password_key_path())?;
     let trust = TrustStore::load(
@@ -84,6 +99,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let gateway = Arc::new(Gateway::new(
         Arc::clone(&transactions),
         GatewayParts {
+            users: Arc::clone(&users),
             catalogue: Arc::clone(&catalogue),
             password_key: password_key.clone(),
             throttle: config.login.throttle(),
@@ -123,7 +139,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let delivery = backends(&config, &catalogue)?;
     let api_state = Arc::new(ApiState {
         transactions: Arc::clone(&transactions),
-        auditor: Arc::clone(&auditor),
+        users: Arc::clone(&users),
+        operations: Arc::clone(&operations),
         backends: api_backends(&config),
         catalogue: Arc::clone(&catalogue),
         admin_token: config.api.admin_token.clone(),
@@ -132,7 +149,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         retention: config.transactions.retention().keep_for,
     });
     tasks.push(tokio::spawn(api::run_gauges(
-        Arc::clone(&store),
+        Arc::clone(&operations),
         delivery.services(),
         seconds(config.api.metrics_refresh_secs.max(1)),
         stopping.clone(),
@@ -161,30 +178,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }));
     }
     let registrations = Arc::new(tokio::sync::Notify::new());
-    let idle_timeout = seconds(config.portal.idle_timeout_secs.max(1));
+    let portal = Arc::new(Portal::new(
+        Arc::clone(&store),
+        SessionTimeouts {
+            idle: seconds(config.portal.idle_timeout_secs.max(1)),
+            max_age: seconds(config.portal.max_session_age_secs.max(1)),
+        },
+        Arc::clone(&registrations),
+    ));
     tasks.push(tokio::spawn(crate::https::serve(
         "Certificate Portal",
         portal_listener,
         Arc::new(portal_tls(&config, &trust)?),
         portal::router(Arc::new(PortalState {
-            store: Arc::clone(&store),
+            portal: Arc::clone(&portal),
+            users: Arc::clone(&users),
             auditor: Arc::clone(&auditor),
             trust: Arc::clone(&trust),
             password_key: password_key.clone(),
             throttle: SharedThrottle::new(config.login.throttle()),
-            timeouts: SessionTimeouts {
-                idle: idle_timeout,
-                max_age: seconds(config.portal.max_session_age_secs.max(1)),
-            },
             first_password: config.portal.first_password,
-            registrations: Arc::clone(&registrations),
             guards: Default::default(),
         })),
         stopping.clone(),
     )));
-    tasks.push(tokio::spawn(portal::run_registrations(
+    tasks.push(tokio::spawn(run_registrations(
         RegistrationWorker {
             store: Arc::clone(&store),
+            users: Arc::clone(&users),
             auditor: Arc::clone(&auditor),
             trust: Arc::clone(&trust),
             password_key,
@@ -193,11 +214,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
         stopping.clone(),
     )));
-    tasks.push(tokio::spawn(portal::run_session_sweep(
-        Arc::clone(&store),
-        idle_timeout,
-        stopping.clone(),
-    )));
+    tasks.push(tokio::spawn(portal.run_session_sweep(stopping.clone())));
     if let Some(source) = role_source(&config)? {
         tasks.push(tokio::spawn(run_replication(
             Arc::clone(&store),
@@ -218,7 +235,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         stopping.clone(),
     )));
     tasks.push(tokio::spawn(run_checkpoints(
-        Arc::clone(&store),
+        Arc::clone(&operations),
         seconds(config.store.checkpoint_secs.max(1)),
         stopping.clone(),
     )));
@@ -311,12 +328,12 @@ fn session_limits(ftps: &FtpsConfig) -> anyhow::Result<SessionLimits> {
 
 /// Bounds the store's write-ahead log every `every`, until `shutdown`.
 async fn run_checkpoints<S: Store>(
-    store: Arc<S>,
+    operations: Arc<Operations<S>>,
     every: Duration,
     shutdown: watch::Receiver<bool>,
 ) {
     mftgw_core::periodic::every(every, shutdown, || async {
-        if let Err(error) = store.checkpoint().await {
+        if let Err(error) = operations.checkpoint().await {
             tracing::warn!(%error, "store checkpoint failed");
         }
     })
@@ -424,33 +441,6 @@ fn server_chain(config: &Config) -> anyhow::Result<Vec<CertificateDer<'static>>>
 fn server_key(config: &Config) -> anyhow::Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_file(&config.tls.private_key)
         .with_context(|| format!("reading {}", config.tls.private_key.display()))
-}
-
-/// Deletes blobs that nothing refers to: bodies finished by an upload whose transaction was
-/// never committed (a crash between the two), or whose deletion failed. Runs before serving,
-/// while this process holds the blob store's lock, so no upload is in flight.
-async fn sweep_unreferenced_blobs<S: Store, B: BlobStore>(
-    store: &S,
-    blobs: &B,
-) -> anyhow::Result<()> {
-    let keys = blobs.keys().await.context("listing the blob store")?;
-    let referenced: std::collections::HashSet<String> =
-        store.referenced_blobs(&keys).await?.into_iter().collect();
-    let mut swept = 0usize;
-    for key in keys.iter().filter(|key| !referenced.contains(*key)) {
-        blobs
-            .delete(key)
-            .await
-            .with_context(|| format!("deleting blob {key}"))?;
-        swept += 1;
-    }
-    if swept > 0 {
-        tracing::info!(
-            swept,
-            "removed blobs that no transaction or /out file refers to"
-        );
-    }
-    Ok(())
 }
 
 /// The connectors of the configured backends, by service, after the built-in heartbeat.

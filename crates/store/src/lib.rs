@@ -1,7 +1,9 @@
-//! Storage for the gateway: users and their certificates, roles, the append-only audit log,
-//! transactions with their outstanding work, and each user's `/out`, behind the [`Store`]
-//! trait. [`SqliteStore`] is the embedded implementation; a
-//! PostgreSQL one is meant to follow with the same SQL wherever the dialects agree.
+//! Storage for the gateway: users and their certificates ([`IdentityStore`]), roles
+//! ([`RoleStore`]), the append-only audit log ([`AuditLog`]), transactions with their
+//! outstanding work ([`TransactionLog`]), each user's `/out` ([`MailboxStore`]) and the
+//! portal's state ([`PortalStore`]), one trait per area; [`Store`] is all of them.
+//! [`SqliteStore`] is the embedded implementation; a PostgreSQL one is meant to follow with
+//! the same SQL wherever the dialects agree.
 //!
 //! Times are stored as ISO-8601 UTC text with microsecond precision
 //! (`2025-03-01T10:00:00.000000Z`); sub-microsecond parts are dropped.
@@ -30,6 +32,15 @@ pub use transactions::{
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Every area trait, for code that calls a concrete store's methods (`use
+/// mftgw_store::prelude::*`); generic code names its bounds instead.
+pub mod prelude {
+    pub use crate::{
+        AuditLog, IdentityStore, MailboxStore, Maintenance, PortalStore, RoleStore, Store,
+        TransactionLog,
+    };
+}
 
 /// A certificate presented for registration in the portal, with what it says about its user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,9 +159,42 @@ impl Default for AuditQuery {
     }
 }
 
-/// The gateway's persistent state. Implementations write `async fn`; the returned futures are
-/// `Send` so that callers can hold a store across `.await` in spawned tasks.
-pub trait Store: Send + Sync + 'static {
+/// The gateway's persistent state, as one bound for whoever needs every area (the binary's
+/// composition root, the conformance suite). Consumers name only the area traits they use.
+///
+/// Implementations write `async fn`; the returned futures are `Send` so that callers can hold
+/// a store across `.await` in spawned tasks. Every method is one atomic commit: a caller never
+/// sees half of it, and a method that returns `Err` changed nothing. The contracts below are
+/// what callers rely on; none may come from there being a single writer, because the
+/// PostgreSQL store has many (several nodes, each with a pool). The conformance suite
+/// (`testing` feature) checks them against every implementation.
+pub trait Store:
+    IdentityStore + RoleStore + AuditLog + TransactionLog + MailboxStore + PortalStore + Maintenance
+{
+}
+
+impl<T> Store for T where
+    T: IdentityStore
+        + RoleStore
+        + AuditLog
+        + TransactionLog
+        + MailboxStore
+        + PortalStore
+        + Maintenance
+{
+}
+
+/// Users, their certificates and gateway passwords, and the log of security changes.
+///
+/// Concurrency contract:
+/// - a certificate fingerprint belongs to at most one user, ever, and a user has at most one
+///   current certificate: two registrations racing for the same fingerprint or user leave
+///   one winner and give the other [`StoreError::Conflict`] or its "already current" outcome,
+///   never two owners (a uniqueness constraint decides, not a read before the write);
+/// - security changes get strictly increasing ids in commit order as a watcher reading
+///   "after `id`" sees them: no change may appear later with a smaller id than one already
+///   read.
+pub trait IdentityStore: Send + Sync + 'static {
     /// Registers a certificate in one transaction. A new username creates a pending user with
     /// `new_password_hash`; a known username gets this certificate as its current one (the
     /// previous one is kept, marked replaced) and keeps its password and state. Registering the
@@ -200,6 +244,20 @@ pub trait Store: Send + Sync + 'static {
     /// The id of the latest security change (0: none yet), where a follower starts.
     fn latest_security_change(&self) -> impl Future<Output = StoreResult<i64>> + Send;
 
+    /// The user's gateway password as sealed at registration, to show it again in the portal.
+    fn gateway_password_sealed(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+}
+
+/// Who may use which service: roles granted locally by operators and replicated from the
+/// central security system, each source managing only its own grants.
+///
+/// Concurrency contract: granting and revoking are idempotent (granting twice is one grant);
+/// [`RoleStore::replace_replicated_roles`] replaces the whole replicated set in one commit,
+/// so a reader sees the old set or the new one.
+pub trait RoleStore: Send + Sync + 'static {
     /// Grants `service` to the user on behalf of `source`; `false` if that source already had.
     /// The service name is not checked against the catalogue here; that is the caller's job.
     fn grant_role(
@@ -235,7 +293,14 @@ pub trait Store: Send + Sync + 'static {
         service: &str,
         since: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
 
+/// The append-only audit log.
+///
+/// Concurrency contract: events get increasing ids in commit order (readers page with
+/// `since_id`); a batch appends all or nothing; expiry removes only what is older than its
+/// bound and at most through the id it was given, so events appended meanwhile stay.
+pub trait AuditLog: Send + Sync + 'static {
     /// Appends events to the audit log, in order, in one commit.
     fn append_audit(&self, events: &[AuditEvent]) -> impl Future<Output = StoreResult<()>> + Send;
 
@@ -251,7 +316,19 @@ pub trait Store: Send + Sync + 'static {
         &self,
         query: AuditQuery,
     ) -> impl Future<Output = StoreResult<Vec<(i64, AuditEvent)>>> + Send;
+}
 
+/// Transactions, their status history, and the outbox of work (deliveries and replays).
+///
+/// Concurrency contract:
+/// - an upload's FTPTransactionID is unique per user: of two racing commits of the same name
+///   one records the transaction, the other is told the name was used;
+/// - delivery is FIFO per (user, service) by transaction id: [`TransactionLog::due_work`]
+///   never returns an upload while an older one of the same user and service has work;
+/// - [`TransactionLog::advance`] applies a step only from its `from` state (compare and set),
+///   together with its `/out` files, so a step applied twice (two workers, or a retry after a
+///   crash) takes effect once.
+pub trait TransactionLog: Send + Sync + 'static {
     /// Commits a received upload as a transaction in state `received` together with its
     /// outstanding work (due now), unless the user has used its FTPTransactionID before.
     fn record_transaction(
@@ -331,6 +408,30 @@ pub trait Store: Send + Sync + 'static {
         transaction_id: i64,
     ) -> impl Future<Output = StoreResult<Vec<(StatusCode, OffsetDateTime)>>> + Send;
 
+    /// The bytes of the user's uploads that wait for delivery.
+    fn pending_upload_bytes(&self, username: &str)
+    -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Transactions per state, and outstanding work per service, for monitoring.
+    fn counts(&self) -> impl Future<Output = StoreResult<Counts>> + Send;
+
+    /// Which of `keys` a transaction or an `/out` file refers to.
+    fn referenced_blobs(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
+    /// Removes `/out` files created before `before`, and forgets the bodies of finished
+    /// transactions received before it (the transactions themselves are kept forever).
+    fn expire(&self, before: OffsetDateTime) -> impl Future<Output = StoreResult<Expired>> + Send;
+}
+
+/// Each user's `/out`: status files, responses and outbound files.
+///
+/// Concurrency contract: a name is unique in a mailbox; a file that replaces another of its
+/// name (a rewritten status file) does so in one commit, so a reader sees the old file or
+/// the new one, never neither.
+pub trait MailboxStore: Send + Sync + 'static {
     /// Puts a file in the user's `/out` unless one of that name is there; `false` if one is.
     fn add_out_file(
         &self,
@@ -338,10 +439,6 @@ pub trait Store: Send + Sync + 'static {
         file: NewOutFile,
         at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
-
-    /// The bytes of the user's uploads that wait for delivery.
-    fn pending_upload_bytes(&self, username: &str)
-    -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// The user's `/out`, in the order the files appeared.
     fn out_files(
@@ -363,33 +460,13 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
         name: &str,
     ) -> impl Future<Output = StoreResult<Option<OutContent>>> + Send;
+}
 
-    /// Transactions per state, and outstanding work per service, for monitoring.
-    fn counts(&self) -> impl Future<Output = StoreResult<Counts>> + Send;
-
-    /// Answers if the store can be reached.
-    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// Bounds the write-ahead log: copies it into the database and truncates it, as far as
-    /// readers allow. Where the database does that itself, nothing.
-    fn checkpoint(&self) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// Which of `keys` a transaction or an `/out` file refers to.
-    fn referenced_blobs(
-        &self,
-        keys: &[String],
-    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
-
-    /// Removes `/out` files created before `before`, and forgets the bodies of finished
-    /// transactions received before it (the transactions themselves are kept forever).
-    fn expire(&self, before: OffsetDateTime) -> impl Future<Output = StoreResult<Expired>> + Send;
-
-    /// The user's gateway password as sealed at registration, to show it again in the portal.
-    fn gateway_password_sealed(
-        &self,
-        username: &str,
-    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
-
+/// The Certificate Portal's accounts, sessions and registration jobs.
+///
+/// Concurrency contract: a session token hash is unique; at most one registration job per
+/// certificate is queued at a time (a second request returns the queued one).
+pub trait PortalStore: Send + Sync + 'static {
     /// The portal account of `username`, if the person has ever changed its password or
     /// profile.
     fn portal_account(
@@ -486,4 +563,14 @@ pub trait Store: Send + Sync + 'static {
         outcome: Result<(), String>,
         at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Health and housekeeping of the store itself.
+pub trait Maintenance: Send + Sync + 'static {
+    /// Answers if the store can be reached.
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Bounds the write-ahead log: copies it into the database and truncates it, as far as
+    /// readers allow. Where the database does that itself, nothing.
+    fn checkpoint(&self) -> impl Future<Output = StoreResult<()>> + Send;
 }

@@ -1,6 +1,7 @@
 //! Transactions inside the gateway: committing a received upload (or answering a reused name
 //! or a failed format check with status_0), backends' answers and outbound files
-//! (`answers.rs`), and the retention sweep of `/out`. Delivery is in [`crate::delivery`].
+//! (`answers.rs`), what users read of their `/out` (`mailbox.rs`), what operators see and do
+//! (`operations.rs`), and the retention sweep of `/out`. Delivery is in [`crate::delivery`].
 //!
 //! Durability order for an upload: the body is fsynced in the blob store, then the
 //! transaction and its work commit in one store transaction, then the client gets `226`.
@@ -8,6 +9,7 @@
 
 mod answers;
 mod mailbox;
+mod operations;
 mod retention;
 
 use std::sync::Arc;
@@ -26,18 +28,28 @@ use tokio::sync::watch;
 
 pub use answers::{Answered, Outbound, OutboundError, Posted, TransitionError};
 pub use mailbox::{MailboxReader, ReadError};
+pub use operations::Operations;
 pub use retention::{RetentionPolicy, run_retention};
 
 /// The transaction machinery one gateway process shares between its sessions and workers.
 pub struct Transactions<S, B> {
-    pub store: Arc<S>,
-    pub blobs: Arc<B>,
+    pub(crate) store: Arc<S>,
+    pub(crate) blobs: Arc<B>,
     ids: SkatTransactionIds,
     errors: ErrorCatalogue,
     formats: RecordFormats,
-    /// Counts up whenever new work was committed, waking every delivery worker.
-    work_ready: watch::Sender<u64>,
+    work_ready: WorkSignal,
     clock: Clock,
+}
+
+/// Counts up whenever new work was committed, waking every delivery worker of the process.
+#[derive(Clone, Default)]
+pub(crate) struct WorkSignal(Arc<watch::Sender<u64>>);
+
+impl WorkSignal {
+    fn wake(&self) {
+        self.0.send_modify(|count| *count = count.wrapping_add(1));
+    }
 }
 
 /// Who uploaded what where: the facts a transaction needs besides the body.
@@ -77,7 +89,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             ids: SkatTransactionIds::new(node_id),
             errors: ErrorCatalogue::builtin(),
             formats: RecordFormats::builtin(),
-            work_ready: watch::Sender::new(0),
+            work_ready: WorkSignal::default(),
             clock: Clock::System,
         }
     }
@@ -94,13 +106,12 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
 
     /// Tells the delivery workers that there is new work.
     pub fn wake_workers(&self) {
-        self.work_ready
-            .send_modify(|count| *count = count.wrapping_add(1));
+        self.work_ready.wake();
     }
 
     /// What a delivery worker waits on for new work.
     pub fn work_signal(&self) -> watch::Receiver<u64> {
-        self.work_ready.subscribe()
+        self.work_ready.0.subscribe()
     }
 
     /// A fresh SKATTransactionId (for an unrelated outbound file that brings none).

@@ -20,8 +20,8 @@ use mftgw_blobs::BlobStore;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_store::Store;
 
-use mftgw_core::audit::Auditor;
-use mftgw_core::transactions::Transactions;
+use mftgw_core::transactions::{Operations, Transactions};
+use mftgw_core::users::Users;
 
 pub use error::ApiError;
 pub use operator::run_gauges;
@@ -44,7 +44,8 @@ pub struct ApiBackend {
 
 pub struct ApiState<S, B> {
     pub transactions: Arc<Transactions<S, B>>,
-    pub auditor: Arc<Auditor>,
+    pub users: Arc<Users<S>>,
+    pub operations: Arc<Operations<S>>,
     pub backends: Vec<ApiBackend>,
     pub catalogue: Arc<ServiceCatalogue>,
     /// The operators' token for `/v1/admin/`; none: the admin API refuses every call.

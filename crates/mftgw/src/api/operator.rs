@@ -18,7 +18,8 @@ use mftgw_store::Store;
 use time::format_description::well_known::Rfc3339;
 
 use super::{ApiError, ApiState};
-use mftgw_core::admin::{self, AdminError};
+use mftgw_core::transactions::Operations;
+use mftgw_core::users::AdminError;
 
 type Reply = Result<Json<serde_json::Value>, ApiError>;
 
@@ -30,8 +31,7 @@ pub async fn readyz<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
 ) -> Result<&'static str, ApiError> {
     state
-        .transactions
-        .store
+        .operations
         .ping()
         .await
         .map_err(ApiError::unavailable)?;
@@ -58,16 +58,19 @@ pub async fn metrics<S: Store, B: BlobStore>(
 
 /// Sets the gauges of the store's counts every `every`, until `shutdown`.
 pub async fn run_gauges<S: Store>(
-    store: Arc<S>,
+    operations: Arc<Operations<S>>,
     delivered_services: Vec<String>,
     every: std::time::Duration,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    mftgw_core::periodic::every(every, shutdown, || set_gauges(&*store, &delivered_services)).await;
+    mftgw_core::periodic::every(every, shutdown, || {
+        set_gauges(&operations, &delivered_services)
+    })
+    .await;
 }
 
-async fn set_gauges<S: Store>(store: &S, delivered_services: &[String]) {
-    let counts = match store.counts().await {
+async fn set_gauges<S: Store>(operations: &Operations<S>, delivered_services: &[String]) {
+    let counts = match operations.counts().await {
         Ok(counts) => counts,
         Err(error) => {
             tracing::warn!(%error, "cannot read the store's counts for the metrics");
@@ -142,12 +145,7 @@ pub async fn users<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
     _operator: Operator,
 ) -> Reply {
-    let users = state
-        .transactions
-        .store
-        .list_users()
-        .await
-        .map_err(ApiError::unavailable)?;
+    let users = state.users.list().await.map_err(ApiError::unavailable)?;
     let users: Vec<serde_json::Value> = users
         .iter()
         .map(|user| {
@@ -175,14 +173,11 @@ pub async fn set_state<S: Store, B: BlobStore>(
         "delete" => UserState::Deleted,
         _ => return Err(ApiError::not_found("use suspend, activate or delete")),
     };
-    admin::set_state(
-        &*state.transactions.store,
-        &state.auditor,
-        &username,
-        new_state,
-    )
-    .await
-    .map_err(action_error)?;
+    state
+        .users
+        .set_state(&username, new_state)
+        .await
+        .map_err(action_error)?;
     Ok(Json(
         serde_json::json!({ "username": username, "state": new_state.as_str() }),
     ))
@@ -194,8 +189,7 @@ pub async fn roles<S: Store, B: BlobStore>(
     Path(username): Path<String>,
 ) -> Reply {
     let roles = state
-        .transactions
-        .store
+        .users
         .roles(&username)
         .await
         .map_err(|error| action_error(error.into()))?;
@@ -209,15 +203,11 @@ pub async fn grant<S: Store, B: BlobStore>(
     _operator: Operator,
     Path((username, service)): Path<(String, String)>,
 ) -> Reply {
-    let granted = admin::grant_role(
-        &*state.transactions.store,
-        &state.auditor,
-        &state.catalogue,
-        &username,
-        &service,
-    )
-    .await
-    .map_err(action_error)?;
+    let granted = state
+        .users
+        .grant_role(&username, &service)
+        .await
+        .map_err(action_error)?;
     Ok(Json(
         serde_json::json!({ "username": username, "service": service, "changed": granted }),
     ))
@@ -228,14 +218,11 @@ pub async fn revoke<S: Store, B: BlobStore>(
     _operator: Operator,
     Path((username, service)): Path<(String, String)>,
 ) -> Reply {
-    let revoked = admin::revoke_role(
-        &*state.transactions.store,
-        &state.auditor,
-        &username,
-        &service,
-    )
-    .await
-    .map_err(action_error)?;
+    let revoked = state
+        .users
+        .revoke_role(&username, &service)
+        .await
+        .map_err(action_error)?;
     Ok(Json(
         serde_json::json!({ "username": username, "service": service, "changed": revoked }),
     ))
@@ -258,9 +245,8 @@ pub async fn deliveries<S: Store, B: BlobStore>(
     _operator: Operator,
 ) -> Reply {
     let work = state
-        .transactions
-        .store
-        .pending_work(10_000)
+        .operations
+        .pending_deliveries(10_000)
         .await
         .map_err(ApiError::unavailable)?;
     let deliveries: Vec<serde_json::Value> = work
@@ -285,10 +271,11 @@ pub async fn retry<S: Store, B: BlobStore>(
     _operator: Operator,
     Path(id): Path<String>,
 ) -> Reply {
-    admin::retry_delivery(&*state.transactions.store, &state.auditor, &id)
+    state
+        .operations
+        .retry_delivery(&id)
         .await
         .map_err(action_error)?;
-    state.transactions.wake_workers();
     Ok(Json(
         serde_json::json!({ "skat_transaction_id": id, "due": "now" }),
     ))
@@ -299,10 +286,11 @@ pub async fn replay<S: Store, B: BlobStore>(
     _operator: Operator,
     Path(id): Path<String>,
 ) -> Reply {
-    admin::replay_delivery(&*state.transactions.store, &state.auditor, &id)
+    state
+        .operations
+        .replay_delivery(&id)
         .await
         .map_err(action_error)?;
-    state.transactions.wake_workers();
     Ok(Json(
         serde_json::json!({ "skat_transaction_id": id, "replay": "scheduled" }),
     ))
@@ -314,8 +302,7 @@ pub async fn certificates<S: Store, B: BlobStore>(
     Path(username): Path<String>,
 ) -> Reply {
     let certificates = state
-        .transactions
-        .store
+        .users
         .certificates(&username)
         .await
         .map_err(|error| action_error(error.into()))?;

@@ -17,6 +17,7 @@ use super::sessions::LoggedIn;
 use super::{Gateway, TreeOwner, UserTree};
 use mftgw_core::audit::Unauthenticated;
 use mftgw_core::throttle::{AttemptKeys, Verdict};
+use mftgw_core::users::Standing;
 
 impl<S: Store, B: BlobStore> Gateway<S, B> {
     pub(super) async fn log_in(
@@ -45,13 +46,8 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
             certificate: &client.certificate,
             intermediates: &client.intermediates,
         });
-        let looked_up = async {
-            let known = self.store.find_user(username).await?;
-            let owner = self.store.certificate_owner(&fingerprint).await?;
-            Ok::<_, mftgw_store::StoreError>((known, owner))
-        };
-        let (known, owner) = match looked_up.await {
-            Ok(found) => found,
+        let Standing { known, owner } = match self.users.standing(username, &fingerprint).await {
+            Ok(standing) => standing,
             Err(error) => {
                 tracing::error!(%error, "store unavailable during login");
                 self.auditor

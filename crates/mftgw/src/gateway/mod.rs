@@ -1,4 +1,4 @@
-//! The gateway behind the FTPS engine: logins decided by the domain rules against the store,
+//! The gateway behind the FTPS engine: logins decided by the domain rules against the users,
 //! each user's virtual tree (where uploads become transactions), the live sessions whose
 //! authorisation can be withdrawn, and the audit trail of every security decision.
 
@@ -26,11 +26,12 @@ use mftgw_core::audit::{Auditor, Network, Unauthenticated};
 use mftgw_core::telemetry;
 use mftgw_core::throttle::SharedThrottle;
 use mftgw_core::transactions::Transactions;
+use mftgw_core::users::Users;
 use quota::UploadsInFlight;
 use sessions::LiveSessions;
 
 pub struct Gateway<S, B> {
-    store: Arc<S>,
+    users: Arc<Users<S>>,
     transactions: Arc<Transactions<S, B>>,
     catalogue: Arc<ServiceCatalogue>,
     password_key: PasswordKey,
@@ -44,7 +45,8 @@ pub struct Gateway<S, B> {
 }
 
 /// What a gateway is made of besides its transactions.
-pub struct GatewayParts {
+pub struct GatewayParts<S> {
+    pub users: Arc<Users<S>>,
     pub catalogue: Arc<ServiceCatalogue>,
     pub password_key: PasswordKey,
     pub throttle: ThrottleConfig,
@@ -54,9 +56,9 @@ pub struct GatewayParts {
 }
 
 impl<S: Store, B: BlobStore> Gateway<S, B> {
-    pub fn new(transactions: Arc<Transactions<S, B>>, parts: GatewayParts) -> Gateway<S, B> {
+    pub fn new(transactions: Arc<Transactions<S, B>>, parts: GatewayParts<S>) -> Gateway<S, B> {
         Gateway {
-            store: Arc::clone(&transactions.store),
+            users: parts.users,
             transactions,
             catalogue: parts.catalogue,
             password_key: parts.password_key,

@@ -158,7 +158,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                 .push(live.clone());
         }
         for (username, sessions) in by_user {
-            let known = self.store.find_user(username).await?;
+            let known = self.users.find(username).await?;
             let now = OffsetDateTime::now_utc();
             for live in sessions {
                 if let Err(refusal) = session_authorisation(known.as_ref(), &live.fingerprint, now)
@@ -214,7 +214,7 @@ pub async fn run_authorisation_watch<S: Store, B: BlobStore>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut cursor = loop {
-        match gateway.store.latest_security_change().await {
+        match gateway.users.latest_security_change().await {
             Ok(latest) => break latest,
             Err(error) => {
                 tracing::error!(%error, "cannot follow security changes yet: store unavailable");
@@ -231,7 +231,7 @@ pub async fn run_authorisation_watch<S: Store, B: BlobStore>(
     loop {
         tokio::select! {
             _ = poll.tick() => {
-                match gateway.store.security_changes(cursor, CHANGE_BATCH).await {
+                match gateway.users.security_changes(cursor, CHANGE_BATCH).await {
                     Ok(changes) => {
                         let Some(last) = changes.last().map(|change| change.id) else { continue };
                         let usernames = changes.into_iter().map(|change| change.username).collect();

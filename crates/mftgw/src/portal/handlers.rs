@@ -24,15 +24,15 @@ use super::pages::{
     LoginPage, OutPage, OutRow, OverviewPage, Page, PasswordPage, RefusedPage, TransactionRow,
     TransactionsPage, error_page, human_size, local_date, local_time, render, see_other,
 };
-use super::registration::{self, RegistrationStatus};
 use super::session::{
-    self, LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, SessionLookup, clear_cookie, cookie,
-    csrf_matches, set_cookie,
+    LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, clear_cookie, cookie, csrf_matches, set_cookie,
 };
 use super::texts::Lang;
 use super::{FirstPassword, PortalState};
 use crate::https::TlsPeer;
+use mftgw_core::portal::{Listed, Presented, RegistrationStatus, SessionLookup, random_token};
 use mftgw_core::throttle::{AttemptKeys, Verdict};
+use mftgw_core::users::Standing;
 
 /// A page, or the page that answers instead (login, refusal, error): both are responses.
 type PortalResult = Result<Response, Response>;
@@ -86,8 +86,8 @@ impl Certified {
             .with_cert_fingerprint(&self.fingerprint)
     }
 
-    fn presented<'a, S>(&'a self, state: &'a PortalState<S>) -> registration::Presented<'a> {
-        registration::Presented {
+    fn presented<'a, S>(&'a self, state: &'a PortalState<S>) -> Presented<'a> {
+        Presented {
             info: &self.info,
             der: &self.der,
             trust: &state.trust,
@@ -107,13 +107,11 @@ async fn refuse_if_limited<S: Store>(
     if who.revoked {
         return Err(refused(who.lang.texts().error_revoked));
     }
-    let store = &*state.store;
-    let looked_up = async {
-        let known = store.find_user(&who.username).await?;
-        let owner = store.certificate_owner(&who.fingerprint).await?;
-        Ok::<_, StoreError>((known, owner))
-    };
-    let (known, owner) = looked_up.await.map_err(|error| internal(who.lang, error))?;
+    let Standing { known, owner } = state
+        .users
+        .standing(&who.username, &who.fingerprint)
+        .await
+        .map_err(|error| internal(who.lang, error))?;
     let replaced = owner.is_some_and(|owner| !owner.current);
     let barred = known.is_some_and(|known| {
         matches!(
@@ -238,7 +236,7 @@ fn internal(lang: Lang, error: StoreError) -> Response {
 
 /// The login page for the certificate, with a fresh login CSRF cookie.
 fn login_page(who: &Certified, status: StatusCode, page: Page) -> Response {
-    let csrf = session::random_token();
+    let csrf = random_token();
     render(
         status,
         &LoginPage {
@@ -256,7 +254,9 @@ async fn signed_in<S: Store>(
     who: &Certified,
     headers: &HeaderMap,
 ) -> Result<PortalSession, Response> {
-    let lookup = session::lookup(&*state.store, headers, &who.fingerprint, state.timeouts)
+    let lookup = state
+        .portal
+        .lookup_session(cookie(headers, SESSION_COOKIE), &who.fingerprint)
         .await
         .map_err(|error| internal(who.lang, error))?;
     let page = Page::new(who.lang, |t| t.login_title);
@@ -392,12 +392,14 @@ async fn overview<S: Store>(
 ) -> PortalResult {
     let lang = who.lang;
     let t = lang.texts();
-    let store = &*state.store;
-    let registration = registration::status(store, &who.username, &who.presented(state), now())
+    let registration = state
+        .portal
+        .registration_status(&who.username, &who.presented(state), now())
         .await
         .map_err(|error| internal(lang, error))?;
-    let account = store
-        .portal_account(&who.username)
+    let account = state
+        .portal
+        .account(&who.username)
         .await
         .map_err(|error| internal(lang, error))?;
     let profile = account.map(|account| account.profile);
@@ -406,7 +408,8 @@ async fn overview<S: Store>(
         .is_none_or(|profile| Interfaces::from_stored(&profile.interfaces).ftps);
     let shows_gateway_user = registration.is_registered() && !who.revoked;
     let gateway_password = if shows_gateway_user {
-        store
+        state
+            .users
             .gateway_password_sealed(&who.username)
             .await
             .map_err(|error| internal(lang, error))?
@@ -496,8 +499,8 @@ pub async fn login<S: Store>(
     check_csrf(state, &who, expected, submitted.csrf.as_deref()).await?;
     let t = who.lang.texts();
     let current = state
-        .store
-        .find_user(&who.username)
+        .users
+        .find(&who.username)
         .await
         .map_err(|error| internal(who.lang, error))?;
     let keys = attempt_keys(&who, current.as_ref());
@@ -517,8 +520,8 @@ pub async fn login<S: Store>(
     // Before the check: a client that gives up waiting learns nothing.
     tokio::time::sleep(delay).await;
     let account = state
-        .store
-        .portal_account(&who.username)
+        .portal
+        .account(&who.username)
         .await
         .map_err(|error| internal(who.lang, error))?;
     let secret = portal_secret(state.first_password, account, now());
@@ -535,7 +538,9 @@ pub async fn login<S: Store>(
         let page = Page::new(who.lang, |t| t.login_title).error(t.login_wrong_password);
         return Err(login_page(&who, StatusCode::UNAUTHORIZED, page));
     }
-    let token = session::start(&*state.store, &who.username, &who.fingerprint, must_change)
+    let token = state
+        .portal
+        .start_session(&who.username, &who.fingerprint, must_change)
         .await
         .map_err(|error| internal(who.lang, error))?;
     audit(
@@ -619,8 +624,8 @@ pub async fn change_password<S: Store>(
     refuse_if_limited(state, &who).await?;
     let lang = who.lang;
     let current = state
-        .store
-        .find_user(&who.username)
+        .users
+        .find(&who.username)
         .await
         .map_err(|error| internal(lang, error))?;
     let keys = attempt_keys(&who, current.as_ref());
@@ -642,8 +647,8 @@ pub async fn change_password<S: Store>(
         Verdict::Delay(delay) => tokio::time::sleep(delay).await,
     }
     let account = state
-        .store
-        .portal_account(&who.username)
+        .portal
+        .account(&who.username)
         .await
         .map_err(|error| internal(lang, error))?;
     let secret = portal_secret(state.first_password, account, now());
@@ -684,16 +689,11 @@ pub async fn change_password<S: Store>(
             lang.texts().error_internal,
         )
     })?;
-    let store = &*state.store;
-    let token = async {
-        store
-            .set_portal_password(&who.username, &hash, now())
-            .await?;
-        store.delete_portal_sessions_of(&who.username, None).await?;
-        session::start(store, &who.username, &who.fingerprint, false).await
-    }
-    .await
-    .map_err(|error| internal(lang, error))?;
+    let token = state
+        .portal
+        .change_password(&who.username, &who.fingerprint, &hash)
+        .await
+        .map_err(|error| internal(lang, error))?;
     audit(
         state,
         who.audit(AuditEvent::allowed(now(), "portal.password")),
@@ -739,8 +739,9 @@ pub async fn register<S: Store>(
     let (who, _, _) = visit
         .signed_in_form(submitted, BeforePasswordChange::Refused)
         .await?;
-    let store = &*state.store;
-    let status = registration::status(store, &who.username, &who.presented(state), now())
+    let status = state
+        .portal
+        .registration_status(&who.username, &who.presented(state), now())
         .await
         .map_err(|error| internal(who.lang, error))?;
     if !status.can_register() {
@@ -753,7 +754,8 @@ pub async fn register<S: Store>(
         .await;
         return Ok(see_other("/", &[]));
     }
-    let (job, created) = store
+    let (job, created) = state
+        .portal
         .request_registration(NewRegistrationJob {
             username: who.username.clone(),
             cert_fingerprint: who.fingerprint.clone(),
@@ -762,7 +764,6 @@ pub async fn register<S: Store>(
         })
         .await
         .map_err(|error| internal(who.lang, error))?;
-    state.registrations.notify_one();
     audit(
         state,
         who.audit(AuditEvent::info(now(), "portal.register_requested"))
@@ -840,8 +841,8 @@ pub async fn profile<S: Store>(
         }
     };
     state
-        .store
-        .set_portal_profile(&who.username, &profile, now())
+        .portal
+        .set_profile(&who.username, &profile)
         .await
         .map_err(|error| internal(who.lang, error))?;
     audit(
@@ -867,33 +868,30 @@ pub async fn transactions<S: Store>(visit: Visit<S>) -> PortalResult {
     let session = signed_in_with_password(state, &who, headers).await?;
     refuse_if_limited(state, &who).await?;
     let lang = who.lang;
-    let store = &*state.store;
-    let rows = async {
-        let mut rows = Vec::new();
-        for transaction in store
-            .transactions(Some(&who.username), RECENT_TRANSACTIONS)
-            .await?
-        {
-            let history = store
-                .status_history(transaction.id)
-                .await?
-                .into_iter()
-                .map(|(code, at)| format!("{} · {}", lang.status_code(code), local_time(at)))
-                .collect();
-            rows.push(TransactionRow {
+    let rows = state
+        .portal
+        .recent_transactions(&who.username, RECENT_TRANSACTIONS)
+        .await
+        .map_err(|error| internal(lang, error))?
+        .into_iter()
+        .map(
+            |Listed {
+                 transaction,
+                 history,
+             }| TransactionRow {
                 received_at: local_time(transaction.received_at),
                 service: transaction.service,
                 file: transaction.ftp_transaction_id,
                 skat_id: transaction.skat_transaction_id,
                 size: human_size(transaction.size),
                 state: lang.transaction_state(transaction.state),
-                history,
-            });
-        }
-        Ok::<_, StoreError>(rows)
-    }
-    .await
-    .map_err(|error| internal(lang, error))?;
+                history: history
+                    .into_iter()
+                    .map(|(code, at)| format!("{} · {}", lang.status_code(code), local_time(at)))
+                    .collect(),
+            },
+        )
+        .collect();
     audit(
         state,
         who.audit(AuditEvent::info(now(), "portal.view"))
@@ -918,11 +916,11 @@ pub async fn out<S: Store>(visit: Visit<S>) -> PortalResult {
     let who = visit.certified().await?;
     let session = signed_in_with_password(state, &who, headers).await?;
     refuse_if_limited(state, &who).await?;
-    let files = match state.store.out_files(&who.username).await {
-        Ok(files) => files,
-        Err(StoreError::NotFound { .. }) => Vec::new(),
-        Err(error) => return Err(internal(who.lang, error)),
-    };
+    let files = state
+        .portal
+        .out_files(&who.username)
+        .await
+        .map_err(|error| internal(who.lang, error))?;
     let rows = files
         .into_iter()
         .map(|file| OutRow {
@@ -946,8 +944,8 @@ pub async fn logout<S: Store>(
         .signed_in_form(submitted, BeforePasswordChange::Allowed)
         .await?;
     state
-        .store
-        .delete_portal_session(&session.token_hash)
+        .portal
+        .end_session(&session)
         .await
         .map_err(|error| internal(who.lang, error))?;
     audit(

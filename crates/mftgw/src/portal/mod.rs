@@ -5,12 +5,12 @@
 //! the certificate, CSRF tokens on every form, registration as a job.
 //!
 //! - `handlers.rs`: the pages and forms; `pages.rs`: templates and responses;
-//! - `session.rs`: cookies, sessions, CSRF; `registration.rs`: the registration job and the
-//!   worker; `texts.rs`: the words in both languages.
+//! - `session.rs`: cookies and CSRF; `texts.rs`: the words in both languages.
+//!
+//! Sessions, accounts and the registration job are [`mftgw_core::portal`]'s.
 
 mod handlers;
 mod pages;
-mod registration;
 mod session;
 mod texts;
 
@@ -32,13 +32,12 @@ use mftgw_domain::password::PasswordKey;
 use mftgw_domain::portal::{PortalSecret, hash_portal_password, verify_portal_password};
 use mftgw_oces::trust::TrustStore;
 use mftgw_store::Store;
-use tokio::sync::{Notify, Semaphore};
-
-pub use registration::{RegistrationWorker, run_registrations};
-pub use session::{SessionTimeouts, run_session_sweep};
+use tokio::sync::Semaphore;
 
 use mftgw_core::audit::Auditor;
+use mftgw_core::portal::Portal;
 use mftgw_core::throttle::SharedThrottle;
+use mftgw_core::users::Users;
 
 /// Portal forms are a few short fields.
 const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -63,16 +62,14 @@ pub enum FirstPassword {
 }
 
 pub struct PortalState<S> {
-    pub store: Arc<S>,
+    pub portal: Arc<Portal<S>>,
+    pub users: Arc<Users<S>>,
     pub auditor: Arc<Auditor>,
     /// Per request: is the certificate revoked (the TLS layer lets revoked ones register)?
     pub trust: Arc<TrustStore>,
     pub password_key: PasswordKey,
     pub throttle: SharedThrottle,
-    pub timeouts: SessionTimeouts,
     pub first_password: FirstPassword,
-    /// Wakes the registration worker when a job is queued.
-    pub registrations: Arc<Notify>,
     pub guards: PortalGuards,
 }
 

@@ -6,7 +6,7 @@ use mftgw_domain::portal::FieldProblem;
 use mftgw_domain::status::StatusCode;
 use mftgw_oces::identity::{CertificateKind, IdentityRefusal};
 
-use super::registration::RegistrationStatus;
+use mftgw_core::portal::RegistrationStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {

@@ -17,11 +17,12 @@ use sqlx::{Row, SqliteExecutor, SqlitePool};
 use time::OffsetDateTime;
 
 use crate::{
-    Advance, Advanced, AuditQuery, CertificateRegistration, Counts, Expired, NewOutFile,
-    NewOutbound, NewRegistrationJob, NewTransaction, OutContent, OutFileEntry, OutboundRecorded,
-    PortalAccount, PortalProfile, PortalSession, QueuedRegistration, Recorded,
-    RegisteredCertificate, RegistrationJob, RegistrationOutcome, ReplicatedRoles, RoleSource,
-    SecurityChange, Store, StoreError, StoreResult, WorkItem, timestamp,
+    Advance, Advanced, AuditLog, AuditQuery, CertificateRegistration, Counts, Expired,
+    IdentityStore, MailboxStore, Maintenance, NewOutFile, NewOutbound, NewRegistrationJob,
+    NewTransaction, OutContent, OutFileEntry, OutboundRecorded, PortalAccount, PortalProfile,
+    PortalSession, PortalStore, QueuedRegistration, Recorded, RegisteredCertificate,
+    RegistrationJob, RegistrationOutcome, ReplicatedRoles, RoleSource, RoleStore, SecurityChange,
+    StoreError, StoreResult, TransactionLog, WorkItem, timestamp,
 };
 
 mod audit;
@@ -163,7 +164,7 @@ async fn stable_query_plans(connection: &mut SqliteConnection) -> Result<(), sql
     }
 }
 
-impl Store for SqliteStore {
+impl IdentityStore for SqliteStore {
     async fn register_certificate(
         &self,
         registration: CertificateRegistration,
@@ -445,6 +446,12 @@ impl Store for SqliteStore {
         Ok(latest.unwrap_or(0))
     }
 
+    async fn gateway_password_sealed(&self, username: &str) -> StoreResult<Option<String>> {
+        portal::gateway_password_sealed(&self.reader, username).await
+    }
+}
+
+impl RoleStore for SqliteStore {
     async fn grant_role(
         &self,
         username: &str,
@@ -578,19 +585,23 @@ impl Store for SqliteStore {
         .await?;
         Ok(held)
     }
+}
 
+impl AuditLog for SqliteStore {
     async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
         audit::append(&self.writer, events).await
-    }
-
-    async fn audit_events(&self, query: AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>> {
-        audit::events(&self.reader, query).await
     }
 
     async fn expire_audit(&self, before: OffsetDateTime, through_id: i64) -> StoreResult<u64> {
         audit::expire(&self.writer, before, through_id).await
     }
 
+    async fn audit_events(&self, query: AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>> {
+        audit::events(&self.reader, query).await
+    }
+}
+
+impl TransactionLog for SqliteStore {
     async fn record_transaction(&self, transaction: NewTransaction) -> StoreResult<Recorded> {
         transactions::record_transaction(&self.writer, transaction).await
     }
@@ -681,33 +692,8 @@ impl Store for SqliteStore {
         transactions::status_history(&self.reader, transaction_id).await
     }
 
-    async fn add_out_file(
-        &self,
-        username: &str,
-        file: NewOutFile,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        transactions::add_out_file(&self.writer, username, file, at).await
-    }
-
     async fn pending_upload_bytes(&self, username: &str) -> StoreResult<u64> {
         transactions::pending_upload_bytes(&self.reader, username).await
-    }
-
-    async fn out_files(&self, username: &str) -> StoreResult<Vec<OutFileEntry>> {
-        transactions::out_files(&self.reader, username).await
-    }
-
-    async fn out_file(
-        &self,
-        username: &str,
-        name: &str,
-    ) -> StoreResult<Option<(OutFileEntry, OutContent)>> {
-        transactions::out_file(&self.reader, username, name).await
-    }
-
-    async fn delete_out_file(&self, username: &str, name: &str) -> StoreResult<Option<OutContent>> {
-        transactions::delete_out_file(&self.writer, username, name).await
     }
 
     async fn counts(&self) -> StoreResult<Counts> {
@@ -733,25 +719,6 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
-    }
-
-    /// On a connection of its own, with a short busy timeout: a truncating checkpoint holds
-    /// writers off while it waits for readers.
-    async fn checkpoint(&self) -> StoreResult<()> {
-        let Some(options) = &self.checkpointer else {
-            return Ok(());
-        };
-        let mut connection = sqlx::ConnectOptions::connect(options).await?;
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut connection)
-            .await?;
-        sqlx::Connection::close(connection).await?;
-        Ok(())
-    }
-
     async fn referenced_blobs(&self, keys: &[String]) -> StoreResult<Vec<String>> {
         transactions::referenced_blobs(&self.reader, keys).await
     }
@@ -759,11 +726,36 @@ impl Store for SqliteStore {
     async fn expire(&self, before: OffsetDateTime) -> StoreResult<Expired> {
         transactions::expire(&self.writer, before).await
     }
+}
 
-    async fn gateway_password_sealed(&self, username: &str) -> StoreResult<Option<String>> {
-        portal::gateway_password_sealed(&self.reader, username).await
+impl MailboxStore for SqliteStore {
+    async fn add_out_file(
+        &self,
+        username: &str,
+        file: NewOutFile,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        transactions::add_out_file(&self.writer, username, file, at).await
     }
 
+    async fn out_files(&self, username: &str) -> StoreResult<Vec<OutFileEntry>> {
+        transactions::out_files(&self.reader, username).await
+    }
+
+    async fn out_file(
+        &self,
+        username: &str,
+        name: &str,
+    ) -> StoreResult<Option<(OutFileEntry, OutContent)>> {
+        transactions::out_file(&self.reader, username, name).await
+    }
+
+    async fn delete_out_file(&self, username: &str, name: &str) -> StoreResult<Option<OutContent>> {
+        transactions::delete_out_file(&self.writer, username, name).await
+    }
+}
+
+impl PortalStore for SqliteStore {
     async fn portal_account(&self, username: &str) -> StoreResult<Option<PortalAccount>> {
         portal::portal_account(&self.reader, username).await
     }
@@ -848,6 +840,27 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> StoreResult<()> {
         portal::finish_registration(&self.writer, job_id, outcome, at).await
+    }
+}
+
+impl Maintenance for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    /// On a connection of its own, with a short busy timeout: a truncating checkpoint holds
+    /// writers off while it waits for readers.
+    async fn checkpoint(&self) -> StoreResult<()> {
+        let Some(options) = &self.checkpointer else {
+            return Ok(());
+        };
+        let mut connection = sqlx::ConnectOptions::connect(options).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut connection)
+            .await?;
+        sqlx::Connection::close(connection).await?;
+        Ok(())
     }
 }
 

@@ -2,9 +2,8 @@ use time::Duration;
 use time::macros::datetime;
 
 use super::tests::{USERNAME, registration, store_with_user};
-use crate::{
-    NewRegistrationJob, PortalProfile, PortalSession, RegistrationJobState, SqliteStore, Store,
-};
+use crate::prelude::*;
+use crate::{NewRegistrationJob, PortalProfile, PortalSession, RegistrationJobState, SqliteStore};
 
 const AT: time::OffsetDateTime = datetime!(2025-03-01 10:00 UTC);
 

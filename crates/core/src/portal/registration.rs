@@ -1,6 +1,6 @@
 //! Certificate registration from the portal, as a job: the portal queues it (idempotently:
 //! a second click finds the queued job), this worker performs it through the same
-//! [`admin::register_certificate`] the operators use, and the overview shows where it is.
+//! [`Users::register_certificate`] the operators use, and the overview shows where it is.
 //! The new user becomes active after the configured activation delay; a renewal replaces
 //! the certificate at once and keeps the gateway password. Only a newer certificate (one
 //! valid for longer) may replace the registered one, so an old or stolen certificate cannot
@@ -15,12 +15,15 @@ use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::password::PasswordKey;
 use mftgw_oces::certificate::CertificateInfo;
 use mftgw_oces::trust::TrustStore;
-use mftgw_store::{QueuedRegistration, RegistrationJobState, Store, StoreError, StoreResult};
+use mftgw_store::{
+    IdentityStore, PortalStore, QueuedRegistration, RegistrationJobState, RoleStore, StoreError,
+    StoreResult,
+};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
-use mftgw_core::admin::{self, Registrant, Registrar, RegistrationError};
-use mftgw_core::audit::Auditor;
+use crate::audit::Auditor;
+use crate::users::{Registrant, Registrar, RegistrationError, Users};
 
 /// Jobs are picked up when the portal queues one, and at least this often.
 const POLL: Duration = Duration::from_secs(1);
@@ -76,7 +79,7 @@ pub struct Presented<'a> {
 }
 
 /// Where the `presented` certificate of `username` stands at `now`.
-pub async fn status<S: Store>(
+pub(super) async fn status<S: PortalStore + IdentityStore>(
     store: &S,
     username: &str,
     presented: &Presented<'_>,
@@ -134,7 +137,7 @@ pub async fn status<S: Store>(
 /// Why the `presented` certificate may not replace the user's registered one, if it may not:
 /// only a newer certificate may, so that an old or stolen one cannot push out the one in use,
 /// and a revoked one (it may register: SPEC §1) not over one that is not revoked.
-async fn renewal_refusal<S: Store>(
+async fn renewal_refusal<S: IdentityStore>(
     store: &S,
     username: &str,
     presented: &Presented<'_>,
@@ -171,6 +174,7 @@ async fn renewal_refusal<S: Store>(
 /// What the registration worker registers with.
 pub struct RegistrationWorker<S> {
     pub store: Arc<S>,
+    pub users: Arc<Users<S>>,
     pub auditor: Arc<Auditor>,
     pub trust: Arc<TrustStore>,
     pub password_key: PasswordKey,
@@ -180,12 +184,13 @@ pub struct RegistrationWorker<S> {
 }
 
 /// Performs queued registrations until `shutdown`.
-pub async fn run_registrations<S: Store>(
+pub async fn run_registrations<S: PortalStore + IdentityStore + RoleStore>(
     worker: RegistrationWorker<S>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let RegistrationWorker {
         store,
+        users,
         auditor,
         trust,
         password_key,
@@ -193,8 +198,6 @@ pub async fn run_registrations<S: Store>(
         wake,
     } = worker;
     let registrant = Registrant {
-        store: &*store,
-        auditor: &auditor,
         key: &password_key,
         trust: &trust,
         activation_delay,
@@ -207,7 +210,7 @@ pub async fn run_registrations<S: Store>(
             Ok(queued) => {
                 for job in queued {
                     let id = job.job.id;
-                    match register(&registrant, job).await {
+                    match register(&*store, &users, &auditor, &registrant, job).await {
                         Ok(()) => {
                             failures.remove(&id);
                         }
@@ -240,11 +243,13 @@ pub async fn run_registrations<S: Store>(
 }
 
 /// Performs one job; `Err` only if the store failed (the job stays queued).
-async fn register<S: Store>(
-    registrant: &Registrant<'_, S>,
+async fn register<S: PortalStore + IdentityStore + RoleStore>(
+    store: &S,
+    users: &Users<S>,
+    auditor: &Auditor,
+    registrant: &Registrant<'_>,
     queued: QueuedRegistration,
 ) -> StoreResult<()> {
-    let store = registrant.store;
     let job = &queued.job;
     let refusal = match CertificateInfo::from_der(&queued.cert_der) {
         Err(error) => Some(error.to_string()),
@@ -259,13 +264,16 @@ async fn register<S: Store>(
     };
     let outcome = match refusal {
         Some(reason) => Err(RegistrationError::Refused(reason)),
-        None => admin::register_certificate(registrant, &queued.cert_der).await,
+        None => {
+            users
+                .register_certificate(registrant, &queued.cert_der)
+                .await
+        }
     };
     let outcome = match outcome {
         Ok(_) => Ok(()),
         Err(RegistrationError::Refused(reason)) => {
-            registrant
-                .auditor
+            auditor
                 .record(
                     AuditEvent::refused(
                         OffsetDateTime::now_utc(),
