@@ -12,6 +12,7 @@ pub mod files;
 pub mod keys;
 pub mod periodic;
 pub mod portal;
+pub mod projection;
 pub mod roles;
 pub mod telemetry;
 pub mod throttle;

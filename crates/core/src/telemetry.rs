@@ -41,6 +41,12 @@ pub fn delivery_attempt(service: &str, delivered: bool, seconds: f64) {
     histogram!("mftgw_delivery_seconds", "service" => service.to_string()).record(seconds);
 }
 
+/// A delivery attempt that failed, by why (`DeliveryFailure::as_str`).
+pub fn delivery_failed(service: &str, reason: &'static str) {
+    counter!("mftgw_delivery_failures_total", "service" => service.to_string(), "reason" => reason)
+        .increment(1);
+}
+
 /// An audit record dropped because its queue was full (`lane`: `decisions`, `refusals`).
 pub fn audit_dropped(lane: &'static str) {
     counter!("mftgw_audit_events_dropped_total", "lane" => lane).increment(1);

@@ -13,7 +13,7 @@ use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::password::{PasswordKey, generate_gateway_password};
 use mftgw_domain::user::UserState;
-use mftgw_domain::{CertificateOwner, KnownUser, User};
+use mftgw_domain::{AccountId, CertificateOwner, Cvr, KnownUser, User};
 use mftgw_oces::certificate::CertificateInfo;
 use mftgw_oces::identity::{CertificateKind, identity_from_der};
 use mftgw_oces::trust::TrustStore;
@@ -212,6 +212,11 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
                 info.not_after
             )));
         }
+        let (cvr, account) = Cvr::parse(identity.cvr.clone())
+            .and_then(|cvr| Ok((cvr, AccountId::parse(identity.account_label())?)))
+            .map_err(|invalid| {
+                RegistrationError::Refused(format!("certificate refused: {invalid}"))
+            })?;
         let password = generate_gateway_password();
         let username = identity.username();
         let replaced_was_revoked = match store.certificates(&username).await {
@@ -227,8 +232,8 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
         let outcome = store
             .register_certificate(CertificateRegistration {
                 username: username.clone(),
-                cvr: identity.cvr.clone(),
-                account: identity.account_label(),
+                cvr,
+                account,
                 kind: kind_name(identity.kind).to_string(),
                 fingerprint: info.fingerprint_sha256.clone(),
                 subject: info.subject.clone(),

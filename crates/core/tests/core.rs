@@ -9,7 +9,10 @@ use std::time::Duration;
 use mftgw_blobs::{BlobWriter, LocalBlobStore};
 use mftgw_core::BoxFuture;
 use mftgw_core::clock::Clock;
-use mftgw_core::delivery::{Answer, Backends, Connector, DeliveryPolicy, Parcel, run_delivery};
+use mftgw_core::delivery::{
+    Answer, Backends, Connector, DeliveryError, DeliveryFailure, DeliveryPolicy, Parcel,
+    run_delivery,
+};
 use mftgw_core::transactions::{Answered, Committed, Transactions, TransitionError, UploadTarget};
 use mftgw_domain::delivery::RetryPolicy;
 use mftgw_domain::errors::ErrorEntry;
@@ -64,14 +67,14 @@ impl Recording {
 }
 
 impl Connector for Recording {
-    fn deliver<'a>(&'a self, mut parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), String>> {
+    fn deliver<'a>(&'a self, mut parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let mut body = Vec::new();
             parcel
                 .body
                 .read_to_end(&mut body)
                 .await
-                .map_err(|error| error.to_string())?;
+                .map_err(|error| DeliveryError::new(DeliveryFailure::Gateway, error.to_string()))?;
             let transaction = parcel.transaction;
             let at = Instant::now();
             let taken = (self.plan)(transaction, at);
@@ -85,7 +88,10 @@ impl Connector for Recording {
             if taken {
                 Ok(())
             } else {
-                Err("the recording backend is down".into())
+                Err(DeliveryError::new(
+                    DeliveryFailure::Unavailable,
+                    "the recording backend is down",
+                ))
             }
         })
     }
@@ -172,8 +178,8 @@ impl Harness {
         self.store
             .register_certificate(CertificateRegistration {
                 username: username.clone(),
-                cvr: format!("1000000{n}"),
-                account: format!("UID_{n}"),
+                cvr: format!("1000000{n}").parse().unwrap(),
+                account: format!("UID_{n}").parse().unwrap(),
                 kind: "moces".into(),
                 fingerprint: format!("{n:064x}"),
                 subject: format!("CN=Test {n}"),
@@ -202,8 +208,8 @@ impl Harness {
             .unwrap();
         let target = UploadTarget {
             username: username.into(),
-            cvr: cvr.into(),
-            account: account.into(),
+            cvr: cvr.parse().unwrap(),
+            account: account.parse().unwrap(),
             service: service.into(),
             name: name.into(),
             transfer_type: 'I',
@@ -547,6 +553,56 @@ async fn backend_answers_follow_the_state_table_and_repeat_as_one() {
 /// ARCHITECTURE.md's crate invariants, read from the workspace's manifests: the protocol
 /// engines know nothing of the gateway, and the core knows no wire format. Checked over each
 /// crate's normal dependencies and those of every workspace crate it reaches.
+#[tokio::test(start_paused = true)]
+async fn work_a_dead_worker_claimed_is_delivered_when_its_lease_runs_out() {
+    let mut harness = Harness::new().await;
+    let alice = harness.user(1).await;
+    let bob = harness.user(2).await;
+    let orphaned = harness.upload(&alice, "FATCA", "orphaned.xml").await;
+    // Another node claims it and dies.
+    let now = harness.core.now();
+    let lease = time::Duration::minutes(5);
+    let claimed = harness
+        .store
+        .claim_work("dead-node", &["FATCA".to_string()], now, now + lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let backend = Recording::new(always(), Vec::new());
+    harness.start(&[("FATCA", Arc::clone(&backend))], Duration::ZERO);
+    // Bob's delivery proves the worker has polled while the claim held.
+    let later = harness.upload(&bob, "FATCA", "later.xml").await;
+    harness
+        .until(
+            Duration::from_secs(60),
+            "bob's upload delivered",
+            || async { harness.current(&later).await.state == TransactionState::Delivered },
+        )
+        .await;
+    assert_eq!(
+        harness.current(&orphaned).await.state,
+        TransactionState::Received
+    );
+    let names: Vec<String> = backend.taken().into_iter().map(|a| a.name).collect();
+    assert_eq!(names, ["later.xml"]);
+    // Once the lease runs out, this node's worker claims and delivers it, once.
+    harness
+        .until(
+            Duration::from_secs(6 * 60),
+            "the orphaned upload delivered",
+            || async { harness.current(&orphaned).await.state == TransactionState::Delivered },
+        )
+        .await;
+    let elapsed = harness.core.now() - now;
+    assert!(
+        elapsed >= lease,
+        "delivered after {elapsed} of a {lease} lease"
+    );
+    let names: Vec<String> = backend.taken().into_iter().map(|a| a.name).collect();
+    assert_eq!(names, ["later.xml", "orphaned.xml"]);
+    harness.stop().await;
+}
+
 #[test]
 fn the_crate_graph_keeps_the_architecture_invariants() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod delivery;
 pub mod errors;
+pub mod ids;
 pub mod login;
 pub mod password;
 pub mod path_segment;
@@ -25,6 +26,7 @@ mod hex;
 
 pub use audit::{AuditEvent, AuditOutcome, UnknownAuditOutcome};
 pub use catalogue::{CatalogueError, Service, ServiceCatalogue};
+pub use ids::{AccountId, Cvr, InvalidId};
 pub use login::{
     CertificateOwner, KnownUser, LoginAttempt, LoginRefusal, decide_login, session_authorisation,
 };

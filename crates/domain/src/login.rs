@@ -207,8 +207,8 @@ mod tests {
             user: User {
                 id: 1,
                 username: USERNAME.into(),
-                cvr: "12345678".into(),
-                account: "UID_1".into(),
+                cvr: "12345678".parse().unwrap(),
+                account: "UID_1".parse().unwrap(),
                 kind: "voces".into(),
                 state,
                 activate_at,

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use time::OffsetDateTime;
 
 use crate::errors::ErrorEntry;
+use crate::ids::{AccountId, Cvr};
 use crate::path_segment::{MAX_SEGMENT_BYTES, PathSegmentError, check_path_segment};
 use crate::status::{StatusCode, StatusFile};
 
@@ -87,6 +88,9 @@ pub struct Transaction {
     pub id: i64,
     pub skat_transaction_id: String,
     pub username: String,
+    /// The uploader's company and account, as their certificate says.
+    pub cvr: Cvr,
+    pub account: AccountId,
     pub service: String,
     /// The name the user uploaded; unique per user, forever.
     pub ftp_transaction_id: String,
@@ -103,14 +107,6 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// The uploader's CVR number, from the upload path.
-    pub fn cvr(&self) -> &str {
-        self.upload_path
-            .strip_prefix("/CVR_")
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default()
-    }
-
     /// The status file that records this transaction reaching `code`.
     pub fn status_file(
         &self,
@@ -133,7 +129,7 @@ impl Transaction {
 }
 
 /// The internal path of an upload, `/CVR_<cvr>/<account>/<service>/<name>`.
-pub fn upload_path(cvr: &str, account: &str, service: &str, name: &str) -> String {
+pub fn upload_path(cvr: &Cvr, account: &AccountId, service: &str, name: &str) -> String {
     format!("/CVR_{cvr}/{account}/{service}/{name}")
 }
 
@@ -282,25 +278,6 @@ mod tests {
             check_transaction_id(service, "outbound-1"),
             Err(TransactionIdError::Reserved)
         );
-    }
-
-    #[test]
-    fn the_cvr_comes_from_the_upload_path() {
-        let transaction = Transaction {
-            id: 1,
-            skat_transaction_id: "ci1_1_1".into(),
-            username: "CVR_19552101_RID_60134540".into(),
-            service: HEARTBEAT_SERVICE.into(),
-            ftp_transaction_id: "a.xml".into(),
-            upload_path: upload_path("19552101", "RID_60134540", HEARTBEAT_SERVICE, "a.xml"),
-            size: 0,
-            sha256: String::new(),
-            transfer_type: 'I',
-            blob_key: None,
-            state: TransactionState::Received,
-            received_at: OffsetDateTime::UNIX_EPOCH,
-        };
-        assert_eq!(transaction.cvr(), "19552101");
     }
 
     #[test]

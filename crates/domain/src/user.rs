@@ -1,6 +1,7 @@
 //! Gateway users: one per (CVR, account) pair, kept across certificate renewals, and the
 //! registration lifecycle pending → active, suspended, deleted (SPEC §1).
 
+use crate::ids::{AccountId, Cvr};
 use std::fmt;
 use std::str::FromStr;
 
@@ -59,9 +60,9 @@ pub struct User {
     pub id: i64,
     /// `CVR_<cvr>_<account>`, derived from the certificate.
     pub username: String,
-    pub cvr: String,
+    pub cvr: Cvr,
     /// The account part of the username: `UID_…`, `RID_…` or `UI_…`.
-    pub account: String,
+    pub account: AccountId,
     /// The certificate profile: `voces`, `moces`, `oces3-organisation` or `oces3-employee`.
     pub kind: String,
     pub state: UserState,
@@ -93,8 +94,8 @@ mod tests {
         User {
             id: 1,
             username: "CVR_12345678_UID_1".into(),
-            cvr: "12345678".into(),
-            account: "UID_1".into(),
+            cvr: "12345678".parse().unwrap(),
+            account: "UID_1".parse().unwrap(),
             kind: "voces".into(),
             state,
             activate_at,

@@ -86,17 +86,30 @@ impl AuditConfig {
     }
 }
 
-/// The embedded store's upkeep.
+/// Which store, and its upkeep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// Which implementation holds the gateway's state.
+    pub kind: StoreKind,
     /// How often the write-ahead log is copied into the database and truncated.
     pub checkpoint_secs: u64,
+}
+
+/// The store implementations a gateway can run on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// The embedded SQLite file `<data_dir>/mftgw.sqlite`, with the blobs under
+    /// `<data_dir>/files/`: one node.
+    #[default]
+    Sqlite,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            kind: StoreKind::default(),
             checkpoint_secs: 60,
         }
     }

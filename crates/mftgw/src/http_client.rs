@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mftgw_core::BoxFuture;
-use mftgw_core::delivery::{Answer, Connector, Parcel};
+use mftgw_core::delivery::{Answer, Connector, DeliveryError, DeliveryFailure, Parcel};
 use mftgw_core::roles::{MAX_DOCUMENT_BYTES, RoleFeed};
 use mftgw_domain::Transaction;
 use rustls::pki_types::pem::PemObject;
@@ -102,7 +102,7 @@ fn header_value(text: &str) -> String {
 }
 
 impl HttpPush {
-    async fn post(&self, parcel: Parcel<'_>) -> Result<(), String> {
+    async fn post(&self, parcel: Parcel<'_>) -> Result<(), DeliveryError> {
         let transaction = parcel.transaction;
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(parcel.body));
         let response = self
@@ -115,7 +115,7 @@ impl HttpPush {
                 header_value(&transaction.ftp_transaction_id),
             )
             .header("X-Mftgw-User", &transaction.username)
-            .header("X-Mftgw-Cvr", transaction.cvr())
+            .header("X-Mftgw-Cvr", transaction.cvr.as_str())
             .header("X-Mftgw-Service", &transaction.service)
             .header("X-Mftgw-Sha256", &transaction.sha256)
             .header(
@@ -127,13 +127,38 @@ impl HttpPush {
             .body(body)
             .send()
             .await
-            .map_err(|error| format!("POST {}: {}", self.url, error_chain(&error)))?;
+            .map_err(|error| {
+                let failure = if error.is_timeout() {
+                    DeliveryFailure::Timeout
+                } else {
+                    DeliveryFailure::Unreachable
+                };
+                DeliveryError::new(
+                    failure,
+                    format!("POST {}: {}", self.url, error_chain(&error)),
+                )
+            })?;
         let status = response.status();
         if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("POST {}: HTTP {status}", self.url))
+            return Ok(());
         }
+        Err(DeliveryError::new(
+            failure_of(status),
+            format!("POST {}: HTTP {status}", self.url),
+        ))
+    }
+}
+
+/// What a backend's answer other than 2xx means: it cannot take files now (5xx, 408, 429),
+/// or it will not take this one (any other: a redirect is not a delivery either).
+fn failure_of(status: reqwest::StatusCode) -> DeliveryFailure {
+    let busy = status.is_server_error()
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+    if busy {
+        DeliveryFailure::Unavailable
+    } else {
+        DeliveryFailure::Refused
     }
 }
 
@@ -150,7 +175,7 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl Connector for HttpPush {
-    fn deliver<'a>(&'a self, parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), String>> {
+    fn deliver<'a>(&'a self, parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(self.post(parcel))
     }
 
@@ -213,6 +238,18 @@ impl RoleFeed for HttpRoleFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_backend_is_retried_and_a_refusing_one_waits_for_an_operator() {
+        for busy in [500, 502, 503, 408, 429] {
+            let status = reqwest::StatusCode::from_u16(busy).unwrap();
+            assert!(failure_of(status).is_retryable(), "{status}");
+        }
+        for refusing in [302, 400, 401, 403, 404, 413] {
+            let status = reqwest::StatusCode::from_u16(refusing).unwrap();
+            assert_eq!(failure_of(status), DeliveryFailure::Refused, "{status}");
+        }
+    }
 
     #[test]
     fn names_become_visible_ascii_header_values() {

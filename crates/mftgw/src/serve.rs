@@ -12,7 +12,7 @@ use mftgw_blobs::LocalBlobStore;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_ftps::{ConnectionRate, Server, ServerConfig, SessionLimits, Timeouts, TlsSettings};
 use mftgw_oces::trust::TrustStore;
-use mftgw_store::{SqliteStore, Store};
+use mftgw_store::Store;
 use rustls::pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -25,6 +25,7 @@ use crate::gateway::{Gateway, GatewayParts, UploadLimits, run_authorisation_watc
 use crate::http_client::{HttpPush, HttpRoleFeed, HttpTarget};
 use crate::limits::Capacity;
 use crate::portal::{self, PortalState};
+use crate::stores::{OnStore, on_store};
 use mftgw_core::audit::{AuditRetention, Auditor, run_audit_retention};
 use mftgw_core::delivery::{Backends, run_delivery};
 use mftgw_core::delivery::{Simulated, Spool};
@@ -36,11 +37,37 @@ use mftgw_core::transactions::{Operations, Transactions, run_retention};
 use mftgw_core::users::Users;
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // A bad catalogue file is refused before the store is opened.
+    let catalogue = Arc::new(config.catalogue()?);
+    let job = Serve {
+        config: config.clone(),
+        catalogue,
+    };
+    on_store(&config, job).await
+}
+
+/// The gateway, to run on whichever store the configuration selects.
+struct Serve {
+    config: Config,
+    catalogue: Arc<ServiceCatalogue>,
+}
+
+impl OnStore for Serve {
+    type Output = ();
+
+    async fn run<S: Store>(self, store: Arc<S>) -> anyhow::Result<()> {
+        serve_on(self.config, self.catalogue, store).await
+    }
+}
+
+async fn serve_on<S: Store>(
+    config: Config,
+    catalogue: Arc<ServiceCatalogue>,
+    store: Arc<S>,
+) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
-    let catalogue = Arc::new(config.catalogue()?);
-    let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
     let blobs = Arc::new(
         LocalBlobStore::open(&config.blobs_path())
             .await
@@ -59,6 +86,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             swept,
             "removed blobs that no transaction or /out file refers to"
         );
+    }
+    let released = transactions.release_own_claims().await?;
+    if released > 0 {
+        tracing::info!(released, "deliveries this node had in flight are due again");
     }
     let operations = Arc::new(transactions.operations(Arc::clone(&auditor)));
     let users = Arc::new(Users::new(

@@ -11,12 +11,17 @@
 use std::future::Future;
 
 use mftgw_domain::status::StatusCode;
-use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, Transaction, User, UserState};
+use mftgw_domain::{
+    AccountId, AuditEvent, CertificateOwner, Cvr, KnownUser, Transaction, User, UserState,
+};
 use time::OffsetDateTime;
 
 mod error;
+mod plan;
 mod portal;
 mod sqlite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod timestamp;
 mod transactions;
 
@@ -27,8 +32,8 @@ pub use portal::{
 };
 pub use sqlite::SqliteStore;
 pub use transactions::{
-    Advance, Advanced, Expired, NewOutFile, NewOutbound, NewTransaction, OutContent, OutFileEntry,
-    OutboundRecorded, Recorded, WorkItem,
+    Advance, Advanced, Expired, LeaseToken, NewOutFile, NewOutbound, NewTransaction, OutContent,
+    OutFileEntry, OutboundRecorded, Recorded, WorkItem,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -46,8 +51,8 @@ pub mod prelude {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateRegistration {
     pub username: String,
-    pub cvr: String,
-    pub account: String,
+    pub cvr: Cvr,
+    pub account: AccountId,
     pub kind: String,
     pub fingerprint: String,
     pub subject: String,
@@ -119,7 +124,7 @@ pub struct SecurityChange {
     pub change: String,
 }
 
-/// What [`Store::counts`] reports.
+/// What [`TransactionLog::counts`] reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     pub transactions_by_state: Vec<(String, u64)>,
@@ -187,10 +192,15 @@ impl<T> Store for T where
 /// Users, their certificates and gateway passwords, and the log of security changes.
 ///
 /// Concurrency contract:
-/// - a certificate fingerprint belongs to at most one user, ever, and a user has at most one
-///   current certificate: two registrations racing for the same fingerprint or user leave
-///   one winner and give the other [`StoreError::Conflict`] or its "already current" outcome,
-///   never two owners (a uniqueness constraint decides, not a read before the write);
+/// - a certificate fingerprint belongs to at most one user, ever: of two registrations
+///   racing for one fingerprint, one wins and the other gets [`StoreError::Conflict`] (or
+///   "already current", for the same user), never two owners;
+/// - a user has at most one current certificate: of two registrations racing to create one
+///   user with different certificates, one creates it and the other renews it (as if it came
+///   second), never two users or two current certificates;
+/// - both hold by uniqueness constraints (`certificates_one_current_per_user`, the
+///   fingerprint's key), not only by a read before the write: an implementation with
+///   concurrent writers turns a violation into [`StoreError::Conflict`];
 /// - security changes get strictly increasing ids in commit order as a watcher reading
 ///   "after `id`" sees them: no change may appear later with a smaller id than one already
 ///   read.
@@ -323,8 +333,12 @@ pub trait AuditLog: Send + Sync + 'static {
 /// Concurrency contract:
 /// - an upload's FTPTransactionID is unique per user: of two racing commits of the same name
 ///   one records the transaction, the other is told the name was used;
-/// - delivery is FIFO per (user, service) by transaction id: [`TransactionLog::due_work`]
-///   never returns an upload while an older one of the same user and service has work;
+/// - work is claimed, not just read: [`TransactionLog::claim_work`] hands each due item to
+///   one caller until its lease runs out (then to the next caller that asks, with a new
+///   [`LeaseToken`]); failures are recorded only under the current claim;
+/// - delivery is FIFO per (user, service) by transaction id: [`TransactionLog::claim_work`]
+///   never returns an upload while an older one of the same user and service waits for a
+///   retry or is claimed by someone else;
 /// - [`TransactionLog::advance`] applies a step only from its `from` state (compare and set),
 ///   together with its `/out` files, so a step applied twice (two workers, or a retry after a
 ///   crash) takes effect once.
@@ -336,24 +350,43 @@ pub trait TransactionLog: Send + Sync + 'static {
         transaction: NewTransaction,
     ) -> impl Future<Output = StoreResult<Recorded>> + Send;
 
-    /// Work due at `now` for transactions in any of `services`, oldest first. Delivery is
-    /// FIFO per (user, service): an upload waiting for a retry holds back the later uploads
-    /// of the same user to the same service.
-    fn due_work(
+    /// Claims work due at `now` for transactions in any of `services`, oldest first, for
+    /// `owner` (a node id) until `lease_until`: nobody else is given these items before then.
+    /// Work whose lease ran out is due again. Delivery is FIFO per (user, service): an upload waiting for a retry, or
+    /// claimed by another caller, holds back the later uploads of the same user and service.
+    fn claim_work(
         &self,
+        owner: &str,
         services: &[String],
         now: OffsetDateTime,
+        lease_until: OffsetDateTime,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<WorkItem>>> + Send;
 
-    /// Records a failed delivery attempt: the attempt count, when to try again, and why.
+    /// Extends the leases of the claimed `items` (transaction id and claim) to
+    /// `lease_until`; a claim that is no longer current is left alone. Returns how many
+    /// were extended.
+    fn renew_leases(
+        &self,
+        items: &[(i64, LeaseToken)],
+        lease_until: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Ends every claim of `owner` (a node starting again: the process that claimed is
+    /// gone, and its work need not wait for the leases to run out); how many there were.
+    fn release_claims(&self, owner: &str) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Records a failed delivery attempt under the claim `lease`: the attempt count, when
+    /// to try again, and why; the claim ends. `false` if the claim is no longer current
+    /// (its lease ran out and the work was claimed again), and nothing changed.
     fn postpone_work(
         &self,
         transaction_id: i64,
+        lease: LeaseToken,
         attempts: u32,
         due_at: OffsetDateTime,
         error: &str,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// All outstanding work, oldest first.
     fn pending_work(&self, limit: u32) -> impl Future<Output = StoreResult<Vec<WorkItem>>> + Send;

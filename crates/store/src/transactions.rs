@@ -17,8 +17,8 @@ pub struct NewTransaction {
     pub blob_key: String,
     pub received_at: OffsetDateTime,
     /// Set when the upload is refused on arrival (a failed format check): the transaction is
-    /// recorded as rejected with this status_0 in `/out`, and no work.
-    pub rejection: Option<NewOutFile>,
+    /// recorded as rejected with its status_0 and these files in `/out`, and no work.
+    pub rejection: Option<Vec<NewOutFile>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct Advance {
     pub finishes_work: bool,
 }
 
-/// What [`crate::Store::advance`] did.
+/// What [`crate::TransactionLog::advance`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Advanced {
     /// Per step, whether it was applied now (`false`: it had been applied before).
@@ -103,7 +103,15 @@ pub struct WorkItem {
     pub last_error: Option<String>,
     /// Delivering again a transaction that was delivered before (no status changes).
     pub replay: bool,
+    /// The claim this item was taken with, by [`crate::TransactionLog::claim_work`]; an item read
+    /// without claiming it carries the latest claim's token.
+    pub lease: LeaseToken,
 }
+
+/// Which claim of a work item a worker holds: every claim counts it up, so a worker whose
+/// lease ran out (and whose work another worker claimed) is told its claim is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LeaseToken(pub i64);
 
 /// An unrelated outbound file a backend posts for a user: the file itself (named
 /// `<service>_<name>` in `/out`) and its status_3 XML, whose name the store numbers.

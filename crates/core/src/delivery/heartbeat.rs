@@ -7,13 +7,13 @@ use mftgw_domain::transaction::{heartbeat_response_body, heartbeat_response_name
 use mftgw_store::OutContent;
 use time::OffsetDateTime;
 
-use super::connector::{Answer, Connector, Parcel};
+use super::connector::{Answer, Connector, DeliveryError, Parcel};
 use crate::BoxFuture;
 
 pub struct Heartbeat;
 
 impl Connector for Heartbeat {
-    fn deliver<'a>(&'a self, _parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), String>> {
+    fn deliver<'a>(&'a self, _parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async { Ok(()) })
     }
 

@@ -1,7 +1,9 @@
 //! Delivery of transactions to their backends (SPEC §5), from the outbox in the store.
 //!
-//! The worker takes due work in batches, oldest first (the store holds back later uploads of
-//! a (user, service) while an earlier one waits for a retry: FIFO). Uploads are delivered one
+//! The worker claims due work in batches, oldest first, with a lease that it renews while it
+//! works on the batch; work whose worker died is claimed again when the lease runs out, by
+//! this node or another (the store holds back later uploads of a (user, service) while an
+//! earlier one waits for a retry or is claimed: FIFO). Uploads are delivered one
 //! after another per (user, service), the groups side by side; a failed or timed-out attempt
 //! is retried with exponential backoff and jitter, and never turns into a status_0. Then the
 //! answers of backends that answer on their own (heartbeat, simulated) are applied in rounds:
@@ -22,15 +24,13 @@ use std::time::Duration;
 
 use mftgw_blobs::BlobStore;
 use mftgw_domain::delivery::RetryPolicy;
-use mftgw_domain::status::StatusCode;
 use mftgw_domain::transaction::HEARTBEAT_SERVICE;
 use mftgw_domain::{Transaction, TransactionState};
-use mftgw_store::{Advance, NewOutFile, OutContent, Store, StoreError, WorkItem};
-use time::OffsetDateTime;
+use mftgw_store::{Advance, LeaseToken, Store, StoreError, WorkItem};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub use connector::{Answer, Connector, Parcel};
+pub use connector::{Answer, Connector, DeliveryError, DeliveryFailure, Parcel};
 pub use heartbeat::Heartbeat;
 pub use simulated::{Behaviour, Simulated};
 pub use spool::Spool;
@@ -39,6 +39,9 @@ use crate::telemetry;
 use crate::transactions::Transactions;
 
 const BATCH: u32 = 256;
+/// How long a claim on work lasts; the worker renews it every third of that while it works
+/// on the batch, so only a worker that stopped loses its claims.
+const LEASE: Duration = Duration::from_secs(60);
 /// How often the worker looks for work it was not told about (retries coming due, another
 /// process's work).
 const POLL: Duration = Duration::from_millis(500);
@@ -135,14 +138,21 @@ pub async fn run_delivery<S: Store, B: BlobStore>(
         if *shutdown.borrow() {
             return;
         }
+        let now = worker.transactions.now();
         let pause = match worker
             .transactions
             .store
-            .due_work(&services, worker.transactions.now(), BATCH)
+            .claim_work(
+                worker.transactions.node_id(),
+                &services,
+                now,
+                now + LEASE,
+                BATCH,
+            )
             .await
         {
             Ok(batch) if batch.is_empty() => POLL,
-            Ok(batch) => match worker.run_batch(batch, &mut shutdown).await {
+            Ok(batch) => match worker.run_claimed(batch, &mut shutdown).await {
                 Ok(true) => continue,
                 Ok(false) => POLL,
                 Err(error) => {
@@ -170,16 +180,53 @@ struct Worker<S, B> {
 }
 
 impl<S: Store, B: BlobStore> Worker<S, B> {
-    fn connector(&self, transaction: &Transaction) -> Option<Arc<dyn Connector>> {
-        self.backends.by_service.get(&transaction.service).cloned()
-    }
-
-    /// Delivers and answers one batch; `Ok(true)` if anything moved.
-    async fn run_batch(
+    /// Runs a claimed batch, renewing its leases until it is done.
+    async fn run_claimed(
         &self,
         batch: Vec<WorkItem>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<bool, StoreError> {
+        let claims: Vec<(i64, LeaseToken)> = batch
+            .iter()
+            .map(|item| (item.transaction.id, item.lease))
+            .collect();
+        tokio::select! {
+            ran = self.run_batch(batch, shutdown) => {
+                // After a failure, the rest of its group was not attempted: free it now
+                // rather than when the lease runs out (retries come due sooner than that).
+                if matches!(ran, Ok((_, true))) {
+                    self.transactions
+                        .store
+                        .renew_leases(&claims, self.transactions.now())
+                        .await?;
+                }
+                ran.map(|(moved, _)| moved)
+            }
+            never = self.keep_leases(&claims) => match never {},
+        }
+    }
+
+    /// Renews the leases of `claims` every third of [`LEASE`], for ever.
+    async fn keep_leases(&self, claims: &[(i64, LeaseToken)]) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(LEASE / 3).await;
+            let until = self.transactions.now() + LEASE;
+            if let Err(error) = self.transactions.store.renew_leases(claims, until).await {
+                tracing::warn!(%error, "renewing the leases of claimed work failed");
+            }
+        }
+    }
+
+    fn connector(&self, transaction: &Transaction) -> Option<Arc<dyn Connector>> {
+        self.backends.by_service.get(&transaction.service).cloned()
+    }
+
+    /// Delivers and answers one batch; whether anything moved, and whether a delivery failed.
+    async fn run_batch(
+        &self,
+        batch: Vec<WorkItem>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(bool, bool), StoreError> {
         let (to_deliver, mut delivered): (Vec<WorkItem>, Vec<WorkItem>) = batch
             .into_iter()
             .partition(|item| item.replay || item.transaction.state == TransactionState::Received);
@@ -202,7 +249,8 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 let answers_itself = self
                     .connector(transaction)
                     .is_some_and(|connector| connector.answers_on_its_own());
-                delivered_step(transaction, now, !answers_itself)
+                self.transactions
+                    .delivered_step(transaction, now, !answers_itself)
             })
             .collect();
         let answering = steps
@@ -220,16 +268,20 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             self.transactions.advance(&steps).await?;
             Vec::new()
         };
+        let any_failed = !failed.is_empty();
         for (item, error) in failed {
             self.postpone(&item, &error).await?;
         }
         moved |= self.answer_all(status_1, delivered, shutdown).await?;
-        Ok(moved)
+        Ok((moved, any_failed))
     }
 
     /// Delivers the uploads, one after another per (user, service) and the groups side by
     /// side; a group stops at its first failure. Returns the delivered items and the failures.
-    async fn deliver_all(&self, items: Vec<WorkItem>) -> (Vec<WorkItem>, Vec<(WorkItem, String)>) {
+    async fn deliver_all(
+        &self,
+        items: Vec<WorkItem>,
+    ) -> (Vec<WorkItem>, Vec<(WorkItem, DeliveryError)>) {
         let mut groups: BTreeMap<(String, String), Vec<WorkItem>> = BTreeMap::new();
         for item in items {
             let key = (
@@ -258,7 +310,10 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                             )
                             .await
                         }
-                        None => Err("no backend is configured for this service".into()),
+                        None => Err(DeliveryError::new(
+                            DeliveryFailure::Gateway,
+                            "no backend is configured for this service",
+                        )),
                     };
                     telemetry::delivery_attempt(
                         &item.transaction.service,
@@ -267,7 +322,13 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                     );
                     match outcome {
                         Ok(()) => delivered.push(item),
-                        Err(error) => return (delivered, Some((item, error))),
+                        Err(error) => {
+                            telemetry::delivery_failed(
+                                &item.transaction.service,
+                                error.failure.as_str(),
+                            );
+                            return (delivered, Some((item, error)));
+                        }
                     }
                 }
                 (delivered, None)
@@ -312,9 +373,16 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
         // once.
         let now = self.transactions.now();
         for (item, answers) in items.iter().zip(&answers) {
-            if answer_step(&item.transaction, answers, now).is_none() {
-                self.postpone(item, "waiting for the backend's answer")
-                    .await?;
+            if self
+                .transactions
+                .answer_step(&item.transaction, answers, now)
+                .is_none()
+            {
+                let waiting = DeliveryError::new(
+                    DeliveryFailure::Unavailable,
+                    "waiting for the backend's answer",
+                );
+                self.postpone(item, &waiting).await?;
             }
         }
         let mut live = vec![true; items.len()];
@@ -325,7 +393,9 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 .enumerate()
                 .filter(|(index, _)| live[*index])
                 .filter_map(|(index, (item, answers))| {
-                    answer_step(&item.transaction, answers, now).map(|step| (index, step))
+                    self.transactions
+                        .answer_step(&item.transaction, answers, now)
+                        .map(|step| (index, step))
                 })
                 .collect()
         };
@@ -369,26 +439,45 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
         Ok(moved)
     }
 
-    async fn postpone(&self, item: &WorkItem, error: &str) -> Result<(), StoreError> {
+    async fn postpone(&self, item: &WorkItem, error: &DeliveryError) -> Result<(), StoreError> {
         let attempts = item.attempts.saturating_add(1);
-        let unit = f64::from(random_u32()) / (f64::from(u32::MAX) + 1.0);
-        let wait = self.policy.retry.delay(attempts, unit);
+        let wait = if error.failure.is_retryable() {
+            let unit = f64::from(random_u32()) / (f64::from(u32::MAX) + 1.0);
+            self.policy.retry.delay(attempts, unit)
+        } else {
+            self.policy.retry.max
+        };
         tracing::warn!(
             skat_transaction_id = %item.transaction.skat_transaction_id,
             service = %item.transaction.service,
             attempts,
             retry_in_ms = wait.as_millis() as u64,
-            error,
+            reason = error.failure.as_str(),
+            error = %error.detail,
             "delivery not done; will retry"
         );
         let now = self.transactions.now();
         let due_at = now
             .checked_add(time::Duration::try_from(wait).unwrap_or(time::Duration::DAY))
             .unwrap_or(now + time::Duration::DAY);
-        self.transactions
+        let current = self
+            .transactions
             .store
-            .postpone_work(item.transaction.id, attempts, due_at, error)
-            .await
+            .postpone_work(
+                item.transaction.id,
+                item.lease,
+                attempts,
+                due_at,
+                &error.detail,
+            )
+            .await?;
+        if !current {
+            tracing::warn!(
+                skat_transaction_id = %item.transaction.skat_transaction_id,
+                "the claim on this delivery ran out before it failed; its new claimant decides"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -398,81 +487,26 @@ async fn deliver<S: Store, B: BlobStore>(
     connector: &dyn Connector,
     transaction: &Transaction,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
+    let gateway = |detail: String| DeliveryError::new(DeliveryFailure::Gateway, detail);
     let key = transaction
         .blob_key
         .as_deref()
-        .ok_or("the upload's body is no longer kept")?;
+        .ok_or_else(|| gateway("the upload's body is no longer kept".into()))?;
     let body = transactions
         .blobs
         .open(key, 0)
         .await
-        .map_err(|error| format!("reading the upload: {error}"))?;
+        .map_err(|error| gateway(format!("reading the upload: {error}")))?;
     let parcel = Parcel { transaction, body };
     tokio::time::timeout(timeout, connector.deliver(parcel))
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {} s", timeout.as_secs())))
-}
-
-/// The step of the first answer not yet applied to `transaction`, if any.
-pub(crate) fn answer_step(
-    transaction: &Transaction,
-    answers: &[Answer],
-    at: OffsetDateTime,
-) -> Option<Advance> {
-    let (position, answer) = answers
-        .iter()
-        .enumerate()
-        .find(|(_, answer)| transaction.state.after(answer.status()).is_some())?;
-    let to = transaction.state.after(answer.status())?;
-    let mut files = Vec::new();
-    let (response_file, error) = match answer {
-        Answer::Accept => (None, None),
-        Answer::Respond { name, content } => {
-            files.push(NewOutFile {
-                name: name.clone(),
-                content: content.clone(),
-            });
-            (Some(name.clone()), None)
-        }
-        Answer::Reject(error) => (None, Some(error.clone())),
-    };
-    let status = transaction.status_file(answer.status(), at, response_file, error);
-    files.push(inline(status.file_name(), status.to_xml()));
-    Some(Advance {
-        transaction_id: transaction.id,
-        from: transaction.state,
-        to,
-        status: answer.status(),
-        at,
-        files,
-        finishes_work: to.is_final() || position + 1 == answers.len(),
-    })
-}
-
-/// Status 1 for a transaction the backend has taken.
-pub(crate) fn delivered_step(
-    transaction: &Transaction,
-    at: OffsetDateTime,
-    finishes_work: bool,
-) -> Advance {
-    let status = transaction.status_file(StatusCode::Delivered, at, None, None);
-    Advance {
-        transaction_id: transaction.id,
-        from: TransactionState::Received,
-        to: TransactionState::Delivered,
-        status: StatusCode::Delivered,
-        at,
-        files: vec![inline(status.file_name(), status.to_xml())],
-        finishes_work,
-    }
-}
-
-fn inline(name: String, body: String) -> NewOutFile {
-    NewOutFile {
-        name,
-        content: OutContent::Inline(body.into_bytes()),
-    }
+        .unwrap_or_else(|_| {
+            Err(DeliveryError::new(
+                DeliveryFailure::Timeout,
+                format!("no answer within {} s", timeout.as_secs()),
+            ))
+        })
 }
 
 fn random_u32() -> u32 {

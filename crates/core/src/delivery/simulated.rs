@@ -7,7 +7,7 @@ use mftgw_domain::errors::ErrorEntry;
 use mftgw_store::OutContent;
 use serde::{Deserialize, Serialize};
 
-use super::connector::{Answer, Connector, Parcel};
+use super::connector::{Answer, Connector, DeliveryError, DeliveryFailure, Parcel};
 
 /// How a simulated backend treats every file it is given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,10 +53,13 @@ impl Simulated {
 }
 
 impl Connector for Simulated {
-    fn deliver<'a>(&'a self, _parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), String>> {
+    fn deliver<'a>(&'a self, _parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             match self.behaviour {
-                Behaviour::Down => Err("the simulated backend is down".into()),
+                Behaviour::Down => Err(DeliveryError::new(
+                    DeliveryFailure::Unavailable,
+                    "the simulated backend is down",
+                )),
                 _ => Ok(()),
             }
         })

@@ -9,7 +9,7 @@ use crate::BoxFuture;
 use mftgw_domain::Transaction;
 use tokio::io::AsyncWriteExt;
 
-use super::connector::{Answer, Connector, Parcel};
+use super::connector::{Answer, Connector, DeliveryError, DeliveryFailure, Parcel};
 
 pub struct Spool {
     directory: PathBuf,
@@ -48,7 +48,7 @@ pub fn metadata(transaction: &Transaction) -> serde_json::Value {
         "skat_transaction_id": transaction.skat_transaction_id,
         "ftp_transaction_id": transaction.ftp_transaction_id,
         "user": transaction.username,
-        "cvr": transaction.cvr(),
+        "cvr": transaction.cvr,
         "service": transaction.service,
         "size": transaction.size,
         "sha256": transaction.sha256,
@@ -68,11 +68,14 @@ async fn sync_directory(directory: &Path) -> std::io::Result<()> {
 }
 
 impl Connector for Spool {
-    fn deliver<'a>(&'a self, parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), String>> {
+    fn deliver<'a>(&'a self, parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
-            self.write(parcel)
-                .await
-                .map_err(|error| format!("spool {}: {error}", self.directory.display()))
+            self.write(parcel).await.map_err(|error| {
+                DeliveryError::new(
+                    DeliveryFailure::Gateway,
+                    format!("spool {}: {error}", self.directory.display()),
+                )
+            })
         })
     }
 

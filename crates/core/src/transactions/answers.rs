@@ -10,7 +10,7 @@ use mftgw_domain::{Transaction, TransactionState};
 use mftgw_store::{Advance, NewOutFile, NewOutbound, OutContent, Store, StoreError};
 
 use super::Transactions;
-use crate::delivery::{Answer, answer_step, delivered_step};
+use crate::delivery::Answer;
 use crate::telemetry;
 
 /// Whether an answer changed the transaction now, or it had that answer already.
@@ -156,10 +156,10 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         let mut steps: Vec<Advance> = Vec::new();
         let mut at = transaction.clone();
         if at.state == TransactionState::Received {
-            steps.push(delivered_step(&at, now, true));
+            steps.push(self.delivered_step(&at, now, true));
             at.state = TransactionState::Delivered;
         }
-        steps.extend(answer_step(&at, &[answer], now));
+        steps.extend(self.answer_step(&at, &[answer], now));
         let applied = self.advance(&steps).await?;
         Ok(if applied.last().copied().unwrap_or(false) {
             Answered::Now

@@ -15,14 +15,16 @@ mod retention;
 use std::sync::Arc;
 
 use crate::clock::Clock;
+use crate::delivery::Answer;
+use crate::projection::{FtpsStatusFiles, Projection, Step};
 use crate::telemetry;
 use mftgw_blobs::{BlobInfo, BlobStore};
-use mftgw_domain::Transaction;
 use mftgw_domain::errors::{ErrorCatalogue, ErrorEntry, FILENAME_CANNOT_BE_REUSED};
 use mftgw_domain::record_format::{RecordCheck, RecordFormats};
-use mftgw_domain::status::{StatusCode, StatusFile};
+use mftgw_domain::status::StatusCode;
 use mftgw_domain::transaction::{SkatTransactionIds, upload_path};
-use mftgw_store::{Advance, NewOutFile, NewTransaction, OutContent, Recorded, Store, StoreError};
+use mftgw_domain::{AccountId, Cvr, Transaction, TransactionState};
+use mftgw_store::{Advance, NewTransaction, Recorded, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -36,8 +38,12 @@ pub struct Transactions<S, B> {
     pub(crate) store: Arc<S>,
     pub(crate) blobs: Arc<B>,
     ids: SkatTransactionIds,
+    /// This node's id: what its workers claim work as.
+    node_id: String,
     errors: ErrorCatalogue,
     formats: RecordFormats,
+    /// What steps put in `/out`.
+    projection: Arc<dyn Projection>,
     work_ready: WorkSignal,
     clock: Clock,
 }
@@ -56,15 +62,16 @@ impl WorkSignal {
 #[derive(Debug, Clone)]
 pub struct UploadTarget {
     pub username: String,
-    pub cvr: String,
-    pub account: String,
+    pub cvr: Cvr,
+    pub account: AccountId,
     pub service: String,
     pub name: String,
     pub transfer_type: char,
 }
 
 impl UploadTarget {
-    fn upload_path(&self) -> String {
+    /// The internal path of the upload, `/CVR_<cvr>/<account>/<service>/<name>`.
+    pub fn upload_path(&self) -> String {
         upload_path(&self.cvr, &self.account, &self.service, &self.name)
     }
 }
@@ -87,8 +94,10 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             store,
             blobs,
             ids: SkatTransactionIds::new(node_id),
+            node_id: node_id.to_owned(),
             errors: ErrorCatalogue::builtin(),
             formats: RecordFormats::builtin(),
+            projection: Arc::new(FtpsStatusFiles),
             work_ready: WorkSignal::default(),
             clock: Clock::System,
         }
@@ -99,6 +108,11 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         Self { clock, ..self }
     }
 
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
     /// Now, by the core's clock: what every step, due time and status file is dated with.
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
@@ -107,6 +121,51 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
     /// Tells the delivery workers that there is new work.
     pub fn wake_workers(&self) {
         self.work_ready.wake();
+    }
+
+    /// Status 1 for a transaction the backend has taken.
+    pub(crate) fn delivered_step(
+        &self,
+        transaction: &Transaction,
+        at: OffsetDateTime,
+        finishes_work: bool,
+    ) -> Advance {
+        Advance {
+            transaction_id: transaction.id,
+            from: TransactionState::Received,
+            to: TransactionState::Delivered,
+            status: StatusCode::Delivered,
+            at,
+            files: self.projection.files(Step::Delivered { transaction }, at),
+            finishes_work,
+        }
+    }
+
+    /// The step of the first of `answers` not yet applied to `transaction`, if any.
+    pub(crate) fn answer_step(
+        &self,
+        transaction: &Transaction,
+        answers: &[Answer],
+        at: OffsetDateTime,
+    ) -> Option<Advance> {
+        let (position, answer) = answers
+            .iter()
+            .enumerate()
+            .find(|(_, answer)| transaction.state.after(answer.status()).is_some())?;
+        let to = transaction.state.after(answer.status())?;
+        let step = Step::Answered {
+            transaction,
+            answer,
+        };
+        Some(Advance {
+            transaction_id: transaction.id,
+            from: transaction.state,
+            to,
+            status: answer.status(),
+            at,
+            files: self.projection.files(step, at),
+            finishes_work: to.is_final() || position + 1 == answers.len(),
+        })
     }
 
     /// What a delivery worker waits on for new work.
@@ -138,15 +197,12 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         let now = self.now();
         let skat_transaction_id = self.ids.next(now);
         let rejection = refusal.map(|code| {
-            let status_file = StatusFile {
-                skat_transaction_id: Some(skat_transaction_id.clone()),
-                error: Some(self.error_entry(code)),
-                ..self.status_0(target, now)
+            let step = Step::RejectedOnArrival {
+                upload: target,
+                skat_transaction_id: &skat_transaction_id,
+                error: &self.error_entry(code),
             };
-            NewOutFile {
-                name: status_file.file_name(),
-                content: OutContent::Inline(status_file.to_xml().into_bytes()),
-            }
+            self.projection.files(step, now)
         });
         let recorded = self
             .store
@@ -179,47 +235,31 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             }
             Ok(Recorded::NameReused) => {
                 self.forget_blob(&blob.key).await;
-                let status_file = StatusFile {
-                    error: Some(self.error_entry(FILENAME_CANNOT_BE_REUSED)),
-                    ..self.status_0(target, now)
+                let step = Step::NameReused {
+                    upload: target,
+                    error: &self.error_entry(FILENAME_CANNOT_BE_REUSED),
                 };
-                let name = status_file.file_name();
-                let notice = NewOutFile {
-                    name: name.clone(),
-                    content: OutContent::Inline(status_file.to_xml().into_bytes()),
-                };
-                let written = self
-                    .store
-                    .add_out_file(&target.username, notice, now)
-                    .await?;
-                telemetry::upload("name_reused", blob.size);
-                if written {
-                    telemetry::status_file_written(StatusCode::Error);
+                let mut written = None;
+                for notice in self.projection.files(step, now) {
+                    let name = notice.name.clone();
+                    if self
+                        .store
+                        .add_out_file(&target.username, notice, now)
+                        .await?
+                    {
+                        telemetry::status_file_written(StatusCode::Error);
+                        written.get_or_insert(name);
+                    }
                 }
+                telemetry::upload("name_reused", blob.size);
                 Ok(Committed::NameReused {
-                    status_file: written.then_some(name),
+                    status_file: written,
                 })
             }
             Err(error) => {
                 self.forget_blob(&blob.key).await;
                 Err(error)
             }
-        }
-    }
-
-    /// A status_0 for the upload, naming no transaction and no error yet. Its `filename` is
-    /// the full upload path like every other status file (the client guide's example of a
-    /// reused name shows a shortened one; SPEC §3 defines the path).
-    fn status_0(&self, target: &UploadTarget, at: OffsetDateTime) -> StatusFile {
-        StatusFile {
-            code: StatusCode::Error,
-            service: target.service.clone(),
-            ftp_transaction_id: target.name.clone(),
-            upload_path: Some(target.upload_path()),
-            skat_transaction_id: None,
-            at,
-            response_file: None,
-            error: None,
         }
     }
 
@@ -236,7 +276,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         })
     }
 
-    /// Applies transaction steps in one commit (see [`Store::advance`]), counts the status
+    /// Applies transaction steps in one commit (see [`mftgw_store::TransactionLog::advance`]), counts the status
     /// files they wrote and deletes the blobs of `/out` files they replaced; per step, whether
     /// it was applied now. The delivery worker and the backend API both move transactions
     /// through here.
@@ -301,7 +341,7 @@ pub fn transaction_json(
         "skat_transaction_id": transaction.skat_transaction_id,
         "ftp_transaction_id": transaction.ftp_transaction_id,
         "username": transaction.username,
-        "cvr": transaction.cvr(),
+        "cvr": transaction.cvr,
         "service": transaction.service,
         "upload_path": transaction.upload_path,
         "size": transaction.size,

@@ -41,6 +41,13 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         }
     }
 
+    /// Ends the claims on work that this node's previous run held (it stopped, or was
+    /// killed, with deliveries in flight): they are due again at once, not when their leases
+    /// run out. To be run before this node's delivery workers start; returns how many.
+    pub async fn release_own_claims(&self) -> StoreResult<u64> {
+        self.store.release_claims(&self.node_id).await
+    }
+
     /// Deletes blobs that nothing refers to: bodies finished by an upload whose transaction
     /// was never committed (a crash between the two), or whose deletion failed. To be run
     /// before serving, while no upload is in flight; returns how many it deleted.

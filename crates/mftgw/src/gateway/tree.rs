@@ -17,6 +17,7 @@ use mftgw_blobs::{BlobStore, BlobWriter};
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::record_format::RecordCheck;
 use mftgw_domain::transaction::check_transaction_id;
+use mftgw_domain::{AccountId, Cvr};
 use mftgw_ftps::{
     BoxFuture, DirEntry, EntryKind, FsError, FsResult, Session, TransferType, Upload, VirtualPath,
 };
@@ -47,8 +48,8 @@ pub struct UploadLimits {
 #[derive(Debug, Clone)]
 pub struct TreeOwner {
     pub username: String,
-    pub cvr: String,
-    pub account: String,
+    pub cvr: Cvr,
+    pub account: AccountId,
 }
 
 /// Transaction folders made with `MKD` in this session, by (service, txid): whether `in`

@@ -50,6 +50,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "hardening",
         sql: include_str!("../../migrations/sqlite/007_hardening.sql"),
     },
+    Migration {
+        version: 8,
+        name: "work_leases",
+        sql: include_str!("../../migrations/sqlite/008_work_leases.sql"),
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {

@@ -18,22 +18,20 @@ use time::OffsetDateTime;
 
 use crate::{
     Advance, Advanced, AuditLog, AuditQuery, CertificateRegistration, Counts, Expired,
-    IdentityStore, MailboxStore, Maintenance, NewOutFile, NewOutbound, NewRegistrationJob,
-    NewTransaction, OutContent, OutFileEntry, OutboundRecorded, PortalAccount, PortalProfile,
-    PortalSession, PortalStore, QueuedRegistration, Recorded, RegisteredCertificate,
+    IdentityStore, LeaseToken, MailboxStore, Maintenance, NewOutFile, NewOutbound,
+    NewRegistrationJob, NewTransaction, OutContent, OutFileEntry, OutboundRecorded, PortalAccount,
+    PortalProfile, PortalSession, PortalStore, QueuedRegistration, Recorded, RegisteredCertificate,
     RegistrationJob, RegistrationOutcome, ReplicatedRoles, RoleSource, RoleStore, SecurityChange,
     StoreError, StoreResult, TransactionLog, WorkItem, timestamp,
 };
+
+use crate::plan::{RegisteredTo, RegistrationPlan, registration_plan};
 
 mod audit;
 mod migrations;
 mod portal;
 #[cfg(test)]
-mod portal_tests;
-#[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod transaction_tests;
 mod transactions;
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -181,74 +179,56 @@ impl IdentityStore for SqliteStore {
         .fetch_optional(&mut *transaction)
         .await?;
 
-        if let Some(row) = existing_certificate {
-            let owner: String = row.try_get("username")?;
-            let replaced_at: Option<String> = row.try_get("replaced_at")?;
-            return match (existing_user, replaced_at) {
-                (Some(user), None) if user.username == owner => Ok(RegistrationOutcome {
-                    user,
-                    created: false,
-                    unchanged: true,
-                    password_rotated: false,
-                }),
-                (Some(user), Some(replaced_at)) if user.username == owner => {
-                    Err(StoreError::Conflict(format!(
-                        "certificate {} of {owner} was replaced at {replaced_at}; only a newer certificate can be registered",
-                        registration.fingerprint
-                    )))
+        let registered_to = existing_certificate
+            .map(|row| {
+                Ok::<_, StoreError>(RegisteredTo {
+                    owner: row.try_get("username")?,
+                    replaced_at: row.try_get("replaced_at")?,
+                })
+            })
+            .transpose()?;
+        let (user_id, created) =
+            match registration_plan(&registration, existing_user, registered_to)? {
+                RegistrationPlan::AlreadyCurrent(user) => {
+                    return Ok(RegistrationOutcome {
+                        user,
+                        created: false,
+                        unchanged: true,
+                        password_rotated: false,
+                    });
                 }
-                _ => Err(StoreError::Conflict(format!(
-                    "certificate {} is registered to {owner}, not {}",
-                    registration.fingerprint, registration.username
-                ))),
-            };
-        }
-
-        let (user_id, created) = match existing_user {
-            None => {
-                let user_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO users
+                RegistrationPlan::CreateUser => {
+                    let user_id: i64 = sqlx::query_scalar(
+                        "INSERT INTO users
                          (username, cvr, account, kind, state, password_hash, password_sealed,
                           activate_at, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                      RETURNING id",
-                )
-                .bind(&registration.username)
-                .bind(&registration.cvr)
-                .bind(&registration.account)
-                .bind(&registration.kind)
-                .bind(UserState::PendingActivation.as_str())
-                .bind(&registration.new_password_hash)
-                .bind(&registration.new_password_sealed)
-                .bind(timestamp::to_text(registration.activate_at))
-                .bind(&now)
-                .fetch_one(&mut *transaction)
-                .await?;
-                (user_id, true)
-            }
-            Some(user) => {
-                if (user.cvr.as_str(), user.account.as_str())
-                    != (registration.cvr.as_str(), registration.account.as_str())
-                {
-                    return Err(StoreError::Conflict(format!(
-                        "user {} is CVR {} account {}, but the certificate says CVR {} account {}",
-                        user.username,
-                        user.cvr,
-                        user.account,
-                        registration.cvr,
-                        registration.account
-                    )));
+                    )
+                    .bind(&registration.username)
+                    .bind(registration.cvr.as_str())
+                    .bind(registration.account.as_str())
+                    .bind(&registration.kind)
+                    .bind(UserState::PendingActivation.as_str())
+                    .bind(&registration.new_password_hash)
+                    .bind(&registration.new_password_sealed)
+                    .bind(timestamp::to_text(registration.activate_at))
+                    .bind(&now)
+                    .fetch_one(&mut *transaction)
+                    .await?;
+                    (user_id, true)
                 }
-                sqlx::query(
-                    "UPDATE certificates SET replaced_at = $1
-                     WHERE user_id = $2 AND replaced_at IS NULL",
-                )
-                .bind(&now)
-                .bind(user.id)
-                .execute(&mut *transaction)
-                .await?;
-                if registration.rotate_password {
+                RegistrationPlan::Renew(user) => {
                     sqlx::query(
+                        "UPDATE certificates SET replaced_at = $1
+                     WHERE user_id = $2 AND replaced_at IS NULL",
+                    )
+                    .bind(&now)
+                    .bind(user.id)
+                    .execute(&mut *transaction)
+                    .await?;
+                    if registration.rotate_password {
+                        sqlx::query(
                         "UPDATE users SET password_hash = $1, password_sealed = $2 WHERE id = $3",
                     )
                     .bind(&registration.new_password_hash)
@@ -256,17 +236,17 @@ impl IdentityStore for SqliteStore {
                     .bind(user.id)
                     .execute(&mut *transaction)
                     .await?;
+                    }
+                    record_security_change(
+                        &mut *transaction,
+                        &registration.username,
+                        "certificate_replaced",
+                        &now,
+                    )
+                    .await?;
+                    (user.id, false)
                 }
-                record_security_change(
-                    &mut *transaction,
-                    &registration.username,
-                    "certificate_replaced",
-                    &now,
-                )
-                .await?;
-                (user.id, false)
-            }
-        };
+            };
 
         sqlx::query(
             "INSERT INTO certificates
@@ -606,23 +586,45 @@ impl TransactionLog for SqliteStore {
         transactions::record_transaction(&self.writer, transaction).await
     }
 
-    async fn due_work(
+    async fn claim_work(
         &self,
+        owner: &str,
         services: &[String],
         now: OffsetDateTime,
+        lease_until: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<WorkItem>> {
-        transactions::due_work(&self.reader, services, now, limit).await
+        transactions::claim_work(&self.writer, owner, services, now, lease_until, limit).await
+    }
+
+    async fn release_claims(&self, owner: &str) -> StoreResult<u64> {
+        let released = sqlx::query(
+            "UPDATE work SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = $1",
+        )
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
+        Ok(released.rows_affected())
+    }
+
+    async fn renew_leases(
+        &self,
+        items: &[(i64, LeaseToken)],
+        lease_until: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        transactions::renew_leases(&self.writer, items, lease_until).await
     }
 
     async fn postpone_work(
         &self,
         transaction_id: i64,
+        lease: LeaseToken,
         attempts: u32,
         due_at: OffsetDateTime,
         error: &str,
-    ) -> StoreResult<()> {
-        transactions::postpone_work(&self.writer, transaction_id, attempts, due_at, error).await
+    ) -> StoreResult<bool> {
+        transactions::postpone_work(&self.writer, transaction_id, lease, attempts, due_at, error)
+            .await
     }
 
     async fn pending_work(&self, limit: u32) -> StoreResult<Vec<WorkItem>> {
@@ -897,8 +899,8 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
     let created_at: String = row.try_get("created_at")?;
     Ok(User {
         id: row.try_get("id")?,
-        cvr: row.try_get("cvr")?,
-        account: row.try_get("account")?,
+        cvr: transactions::parsed("users.cvr", row.try_get("cvr")?)?,
+        account: transactions::parsed("users.account", row.try_get("account")?)?,
         kind: row.try_get("kind")?,
         state,
         activate_at: activate_at

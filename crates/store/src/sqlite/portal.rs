@@ -2,7 +2,7 @@
 //! what each operation promises; this module says how.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteExecutor, SqlitePool};
 use time::OffsetDateTime;
 
 use super::BEGIN_WRITE;
@@ -251,6 +251,7 @@ pub(super) async fn request_registration(
     pool: &SqlitePool,
     job: NewRegistrationJob,
 ) -> StoreResult<(RegistrationJob, bool)> {
+    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO registration_jobs
              (username, cert_fingerprint, cert_der, state, requested_at)
@@ -262,9 +263,11 @@ pub(super) async fn request_registration(
     .bind(&job.cert_fingerprint)
     .bind(&job.cert_der)
     .bind(timestamp::to_text(job.requested_at))
-    .fetch_optional(pool)
+    .fetch_optional(&mut *transaction)
     .await?;
-    let latest = latest_registration(pool, &job.cert_fingerprint)
+    // In the same commit: a worker finishing the job in between would otherwise hand back
+    // a finished job as the queued one.
+    let latest = latest_registration(&mut *transaction, &job.cert_fingerprint)
         .await?
         .ok_or_else(|| {
             StoreError::Corrupt(format!(
@@ -272,11 +275,12 @@ pub(super) async fn request_registration(
                 job.cert_fingerprint
             ))
         })?;
+    transaction.commit().await?;
     Ok((latest, inserted.is_some()))
 }
 
-pub(super) async fn latest_registration(
-    pool: &SqlitePool,
+pub(super) async fn latest_registration<'e>(
+    executor: impl SqliteExecutor<'e>,
     cert_fingerprint: &str,
 ) -> StoreResult<Option<RegistrationJob>> {
     let row = sqlx::query(concat!(
@@ -285,7 +289,7 @@ pub(super) async fn latest_registration(
         " FROM registration_jobs WHERE cert_fingerprint = $1 ORDER BY id DESC LIMIT 1"
     ))
     .bind(cert_fingerprint)
-    .fetch_optional(pool)
+    .fetch_optional(executor)
     .await?;
     row.as_ref().map(job_from_row).transpose()
 }

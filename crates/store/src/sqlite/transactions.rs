@@ -10,15 +10,17 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
 use super::{BEGIN_WRITE, user_id};
+use crate::plan::{last_of_each, transition_runs};
 use crate::{
-    Advance, Advanced, Expired, NewOutFile, NewOutbound, NewTransaction, OutContent, OutFileEntry,
-    OutboundRecorded, Recorded, StoreError, StoreResult, WorkItem, timestamp,
+    Advance, Advanced, Expired, LeaseToken, NewOutFile, NewOutbound, NewTransaction, OutContent,
+    OutFileEntry, OutboundRecorded, Recorded, StoreError, StoreResult, WorkItem, timestamp,
 };
 
 /// The columns [`transaction_from_row`] reads.
 macro_rules! transaction_columns {
     () => {
-        "transactions.id, transactions.skat_transaction_id, users.username, transactions.service,
+        "transactions.id, transactions.skat_transaction_id, users.username, users.cvr,
+         users.account, transactions.service,
          transactions.ftp_transaction_id, transactions.upload_path, transactions.size,
          transactions.sha256, transactions.transfer_type, transactions.blob_key,
          transactions.state, transactions.received_at"
@@ -35,7 +37,12 @@ pub(super) async fn record_transaction(
         None => TransactionState::Received,
     };
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
-    let user_id = user_id(&mut *transaction, &new.username).await?;
+    let (user_id, cvr, account): (i64, String, String) =
+        sqlx::query_as("SELECT id, cvr, account FROM users WHERE username = $1")
+            .bind(&new.username)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .ok_or_else(|| StoreError::user_not_found(&new.username))?;
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO transactions
              (skat_transaction_id, user_id, service, ftp_transaction_id, upload_path, size,
@@ -73,7 +80,7 @@ pub(super) async fn record_transaction(
             .execute(&mut *transaction)
             .await?;
         }
-        Some(status_file) => {
+        Some(files) => {
             record_statuses(
                 &mut transaction,
                 &[(id, StatusCode::Error, received_at.clone())],
@@ -81,11 +88,11 @@ pub(super) async fn record_transaction(
             .await?;
             // A fresh transaction's status_0 can only replace the status_0 of an earlier
             // reuse of its name, which is inline.
-            replace_out_files(
-                &mut transaction,
-                vec![(user_id, status_file, received_at.clone())],
-            )
-            .await?;
+            let files = files
+                .iter()
+                .map(|file| (user_id, file, received_at.clone()))
+                .collect();
+            replace_out_files(&mut transaction, files).await?;
         }
     }
     // Everything that can fail runs before the commit: once it is committed, the caller
@@ -94,6 +101,8 @@ pub(super) async fn record_transaction(
         id,
         skat_transaction_id: new.skat_transaction_id,
         username: new.username,
+        cvr: parsed("users.cvr", cvr)?,
+        account: parsed("users.account", account)?,
         service: new.service,
         ftp_transaction_id: new.ftp_transaction_id,
         upload_path: new.upload_path,
@@ -111,14 +120,16 @@ pub(super) async fn record_transaction(
 /// The columns [`work_item_from_row`] reads besides the transaction's.
 macro_rules! work_columns {
     () => {
-        ", work.attempts, work.due_at, work.last_error, work.replay"
+        ", work.attempts, work.due_at, work.last_error, work.replay, work.lease_token"
     };
 }
 
-pub(super) async fn due_work(
+pub(super) async fn claim_work(
     pool: &SqlitePool,
+    owner: &str,
     services: &[String],
     now: OffsetDateTime,
+    lease_until: OffsetDateTime,
     limit: u32,
 ) -> StoreResult<Vec<WorkItem>> {
     if services.is_empty() {
@@ -127,8 +138,8 @@ pub(super) async fn due_work(
     let placeholders: Vec<String> = (0..services.len())
         .map(|index| format!("${}", index + 3))
         .collect();
-    // A (user, service) is held back from its first upload that waits for a retry on: that
-    // group's earliest such work, found once per query (a correlated NOT EXISTS per row made
+    // A (user, service) is held back from its first upload that waits for a retry, or that
+    // someone else holds a lease on: that group's earliest such work, found once per query (a correlated NOT EXISTS per row made
     // the query quadratic in the backlog, which is exactly when it runs most). `CROSS JOIN`
     // makes SQLite start from the outbox (small) rather than scan every transaction ever
     // received; PostgreSQL plans it like any inner join.
@@ -138,7 +149,8 @@ pub(super) async fn due_work(
                 SELECT waiting.user_id, waiting.service, MIN(earlier.id) AS from_work_id
                 FROM work AS earlier CROSS JOIN transactions AS waiting
                 WHERE waiting.id = earlier.transaction_id
-                  AND earlier.due_at > $1 AND waiting.state = 'received'
+                  AND (earlier.due_at > $1 OR earlier.lease_until > $1)
+                  AND waiting.state = 'received'
                 GROUP BY waiting.user_id, waiting.service)
              SELECT ",
             transaction_columns!(),
@@ -149,6 +161,7 @@ pub(super) async fn due_work(
               LEFT JOIN held_back ON held_back.user_id = transactions.user_id
                                  AND held_back.service = transactions.service
               WHERE work.due_at <= $1 AND transactions.service IN ({})
+                AND (work.lease_until IS NULL OR work.lease_until <= $1)
                 AND (held_back.from_work_id IS NULL OR work.id < held_back.from_work_id)
               ORDER BY work.id
               LIMIT $2"
@@ -161,29 +174,81 @@ pub(super) async fn due_work(
     for service in services {
         query = query.bind(service);
     }
-    let rows = query.fetch_all(pool).await?;
-    rows.iter().map(work_item_from_row).collect()
+    // Read and claim in one write transaction, so that no other claim comes between.
+    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let rows = query.fetch_all(&mut *transaction).await?;
+    let mut items = rows
+        .iter()
+        .map(work_item_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let lease_until = timestamp::to_text(lease_until);
+    for chunk in items.chunks_mut(ROWS_PER_STATEMENT) {
+        let ids: Vec<String> = chunk
+            .iter()
+            .map(|item| item.transaction.id.to_string())
+            .collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE work SET lease_until = $1, lease_owner = $2, lease_token = lease_token + 1
+             WHERE transaction_id IN ({})",
+            ids.join(", ")
+        )))
+        .bind(&lease_until)
+        .bind(owner)
+        .execute(&mut *transaction)
+        .await?;
+        for item in chunk {
+            item.lease = LeaseToken(item.lease.0 + 1);
+        }
+    }
+    transaction.commit().await?;
+    Ok(items)
+}
+
+pub(super) async fn renew_leases(
+    pool: &SqlitePool,
+    items: &[(i64, LeaseToken)],
+    lease_until: OffsetDateTime,
+) -> StoreResult<u64> {
+    let lease_until = timestamp::to_text(lease_until);
+    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut renewed = 0;
+    for &(transaction_id, lease) in items {
+        renewed += sqlx::query(
+            "UPDATE work SET lease_until = $1 WHERE transaction_id = $2 AND lease_token = $3",
+        )
+        .bind(&lease_until)
+        .bind(transaction_id)
+        .bind(lease.0)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+    }
+    transaction.commit().await?;
+    Ok(renewed)
 }
 
 pub(super) async fn postpone_work(
     pool: &SqlitePool,
     transaction_id: i64,
+    lease: LeaseToken,
     attempts: u32,
     due_at: OffsetDateTime,
     error: &str,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE work SET attempts = $1, due_at = $2, last_error = $3, last_attempt_at = $4
-         WHERE transaction_id = $5",
+) -> StoreResult<bool> {
+    let updated = sqlx::query(
+        "UPDATE work SET attempts = $1, due_at = $2, last_error = $3, last_attempt_at = $4,
+                         lease_until = NULL, lease_owner = NULL
+         WHERE transaction_id = $5 AND lease_token = $6",
     )
     .bind(i64::from(attempts))
     .bind(timestamp::to_text(due_at))
     .bind(error)
     .bind(timestamp::to_text(OffsetDateTime::now_utc()))
     .bind(transaction_id)
+    .bind(lease.0)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(updated.rows_affected() > 0)
 }
 
 pub(super) async fn pending_work(pool: &SqlitePool, limit: u32) -> StoreResult<Vec<WorkItem>> {
@@ -229,6 +294,7 @@ fn work_item_from_row(row: &SqliteRow) -> StoreResult<WorkItem> {
         due_at: timestamp::from_text("work.due_at", &due_at)?,
         last_error: row.try_get("last_error")?,
         replay: row.try_get::<i64, _>("replay")? != 0,
+        lease: LeaseToken(row.try_get("lease_token")?),
     })
 }
 
@@ -241,21 +307,8 @@ fn work_item_from_row(row: &SqliteRow) -> StoreResult<WorkItem> {
 pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult<Advanced> {
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
     let mut owners: Vec<Option<i64>> = Vec::with_capacity(steps.len());
-    let mut run_start = 0;
-    for end in 1..=steps.len() {
-        let run = &steps[run_start..end];
-        let next = steps.get(end);
-        let run_ends = next.is_none_or(|next| {
-            (next.from, next.to) != (run[0].from, run[0].to)
-                || run.len() == ROWS_PER_STATEMENT
-                || run
-                    .iter()
-                    .any(|step| step.transaction_id == next.transaction_id)
-        });
-        if run_ends {
-            owners.extend(change_states(&mut transaction, run).await?);
-            run_start = end;
-        }
+    for run in transition_runs(steps, ROWS_PER_STATEMENT) {
+        owners.extend(change_states(&mut transaction, &steps[run]).await?);
     }
     let mut statuses = Vec::new();
     let mut files = Vec::new();
@@ -355,21 +408,14 @@ async fn replace_out_files(
     transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     files: Vec<(i64, &NewOutFile, String)>,
 ) -> StoreResult<Vec<String>> {
-    let mut replaced = Vec::new();
-    // The last file of each name wins, in its own place in the order; an earlier one of the
-    // same batch is replaced at once.
-    let mut position: HashMap<(i64, &str), usize> = HashMap::with_capacity(files.len());
-    let mut kept: Vec<Option<(i64, &NewOutFile, String)>> = Vec::with_capacity(files.len());
-    for file in files {
-        if let Some(earlier) = position.insert((file.0, &file.1.name), kept.len())
-            && let Some((_, earlier, _)) = kept[earlier].take()
-            && let OutContent::Blob { key, .. } = &earlier.content
-        {
-            replaced.push(key.clone());
-        }
-        kept.push(Some(file));
-    }
-    let latest: Vec<(i64, &NewOutFile, String)> = kept.into_iter().flatten().collect();
+    let (latest, superseded) = last_of_each(files, |(user_id, file, _)| (*user_id, &file.name));
+    let mut replaced: Vec<String> = superseded
+        .into_iter()
+        .filter_map(|(_, file, _)| match &file.content {
+            OutContent::Blob { key, .. } => Some(key.clone()),
+            OutContent::Inline(_) => None,
+        })
+        .collect();
     for chunk in latest.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "DELETE FROM out_files WHERE (user_id, name) IN (VALUES {}) RETURNING blob_key",
@@ -726,6 +772,15 @@ fn size_from_db(column: &str, size: i64) -> StoreResult<u64> {
     u64::try_from(size).map_err(|_| StoreError::Corrupt(format!("{column}: negative size {size}")))
 }
 
+/// `text` from `column` as the identifier it holds.
+pub(super) fn parsed<T: std::str::FromStr<Err = mftgw_domain::InvalidId>>(
+    column: &str,
+    text: String,
+) -> StoreResult<T> {
+    text.parse()
+        .map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
+}
+
 fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
     let id: i64 = row.try_get("id")?;
     let state: String = row.try_get("state")?;
@@ -735,6 +790,8 @@ fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
         id,
         skat_transaction_id: row.try_get("skat_transaction_id")?,
         username: row.try_get("username")?,
+        cvr: parsed("users.cvr", row.try_get("cvr")?)?,
+        account: parsed("users.account", row.try_get("account")?)?,
         service: row.try_get("service")?,
         ftp_transaction_id: row.try_get("ftp_transaction_id")?,
         upload_path: row.try_get("upload_path")?,

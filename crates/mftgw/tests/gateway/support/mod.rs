@@ -1,6 +1,5 @@
 //! Runs the real `mftgw demo` binary on free ports in a temporary directory, and reads what a
 //! user or operator would: `demo.json`, the FTPS port, and `mftgw audit`.
-#![allow(dead_code)] // Each test binary uses its own part of this harness.
 
 pub mod backend;
 pub mod portal;
@@ -11,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mftgw::demo::DemoManifest;
 use serde_json::Value;
 
 /// Every test's gateway offers passive ports from here.
@@ -20,7 +20,7 @@ const START_ATTEMPTS: usize = 3;
 
 pub struct Demo {
     pub dir: tempfile::TempDir,
-    pub manifest: Value,
+    manifest: Option<DemoManifest>,
     pub port: u16,
     child: Child,
     /// How many times the gateway's log has said it is listening (it is kept across restarts).
@@ -127,7 +127,7 @@ impl Demo {
             let [port] = free_ports(0);
             let child = spawn_demo(dir.path(), port, env, launcher);
             let mut demo = Demo {
-                manifest: Value::Null,
+                manifest: None,
                 dir,
                 port,
                 child,
@@ -182,7 +182,7 @@ impl Demo {
     fn wait_until_ready(&mut self) -> Result<(), String> {
         self.wait_until_listening()?;
         let manifest = std::fs::read(self.data_dir().join("demo.json")).unwrap();
-        self.manifest = serde_json::from_slice(&manifest).unwrap();
+        self.manifest = Some(serde_json::from_slice(&manifest).unwrap());
         Ok(())
     }
 
@@ -229,48 +229,48 @@ impl Demo {
         std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
     }
 
+    /// The demo's `demo.json`, as it was when the demo last became ready.
+    pub fn manifest(&self) -> &DemoManifest {
+        self.manifest.as_ref().expect("the demo has started")
+    }
+
     pub fn ca(&self) -> PathBuf {
-        PathBuf::from(self.manifest["ca_pem"].as_str().unwrap())
+        self.manifest().ca_pem.clone()
     }
 
     /// The demo user at `index` in `demo.json`.
     pub fn user(&self, index: usize) -> DemoUser {
-        let user = &self.manifest["users"][index];
+        let user = &self.manifest().users[index];
         DemoUser {
-            username: user["username"].as_str().unwrap().to_string(),
-            password: user["password"].as_str().unwrap().to_string(),
-            cert: path(&user["cert_pem"]),
-            key: path(&user["key_pem"]),
-            services: user["services"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_str().unwrap().to_string())
-                .collect(),
+            username: user.username.clone(),
+            password: user.password.clone(),
+            cert: user.cert_pem.clone(),
+            key: user.key_pem.clone(),
+            services: user.services.clone(),
         }
     }
 
     pub fn users(&self) -> Vec<DemoUser> {
-        (0..self.manifest["users"].as_array().unwrap().len())
+        (0..self.manifest().users.len())
             .map(|i| self.user(i))
             .collect()
     }
 
     /// A refusal-case certificate from `demo.json` (`expired`, `revoked`, `foces`, ...).
     pub fn certificate(&self, name: &str) -> DemoUser {
-        let cert = &self.manifest["certificates"][name];
-        assert!(!cert.is_null(), "demo.json has no certificate {name}");
+        let cert = self
+            .manifest()
+            .certificates
+            .get(name)
+            .unwrap_or_else(|| panic!("demo.json has no certificate {name}"));
         DemoUser {
-            username: cert["username"]
-                .as_str()
-                .unwrap_or("CVR_00000000_UID_0")
-                .to_string(),
-            password: cert["password"]
-                .as_str()
-                .unwrap_or("irrelevant")
-                .to_string(),
-            cert: path(&cert["cert_pem"]),
-            key: path(&cert["key_pem"]),
+            username: cert
+                .username
+                .clone()
+                .unwrap_or_else(|| "CVR_00000000_UID_0".into()),
+            password: cert.password.clone().unwrap_or_else(|| "irrelevant".into()),
+            cert: cert.cert_pem.clone(),
+            key: cert.key_pem.clone(),
             services: Vec::new(),
         }
     }
@@ -372,10 +372,6 @@ impl DemoUser {
         names.sort();
         names
     }
-}
-
-fn path(value: &Value) -> PathBuf {
-    PathBuf::from(value.as_str().unwrap())
 }
 
 /// Runs a command and returns (success, stdout, stderr).

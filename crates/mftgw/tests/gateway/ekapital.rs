@@ -4,12 +4,9 @@
 //! guide's texts, and the transaction is rejected on arrival, so it is never delivered (the
 //! demo's simulated backend for AKFA and CPS accepts what reaches it: status 1 and 2).
 
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use support::{Demo, DemoUser, curl, out_names, wait_for_out, xml_element};
+use crate::support::{Demo, DemoUser, curl, out_names, wait_for_out, xml_element};
 
 const AKFA_FILE_NUMBER: &str = "0314317285";
 const CPS_FILE_NUMBER: &str = "0314315255";
@@ -203,10 +200,21 @@ fn each_format_error_gets_its_status_0() {
         ),
     );
 
-    // Nothing rejected on arrival was delivered.
-    std::thread::sleep(Duration::from_millis(1000));
-    let out = out_names(&demo, &user);
-    assert_eq!(out.len(), 4, "one status_0 each, nothing else: {out:?}");
+    // Nothing rejected on arrival was delivered: a valid upload after them is delivered and
+    // answered (the worker has passed them), and they still have their status_0 alone.
+    let after = write(&demo, "after.txt", &valid);
+    curl_put(&demo, &user, true, &after, "/AKFA/after.txt");
+    let answered = [1, 2].map(|code| format!("status_AKFA_after.txt_{code}.xml"));
+    wait_for_out(&demo, &user, &answered);
+    let rejected: Vec<String> = out_names(&demo, &user)
+        .into_iter()
+        .filter(|name| !answered.contains(name))
+        .collect();
+    assert_eq!(
+        rejected.len(),
+        4,
+        "one status_0 each, nothing else: {rejected:?}"
+    );
 
     // A rejected upload used its name like any other. Reusing it leaves the original's
     // status_0 (its error and SKATTransactionId) as it was ...
@@ -222,7 +230,7 @@ fn each_format_error_gets_its_status_0() {
     let (ok, xml, err) = curl(&demo, &user, status_0, &[]);
     assert!(ok, "{err}");
     assert_eq!(xml, original, "the original status_0 is untouched");
-    assert_eq!(out_names(&demo, &user).len(), 4);
+    assert_eq!(out_names(&demo, &user).len(), 6);
     // ... and once the client has taken it away, a reuse is answered with a status_0 of its own.
     let (ok, _, err) = curl(
         &demo,
@@ -239,5 +247,5 @@ fn each_format_error_gets_its_status_0() {
         Some("FILENAME_CANNOT_BE_REUSED_FOR_TRANSACTION")
     );
     assert_eq!(xml_element(&xml, "SKATTransactionId"), None, "{xml}");
-    assert_eq!(demo.transactions(&user.username).len(), 4);
+    assert_eq!(demo.transactions(&user.username).len(), 5);
 }

@@ -3,13 +3,13 @@
 //! the client guide shows them; a reused name gets a status_0; status files are downloaded
 //! and deleted; another user sees none of it.
 
-mod support;
-
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::support::{
+    Demo, DemoUser, curl, heartbeat_files, out_names, run, wait_for_out, xml_element,
+};
 use mftgw_domain::status::{StatusCode, StatusFile, copenhagen_timestamp};
-use support::{Demo, DemoUser, curl, heartbeat_files, out_names, run, wait_for_out, xml_element};
 use time::OffsetDateTime;
 
 const HEARTBEAT: &str = "FTPSGW.Heartbeat";
@@ -162,11 +162,21 @@ fn curl_heartbeat_journey_reuse_download_and_delete() {
     );
     assert_eq!(xml_element(&xml, "filename"), Some(upload_path.clone()));
     assert_eq!(xml_element(&xml, "SKATTransactionId"), None);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // A later heartbeat answered proves the worker has passed the reuse: it added nothing.
+    let later = format!("later-{name}");
+    let (ok, _, log) = curl(
+        &demo,
+        &user,
+        &format!("/{HEARTBEAT}/{later}"),
+        &["-T", body.to_str().unwrap()],
+    );
+    assert!(ok, "{log}");
     let mut with_status_0 = expected.clone();
     with_status_0.push(status_0.clone());
+    with_status_0.extend(heartbeat_files(&later));
+    wait_for_out(&demo, &user, &with_status_0);
     assert_eq!(out_names(&demo, &user), with_status_0);
-    assert_eq!(demo.transactions(&user.username).len(), 1);
+    assert_eq!(demo.transactions(&user.username).len(), 2);
 
     // Another user sees none of it.
     assert!(out_names(&demo, &other).is_empty());

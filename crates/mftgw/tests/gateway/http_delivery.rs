@@ -5,16 +5,14 @@
 //! reach it in upload order per (user, service), each once per idempotency key, with status 1
 //! only after the backend really took the file and never a status_0.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::backend::{Mode, TestBackend};
+use crate::support::{Demo, out_names};
 use mftgw_client::FtpsClient;
-use support::backend::{Mode, TestBackend};
-use support::{Demo, out_names};
 
 const MANIFEST: &str = "Manifest.MidlertidigOpbevaringOpret";
 
@@ -51,6 +49,15 @@ fn deliveries(demo: &Demo) -> Vec<serde_json::Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
+}
+
+/// Waits (up to 60 s) until `done`; panics naming `what` if it never is.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "not within 60 s: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn wait_until_delivered(demo: &Demo, within: Duration) {
@@ -200,11 +207,18 @@ async fn an_outage_of_every_kind_loses_nothing_and_keeps_the_order() {
         })
         .collect();
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Each phase lasts until the gateway has met it: an attempt failed on the closed port,
+    // a 503 answered, an attempt timed out against the hanging backend.
+    let failed_with = |text: &str| {
+        deliveries(&demo)
+            .iter()
+            .any(|d| d["last_error"].as_str().is_some_and(|e| e.contains(text)))
+    };
+    until("an attempt on the closed port", || failed_with("POST")).await;
     let backend = TestBackend::start(&pki, addr, Mode::Unavailable).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until("a 503 answered", || failed_with("HTTP 503")).await;
     backend.set_mode(Mode::Hang(Duration::from_secs(3)));
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    until("an attempt timed out", || failed_with("no answer within")).await;
     assert!(
         users.iter().all(|user| out_names(&demo, user).is_empty()),
         "no status while the backend is unavailable"

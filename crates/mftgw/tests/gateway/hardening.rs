@@ -4,18 +4,16 @@
 //! queued bytes, the pre-login budget and the open-file limit, the HTTPS listeners under many
 //! idle connections, and files made durable at start.
 
-mod support;
-
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::portal::Portal;
+use crate::support::*;
 use mftgw_client::{DataConnection, DataOptions, FtpsClient, Reply};
 use serde_json::Value;
-use support::portal::Portal;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -53,7 +51,7 @@ fn api_client(demo: &Demo) -> reqwest::Client {
 
 /// `GET path` on the demo's HTTPS API, with the bearer `token` if given.
 async fn api_get(demo: &Demo, path: &str, token: Option<&str>) -> (u16, String) {
-    let url = format!("{}{path}", demo.manifest["api"]["url"].as_str().unwrap());
+    let url = format!("{}{path}", demo.manifest().api.url);
     let mut request = api_client(demo).get(url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -64,8 +62,8 @@ async fn api_get(demo: &Demo, path: &str, token: Option<&str>) -> (u16, String) 
 
 /// `POST path` on the admin API with the demo's operator token.
 async fn admin_post(demo: &Demo, path: &str) -> u16 {
-    let url = format!("{}{path}", demo.manifest["api"]["url"].as_str().unwrap());
-    let token = demo.manifest["api"]["admin_token"].as_str().unwrap();
+    let url = format!("{}{path}", demo.manifest().api.url);
+    let token = &demo.manifest().api.admin_token;
     api_client(demo)
         .post(url)
         .bearer_auth(token)
@@ -608,9 +606,9 @@ async fn idle_tls_connections(
 
 /// The address of the demo's HTTPS API.
 fn api_address(demo: &Demo) -> SocketAddr {
-    demo.manifest["api"]["url"]
-        .as_str()
-        .unwrap()
+    demo.manifest()
+        .api
+        .url
         .trim_start_matches("https://")
         .parse()
         .unwrap()

@@ -6,13 +6,11 @@
 //! Needs `node`, Chromium (`/usr/bin/chromium`, or `MFTGW_CHROMIUM`) and
 //! `npm ci --prefix crates/mftgw/tests/browser`; `scripts/test` installs them.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::{Demo, DemoUser, curl, heartbeat_files, run, wait_for_out};
 use serde_json::{Value, json};
-use support::{Demo, DemoUser, curl, heartbeat_files, run, wait_for_out};
 
 const PORTAL_PASSWORD: &str = "Portal-Password-1";
 
@@ -222,7 +220,7 @@ fn foces_personal_and_expired_certificates_are_refused() {
 fn forms_without_csrf_and_replayed_session_cookies_are_refused() {
     let demo = Demo::start();
     let unregistered = demo.certificate("unregistered");
-    let unregistered_name = support::username_of(&unregistered.cert);
+    let unregistered_name = crate::support::username_of(&unregistered.cert);
     browse(
         &demo,
         "csrf",
@@ -260,13 +258,13 @@ fn a_revoked_certificate_sees_only_that_it_is_revoked() {
         "revoked",
         json!({
             "certificate": certificate(&revoked),
-            "username": support::username_of(&revoked.cert),
+            "username": crate::support::username_of(&revoked.cert),
         }),
     );
     assert!(audited(
         &demo,
         "portal.login",
         "allowed",
-        &support::username_of(&revoked.cert)
+        &crate::support::username_of(&revoked.cert)
     ));
 }

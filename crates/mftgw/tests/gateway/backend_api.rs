@@ -4,16 +4,14 @@
 //! gets a JSON 4xx. Every response is checked against `openapi.json`: its status must be
 //! documented for the operation, and its body must carry the documented required fields.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
+use crate::support::{Demo, DemoUser, curl, out_names, wait_for_out, xml_element};
 use serde_json::Value;
-use support::{Demo, DemoUser, curl, out_names, wait_for_out, xml_element};
 
 const MANIFEST: &str = "Manifest.MidlertidigOpbevaringOpret";
-const OPENAPI: &str = include_str!("../src/api/openapi.json");
+const OPENAPI: &str = include_str!("../../src/api/openapi.json");
 
 struct Api {
     base: String,
@@ -478,7 +476,7 @@ async fn a_backend_can_authenticate_with_its_client_certificate() {
     let backends = format!(
         "[{{ name = \"fatca\", kind = \"spool\", directory = \"{}\", services = [\"FATCA\"], api_client_certificate = \"{}\" }}]",
         spool.path().display(),
-        support::fingerprint_of(&backend_cert).to_uppercase(),
+        crate::support::fingerprint_of(&backend_cert).to_uppercase(),
     );
     demo.kill();
     demo.start_again(&[

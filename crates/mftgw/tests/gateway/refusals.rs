@@ -3,16 +3,14 @@
 //! reads in the audit log (the precise reason, the client IP and, where a certificate was
 //! presented, its SHA-256 fingerprint).
 
-mod support;
-
 use std::future::Future;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use mftgw_client::{DataConnection, DataOptions, FtpsClient, TlsVersions};
 use serde_json::Value;
-use support::*;
 use tokio::io::AsyncReadExt;
 
 const CLIENT_IP: &str = "127.0.0.1";

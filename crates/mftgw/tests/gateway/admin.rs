@@ -2,11 +2,9 @@
 //! password that works at once (demo activation delay 0), roles granted and revoked show up in
 //! the user's next listing, suspension locks the user out, and a renewal keeps the password.
 
-mod support;
-
+use crate::support::{Demo, DemoUser};
 use mftgw_client::FtpsClient;
 use mftgw_testpki::TestPki;
-use support::{Demo, DemoUser};
 
 async fn root_names(client: &mut FtpsClient) -> Vec<String> {
     let listing = String::from_utf8(client.download("NLST /").await.unwrap()).unwrap();
@@ -132,7 +130,7 @@ async fn register_grant_revoke_suspend_and_renew_from_the_cli() {
 fn the_cli_refuses_what_it_cannot_do_with_a_clear_error() {
     let demo = Demo::start();
     let failing = |args: &[&str]| {
-        let output = std::process::Command::new(support::binary())
+        let output = std::process::Command::new(crate::support::binary())
             .arg("--config")
             .arg(demo.config())
             .args(args)

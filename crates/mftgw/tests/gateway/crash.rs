@@ -3,13 +3,11 @@
 //! is a transaction with each of its four answers exactly once, uploads that did not finish
 //! never show up, and work left undone is resumed.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{Demo, DemoUser, heartbeat_files, list_until};
+use crate::support::{Demo, DemoUser, heartbeat_files, list_until};
 use tokio::io::AsyncWriteExt;
 
 const HEARTBEAT: &str = "FTPSGW.Heartbeat";

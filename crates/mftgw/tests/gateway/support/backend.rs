@@ -51,8 +51,8 @@ struct Shared {
     roles: Mutex<serde_json::Value>,
 }
 
+/// Stops serving when dropped.
 pub struct TestBackend {
-    pub addr: SocketAddr,
     shared: Arc<Shared>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -94,7 +94,6 @@ impl TestBackend {
             .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(Arc::clone(&shared));
         let listener = TcpListener::bind(addr).await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -112,11 +111,7 @@ impl TestBackend {
                 });
             }
         });
-        TestBackend {
-            addr,
-            shared,
-            server,
-        }
+        TestBackend { shared, server }
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -131,11 +126,11 @@ impl TestBackend {
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
     }
+}
 
-    /// Stops listening: connections are refused from now on.
-    pub fn stop(self) -> Vec<Received> {
+impl Drop for TestBackend {
+    fn drop(&mut self) {
         self.server.abort();
-        self.received()
     }
 }
 

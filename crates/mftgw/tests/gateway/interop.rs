@@ -2,12 +2,10 @@
 //! crate log in with a demo certificate, print the working directory, list the root with
 //! `LIST`, `NLST` and `MLSD`, and change into a service folder and `out`.
 
-mod support;
-
 use std::process::Command;
 use std::sync::Arc;
 
-use support::{Demo, curl, heartbeat_files, out_names, run};
+use crate::support::{Demo, curl, heartbeat_files, out_names, run};
 
 fn sorted(mut names: Vec<String>) -> Vec<String> {
     names.sort();
@@ -282,7 +280,7 @@ fn the_printed_curl_and_lftp_commands_work_as_printed() {
         &["-T", body.to_str().unwrap()],
     );
     assert!(ok, "{err}");
-    let spool = std::path::PathBuf::from(demo.manifest["api"]["spool"].as_str().unwrap());
+    let spool = demo.manifest().api.spool.clone();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let id = loop {
         let spooled = std::fs::read_dir(&spool)
@@ -313,17 +311,16 @@ fn the_printed_curl_and_lftp_commands_work_as_printed() {
     // PKCS#12 file exists.
     let portal = command_after("Certificate Portal:", "curl --cacert");
     let (ok, page, err) = run(Command::new("timeout").args(["60", "bash", "-c", &portal]));
-    let unregistered = support::username_of(&demo.certificate("unregistered").cert);
+    let unregistered = crate::support::username_of(&demo.certificate("unregistered").cert);
     assert!(
         ok && page.contains(&unregistered) && page.contains("id=\"password\""),
         "{portal}: {page} {err}"
     );
-    let p12 = demo.manifest["certificates"]["unregistered"]["p12"]
-        .as_str()
-        .unwrap();
+    let p12 = &demo.manifest().certificates["unregistered"].p12;
     assert!(
-        printed.contains(p12) && std::path::Path::new(p12).exists(),
-        "{p12}"
+        printed.contains(p12.to_str().unwrap()) && p12.exists(),
+        "{}",
+        p12.display()
     );
 }
 

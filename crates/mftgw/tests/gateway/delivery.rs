@@ -3,13 +3,11 @@
 //! no status_0 appears, and when it is back everything is delivered in upload order per
 //! (user, service). Operators see waiting deliveries and can retry one at once.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::{Demo, curl, out_names, wait_for_out, xml_element};
 use mftgw_client::FtpsClient;
-use support::{Demo, curl, out_names, wait_for_out, xml_element};
 
 const MANIFEST: &str = "Manifest.MidlertidigOpbevaringOpret";
 

@@ -3,13 +3,11 @@
 //! with a real TLS client certificate against `mftgw demo`. The browser walk-through is in
 //! `portal_browser.rs`.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::portal::Portal;
+use crate::support::{Demo, DemoUser, curl};
 use reqwest::StatusCode;
-use support::portal::Portal;
-use support::{Demo, DemoUser, curl};
 
 const PASSWORD: &str = "Portal-Password-1";
 const SCRIPT: &str = "<script>alert(1)</script>";
@@ -276,7 +274,7 @@ async fn the_profile_form_refuses_bad_input_and_escapes_what_it_shows() {
 }
 
 /// Refreshes the overview until it says `text` (a registration finished); returns it.
-async fn overview_saying(portal: &mut Portal, text: &str) -> support::portal::Page {
+async fn overview_saying(portal: &mut Portal, text: &str) -> crate::support::portal::Page {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let page = portal.get("/").await;
@@ -373,7 +371,7 @@ async fn registering_twice_queues_once_and_the_password_shown_works_over_ftps() 
 fn revoke_and_reload(demo: &Demo, name: &str, user: &DemoUser) {
     demo.revoke_in_pki(name);
     demo.signal("HUP");
-    let fingerprint = support::fingerprint_of(&user.cert);
+    let fingerprint = crate::support::fingerprint_of(&user.cert);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let _ = curl(demo, user, "/", &["--list-only"]);
@@ -459,7 +457,7 @@ async fn a_revoked_certificate_may_register_and_nothing_else() {
 
 /// A revoked certificate's first login: the username is the password, and it goes straight
 /// to the overview (no password change), which says it is revoked; returns the overview.
-async fn revoked_login(portal: &mut Portal) -> support::portal::Page {
+async fn revoked_login(portal: &mut Portal) -> crate::support::portal::Page {
     let username = portal.username.clone();
     let csrf = portal.get("/").await.csrf();
     let page = portal
@@ -510,7 +508,7 @@ async fn a_revoked_certificate_cannot_replace_a_valid_registered_one() {
 }
 
 /// Logs in with the portal `password` (after the first change); returns the overview.
-async fn login_with(portal: &mut Portal, password: &str) -> support::portal::Page {
+async fn login_with(portal: &mut Portal, password: &str) -> crate::support::portal::Page {
     let csrf = portal.get("/").await.csrf();
     let page = portal
         .post("/login", &[("csrf", &csrf), ("password", password)])
@@ -677,7 +675,7 @@ async fn with_operator_codes_the_first_portal_password_is_a_one_time_code() {
 async fn a_certificate_that_expires_during_a_visit_is_refused_on_its_next_request() {
     let demo = Demo::start();
     let short = demo.issue_certificate_valid_for("short-lived", "moces", "13572468", "79", 6);
-    let not_after = support::not_after(&short.cert);
+    let not_after = crate::support::not_after(&short.cert);
     let mut portal = Portal::new(&demo, &short);
     portal.get("/").await.assert(StatusCode::OK, "Log på");
     while time::OffsetDateTime::now_utc() <= not_after + time::Duration::SECOND {
@@ -829,7 +827,7 @@ async fn pages_are_protected_by_headers_cookies_and_the_certificate() {
     let user = demo.certificate("unregistered");
     let address = demo.portal_url().trim_start_matches("https://").to_string();
     let cipher_with = |version: &str| {
-        let (_, out, err) = support::run(
+        let (_, out, err) = crate::support::run(
             std::process::Command::new("timeout")
                 .args(["20", "openssl", "s_client", "-connect", &address, version])
                 .args(["-cipher", "DEFAULT@SECLEVEL=0", "-cert"])

@@ -1,14 +1,12 @@
 //! Many sessions at once against one real `mftgw demo`: 200 logged-in sessions of four users,
 //! every one served, every one seeing exactly its own user's tree.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::*;
 use mftgw_client::FtpsClient;
 use serde_json::Value;
-use support::*;
 use tokio::task::JoinSet;
 
 const SESSIONS_PER_USER: usize = 50;

@@ -2,13 +2,11 @@
 //! appear as the source grants them, stay while the source fails, and vanish when it drops
 //! them; a role an operator granted locally stays whatever the source says.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::backend::{Mode, TestBackend};
-use support::{Demo, DemoUser, curl};
+use crate::support::backend::{Mode, TestBackend};
+use crate::support::{Demo, DemoUser, curl};
 
 fn root(demo: &Demo, user: &DemoUser) -> Vec<String> {
     let (ok, names, err) = curl(demo, user, "/", &["--list-only"]);

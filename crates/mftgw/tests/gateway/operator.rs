@@ -2,12 +2,10 @@
 //! users do, and the admin API (users, roles, services, deliveries) behind the operators'
 //! token, every action in the audit log.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{Demo, curl, heartbeat_files, wait_for_out};
 use serde_json::Value;
-use support::{Demo, curl, heartbeat_files, wait_for_out};
 
 const MANIFEST: &str = "Manifest.MidlertidigOpbevaringOpret";
 const TOKEN: &str = "operators-secret";
@@ -171,7 +169,7 @@ async fn health_metrics_and_the_admin_api() {
     assert_eq!(status, 200);
     assert_eq!(
         certificates["certificates"][0]["fingerprint_sha256"],
-        support::fingerprint_of(&user.cert).as_str()
+        crate::support::fingerprint_of(&user.cert).as_str()
     );
     assert!(certificates["certificates"][0]["replaced_at"].is_null());
     let unknown = "/v1/admin/users/CVR_0_UID_0/certificates";
@@ -372,7 +370,7 @@ async fn metrics_ask_for_their_token_and_cost_the_store_nothing_per_scrape() {
 /// is not valid stops the gateway with an error that names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operators_service_catalogue_replaces_the_built_in_one() {
-    let builtin = include_str!("../../domain/services.toml");
+    let builtin = include_str!("../../../domain/services.toml");
     let catalogue_dir = tempfile::tempdir().unwrap();
     let catalogue = catalogue_dir.path().join("services.toml");
     std::fs::write(
@@ -419,8 +417,8 @@ async fn an_operators_service_catalogue_replaces_the_built_in_one() {
         std::fs::write(&config, toml::to_string(&table).unwrap()).unwrap();
     };
     with_catalogue(&catalogue);
-    let listed = support::run(
-        std::process::Command::new(support::binary())
+    let listed = crate::support::run(
+        std::process::Command::new(crate::support::binary())
             .arg("--config")
             .arg(&config)
             .arg("services"),
@@ -438,8 +436,8 @@ async fn an_operators_service_catalogue_replaces_the_built_in_one() {
     .unwrap();
     with_catalogue(&broken);
     for command in ["services", "serve"] {
-        let (ok, _, stderr) = support::run(
-            std::process::Command::new(support::binary())
+        let (ok, _, stderr) = crate::support::run(
+            std::process::Command::new(crate::support::binary())
                 .arg("--config")
                 .arg(&config)
                 .arg(command)

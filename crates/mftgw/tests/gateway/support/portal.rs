@@ -13,11 +13,7 @@ use super::{Demo, DemoUser, binary, run};
 impl Demo {
     /// The Certificate Portal's base URL, `https://127.0.0.1:<port>` (no trailing slash).
     pub fn portal_url(&self) -> String {
-        self.manifest["portal"]["url"]
-            .as_str()
-            .unwrap()
-            .trim_end_matches('/')
-            .to_string()
+        self.manifest().portal.url.trim_end_matches('/').to_string()
     }
 
     pub fn pki_dir(&self) -> PathBuf {

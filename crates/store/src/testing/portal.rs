@@ -1,13 +1,20 @@
-use time::Duration;
+//! Checks of [`PortalStore`]: accounts, sessions, initial codes and registration jobs.
+
+use std::sync::Arc;
+
 use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 
-use super::tests::{USERNAME, registration, store_with_user};
-use crate::prelude::*;
-use crate::{NewRegistrationJob, PortalProfile, PortalSession, RegistrationJobState, SqliteStore};
+use super::{USERNAME, race, with_user};
+use crate::{
+    IdentityStore, InitialCode, NewRegistrationJob, PortalProfile, PortalSession, PortalStore,
+    RegistrationJobState,
+};
 
-const AT: time::OffsetDateTime = datetime!(2025-03-01 10:00 UTC);
+const AT: OffsetDateTime = datetime!(2025-03-01 10:00 UTC);
 
-fn session(token_hash: &str, last_seen_at: time::OffsetDateTime) -> PortalSession {
+/// A session of [`USERNAME`] with its first certificate, opened at [`AT`].
+fn session(token_hash: &str, last_seen_at: OffsetDateTime) -> PortalSession {
     PortalSession {
         token_hash: token_hash.into(),
         username: USERNAME.into(),
@@ -19,6 +26,7 @@ fn session(token_hash: &str, last_seen_at: time::OffsetDateTime) -> PortalSessio
     }
 }
 
+/// A registration of the certificate `fingerprint` for [`USERNAME`], asked for at [`AT`].
 fn job(fingerprint: &str) -> NewRegistrationJob {
     NewRegistrationJob {
         username: USERNAME.into(),
@@ -28,9 +36,8 @@ fn job(fingerprint: &str) -> NewRegistrationJob {
     }
 }
 
-#[tokio::test]
-async fn portal_account_password_and_profile_are_independent() {
-    let store = SqliteStore::open_in_memory().await.unwrap();
+/// An account appears with the first password or profile change; each change keeps the other.
+pub async fn portal_account_password_and_profile_are_independent<S: PortalStore>(store: Arc<S>) {
     assert_eq!(store.portal_account(USERNAME).await.unwrap(), None);
 
     let profile = PortalProfile {
@@ -61,9 +68,9 @@ async fn portal_account_password_and_profile_are_independent() {
     );
 }
 
-#[tokio::test]
-async fn sessions_are_found_by_hash_touched_and_expired() {
-    let store = SqliteStore::open_in_memory().await.unwrap();
+/// Sessions are found by their token hash, kept alive by activity, expired when idle, and
+/// deleted one by one or by user (but those of one certificate).
+pub async fn sessions_are_found_by_hash_touched_and_expired<S: PortalStore>(store: Arc<S>) {
     store
         .create_portal_session(&session("old", AT))
         .await
@@ -133,9 +140,8 @@ async fn sessions_are_found_by_hash_touched_and_expired() {
     );
 }
 
-#[tokio::test]
-async fn an_initial_code_is_kept_with_its_expiry() {
-    let store = SqliteStore::open_in_memory().await.unwrap();
+/// An initial code is kept with its expiry, and sets no password.
+pub async fn an_initial_code_is_kept_with_its_expiry<S: PortalStore>(store: Arc<S>) {
     let expires = AT + Duration::days(7);
     store
         .set_portal_initial_code(USERNAME, "$argon2id$code", expires)
@@ -145,16 +151,16 @@ async fn an_initial_code_is_kept_with_its_expiry() {
     assert_eq!(account.password_hash, None);
     assert_eq!(
         account.initial_code,
-        Some(crate::InitialCode {
+        Some(InitialCode {
             hash: "$argon2id$code".into(),
             expires_at: expires
         })
     );
 }
 
-#[tokio::test]
-async fn a_registration_is_queued_once_and_finished_once() {
-    let store = SqliteStore::open_in_memory().await.unwrap();
+/// A registration is queued once however often it is asked for, finished once, and can be
+/// asked for again once it has failed.
+pub async fn a_registration_is_queued_once_and_finished_once<S: PortalStore>(store: Arc<S>) {
     let (first, created) = store.request_registration(job("cc33")).await.unwrap();
     assert!(created);
     assert_eq!(first.state, RegistrationJobState::Queued);
@@ -185,41 +191,21 @@ async fn a_registration_is_queued_once_and_finished_once() {
     assert_eq!(store.latest_registration("zz").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn the_sealed_gateway_password_survives_renewal() {
-    let store = store_with_user().await;
-    let sealed = store.gateway_password_sealed(USERNAME).await.unwrap();
-    assert_eq!(sealed.as_deref(), Some("sealed:hmac-sha256:0001"));
-    store
-        .register_certificate(registration(USERNAME, "bb22", "hmac-sha256:other"))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.gateway_password_sealed(USERNAME).await.unwrap(),
-        sealed
-    );
-    assert_eq!(
-        store.gateway_password_sealed("CVR_1_UID_9").await.unwrap(),
-        None
-    );
-}
-
-#[tokio::test]
-async fn the_interface_choice_reaches_the_ftps_login() {
-    let store = store_with_user().await;
-    let ftps_chosen = |store: &SqliteStore| {
-        let store = store.clone();
-        async move {
-            store
-                .find_user(USERNAME)
-                .await
-                .unwrap()
-                .unwrap()
-                .ftps_chosen
-        }
+/// The person's interface choice decides whether the user may log in over FTPS.
+pub async fn the_interface_choice_reaches_the_ftps_login<S: IdentityStore + PortalStore>(
+    store: Arc<S>,
+) {
+    with_user(&*store).await;
+    let ftps_chosen = async |store: &S| {
+        store
+            .find_user(USERNAME)
+            .await
+            .unwrap()
+            .unwrap()
+            .ftps_chosen
     };
     assert!(
-        ftps_chosen(&store).await,
+        ftps_chosen(&*store).await,
         "FTPS until the person chooses otherwise"
     );
     let as4_only = PortalProfile {
@@ -230,10 +216,56 @@ async fn the_interface_choice_reaches_the_ftps_login() {
         .set_portal_profile(USERNAME, &as4_only, AT)
         .await
         .unwrap();
-    assert!(!ftps_chosen(&store).await);
+    assert!(!ftps_chosen(&*store).await);
     store
         .set_portal_profile(USERNAME, &PortalProfile::default(), AT)
         .await
         .unwrap();
-    assert!(ftps_chosen(&store).await);
+    assert!(ftps_chosen(&*store).await);
+}
+
+/// Racing requests to register one certificate queue one job, and every request is told
+/// which.
+pub async fn racing_registration_requests_queue_one_job<S: PortalStore>(store: Arc<S>) {
+    let outcomes = race(8, |_| {
+        let store = Arc::clone(&store);
+        async move { store.request_registration(job("cc33")).await }
+    })
+    .await;
+    let mut created = 0;
+    let mut ids = Vec::new();
+    for outcome in outcomes {
+        let (job, queued_now) = outcome.unwrap();
+        assert_eq!(job.state, RegistrationJobState::Queued);
+        created += usize::from(queued_now);
+        ids.push(job.id);
+    }
+    assert_eq!(created, 1);
+    let queued = store.queued_registrations(10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert!(ids.iter().all(|id| *id == queued[0].job.id), "{ids:?}");
+}
+
+/// Racing creations of sessions with one token hash create one; the others fail and change
+/// nothing.
+pub async fn racing_sessions_of_one_token_hash_make_one<S: PortalStore>(store: Arc<S>) {
+    let outcomes = race(8, |n| {
+        let store = Arc::clone(&store);
+        let mut candidate = session("same", AT);
+        candidate.csrf_token = format!("csrf{n}");
+        async move {
+            let created = store.create_portal_session(&candidate).await;
+            (created, candidate)
+        }
+    })
+    .await;
+    let winners: Vec<PortalSession> = outcomes
+        .into_iter()
+        .filter_map(|(created, candidate)| created.is_ok().then_some(candidate))
+        .collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        store.portal_session("same").await.unwrap().as_ref(),
+        winners.first()
+    );
 }

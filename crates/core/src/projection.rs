@@ -1,0 +1,122 @@
+//! Steps and what they show. A transaction step is a domain event ([`Step`]: what happened
+//! to an upload); what it puts in the user's mailbox is a [`Projection`]'s choice, one per
+//! interface and profile. The core commits a step's state change together with the files its
+//! projection made, so they appear exactly once.
+//!
+//! The one projection today is the FTPS Gateway's ([`FtpsStatusFiles`]): a
+//! `status_<service>_<name>_<code>.xml` per step, and a response file as itself. The legacy
+//! "Secure FTP" profile (one status file per transaction, rewritten in place) and AS4's
+//! signals are projections of the same steps.
+
+use mftgw_domain::Transaction;
+use mftgw_domain::errors::ErrorEntry;
+use mftgw_domain::status::{StatusCode, StatusFile};
+use mftgw_store::{NewOutFile, OutContent};
+use time::OffsetDateTime;
+
+use crate::delivery::Answer;
+use crate::transactions::UploadTarget;
+
+/// What happened to an upload.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// The upload reused a name: no transaction was recorded.
+    NameReused {
+        upload: &'a UploadTarget,
+        error: &'a ErrorEntry,
+    },
+    /// The upload failed its format check: its transaction is rejected as it arrives.
+    RejectedOnArrival {
+        upload: &'a UploadTarget,
+        skat_transaction_id: &'a str,
+        error: &'a ErrorEntry,
+    },
+    /// The backend took the file.
+    Delivered { transaction: &'a Transaction },
+    /// The backend answered.
+    Answered {
+        transaction: &'a Transaction,
+        answer: &'a Answer,
+    },
+}
+
+/// What a step puts in the mailbox of the user it concerns, for one interface and profile.
+pub trait Projection: Send + Sync + 'static {
+    /// The files of `step`, dated `at`, in the order they appear.
+    fn files(&self, step: Step<'_>, at: OffsetDateTime) -> Vec<NewOutFile>;
+}
+
+/// The FTPS Gateway's status files (SPEC §4): one per step, named after its code.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FtpsStatusFiles;
+
+impl Projection for FtpsStatusFiles {
+    fn files(&self, step: Step<'_>, at: OffsetDateTime) -> Vec<NewOutFile> {
+        match step {
+            Step::NameReused { upload, error } => vec![inline(status_0(upload, None, error, at))],
+            Step::RejectedOnArrival {
+                upload,
+                skat_transaction_id,
+                error,
+            } => vec![inline(status_0(
+                upload,
+                Some(skat_transaction_id),
+                error,
+                at,
+            ))],
+            Step::Delivered { transaction } => vec![inline(transaction.status_file(
+                StatusCode::Delivered,
+                at,
+                None,
+                None,
+            ))],
+            Step::Answered {
+                transaction,
+                answer,
+            } => {
+                let (response, response_file, error) = match answer {
+                    Answer::Accept => (None, None, None),
+                    Answer::Respond { name, content } => (
+                        Some(NewOutFile {
+                            name: name.clone(),
+                            content: content.clone(),
+                        }),
+                        Some(name.clone()),
+                        None,
+                    ),
+                    Answer::Reject(error) => (None, None, Some(error.clone())),
+                };
+                let status = transaction.status_file(answer.status(), at, response_file, error);
+                response.into_iter().chain([inline(status)]).collect()
+            }
+        }
+    }
+}
+
+/// A status_0 for an upload. Its `filename` is the full upload path like every other status
+/// file (the client guide's example of a reused name shows a shortened one; SPEC §3 defines
+/// the path).
+fn status_0(
+    upload: &UploadTarget,
+    skat_transaction_id: Option<&str>,
+    error: &ErrorEntry,
+    at: OffsetDateTime,
+) -> StatusFile {
+    StatusFile {
+        code: StatusCode::Error,
+        service: upload.service.clone(),
+        ftp_transaction_id: upload.name.clone(),
+        upload_path: Some(upload.upload_path()),
+        skat_transaction_id: skat_transaction_id.map(str::to_owned),
+        at,
+        response_file: None,
+        error: Some(error.clone()),
+    }
+}
+
+fn inline(status: StatusFile) -> NewOutFile {
+    NewOutFile {
+        name: status.file_name(),
+        content: OutContent::Inline(status.to_xml().into_bytes()),
+    }
+}

@@ -1,0 +1,22 @@
+//! The gateway's integration tests, in one binary so that they link once. Each module drives
+//! the real `mftgw demo` (or `mftgw serve`) through `support`, with real clients (curl, lftp,
+//! Python ftplib, Chromium), and asserts on what a user or operator would observe.
+
+mod support;
+
+mod admin;
+mod backend_api;
+mod concurrency;
+mod crash;
+mod delivery;
+mod ekapital;
+mod hardening;
+mod heartbeat;
+mod http_delivery;
+mod interop;
+mod operator;
+mod portal;
+mod portal_browser;
+mod refusals;
+mod roles;
+mod transactions;
