@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::io;
+use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -44,8 +45,13 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes the blob `key`; removing a blob that is not there is not an error.
     fn delete(&self, key: &str) -> impl Future<Output = io::Result<()>> + Send;
 
-    /// The keys of every finished blob.
-    fn keys(&self) -> impl Future<Output = io::Result<Vec<String>>> + Send;
+    /// The keys of the blobs finished before `before`. An orphan sweep passes a time before
+    /// which no upload still in flight can have finished its body (in a process that holds
+    /// the store alone, now), so that it never takes a body whose commit is on its way.
+    fn finished_before(
+        &self,
+        before: SystemTime,
+    ) -> impl Future<Output = io::Result<Vec<String>>> + Send;
 }
 
 /// A blob being written. Dropping it without [`finish`](BlobWriter::finish) discards it.

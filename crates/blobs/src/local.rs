@@ -7,6 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
 use tokio::fs::File;
 use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufWriter};
@@ -124,11 +125,14 @@ impl BlobStore for LocalBlobStore {
         }
     }
 
-    async fn keys(&self) -> io::Result<Vec<String>> {
+    async fn finished_before(&self, before: SystemTime) -> io::Result<Vec<String>> {
         let mut entries = tokio::fs::read_dir(&self.blobs).await?;
         let mut keys = Vec::new();
         while let Some(entry) = entries.next_entry().await? {
-            if let Ok(name) = entry.file_name().into_string() {
+            // A finished blob is renamed into place and never written again: its
+            // modification time is when it was finished.
+            let finished = entry.metadata().await?.modified()?;
+            if let (Ok(name), true) = (entry.file_name().into_string(), finished < before) {
                 keys.push(name);
             }
         }
@@ -257,6 +261,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn blobs_are_listed_by_when_they_were_finished() {
+        let root = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(root.path()).await.unwrap();
+        let mut writer = store.create().await.unwrap();
+        writer.write_all(b"old").await.unwrap();
+        let old = writer.finish().await.unwrap().key;
+        let between = SystemTime::now();
+        // Past any file system's time granularity.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let mut writer = store.create().await.unwrap();
+        writer.write_all(b"new").await.unwrap();
+        let new = writer.finish().await.unwrap().key;
+        let finished_first = store.finished_before(between).await.unwrap();
+        assert_eq!(finished_first, std::slice::from_ref(&old));
+        let mut all = store
+            .finished_before(SystemTime::now() + std::time::Duration::from_secs(1))
+            .await
+            .unwrap();
+        all.sort();
+        let mut expected = vec![old, new];
+        expected.sort();
+        assert_eq!(all, expected);
+    }
+
+    #[tokio::test]
     async fn one_process_at_a_time_owns_a_store() {
         let root = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(root.path()).await.unwrap();
@@ -265,7 +294,8 @@ mod tests {
         let mut writer = store.create().await.unwrap();
         writer.write_all(b"k").await.unwrap();
         let key = writer.finish().await.unwrap().key;
-        assert_eq!(store.keys().await.unwrap(), [key]);
+        let later = SystemTime::now() + std::time::Duration::from_secs(1);
+        assert_eq!(store.finished_before(later).await.unwrap(), [key]);
         drop(store);
         LocalBlobStore::open(root.path()).await.unwrap();
     }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mftgw_domain::audit::AuditEvent;
+use mftgw_domain::audit::{AuditEvent, Reason};
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::password::{PasswordKey, generate_gateway_password};
 use mftgw_domain::user::UserState;
@@ -252,7 +252,8 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
             })?;
         let renewed = !outcome.created && !outcome.unchanged;
         let mut event = if outcome.unchanged {
-            AuditEvent::info(now, registrar.action(renewed)).with_reason("already_current")
+            AuditEvent::info(now, registrar.action(renewed))
+                .with_reason(Reason::AlreadyCurrent.as_str())
         } else {
             AuditEvent::allowed(now, registrar.action(renewed))
         };
@@ -272,7 +273,7 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
             self.end_portal_sessions(
                 &username,
                 Some(&info.fingerprint_sha256),
-                "certificate_replaced",
+                Reason::CertificateReplaced.as_str(),
             )
             .await
             .map_err(RegistrationError::Store)?;

@@ -208,11 +208,12 @@ impl Harness {
             .unwrap();
         let target = UploadTarget {
             username: username.into(),
+            mailbox: mftgw_domain::Mailbox::of_user(username),
             cvr: cvr.parse().unwrap(),
             account: account.parse().unwrap(),
             service: service.into(),
             name: name.into(),
-            transfer_type: 'I',
+            transfer_type: mftgw_domain::TransferMode::Binary,
         };
         let Committed::Transaction {
             skat_transaction_id,
@@ -425,7 +426,7 @@ async fn answers_of_a_backend_appear_in_order_with_the_answer_delay_between() {
     }
     let out: Vec<String> = harness
         .store
-        .out_files(&user)
+        .out_files(&mftgw_domain::Mailbox::of_user(&user))
         .await
         .unwrap()
         .into_iter()

@@ -6,6 +6,48 @@ use std::str::FromStr;
 
 use time::OffsetDateTime;
 
+/// Why the gateway refused or noted something, where no more specific vocabulary says it
+/// (a login decision is a `LoginRefusal`, a certificate's an `IdentityRefusal`, the TLS
+/// layer's its own). The names are a contract: operators alert on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The store could not answer, so the decision could not be made.
+    StoreUnavailable,
+    /// The certificate is outside its validity.
+    CertificateExpired,
+    /// A renewal replaced the certificate a session was opened with.
+    CertificateReplaced,
+    /// A portal session cookie came with another certificate than the one that opened it.
+    OtherCertificate,
+    /// A form's CSRF token did not match the session's.
+    CsrfTokenMismatch,
+    /// A portal password change named the wrong current password.
+    WrongCurrentPassword,
+    /// Registration was asked for a certificate that has nothing to register.
+    NothingToRegister,
+    /// The certificate registered already was its user's current one.
+    AlreadyCurrent,
+    /// A queued portal registration was refused.
+    RegistrationRefused,
+}
+
+impl Reason {
+    /// The stable name, as the audit log records it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StoreUnavailable => "store_unavailable",
+            Self::CertificateExpired => "certificate_expired",
+            Self::CertificateReplaced => "certificate_replaced",
+            Self::OtherCertificate => "other_certificate",
+            Self::CsrfTokenMismatch => "csrf_token_mismatch",
+            Self::WrongCurrentPassword => "wrong_current_password",
+            Self::NothingToRegister => "nothing_to_register",
+            Self::AlreadyCurrent => "already_current",
+            Self::RegistrationRefused => "registration_refused",
+        }
+    }
+}
+
 /// How a decision went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditOutcome {
@@ -134,6 +176,37 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn the_reasons_keep_their_names() {
+        let names: Vec<&str> = [
+            Reason::StoreUnavailable,
+            Reason::CertificateExpired,
+            Reason::CertificateReplaced,
+            Reason::OtherCertificate,
+            Reason::CsrfTokenMismatch,
+            Reason::WrongCurrentPassword,
+            Reason::NothingToRegister,
+            Reason::AlreadyCurrent,
+            Reason::RegistrationRefused,
+        ]
+        .map(Reason::as_str)
+        .into();
+        assert_eq!(
+            names,
+            [
+                "store_unavailable",
+                "certificate_expired",
+                "certificate_replaced",
+                "other_certificate",
+                "csrf_token_mismatch",
+                "wrong_current_password",
+                "nothing_to_register",
+                "already_current",
+                "registration_refused",
+            ]
+        );
+    }
 
     #[test]
     fn outcome_names_round_trip() {

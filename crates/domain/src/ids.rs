@@ -105,6 +105,38 @@ text_id!(
     }
 );
 
+/// Whose `/out` a file belongs to. Every transaction is reported to the mailbox chosen when
+/// it was uploaded (by the profile of the listener it came in on), and its later steps'
+/// files follow it there. Today each gateway user has their own; the legacy "Secure FTP"
+/// profile shares one per company.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Mailbox {
+    /// The `/out` of one gateway user (by username).
+    User(String),
+}
+
+impl Mailbox {
+    /// The mailbox of the gateway user `username`.
+    pub fn of_user(username: &str) -> Self {
+        Self::User(username.to_owned())
+    }
+
+    /// The stable key stores keep it under: `user:<username>`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::User(username) => format!("user:{username}"),
+        }
+    }
+}
+
+impl fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(username) => write!(f, "the /out of {username}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,12 +26,12 @@ mod hex;
 
 pub use audit::{AuditEvent, AuditOutcome, UnknownAuditOutcome};
 pub use catalogue::{CatalogueError, Service, ServiceCatalogue};
-pub use ids::{AccountId, Cvr, InvalidId};
+pub use ids::{AccountId, Cvr, InvalidId, Mailbox};
 pub use login::{
     CertificateOwner, KnownUser, LoginAttempt, LoginRefusal, decide_login, session_authorisation,
 };
 pub use password::{PasswordKey, PasswordKeyError, generate_gateway_password};
 pub use path_segment::{PathSegmentError, check_path_segment};
 pub use throttle::{LoginThrottle, ThrottleConfig, ThrottleVerdict};
-pub use transaction::{Transaction, TransactionState};
+pub use transaction::{Transaction, TransactionState, TransferMode};
 pub use user::{UnknownUserState, User, UserState};

@@ -2,6 +2,7 @@
 //! status file each move produces, how SKATTransactionIds are made, and which upload names
 //! can be a FTPTransactionID.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use time::OffsetDateTime;
@@ -82,6 +83,41 @@ impl std::str::FromStr for TransactionState {
     }
 }
 
+/// The FTP `TYPE` in force while a file was uploaded: what the gateway stored is what
+/// that mode put on the wire (CRLF line ends in ASCII mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferMode {
+    /// `TYPE A`.
+    Ascii,
+    /// `TYPE I`.
+    Binary,
+}
+
+impl TransferMode {
+    /// `A` or `I`, as `TYPE` names it (and the store, the API and the spool show it).
+    pub fn as_char(self) -> char {
+        match self {
+            Self::Ascii => 'A',
+            Self::Binary => 'I',
+        }
+    }
+
+    /// The mode `TYPE` names `letter`.
+    pub fn from_char(letter: char) -> Option<Self> {
+        match letter {
+            'A' => Some(Self::Ascii),
+            'I' => Some(Self::Binary),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TransferMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.as_char())
+    }
+}
+
 /// A transaction as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
@@ -99,8 +135,7 @@ pub struct Transaction {
     pub size: u64,
     /// Lowercase hex.
     pub sha256: String,
-    /// `A` or `I`: the `TYPE` in force during the upload.
-    pub transfer_type: char,
+    pub transfer_type: TransferMode,
     pub blob_key: Option<String>,
     pub state: TransactionState,
     pub received_at: OffsetDateTime,

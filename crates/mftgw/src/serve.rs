@@ -79,8 +79,11 @@ async fn serve_on<S: Store>(
         blobs,
         &config.transactions.node_id,
     ));
-    // While this process holds the blob store's lock, so no upload is in flight.
-    let swept = transactions.sweep_unreferenced_blobs().await?;
+    // This process holds the blob store's lock and serves nothing yet: no upload is in
+    // flight, so every blob finished until now is the sweep's to judge.
+    let swept = transactions
+        .sweep_unreferenced_blobs(std::time::SystemTime::now())
+        .await?;
     if swept > 0 {
         tracing::info!(
             swept,

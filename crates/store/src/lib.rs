@@ -12,7 +12,7 @@ use std::future::Future;
 
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::{
-    AccountId, AuditEvent, CertificateOwner, Cvr, KnownUser, Transaction, User, UserState,
+    AccountId, AuditEvent, CertificateOwner, Cvr, KnownUser, Mailbox, Transaction, User, UserState,
 };
 use time::OffsetDateTime;
 
@@ -459,38 +459,40 @@ pub trait TransactionLog: Send + Sync + 'static {
     fn expire(&self, before: OffsetDateTime) -> impl Future<Output = StoreResult<Expired>> + Send;
 }
 
-/// Each user's `/out`: status files, responses and outbound files.
+/// The mailboxes (each a `/out`): status files, responses and outbound files. A
+/// transaction's files go to the mailbox it was recorded with.
 ///
 /// Concurrency contract: a name is unique in a mailbox; a file that replaces another of its
 /// name (a rewritten status file) does so in one commit, so a reader sees the old file or
 /// the new one, never neither.
 pub trait MailboxStore: Send + Sync + 'static {
-    /// Puts a file in the user's `/out` unless one of that name is there; `false` if one is.
+    /// Puts a file in `mailbox` unless one of that name is there; `false` if one is.
     fn add_out_file(
         &self,
-        username: &str,
+        mailbox: &Mailbox,
         file: NewOutFile,
         at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// The user's `/out`, in the order the files appeared.
+    /// The files of `mailbox`, in the order they appeared; [`StoreError::NotFound`] for a
+    /// mailbox that does not exist (a user's exists from their registration on).
     fn out_files(
         &self,
-        username: &str,
+        mailbox: &Mailbox,
     ) -> impl Future<Output = StoreResult<Vec<OutFileEntry>>> + Send;
 
-    /// One file of the user's `/out` with its body.
+    /// One file of `mailbox` with its body.
     fn out_file(
         &self,
-        username: &str,
+        mailbox: &Mailbox,
         name: &str,
     ) -> impl Future<Output = StoreResult<Option<(OutFileEntry, OutContent)>>> + Send;
 
-    /// Removes a file from the user's `/out`; `None` if there was none, else its body (a blob
-    /// for the caller to delete).
+    /// Removes a file from `mailbox`; `None` if there was none, else its body (a blob for the
+    /// caller to delete).
     fn delete_out_file(
         &self,
-        username: &str,
+        mailbox: &Mailbox,
         name: &str,
     ) -> impl Future<Output = StoreResult<Option<OutContent>>> + Send;
 }

@@ -8,12 +8,14 @@ use time::OffsetDateTime;
 pub struct NewTransaction {
     pub skat_transaction_id: String,
     pub username: String,
+    /// Where the transaction's status files go, now and at every later step.
+    pub mailbox: mftgw_domain::Mailbox,
     pub service: String,
     pub ftp_transaction_id: String,
     pub upload_path: String,
     pub size: u64,
     pub sha256: String,
-    pub transfer_type: char,
+    pub transfer_type: mftgw_domain::TransferMode,
     pub blob_key: String,
     pub received_at: OffsetDateTime,
     /// Set when the upload is refused on arrival (a failed format check): the transaction is
@@ -118,6 +120,8 @@ pub struct LeaseToken(pub i64);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOutbound {
     pub username: String,
+    /// Where the file and its status file go.
+    pub mailbox: mftgw_domain::Mailbox,
     pub service: String,
     /// The backend's name for it; the key that makes posting it twice one post.
     pub name: String,

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::{digest, rand};
-use mftgw_domain::Transaction;
 use mftgw_domain::status::StatusCode;
+use mftgw_domain::{Mailbox, Transaction};
 use mftgw_store::{
     IdentityStore, MailboxStore, NewRegistrationJob, OutFileEntry, PortalAccount, PortalProfile,
     PortalSession, PortalStore, RegistrationJob, StoreError, StoreResult, TransactionLog,
@@ -219,7 +219,7 @@ impl<S: PortalStore + IdentityStore + TransactionLog + MailboxStore> Portal<S> {
 
     /// What is in the user's `/out` (nothing, for a user not known yet).
     pub async fn out_files(&self, username: &str) -> StoreResult<Vec<OutFileEntry>> {
-        match self.store.out_files(username).await {
+        match self.store.out_files(&Mailbox::of_user(username)).await {
             Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
             files => files,
         }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mftgw_domain::UserState;
-use mftgw_domain::audit::AuditEvent;
+use mftgw_domain::audit::{AuditEvent, Reason};
 use mftgw_domain::password::PasswordKey;
 use mftgw_oces::certificate::CertificateInfo;
 use mftgw_oces::trust::TrustStore;
@@ -278,7 +278,7 @@ async fn register<S: PortalStore + IdentityStore + RoleStore>(
                     AuditEvent::refused(
                         OffsetDateTime::now_utc(),
                         "portal.register",
-                        "registration_refused",
+                        Reason::RegistrationRefused.as_str(),
                     )
                     .with_username(&job.username)
                     .with_cert_fingerprint(&job.cert_fingerprint)

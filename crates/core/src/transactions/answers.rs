@@ -6,7 +6,7 @@
 use mftgw_blobs::{BlobInfo, BlobStore};
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::status::{StatusCode, StatusFile};
-use mftgw_domain::{Transaction, TransactionState};
+use mftgw_domain::{Mailbox, Transaction, TransactionState};
 use mftgw_store::{Advance, NewOutFile, NewOutbound, OutContent, Store, StoreError};
 
 use super::Transactions;
@@ -211,6 +211,8 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         let recorded = self
             .store
             .record_outbound(NewOutbound {
+                // An outbound file goes to its user's own mailbox.
+                mailbox: Mailbox::of_user(&outbound.username),
                 username: outbound.username,
                 service: outbound.service.clone(),
                 name: outbound.name,

@@ -1,8 +1,9 @@
-//! A user's `/out`: the files their transactions' steps, backends' answers and outbound
-//! posts put there, read and deleted by the user. Today one mailbox per gateway user, named
-//! by the username.
+//! Mailboxes (each a `/out`): the files transactions' steps, backends' answers and outbound
+//! posts put there, read and deleted by their users. Which mailbox a session sees is its
+//! adapter's choice (today each gateway user's own).
 
 use mftgw_blobs::BlobStore;
+use mftgw_domain::Mailbox;
 use mftgw_store::{OutContent, OutFileEntry, Store, StoreError};
 use tokio::io::AsyncRead;
 
@@ -25,32 +26,32 @@ pub enum ReadError {
 }
 
 impl<S: Store, B: BlobStore> Transactions<S, B> {
-    /// The files in `owner`'s mailbox, in the order they appeared.
-    pub async fn mailbox(&self, owner: &str) -> Result<Vec<OutFileEntry>, StoreError> {
-        self.store.out_files(owner).await
+    /// The files in `mailbox`, in the order they appeared.
+    pub async fn mailbox(&self, mailbox: &Mailbox) -> Result<Vec<OutFileEntry>, StoreError> {
+        self.store.out_files(mailbox).await
     }
 
-    /// One file of `owner`'s mailbox, if it is there.
+    /// One file of `mailbox`, if it is there.
     pub async fn mailbox_entry(
         &self,
-        owner: &str,
+        mailbox: &Mailbox,
         name: &str,
     ) -> Result<Option<OutFileEntry>, StoreError> {
         Ok(self
             .store
-            .out_file(owner, name)
+            .out_file(mailbox, name)
             .await?
             .map(|(entry, _)| entry))
     }
 
-    /// The content of `owner`'s file `name` from byte `offset` on; `None` if it is not there.
+    /// The content of `mailbox`'s file `name` from byte `offset` on; `None` if it is not there.
     pub async fn read_mailbox_file(
         &self,
-        owner: &str,
+        mailbox: &Mailbox,
         name: &str,
         offset: u64,
     ) -> Result<Option<MailboxReader>, ReadError> {
-        match self.store.out_file(owner, name).await? {
+        match self.store.out_file(mailbox, name).await? {
             None => Ok(None),
             Some((_, OutContent::Inline(bytes))) => {
                 let start = usize::try_from(offset)
@@ -73,9 +74,13 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         }
     }
 
-    /// Removes `owner`'s file `name` (and its body); `false` if it was not there.
-    pub async fn delete_mailbox_file(&self, owner: &str, name: &str) -> Result<bool, StoreError> {
-        match self.store.delete_out_file(owner, name).await? {
+    /// Removes `mailbox`'s file `name` (and its body); `false` if it was not there.
+    pub async fn delete_mailbox_file(
+        &self,
+        mailbox: &Mailbox,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        match self.store.delete_out_file(mailbox, name).await? {
             None => Ok(false),
             Some(OutContent::Inline(_)) => Ok(true),
             Some(OutContent::Blob { key, .. }) => {

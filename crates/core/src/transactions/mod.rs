@@ -23,7 +23,7 @@ use mftgw_domain::errors::{ErrorCatalogue, ErrorEntry, FILENAME_CANNOT_BE_REUSED
 use mftgw_domain::record_format::{RecordCheck, RecordFormats};
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::transaction::{SkatTransactionIds, upload_path};
-use mftgw_domain::{AccountId, Cvr, Transaction, TransactionState};
+use mftgw_domain::{AccountId, Cvr, Mailbox, Transaction, TransactionState, TransferMode};
 use mftgw_store::{Advance, NewTransaction, Recorded, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -62,11 +62,13 @@ impl WorkSignal {
 #[derive(Debug, Clone)]
 pub struct UploadTarget {
     pub username: String,
+    /// Where the transaction is reported: its status files now and at every later step.
+    pub mailbox: Mailbox,
     pub cvr: Cvr,
     pub account: AccountId,
     pub service: String,
     pub name: String,
-    pub transfer_type: char,
+    pub transfer_type: TransferMode,
 }
 
 impl UploadTarget {
@@ -209,6 +211,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             .record_transaction(NewTransaction {
                 skat_transaction_id: skat_transaction_id.clone(),
                 username: target.username.clone(),
+                mailbox: target.mailbox.clone(),
                 service: target.service.clone(),
                 ftp_transaction_id: target.name.clone(),
                 upload_path: target.upload_path(),
@@ -244,7 +247,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
                     let name = notice.name.clone();
                     if self
                         .store
-                        .add_out_file(&target.username, notice, now)
+                        .add_out_file(&target.mailbox, notice, now)
                         .await?
                     {
                         telemetry::status_file_written(StatusCode::Error);

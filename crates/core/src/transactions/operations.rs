@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context;
 use mftgw_blobs::BlobStore;
@@ -48,11 +49,19 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         self.store.release_claims(&self.node_id).await
     }
 
-    /// Deletes blobs that nothing refers to: bodies finished by an upload whose transaction
-    /// was never committed (a crash between the two), or whose deletion failed. To be run
-    /// before serving, while no upload is in flight; returns how many it deleted.
-    pub async fn sweep_unreferenced_blobs(&self) -> anyhow::Result<usize> {
-        let keys = self.blobs.keys().await.context("listing the blob store")?;
+    /// Deletes blobs finished before `finished_before` that nothing refers to: bodies
+    /// finished by an upload whose transaction was never committed (a crash between the
+    /// two), or whose deletion failed. `finished_before` must precede every upload still in
+    /// flight (before serving: now); returns how many it deleted.
+    pub async fn sweep_unreferenced_blobs(
+        &self,
+        finished_before: SystemTime,
+    ) -> anyhow::Result<usize> {
+        let keys = self
+            .blobs
+            .finished_before(finished_before)
+            .await
+            .context("listing the blob store")?;
         let referenced: HashSet<String> = self
             .store
             .referenced_blobs(&keys)

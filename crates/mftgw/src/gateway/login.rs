@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use mftgw_blobs::BlobStore;
-use mftgw_domain::audit::AuditEvent;
+use mftgw_domain::Mailbox;
+use mftgw_domain::audit::{AuditEvent, Reason};
 use mftgw_domain::login::{LoginAttempt, LoginRefusal, decide_login};
 use mftgw_ftps::{ClientContext, LoginDenied};
 use mftgw_oces::certificate::fingerprint_sha256;
@@ -54,7 +55,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                     .record(audit(AuditEvent::refused(
                         now(),
                         "ftps.login",
-                        "store_unavailable",
+                        Reason::StoreUnavailable.as_str(),
                     )))
                     .await;
                 return Err(refused_unanswered());
@@ -116,6 +117,8 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                 let user = known.expect("an allowed login has a known user").user;
                 Ok(UserTree::new(
                     TreeOwner {
+                        // The current profile: each user's own /out.
+                        mailbox: Mailbox::of_user(&user.username),
                         username: user.username,
                         cvr: user.cvr,
                         account: user.account,

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mftgw_blobs::BlobStore;
-use mftgw_domain::audit::AuditEvent;
+use mftgw_domain::audit::{AuditEvent, Reason};
 use mftgw_domain::session_authorisation;
 use mftgw_oces::certificate::CertificateInfo;
 use mftgw_store::{Store, StoreError};
@@ -174,7 +174,8 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
     async fn recheck_expiry(&self) {
         let now = OffsetDateTime::now_utc();
         for live in self.sessions.matching(|live| live.not_after < now) {
-            self.revoke(&live, "certificate_expired").await;
+            self.revoke(&live, Reason::CertificateExpired.as_str())
+                .await;
         }
     }
 

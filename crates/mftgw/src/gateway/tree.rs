@@ -17,7 +17,7 @@ use mftgw_blobs::{BlobStore, BlobWriter};
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::record_format::RecordCheck;
 use mftgw_domain::transaction::check_transaction_id;
-use mftgw_domain::{AccountId, Cvr};
+use mftgw_domain::{AccountId, Cvr, Mailbox, TransferMode};
 use mftgw_ftps::{
     BoxFuture, DirEntry, EntryKind, FsError, FsResult, Session, TransferType, Upload, VirtualPath,
 };
@@ -48,6 +48,8 @@ pub struct UploadLimits {
 #[derive(Debug, Clone)]
 pub struct TreeOwner {
     pub username: String,
+    /// The `/out` the session sees, and where its uploads are reported.
+    pub mailbox: Mailbox,
     pub cvr: Cvr,
     pub account: AccountId,
 }
@@ -202,13 +204,14 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
             check: self.transactions.record_check(service),
             target: UploadTarget {
                 username: self.owner.username.clone(),
+                mailbox: self.owner.mailbox.clone(),
                 cvr: self.owner.cvr.clone(),
                 account: self.owner.account.clone(),
                 service: service.to_owned(),
                 name: name.to_owned(),
                 transfer_type: match transfer_type {
-                    TransferType::Ascii => 'A',
-                    TransferType::Binary => 'I',
+                    TransferType::Ascii => TransferMode::Ascii,
+                    TransferType::Binary => TransferMode::Binary,
                 },
             },
             transactions: Arc::clone(&self.transactions),
@@ -240,7 +243,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
             Place::Out => Ok(self.folder(OUT, false)),
             Place::OutFile(name) => match self
                 .transactions
-                .mailbox_entry(&self.owner.username, name)
+                .mailbox_entry(&self.owner.mailbox, name)
                 .await
                 .map_err(unavailable)?
             {
@@ -274,7 +277,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
             }
             Place::Out => Ok(self
                 .transactions
-                .mailbox(&self.owner.username)
+                .mailbox(&self.owner.mailbox)
                 .await
                 .map_err(unavailable)?
                 .into_iter()
@@ -314,7 +317,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
         };
         match self
             .transactions
-            .read_mailbox_file(&self.owner.username, name, offset)
+            .read_mailbox_file(&self.owner.mailbox, name, offset)
             .await
         {
             Ok(Some(reader)) => Ok(reader),
@@ -358,7 +361,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
         };
         if self
             .transactions
-            .delete_mailbox_file(&self.owner.username, name)
+            .delete_mailbox_file(&self.owner.mailbox, name)
             .await
             .map_err(unavailable)?
         {
@@ -473,7 +476,8 @@ impl<S: Store, B: BlobStore> Upload for GatewayUpload<S, B> {
                 tracing::error!(%error, "finishing an upload's blob failed");
                 FsError::Unavailable("the file could not be stored; send it again".into())
             })?;
-            let refusal = check.and_then(|check| check.finish(target.transfer_type == 'A'));
+            let refusal =
+                check.and_then(|check| check.finish(target.transfer_type == TransferMode::Ascii));
             let committed = transactions
                 .commit_upload(&target, blob, refusal)
                 .await

@@ -10,7 +10,8 @@ use axum::extract::{Form, FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mftgw_domain::audit::AuditEvent;
+use mftgw_domain::audit::{AuditEvent, Reason};
+use mftgw_domain::login::LoginRefusal;
 use mftgw_domain::portal::{
     FieldProblem, Interfaces, PortalSecret, check_new_portal_password, parse_email, parse_se_number,
 };
@@ -155,7 +156,7 @@ impl<S: Store> Visit<S> {
         let now = now();
         let identity = if now < info.not_before || info.not_after < now {
             Err((
-                "certificate_expired",
+                Reason::CertificateExpired.as_str(),
                 lang.texts().refused_expired,
                 format!(
                     "{} – {}",
@@ -273,7 +274,7 @@ async fn signed_in<S: Store>(
                 who.audit(AuditEvent::refused(
                     now(),
                     "portal.session",
-                    "other_certificate",
+                    Reason::OtherCertificate.as_str(),
                 ))
                 .with_detail(serde_json::json!({ "session_username": username })),
             )
@@ -312,7 +313,7 @@ async fn check_csrf<S: Store>(
         who.audit(AuditEvent::refused(
             now(),
             "portal.csrf",
-            "csrf_token_mismatch",
+            Reason::CsrfTokenMismatch.as_str(),
         )),
     )
     .await;
@@ -509,7 +510,11 @@ pub async fn login<S: Store>(
         Verdict::Blocked => {
             audit(
                 state,
-                who.audit(AuditEvent::refused(now(), "portal.login", "blocked")),
+                who.audit(AuditEvent::refused(
+                    now(),
+                    "portal.login",
+                    LoginRefusal::Blocked.code(),
+                )),
             )
             .await;
             let page = Page::new(who.lang, |t| t.login_title).error(t.login_blocked);
@@ -532,7 +537,11 @@ pub async fn login<S: Store>(
     if !correct {
         audit(
             state,
-            who.audit(AuditEvent::refused(now(), "portal.login", "wrong_password")),
+            who.audit(AuditEvent::refused(
+                now(),
+                "portal.login",
+                LoginRefusal::WrongPassword.code(),
+            )),
         )
         .await;
         let page = Page::new(who.lang, |t| t.login_title).error(t.login_wrong_password);
@@ -634,7 +643,11 @@ pub async fn change_password<S: Store>(
         Verdict::Blocked => {
             audit(
                 state,
-                who.audit(AuditEvent::refused(now(), "portal.password", "blocked")),
+                who.audit(AuditEvent::refused(
+                    now(),
+                    "portal.password",
+                    LoginRefusal::Blocked.code(),
+                )),
             )
             .await;
             return Err(password_form(
@@ -661,7 +674,7 @@ pub async fn change_password<S: Store>(
     state.throttle.record(&keys, correct);
     let refusal = if !correct {
         Some((
-            "wrong_current_password",
+            Reason::WrongCurrentPassword.as_str(),
             lang.texts().current_password_wrong,
         ))
     } else {
@@ -748,7 +761,7 @@ pub async fn register<S: Store>(
         audit(
             state,
             who.audit(AuditEvent::info(now(), "portal.register_requested"))
-                .with_reason("nothing_to_register")
+                .with_reason(Reason::NothingToRegister.as_str())
                 .with_detail(serde_json::json!({ "status": format!("{status:?}") })),
         )
         .await;

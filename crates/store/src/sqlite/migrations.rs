@@ -55,6 +55,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "work_leases",
         sql: include_str!("../../migrations/sqlite/008_work_leases.sql"),
     },
+    Migration {
+        version: 9,
+        name: "mailboxes",
+        sql: include_str!("../../migrations/sqlite/009_mailboxes.sql"),
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {

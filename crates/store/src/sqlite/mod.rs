@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use mftgw_domain::portal::Interfaces;
 use mftgw_domain::status::StatusCode;
-use mftgw_domain::{AuditEvent, CertificateOwner, KnownUser, Transaction, User, UserState};
+use mftgw_domain::{
+    AuditEvent, CertificateOwner, KnownUser, Mailbox, Transaction, User, UserState,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -216,6 +218,10 @@ impl IdentityStore for SqliteStore {
                     .bind(&now)
                     .fetch_one(&mut *transaction)
                     .await?;
+                    sqlx::query("INSERT INTO mailboxes (owner) VALUES ($1)")
+                        .bind(Mailbox::of_user(&registration.username).key())
+                        .execute(&mut *transaction)
+                        .await?;
                     (user_id, true)
                 }
                 RegistrationPlan::Renew(user) => {
@@ -733,27 +739,31 @@ impl TransactionLog for SqliteStore {
 impl MailboxStore for SqliteStore {
     async fn add_out_file(
         &self,
-        username: &str,
+        mailbox: &Mailbox,
         file: NewOutFile,
         at: OffsetDateTime,
     ) -> StoreResult<bool> {
-        transactions::add_out_file(&self.writer, username, file, at).await
+        transactions::add_out_file(&self.writer, mailbox, file, at).await
     }
 
-    async fn out_files(&self, username: &str) -> StoreResult<Vec<OutFileEntry>> {
-        transactions::out_files(&self.reader, username).await
+    async fn out_files(&self, mailbox: &Mailbox) -> StoreResult<Vec<OutFileEntry>> {
+        transactions::out_files(&self.reader, mailbox).await
     }
 
     async fn out_file(
         &self,
-        username: &str,
+        mailbox: &Mailbox,
         name: &str,
     ) -> StoreResult<Option<(OutFileEntry, OutContent)>> {
-        transactions::out_file(&self.reader, username, name).await
+        transactions::out_file(&self.reader, mailbox, name).await
     }
 
-    async fn delete_out_file(&self, username: &str, name: &str) -> StoreResult<Option<OutContent>> {
-        transactions::delete_out_file(&self.writer, username, name).await
+    async fn delete_out_file(
+        &self,
+        mailbox: &Mailbox,
+        name: &str,
+    ) -> StoreResult<Option<OutContent>> {
+        transactions::delete_out_file(&self.writer, mailbox, name).await
     }
 }
 
@@ -879,6 +889,19 @@ async fn fetch_user<'e>(
     .fetch_optional(executor)
     .await?;
     row.as_ref().map(user_from_row).transpose()
+}
+
+/// The id of `mailbox`; [`StoreError::NotFound`] if it does not exist.
+async fn mailbox_id<'e>(executor: impl SqliteExecutor<'e>, mailbox: &Mailbox) -> StoreResult<i64> {
+    let key = mailbox.key();
+    sqlx::query_scalar("SELECT id FROM mailboxes WHERE owner = $1")
+        .bind(&key)
+        .fetch_optional(executor)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "mailbox",
+            key,
+        })
 }
 
 async fn user_id<'e>(executor: impl SqliteExecutor<'e>, username: &str) -> StoreResult<i64> {

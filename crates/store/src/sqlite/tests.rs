@@ -236,3 +236,79 @@ async fn a_listing_reads_only_its_index() {
         "{plan:?}"
     );
 }
+
+/// A database from before mailboxes (schema 8) keeps its users' `/out` files, and its
+/// transactions report to their users' mailboxes from then on.
+#[tokio::test]
+async fn the_mailbox_migration_keeps_every_out_file_where_its_user_sees_it() {
+    let dir = TempDir::new();
+    let path = dir.0.join("gateway.sqlite");
+    let before_mailboxes = migrations::MIGRATIONS
+        .iter()
+        .position(|m| m.name == "mailboxes")
+        .unwrap();
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE schema_migrations (
+                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        for migration in &migrations::MIGRATIONS[..before_mailboxes] {
+            sqlx::raw_sql(migration.sql).execute(&pool).await.unwrap();
+            sqlx::query("INSERT INTO schema_migrations VALUES ($1, $2, 'then')")
+                .bind(migration.version)
+                .bind(migration.name)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::raw_sql(
+            "INSERT INTO users (id, username, cvr, account, kind, state, password_hash, created_at)
+                 VALUES (7, 'CVR_12345678_UID_1', '12345678', 'UID_1', 'voces', 'active', 'h',
+                         '2026-01-01T00:00:00.000000Z');
+             INSERT INTO transactions
+                 (id, skat_transaction_id, user_id, service, ftp_transaction_id, upload_path,
+                  size, sha256, transfer_type, blob_key, state, received_at)
+                 VALUES (3, 'ci1', 7, 'FTPSGW.Heartbeat', 'a.xml', '/p', 1, 's', 'I', NULL,
+                         'received', '2026-01-01T00:00:00.000000Z');
+             INSERT INTO out_files (user_id, name, size, content, created_at)
+                 VALUES (7, 'old.xml', 3, x'616263', '2026-01-01T00:00:00.000000Z');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mailbox = Mailbox::of_user(USERNAME);
+    let listed = store.out_files(&mailbox).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "old.xml");
+    let transaction = store.transaction("ci1").await.unwrap().unwrap();
+    let delivered = testing::step(
+        &transaction,
+        mftgw_domain::TransactionState::Delivered,
+        mftgw_domain::status::StatusCode::Delivered,
+    );
+    let advanced = store.advance(&[delivered]).await.unwrap();
+    assert_eq!(advanced.applied, [true]);
+    let names: Vec<String> = store
+        .out_files(&mailbox)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.name)
+        .collect();
+    assert_eq!(names, ["old.xml", "status_1"]);
+}

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 
 use mftgw_domain::status::{StatusCode, StatusFile};
-use mftgw_domain::{Transaction, TransactionState};
+use mftgw_domain::{Mailbox, Transaction, TransactionState, TransferMode};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
-use super::{BEGIN_WRITE, user_id};
+use super::{BEGIN_WRITE, mailbox_id, user_id};
 use crate::plan::{last_of_each, transition_runs};
 use crate::{
     Advance, Advanced, Expired, LeaseToken, NewOutFile, NewOutbound, NewTransaction, OutContent,
@@ -43,11 +43,12 @@ pub(super) async fn record_transaction(
             .fetch_optional(&mut *transaction)
             .await?
             .ok_or_else(|| StoreError::user_not_found(&new.username))?;
+    let mailbox_id = mailbox_id(&mut *transaction, &new.mailbox).await?;
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO transactions
              (skat_transaction_id, user_id, service, ftp_transaction_id, upload_path, size,
-              sha256, transfer_type, blob_key, state, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+              sha256, transfer_type, blob_key, state, received_at, mailbox_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (user_id, ftp_transaction_id) DO NOTHING
          RETURNING id",
     )
@@ -62,6 +63,7 @@ pub(super) async fn record_transaction(
     .bind(&new.blob_key)
     .bind(state.as_str())
     .bind(&received_at)
+    .bind(mailbox_id)
     .fetch_optional(&mut *transaction)
     .await?;
     let Some(id) = id else {
@@ -90,7 +92,7 @@ pub(super) async fn record_transaction(
             // reuse of its name, which is inline.
             let files = files
                 .iter()
-                .map(|file| (user_id, file, received_at.clone()))
+                .map(|file| (mailbox_id, file, received_at.clone()))
                 .collect();
             replace_out_files(&mut transaction, files).await?;
         }
@@ -306,6 +308,7 @@ fn work_item_from_row(row: &SqliteRow) -> StoreResult<WorkItem> {
 /// of hundreds of steps took about a millisecond per step when each row was a statement.
 pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult<Advanced> {
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    // Per step, the mailbox of its transaction if the step moved it.
     let mut owners: Vec<Option<i64>> = Vec::with_capacity(steps.len());
     for run in transition_runs(steps, ROWS_PER_STATEMENT) {
         owners.extend(change_states(&mut transaction, &steps[run]).await?);
@@ -314,12 +317,12 @@ pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult
     let mut files = Vec::new();
     let mut finished = Vec::new();
     for (step, owner) in steps.iter().zip(&owners) {
-        let Some(user_id) = *owner else {
+        let Some(mailbox_id) = *owner else {
             continue;
         };
         let at = timestamp::to_text(step.at);
         statuses.push((step.transaction_id, step.status, at.clone()));
-        files.extend(step.files.iter().map(|file| (user_id, file, at.clone())));
+        files.extend(step.files.iter().map(|file| (mailbox_id, file, at.clone())));
         if step.finishes_work {
             finished.push(step.transaction_id);
         }
@@ -335,7 +338,7 @@ pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult
 }
 
 /// Moves the transactions of `run` (one transition, distinct transactions) from its `from`
-/// to its `to` state where they are still in `from`; per step, the owning user if it moved.
+/// to its `to` state where they are still in `from`; per step, its mailbox if it moved.
 async fn change_states(
     transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     run: &[Advance],
@@ -343,7 +346,7 @@ async fn change_states(
     let ids: Vec<String> = (3..run.len() + 3).map(|n| format!("${n}")).collect();
     let sql = format!(
         "UPDATE transactions SET state = $1 WHERE state = $2 AND id IN ({})
-         RETURNING id, user_id",
+         RETURNING id, mailbox_id",
         ids.join(", ")
     );
     let mut query = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql))
@@ -408,7 +411,8 @@ async fn replace_out_files(
     transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     files: Vec<(i64, &NewOutFile, String)>,
 ) -> StoreResult<Vec<String>> {
-    let (latest, superseded) = last_of_each(files, |(user_id, file, _)| (*user_id, &file.name));
+    let (latest, superseded) =
+        last_of_each(files, |(mailbox_id, file, _)| (*mailbox_id, &file.name));
     let mut replaced: Vec<String> = superseded
         .into_iter()
         .filter_map(|(_, file, _)| match &file.content {
@@ -418,25 +422,25 @@ async fn replace_out_files(
         .collect();
     for chunk in latest.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "DELETE FROM out_files WHERE (user_id, name) IN (VALUES {}) RETURNING blob_key",
+            "DELETE FROM out_files WHERE (mailbox_id, name) IN (VALUES {}) RETURNING blob_key",
             value_tuples(chunk.len(), 2)
         );
         let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).persistent(false);
-        for (user_id, file, _) in chunk {
-            query = query.bind(*user_id).bind(&file.name);
+        for (mailbox_id, file, _) in chunk {
+            query = query.bind(*mailbox_id).bind(&file.name);
         }
         let blob_keys: Vec<Option<String>> = query.fetch_all(&mut **transaction).await?;
         replaced.extend(blob_keys.into_iter().flatten());
 
         let sql = format!(
-            "INSERT INTO out_files (user_id, name, size, content, blob_key, created_at) VALUES {}",
+            "INSERT INTO out_files (mailbox_id, name, size, content, blob_key, created_at) VALUES {}",
             value_tuples(chunk.len(), 6)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-        for (user_id, file, at) in chunk {
+        for (mailbox_id, file, at) in chunk {
             let (content, blob_key) = content_columns(&file.content);
             query = query
-                .bind(*user_id)
+                .bind(*mailbox_id)
                 .bind(&file.name)
                 .bind(size_to_db(file.content.size())?)
                 .bind(content)
@@ -540,11 +544,12 @@ pub(super) async fn record_outbound(
         name: StatusFile::outbound_file_name(&outbound.service, seq),
         content: OutContent::Inline(outbound.status_xml),
     };
+    let mailbox_id = mailbox_id(&mut *transaction, &outbound.mailbox).await?;
     let replaced_blobs = replace_out_files(
         &mut transaction,
         vec![
-            (user_id, &outbound.file, at.clone()),
-            (user_id, &status_file, at),
+            (mailbox_id, &outbound.file, at.clone()),
+            (mailbox_id, &status_file, at),
         ],
     )
     .await?;
@@ -605,19 +610,19 @@ pub(super) async fn status_history(
 
 pub(super) async fn add_out_file(
     pool: &SqlitePool,
-    username: &str,
+    mailbox: &Mailbox,
     file: NewOutFile,
     at: OffsetDateTime,
 ) -> StoreResult<bool> {
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
-    let user_id = user_id(&mut *transaction, username).await?;
+    let mailbox_id = mailbox_id(&mut *transaction, mailbox).await?;
     let (content, blob_key) = content_columns(&file.content);
     let inserted = sqlx::query(
-        "INSERT INTO out_files (user_id, name, size, content, blob_key, created_at)
+        "INSERT INTO out_files (mailbox_id, name, size, content, blob_key, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (user_id, name) DO NOTHING",
+         ON CONFLICT (mailbox_id, name) DO NOTHING",
     )
-    .bind(user_id)
+    .bind(mailbox_id)
     .bind(&file.name)
     .bind(size_to_db(file.content.size())?)
     .bind(content)
@@ -639,19 +644,22 @@ pub(super) async fn pending_upload_bytes(pool: &SqlitePool, username: &str) -> S
     Ok(u64::try_from(bytes).unwrap_or_default())
 }
 
-/// A user's `/out` as a JSON array of `[id, name, size, created_at]`. In index order, but
+/// A mailbox's files as a JSON array of `[id, name, size, created_at]`. In index order, but
 /// an aggregate's order is not promised, and `ORDER BY` inside it would sort again.
 pub(super) const OUT_LISTING: &str =
     "SELECT json_group_array(json_array(id, name, size, created_at))
-     FROM out_files WHERE user_id = $1";
+     FROM out_files WHERE mailbox_id = $1";
 
 /// Read from the covering index `out_files_listing`, as one row of JSON: row by row (sqlx
 /// hands each over from the connection's thread), with a sort and a table lookup per file,
 /// a `/out` of 10,000 files took about 35 ms to read, most of a `LIST`.
-pub(super) async fn out_files(pool: &SqlitePool, username: &str) -> StoreResult<Vec<OutFileEntry>> {
-    let user_id = user_id(pool, username).await?;
+pub(super) async fn out_files(
+    pool: &SqlitePool,
+    mailbox: &Mailbox,
+) -> StoreResult<Vec<OutFileEntry>> {
+    let mailbox_id = mailbox_id(pool, mailbox).await?;
     let listing: String = sqlx::query_scalar(OUT_LISTING)
-        .bind(user_id)
+        .bind(mailbox_id)
         .fetch_one(pool)
         .await?;
     let mut entries: Vec<(i64, String, i64, String)> = serde_json::from_str(&listing)
@@ -671,15 +679,15 @@ pub(super) async fn out_files(pool: &SqlitePool, username: &str) -> StoreResult<
 
 pub(super) async fn out_file(
     pool: &SqlitePool,
-    username: &str,
+    mailbox: &Mailbox,
     name: &str,
 ) -> StoreResult<Option<(OutFileEntry, OutContent)>> {
-    let user_id = user_id(pool, username).await?;
+    let mailbox_id = mailbox_id(pool, mailbox).await?;
     let row = sqlx::query(
         "SELECT name, size, created_at, content, blob_key FROM out_files
-         WHERE user_id = $1 AND name = $2",
+         WHERE mailbox_id = $1 AND name = $2",
     )
-    .bind(user_id)
+    .bind(mailbox_id)
     .bind(name)
     .fetch_optional(pool)
     .await?;
@@ -689,15 +697,15 @@ pub(super) async fn out_file(
 
 pub(super) async fn delete_out_file(
     pool: &SqlitePool,
-    username: &str,
+    mailbox: &Mailbox,
     name: &str,
 ) -> StoreResult<Option<OutContent>> {
-    let user_id = user_id(pool, username).await?;
+    let mailbox_id = mailbox_id(pool, mailbox).await?;
     let row = sqlx::query(
-        "DELETE FROM out_files WHERE user_id = $1 AND name = $2
+        "DELETE FROM out_files WHERE mailbox_id = $1 AND name = $2
          RETURNING size, content, blob_key",
     )
-    .bind(user_id)
+    .bind(mailbox_id)
     .bind(name)
     .fetch_optional(pool)
     .await?;
@@ -797,9 +805,15 @@ fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
         upload_path: row.try_get("upload_path")?,
         size: size_from_db("transactions.size", row.try_get("size")?)?,
         sha256: row.try_get("sha256")?,
-        transfer_type: transfer_type.chars().next().ok_or_else(|| {
-            StoreError::Corrupt(format!("transactions.transfer_type of {id} is empty"))
-        })?,
+        transfer_type: transfer_type
+            .chars()
+            .next()
+            .and_then(TransferMode::from_char)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "transactions.transfer_type of {id}: {transfer_type:?}"
+                ))
+            })?,
         blob_key: row.try_get("blob_key")?,
         state: state
             .parse()

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use mftgw_domain::TransactionState;
 use mftgw_domain::status::StatusCode;
+use mftgw_domain::{Mailbox, TransactionState};
 
 use super::{
     RECEIVED_AT, USERNAME, add_other_user, created, inline, names, race, step, upload, watch,
@@ -21,7 +21,7 @@ pub async fn out_files_are_per_user_and_added_once_by_name<S: IdentityStore + Ma
     let at = RECEIVED_AT;
     assert!(
         store
-            .add_out_file(USERNAME, inline("r.txt", "first"), at)
+            .add_out_file(&Mailbox::of_user(USERNAME), inline("r.txt", "first"), at)
             .await
             .unwrap()
     );
@@ -33,32 +33,63 @@ pub async fn out_files_are_per_user_and_added_once_by_name<S: IdentityStore + Ma
         },
     };
     assert!(
-        !store.add_out_file(USERNAME, blob, at).await.unwrap(),
+        !store
+            .add_out_file(&Mailbox::of_user(USERNAME), blob, at)
+            .await
+            .unwrap(),
         "a name already in /out is left as it is"
     );
-    let (entry, content) = store.out_file(USERNAME, "r.txt").await.unwrap().unwrap();
+    let (entry, content) = store
+        .out_file(&Mailbox::of_user(USERNAME), "r.txt")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (entry.size, content),
         (5, OutContent::Inline(b"first".to_vec()))
     );
-    assert!(store.out_file(other_user, "r.txt").await.unwrap().is_none());
-    assert!(store.out_files(other_user).await.unwrap().is_empty());
     assert!(
         store
-            .add_out_file(other_user, inline("r.txt", "theirs"), at)
+            .out_file(&Mailbox::of_user(other_user), "r.txt")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .out_files(&Mailbox::of_user(other_user))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .add_out_file(&Mailbox::of_user(other_user), inline("r.txt", "theirs"), at)
             .await
             .unwrap(),
         "names are per user"
     );
     assert_eq!(
-        store.delete_out_file(other_user, "r.txt").await.unwrap(),
+        store
+            .delete_out_file(&Mailbox::of_user(other_user), "r.txt")
+            .await
+            .unwrap(),
         Some(OutContent::Inline(b"theirs".to_vec()))
     );
     assert_eq!(
-        store.delete_out_file(USERNAME, "r.txt").await.unwrap(),
+        store
+            .delete_out_file(&Mailbox::of_user(USERNAME), "r.txt")
+            .await
+            .unwrap(),
         Some(OutContent::Inline(b"first".to_vec()))
     );
-    assert!(store.out_files(USERNAME).await.unwrap().is_empty());
+    assert!(
+        store
+            .out_files(&Mailbox::of_user(USERNAME))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A listing has every name exactly as given, in the order the files came, with sizes and
@@ -73,11 +104,11 @@ pub async fn a_listing_returns_names_exactly_in_the_order_they_came<
     for (second, name) in names_put.iter().enumerate() {
         let at = RECEIVED_AT + time::Duration::seconds(second as i64);
         store
-            .add_out_file(USERNAME, inline(name, "body"), at)
+            .add_out_file(&Mailbox::of_user(USERNAME), inline(name, "body"), at)
             .await
             .unwrap();
     }
-    let listed = store.out_files(USERNAME).await.unwrap();
+    let listed = store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap();
     assert_eq!(names(&listed), names_put);
     assert!(listed.iter().all(|entry| entry.size == 4));
     assert_eq!(
@@ -85,7 +116,10 @@ pub async fn a_listing_returns_names_exactly_in_the_order_they_came<
         RECEIVED_AT + time::Duration::seconds(2)
     );
     assert!(
-        store.out_files("CVR_12345678_UID_2").await.is_err(),
+        store
+            .out_files(&Mailbox::of_user("CVR_12345678_UID_2"))
+            .await
+            .is_err(),
         "no such user"
     );
 }
@@ -100,7 +134,11 @@ pub async fn racing_additions_of_one_name_add_one_file<S: IdentityStore + Mailbo
         async move {
             let body = format!("body {n}");
             let added = store
-                .add_out_file(USERNAME, inline("r.txt", &body), RECEIVED_AT)
+                .add_out_file(
+                    &Mailbox::of_user(USERNAME),
+                    inline("r.txt", &body),
+                    RECEIVED_AT,
+                )
                 .await
                 .unwrap();
             (added, body)
@@ -112,8 +150,15 @@ pub async fn racing_additions_of_one_name_add_one_file<S: IdentityStore + Mailbo
         .filter_map(|(added, body)| added.then_some(body))
         .collect();
     assert_eq!(added.len(), 1, "{added:?}");
-    assert_eq!(names(&store.out_files(USERNAME).await.unwrap()), ["r.txt"]);
-    let (_, content) = store.out_file(USERNAME, "r.txt").await.unwrap().unwrap();
+    assert_eq!(
+        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
+        ["r.txt"]
+    );
+    let (_, content) = store
+        .out_file(&Mailbox::of_user(USERNAME), "r.txt")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(content, OutContent::Inline(added[0].clone().into_bytes()));
 }
 
@@ -162,13 +207,13 @@ pub async fn a_replaced_file_is_never_missing_from_out<
     let replaced = watch(vec![writer], async || {
         assert!(
             store
-                .out_file(USERNAME, "answer.xml")
+                .out_file(&Mailbox::of_user(USERNAME), "answer.xml")
                 .await
                 .unwrap()
                 .is_some(),
             "answer.xml is missing"
         );
-        let listed = store.out_files(USERNAME).await.unwrap();
+        let listed = store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap();
         assert_eq!(
             names(&listed)
                 .iter()
@@ -184,7 +229,7 @@ pub async fn a_replaced_file_is_never_missing_from_out<
     let expected: Vec<String> = (0..29).map(|i| format!("answer{i}")).collect();
     assert_eq!(replaced, expected);
     let (_, last) = store
-        .out_file(USERNAME, "answer.xml")
+        .out_file(&Mailbox::of_user(USERNAME), "answer.xml")
         .await
         .unwrap()
         .unwrap();

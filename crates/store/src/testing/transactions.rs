@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use mftgw_domain::status::StatusCode;
-use mftgw_domain::{Transaction, TransactionState};
+use mftgw_domain::{Mailbox, Transaction, TransactionState};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -124,7 +124,7 @@ pub async fn a_recorded_transaction_has_work_until_a_final_step<
     );
     assert!(look(&*store, &services, RECEIVED_AT).await.is_empty());
     assert_eq!(
-        names(&store.out_files(USERNAME).await.unwrap()),
+        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
         ["status_1", "status_0"]
     );
 }
@@ -144,7 +144,7 @@ pub async fn a_transaction_rejected_on_arrival_has_its_status_0_and_no_work<
     let services = [HEARTBEAT.to_string()];
     assert!(look(&*store, &services, RECEIVED_AT).await.is_empty());
     assert_eq!(
-        names(&store.out_files(USERNAME).await.unwrap()),
+        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
         ["status_AKFA_bad.txt_0.xml"]
     );
     assert_eq!(
@@ -177,6 +177,7 @@ pub async fn a_name_is_used_once_per_user_in_any_service<S: IdentityStore + Tran
     let other_user = add_other_user(&*store).await;
     let mut theirs = upload("ci3", "a.xml");
     theirs.username = other_user.into();
+    theirs.mailbox = Mailbox::of_user(other_user);
     created(store.record_transaction(theirs).await.unwrap());
     assert_eq!(store.transactions(None, 10).await.unwrap().len(), 2);
     assert_eq!(
@@ -270,12 +271,12 @@ pub async fn expiry_removes_old_out_files_and_finished_upload_bodies<
         },
     };
     store
-        .add_out_file(USERNAME, blob, RECEIVED_AT)
+        .add_out_file(&Mailbox::of_user(USERNAME), blob, RECEIVED_AT)
         .await
         .unwrap();
     store
         .add_out_file(
-            USERNAME,
+            &Mailbox::of_user(USERNAME),
             inline("new.txt", "x"),
             RECEIVED_AT + time::Duration::DAY,
         )
@@ -291,7 +292,7 @@ pub async fn expiry_removes_old_out_files_and_finished_upload_bodies<
     keys.sort();
     assert_eq!(keys, ["blobci1", "k9"]);
     assert_eq!(
-        names(&store.out_files(USERNAME).await.unwrap()),
+        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
         ["new.txt"]
     );
     let kept = store.transactions(Some(USERNAME), 10).await.unwrap();
@@ -375,6 +376,7 @@ pub async fn an_outbound_file_is_numbered_and_posted_once<
     with_user(&*store).await;
     let outbound = |name: &str| NewOutbound {
         username: USERNAME.into(),
+        mailbox: Mailbox::of_user(USERNAME),
         service: "Manifest.X".into(),
         name: name.into(),
         sha256: "ab".repeat(32),
@@ -397,7 +399,7 @@ pub async fn an_outbound_file_is_numbered_and_posted_once<
     let second = store.record_outbound(outbound("b.xml")).await.unwrap();
     assert!(second.seq > first.seq);
     assert_eq!(
-        names(&store.out_files(USERNAME).await.unwrap()),
+        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
         [
             "Manifest.X_a.xml".to_string(),
             format!("status_Manifest.X_outbound-{}_3.xml", first.seq),
@@ -511,7 +513,7 @@ pub async fn a_batch_of_steps_larger_than_one_statement_applies_in_order<
     assert_eq!(advanced.applied, expected);
     assert_eq!(advanced.replaced_blobs, ["early", "middle"]);
 
-    let out = store.out_files(USERNAME).await.unwrap();
+    let out = store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap();
     assert_eq!(out.len(), 451);
     assert_eq!(
         names(&out).last(),
@@ -519,7 +521,7 @@ pub async fn a_batch_of_steps_larger_than_one_statement_applies_in_order<
         "a replacement is listed where it was put, after the files before it"
     );
     let (_, answer) = store
-        .out_file(USERNAME, "answer.xml")
+        .out_file(&Mailbox::of_user(USERNAME), "answer.xml")
         .await
         .unwrap()
         .unwrap();
@@ -577,7 +579,7 @@ pub async fn racing_advances_of_one_step_take_effect_once<
         [(StatusCode::Delivered, RECEIVED_AT)]
     );
     assert_eq!(
-        names(&store.out_files(USERNAME).await.unwrap()),
+        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
         ["status_1"]
     );
     let delivered = store.transaction("ci1").await.unwrap().unwrap();
@@ -776,6 +778,7 @@ pub async fn a_node_starting_again_ends_its_own_claims_only<S: IdentityStore + T
     let mine = record(&*store, "rc1", "1.xml").await;
     let mut theirs = upload("rc2", "2.xml");
     theirs.username = other.into();
+    theirs.mailbox = Mailbox::of_user(other);
     let theirs = created(store.record_transaction(theirs).await.unwrap());
     let services = [HEARTBEAT.to_string()];
     let lease_until = RECEIVED_AT + time::Duration::HOUR;
