@@ -41,7 +41,7 @@ fn status_rendering(c: &mut Criterion) {
         upload_path: Some(
             "/CVR_19552101/RID_60134540/FTPSGW.Heartbeat/ping20201210143002441-hb01.xml".into(),
         ),
-        skat_transaction_id: Some("ci1607607002916_31616756_1".into()),
+        skat_transaction_id: Some("ci1607607002916_31616756_1".parse().unwrap()),
         at: datetime!(2020-12-10 14:30:18 UTC),
         response_file: Some(
             "/out/FTPSGW.Heartbeat_in_ping20201210143002441-hb01.xml_response.txt".into(),

@@ -8,9 +8,9 @@
 //! "Secure FTP" profile (one status file per transaction, rewritten in place) and AS4's
 //! signals are projections of the same steps.
 
-use mftgw_domain::Transaction;
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::status::{StatusCode, StatusFile};
+use mftgw_domain::{SkatTransactionId, Transaction};
 use mftgw_store::{NewOutFile, OutContent};
 use time::OffsetDateTime;
 
@@ -28,7 +28,7 @@ pub enum Step<'a> {
     /// The upload failed its format check: its transaction is rejected as it arrives.
     RejectedOnArrival {
         upload: &'a UploadTarget,
-        skat_transaction_id: &'a str,
+        skat_transaction_id: &'a SkatTransactionId,
         error: &'a ErrorEntry,
     },
     /// The backend took the file.
@@ -98,7 +98,7 @@ impl Projection for FtpsStatusFiles {
 /// the path).
 fn status_0(
     upload: &UploadTarget,
-    skat_transaction_id: Option<&str>,
+    skat_transaction_id: Option<&SkatTransactionId>,
     error: &ErrorEntry,
     at: OffsetDateTime,
 ) -> StatusFile {
@@ -107,7 +107,7 @@ fn status_0(
         service: upload.service.clone(),
         ftp_transaction_id: upload.name.clone(),
         upload_path: Some(upload.upload_path()),
-        skat_transaction_id: skat_transaction_id.map(str::to_owned),
+        skat_transaction_id: skat_transaction_id.cloned(),
         at,
         response_file: None,
         error: Some(error.clone()),

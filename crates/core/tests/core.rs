@@ -135,7 +135,9 @@ impl Harness {
         let store = Arc::new(SqliteStore::open_in_memory().await.unwrap());
         let blobs = Arc::new(LocalBlobStore::open(blobs_dir.path()).await.unwrap());
         let core = Arc::new(
-            Transactions::new(Arc::clone(&store), blobs, "t1").with_clock(Clock::following_tokio()),
+            Transactions::new(Arc::clone(&store), blobs, "t1")
+                .unwrap()
+                .with_clock(Clock::following_tokio()),
         );
         let (stop, _) = watch::channel(false);
         Harness {

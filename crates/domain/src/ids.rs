@@ -105,6 +105,15 @@ text_id!(
     }
 );
 
+text_id!(
+    /// The gateway's id of a transaction (`ci<epoch-ms>_<node>_<seq>` when it makes one; a
+    /// backend may bring its own for an outbound file): 1 to 100 visible ASCII characters.
+    SkatTransactionId,
+    "SKATTransactionId",
+    "1 to 100 visible ASCII characters",
+    |text| !text.is_empty() && text.len() <= 100 && text.bytes().all(|byte| byte.is_ascii_graphic())
+);
+
 /// Whose `/out` a file belongs to. Every transaction is reported to the mailbox chosen when
 /// it was uploaded (by the profile of the listener it came in on), and its later steps'
 /// files follow it there. Today each gateway user has their own; the legacy "Secure FTP"

@@ -2,6 +2,7 @@
 //! their XML, exactly in the layout of the client guide's examples (golden-tested against them
 //! in `tests/status_golden.rs`), with timestamps in Copenhagen time.
 
+use crate::ids::SkatTransactionId;
 use std::fmt::Write as _;
 
 use time::macros::format_description;
@@ -70,7 +71,7 @@ pub struct StatusFile {
     /// unrelated outbound file (`<filename/>`).
     pub upload_path: Option<String>,
     /// `None` where no transaction was created (a reused file name).
-    pub skat_transaction_id: Option<String>,
+    pub skat_transaction_id: Option<SkatTransactionId>,
     pub at: OffsetDateTime,
     /// The exposed file's name in `/out` (status 3).
     pub response_file: Option<String>,
@@ -111,7 +112,7 @@ impl StatusFile {
         });
         lines.push(element("FTPTransaktionsId", &self.ftp_transaction_id));
         if let Some(id) = &self.skat_transaction_id {
-            lines.push(element("SKATTransactionId", id));
+            lines.push(element("SKATTransactionId", id.as_str()));
         }
         lines.push(element("timestamp", &copenhagen_timestamp(self.at)));
         lines.push(element("status.code", &self.code.text(&self.service)));
@@ -234,7 +235,7 @@ mod tests {
             service: "FTPSGW.Heartbeat".into(),
             ftp_transaction_id: "a&b <c>.xml".into(),
             upload_path: Some("/CVR_1/UID_2/FTPSGW.Heartbeat/a&b <c>.xml".into()),
-            skat_transaction_id: Some("ci1_1_1".into()),
+            skat_transaction_id: Some("ci1_1_1".parse().unwrap()),
             at: OffsetDateTime::UNIX_EPOCH,
             response_file: None,
             error: None,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use time::OffsetDateTime;
 
 use crate::errors::ErrorEntry;
-use crate::ids::{AccountId, Cvr};
+use crate::ids::{AccountId, Cvr, InvalidId, SkatTransactionId};
 use crate::path_segment::{MAX_SEGMENT_BYTES, PathSegmentError, check_path_segment};
 use crate::status::{StatusCode, StatusFile};
 
@@ -122,7 +122,7 @@ impl fmt::Display for TransferMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
     pub id: i64,
-    pub skat_transaction_id: String,
+    pub skat_transaction_id: SkatTransactionId,
     pub username: String,
     /// The uploader's company and account, as their certificate says.
     pub cvr: Cvr,
@@ -178,17 +178,28 @@ pub struct SkatTransactionIds {
 }
 
 impl SkatTransactionIds {
-    pub fn new(node: impl Into<String>) -> Self {
-        Self {
-            node: node.into(),
-            sequence: AtomicU64::new(0),
+    /// Ids for the node `node`: it must leave room for a time and a sequence number in a
+    /// valid [`SkatTransactionId`] (visible ASCII, 40 characters at most).
+    pub fn new(node: &str) -> Result<Self, InvalidId> {
+        if node.len() > 40 {
+            return Err(InvalidId {
+                kind: "node id",
+                text: node.to_owned(),
+                expected: "at most 40 characters",
+            });
         }
+        SkatTransactionId::parse(format!("ci{}_{node}_{}", i64::MAX, u64::MAX))?;
+        Ok(Self {
+            node: node.to_owned(),
+            sequence: AtomicU64::new(0),
+        })
     }
 
-    pub fn next(&self, now: OffsetDateTime) -> String {
+    pub fn next(&self, now: OffsetDateTime) -> SkatTransactionId {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
         let millis = now.unix_timestamp_nanos() / 1_000_000;
-        format!("ci{millis}_{}_{sequence}", self.node)
+        SkatTransactionId::parse(format!("ci{millis}_{}_{sequence}", self.node))
+            .expect("the node was checked to fit when the generator was made")
     }
 }
 
@@ -286,7 +297,7 @@ mod tests {
 
     #[test]
     fn skat_transaction_ids_are_unique_and_shaped_like_the_guide() {
-        let ids = SkatTransactionIds::new("31616756");
+        let ids = SkatTransactionIds::new("31616756").unwrap();
         let at = datetime!(2020-12-10 13:30:02.916 UTC);
         assert_eq!(ids.next(at), "ci1607607002916_31616756_1");
         assert_eq!(ids.next(at), "ci1607607002916_31616756_2");

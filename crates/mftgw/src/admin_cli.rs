@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
+use mftgw_domain::SkatTransactionId;
 use mftgw_domain::user::UserState;
 use mftgw_oces::trust::TrustStore;
 use mftgw_store::{AuditQuery, Store};
@@ -62,9 +63,13 @@ pub enum DeliveriesCommand {
         limit: u32,
     },
     /// Try the delivery of this transaction again now rather than at its next scheduled try.
-    Retry { skat_transaction_id: String },
+    Retry {
+        skat_transaction_id: SkatTransactionId,
+    },
     /// Deliver a transaction its backend has already taken once more (no status changes).
-    Replay { skat_transaction_id: String },
+    Replay {
+        skat_transaction_id: SkatTransactionId,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -108,8 +108,11 @@ impl HttpPush {
         let response = self
             .client
             .post(self.url.clone())
-            .header("Idempotency-Key", &transaction.skat_transaction_id)
-            .header("X-Skat-Transaction-Id", &transaction.skat_transaction_id)
+            .header("Idempotency-Key", transaction.skat_transaction_id.as_str())
+            .header(
+                "X-Skat-Transaction-Id",
+                transaction.skat_transaction_id.as_str(),
+            )
             .header(
                 "X-Ftp-Transaction-Id",
                 header_value(&transaction.ftp_transaction_id),

@@ -16,7 +16,7 @@ use mftgw_store::Store;
 use rustls::pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::api::{self, ApiBackend, ApiState};
@@ -74,11 +74,10 @@ async fn serve_on<S: Store>(
             .with_context(|| format!("opening the blob store {}", config.blobs_path().display()))?,
     );
     let auditor = Auditor::start(Arc::clone(&store), config.audit.settings());
-    let transactions = Arc::new(Transactions::new(
-        Arc::clone(&store),
-        blobs,
-        &config.transactions.node_id,
-    ));
+    let transactions = Arc::new(
+        Transactions::new(Arc::clone(&store), blobs, &config.transactions.node_id)
+            .context("[transactions] node_id")?,
+    );
     // This process holds the blob store's lock and serves nothing yet: no upload is in
     // flight, so every blob finished until now is the sweep's to judge.
     let swept = transactions
@@ -146,6 +145,9 @@ async fn serve_on<S: Store>(
             },
         },
     ));
+    // Before anything listens: whoever sees the gateway listen may signal it at once.
+    let shutdown = shutdown_signal()?;
+    let hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     // The API binds first, so that "FTPS listening" is the last word of a good start-up.
     let api_listener = bind(config.api.listen, "the backend API").await?;
     let monitoring_listener = bind(config.api.metrics_listen, "the metrics listener").await?;
@@ -162,6 +164,7 @@ async fn serve_on<S: Store>(
     tokio::spawn(refresh_crls(
         Arc::clone(&trust),
         seconds(config.tls.crl_refresh_secs.max(1)),
+        hangup,
         crls_reloaded,
     ));
     let (stop, stopping) = watch::channel(false);
@@ -291,7 +294,7 @@ async fn serve_on<S: Store>(
         stopping,
     ));
     Server::new(server_config, gateway)
-        .run(listener, shutdown_signal())
+        .run(listener, shutdown)
         .await;
     tracing::info!("FTPS stopped");
     // Work left undone stays in the store and resumes at the next start.
@@ -515,14 +518,12 @@ fn backends(config: &Config, catalogue: &ServiceCatalogue) -> anyhow::Result<Bac
 /// Re-reads the CRL files on a schedule and on SIGHUP, and counts up `reloaded` whenever that
 /// changed them or a CRL went stale (live sessions are checked again then). A failed reload
 /// keeps the CRLs in force.
-async fn refresh_crls(trust: Arc<TrustStore>, every: Duration, reloaded: watch::Sender<u64>) {
-    let mut hangup = match signal(SignalKind::hangup()) {
-        Ok(hangup) => hangup,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGHUP; CRLs reload on schedule only");
-            return;
-        }
-    };
+async fn refresh_crls(
+    trust: Arc<TrustStore>,
+    every: Duration,
+    mut hangup: Signal,
+    reloaded: watch::Sender<u64>,
+) {
     // The first tick is immediate: stale CRLs are reported at start-up too.
     let mut ticker = tokio::time::interval(every);
     let mut stale_before = 0;
@@ -558,11 +559,18 @@ async fn refresh_crls(trust: Arc<TrustStore>, every: Duration, reloaded: watch::
     }
 }
 
-async fn shutdown_signal() {
-    let mut terminate = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    tracing::info!("shutting down");
+/// Resolves at SIGINT or SIGTERM. The handlers are installed by this call, not when the
+/// future is first polled: a signal that comes right after "FTPS listening" must not meet
+/// the default action, which ends the process before it shuts down cleanly.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down");
+    })
 }

@@ -12,7 +12,8 @@ use std::future::Future;
 
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::{
-    AccountId, AuditEvent, CertificateOwner, Cvr, KnownUser, Mailbox, Transaction, User, UserState,
+    AccountId, AuditEvent, CertificateOwner, Cvr, KnownUser, Mailbox, SkatTransactionId,
+    Transaction, User, UserState,
 };
 use time::OffsetDateTime;
 
@@ -396,7 +397,7 @@ pub trait TransactionLog: Send + Sync + 'static {
     /// `false` if it cannot, or already has work.
     fn replay_work(
         &self,
-        skat_transaction_id: &str,
+        skat_transaction_id: &SkatTransactionId,
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
@@ -406,7 +407,7 @@ pub trait TransactionLog: Send + Sync + 'static {
     /// Makes the work of the transaction `skat_transaction_id` due now; `false` if it has none.
     fn retry_work(
         &self,
-        skat_transaction_id: &str,
+        skat_transaction_id: &SkatTransactionId,
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
@@ -418,7 +419,7 @@ pub trait TransactionLog: Send + Sync + 'static {
     /// The transaction with this SKATTransactionId.
     fn transaction(
         &self,
-        skat_transaction_id: &str,
+        skat_transaction_id: &SkatTransactionId,
     ) -> impl Future<Output = StoreResult<Option<Transaction>>> + Send;
 
     /// Puts an unrelated outbound file and its numbered status_3 in the user's `/out`, in one

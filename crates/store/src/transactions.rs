@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 /// An upload that has been received in full and whose body is durable in the blob store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTransaction {
-    pub skat_transaction_id: String,
+    pub skat_transaction_id: mftgw_domain::SkatTransactionId,
     pub username: String,
     /// Where the transaction's status files go, now and at every later step.
     pub mailbox: mftgw_domain::Mailbox,
@@ -127,7 +127,7 @@ pub struct NewOutbound {
     pub name: String,
     /// Of the file's content: posting the name again with other content is a conflict.
     pub sha256: String,
-    pub skat_transaction_id: String,
+    pub skat_transaction_id: mftgw_domain::SkatTransactionId,
     pub file: NewOutFile,
     pub status_xml: Vec<u8>,
     pub at: OffsetDateTime,
@@ -140,7 +140,7 @@ pub struct OutboundRecorded {
     /// `false` if this file had been posted before (nothing changed now).
     pub created: bool,
     /// The SKATTransactionId it was posted with (the first time).
-    pub skat_transaction_id: String,
+    pub skat_transaction_id: mftgw_domain::SkatTransactionId,
     /// Blobs of `/out` files of the same names that were replaced, for the caller to delete.
     pub replaced_blobs: Vec<String>,
 }

@@ -23,7 +23,7 @@ impl Spool {
     async fn write(&self, mut parcel: Parcel<'_>) -> std::io::Result<()> {
         let transaction = parcel.transaction;
         tokio::fs::create_dir_all(&self.directory).await?;
-        let key = &transaction.skat_transaction_id;
+        let key = transaction.skat_transaction_id.as_str();
         let meta = serde_json::to_vec_pretty(&metadata(transaction))?;
         let meta_path = self.directory.join(format!("{key}.meta.json"));
         let body_path = self.directory.join(key);

@@ -6,7 +6,7 @@
 use mftgw_blobs::{BlobInfo, BlobStore};
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::status::{StatusCode, StatusFile};
-use mftgw_domain::{Mailbox, Transaction, TransactionState};
+use mftgw_domain::{Mailbox, SkatTransactionId, Transaction, TransactionState};
 use mftgw_store::{Advance, NewOutFile, NewOutbound, OutContent, Store, StoreError};
 
 use super::Transactions;
@@ -24,13 +24,13 @@ pub enum Answered {
 #[derive(Debug, thiserror::Error)]
 pub enum TransitionError {
     #[error("{id} was rejected; it cannot be accepted")]
-    AcceptAfterReject { id: String },
+    AcceptAfterReject { id: SkatTransactionId },
     #[error("{id} was answered; it cannot be rejected")]
-    RejectAfterResponse { id: String },
+    RejectAfterResponse { id: SkatTransactionId },
     #[error("accept {id} before answering it")]
-    ResponseBeforeAccept { id: String },
+    ResponseBeforeAccept { id: SkatTransactionId },
     #[error("{id} was rejected; it cannot be answered")]
-    ResponseAfterReject { id: String },
+    ResponseAfterReject { id: SkatTransactionId },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -61,7 +61,7 @@ pub struct Outbound {
     /// Its name in `/out`: `<service>_<name>`.
     pub file_name: String,
     /// The SKATTransactionId it answers, or `None` for a fresh one.
-    pub skat_transaction_id: Option<String>,
+    pub skat_transaction_id: Option<SkatTransactionId>,
     pub blob: BlobInfo,
 }
 
@@ -69,7 +69,7 @@ pub struct Outbound {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posted {
     pub status_file: String,
-    pub skat_transaction_id: String,
+    pub skat_transaction_id: SkatTransactionId,
     /// `false` if the same file had been posted before (nothing changed now).
     pub created: bool,
 }

@@ -23,7 +23,10 @@ use mftgw_domain::errors::{ErrorCatalogue, ErrorEntry, FILENAME_CANNOT_BE_REUSED
 use mftgw_domain::record_format::{RecordCheck, RecordFormats};
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::transaction::{SkatTransactionIds, upload_path};
-use mftgw_domain::{AccountId, Cvr, Mailbox, Transaction, TransactionState, TransferMode};
+use mftgw_domain::{
+    AccountId, Cvr, InvalidId, Mailbox, SkatTransactionId, Transaction, TransactionState,
+    TransferMode,
+};
 use mftgw_store::{Advance, NewTransaction, Recorded, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -81,28 +84,28 @@ impl UploadTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
     Transaction {
-        skat_transaction_id: String,
+        skat_transaction_id: SkatTransactionId,
     },
     /// The name was used before: a status_0 saying so is now in `/out`, unless a status_0
     /// of that name was there already (the original transaction's, which stays as it is).
-    NameReused {
-        status_file: Option<String>,
-    },
+    NameReused { status_file: Option<String> },
 }
 
 impl<S: Store, B: BlobStore> Transactions<S, B> {
-    pub fn new(store: Arc<S>, blobs: Arc<B>, node_id: &str) -> Self {
-        Self {
+    /// The transactions of node `node_id` (its part of every SKATTransactionId it makes;
+    /// refused if it does not fit in one).
+    pub fn new(store: Arc<S>, blobs: Arc<B>, node_id: &str) -> Result<Self, InvalidId> {
+        Ok(Self {
             store,
             blobs,
-            ids: SkatTransactionIds::new(node_id),
+            ids: SkatTransactionIds::new(node_id)?,
             node_id: node_id.to_owned(),
             errors: ErrorCatalogue::builtin(),
             formats: RecordFormats::builtin(),
             projection: Arc::new(FtpsStatusFiles),
             work_ready: WorkSignal::default(),
             clock: Clock::System,
-        }
+        })
     }
 
     /// The same, with `clock` in place of the system clock (tests under a paused clock).
@@ -176,7 +179,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
     }
 
     /// A fresh SKATTransactionId (for an unrelated outbound file that brings none).
-    pub fn next_skat_transaction_id(&self) -> String {
+    pub fn next_skat_transaction_id(&self) -> SkatTransactionId {
         self.ids.next(self.now())
     }
 
@@ -300,7 +303,10 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
     }
 
     /// The transaction `skat_transaction_id`, if there is one.
-    pub async fn find(&self, skat_transaction_id: &str) -> Result<Option<Transaction>, StoreError> {
+    pub async fn find(
+        &self,
+        skat_transaction_id: &SkatTransactionId,
+    ) -> Result<Option<Transaction>, StoreError> {
         self.store.transaction(skat_transaction_id).await
     }
 

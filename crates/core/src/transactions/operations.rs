@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use anyhow::Context;
 use mftgw_blobs::BlobStore;
 use mftgw_domain::status::StatusCode;
-use mftgw_domain::{AuditEvent, Transaction};
+use mftgw_domain::{AuditEvent, SkatTransactionId, Transaction};
 use mftgw_store::{
     AuditLog, AuditQuery, Counts, Maintenance, Store, StoreResult, TransactionLog, WorkItem,
 };
@@ -135,7 +135,10 @@ impl<S: TransactionLog + AuditLog + Maintenance> Operations<S> {
     }
 
     /// Makes a waiting delivery due now (an operator saw the backend come back).
-    pub async fn retry_delivery(&self, skat_transaction_id: &str) -> Result<(), AdminError> {
+    pub async fn retry_delivery(
+        &self,
+        skat_transaction_id: &SkatTransactionId,
+    ) -> Result<(), AdminError> {
         let now = self.clock.now();
         if !self.store.retry_work(skat_transaction_id, now).await? {
             return Err(AdminError::NotFound(format!(
@@ -150,7 +153,10 @@ impl<S: TransactionLog + AuditLog + Maintenance> Operations<S> {
 
     /// Schedules delivering a transaction its backend has already taken once more (the
     /// backend lost it); no status changes.
-    pub async fn replay_delivery(&self, skat_transaction_id: &str) -> Result<(), AdminError> {
+    pub async fn replay_delivery(
+        &self,
+        skat_transaction_id: &SkatTransactionId,
+    ) -> Result<(), AdminError> {
         let now = self.clock.now();
         if !self.store.replay_work(skat_transaction_id, now).await? {
             return Err(AdminError::Invalid(format!(
@@ -163,7 +169,12 @@ impl<S: TransactionLog + AuditLog + Maintenance> Operations<S> {
         Ok(())
     }
 
-    async fn audit(&self, now: OffsetDateTime, action: &'static str, skat_transaction_id: &str) {
+    async fn audit(
+        &self,
+        now: OffsetDateTime,
+        action: &'static str,
+        skat_transaction_id: &SkatTransactionId,
+    ) {
         self.auditor
             .record(
                 AuditEvent::allowed(now, action)

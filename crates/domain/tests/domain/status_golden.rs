@@ -23,7 +23,7 @@ fn heartbeat(code: StatusCode) -> StatusFile {
         upload_path: Some(
             "/CVR_19552101/RID_60134540/FTPSGW.Heartbeat/ping20201210143002441-hb01.xml".into(),
         ),
-        skat_transaction_id: Some("ci1607607002916_31616756_1".into()),
+        skat_transaction_id: Some("ci1607607002916_31616756_1".parse().unwrap()),
         // 14:30:17 in Copenhagen on 10 December is 13:30:17 UTC (CET).
         at: datetime!(2020-12-10 13:30:17 UTC),
         response_file: None,
@@ -69,7 +69,7 @@ fn status_3_unrelated_outbound() {
         service: "Manifest.MidlertidigOpbevaringOpdater".into(),
         ftp_transaction_id: name.into(),
         upload_path: None,
-        skat_transaction_id: Some("MAN_1607577057900".into()),
+        skat_transaction_id: Some("MAN_1607577057900".parse().unwrap()),
         at: datetime!(2020-12-10 05:11:59 UTC),
         response_file: Some(name.into()),
         error: None,

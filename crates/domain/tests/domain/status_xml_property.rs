@@ -53,7 +53,7 @@ fn rendered(name: &str, error: Option<ErrorEntry>, response: Option<String>) -> 
         service: SERVICE.into(),
         ftp_transaction_id: name.into(),
         upload_path: Some(format!("/CVR_12345678/UID_1/{SERVICE}/{name}")),
-        skat_transaction_id: Some("ci1740823200000_1_1".into()),
+        skat_transaction_id: Some("ci1740823200000_1_1".parse().unwrap()),
         at: datetime!(2025-03-01 10:00 UTC),
         response_file: response,
         error,

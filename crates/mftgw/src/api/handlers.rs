@@ -16,6 +16,7 @@ use mftgw_blobs::{BlobInfo, BlobStore, BlobWriter};
 use mftgw_core::transactions::{
     Answered, Outbound, OutboundError, TransitionError, transaction_json,
 };
+use mftgw_domain::SkatTransactionId;
 use mftgw_domain::Transaction;
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::path_segment::{MAX_SEGMENT_BYTES, check_path_segment};
@@ -99,12 +100,16 @@ async fn find<S: Store, B: BlobStore>(
     backend: &ApiBackend,
     id: &str,
 ) -> Result<Transaction, ApiError> {
-    match state.transactions.find(id).await {
-        Ok(Some(transaction)) if backend.services.contains(&transaction.service) => Ok(transaction),
-        Ok(_) => Err(ApiError::not_found(format!(
+    let not_found = || {
+        ApiError::not_found(format!(
             "no transaction {id} in the services of backend {}",
             backend.name
-        ))),
+        ))
+    };
+    let id: SkatTransactionId = id.parse().map_err(|_| not_found())?;
+    match state.transactions.find(&id).await {
+        Ok(Some(transaction)) if backend.services.contains(&transaction.service) => Ok(transaction),
+        Ok(_) => Err(not_found()),
         Err(error) => Err(ApiError::unavailable(error)),
     }
 }
@@ -280,19 +285,13 @@ pub async fn outbound<S: Store, B: BlobStore>(
         .await
         .map_err(outbound_error)?;
     let file_name = out_name(&service, &name)?;
-    let skat_transaction_id = match query.skat_transaction_id {
-        Some(id)
-            if !id.is_empty() && id.len() <= 100 && id.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            Some(id)
-        }
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "skat_transaction_id must be 1 to 100 visible ASCII characters",
-            ));
-        }
-        None => None,
-    };
+    let skat_transaction_id = query
+        .skat_transaction_id
+        .map(|id| id.parse::<SkatTransactionId>())
+        .transpose()
+        .map_err(|_| {
+            ApiError::bad_request("skat_transaction_id must be 1 to 100 visible ASCII characters")
+        })?;
     let blob = store_body(&state, body).await?;
     let posted = state
         .transactions

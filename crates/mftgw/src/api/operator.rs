@@ -12,8 +12,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use metrics::gauge;
 use mftgw_blobs::BlobStore;
-use mftgw_domain::TransactionState;
 use mftgw_domain::user::UserState;
+use mftgw_domain::{SkatTransactionId, TransactionState};
 use mftgw_store::Store;
 use time::format_description::well_known::Rfc3339;
 
@@ -131,6 +131,12 @@ impl<S: Store, B: BlobStore> FromRequestParts<Arc<ApiState<S, B>>> for Operator 
             )),
         }
     }
+}
+
+/// `text` as a SKATTransactionId: one that cannot be one names no transaction.
+fn transaction_id(text: &str) -> Result<SkatTransactionId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::not_found(format!("no transaction {text}")))
 }
 
 fn action_error(error: AdminError) -> ApiError {
@@ -273,7 +279,7 @@ pub async fn retry<S: Store, B: BlobStore>(
 ) -> Reply {
     state
         .operations
-        .retry_delivery(&id)
+        .retry_delivery(&transaction_id(&id)?)
         .await
         .map_err(action_error)?;
     Ok(Json(
@@ -288,7 +294,7 @@ pub async fn replay<S: Store, B: BlobStore>(
 ) -> Reply {
     state
         .operations
-        .replay_delivery(&id)
+        .replay_delivery(&transaction_id(&id)?)
         .await
         .map_err(action_error)?;
     Ok(Json(

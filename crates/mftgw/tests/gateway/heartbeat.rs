@@ -102,7 +102,7 @@ fn curl_heartbeat_journey_reuse_download_and_delete() {
         service: HEARTBEAT.into(),
         ftp_transaction_id: name.clone(),
         upload_path: Some(upload_path.clone()),
-        skat_transaction_id: Some(skat_id.clone()),
+        skat_transaction_id: Some(skat_id.parse().unwrap()),
         at: start,
         response_file,
         error: None,

@@ -9,7 +9,8 @@ use std::time::Duration;
 use mftgw_domain::portal::Interfaces;
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::{
-    AuditEvent, CertificateOwner, KnownUser, Mailbox, Transaction, User, UserState,
+    AuditEvent, CertificateOwner, KnownUser, Mailbox, SkatTransactionId, Transaction, User,
+    UserState,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
@@ -639,7 +640,7 @@ impl TransactionLog for SqliteStore {
 
     async fn replay_work(
         &self,
-        skat_transaction_id: &str,
+        skat_transaction_id: &SkatTransactionId,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
         // SQLite needs a WHERE in an INSERT … SELECT before ON CONFLICT (parsing ambiguity).
@@ -651,7 +652,7 @@ impl TransactionLog for SqliteStore {
              ON CONFLICT (transaction_id) DO NOTHING",
         )
         .bind(timestamp::to_text(now))
-        .bind(skat_transaction_id)
+        .bind(skat_transaction_id.as_str())
         .execute(&self.writer)
         .await?;
         Ok(inserted.rows_affected() > 0)
@@ -667,7 +668,7 @@ impl TransactionLog for SqliteStore {
 
     async fn retry_work(
         &self,
-        skat_transaction_id: &str,
+        skat_transaction_id: &SkatTransactionId,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
         transactions::retry_work(&self.writer, skat_transaction_id, now).await
@@ -677,7 +678,10 @@ impl TransactionLog for SqliteStore {
         transactions::advance(&self.writer, steps).await
     }
 
-    async fn transaction(&self, skat_transaction_id: &str) -> StoreResult<Option<Transaction>> {
+    async fn transaction(
+        &self,
+        skat_transaction_id: &SkatTransactionId,
+    ) -> StoreResult<Option<Transaction>> {
         transactions::transaction(&self.reader, skat_transaction_id).await
     }
 

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 
 use super::*;
 use crate::testing::{
-    self, ACTIVATE_AT, FIRST_FINGERPRINT, FIRST_HASH, TempDir, USERNAME, registration, with_user,
+    self, ACTIVATE_AT, FIRST_FINGERPRINT, FIRST_HASH, TempDir, USERNAME, id, registration,
+    with_user,
 };
 
 /// The conformance suite on fresh stores in files: one writer connection and a pool of
@@ -295,7 +296,7 @@ async fn the_mailbox_migration_keeps_every_out_file_where_its_user_sees_it() {
     let listed = store.out_files(&mailbox).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].name, "old.xml");
-    let transaction = store.transaction("ci1").await.unwrap().unwrap();
+    let transaction = store.transaction(&id("ci1")).await.unwrap().unwrap();
     let delivered = testing::step(
         &transaction,
         mftgw_domain::TransactionState::Delivered,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use mftgw_domain::status::{StatusCode, StatusFile};
-use mftgw_domain::{Mailbox, Transaction, TransactionState, TransferMode};
+use mftgw_domain::{Mailbox, SkatTransactionId, Transaction, TransactionState, TransferMode};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
@@ -52,7 +52,7 @@ pub(super) async fn record_transaction(
          ON CONFLICT (user_id, ftp_transaction_id) DO NOTHING
          RETURNING id",
     )
-    .bind(&new.skat_transaction_id)
+    .bind(new.skat_transaction_id.as_str())
     .bind(user_id)
     .bind(&new.service)
     .bind(&new.ftp_transaction_id)
@@ -272,7 +272,7 @@ pub(super) async fn pending_work(pool: &SqlitePool, limit: u32) -> StoreResult<V
 
 pub(super) async fn retry_work(
     pool: &SqlitePool,
-    skat_transaction_id: &str,
+    skat_transaction_id: &SkatTransactionId,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
     let updated = sqlx::query(
@@ -280,7 +280,7 @@ pub(super) async fn retry_work(
          WHERE transaction_id = (SELECT id FROM transactions WHERE skat_transaction_id = $2)",
     )
     .bind(timestamp::to_text(now))
-    .bind(skat_transaction_id)
+    .bind(skat_transaction_id.as_str())
     .execute(pool)
     .await?;
     Ok(updated.rows_affected() > 0)
@@ -481,7 +481,7 @@ fn content_columns(content: &OutContent) -> (Option<&[u8]>, Option<&str>) {
 
 pub(super) async fn transaction(
     pool: &SqlitePool,
-    skat_transaction_id: &str,
+    skat_transaction_id: &SkatTransactionId,
 ) -> StoreResult<Option<Transaction>> {
     let row = sqlx::query(concat!(
         "SELECT ",
@@ -489,7 +489,7 @@ pub(super) async fn transaction(
         " FROM transactions JOIN users ON users.id = transactions.user_id
           WHERE transactions.skat_transaction_id = $1"
     ))
-    .bind(skat_transaction_id)
+    .bind(skat_transaction_id.as_str())
     .fetch_optional(pool)
     .await?;
     row.as_ref().map(transaction_from_row).transpose()
@@ -513,7 +513,7 @@ pub(super) async fn record_outbound(
     .bind(&outbound.service)
     .bind(&outbound.name)
     .bind(&outbound.sha256)
-    .bind(&outbound.skat_transaction_id)
+    .bind(outbound.skat_transaction_id.as_str())
     .bind(&at)
     .fetch_optional(&mut *transaction)
     .await?;
@@ -536,7 +536,7 @@ pub(super) async fn record_outbound(
         return Ok(OutboundRecorded {
             seq,
             created: false,
-            skat_transaction_id,
+            skat_transaction_id: parsed("outbound_files.skat_transaction_id", skat_transaction_id)?,
             replaced_blobs: Vec::new(),
         });
     };
@@ -796,7 +796,10 @@ fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
     let received_at: String = row.try_get("received_at")?;
     Ok(Transaction {
         id,
-        skat_transaction_id: row.try_get("skat_transaction_id")?,
+        skat_transaction_id: parsed(
+            "transactions.skat_transaction_id",
+            row.try_get("skat_transaction_id")?,
+        )?,
         username: row.try_get("username")?,
         cvr: parsed("users.cvr", row.try_get("cvr")?)?,
         account: parsed("users.account", row.try_get("account")?)?,

@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use mftgw_domain::status::StatusCode;
-use mftgw_domain::{Transaction, TransactionState};
+use mftgw_domain::{SkatTransactionId, Transaction, TransactionState};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tokio::task::JoinHandle;
@@ -131,7 +131,7 @@ pub async fn add_other_user<S: IdentityStore>(store: &S) -> &'static str {
 /// An upload of [`USERNAME`] to [`HEARTBEAT`] named `name`, received at [`RECEIVED_AT`].
 pub fn upload(skat_id: &str, name: &str) -> NewTransaction {
     NewTransaction {
-        skat_transaction_id: skat_id.into(),
+        skat_transaction_id: id(skat_id),
         username: USERNAME.into(),
         mailbox: mftgw_domain::Mailbox::of_user(USERNAME),
         service: HEARTBEAT.into(),
@@ -144,6 +144,11 @@ pub fn upload(skat_id: &str, name: &str) -> NewTransaction {
         received_at: RECEIVED_AT,
         rejection: None,
     }
+}
+
+/// `text` as a SKATTransactionId; panics if it is not one.
+pub fn id(text: &str) -> SkatTransactionId {
+    text.parse().unwrap()
 }
 
 /// The transaction that was recorded; panics if the name had been used.

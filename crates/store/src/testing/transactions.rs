@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use super::{
-    HEARTBEAT, NODE, RECEIVED_AT, USERNAME, add_other_user, created, inline, names, race, step,
+    HEARTBEAT, NODE, RECEIVED_AT, USERNAME, add_other_user, created, id, inline, names, race, step,
     upload, with_user,
 };
 use crate::{
@@ -340,10 +340,15 @@ pub async fn an_upload_waiting_for_a_retry_holds_back_later_ones_of_its_user_and
         [first.id, second.id, other_service.id]
     );
 
-    assert!(store.retry_work("ci1", RECEIVED_AT).await.unwrap());
+    assert!(store.retry_work(&id("ci1"), RECEIVED_AT).await.unwrap());
     let due = look(&*store, &services, RECEIVED_AT).await;
     assert_eq!(due.len(), 3);
-    assert!(!store.retry_work("ci-unknown", RECEIVED_AT).await.unwrap());
+    assert!(
+        !store
+            .retry_work(&id("ci-unknown"), RECEIVED_AT)
+            .await
+            .unwrap()
+    );
 
     // Once 1.xml is delivered, it no longer holds anything back, even while due later.
     store
@@ -380,7 +385,7 @@ pub async fn an_outbound_file_is_numbered_and_posted_once<
         service: "Manifest.X".into(),
         name: name.into(),
         sha256: "ab".repeat(32),
-        skat_transaction_id: format!("MAN_{name}"),
+        skat_transaction_id: id(&format!("MAN_{name}")),
         file: inline(&format!("Manifest.X_{name}"), "body"),
         status_xml: b"xml".to_vec(),
         at: RECEIVED_AT,
@@ -408,8 +413,8 @@ pub async fn an_outbound_file_is_numbered_and_posted_once<
         ]
     );
     let recorded = record(&*store, "ci9", "t.xml").await;
-    assert_eq!(store.transaction("ci9").await.unwrap(), Some(recorded));
-    assert_eq!(store.transaction("ci-none").await.unwrap(), None);
+    assert_eq!(store.transaction(&id("ci9")).await.unwrap(), Some(recorded));
+    assert_eq!(store.transaction(&id("ci-none")).await.unwrap(), None);
 }
 
 /// Only a transaction its backend took can be replayed, once at a time, as work of its own.
@@ -422,7 +427,7 @@ pub async fn only_a_transaction_the_backend_took_can_be_replayed<
     let services = [HEARTBEAT.to_string()];
     let transaction = record(&*store, "ci1", "r.xml").await;
     assert!(
-        !store.replay_work("ci1", RECEIVED_AT).await.unwrap(),
+        !store.replay_work(&id("ci1"), RECEIVED_AT).await.unwrap(),
         "not delivered yet"
     );
     let mut delivered = step(
@@ -434,9 +439,9 @@ pub async fn only_a_transaction_the_backend_took_can_be_replayed<
     store.advance(&[delivered]).await.unwrap();
     assert!(look(&*store, &services, RECEIVED_AT).await.is_empty());
 
-    assert!(store.replay_work("ci1", RECEIVED_AT).await.unwrap());
+    assert!(store.replay_work(&id("ci1"), RECEIVED_AT).await.unwrap());
     assert!(
-        !store.replay_work("ci1", RECEIVED_AT).await.unwrap(),
+        !store.replay_work(&id("ci1"), RECEIVED_AT).await.unwrap(),
         "already scheduled"
     );
     let due = look(&*store, &services, RECEIVED_AT).await;
@@ -449,7 +454,7 @@ pub async fn only_a_transaction_the_backend_took_can_be_replayed<
     refused.rejection = Some(vec![inline("status_AKFA_bad.txt_0.xml", "xml")]);
     created(store.record_transaction(refused).await.unwrap());
     assert!(
-        !store.replay_work("ci2", RECEIVED_AT).await.unwrap(),
+        !store.replay_work(&id("ci2"), RECEIVED_AT).await.unwrap(),
         "never delivered"
     );
 }
@@ -582,7 +587,7 @@ pub async fn racing_advances_of_one_step_take_effect_once<
         names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
         ["status_1"]
     );
-    let delivered = store.transaction("ci1").await.unwrap().unwrap();
+    let delivered = store.transaction(&id("ci1")).await.unwrap().unwrap();
     assert_eq!(delivered.state, TransactionState::Delivered);
 }
 
