@@ -12,7 +12,7 @@ pub enum StoreError {
     #[error("cannot open database {path}: {source}")]
     Open { path: PathBuf, source: sqlx::Error },
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A stored value this program cannot read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -26,6 +26,20 @@ pub enum StoreError {
         "the database schema is at version {found}, but this program knows only up to version {supported}; run a newer mftgw"
     )]
     SchemaTooNew { found: i64, supported: i64 },
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A uniqueness constraint that refuses a write is a conflict with what is stored: with
+    /// several writers it is the constraint, not a read before the write, that decides (two
+    /// registrations of one certificate, say), and the loser must hear it as such.
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(database) if database.is_unique_violation() => {
+                Self::Conflict(database.message().to_owned())
+            }
+            _ => Self::Database(error),
+        }
+    }
 }
 
 impl StoreError {

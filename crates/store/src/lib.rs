@@ -200,8 +200,9 @@ impl<T> Store for T where
 ///   user with different certificates, one creates it and the other renews it (as if it came
 ///   second), never two users or two current certificates;
 /// - both hold by uniqueness constraints (`certificates_one_current_per_user`, the
-///   fingerprint's key), not only by a read before the write: an implementation with
-///   concurrent writers turns a violation into [`StoreError::Conflict`];
+///   fingerprint's key), not only by a read before the write; a write a constraint refuses
+///   is a [`StoreError::Conflict`] (`StoreError`'s conversion from `sqlx::Error` says so for
+///   every sqlx-based store);
 /// - security changes get strictly increasing ids in commit order as a watcher reading
 ///   "after `id`" sees them: no change may appear later with a smaller id than one already
 ///   read.

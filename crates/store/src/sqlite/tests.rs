@@ -313,3 +313,24 @@ async fn the_mailbox_migration_keeps_every_out_file_where_its_user_sees_it() {
         .collect();
     assert_eq!(names, ["old.xml", "status_1"]);
 }
+
+/// A write that a uniqueness constraint refuses is reported as a conflict, whoever made it:
+/// with several writers the constraint decides races that no read before the write sees.
+#[tokio::test]
+async fn a_refused_unique_write_is_a_conflict() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    with_user(&store).await;
+    let duplicate = sqlx::query(
+        "INSERT INTO certificates
+             (fingerprint, user_id, subject, serial_hex, not_after, der, registered_at)
+         SELECT fingerprint, user_id, subject, serial_hex, not_after, der, registered_at
+         FROM certificates",
+    )
+    .execute(&store.writer)
+    .await
+    .map_err(StoreError::from);
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(_))),
+        "{duplicate:?}"
+    );
+}
