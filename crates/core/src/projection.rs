@@ -105,7 +105,7 @@ fn status_0(
     StatusFile {
         code: StatusCode::Error,
         service: upload.service.clone(),
-        ftp_transaction_id: upload.name.clone(),
+        ftp_transaction_id: upload.name.to_string(),
         upload_path: Some(upload.upload_path()),
         skat_transaction_id: skat_transaction_id.cloned(),
         at,

@@ -341,13 +341,7 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
             .store
             .grant_role(username, service, RoleSource::Local)
             .await?;
-        self.auditor
-            .record(
-                AuditEvent::allowed(OffsetDateTime::now_utc(), "admin.grant_role")
-                    .with_username(username)
-                    .with_detail(serde_json::json!({ "service": service })),
-            )
-            .await;
+        self.audit_role("admin.grant_role", username, service).await;
         Ok(granted)
     }
 
@@ -357,14 +351,19 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
             .store
             .revoke_role(username, service, RoleSource::Local)
             .await?;
+        self.audit_role("admin.revoke_role", username, service)
+            .await;
+        Ok(revoked)
+    }
+
+    async fn audit_role(&self, action: &'static str, username: &str, service: &str) {
         self.auditor
             .record(
-                AuditEvent::allowed(OffsetDateTime::now_utc(), "admin.revoke_role")
+                AuditEvent::allowed(OffsetDateTime::now_utc(), action)
                     .with_username(username)
                     .with_detail(serde_json::json!({ "service": service })),
             )
             .await;
-        Ok(revoked)
     }
 
     /// Issues a one-time first portal password for `username` (the stricter first-login mode):

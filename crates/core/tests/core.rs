@@ -80,7 +80,7 @@ impl Connector for Recording {
             let taken = (self.plan)(transaction, at);
             self.attempts.lock().unwrap().push(Attempt {
                 username: transaction.username.clone(),
-                name: transaction.ftp_transaction_id.clone(),
+                name: transaction.ftp_transaction_id.to_string(),
                 body,
                 at,
                 taken,
@@ -214,7 +214,7 @@ impl Harness {
             cvr: cvr.parse().unwrap(),
             account: account.parse().unwrap(),
             service: service.into(),
-            name: name.into(),
+            name: name.parse().unwrap(),
             transfer_type: mftgw_domain::TransferMode::Binary,
         };
         let Committed::Transaction {

@@ -114,6 +114,16 @@ text_id!(
     |text| !text.is_empty() && text.len() <= 100 && text.bytes().all(|byte| byte.is_ascii_graphic())
 );
 
+text_id!(
+    /// An upload's name, its FTPTransactionID (unique per user, forever): a plain file name.
+    /// An upload to a service must also leave room for the files named after it
+    /// (`transaction::check_transaction_id`).
+    FtpTransactionId,
+    "FTPTransactionID",
+    "a plain file name",
+    |text| crate::path_segment::check_path_segment(text).is_ok()
+);
+
 /// Whose `/out` a file belongs to. Every transaction is reported to the mailbox chosen when
 /// it was uploaded (by the profile of the listener it came in on), and its later steps'
 /// files follow it there. Today each gateway user has their own; the legacy "Secure FTP"

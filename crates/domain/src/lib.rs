@@ -26,7 +26,7 @@ mod hex;
 
 pub use audit::{AuditEvent, AuditOutcome, UnknownAuditOutcome};
 pub use catalogue::{CatalogueError, Service, ServiceCatalogue};
-pub use ids::{AccountId, Cvr, InvalidId, Mailbox, SkatTransactionId};
+pub use ids::{AccountId, Cvr, FtpTransactionId, InvalidId, Mailbox, SkatTransactionId};
 pub use login::{
     CertificateOwner, KnownUser, LoginAttempt, LoginRefusal, decide_login, session_authorisation,
 };

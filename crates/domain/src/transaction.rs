@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use time::OffsetDateTime;
 
 use crate::errors::ErrorEntry;
-use crate::ids::{AccountId, Cvr, InvalidId, SkatTransactionId};
+use crate::ids::{AccountId, Cvr, FtpTransactionId, InvalidId, SkatTransactionId};
 use crate::path_segment::{MAX_SEGMENT_BYTES, PathSegmentError, check_path_segment};
 use crate::status::{StatusCode, StatusFile};
 
@@ -129,7 +129,7 @@ pub struct Transaction {
     pub account: AccountId,
     pub service: String,
     /// The name the user uploaded; unique per user, forever.
-    pub ftp_transaction_id: String,
+    pub ftp_transaction_id: FtpTransactionId,
     /// `/CVR_<cvr>/<account>/<service>/<name>`, as status files show it.
     pub upload_path: String,
     pub size: u64,
@@ -153,7 +153,7 @@ impl Transaction {
         StatusFile {
             code,
             service: self.service.clone(),
-            ftp_transaction_id: self.ftp_transaction_id.clone(),
+            ftp_transaction_id: self.ftp_transaction_id.to_string(),
             upload_path: Some(self.upload_path.clone()),
             skat_transaction_id: Some(self.skat_transaction_id.clone()),
             at,
@@ -218,7 +218,10 @@ pub enum TransactionIdError {
 
 /// Accepts `name` as the FTPTransactionID of an upload to `service`: a plain file name short
 /// enough that every file named after it in `/out` is itself a valid name.
-pub fn check_transaction_id(service: &str, name: &str) -> Result<(), TransactionIdError> {
+pub fn check_transaction_id(
+    service: &str,
+    name: &str,
+) -> Result<FtpTransactionId, TransactionIdError> {
     check_path_segment(name)?;
     if name.starts_with(crate::status::OUTBOUND_PREFIX) {
         return Err(TransactionIdError::Reserved);
@@ -227,7 +230,7 @@ pub fn check_transaction_id(service: &str, name: &str) -> Result<(), Transaction
     if name.len() > max {
         return Err(TransactionIdError::TooLongForStatusFiles { max });
     }
-    Ok(())
+    Ok(FtpTransactionId::parse(name).expect("a path segment is a FTPTransactionID"))
 }
 
 fn max_transaction_id_bytes(service: &str) -> usize {
@@ -307,7 +310,8 @@ mod tests {
     fn transaction_ids_must_leave_room_for_their_status_files() {
         let service = "Manifest.MidlertidigOpbevaringOpret";
         let max = 255 - "status__".len() - service.len() - "_0.xml".len();
-        assert_eq!(check_transaction_id(service, &"a".repeat(max)), Ok(()));
+        let longest = check_transaction_id(service, &"a".repeat(max));
+        assert_eq!(longest.map(|id| id.to_string()), Ok("a".repeat(max)));
         assert_eq!(
             check_transaction_id(service, &"a".repeat(max + 1)),
             Err(TransactionIdError::TooLongForStatusFiles { max })

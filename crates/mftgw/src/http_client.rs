@@ -115,7 +115,7 @@ impl HttpPush {
             )
             .header(
                 "X-Ftp-Transaction-Id",
-                header_value(&transaction.ftp_transaction_id),
+                header_value(transaction.ftp_transaction_id.as_str()),
             )
             .header("X-Mftgw-User", &transaction.username)
             .header("X-Mftgw-Cvr", transaction.cvr.as_str())

@@ -11,7 +11,7 @@ pub struct NewTransaction {
     /// Where the transaction's status files go, now and at every later step.
     pub mailbox: mftgw_domain::Mailbox,
     pub service: String,
-    pub ftp_transaction_id: String,
+    pub ftp_transaction_id: mftgw_domain::FtpTransactionId,
     pub upload_path: String,
     pub size: u64,
     pub sha256: String,

@@ -23,7 +23,7 @@ impl Connector for Heartbeat {
 
     fn answers(&self, transaction: &Transaction) -> Vec<Answer> {
         let response = Answer::Respond {
-            name: heartbeat_response_name(&transaction.ftp_transaction_id),
+            name: heartbeat_response_name(transaction.ftp_transaction_id.as_str()),
             content: OutContent::Inline(
                 heartbeat_response_body(transaction, OffsetDateTime::now_utc()).into_bytes(),
             ),

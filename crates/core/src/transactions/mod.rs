@@ -24,8 +24,8 @@ use mftgw_domain::record_format::{RecordCheck, RecordFormats};
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::transaction::{SkatTransactionIds, upload_path};
 use mftgw_domain::{
-    AccountId, Cvr, InvalidId, Mailbox, SkatTransactionId, Transaction, TransactionState,
-    TransferMode,
+    AccountId, Cvr, FtpTransactionId, InvalidId, Mailbox, SkatTransactionId, Transaction,
+    TransactionState, TransferMode,
 };
 use mftgw_store::{Advance, NewTransaction, Recorded, Store, StoreError};
 use time::OffsetDateTime;
@@ -70,14 +70,15 @@ pub struct UploadTarget {
     pub cvr: Cvr,
     pub account: AccountId,
     pub service: String,
-    pub name: String,
+    /// The upload's name: its FTPTransactionID.
+    pub name: FtpTransactionId,
     pub transfer_type: TransferMode,
 }
 
 impl UploadTarget {
     /// The internal path of the upload, `/CVR_<cvr>/<account>/<service>/<name>`.
     pub fn upload_path(&self) -> String {
-        upload_path(&self.cvr, &self.account, &self.service, &self.name)
+        upload_path(&self.cvr, &self.account, &self.service, self.name.as_str())
     }
 }
 

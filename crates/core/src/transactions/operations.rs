@@ -140,15 +140,12 @@ impl<S: TransactionLog + AuditLog + Maintenance> Operations<S> {
         skat_transaction_id: &SkatTransactionId,
     ) -> Result<(), AdminError> {
         let now = self.clock.now();
-        if !self.store.retry_work(skat_transaction_id, now).await? {
-            return Err(AdminError::NotFound(format!(
-                "transaction {skat_transaction_id} has no outstanding delivery"
-            )));
-        }
-        self.work_ready.wake();
-        self.audit(now, "admin.retry_delivery", skat_transaction_id)
-            .await;
-        Ok(())
+        let due = self.store.retry_work(skat_transaction_id, now).await?;
+        self.made_due(due, now, "admin.retry_delivery", skat_transaction_id)
+            .await
+            .map_err(|id| {
+                AdminError::NotFound(format!("transaction {id} has no outstanding delivery"))
+            })
     }
 
     /// Schedules delivering a transaction its backend has already taken once more (the
@@ -158,28 +155,35 @@ impl<S: TransactionLog + AuditLog + Maintenance> Operations<S> {
         skat_transaction_id: &SkatTransactionId,
     ) -> Result<(), AdminError> {
         let now = self.clock.now();
-        if !self.store.replay_work(skat_transaction_id, now).await? {
-            return Err(AdminError::Invalid(format!(
-                "transaction {skat_transaction_id} cannot be replayed: only one its backend has taken, whose body is still kept and which has no delivery waiting, can be"
-            )));
-        }
-        self.work_ready.wake();
-        self.audit(now, "admin.replay_delivery", skat_transaction_id)
-            .await;
-        Ok(())
+        let due = self.store.replay_work(skat_transaction_id, now).await?;
+        self.made_due(due, now, "admin.replay_delivery", skat_transaction_id)
+            .await
+            .map_err(|id| {
+                AdminError::Invalid(format!(
+                    "transaction {id} cannot be replayed: only one its backend has taken, whose body is still kept and which has no delivery waiting, can be"
+                ))
+            })
     }
 
-    async fn audit(
+    /// After an operator's `action` on `id`'s work: if it made work `due`, wakes the
+    /// workers and audits it; else hands `id` back for the refusal.
+    async fn made_due<'a>(
         &self,
+        due: bool,
         now: OffsetDateTime,
         action: &'static str,
-        skat_transaction_id: &SkatTransactionId,
-    ) {
+        id: &'a SkatTransactionId,
+    ) -> Result<(), &'a SkatTransactionId> {
+        if !due {
+            return Err(id);
+        }
+        self.work_ready.wake();
         self.auditor
             .record(
                 AuditEvent::allowed(now, action)
-                    .with_detail(serde_json::json!({ "skat_transaction_id": skat_transaction_id })),
+                    .with_detail(serde_json::json!({ "skat_transaction_id": id })),
             )
             .await;
+        Ok(())
     }
 }

@@ -178,7 +178,8 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
         if !self.holds_role(service).await? {
             return Err(upload_refused());
         }
-        check_transaction_id(service, name).map_err(|error| FsError::BadName(error.to_string()))?;
+        let name = check_transaction_id(service, name)
+            .map_err(|error| FsError::BadName(error.to_string()))?;
         // Side by side: both wait on other threads, and the quota is rarely reached.
         let (pending, writer) = tokio::join!(
             self.transactions.pending_upload_bytes(&self.owner.username),
@@ -208,7 +209,7 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
                 cvr: self.owner.cvr.clone(),
                 account: self.owner.account.clone(),
                 service: service.to_owned(),
-                name: name.to_owned(),
+                name,
                 transfer_type: match transfer_type {
                     TransferType::Ascii => TransferMode::Ascii,
                     TransferType::Binary => TransferMode::Binary,

@@ -894,7 +894,7 @@ pub async fn transactions<S: Store>(visit: Visit<S>) -> PortalResult {
              }| TransactionRow {
                 received_at: local_time(transaction.received_at),
                 service: transaction.service,
-                file: transaction.ftp_transaction_id,
+                file: transaction.ftp_transaction_id.to_string(),
                 skat_id: transaction.skat_transaction_id.to_string(),
                 size: human_size(transaction.size),
                 state: lang.transaction_state(transaction.state),

@@ -55,7 +55,7 @@ pub(super) async fn record_transaction(
     .bind(new.skat_transaction_id.as_str())
     .bind(user_id)
     .bind(&new.service)
-    .bind(&new.ftp_transaction_id)
+    .bind(new.ftp_transaction_id.as_str())
     .bind(&new.upload_path)
     .bind(size_to_db(new.size)?)
     .bind(&new.sha256)
@@ -804,7 +804,10 @@ fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
         cvr: parsed("users.cvr", row.try_get("cvr")?)?,
         account: parsed("users.account", row.try_get("account")?)?,
         service: row.try_get("service")?,
-        ftp_transaction_id: row.try_get("ftp_transaction_id")?,
+        ftp_transaction_id: parsed(
+            "transactions.ftp_transaction_id",
+            row.try_get("ftp_transaction_id")?,
+        )?,
         upload_path: row.try_get("upload_path")?,
         size: size_from_db("transactions.size", row.try_get("size")?)?,
         sha256: row.try_get("sha256")?,

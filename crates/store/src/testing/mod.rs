@@ -135,7 +135,7 @@ pub fn upload(skat_id: &str, name: &str) -> NewTransaction {
         username: USERNAME.into(),
         mailbox: mftgw_domain::Mailbox::of_user(USERNAME),
         service: HEARTBEAT.into(),
-        ftp_transaction_id: name.into(),
+        ftp_transaction_id: name.parse().unwrap(),
         upload_path: format!("/CVR_12345678/UID_1/{HEARTBEAT}/{name}"),
         size: 3,
         sha256: "ab".repeat(32),
