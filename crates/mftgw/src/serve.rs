@@ -145,6 +145,15 @@ async fn serve_on<S: Store>(
             },
         },
     ));
+    // What the configuration can get wrong is found before anything listens, so that
+    // "FTPS listening" is the word of a start-up that went well.
+    let delivery = backends(&config, &catalogue)?;
+    let api_server_tls = match config.api.listen {
+        Some(_) => Some(Arc::new(api_tls(&config)?)),
+        None => None,
+    };
+    let portal_server_tls = Arc::new(portal_tls(&config, &trust)?);
+    let roles_from = role_source(&config)?;
     // Before anything listens: whoever sees the gateway listen may signal it at once.
     let shutdown = shutdown_signal()?;
     let hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -173,7 +182,6 @@ async fn serve_on<S: Store>(
         crl_reloads,
         stopping.clone(),
     ))];
-    let delivery = backends(&config, &catalogue)?;
     let api_state = Arc::new(ApiState {
         transactions: Arc::clone(&transactions),
         users: Arc::clone(&users),
@@ -191,11 +199,11 @@ async fn serve_on<S: Store>(
         seconds(config.api.metrics_refresh_secs.max(1)),
         stopping.clone(),
     )));
-    if let Some(api_listener) = api_listener {
+    if let (Some(api_listener), Some(api_server_tls)) = (api_listener, api_server_tls) {
         tasks.push(tokio::spawn(crate::https::serve(
             "API",
             api_listener,
-            Arc::new(api_tls(&config)?),
+            api_server_tls,
             api::router(Arc::clone(&api_state)),
             stopping.clone(),
         )));
@@ -226,7 +234,7 @@ async fn serve_on<S: Store>(
     tasks.push(tokio::spawn(crate::https::serve(
         "Certificate Portal",
         portal_listener,
-        Arc::new(portal_tls(&config, &trust)?),
+        portal_server_tls,
         portal::router(Arc::new(PortalState {
             portal: Arc::clone(&portal),
             users: Arc::clone(&users),
@@ -252,7 +260,7 @@ async fn serve_on<S: Store>(
         stopping.clone(),
     )));
     tasks.push(tokio::spawn(portal.run_session_sweep(stopping.clone())));
-    if let Some(source) = role_source(&config)? {
+    if let Some(source) = roles_from {
         tasks.push(tokio::spawn(run_replication(
             Arc::clone(&store),
             Arc::clone(&auditor),
