@@ -557,6 +557,34 @@ async fn backend_answers_follow_the_state_table_and_repeat_as_one() {
 /// engines know nothing of the gateway, and the core knows no wire format. Checked over each
 /// crate's normal dependencies and those of every workspace crate it reaches.
 #[tokio::test(start_paused = true)]
+async fn uploads_behind_a_failure_follow_its_retry_not_the_lease() {
+    let mut harness = Harness::new().await;
+    let alice = harness.user(1).await;
+    let first = harness.upload(&alice, "FATCA", "first.xml").await;
+    let second = harness.upload(&alice, "FATCA", "second.xml").await;
+    // The first attempt fails; the second upload, claimed in the same batch, was not tried.
+    let refused_once = Mutex::new(false);
+    let backend = Recording::new(
+        Box::new(move |_, _| std::mem::replace(&mut *refused_once.lock().unwrap(), true)),
+        Vec::new(),
+    );
+    harness.start(&[("FATCA", Arc::clone(&backend))], Duration::ZERO);
+    // Both follow the first one's retry (2 s), well before the batch's lease (60 s) ends.
+    harness
+        .until(RETRY.first + SLACK, "both delivered", || async {
+            harness.current(&second).await.state == TransactionState::Delivered
+        })
+        .await;
+    assert_eq!(
+        harness.current(&first).await.state,
+        TransactionState::Delivered
+    );
+    let taken: Vec<String> = backend.taken().into_iter().map(|a| a.name).collect();
+    assert_eq!(taken, ["first.xml", "second.xml"]);
+    harness.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn work_a_dead_worker_claimed_is_delivered_when_its_lease_runs_out() {
     let mut harness = Harness::new().await;
     let alice = harness.user(1).await;

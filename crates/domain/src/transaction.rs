@@ -195,6 +195,11 @@ impl SkatTransactionIds {
         })
     }
 
+    /// The node whose ids these are.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     pub fn next(&self, now: OffsetDateTime) -> SkatTransactionId {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
         let millis = now.unix_timestamp_nanos() / 1_000_000;

@@ -30,7 +30,7 @@ use mftgw_core::audit::{AuditRetention, Auditor, run_audit_retention};
 use mftgw_core::delivery::{Backends, run_delivery};
 use mftgw_core::delivery::{Simulated, Spool};
 use mftgw_core::keys;
-use mftgw_core::portal::{Portal, RegistrationWorker, SessionTimeouts, run_registrations};
+use mftgw_core::portal::{Portal, RegistrationWorker, SessionTimeouts};
 use mftgw_core::roles::{RoleFeed, RoleFile, run_replication};
 use mftgw_core::throttle::SharedThrottle;
 use mftgw_core::transactions::{Operations, Transactions, run_retention};
@@ -222,14 +222,12 @@ async fn serve_on<S: Store>(
             }
         }));
     }
-    let registrations = Arc::new(tokio::sync::Notify::new());
     let portal = Arc::new(Portal::new(
         Arc::clone(&store),
         SessionTimeouts {
             idle: seconds(config.portal.idle_timeout_secs.max(1)),
             max_age: seconds(config.portal.max_session_age_secs.max(1)),
         },
-        Arc::clone(&registrations),
     ));
     tasks.push(tokio::spawn(crate::https::serve(
         "Certificate Portal",
@@ -247,15 +245,13 @@ async fn serve_on<S: Store>(
         })),
         stopping.clone(),
     )));
-    tasks.push(tokio::spawn(run_registrations(
+    tasks.push(tokio::spawn(Arc::clone(&portal).run_registrations(
         RegistrationWorker {
-            store: Arc::clone(&store),
             users: Arc::clone(&users),
             auditor: Arc::clone(&auditor),
             trust: Arc::clone(&trust),
             password_key,
             activation_delay: seconds(config.registration.activation_delay_secs),
-            wake: registrations,
         },
         stopping.clone(),
     )));

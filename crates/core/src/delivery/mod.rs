@@ -173,6 +173,15 @@ pub async fn run_delivery<S: Store, B: BlobStore>(
     }
 }
 
+/// What became of a batch's deliveries.
+#[derive(Default)]
+struct Attempted {
+    delivered: Vec<WorkItem>,
+    failed: Vec<(WorkItem, DeliveryError)>,
+    /// The claims of the uploads after a failure in their group, left for later.
+    unattempted: Vec<(i64, LeaseToken)>,
+}
+
 struct Worker<S, B> {
     transactions: Arc<Transactions<S, B>>,
     backends: Arc<Backends>,
@@ -191,17 +200,7 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             .map(|item| (item.transaction.id, item.lease))
             .collect();
         tokio::select! {
-            ran = self.run_batch(batch, shutdown) => {
-                // After a failure, the rest of its group was not attempted: free it now
-                // rather than when the lease runs out (retries come due sooner than that).
-                if matches!(ran, Ok((_, true))) {
-                    self.transactions
-                        .store
-                        .renew_leases(&claims, self.transactions.now())
-                        .await?;
-                }
-                ran.map(|(moved, _)| moved)
-            }
+            ran = self.run_batch(batch, shutdown) => ran,
             never = self.keep_leases(&claims) => match never {},
         }
     }
@@ -221,16 +220,20 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
         self.backends.by_service.get(&transaction.service).cloned()
     }
 
-    /// Delivers and answers one batch; whether anything moved, and whether a delivery failed.
+    /// Delivers and answers one batch; `Ok(true)` if anything moved.
     async fn run_batch(
         &self,
         batch: Vec<WorkItem>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(bool, bool), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (to_deliver, mut delivered): (Vec<WorkItem>, Vec<WorkItem>) = batch
             .into_iter()
             .partition(|item| item.replay || item.transaction.state == TransactionState::Received);
-        let (newly_delivered, failed) = self.deliver_all(to_deliver).await;
+        let Attempted {
+            delivered: newly_delivered,
+            failed,
+            unattempted,
+        } = self.deliver_all(to_deliver).await;
         let mut moved = !newly_delivered.is_empty();
         let (replayed, newly_delivered): (Vec<WorkItem>, Vec<WorkItem>) =
             newly_delivered.into_iter().partition(|item| item.replay);
@@ -268,20 +271,24 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             self.transactions.advance(&steps).await?;
             Vec::new()
         };
-        let any_failed = !failed.is_empty();
         for (item, error) in failed {
             self.postpone(&item, &error).await?;
         }
+        if !unattempted.is_empty() {
+            // Free them now rather than when the lease runs out: the failure before them
+            // comes due again sooner than that.
+            self.transactions
+                .store
+                .renew_leases(&unattempted, self.transactions.now())
+                .await?;
+        }
         moved |= self.answer_all(status_1, delivered, shutdown).await?;
-        Ok((moved, any_failed))
+        Ok(moved)
     }
 
     /// Delivers the uploads, one after another per (user, service) and the groups side by
-    /// side; a group stops at its first failure. Returns the delivered items and the failures.
-    async fn deliver_all(
-        &self,
-        items: Vec<WorkItem>,
-    ) -> (Vec<WorkItem>, Vec<(WorkItem, DeliveryError)>) {
+    /// side; a group stops at its first failure.
+    async fn deliver_all(&self, items: Vec<WorkItem>) -> Attempted {
         let mut groups: BTreeMap<(String, String), Vec<WorkItem>> = BTreeMap::new();
         for item in items {
             let key = (
@@ -297,7 +304,8 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             let timeout = self.policy.attempt_timeout;
             tasks.spawn(async move {
                 let mut delivered = Vec::new();
-                for item in group {
+                let mut group = group.into_iter();
+                while let Some(item) = group.next() {
                     let connector = backends.by_service.get(&item.transaction.service);
                     let started = std::time::Instant::now();
                     let outcome = match connector {
@@ -327,25 +335,26 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                                 &item.transaction.service,
                                 error.failure.as_str(),
                             );
-                            return (delivered, Some((item, error)));
+                            let unattempted = group.map(|item| (item.transaction.id, item.lease));
+                            return (delivered, Some((item, error)), unattempted.collect());
                         }
                     }
                 }
-                (delivered, None)
+                (delivered, None, Vec::new())
             });
         }
-        let mut delivered = Vec::new();
-        let mut failed = Vec::new();
+        let mut attempted = Attempted::default();
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok((group_delivered, group_failed)) => {
-                    delivered.extend(group_delivered);
-                    failed.extend(group_failed);
+                Ok((delivered, failed, unattempted)) => {
+                    attempted.delivered.extend(delivered);
+                    attempted.failed.extend(failed);
+                    attempted.unattempted.extend(unattempted);
                 }
                 Err(error) => tracing::error!(%error, "a delivery task failed"),
             }
         }
-        (delivered, failed)
+        attempted
     }
 
     /// Applies the answers of backends that answer on their own, a round at a time: with an

@@ -20,7 +20,7 @@ use mftgw_store::{
 use time::OffsetDateTime;
 use tokio::sync::{Notify, watch};
 
-pub use registration::{Presented, RegistrationStatus, RegistrationWorker, run_registrations};
+pub use registration::{Presented, RegistrationStatus, RegistrationWorker};
 
 /// Expired sessions are swept this long after they expired: until then a returning person
 /// is told that the session expired rather than just shown the login page.
@@ -76,17 +76,16 @@ pub fn token_hash(token: &str) -> String {
 pub struct Portal<S> {
     store: Arc<S>,
     timeouts: SessionTimeouts,
-    /// Wakes the registration worker when a job is queued.
-    registrations: Arc<Notify>,
+    /// Rings the registration worker when a job is queued.
+    registrations: Notify,
 }
 
 impl<S: PortalStore + IdentityStore + TransactionLog + MailboxStore> Portal<S> {
-    /// `registrations` is what the [`RegistrationWorker`] waits on.
-    pub fn new(store: Arc<S>, timeouts: SessionTimeouts, registrations: Arc<Notify>) -> Self {
+    pub fn new(store: Arc<S>, timeouts: SessionTimeouts) -> Self {
         Self {
             store,
             timeouts,
-            registrations,
+            registrations: Notify::new(),
         }
     }
 
@@ -223,6 +222,18 @@ impl<S: PortalStore + IdentityStore + TransactionLog + MailboxStore> Portal<S> {
             Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
             files => files,
         }
+    }
+
+    /// Performs the queued registrations with `worker` until `shutdown`, at once when one is
+    /// requested.
+    pub async fn run_registrations(
+        self: Arc<Self>,
+        worker: RegistrationWorker<S>,
+        shutdown: watch::Receiver<bool>,
+    ) where
+        S: mftgw_store::RoleStore,
+    {
+        registration::run_registrations(&*self.store, &self.registrations, worker, shutdown).await;
     }
 
     /// Deletes long-expired sessions once a minute until `shutdown`.

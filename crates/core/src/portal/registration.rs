@@ -173,29 +173,26 @@ async fn renewal_refusal<S: IdentityStore>(
 
 /// What the registration worker registers with.
 pub struct RegistrationWorker<S> {
-    pub store: Arc<S>,
     pub users: Arc<Users<S>>,
     pub auditor: Arc<Auditor>,
     pub trust: Arc<TrustStore>,
     pub password_key: PasswordKey,
     pub activation_delay: Duration,
-    /// Rings when a job is queued.
-    pub wake: Arc<Notify>,
 }
 
-/// Performs queued registrations until `shutdown`.
-pub async fn run_registrations<S: PortalStore + IdentityStore + RoleStore>(
+/// Performs the jobs queued in `store` until `shutdown`, looking when `wake` rings.
+pub(super) async fn run_registrations<S: PortalStore + IdentityStore + RoleStore>(
+    store: &S,
+    wake: &Notify,
     worker: RegistrationWorker<S>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let RegistrationWorker {
-        store,
         users,
         auditor,
         trust,
         password_key,
         activation_delay,
-        wake,
     } = worker;
     let registrant = Registrant {
         key: &password_key,
@@ -210,7 +207,7 @@ pub async fn run_registrations<S: PortalStore + IdentityStore + RoleStore>(
             Ok(queued) => {
                 for job in queued {
                     let id = job.job.id;
-                    match register(&*store, &users, &auditor, &registrant, job).await {
+                    match register(store, &users, &auditor, &registrant, job).await {
                         Ok(()) => {
                             failures.remove(&id);
                         }

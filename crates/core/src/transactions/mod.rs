@@ -41,8 +41,6 @@ pub struct Transactions<S, B> {
     pub(crate) store: Arc<S>,
     pub(crate) blobs: Arc<B>,
     ids: SkatTransactionIds,
-    /// This node's id: what its workers claim work as.
-    node_id: String,
     errors: ErrorCatalogue,
     formats: RecordFormats,
     /// What steps put in `/out`.
@@ -100,7 +98,6 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             store,
             blobs,
             ids: SkatTransactionIds::new(node_id)?,
-            node_id: node_id.to_owned(),
             errors: ErrorCatalogue::builtin(),
             formats: RecordFormats::builtin(),
             projection: Arc::new(FtpsStatusFiles),
@@ -116,7 +113,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
 
     /// This node's id.
     pub fn node_id(&self) -> &str {
-        &self.node_id
+        self.ids.node()
     }
 
     /// Now, by the core's clock: what every step, due time and status file is dated with.

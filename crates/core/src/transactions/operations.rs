@@ -46,7 +46,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
     /// killed, with deliveries in flight): they are due again at once, not when their leases
     /// run out. To be run before this node's delivery workers start; returns how many.
     pub async fn release_own_claims(&self) -> StoreResult<u64> {
-        self.store.release_claims(&self.node_id).await
+        self.store.release_claims(self.node_id()).await
     }
 
     /// Deletes blobs finished before `finished_before` that nothing refers to: bodies

@@ -37,13 +37,22 @@ pub(super) async fn record_transaction(
         None => TransactionState::Received,
     };
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
-    let (user_id, cvr, account): (i64, String, String) =
-        sqlx::query_as("SELECT id, cvr, account FROM users WHERE username = $1")
-            .bind(&new.username)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .ok_or_else(|| StoreError::user_not_found(&new.username))?;
-    let mailbox_id = mailbox_id(&mut *transaction, &new.mailbox).await?;
+    // One statement for the user and the mailbox: every statement of an upload's commit is
+    // a hand-off to the connection's thread.
+    let mailbox_key = new.mailbox.key();
+    let (user_id, cvr, account, mailbox_id): (i64, String, String, Option<i64>) = sqlx::query_as(
+        "SELECT id, cvr, account, (SELECT id FROM mailboxes WHERE owner = $2)
+             FROM users WHERE username = $1",
+    )
+    .bind(&new.username)
+    .bind(&mailbox_key)
+    .fetch_optional(&mut *transaction)
+    .await?
+    .ok_or_else(|| StoreError::user_not_found(&new.username))?;
+    let mailbox_id = mailbox_id.ok_or(StoreError::NotFound {
+        what: "mailbox",
+        key: mailbox_key,
+    })?;
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO transactions
              (skat_transaction_id, user_id, service, ftp_transaction_id, upload_path, size,
@@ -141,10 +150,11 @@ pub(super) async fn claim_work(
         .map(|index| format!("${}", index + 3))
         .collect();
     // A (user, service) is held back from its first upload that waits for a retry, or that
-    // someone else holds a lease on: that group's earliest such work, found once per query (a correlated NOT EXISTS per row made
-    // the query quadratic in the backlog, which is exactly when it runs most). `CROSS JOIN`
-    // makes SQLite start from the outbox (small) rather than scan every transaction ever
-    // received; PostgreSQL plans it like any inner join.
+    // someone else holds a lease on: that group's earliest such work, found once per query
+    // (a correlated NOT EXISTS per row made the query quadratic in the backlog, which is
+    // exactly when it runs most). `CROSS JOIN` makes SQLite start from the outbox (small)
+    // rather than scan every transaction ever received; PostgreSQL plans it like any inner
+    // join.
     let sql = format!(
         concat!(
             "WITH held_back AS (
@@ -214,16 +224,23 @@ pub(super) async fn renew_leases(
     let lease_until = timestamp::to_text(lease_until);
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
     let mut renewed = 0;
-    for &(transaction_id, lease) in items {
-        renewed += sqlx::query(
-            "UPDATE work SET lease_until = $1 WHERE transaction_id = $2 AND lease_token = $3",
-        )
-        .bind(&lease_until)
-        .bind(transaction_id)
-        .bind(lease.0)
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
+    // A statement per few hundred claims: the worker renews a whole batch at once.
+    for chunk in items.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE work SET lease_until = ${}
+             WHERE (transaction_id, lease_token) IN (VALUES {})",
+            chunk.len() * 2 + 1,
+            value_tuples(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+        for &(transaction_id, lease) in chunk {
+            query = query.bind(transaction_id).bind(lease.0);
+        }
+        renewed += query
+            .bind(&lease_until)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
     }
     transaction.commit().await?;
     Ok(renewed)
