@@ -36,7 +36,7 @@ fn command_parsing(c: &mut Criterion) {
 fn status_rendering(c: &mut Criterion) {
     let mut status = StatusFile {
         code: StatusCode::Exposed,
-        service: "FTPSGW.Heartbeat".into(),
+        service: mftgw_domain::ServiceName::heartbeat(),
         ftp_transaction_id: "ping20201210143002441-hb01.xml".into(),
         upload_path: Some(
             "/CVR_19552101/RID_60134540/FTPSGW.Heartbeat/ping20201210143002441-hb01.xml".into(),

@@ -6,6 +6,8 @@ use std::task::{Context, Poll};
 use aws_lc_rs::digest;
 use tokio::io::AsyncWrite;
 
+use crate::Sha256;
+
 pub struct Hashing<W> {
     inner: W,
     digest: digest::Context,
@@ -25,16 +27,14 @@ impl<W> Hashing<W> {
         &mut self.inner
     }
 
-    /// The inner writer, the byte count and the SHA-256 (lowercase hex) of what it accepted.
-    pub fn finish(self) -> (W, u64, String) {
-        let sha256 = self
-            .digest
-            .finish()
+    /// The inner writer, the byte count and the SHA-256 of what it accepted.
+    pub fn finish(self) -> (W, u64, Sha256) {
+        let digest = self.digest.finish();
+        let bytes: &[u8; 32] = digest
             .as_ref()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        (self.inner, self.size, sha256)
+            .try_into()
+            .expect("a SHA-256 digest is 32 bytes");
+        (self.inner, self.size, Sha256::from_digest(bytes))
     }
 }
 

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::io;
 use std::time::SystemTime;
 
+pub use mftgw_domain::{BlobKey, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 mod hashing;
@@ -23,10 +24,10 @@ pub use local::{LocalBlobStore, LocalBlobWriter};
 /// What a finished blob holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobInfo {
-    pub key: String,
+    pub key: BlobKey,
     pub size: u64,
-    /// SHA-256 of the content, lowercase hex.
-    pub sha256: String,
+    /// SHA-256 of the content.
+    pub sha256: Sha256,
 }
 
 pub trait BlobStore: Send + Sync + 'static {
@@ -38,12 +39,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Reads the blob `key` from byte `offset` on.
     fn open(
         &self,
-        key: &str,
+        key: &BlobKey,
         offset: u64,
     ) -> impl Future<Output = io::Result<Box<dyn AsyncRead + Send + Unpin>>> + Send;
 
     /// Removes the blob `key`; removing a blob that is not there is not an error.
-    fn delete(&self, key: &str) -> impl Future<Output = io::Result<()>> + Send;
+    fn delete(&self, key: &BlobKey) -> impl Future<Output = io::Result<()>> + Send;
 
     /// The keys of the blobs finished before `before`. An orphan sweep passes a time before
     /// which no upload still in flight can have finished its body (in a process that holds
@@ -51,13 +52,13 @@ pub trait BlobStore: Send + Sync + 'static {
     fn finished_before(
         &self,
         before: SystemTime,
-    ) -> impl Future<Output = io::Result<Vec<String>>> + Send;
+    ) -> impl Future<Output = io::Result<Vec<BlobKey>>> + Send;
 }
 
 /// A blob being written. Dropping it without [`finish`](BlobWriter::finish) discards it.
 pub trait BlobWriter: AsyncWrite + Send + Unpin + 'static {
     /// The key the blob will have once finished.
-    fn key(&self) -> &str;
+    fn key(&self) -> &BlobKey;
 
     /// Makes the blob durable (on disk and fsynced, or completed in the object store) and
     /// returns what it holds.

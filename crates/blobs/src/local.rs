@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use tokio::fs::File;
 use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufWriter};
 
-use crate::{BlobInfo, BlobStore, BlobWriter, Hashing};
+use crate::{BlobInfo, BlobKey, BlobStore, BlobWriter, Hashing};
 
 const INCOMING: &str = "incoming";
 const BLOBS: &str = "blobs";
@@ -63,25 +63,19 @@ impl LocalBlobStore {
 
     /// Where the blob `key` of the store at `root` lives once finished, for operators' tools
     /// (which must not [`open`](Self::open) a store that a running gateway uses).
-    pub fn blob_path(root: &Path, key: &str) -> io::Result<PathBuf> {
-        if key.is_empty() || !key.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{key:?} is not a blob key"),
-            ));
-        }
-        Ok(root.join(BLOBS).join(key))
+    pub fn blob_path(root: &Path, key: &BlobKey) -> PathBuf {
+        root.join(BLOBS).join(key.as_str())
     }
 
-    fn path_of(&self, key: &str) -> io::Result<PathBuf> {
-        Self::blob_path(self.blobs.parent().expect("blobs/ is under the root"), key)
+    fn path_of(&self, key: &BlobKey) -> PathBuf {
+        self.blobs.join(key.as_str())
     }
 }
 
-fn new_key() -> io::Result<String> {
+fn new_key() -> io::Result<BlobKey> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| io::Error::other("no randomness"))?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    Ok(BlobKey::from_bytes(&bytes))
 }
 
 async fn sync_directory(directory: PathBuf) -> io::Result<()> {
@@ -103,37 +97,43 @@ impl BlobStore for LocalBlobStore {
             .await?;
         Ok(LocalBlobWriter {
             file: Hashing::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file)),
-            final_path: self.path_of(&key)?,
+            final_path: self.path_of(&key),
             blobs: self.blobs.clone(),
             temp: TempFile(Some(temp_path)),
             key,
         })
     }
 
-    async fn open(&self, key: &str, offset: u64) -> io::Result<Box<dyn AsyncRead + Send + Unpin>> {
-        let mut file = File::open(self.path_of(key)?).await?;
+    async fn open(
+        &self,
+        key: &BlobKey,
+        offset: u64,
+    ) -> io::Result<Box<dyn AsyncRead + Send + Unpin>> {
+        let mut file = File::open(self.path_of(key)).await?;
         if offset > 0 {
             file.seek(io::SeekFrom::Start(offset)).await?;
         }
         Ok(Box::new(file))
     }
 
-    async fn delete(&self, key: &str) -> io::Result<()> {
-        match tokio::fs::remove_file(self.path_of(key)?).await {
+    async fn delete(&self, key: &BlobKey) -> io::Result<()> {
+        match tokio::fs::remove_file(self.path_of(key)).await {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
             _ => Ok(()),
         }
     }
 
-    async fn finished_before(&self, before: SystemTime) -> io::Result<Vec<String>> {
+    async fn finished_before(&self, before: SystemTime) -> io::Result<Vec<BlobKey>> {
         let mut entries = tokio::fs::read_dir(&self.blobs).await?;
         let mut keys = Vec::new();
         while let Some(entry) = entries.next_entry().await? {
             // A finished blob is renamed into place and never written again: its
             // modification time is when it was finished.
             let finished = entry.metadata().await?.modified()?;
-            if let (Ok(name), true) = (entry.file_name().into_string(), finished < before) {
-                keys.push(name);
+            // Anything else in the directory (an operator's copy, say) is not a blob.
+            let key = entry.file_name().into_string().ok().map(BlobKey::parse);
+            if let (Some(Ok(key)), true) = (key, finished < before) {
+                keys.push(key);
             }
         }
         Ok(keys)
@@ -142,7 +142,7 @@ impl BlobStore for LocalBlobStore {
 
 pub struct LocalBlobWriter {
     file: Hashing<BufWriter<File>>,
-    key: String,
+    key: BlobKey,
     temp: TempFile,
     final_path: PathBuf,
     blobs: PathBuf,
@@ -170,7 +170,7 @@ impl Drop for TempFile {
 }
 
 impl BlobWriter for LocalBlobWriter {
-    fn key(&self) -> &str {
+    fn key(&self) -> &BlobKey {
         &self.key
     }
 
@@ -221,7 +221,7 @@ mod tests {
 
     use super::*;
 
-    async fn read_all(store: &LocalBlobStore, key: &str, offset: u64) -> Vec<u8> {
+    async fn read_all(store: &LocalBlobStore, key: &BlobKey, offset: u64) -> Vec<u8> {
         let mut content = Vec::new();
         store
             .open(key, offset)
@@ -242,7 +242,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(root.path()).await.unwrap();
         let mut writer = store.create().await.unwrap();
-        let key = writer.key().to_owned();
+        let key = writer.key().clone();
         writer.write_all(b"hello ").await.unwrap();
         writer.write_all(b"world").await.unwrap();
         let info = writer.finish().await.unwrap();
@@ -305,7 +305,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(root.path()).await.unwrap();
         let mut writer = store.create().await.unwrap();
-        let key = writer.key().to_owned();
+        let key = writer.key().clone();
         writer.write_all(b"partial").await.unwrap();
         assert_eq!(files_in(&root.path().join(INCOMING)), 1);
         drop(writer);
@@ -335,11 +335,15 @@ mod tests {
 
     #[tokio::test]
     async fn keys_cannot_name_other_files() {
+        for text in ["", "../incoming", "/etc/passwd", "ab/cd", "x", "LOCK"] {
+            assert!(BlobKey::parse(text).is_err(), "{text}");
+        }
         let root = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(root.path()).await.unwrap();
-        for key in ["", "../incoming", "/etc/passwd", "ab/cd", "x"] {
-            let error = store.open(key, 0).await.err().expect(key);
-            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{key}");
-        }
+        let writer = store.create().await.unwrap();
+        let key = writer.finish().await.unwrap().key;
+        std::fs::write(root.path().join(BLOBS).join("notes.txt"), b"an operator's").unwrap();
+        let later = SystemTime::now() + std::time::Duration::from_secs(60);
+        assert_eq!(store.finished_before(later).await.unwrap(), vec![key]);
     }
 }

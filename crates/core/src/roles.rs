@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::catalogue::ServiceCatalogue;
+use mftgw_domain::{ServiceName, Username};
 use mftgw_store::RoleStore;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -72,16 +73,24 @@ impl RoleFeed for RoleFile {
 
 /// The (username, service) grants of a role document; services the catalogue does not know
 /// are left out (and logged).
-fn grants(document: &[u8], catalogue: &ServiceCatalogue) -> anyhow::Result<Vec<(String, String)>> {
+fn grants(
+    document: &[u8],
+    catalogue: &ServiceCatalogue,
+) -> anyhow::Result<Vec<(Username, ServiceName)>> {
     let document: RolesDocument = serde_json::from_slice(document)
         .context("the role document is not in the expected shape")?;
     let mut grants = Vec::new();
     for user in document.roles {
+        let Ok(username) = Username::parse(user.username.as_str()) else {
+            tracing::warn!(username = %user.username, "replicated roles name no possible gateway user; skipped");
+            continue;
+        };
         for service in user.services {
-            if catalogue.contains(&service) {
-                grants.push((user.username.clone(), service));
-            } else {
-                tracing::warn!(username = %user.username, %service, "replicated role names an unknown service; skipped");
+            match catalogue.get(&service) {
+                Some(known) => grants.push((username.clone(), known.name.clone())),
+                None => {
+                    tracing::warn!(%username, %service, "replicated role names an unknown service; skipped");
+                }
             }
         }
     }
@@ -146,11 +155,12 @@ mod tests {
         let catalogue = ServiceCatalogue::builtin();
         let document = br#"{"roles": [
             {"username": "CVR_1_UID_1", "services": ["FATCA", "NO_SUCH_SERVICE"]},
-            {"username": "CVR_2_UID_2", "services": []}
+            {"username": "CVR_2_UID_2", "services": []},
+            {"username": "../CVR_3_UID_3", "services": ["FATCA"]}
         ]}"#;
         assert_eq!(
             grants(document, &catalogue).unwrap(),
-            [("CVR_1_UID_1".to_string(), "FATCA".to_string())]
+            [("CVR_1_UID_1".parse().unwrap(), "FATCA".parse().unwrap())]
         );
         assert!(grants(b"{\"roles\": 3}", &catalogue).is_err());
         assert!(grants(b"<html>", &catalogue).is_err());

@@ -4,6 +4,7 @@
 //! when scraped.
 
 use metrics::{counter, gauge, histogram};
+use mftgw_domain::ServiceName;
 use mftgw_domain::status::StatusCode;
 
 pub fn session_opened() {
@@ -34,7 +35,7 @@ pub fn status_file_written(code: StatusCode) {
     counter!("mftgw_status_files_total", "status" => code.digit().to_string()).increment(1);
 }
 
-pub fn delivery_attempt(service: &str, delivered: bool, seconds: f64) {
+pub fn delivery_attempt(service: &ServiceName, delivered: bool, seconds: f64) {
     let outcome = if delivered { "delivered" } else { "failed" };
     counter!("mftgw_delivery_attempts_total", "service" => service.to_string(), "outcome" => outcome)
         .increment(1);
@@ -42,7 +43,7 @@ pub fn delivery_attempt(service: &str, delivered: bool, seconds: f64) {
 }
 
 /// A delivery attempt that failed, by why (`DeliveryFailure::as_str`).
-pub fn delivery_failed(service: &str, reason: &'static str) {
+pub fn delivery_failed(service: &ServiceName, reason: &'static str) {
     counter!("mftgw_delivery_failures_total", "service" => service.to_string(), "reason" => reason)
         .increment(1);
 }

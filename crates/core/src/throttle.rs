@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use mftgw_domain::Username;
 use mftgw_domain::throttle::{LoginThrottle, ThrottleConfig, ThrottleVerdict};
 
 /// Attempts between two sweeps of expired entries.
@@ -43,20 +44,19 @@ pub struct AttemptKeys {
 
 impl AttemptKeys {
     /// `client`: the address the client is counted under by the adapter's limits (an IPv6
-    /// client's /64); `holds_current_certificate`: the presented certificate is `username`'s
-    /// current one.
+    /// client's /64); `current_holder`: the user the attempt counts against, when the
+    /// presented certificate (`fingerprint`) is theirs; otherwise it counts against the
+    /// certificate.
     pub fn new(
         client: IpAddr,
-        username: &str,
         fingerprint: &str,
-        holds_current_certificate: bool,
+        current_holder: Option<&Username>,
     ) -> AttemptKeys {
         AttemptKeys {
             address: format!("ip:{client}"),
-            identity: if holds_current_certificate {
-                format!("user:{username}")
-            } else {
-                format!("cert:{fingerprint}")
+            identity: match current_holder {
+                Some(username) => format!("user:{username}"),
+                None => format!("cert:{fingerprint}"),
             },
         }
     }
@@ -154,12 +154,12 @@ mod tests {
     #[test]
     fn failures_of_other_identities_behind_an_address_only_slow_it_down() {
         let throttle = throttle();
-        let guesser = AttemptKeys::new(ADDRESS, "CVR_1_UID_1", "aa", true);
+        let guesser = AttemptKeys::new(ADDRESS, "aa", Some(&"CVR_1_UID_1".parse().unwrap()));
         for _ in 0..10 {
             throttle.record(&guesser, false);
         }
         assert_eq!(throttle.verdict(&guesser), Verdict::Blocked);
-        let neighbour = AttemptKeys::new(ADDRESS, "CVR_2_UID_1", "bb", true);
+        let neighbour = AttemptKeys::new(ADDRESS, "bb", Some(&"CVR_2_UID_1".parse().unwrap()));
         assert_eq!(
             throttle.verdict(&neighbour),
             Verdict::Delay(ThrottleConfig::default().max_delay),
@@ -170,14 +170,18 @@ mod tests {
     #[test]
     fn a_certificate_that_is_not_the_current_one_counts_apart_from_the_user() {
         let throttle = throttle();
-        let old_certificate = AttemptKeys::new(ADDRESS, "CVR_1_UID_1", "old", false);
-        let current = AttemptKeys::new(ADDRESS, "CVR_1_UID_1", "new", true);
+        let old_certificate = AttemptKeys::new(ADDRESS, "old", None);
+        let current = AttemptKeys::new(ADDRESS, "new", Some(&"CVR_1_UID_1".parse().unwrap()));
         for _ in 0..10 {
             throttle.record(&old_certificate, false);
         }
         assert_eq!(throttle.verdict(&old_certificate), Verdict::Blocked);
         assert_ne!(throttle.verdict(&current), Verdict::Blocked);
-        let elsewhere = AttemptKeys::new("192.0.2.2".parse().unwrap(), "CVR_1_UID_1", "new", true);
+        let elsewhere = AttemptKeys::new(
+            "192.0.2.2".parse().unwrap(),
+            "new",
+            Some(&"CVR_1_UID_1".parse().unwrap()),
+        );
         assert_eq!(throttle.verdict(&elsewhere), Verdict::Delay(Duration::ZERO));
     }
 }

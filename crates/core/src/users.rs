@@ -13,9 +13,11 @@ use mftgw_domain::audit::{AuditEvent, Reason};
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::password::{PasswordKey, generate_gateway_password};
 use mftgw_domain::user::UserState;
-use mftgw_domain::{AccountId, CertificateOwner, Cvr, KnownUser, User};
+use mftgw_domain::{
+    AccountId, CertificateOwner, Cvr, InvalidId, KnownUser, ServiceName, User, Username,
+};
 use mftgw_oces::certificate::CertificateInfo;
-use mftgw_oces::identity::{CertificateKind, identity_from_der};
+use mftgw_oces::identity::{CertificateKind, OcesIdentity, identity_from_der};
 use mftgw_oces::trust::TrustStore;
 use mftgw_store::{
     CertificateRegistration, IdentityStore, PortalStore, RegisteredCertificate, RoleSource,
@@ -50,7 +52,7 @@ impl From<StoreError> for AdminError {
 /// The result of registering a certificate.
 #[derive(Debug)]
 pub struct Registration {
-    pub username: String,
+    pub username: Username,
     /// The new gateway password, when this registration created the user, or renewed a
     /// certificate that was revoked (its holder may know the old password); any other renewal
     /// keeps the existing password and returns `None`.
@@ -88,6 +90,28 @@ impl Registrar {
             (Registrar::Portal, false) => "portal.register",
             (Registrar::Portal, true) => "portal.renew",
         }
+    }
+}
+
+/// The company, account and gateway username a certificate's identity names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertifiedAccount {
+    pub cvr: Cvr,
+    pub account: AccountId,
+    /// `CVR_<cvr>_<account>`.
+    pub username: Username,
+}
+
+impl CertifiedAccount {
+    /// The account `identity` names, as typed identifiers.
+    pub fn of(identity: &OcesIdentity) -> Result<Self, InvalidId> {
+        let cvr = Cvr::parse(identity.cvr.clone())?;
+        let account = AccountId::parse(identity.account_label())?;
+        Ok(Self {
+            username: Username::of_account(&cvr, &account),
+            cvr,
+            account,
+        })
     }
 }
 
@@ -135,14 +159,23 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
     }
 
     /// The user of this name, with their current certificate and password hash.
-    pub async fn find(&self, username: &str) -> StoreResult<Option<KnownUser>> {
+    pub async fn find(&self, username: &Username) -> StoreResult<Option<KnownUser>> {
         self.store.find_user(username).await
     }
 
-    /// The user of this name and the owner of this certificate, for a login.
-    pub async fn standing(&self, username: &str, fingerprint: &str) -> StoreResult<Standing> {
+    /// The user of this name (none if the name cannot be a user's) and the owner of this
+    /// certificate, for a login.
+    pub async fn standing(
+        &self,
+        username: Option<&Username>,
+        fingerprint: &str,
+    ) -> StoreResult<Standing> {
+        let known = match username {
+            Some(username) => self.store.find_user(username).await?,
+            None => None,
+        };
         Ok(Standing {
-            known: self.store.find_user(username).await?,
+            known,
             owner: self.store.certificate_owner(fingerprint).await?,
         })
     }
@@ -153,17 +186,23 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
     }
 
     /// The services the user holds a role for, from any source.
-    pub async fn roles(&self, username: &str) -> StoreResult<Vec<String>> {
+    pub async fn roles(&self, username: &Username) -> StoreResult<Vec<ServiceName>> {
         self.store.roles(username).await
     }
 
     /// The user's certificates, the current one and those renewals replaced.
-    pub async fn certificates(&self, username: &str) -> StoreResult<Vec<RegisteredCertificate>> {
+    pub async fn certificates(
+        &self,
+        username: &Username,
+    ) -> StoreResult<Vec<RegisteredCertificate>> {
         self.store.certificates(username).await
     }
 
     /// The user's gateway password as sealed for showing it again (`PasswordKey::unseal`).
-    pub async fn gateway_password_sealed(&self, username: &str) -> StoreResult<Option<String>> {
+    pub async fn gateway_password_sealed(
+        &self,
+        username: &Username,
+    ) -> StoreResult<Option<String>> {
         self.store.gateway_password_sealed(username).await
     }
 
@@ -212,13 +251,14 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
                 info.not_after
             )));
         }
-        let (cvr, account) = Cvr::parse(identity.cvr.clone())
-            .and_then(|cvr| Ok((cvr, AccountId::parse(identity.account_label())?)))
-            .map_err(|invalid| {
-                RegistrationError::Refused(format!("certificate refused: {invalid}"))
-            })?;
+        let CertifiedAccount {
+            cvr,
+            account,
+            username,
+        } = CertifiedAccount::of(&identity).map_err(|invalid| {
+            RegistrationError::Refused(format!("certificate refused: {invalid}"))
+        })?;
         let password = generate_gateway_password();
-        let username = identity.username();
         let replaced_was_revoked = match store.certificates(&username).await {
             Ok(certificates) => certificates
                 .iter()
@@ -288,7 +328,7 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
     /// Ends the user's portal sessions (but those of `except_certificate`), audited with `reason`.
     async fn end_portal_sessions(
         &self,
-        username: &str,
+        username: &Username,
         except_certificate: Option<&str>,
         reason: &str,
     ) -> Result<(), StoreError> {
@@ -311,7 +351,7 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
 
     /// Sets the user's state. Suspending or deleting also ends their portal sessions; their live
     /// FTPS sessions end as the gateway sees the change.
-    pub async fn set_state(&self, username: &str, state: UserState) -> Result<(), AdminError> {
+    pub async fn set_state(&self, username: &Username, state: UserState) -> Result<(), AdminError> {
         self.store.set_user_state(username, state).await?;
         self.auditor
             .record(
@@ -328,8 +368,12 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
     }
 
     /// Grants `username` the local role for `service`; whether it was new.
-    pub async fn grant_role(&self, username: &str, service: &str) -> Result<bool, AdminError> {
-        if !self.catalogue.contains(service) {
+    pub async fn grant_role(
+        &self,
+        username: &Username,
+        service: &ServiceName,
+    ) -> Result<bool, AdminError> {
+        if !self.catalogue.contains(service.as_str()) {
             return Err(AdminError::Invalid(format!(
                 "{service:?} is not a service in the catalogue"
             )));
@@ -346,7 +390,11 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
     }
 
     /// Revokes the local role of `username` for `service`; whether there was one.
-    pub async fn revoke_role(&self, username: &str, service: &str) -> Result<bool, AdminError> {
+    pub async fn revoke_role(
+        &self,
+        username: &Username,
+        service: &ServiceName,
+    ) -> Result<bool, AdminError> {
         let revoked = self
             .store
             .revoke_role(username, service, RoleSource::Local)
@@ -356,7 +404,7 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
         Ok(revoked)
     }
 
-    async fn audit_role(&self, action: &'static str, username: &str, service: &str) {
+    async fn audit_role(&self, action: &'static str, username: &Username, service: &ServiceName) {
         self.auditor
             .record(
                 AuditEvent::allowed(OffsetDateTime::now_utc(), action)
@@ -370,11 +418,9 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
     /// stored as an argon2id hash, valid for `valid_for` and only until a password is chosen.
     pub async fn issue_portal_code(
         &self,
-        username: &str,
+        username: &Username,
         valid_for: Duration,
     ) -> Result<String, AdminError> {
-        mftgw_domain::check_path_segment(username)
-            .map_err(|error| AdminError::Invalid(format!("username {username:?}: {error}")))?;
         let code = generate_gateway_password();
         let hash = tokio::task::spawn_blocking({
             let code = code.clone();

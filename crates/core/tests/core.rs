@@ -17,7 +17,7 @@ use mftgw_core::transactions::{Answered, Committed, Transactions, TransitionErro
 use mftgw_domain::delivery::RetryPolicy;
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::status::StatusCode;
-use mftgw_domain::{Transaction, TransactionState};
+use mftgw_domain::{Transaction, TransactionState, Username};
 use mftgw_store::prelude::*;
 use mftgw_store::{CertificateRegistration, SqliteStore};
 use time::OffsetDateTime;
@@ -30,7 +30,7 @@ type Core = Transactions<SqliteStore, LocalBlobStore>;
 /// What the connector saw of one delivery attempt.
 #[derive(Debug, Clone)]
 struct Attempt {
-    username: String,
+    username: Username,
     name: String,
     body: Vec<u8>,
     at: Instant,
@@ -152,7 +152,10 @@ impl Harness {
     fn start(&mut self, routes: &[(&str, Arc<Recording>)], answer_delay: Duration) {
         let mut backends = Backends::new();
         for (service, connector) in routes {
-            assert!(backends.add(service, Arc::clone(connector) as Arc<dyn Connector>));
+            assert!(backends.add(
+                &service.parse().unwrap(),
+                Arc::clone(connector) as Arc<dyn Connector>
+            ));
         }
         let policy = DeliveryPolicy {
             retry: RETRY,
@@ -174,8 +177,8 @@ impl Harness {
         }
     }
 
-    async fn user(&self, n: u32) -> String {
-        let username = format!("CVR_1000000{n}_UID_{n}");
+    async fn user(&self, n: u32) -> Username {
+        let username: Username = format!("CVR_1000000{n}_UID_{n}").parse().unwrap();
         let now = OffsetDateTime::now_utc();
         self.store
             .register_certificate(CertificateRegistration {
@@ -198,22 +201,23 @@ impl Harness {
         username
     }
 
-    async fn upload(&self, username: &str, service: &str, name: &str) -> Transaction {
+    async fn upload(&self, username: &Username, service: &str, name: &str) -> Transaction {
         let mut writer = self.core.create_blob().await.unwrap();
         tokio::io::AsyncWriteExt::write_all(&mut writer, name.as_bytes())
             .await
             .unwrap();
         let blob = writer.finish().await.unwrap();
         let (cvr, account) = username
+            .as_str()
             .strip_prefix("CVR_")
             .and_then(|rest| rest.split_once('_'))
             .unwrap();
         let target = UploadTarget {
-            username: username.into(),
+            username: username.clone(),
             mailbox: mftgw_domain::Mailbox::of_user(username),
             cvr: cvr.parse().unwrap(),
             account: account.parse().unwrap(),
-            service: service.into(),
+            service: service.parse().unwrap(),
             name: name.parse().unwrap(),
             transfer_type: mftgw_domain::TransferMode::Binary,
         };
@@ -595,7 +599,13 @@ async fn work_a_dead_worker_claimed_is_delivered_when_its_lease_runs_out() {
     let lease = time::Duration::minutes(5);
     let claimed = harness
         .store
-        .claim_work("dead-node", &["FATCA".to_string()], now, now + lease, 10)
+        .claim_work(
+            "dead-node",
+            &["FATCA".parse().unwrap()],
+            now,
+            now + lease,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);

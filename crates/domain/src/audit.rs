@@ -150,8 +150,8 @@ impl AuditEvent {
         self
     }
 
-    pub fn with_username(mut self, username: impl Into<String>) -> Self {
-        self.username = Some(username.into());
+    pub fn with_username(mut self, username: impl AsRef<str>) -> Self {
+        self.username = Some(username.as_ref().to_owned());
         self
     }
 

@@ -7,14 +7,15 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::path_segment::{PathSegmentError, check_path_segment};
+use crate::ids::ServiceName;
+use crate::path_segment::PathSegmentError;
 
 const BUILTIN_CATALOGUE: &str = include_str!("../services.toml");
 
 /// A business service: a folder in the user's FTPS tree, delivered to one backend system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
-    pub name: String,
+    pub name: ServiceName,
     pub system: String,
 }
 
@@ -79,22 +80,25 @@ impl ServiceCatalogue {
                 return Err(CatalogueError::EmptySystemName);
             }
             for name in system.services {
-                if let Err(reason) = check_path_segment(&name) {
-                    return Err(CatalogueError::UnusableServiceName {
-                        name,
-                        system: system.name,
-                        reason,
-                    });
-                }
-                if let Some(&first) = index_by_name.get(&name) {
+                let name = match ServiceName::from_folder_name(name) {
+                    Ok(name) => name,
+                    Err((name, reason)) => {
+                        return Err(CatalogueError::UnusableServiceName {
+                            name,
+                            system: system.name,
+                            reason,
+                        });
+                    }
+                };
+                if let Some(&first) = index_by_name.get(name.as_str()) {
                     let first_system: &Service = &services[first];
                     return Err(CatalogueError::DuplicateService {
                         first_system: first_system.system.clone(),
                         second_system: system.name,
-                        name,
+                        name: name.to_string(),
                     });
                 }
-                index_by_name.insert(name.clone(), services.len());
+                index_by_name.insert(name.to_string(), services.len());
                 services.push(Service {
                     name,
                     system: system.name.clone(),

@@ -124,20 +124,112 @@ text_id!(
     |text| crate::path_segment::check_path_segment(text).is_ok()
 );
 
+text_id!(
+    /// A gateway username: `CVR_<cvr>_<account>` for the users the gateway makes from a
+    /// certificate (see [`Username::of_account`]); one path segment of letters, digits, `_`
+    /// and `-`, as operators' imports may bring other shapes.
+    Username,
+    "gateway username",
+    "1 to 160 letters, digits, '_' and '-'",
+    |text| {
+        !text.is_empty()
+            && text.len() <= 160
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+    }
+);
+
+impl Username {
+    /// The username of the account `account` of the company `cvr`: `CVR_<cvr>_<account>`.
+    pub fn of_account(cvr: &Cvr, account: &AccountId) -> Self {
+        Self(format!("CVR_{cvr}_{account}"))
+    }
+}
+
+text_id!(
+    /// A business service's name (e.g. `Moms`), as the catalogue lists it and the user's
+    /// tree shows it as a folder: a plain file name, case-sensitive.
+    ServiceName,
+    "service name",
+    "a plain file name",
+    |text| crate::path_segment::check_path_segment(text).is_ok()
+);
+
+impl ServiceName {
+    /// The gateway's own heartbeat service, which every user holds.
+    pub fn heartbeat() -> Self {
+        Self(crate::transaction::HEARTBEAT_SERVICE.to_owned())
+    }
+
+    /// `text` as a service name if it can be a folder name; otherwise `text` back with the
+    /// reason it cannot.
+    pub fn from_folder_name(
+        text: String,
+    ) -> Result<Self, (String, crate::path_segment::PathSegmentError)> {
+        match crate::path_segment::check_path_segment(&text) {
+            Ok(()) => Ok(Self(text)),
+            Err(reason) => Err((text, reason)),
+        }
+    }
+}
+
+text_id!(
+    /// The SHA-256 of a body, as 64 lowercase hex digits.
+    Sha256,
+    "SHA-256",
+    "64 lowercase hex digits",
+    |text| {
+        text.len() == 64
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    }
+);
+
+impl Sha256 {
+    /// The digest `bytes` (32 of them) written as lowercase hex.
+    pub fn from_digest(bytes: &[u8; 32]) -> Self {
+        Self(crate::hex::encode(bytes))
+    }
+}
+
+text_id!(
+    /// Where the blob store keeps a body: lowercase hex, chosen by the store when the blob
+    /// is created.
+    BlobKey,
+    "blob key",
+    "1 to 64 lowercase hex digits",
+    |text| {
+        !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    }
+);
+
+impl BlobKey {
+    /// The key written as the lowercase hex of `bytes` (16 random ones, in the local store).
+    pub fn from_bytes(bytes: &[u8; 16]) -> Self {
+        Self(crate::hex::encode(bytes))
+    }
+}
+
 /// Whose `/out` a file belongs to. Every transaction is reported to the mailbox chosen when
 /// it was uploaded (by the profile of the listener it came in on), and its later steps'
 /// files follow it there. Today each gateway user has their own; the legacy "Secure FTP"
 /// profile shares one per company.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Mailbox {
-    /// The `/out` of one gateway user (by username).
-    User(String),
+    /// The `/out` of one gateway user.
+    User(Username),
 }
 
 impl Mailbox {
     /// The mailbox of the gateway user `username`.
-    pub fn of_user(username: &str) -> Self {
-        Self::User(username.to_owned())
+    pub fn of_user(username: &Username) -> Self {
+        Self::User(username.clone())
     }
 
     /// The stable key stores keep it under: `user:<username>`.
@@ -173,6 +265,26 @@ mod tests {
         );
         for bad in ["", "UID 1", "UID/1", "../x"] {
             assert!(AccountId::parse(bad).is_err(), "{bad:?}");
+        }
+        let username = Username::of_account(
+            &Cvr::parse("19552101").unwrap(),
+            &AccountId::parse("UID_1").unwrap(),
+        );
+        assert_eq!(username, "CVR_19552101_UID_1");
+        for bad in ["", "CVR 1", "CVR/1", "..", "CVR_1\n"] {
+            assert!(Username::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(ServiceName::parse("Moms").is_ok());
+        for bad in ["", ".", "..", "a/b", "a\0"] {
+            assert!(ServiceName::parse(bad).is_err(), "{bad:?}");
+        }
+        let empty = Sha256::from_digest(&[0; 32]);
+        assert_eq!(empty.as_str().len(), 64);
+        assert!(Sha256::parse(empty.as_str().to_uppercase().replace('0', "A")).is_err());
+        assert!(Sha256::parse("ab").is_err());
+        assert!(BlobKey::parse("0123abcd").is_ok());
+        for bad in ["", "../x", "ABCD", "g"] {
+            assert!(BlobKey::parse(bad).is_err(), "{bad:?}");
         }
         let json = serde_json::to_string(&Cvr::parse("19552101").unwrap()).unwrap();
         assert_eq!(json, "\"19552101\"");

@@ -26,7 +26,10 @@ mod hex;
 
 pub use audit::{AuditEvent, AuditOutcome, UnknownAuditOutcome};
 pub use catalogue::{CatalogueError, Service, ServiceCatalogue};
-pub use ids::{AccountId, Cvr, FtpTransactionId, InvalidId, Mailbox, SkatTransactionId};
+pub use ids::{
+    AccountId, BlobKey, Cvr, FtpTransactionId, InvalidId, Mailbox, ServiceName, Sha256,
+    SkatTransactionId, Username,
+};
 pub use login::{
     CertificateOwner, KnownUser, LoginAttempt, LoginRefusal, decide_login, session_authorisation,
 };

@@ -6,6 +6,7 @@
 
 use time::OffsetDateTime;
 
+use crate::ids::Username;
 use crate::password::PasswordKey;
 use crate::user::{User, UserState};
 
@@ -16,7 +17,7 @@ pub struct LoginAttempt {
     pub presented_username: String,
     /// The gateway username derived from the client certificate, or the code of the reason the
     /// certificate cannot name a gateway user (for example `foces_unsupported`).
-    pub cert_username: Result<String, String>,
+    pub cert_username: Result<Username, String>,
     pub cert_fingerprint: String,
     /// The argument of `PASS`.
     pub password: String,
@@ -36,7 +37,7 @@ pub struct KnownUser {
 /// Who registered a certificate, and whether it is still their current one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateOwner {
-    pub username: String,
+    pub username: Username,
     pub current: bool,
 }
 
@@ -118,7 +119,7 @@ pub fn decide_login(
         .cert_username
         .as_ref()
         .map_err(|identity_code| LoginRefusal::IdentityRefused(identity_code.clone()))?;
-    if attempt.presented_username != *cert_username {
+    if attempt.presented_username != cert_username.as_str() {
         return Err(LoginRefusal::UsernameMismatch);
     }
     let known = known.ok_or(LoginRefusal::UnknownCertificate)?;
@@ -196,7 +197,7 @@ mod tests {
     fn attempt() -> LoginAttempt {
         LoginAttempt {
             presented_username: USERNAME.into(),
-            cert_username: Ok(USERNAME.into()),
+            cert_username: Ok(USERNAME.parse().unwrap()),
             cert_fingerprint: CURRENT_FINGERPRINT.into(),
             password: PASSWORD.into(),
         }
@@ -206,7 +207,7 @@ mod tests {
         KnownUser {
             user: User {
                 id: 1,
-                username: USERNAME.into(),
+                username: USERNAME.parse().unwrap(),
                 cvr: "12345678".parse().unwrap(),
                 account: "UID_1".parse().unwrap(),
                 kind: "voces".into(),
@@ -222,7 +223,7 @@ mod tests {
 
     fn owner(username: &str, current: bool) -> CertificateOwner {
         CertificateOwner {
-            username: username.into(),
+            username: username.parse().unwrap(),
             current,
         }
     }

@@ -10,6 +10,7 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use aws_lc_rs::{hmac, rand};
 
 use crate::hex;
+use crate::ids::Username;
 
 /// Characters a person can read back without confusion: no `0`/`O`/`o`, `1`/`I`/`l`.
 /// Letters and digits only, so no client or shell needs quoting.
@@ -122,14 +123,14 @@ impl PasswordKey {
 
     /// `password` encrypted (AES-256-GCM, random nonce, bound to `username`) so that the
     /// portal can show it to its owner again: `aes256gcm:` and hex of nonce + ciphertext.
-    pub fn seal(&self, username: &str, password: &str) -> String {
+    pub fn seal(&self, username: &Username, password: &str) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         fill_random(&mut nonce);
         let mut sealed = password.as_bytes().to_vec();
         self.sealing_key()
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(username.as_bytes()),
+                Aad::from(username.as_str().as_bytes()),
                 &mut sealed,
             )
             .expect("AES-GCM sealing of a short password cannot fail");
@@ -142,7 +143,7 @@ impl PasswordKey {
 
     /// The password [`PasswordKey::seal`] sealed for `username`; `None` if `sealed` was made
     /// under another key or for another user, or is malformed.
-    pub fn unseal(&self, username: &str, sealed: &str) -> Option<String> {
+    pub fn unseal(&self, username: &Username, sealed: &str) -> Option<String> {
         let bytes = hex::decode(sealed.strip_prefix(SEALED_PREFIX)?)?;
         if bytes.len() < NONCE_LEN {
             return None;
@@ -153,7 +154,7 @@ impl PasswordKey {
             .sealing_key()
             .open_in_place(
                 Nonce::try_assume_unique_for_key(nonce).ok()?,
-                Aad::from(username.as_bytes()),
+                Aad::from(username.as_str().as_bytes()),
                 &mut buffer,
             )
             .ok()?;
@@ -179,31 +180,28 @@ mod tests {
     #[test]
     fn sealed_passwords_open_only_with_the_key_and_the_username() {
         let key = PasswordKey::generate();
-        let sealed = key.seal("CVR_1_UID_1", "secret-password");
+        let owner: Username = "CVR_1_UID_1".parse().unwrap();
+        let sealed = key.seal(&owner, "secret-password");
         assert!(sealed.starts_with(SEALED_PREFIX));
         assert!(!sealed.contains("secret"));
-        assert_ne!(
-            sealed,
-            key.seal("CVR_1_UID_1", "secret-password"),
-            "random nonce"
-        );
+        assert_ne!(sealed, key.seal(&owner, "secret-password"), "random nonce");
         assert_eq!(
-            key.unseal("CVR_1_UID_1", &sealed).as_deref(),
+            key.unseal(&owner, &sealed).as_deref(),
             Some("secret-password")
         );
         assert_eq!(
-            key.unseal("CVR_1_UID_2", &sealed),
+            key.unseal(&"CVR_1_UID_2".parse().unwrap(), &sealed),
             None,
             "bound to the user"
         );
-        assert_eq!(PasswordKey::generate().unseal("CVR_1_UID_1", &sealed), None);
+        assert_eq!(PasswordKey::generate().unseal(&owner, &sealed), None);
         let mut tampered = sealed.clone().into_bytes();
         let last = tampered.len() - 1;
         tampered[last] = if tampered[last] == b'0' { b'1' } else { b'0' };
         let tampered = String::from_utf8(tampered).unwrap();
-        assert_eq!(key.unseal("CVR_1_UID_1", &tampered), None);
+        assert_eq!(key.unseal(&owner, &tampered), None);
         for malformed in ["", "aes256gcm:", "aes256gcm:zz", "aes256gcm:00", "other:00"] {
-            assert_eq!(key.unseal("CVR_1_UID_1", malformed), None, "{malformed:?}");
+            assert_eq!(key.unseal(&owner, malformed), None, "{malformed:?}");
         }
     }
 

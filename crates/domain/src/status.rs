@@ -2,7 +2,7 @@
 //! their XML, exactly in the layout of the client guide's examples (golden-tested against them
 //! in `tests/status_golden.rs`), with timestamps in Copenhagen time.
 
-use crate::ids::SkatTransactionId;
+use crate::ids::{ServiceName, SkatTransactionId};
 use std::fmt::Write as _;
 
 use time::macros::format_description;
@@ -63,7 +63,7 @@ impl StatusCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusFile {
     pub code: StatusCode,
-    pub service: String,
+    pub service: ServiceName,
     /// The FTPTransactionID: the uploaded file's name, or a generated sequence number for an
     /// unrelated outbound file.
     pub ftp_transaction_id: String,
@@ -93,7 +93,7 @@ impl StatusFile {
     /// `status_<service>_outbound-<seq>_3.xml`: the name of the status file of an unrelated
     /// outbound file, numbered by the gateway. Upload names cannot start with `outbound-`
     /// ([`crate::transaction::check_transaction_id`]), so the two never collide.
-    pub fn outbound_file_name(service: &str, seq: i64) -> String {
+    pub fn outbound_file_name(service: &ServiceName, seq: i64) -> String {
         format!("status_{service}_{OUTBOUND_PREFIX}{seq}_3.xml")
     }
 
@@ -115,8 +115,11 @@ impl StatusFile {
             lines.push(element("SKATTransactionId", id.as_str()));
         }
         lines.push(element("timestamp", &copenhagen_timestamp(self.at)));
-        lines.push(element("status.code", &self.code.text(&self.service)));
-        lines.push(element("service", &self.service));
+        lines.push(element(
+            "status.code",
+            &self.code.text(self.service.as_str()),
+        ));
+        lines.push(element("service", self.service.as_str()));
         if let Some(response) = &self.response_file {
             lines.push("<response>".into());
             lines.push(element("filename", &format!("/out/{response}")));
@@ -232,7 +235,7 @@ mod tests {
     fn names_and_escaping() {
         let file = StatusFile {
             code: StatusCode::Delivered,
-            service: "FTPSGW.Heartbeat".into(),
+            service: "FTPSGW.Heartbeat".parse().unwrap(),
             ftp_transaction_id: "a&b <c>.xml".into(),
             upload_path: Some("/CVR_1/UID_2/FTPSGW.Heartbeat/a&b <c>.xml".into()),
             skat_transaction_id: Some("ci1_1_1".parse().unwrap()),

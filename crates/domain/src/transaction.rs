@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use time::OffsetDateTime;
 
 use crate::errors::ErrorEntry;
-use crate::ids::{AccountId, Cvr, FtpTransactionId, InvalidId, SkatTransactionId};
+use crate::ids::{
+    AccountId, BlobKey, Cvr, FtpTransactionId, InvalidId, ServiceName, Sha256, SkatTransactionId,
+    Username,
+};
 use crate::path_segment::{MAX_SEGMENT_BYTES, PathSegmentError, check_path_segment};
 use crate::status::{StatusCode, StatusFile};
 
@@ -123,20 +126,19 @@ impl fmt::Display for TransferMode {
 pub struct Transaction {
     pub id: i64,
     pub skat_transaction_id: SkatTransactionId,
-    pub username: String,
+    pub username: Username,
     /// The uploader's company and account, as their certificate says.
     pub cvr: Cvr,
     pub account: AccountId,
-    pub service: String,
+    pub service: ServiceName,
     /// The name the user uploaded; unique per user, forever.
     pub ftp_transaction_id: FtpTransactionId,
     /// `/CVR_<cvr>/<account>/<service>/<name>`, as status files show it.
     pub upload_path: String,
     pub size: u64,
-    /// Lowercase hex.
-    pub sha256: String,
+    pub sha256: Sha256,
     pub transfer_type: TransferMode,
-    pub blob_key: Option<String>,
+    pub blob_key: Option<BlobKey>,
     pub state: TransactionState,
     pub received_at: OffsetDateTime,
 }
@@ -164,7 +166,7 @@ impl Transaction {
 }
 
 /// The internal path of an upload, `/CVR_<cvr>/<account>/<service>/<name>`.
-pub fn upload_path(cvr: &Cvr, account: &AccountId, service: &str, name: &str) -> String {
+pub fn upload_path(cvr: &Cvr, account: &AccountId, service: &ServiceName, name: &str) -> String {
     format!("/CVR_{cvr}/{account}/{service}/{name}")
 }
 

@@ -1,7 +1,7 @@
 //! Gateway users: one per (CVR, account) pair, kept across certificate renewals, and the
 //! registration lifecycle pending → active, suspended, deleted (SPEC §1).
 
-use crate::ids::{AccountId, Cvr};
+use crate::ids::{AccountId, Cvr, Username};
 use std::fmt;
 use std::str::FromStr;
 
@@ -59,7 +59,7 @@ impl FromStr for UserState {
 pub struct User {
     pub id: i64,
     /// `CVR_<cvr>_<account>`, derived from the certificate.
-    pub username: String,
+    pub username: Username,
     pub cvr: Cvr,
     /// The account part of the username: `UID_…`, `RID_…` or `UI_…`.
     pub account: AccountId,
@@ -93,7 +93,7 @@ mod tests {
     fn user(state: UserState, activate_at: Option<OffsetDateTime>) -> User {
         User {
             id: 1,
-            username: "CVR_12345678_UID_1".into(),
+            username: "CVR_12345678_UID_1".parse().unwrap(),
             cvr: "12345678".parse().unwrap(),
             account: "UID_1".parse().unwrap(),
             kind: "voces".into(),

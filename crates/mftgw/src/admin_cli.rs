@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
-use mftgw_domain::SkatTransactionId;
 use mftgw_domain::user::UserState;
+use mftgw_domain::{ServiceName, SkatTransactionId, Username};
 use mftgw_oces::trust::TrustStore;
 use mftgw_store::{AuditQuery, Store};
 
@@ -49,7 +49,7 @@ pub enum AdminCommand {
     /// Print transactions as JSON lines, newest first.
     Transactions {
         #[arg(long)]
-        user: Option<String>,
+        user: Option<Username>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
@@ -85,14 +85,14 @@ pub enum UserCommand {
     },
     List,
     Suspend {
-        username: String,
+        username: Username,
     },
     Activate {
-        username: String,
+        username: Username,
     },
     /// Delete the user: every login and session ends; transactions are kept.
     Delete {
-        username: String,
+        username: Username,
     },
 }
 
@@ -100,14 +100,22 @@ pub enum UserCommand {
 pub enum PortalCommand {
     /// Issue a one-time first portal password for USERNAME (with `[portal] first_password =
     /// "operator_code"`): valid until used or `first_code_valid_secs` have passed.
-    Code { username: String },
+    Code { username: Username },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RoleCommand {
-    Grant { username: String, service: String },
-    Revoke { username: String, service: String },
-    List { username: String },
+    Grant {
+        username: Username,
+        service: ServiceName,
+    },
+    Revoke {
+        username: Username,
+        service: ServiceName,
+    },
+    List {
+        username: Username,
+    },
 }
 
 /// An operator's command with the configuration it runs under.
@@ -136,7 +144,7 @@ impl OnStore for Job<'_> {
             }
             AdminCommand::Deliveries(command) => deliveries_command(&operator, command).await,
             AdminCommand::Transactions { user, limit } => {
-                print_transactions(config, &operator, user.as_deref(), limit).await
+                print_transactions(config, &operator, user.as_ref(), limit).await
             }
             AdminCommand::Audit {
                 user,
@@ -286,7 +294,11 @@ async fn user_command<S: Store>(
                     user.username,
                     user.kind,
                     user.effective_state(now),
-                    roles.join(",")
+                    roles
+                        .iter()
+                        .map(ServiceName::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
                 );
             }
         }
@@ -310,7 +322,7 @@ async fn user_command<S: Store>(
 async fn print_portal_code<S: Store>(
     config: &Config,
     operator: &Operator<S>,
-    username: &str,
+    username: &Username,
 ) -> anyhow::Result<()> {
     let valid_for = config::seconds(config.portal.first_code_valid_secs);
     let code = operator
@@ -350,7 +362,7 @@ async fn role_command<S: Store>(
 async fn print_transactions<S: Store>(
     config: &Config,
     operator: &Operator<S>,
-    user: Option<&str>,
+    user: Option<&Username>,
     limit: u32,
 ) -> anyhow::Result<()> {
     let transactions = &operator.operations;
@@ -359,9 +371,12 @@ async fn print_transactions<S: Store>(
         let mut line = mftgw_core::transactions::transaction_json(&transaction, &history);
         // Operators also see where the body is kept.
         line["blob_key"] = serde_json::json!(transaction.blob_key);
-        line["blob_path"] = serde_json::json!(transaction.blob_key.as_ref().and_then(|key| {
-            mftgw_blobs::LocalBlobStore::blob_path(&config.blobs_path(), key).ok()
-        }));
+        line["blob_path"] = serde_json::json!(
+            transaction
+                .blob_key
+                .as_ref()
+                .map(|key| mftgw_blobs::LocalBlobStore::blob_path(&config.blobs_path(), key))
+        );
         println!("{line}");
     }
     Ok(())

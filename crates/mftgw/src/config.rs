@@ -222,7 +222,7 @@ impl DeliveryConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackendConfig {
     pub name: String,
-    pub services: Vec<String>,
+    pub services: Vec<mftgw_domain::ServiceName>,
     /// The bearer token this backend uses on the backend API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_token: Option<String>,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mftgw_domain::user::UserState;
+use mftgw_domain::{InvalidId, ServiceName, Username};
 use mftgw_oces::trust::TrustStore;
 use mftgw_store::SqliteStore;
 use mftgw_testpki::{ClientCredentials, TestPki};
@@ -234,7 +235,7 @@ fn demo_config(
         },
         transactions: Default::default(),
         delivery: DeliveryConfig {
-            backends: demo_backends(data_dir, tokens),
+            backends: demo_backends(data_dir, tokens)?,
             ..DeliveryConfig::default()
         },
         api: ApiConfig {
@@ -252,21 +253,26 @@ fn demo_config(
 /// Simulated backends, so that every path of SPEC §4 can be tried: 1-2-3 with a response,
 /// 1-2, and 1-0 with a backend's own error; and a spool backend that answers through the
 /// backend API, as a real one would.
-fn demo_backends(data_dir: &Path, tokens: &DemoTokens) -> Vec<BackendConfig> {
-    let simulated = |name: &str, services: &[&str], behaviour: Behaviour| BackendConfig {
-        name: name.into(),
-        services: services.iter().map(|s| s.to_string()).collect(),
-        api_token: None,
-        api_client_certificate: None,
-        connector: ConnectorConfig::Simulated { behaviour },
+fn demo_backends(data_dir: &Path, tokens: &DemoTokens) -> anyhow::Result<Vec<BackendConfig>> {
+    let simulated = |name: &str, services: &[&str], behaviour: Behaviour| {
+        Ok::<_, InvalidId>(BackendConfig {
+            name: name.into(),
+            services: services
+                .iter()
+                .map(|service| service.parse())
+                .collect::<Result<_, _>>()?,
+            api_token: None,
+            api_client_certificate: None,
+            connector: ConnectorConfig::Simulated { behaviour },
+        })
     };
-    vec![
+    Ok(vec![
         simulated(
             "simulated-answer",
             &["Manifest.MidlertidigOpbevaringOpret"],
             Behaviour::Answer,
-        ),
-        simulated("simulated-accept", &["AKFA", "CPS"], Behaviour::Accept),
+        )?,
+        simulated("simulated-accept", &["AKFA", "CPS"], Behaviour::Accept)?,
         simulated(
             "simulated-reject",
             &["FATCA"],
@@ -275,17 +281,17 @@ fn demo_backends(data_dir: &Path, tokens: &DemoTokens) -> Vec<BackendConfig> {
                 message: "The simulated FATCA backend rejects every file".into(),
                 resolution: "Nothing to fix: this is the demo's rejecting backend".into(),
             }),
-        ),
+        )?,
         BackendConfig {
             name: "demo-spool".into(),
-            services: vec!["Manifest.MidlertidigOpbevaringOpdater".into()],
+            services: vec!["Manifest.MidlertidigOpbevaringOpdater".parse()?],
             api_token: Some(tokens.backend.clone()),
             api_client_certificate: None,
             connector: ConnectorConfig::Spool {
                 directory: data_dir.join("spool"),
             },
         },
-    ]
+    ])
 }
 
 /// Registers the demo users and the refusal cases; returns the manifest.
@@ -351,7 +357,7 @@ async fn enroll_into(
             })?;
         for service in *services {
             directory
-                .grant_role(&registration.username, service)
+                .grant_role(&registration.username, &service.parse()?)
                 .await?;
         }
         let credentials = client(name)?;
@@ -359,7 +365,7 @@ async fn enroll_into(
             .map(|identity| kind_name(identity.kind))
             .unwrap_or("unknown");
         users.push(DemoUser {
-            username: registration.username,
+            username: registration.username.to_string(),
             password,
             kind: kind.to_string(),
             cert_pem: credentials.cert_pem.clone(),
@@ -372,22 +378,22 @@ async fn enroll_into(
 
     let revoked = register("revoked").await?;
     directory
-        .grant_role(&revoked.username, "FTPSGW.Heartbeat")
+        .grant_role(&revoked.username, &ServiceName::heartbeat())
         .await?;
     let suspended = register("suspended").await?;
     directory
-        .grant_role(&suspended.username, "FTPSGW.Heartbeat")
+        .grant_role(&suspended.username, &ServiceName::heartbeat())
         .await?;
     directory
         .set_state(&suspended.username, UserState::Suspended)
         .await?;
 
     // The password a user has now, for the refusal cases that name a registered user.
-    let login_of = |username: &str, password: Option<&str>| {
+    let login_of = |username: &Username, password: Option<&str>| {
         let password = password.or_else(|| {
             users
                 .iter()
-                .find(|u| u.username == username)
+                .find(|u| u.username == username.as_str())
                 .map(|u| u.password.as_str())
         });
         Some((username.to_string(), password.map(str::to_string)))

@@ -117,10 +117,10 @@ impl HttpPush {
                 "X-Ftp-Transaction-Id",
                 header_value(transaction.ftp_transaction_id.as_str()),
             )
-            .header("X-Mftgw-User", &transaction.username)
+            .header("X-Mftgw-User", transaction.username.as_str())
             .header("X-Mftgw-Cvr", transaction.cvr.as_str())
-            .header("X-Mftgw-Service", &transaction.service)
-            .header("X-Mftgw-Sha256", &transaction.sha256)
+            .header("X-Mftgw-Service", transaction.service.as_str())
+            .header("X-Mftgw-Sha256", transaction.sha256.as_str())
             .header(
                 "X-Mftgw-Transfer-Type",
                 transaction.transfer_type.to_string(),

@@ -505,7 +505,7 @@ fn backends(config: &Config, catalogue: &ServiceCatalogue) -> anyhow::Result<Bac
         };
         for service in &backend.services {
             anyhow::ensure!(
-                catalogue.contains(service),
+                catalogue.contains(service.as_str()),
                 "backend {}: service {service:?} is not in the service catalogue",
                 backend.name
             );

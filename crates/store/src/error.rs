@@ -43,10 +43,10 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn user_not_found(username: &str) -> Self {
+    pub(crate) fn user_not_found(username: &mftgw_domain::Username) -> Self {
         Self::NotFound {
             what: "user",
-            key: username.to_owned(),
+            key: username.to_string(),
         }
     }
 }

@@ -12,8 +12,8 @@ use std::future::Future;
 
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::{
-    AccountId, AuditEvent, CertificateOwner, Cvr, KnownUser, Mailbox, SkatTransactionId,
-    Transaction, User, UserState,
+    AccountId, AuditEvent, BlobKey, CertificateOwner, Cvr, KnownUser, Mailbox, ServiceName,
+    SkatTransactionId, Transaction, User, UserState, Username,
 };
 use time::OffsetDateTime;
 
@@ -51,7 +51,7 @@ pub mod prelude {
 /// A certificate presented for registration in the portal, with what it says about its user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateRegistration {
-    pub username: String,
+    pub username: Username,
     pub cvr: Cvr,
     pub account: AccountId,
     pub kind: String,
@@ -121,7 +121,7 @@ pub struct RegisteredCertificate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityChange {
     pub id: i64,
-    pub username: String,
+    pub username: Username,
     pub change: String,
 }
 
@@ -129,7 +129,7 @@ pub struct SecurityChange {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     pub transactions_by_state: Vec<(String, u64)>,
-    pub work_by_service: Vec<(String, u64)>,
+    pub work_by_service: Vec<(ServiceName, u64)>,
 }
 
 /// What replacing the replicated roles did.
@@ -138,7 +138,7 @@ pub struct ReplicatedRoles {
     pub granted: u64,
     pub revoked: u64,
     /// Grants naming users this gateway does not know.
-    pub unknown_users: Vec<String>,
+    pub unknown_users: Vec<Username>,
 }
 
 /// Which audit events to read: those after `since_id` (exclusive), oldest first, matching the
@@ -220,7 +220,7 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// The user with this username, their current certificate and password hash.
     fn find_user(
         &self,
-        username: &str,
+        username: &Username,
     ) -> impl Future<Output = StoreResult<Option<KnownUser>>> + Send;
 
     /// Who registered the certificate with this fingerprint, if anyone ever did.
@@ -232,7 +232,7 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// Every certificate the user has registered, the current one first.
     fn certificates(
         &self,
-        username: &str,
+        username: &Username,
     ) -> impl Future<Output = StoreResult<Vec<RegisteredCertificate>>> + Send;
 
     /// All users, ordered by username.
@@ -241,7 +241,7 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// Sets the user's state and records the [`SecurityChange`], in one commit.
     fn set_user_state(
         &self,
-        username: &str,
+        username: &Username,
         state: UserState,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
@@ -259,7 +259,7 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// The user's gateway password as sealed at registration, to show it again in the portal.
     fn gateway_password_sealed(
         &self,
-        username: &str,
+        username: &Username,
     ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
 }
 
@@ -274,8 +274,8 @@ pub trait RoleStore: Send + Sync + 'static {
     /// The service name is not checked against the catalogue here; that is the caller's job.
     fn grant_role(
         &self,
-        username: &str,
-        service: &str,
+        username: &Username,
+        service: &ServiceName,
         source: RoleSource,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
@@ -283,8 +283,8 @@ pub trait RoleStore: Send + Sync + 'static {
     /// role while the other source still grants it.
     fn revoke_role(
         &self,
-        username: &str,
-        service: &str,
+        username: &Username,
+        service: &ServiceName,
         source: RoleSource,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
@@ -292,17 +292,20 @@ pub trait RoleStore: Send + Sync + 'static {
     /// of users this store does not know are skipped and returned. Local grants stay.
     fn replace_replicated_roles(
         &self,
-        roles: &[(String, String)],
+        roles: &[(Username, ServiceName)],
     ) -> impl Future<Output = StoreResult<ReplicatedRoles>> + Send;
 
     /// The services the user holds a role for from any source, sorted and distinct.
-    fn roles(&self, username: &str) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+    fn roles(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = StoreResult<Vec<ServiceName>>> + Send;
 
     /// Whether the user holds the role for `service` now, or held it at or after `since`.
     fn held_role_since(
         &self,
-        username: &str,
-        service: &str,
+        username: &Username,
+        service: &ServiceName,
         since: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
@@ -359,7 +362,7 @@ pub trait TransactionLog: Send + Sync + 'static {
     fn claim_work(
         &self,
         owner: &str,
-        services: &[String],
+        services: &[ServiceName],
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
@@ -433,7 +436,7 @@ pub trait TransactionLog: Send + Sync + 'static {
     /// The user's transactions, newest first, or all users' when `username` is `None`.
     fn transactions(
         &self,
-        username: Option<&str>,
+        username: Option<&Username>,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<Transaction>>> + Send;
 
@@ -444,8 +447,10 @@ pub trait TransactionLog: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Vec<(StatusCode, OffsetDateTime)>>> + Send;
 
     /// The bytes of the user's uploads that wait for delivery.
-    fn pending_upload_bytes(&self, username: &str)
-    -> impl Future<Output = StoreResult<u64>> + Send;
+    fn pending_upload_bytes(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Transactions per state, and outstanding work per service, for monitoring.
     fn counts(&self) -> impl Future<Output = StoreResult<Counts>> + Send;
@@ -453,8 +458,8 @@ pub trait TransactionLog: Send + Sync + 'static {
     /// Which of `keys` a transaction or an `/out` file refers to.
     fn referenced_blobs(
         &self,
-        keys: &[String],
-    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+        keys: &[BlobKey],
+    ) -> impl Future<Output = StoreResult<Vec<BlobKey>>> + Send;
 
     /// Removes `/out` files created before `before`, and forgets the bodies of finished
     /// transactions received before it (the transactions themselves are kept forever).
@@ -508,13 +513,13 @@ pub trait PortalStore: Send + Sync + 'static {
     /// profile.
     fn portal_account(
         &self,
-        username: &str,
+        username: &Username,
     ) -> impl Future<Output = StoreResult<Option<PortalAccount>>> + Send;
 
     /// Sets the portal password (creating the account if needed).
     fn set_portal_password(
         &self,
-        username: &str,
+        username: &Username,
         password_hash: &str,
         at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<()>> + Send;
@@ -522,7 +527,7 @@ pub trait PortalStore: Send + Sync + 'static {
     /// Sets SE-number, e-mail and interfaces (creating the account if needed).
     fn set_portal_profile(
         &self,
-        username: &str,
+        username: &Username,
         profile: &PortalProfile,
         at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<()>> + Send;
@@ -554,7 +559,7 @@ pub trait PortalStore: Send + Sync + 'static {
     /// new certificate's); returns how many.
     fn delete_portal_sessions_of(
         &self,
-        username: &str,
+        username: &Username,
         except_certificate: Option<&str>,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
@@ -562,7 +567,7 @@ pub trait PortalStore: Send + Sync + 'static {
     /// and only while the account has no password of its own.
     fn set_portal_initial_code(
         &self,
-        username: &str,
+        username: &Username,
         code_hash: &str,
         expires_at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<()>> + Send;

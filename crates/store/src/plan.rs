@@ -26,7 +26,7 @@ pub(crate) enum RegistrationPlan {
 /// store writes it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RegisteredTo {
-    pub(crate) owner: String,
+    pub(crate) owner: mftgw_domain::Username,
     pub(crate) replaced_at: Option<String>,
 }
 
@@ -120,7 +120,7 @@ mod tests {
 
     fn registration() -> CertificateRegistration {
         CertificateRegistration {
-            username: "CVR_12345678_UID_1".into(),
+            username: "CVR_12345678_UID_1".parse().unwrap(),
             cvr: Cvr::parse("12345678").unwrap(),
             account: AccountId::parse("UID_1").unwrap(),
             kind: "moces".into(),
@@ -139,7 +139,7 @@ mod tests {
     fn user(username: &str, account: &str) -> User {
         User {
             id: 7,
-            username: username.into(),
+            username: username.parse().unwrap(),
             cvr: Cvr::parse("12345678").unwrap(),
             account: AccountId::parse(account).unwrap(),
             kind: "moces".into(),
@@ -151,7 +151,7 @@ mod tests {
 
     fn registered_to(owner: &str, replaced_at: Option<&str>) -> Option<RegisteredTo> {
         Some(RegisteredTo {
-            owner: owner.into(),
+            owner: owner.parse().unwrap(),
             replaced_at: replaced_at.map(str::to_string),
         })
     }

@@ -47,7 +47,7 @@ impl Default for PortalProfile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortalSession {
     pub token_hash: String,
-    pub username: String,
+    pub username: mftgw_domain::Username,
     /// The certificate that logged in; no other certificate may use the session.
     pub cert_fingerprint: String,
     pub csrf_token: String,
@@ -96,7 +96,7 @@ impl FromStr for RegistrationJobState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrationJob {
     pub id: i64,
-    pub username: String,
+    pub username: mftgw_domain::Username,
     pub cert_fingerprint: String,
     pub state: RegistrationJobState,
     pub requested_at: OffsetDateTime,
@@ -106,7 +106,7 @@ pub struct RegistrationJob {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRegistrationJob {
-    pub username: String,
+    pub username: mftgw_domain::Username,
     pub cert_fingerprint: String,
     pub cert_der: Vec<u8>,
     pub requested_at: OffsetDateTime,

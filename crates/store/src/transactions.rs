@@ -7,16 +7,16 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTransaction {
     pub skat_transaction_id: mftgw_domain::SkatTransactionId,
-    pub username: String,
+    pub username: mftgw_domain::Username,
     /// Where the transaction's status files go, now and at every later step.
     pub mailbox: mftgw_domain::Mailbox,
-    pub service: String,
+    pub service: mftgw_domain::ServiceName,
     pub ftp_transaction_id: mftgw_domain::FtpTransactionId,
     pub upload_path: String,
     pub size: u64,
-    pub sha256: String,
+    pub sha256: mftgw_domain::Sha256,
     pub transfer_type: mftgw_domain::TransferMode,
-    pub blob_key: String,
+    pub blob_key: mftgw_domain::BlobKey,
     pub received_at: OffsetDateTime,
     /// Set when the upload is refused on arrival (a failed format check): the transaction is
     /// recorded as rejected with its status_0 and these files in `/out`, and no work.
@@ -37,7 +37,10 @@ pub enum OutContent {
     /// Kept in the store itself: status files and short responses.
     Inline(Vec<u8>),
     /// A blob in the blob store.
-    Blob { key: String, size: u64 },
+    Blob {
+        key: mftgw_domain::BlobKey,
+        size: u64,
+    },
 }
 
 impl OutContent {
@@ -84,7 +87,7 @@ pub struct Advanced {
     pub applied: Vec<bool>,
     /// Blobs of `/out` files that new files of the same name replaced, for the caller to
     /// delete.
-    pub replaced_blobs: Vec<String>,
+    pub replaced_blobs: Vec<mftgw_domain::BlobKey>,
 }
 
 /// What the retention sweep removed.
@@ -92,7 +95,7 @@ pub struct Advanced {
 pub struct Expired {
     pub out_files: u64,
     /// Blobs no longer referenced: `/out` files and bodies of finished transactions.
-    pub blob_keys: Vec<String>,
+    pub blob_keys: Vec<mftgw_domain::BlobKey>,
 }
 
 /// A transaction with outstanding work, and how delivering it has gone so far.
@@ -119,14 +122,14 @@ pub struct LeaseToken(pub i64);
 /// `<service>_<name>` in `/out`) and its status_3 XML, whose name the store numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOutbound {
-    pub username: String,
+    pub username: mftgw_domain::Username,
     /// Where the file and its status file go.
     pub mailbox: mftgw_domain::Mailbox,
-    pub service: String,
+    pub service: mftgw_domain::ServiceName,
     /// The backend's name for it; the key that makes posting it twice one post.
     pub name: String,
     /// Of the file's content: posting the name again with other content is a conflict.
-    pub sha256: String,
+    pub sha256: mftgw_domain::Sha256,
     pub skat_transaction_id: mftgw_domain::SkatTransactionId,
     pub file: NewOutFile,
     pub status_xml: Vec<u8>,
@@ -142,5 +145,5 @@ pub struct OutboundRecorded {
     /// The SKATTransactionId it was posted with (the first time).
     pub skat_transaction_id: mftgw_domain::SkatTransactionId,
     /// Blobs of `/out` files of the same names that were replaced, for the caller to delete.
-    pub replaced_blobs: Vec<String>,
+    pub replaced_blobs: Vec<mftgw_domain::BlobKey>,
 }

@@ -24,8 +24,7 @@ use std::time::Duration;
 
 use mftgw_blobs::BlobStore;
 use mftgw_domain::delivery::RetryPolicy;
-use mftgw_domain::transaction::HEARTBEAT_SERVICE;
-use mftgw_domain::{Transaction, TransactionState};
+use mftgw_domain::{ServiceName, Transaction, TransactionState, Username};
 use mftgw_store::{Advance, LeaseToken, Store, StoreError, WorkItem};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -51,7 +50,7 @@ const STORE_RETRY: Duration = Duration::from_secs(1);
 /// Which connector serves which service.
 #[derive(Clone, Default)]
 pub struct Backends {
-    by_service: HashMap<String, Arc<dyn Connector>>,
+    by_service: HashMap<ServiceName, Arc<dyn Connector>>,
 }
 
 impl Backends {
@@ -60,21 +59,21 @@ impl Backends {
         let mut backends = Self::default();
         backends
             .by_service
-            .insert(HEARTBEAT_SERVICE.to_string(), Arc::new(Heartbeat));
+            .insert(ServiceName::heartbeat(), Arc::new(Heartbeat));
         backends
     }
 
     /// Routes `service` to `connector`; `false` if the service already has one.
-    pub fn add(&mut self, service: &str, connector: Arc<dyn Connector>) -> bool {
+    pub fn add(&mut self, service: &ServiceName, connector: Arc<dyn Connector>) -> bool {
         if self.by_service.contains_key(service) {
             return false;
         }
-        self.by_service.insert(service.to_string(), connector);
+        self.by_service.insert(service.clone(), connector);
         true
     }
 
-    pub fn services(&self) -> Vec<String> {
-        let mut services: Vec<String> = self.by_service.keys().cloned().collect();
+    pub fn services(&self) -> Vec<ServiceName> {
+        let mut services: Vec<ServiceName> = self.by_service.keys().cloned().collect();
         services.sort();
         services
     }
@@ -289,7 +288,7 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
     /// Delivers the uploads, one after another per (user, service) and the groups side by
     /// side; a group stops at its first failure.
     async fn deliver_all(&self, items: Vec<WorkItem>) -> Attempted {
-        let mut groups: BTreeMap<(String, String), Vec<WorkItem>> = BTreeMap::new();
+        let mut groups: BTreeMap<(Username, ServiceName), Vec<WorkItem>> = BTreeMap::new();
         for item in items {
             let key = (
                 item.transaction.username.clone(),
@@ -500,7 +499,7 @@ async fn deliver<S: Store, B: BlobStore>(
     let gateway = |detail: String| DeliveryError::new(DeliveryFailure::Gateway, detail);
     let key = transaction
         .blob_key
-        .as_deref()
+        .as_ref()
         .ok_or_else(|| gateway("the upload's body is no longer kept".into()))?;
     let body = transactions
         .blobs

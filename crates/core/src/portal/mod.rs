@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_lc_rs::{digest, rand};
 use mftgw_domain::status::StatusCode;
-use mftgw_domain::{Mailbox, Transaction};
+use mftgw_domain::{Mailbox, Transaction, Username};
 use mftgw_store::{
     IdentityStore, MailboxStore, NewRegistrationJob, OutFileEntry, PortalAccount, PortalProfile,
     PortalSession, PortalStore, RegistrationJob, StoreError, StoreResult, TransactionLog,
@@ -45,7 +45,7 @@ pub enum SessionLookup {
     Expired,
     /// The session belongs to another certificate; it is ended.
     OtherCertificate {
-        username: String,
+        username: Username,
     },
 }
 
@@ -127,7 +127,7 @@ impl<S: PortalStore + IdentityStore + TransactionLog + MailboxStore> Portal<S> {
     /// Starts a session for `username` under the certificate; returns the cookie's token.
     pub async fn start_session(
         &self,
-        username: &str,
+        username: &Username,
         fingerprint: &str,
         must_change_password: bool,
     ) -> StoreResult<String> {
@@ -156,7 +156,7 @@ impl<S: PortalStore + IdentityStore + TransactionLog + MailboxStore> Portal<S> {
     /// new one for this certificate; returns its token.
     pub async fn change_password(
         &self,
-        username: &str,
+        username: &Username,
         fingerprint: &str,
         hash: &str,
     ) -> StoreResult<String> {
@@ -168,11 +168,15 @@ impl<S: PortalStore + IdentityStore + TransactionLog + MailboxStore> Portal<S> {
     }
 
     /// The user's portal account: chosen password, first-login code, profile.
-    pub async fn account(&self, username: &str) -> StoreResult<Option<PortalAccount>> {
+    pub async fn account(&self, username: &Username) -> StoreResult<Option<PortalAccount>> {
         self.store.portal_account(username).await
     }
 
-    pub async fn set_profile(&self, username: &str, profile: &PortalProfile) -> StoreResult<()> {
+    pub async fn set_profile(
+        &self,
+        username: &Username,
+        profile: &PortalProfile,
+    ) -> StoreResult<()> {
         self.store
             .set_portal_profile(username, profile, OffsetDateTime::now_utc())
             .await
@@ -181,7 +185,7 @@ impl<S: PortalStore + IdentityStore + TransactionLog + MailboxStore> Portal<S> {
     /// Where the `presented` certificate of `username` stands at `now`.
     pub async fn registration_status(
         &self,
-        username: &str,
+        username: &Username,
         presented: &Presented<'_>,
         now: OffsetDateTime,
     ) -> StoreResult<RegistrationStatus> {
@@ -202,7 +206,7 @@ impl<S: PortalStore + IdentityStore + TransactionLog + MailboxStore> Portal<S> {
     /// The user's latest transactions, newest first, with their status histories.
     pub async fn recent_transactions(
         &self,
-        username: &str,
+        username: &Username,
         limit: u32,
     ) -> StoreResult<Vec<Listed>> {
         let mut listed = Vec::new();
@@ -217,7 +221,7 @@ impl<S: PortalStore + IdentityStore + TransactionLog + MailboxStore> Portal<S> {
     }
 
     /// What is in the user's `/out` (nothing, for a user not known yet).
-    pub async fn out_files(&self, username: &str) -> StoreResult<Vec<OutFileEntry>> {
+    pub async fn out_files(&self, username: &Username) -> StoreResult<Vec<OutFileEntry>> {
         match self.store.out_files(&Mailbox::of_user(username)).await {
             Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
             files => files,

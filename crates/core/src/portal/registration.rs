@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mftgw_domain::UserState;
 use mftgw_domain::audit::{AuditEvent, Reason};
 use mftgw_domain::password::PasswordKey;
+use mftgw_domain::{UserState, Username};
 use mftgw_oces::certificate::CertificateInfo;
 use mftgw_oces::trust::TrustStore;
 use mftgw_store::{
@@ -81,7 +81,7 @@ pub struct Presented<'a> {
 /// Where the `presented` certificate of `username` stands at `now`.
 pub(super) async fn status<S: PortalStore + IdentityStore>(
     store: &S,
-    username: &str,
+    username: &Username,
     presented: &Presented<'_>,
     now: OffsetDateTime,
 ) -> StoreResult<RegistrationStatus> {
@@ -139,7 +139,7 @@ pub(super) async fn status<S: PortalStore + IdentityStore>(
 /// and a revoked one (it may register: SPEC §1) not over one that is not revoked.
 async fn renewal_refusal<S: IdentityStore>(
     store: &S,
-    username: &str,
+    username: &Username,
     presented: &Presented<'_>,
 ) -> StoreResult<Option<String>> {
     let certificate = presented.info;

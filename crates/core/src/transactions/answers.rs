@@ -6,7 +6,9 @@
 use mftgw_blobs::{BlobInfo, BlobStore};
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::status::{StatusCode, StatusFile};
-use mftgw_domain::{Mailbox, SkatTransactionId, Transaction, TransactionState};
+use mftgw_domain::{
+    Mailbox, ServiceName, SkatTransactionId, Transaction, TransactionState, Username,
+};
 use mftgw_store::{Advance, NewOutFile, NewOutbound, OutContent, Store, StoreError};
 
 use super::Transactions;
@@ -39,11 +41,14 @@ pub enum TransitionError {
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
     #[error("no user {username}")]
-    UnknownUser { username: String },
+    UnknownUser { username: Username },
     #[error(
         "{username} does not hold a role for {service}, nor held one within the retention period"
     )]
-    NoRole { username: String, service: String },
+    NoRole {
+        username: Username,
+        service: ServiceName,
+    },
     /// The name was posted before with other content.
     #[error("{0}")]
     Conflict(String),
@@ -54,8 +59,8 @@ pub enum OutboundError {
 /// An outbound file whose body is durable as `blob`.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    pub username: String,
-    pub service: String,
+    pub username: Username,
+    pub service: ServiceName,
     /// The backend's name for it, unique per (user, service).
     pub name: String,
     /// Its name in `/out`: `<service>_<name>`.
@@ -172,19 +177,19 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
     /// or held it within `grace` (answers to what they sent before it was withdrawn).
     pub async fn may_post_outbound(
         &self,
-        username: &str,
-        service: &str,
+        username: &Username,
+        service: &ServiceName,
         grace: std::time::Duration,
     ) -> Result<(), OutboundError> {
         let since = self.now() - grace;
         match self.store.held_role_since(username, service, since).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(OutboundError::NoRole {
-                username: username.to_owned(),
-                service: service.to_owned(),
+                username: username.clone(),
+                service: service.clone(),
             }),
             Err(StoreError::NotFound { .. }) => Err(OutboundError::UnknownUser {
-                username: username.to_owned(),
+                username: username.clone(),
             }),
             Err(error) => Err(OutboundError::Store(error)),
         }

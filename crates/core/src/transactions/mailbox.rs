@@ -3,7 +3,7 @@
 //! adapter's choice (today each gateway user's own).
 
 use mftgw_blobs::BlobStore;
-use mftgw_domain::Mailbox;
+use mftgw_domain::{Mailbox, ServiceName, Username};
 use mftgw_store::{OutContent, OutFileEntry, Store, StoreError};
 use tokio::io::AsyncRead;
 
@@ -64,7 +64,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             Some((_, OutContent::Blob { key, .. })) => match self.blobs.open(&key, offset).await {
                 Ok(reader) => Ok(Some(reader)),
                 Err(source) => {
-                    tracing::error!(error = %source, key, "cannot open a blob of /out");
+                    tracing::error!(error = %source, %key, "cannot open a blob of /out");
                     Err(ReadError::Body {
                         name: name.to_owned(),
                         source,
@@ -91,12 +91,12 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
     }
 
     /// The services `username` holds roles for now (catalogued or not).
-    pub async fn roles(&self, username: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn roles(&self, username: &Username) -> Result<Vec<ServiceName>, StoreError> {
         self.store.roles(username).await
     }
 
     /// The bytes of `username`'s uploads committed and waiting for delivery.
-    pub async fn pending_upload_bytes(&self, username: &str) -> Result<u64, StoreError> {
+    pub async fn pending_upload_bytes(&self, username: &Username) -> Result<u64, StoreError> {
         self.store.pending_upload_bytes(username).await
     }
 }

@@ -27,6 +27,7 @@ use mftgw_domain::{
     AccountId, Cvr, FtpTransactionId, InvalidId, Mailbox, SkatTransactionId, Transaction,
     TransactionState, TransferMode,
 };
+use mftgw_domain::{BlobKey, ServiceName, Username};
 use mftgw_store::{Advance, NewTransaction, Recorded, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -62,12 +63,12 @@ impl WorkSignal {
 /// Who uploaded what where: the facts a transaction needs besides the body.
 #[derive(Debug, Clone)]
 pub struct UploadTarget {
-    pub username: String,
+    pub username: Username,
     /// Where the transaction is reported: its status files now and at every later step.
     pub mailbox: Mailbox,
     pub cvr: Cvr,
     pub account: AccountId,
-    pub service: String,
+    pub service: ServiceName,
     /// The upload's name: its FTPTransactionID.
     pub name: FtpTransactionId,
     pub transfer_type: TransferMode,
@@ -183,8 +184,8 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
 
     /// The check an upload to `service` must pass before delivery, if its service has a
     /// record format (eKapital Classic).
-    pub fn record_check(&self, service: &str) -> Option<RecordCheck> {
-        self.formats.get(service).map(RecordCheck::new)
+    pub fn record_check(&self, service: &ServiceName) -> Option<RecordCheck> {
+        self.formats.get(service.as_str()).map(RecordCheck::new)
     }
 
     /// Commits an upload whose body is durable as `blob`; `refusal` is the error code of a
@@ -324,9 +325,9 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
 
     /// Deletes a blob nothing refers to any more. A failure leaves an unreferenced file,
     /// which is logged: it costs disk space, never correctness.
-    pub async fn forget_blob(&self, key: &str) {
+    pub async fn forget_blob(&self, key: &BlobKey) {
         if let Err(error) = self.blobs.delete(key).await {
-            tracing::warn!(%error, key, "could not delete an unreferenced blob");
+            tracing::warn!(%error, %key, "could not delete an unreferenced blob");
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use anyhow::Context;
 use mftgw_blobs::BlobStore;
 use mftgw_domain::status::StatusCode;
-use mftgw_domain::{AuditEvent, SkatTransactionId, Transaction};
+use mftgw_domain::{AuditEvent, BlobKey, SkatTransactionId, Transaction, Username};
 use mftgw_store::{
     AuditLog, AuditQuery, Counts, Maintenance, Store, StoreResult, TransactionLog, WorkItem,
 };
@@ -62,7 +62,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             .finished_before(finished_before)
             .await
             .context("listing the blob store")?;
-        let referenced: HashSet<String> = self
+        let referenced: HashSet<BlobKey> = self
             .store
             .referenced_blobs(&keys)
             .await?
@@ -100,7 +100,7 @@ impl<S: TransactionLog + AuditLog + Maintenance> Operations<S> {
     /// The latest transactions (of `username`, if given), newest first, at most `limit`.
     pub async fn recent(
         &self,
-        username: Option<&str>,
+        username: Option<&Username>,
         limit: u32,
     ) -> StoreResult<Vec<Transaction>> {
         self.store.transactions(username, limit).await

@@ -18,7 +18,7 @@ fn golden(name: &str) -> String {
 fn heartbeat(code: StatusCode) -> StatusFile {
     StatusFile {
         code,
-        service: "FTPSGW.Heartbeat".into(),
+        service: "FTPSGW.Heartbeat".parse().unwrap(),
         ftp_transaction_id: "ping20201210143002441-hb01.xml".into(),
         upload_path: Some(
             "/CVR_19552101/RID_60134540/FTPSGW.Heartbeat/ping20201210143002441-hb01.xml".into(),
@@ -66,7 +66,7 @@ fn status_3_unrelated_outbound() {
     let name = "Manifest.MidlertidigOpbevaringOpdater_MAN_DKA54A_eda73f9d-0215-4849-9e0b-275c91c62624.notify.xml";
     let file = StatusFile {
         code: StatusCode::Exposed,
-        service: "Manifest.MidlertidigOpbevaringOpdater".into(),
+        service: "Manifest.MidlertidigOpbevaringOpdater".parse().unwrap(),
         ftp_transaction_id: name.into(),
         upload_path: None,
         skat_transaction_id: Some("MAN_1607577057900".parse().unwrap()),
@@ -85,7 +85,7 @@ fn status_0_error() {
         .clone();
     let file = StatusFile {
         code: StatusCode::Error,
-        service: "FTPSGW.Heartbeat".into(),
+        service: "FTPSGW.Heartbeat".parse().unwrap(),
         ftp_transaction_id: "empty.xml".into(),
         upload_path: Some("/CVR_19552101/RID_60134540/FTPSGW.Heartbeat/empty.xml".into()),
         skat_transaction_id: None,

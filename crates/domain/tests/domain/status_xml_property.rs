@@ -50,7 +50,7 @@ fn rendered(name: &str, error: Option<ErrorEntry>, response: Option<String>) -> 
         } else {
             StatusCode::Exposed
         },
-        service: SERVICE.into(),
+        service: SERVICE.parse().unwrap(),
         ftp_transaction_id: name.into(),
         upload_path: Some(format!("/CVR_12345678/UID_1/{SERVICE}/{name}")),
         skat_transaction_id: Some("ci1740823200000_1_1".parse().unwrap()),

@@ -16,10 +16,10 @@ use mftgw_blobs::{BlobInfo, BlobStore, BlobWriter};
 use mftgw_core::transactions::{
     Answered, Outbound, OutboundError, TransitionError, transaction_json,
 };
-use mftgw_domain::SkatTransactionId;
 use mftgw_domain::Transaction;
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::path_segment::{MAX_SEGMENT_BYTES, check_path_segment};
+use mftgw_domain::{ServiceName, SkatTransactionId, Username};
 use mftgw_store::Store;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -197,7 +197,7 @@ pub async fn reject<S: Store, B: BlobStore>(
 }
 
 /// `<service>_<name>`, the name of a backend's file in `/out`, if `name` is usable.
-fn out_name(service: &str, name: &str) -> Result<String, ApiError> {
+fn out_name(service: &ServiceName, name: &str) -> Result<String, ApiError> {
     check_path_segment(name)
         .map_err(|error| ApiError::bad_request(format!("file name: {error}")))?;
     let full = format!("{service}_{name}");
@@ -272,13 +272,18 @@ pub async fn outbound<S: Store, B: BlobStore>(
 ) -> Reply {
     let (service, username, name) = params(path)?;
     let Query(query) = query.map_err(|error| ApiError::bad_request(error.body_text()))?;
-    if !backend.services.contains(&service) {
+    let Some(service) = ServiceName::parse(service.as_str())
+        .ok()
+        .filter(|service| backend.services.contains(service))
+    else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("backend {} does not serve {service}", backend.name),
         ));
-    }
+    };
+    let username = Username::parse(username.as_str())
+        .map_err(|_| ApiError::not_found(format!("no user {username}")))?;
     state
         .transactions
         .may_post_outbound(&username, &service, state.retention)

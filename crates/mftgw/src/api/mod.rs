@@ -39,7 +39,7 @@ pub struct ApiBackend {
     pub token: Option<String>,
     /// SHA-256 of its client certificate, lowercase hex.
     pub client_fingerprint: Option<String>,
-    pub services: HashSet<String>,
+    pub services: HashSet<mftgw_domain::ServiceName>,
 }
 
 pub struct ApiState<S, B> {

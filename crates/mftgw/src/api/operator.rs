@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use metrics::gauge;
 use mftgw_blobs::BlobStore;
 use mftgw_domain::user::UserState;
-use mftgw_domain::{SkatTransactionId, TransactionState};
+use mftgw_domain::{ServiceName, SkatTransactionId, TransactionState, Username};
 use mftgw_store::Store;
 use time::format_description::well_known::Rfc3339;
 
@@ -59,7 +59,7 @@ pub async fn metrics<S: Store, B: BlobStore>(
 /// Sets the gauges of the store's counts every `every`, until `shutdown`.
 pub async fn run_gauges<S: Store>(
     operations: Arc<Operations<S>>,
-    delivered_services: Vec<String>,
+    delivered_services: Vec<ServiceName>,
     every: std::time::Duration,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -69,7 +69,7 @@ pub async fn run_gauges<S: Store>(
     .await;
 }
 
-async fn set_gauges<S: Store>(operations: &Operations<S>, delivered_services: &[String]) {
+async fn set_gauges<S: Store>(operations: &Operations<S>, delivered_services: &[ServiceName]) {
     let counts = match operations.counts().await {
         Ok(counts) => counts,
         Err(error) => {
@@ -92,7 +92,7 @@ async fn set_gauges<S: Store>(operations: &Operations<S>, delivered_services: &[
             .iter()
             .find(|(name, _)| name == service)
             .map_or(0, |(_, n)| *n);
-        gauge!("mftgw_delivery_backlog", "service" => service.clone()).set(n as f64);
+        gauge!("mftgw_delivery_backlog", "service" => service.to_string()).set(n as f64);
     }
 }
 
@@ -168,6 +168,17 @@ pub async fn users<S: Store, B: BlobStore>(
     Ok(Json(serde_json::json!({ "users": users })))
 }
 
+/// `text` as a username; one that cannot be a user's is one this gateway does not know.
+fn known_user(text: &str) -> Result<Username, ApiError> {
+    Username::parse(text).map_err(|_| ApiError::not_found(format!("no user {text}")))
+}
+
+/// `text` as a service name; one that cannot be a service's is not in the catalogue.
+fn catalogued(text: &str) -> Result<ServiceName, ApiError> {
+    ServiceName::parse(text)
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a service in the catalogue")))
+}
+
 pub async fn set_state<S: Store, B: BlobStore>(
     State(state): State<Arc<ApiState<S, B>>>,
     _operator: Operator,
@@ -181,7 +192,7 @@ pub async fn set_state<S: Store, B: BlobStore>(
     };
     state
         .users
-        .set_state(&username, new_state)
+        .set_state(&known_user(&username)?, new_state)
         .await
         .map_err(action_error)?;
     Ok(Json(
@@ -196,7 +207,7 @@ pub async fn roles<S: Store, B: BlobStore>(
 ) -> Reply {
     let roles = state
         .users
-        .roles(&username)
+        .roles(&known_user(&username)?)
         .await
         .map_err(|error| action_error(error.into()))?;
     Ok(Json(
@@ -211,7 +222,7 @@ pub async fn grant<S: Store, B: BlobStore>(
 ) -> Reply {
     let granted = state
         .users
-        .grant_role(&username, &service)
+        .grant_role(&known_user(&username)?, &catalogued(&service)?)
         .await
         .map_err(action_error)?;
     Ok(Json(
@@ -226,7 +237,7 @@ pub async fn revoke<S: Store, B: BlobStore>(
 ) -> Reply {
     let revoked = state
         .users
-        .revoke_role(&username, &service)
+        .revoke_role(&known_user(&username)?, &catalogued(&service)?)
         .await
         .map_err(action_error)?;
     Ok(Json(
@@ -309,7 +320,7 @@ pub async fn certificates<S: Store, B: BlobStore>(
 ) -> Reply {
     let certificates = state
         .users
-        .certificates(&username)
+        .certificates(&known_user(&username)?)
         .await
         .map_err(|error| action_error(error.into()))?;
     let rfc3339 = |at: time::OffsetDateTime| at.format(&Rfc3339).unwrap_or_default();

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use mftgw_blobs::BlobStore;
-use mftgw_domain::Mailbox;
 use mftgw_domain::audit::{AuditEvent, Reason};
 use mftgw_domain::login::{LoginAttempt, LoginRefusal, decide_login};
+use mftgw_domain::{Mailbox, Username};
 use mftgw_ftps::{ClientContext, LoginDenied};
 use mftgw_oces::certificate::fingerprint_sha256;
-use mftgw_oces::identity::identity_from_der;
+use mftgw_oces::identity::{IdentityRefusal, identity_from_der};
 use mftgw_store::Store;
 use time::OffsetDateTime;
 
@@ -18,7 +18,7 @@ use super::sessions::LoggedIn;
 use super::{Gateway, TreeOwner, UserTree};
 use mftgw_core::audit::Unauthenticated;
 use mftgw_core::throttle::{AttemptKeys, Verdict};
-use mftgw_core::users::Standing;
+use mftgw_core::users::{CertifiedAccount, Standing};
 
 impl<S: Store, B: BlobStore> Gateway<S, B> {
     pub(super) async fn log_in(
@@ -47,32 +47,44 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
             certificate: &client.certificate,
             intermediates: &client.intermediates,
         });
-        let Standing { known, owner } = match self.users.standing(username, &fingerprint).await {
-            Ok(standing) => standing,
-            Err(error) => {
-                tracing::error!(%error, "store unavailable during login");
-                self.auditor
-                    .record(audit(AuditEvent::refused(
-                        now(),
-                        "ftps.login",
-                        Reason::StoreUnavailable.as_str(),
-                    )))
-                    .await;
-                return Err(refused_unanswered());
-            }
-        };
+        let presented = Username::parse(username).ok();
+        let Standing { known, owner } =
+            match self.users.standing(presented.as_ref(), &fingerprint).await {
+                Ok(standing) => standing,
+                Err(error) => {
+                    tracing::error!(%error, "store unavailable during login");
+                    self.auditor
+                        .record(audit(AuditEvent::refused(
+                            now(),
+                            "ftps.login",
+                            Reason::StoreUnavailable.as_str(),
+                        )))
+                        .await;
+                    return Err(refused_unanswered());
+                }
+            };
         let cert_username = identity_from_der(&client.certificate)
-            .map(|identity| identity.username())
-            .map_err(|refusal| refusal.code().to_string());
-        let holds_current_certificate = cert_username.as_deref() == Ok(username)
-            && known
-                .as_ref()
-                .is_some_and(|known| known.current_cert_fingerprint == fingerprint);
+            .map_err(|refusal| refusal.code().to_string())
+            .and_then(|identity| {
+                CertifiedAccount::of(&identity)
+                    .map(|account| account.username)
+                    .map_err(|invalid| {
+                        IdentityRefusal::MalformedAccountId(invalid.text)
+                            .code()
+                            .to_string()
+                    })
+            });
+        let current_holder = known
+            .as_ref()
+            .filter(|known| {
+                known.current_cert_fingerprint == fingerprint
+                    && cert_username.as_ref() == Ok(&known.user.username)
+            })
+            .map(|known| &known.user.username);
         let keys = AttemptKeys::new(
             mftgw_ftps::client_key(client.peer.ip()),
-            username,
             &fingerprint,
-            holds_current_certificate,
+            current_holder,
         );
 
         let _evaluating = self.throttle.serialize(&keys).await;

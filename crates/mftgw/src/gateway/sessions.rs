@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use mftgw_blobs::BlobStore;
 use mftgw_domain::audit::{AuditEvent, Reason};
-use mftgw_domain::session_authorisation;
+use mftgw_domain::{Username, session_authorisation};
 use mftgw_oces::certificate::CertificateInfo;
 use mftgw_store::{Store, StoreError};
 use rustls_pki_types::CertificateDer;
@@ -146,18 +146,14 @@ impl LiveSessions {
 impl<S: Store, B: BlobStore> Gateway<S, B> {
     /// Checks the sessions of `usernames` against what the store says now; `Err` if the store
     /// could not say, so that the changes are read again.
-    async fn recheck_users(&self, usernames: &HashSet<String>) -> Result<(), StoreError> {
-        let mut by_user: HashMap<&str, Vec<Live>> = HashMap::new();
-        let sessions = self
-            .sessions
-            .matching(|live| usernames.contains(&live.username));
-        for live in &sessions {
-            by_user
-                .entry(&live.username)
-                .or_default()
-                .push(live.clone());
-        }
-        for (username, sessions) in by_user {
+    async fn recheck_users(&self, usernames: &HashSet<Username>) -> Result<(), StoreError> {
+        for username in usernames {
+            let sessions = self
+                .sessions
+                .matching(|live| live.username == username.as_str());
+            if sessions.is_empty() {
+                continue;
+            }
             let known = self.users.find(username).await?;
             let now = OffsetDateTime::now_utc();
             for live in sessions {

@@ -17,7 +17,7 @@ use mftgw_blobs::{BlobStore, BlobWriter};
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::record_format::RecordCheck;
 use mftgw_domain::transaction::check_transaction_id;
-use mftgw_domain::{AccountId, Cvr, Mailbox, TransferMode};
+use mftgw_domain::{AccountId, Cvr, Mailbox, ServiceName, TransferMode, Username};
 use mftgw_ftps::{
     BoxFuture, DirEntry, EntryKind, FsError, FsResult, Session, TransferType, Upload, VirtualPath,
 };
@@ -47,7 +47,7 @@ pub struct UploadLimits {
 /// The gateway user a session belongs to.
 #[derive(Debug, Clone)]
 pub struct TreeOwner {
-    pub username: String,
+    pub username: Username,
     /// The `/out` the session sees, and where its uploads are reported.
     pub mailbox: Mailbox,
     pub cvr: Cvr,
@@ -134,7 +134,7 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
     }
 
     /// The services this user may see now: granted roles that name a catalogued service.
-    async fn services(&self) -> FsResult<Vec<String>> {
+    async fn services(&self) -> FsResult<Vec<ServiceName>> {
         let roles = self
             .transactions
             .roles(&self.owner.username)
@@ -142,12 +142,17 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
             .map_err(unavailable)?;
         Ok(roles
             .into_iter()
-            .filter(|service| self.catalogue.contains(service))
+            .filter(|service| self.catalogue.contains(service.as_str()))
             .collect())
     }
 
+    /// The service of the folder `name`, if this user may use it now.
+    async fn held_service(&self, name: &str) -> FsResult<Option<ServiceName>> {
+        Ok(self.services().await?.into_iter().find(|held| held == name))
+    }
+
     async fn holds_role(&self, service: &str) -> FsResult<bool> {
-        Ok(self.services().await?.iter().any(|held| held == service))
+        Ok(self.held_service(service).await?.is_some())
     }
 
     /// Whether `/<service>/<txid>` (and, with `inbox`, its `in`) was made in this session.
@@ -175,10 +180,10 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
         transfer_type: TransferType,
         folder: Option<(String, String)>,
     ) -> FsResult<Box<dyn Upload>> {
-        if !self.holds_role(service).await? {
+        let Some(service) = self.held_service(service).await? else {
             return Err(upload_refused());
-        }
-        let name = check_transaction_id(service, name)
+        };
+        let name = check_transaction_id(service.as_str(), name)
             .map_err(|error| FsError::BadName(error.to_string()))?;
         // Side by side: both wait on other threads, and the quota is rarely reached.
         let (pending, writer) = tokio::join!(
@@ -188,7 +193,7 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
         let pending = pending.map_err(unavailable)?;
         let limits = self.limits;
         let allowance = self.uploads.start(
-            &self.owner.username,
+            self.owner.username.as_str(),
             pending,
             limits.max_upload_bytes,
             limits.max_pending_bytes,
@@ -202,13 +207,13 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
         })?;
         Ok(Box::new(GatewayUpload {
             writer,
-            check: self.transactions.record_check(service),
+            check: self.transactions.record_check(&service),
             target: UploadTarget {
                 username: self.owner.username.clone(),
                 mailbox: self.owner.mailbox.clone(),
                 cvr: self.owner.cvr.clone(),
                 account: self.owner.account.clone(),
-                service: service.to_owned(),
+                service,
                 name,
                 transfer_type: match transfer_type {
                     TransferType::Ascii => TransferMode::Ascii,
@@ -235,7 +240,7 @@ fn out_file_entry(entry: OutFileEntry) -> DirEntry {
 
 impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
     fn username(&self) -> &str {
-        &self.owner.username
+        self.owner.username.as_str()
     }
 
     async fn metadata(&self, path: &VirtualPath) -> FsResult<DirEntry> {
@@ -271,7 +276,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
                     .services()
                     .await?
                     .iter()
-                    .map(|service| self.folder(service, true))
+                    .map(|service| self.folder(service.as_str(), true))
                     .collect();
                 entries.push(self.folder(OUT, false));
                 Ok(entries)

@@ -10,13 +10,14 @@ use axum::extract::{Form, FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use mftgw_domain::Username;
 use mftgw_domain::audit::{AuditEvent, Reason};
 use mftgw_domain::login::LoginRefusal;
 use mftgw_domain::portal::{
     FieldProblem, Interfaces, PortalSecret, check_new_portal_password, parse_email, parse_se_number,
 };
 use mftgw_oces::certificate::CertificateInfo;
-use mftgw_oces::identity::{OcesIdentity, identity_from_der};
+use mftgw_oces::identity::{IdentityRefusal, OcesIdentity, identity_from_der};
 use mftgw_store::{NewRegistrationJob, PortalProfile, PortalSession, Store, StoreError};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -33,7 +34,7 @@ use super::{FirstPassword, PortalState};
 use crate::https::TlsPeer;
 use mftgw_core::portal::{Listed, Presented, RegistrationStatus, SessionLookup, random_token};
 use mftgw_core::throttle::{AttemptKeys, Verdict};
-use mftgw_core::users::Standing;
+use mftgw_core::users::{CertifiedAccount, Standing};
 
 /// A page, or the page that answers instead (login, refusal, error): both are responses.
 type PortalResult = Result<Response, Response>;
@@ -74,7 +75,7 @@ struct Certified {
     der: Vec<u8>,
     info: CertificateInfo,
     identity: OcesIdentity,
-    username: String,
+    username: Username,
     /// Revoked by the CRLs in force: it may register, and nothing else (SPEC §1).
     revoked: bool,
 }
@@ -110,7 +111,7 @@ async fn refuse_if_limited<S: Store>(
     }
     let Standing { known, owner } = state
         .users
-        .standing(&who.username, &who.fingerprint)
+        .standing(Some(&who.username), &who.fingerprint)
         .await
         .map_err(|error| internal(who.lang, error))?;
     let replaced = owner.is_some_and(|owner| !owner.current);
@@ -166,16 +167,21 @@ impl<S: Store> Visit<S> {
             ))
         } else {
             identity_from_der(der)
+                .and_then(|identity| {
+                    let account = CertifiedAccount::of(&identity)
+                        .map_err(|invalid| IdentityRefusal::MalformedAccountId(invalid.text))?;
+                    Ok((identity, account.username))
+                })
                 .map_err(|refusal| (refusal.code(), lang.refusal(&refusal), refusal.to_string()))
         };
         match identity {
-            Ok(identity) => Ok(Certified {
+            Ok((identity, username)) => Ok(Certified {
                 lang,
                 address,
                 fingerprint: fingerprint.clone(),
                 der: der.to_vec(),
                 info,
-                username: identity.username(),
+                username,
                 identity,
                 revoked: state.trust.is_revoked(der),
             }),
@@ -242,7 +248,7 @@ fn login_page(who: &Certified, status: StatusCode, page: Page) -> Response {
         status,
         &LoginPage {
             page,
-            username: who.username.clone(),
+            username: who.username.to_string(),
             csrf: csrf.clone(),
         },
         &[set_cookie(LOGIN_COOKIE, &csrf, None)],
@@ -421,7 +427,7 @@ async fn overview<S: Store>(
     let (state_class, state_text) = match &registration {
         _ if who.revoked => ("refused", t.state_revoked.to_owned()),
         RegistrationStatus::NotRegistered => ("pending", t.state_not_registered.to_owned()),
-        RegistrationStatus::RenewalPossible => ("pending", lang.renewal(&who.username)),
+        RegistrationStatus::RenewalPossible => ("pending", lang.renewal(who.username.as_str())),
         RegistrationStatus::CannotReplaceRegistered => ("refused", t.state_older.to_owned()),
         RegistrationStatus::Queued { since } => ("pending", lang.queued(&local_time(*since))),
         RegistrationStatus::Failed { reason } => ("refused", lang.registration_failed(reason)),
@@ -455,7 +461,7 @@ async fn overview<S: Store>(
             as4: interfaces.as4,
         }
     });
-    let page = page.signed_in(&who.username, &session.csrf_token, "overview");
+    let page = page.signed_in(who.username.as_str(), &session.csrf_token, "overview");
     Ok(render(
         status,
         &OverviewPage {
@@ -474,7 +480,7 @@ async fn overview<S: Store>(
             ftps: submitted.ftps,
             as4: submitted.as4,
             registration: lang.registration_word(&registration),
-            gateway_user: shows_gateway_user.then(|| who.username.clone()),
+            gateway_user: shows_gateway_user.then(|| who.username.to_string()),
             gateway_password,
             editable: !who.revoked,
         },
@@ -532,7 +538,9 @@ pub async fn login<S: Store>(
     let secret = portal_secret(state.first_password, account, now());
     let must_change = !matches!(secret, PortalSecret::Chosen(_));
     let password = submitted.password.unwrap_or_default();
-    let correct = state.verify_password(&who.username, secret, password).await;
+    let correct = state
+        .verify_password(who.username.as_str(), secret, password)
+        .await;
     state.throttle.record(&keys, correct);
     if !correct {
         audit(
@@ -588,7 +596,7 @@ fn password_form(
     status: StatusCode,
 ) -> Response {
     let mut page = Page::new(who.lang, |t| t.change_password_title).signed_in(
-        &who.username,
+        who.username.as_str(),
         &session.csrf_token,
         "overview",
     );
@@ -669,7 +677,7 @@ pub async fn change_password<S: Store>(
     let new = submitted.new.unwrap_or_default();
     let confirm = submitted.confirm.unwrap_or_default();
     let correct = state
-        .verify_password(&who.username, secret, current.clone())
+        .verify_password(who.username.as_str(), secret, current.clone())
         .await;
     state.throttle.record(&keys, correct);
     let refusal = if !correct {
@@ -678,7 +686,7 @@ pub async fn change_password<S: Store>(
             lang.texts().current_password_wrong,
         ))
     } else {
-        check_new_portal_password(&who.username, &current, &new, &confirm)
+        check_new_portal_password(who.username.as_str(), &current, &new, &confirm)
             .err()
             .map(|problem| (problem_code(problem), lang.field_problem(problem)))
     };
@@ -893,7 +901,7 @@ pub async fn transactions<S: Store>(visit: Visit<S>) -> PortalResult {
                  history,
              }| TransactionRow {
                 received_at: local_time(transaction.received_at),
-                service: transaction.service,
+                service: transaction.service.to_string(),
                 file: transaction.ftp_transaction_id.to_string(),
                 skat_id: transaction.skat_transaction_id.to_string(),
                 size: human_size(transaction.size),
@@ -912,7 +920,7 @@ pub async fn transactions<S: Store>(visit: Visit<S>) -> PortalResult {
     )
     .await;
     let page = Page::new(lang, |t| t.transactions_title).signed_in(
-        &who.username,
+        who.username.as_str(),
         &session.csrf_token,
         "transactions",
     );
@@ -942,8 +950,11 @@ pub async fn out<S: Store>(visit: Visit<S>) -> PortalResult {
             created_at: local_time(file.created_at),
         })
         .collect();
-    let page =
-        Page::new(who.lang, |t| t.out_title).signed_in(&who.username, &session.csrf_token, "out");
+    let page = Page::new(who.lang, |t| t.out_title).signed_in(
+        who.username.as_str(),
+        &session.csrf_token,
+        "out",
+    );
     Ok(render(StatusCode::OK, &OutPage { page, rows }, &[]))
 }
 
@@ -1012,9 +1023,8 @@ fn attempt_keys(who: &Certified, current: Option<&mftgw_domain::KnownUser>) -> A
         current.is_none_or(|known| known.current_cert_fingerprint == who.fingerprint);
     AttemptKeys::new(
         mftgw_ftps::client_key(who.address),
-        &who.username,
         &who.fingerprint,
-        holds_current,
+        holds_current.then_some(&who.username),
     )
 }
 

@@ -99,7 +99,7 @@ fn curl_heartbeat_journey_reuse_download_and_delete() {
     let upload_path = format!("{}/{HEARTBEAT}/{name}", user_prefix(&user));
     let status = |code, response_file: Option<String>| StatusFile {
         code,
-        service: HEARTBEAT.into(),
+        service: HEARTBEAT.parse().unwrap(),
         ftp_transaction_id: name.clone(),
         upload_path: Some(upload_path.clone()),
         skat_transaction_id: Some(skat_id.parse().unwrap()),

@@ -9,8 +9,8 @@ use std::time::Duration;
 use mftgw_domain::portal::Interfaces;
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::{
-    AuditEvent, CertificateOwner, KnownUser, Mailbox, SkatTransactionId, Transaction, User,
-    UserState,
+    AuditEvent, BlobKey, CertificateOwner, KnownUser, Mailbox, ServiceName, SkatTransactionId,
+    Transaction, User, UserState, Username,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
@@ -185,7 +185,7 @@ impl IdentityStore for SqliteStore {
         let registered_to = existing_certificate
             .map(|row| {
                 Ok::<_, StoreError>(RegisteredTo {
-                    owner: row.try_get("username")?,
+                    owner: transactions::parsed("users.username", row.try_get("username")?)?,
                     replaced_at: row.try_get("replaced_at")?,
                 })
             })
@@ -208,7 +208,7 @@ impl IdentityStore for SqliteStore {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                      RETURNING id",
                     )
-                    .bind(&registration.username)
+                    .bind(registration.username.as_str())
                     .bind(registration.cvr.as_str())
                     .bind(registration.account.as_str())
                     .bind(&registration.kind)
@@ -287,7 +287,7 @@ impl IdentityStore for SqliteStore {
         })
     }
 
-    async fn find_user(&self, username: &str) -> StoreResult<Option<KnownUser>> {
+    async fn find_user(&self, username: &Username) -> StoreResult<Option<KnownUser>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
@@ -297,7 +297,7 @@ impl IdentityStore for SqliteStore {
              LEFT JOIN portal_accounts ON portal_accounts.username = users.username
              WHERE users.username = $1"
         ))
-        .bind(username)
+        .bind(username.as_str())
         .fetch_optional(&self.reader)
         .await?;
         let Some(row) = row else {
@@ -329,14 +329,14 @@ impl IdentityStore for SqliteStore {
         row.map(|row| {
             let replaced_at: Option<String> = row.try_get("replaced_at")?;
             Ok(CertificateOwner {
-                username: row.try_get("username")?,
+                username: transactions::parsed("users.username", row.try_get("username")?)?,
                 current: replaced_at.is_none(),
             })
         })
         .transpose()
     }
 
-    async fn certificates(&self, username: &str) -> StoreResult<Vec<RegisteredCertificate>> {
+    async fn certificates(&self, username: &Username) -> StoreResult<Vec<RegisteredCertificate>> {
         let user_id = user_id(&self.reader, username).await?;
         type Row = (
             String,
@@ -388,11 +388,11 @@ impl IdentityStore for SqliteStore {
         rows.iter().map(user_from_row).collect()
     }
 
-    async fn set_user_state(&self, username: &str, state: UserState) -> StoreResult<()> {
+    async fn set_user_state(&self, username: &Username, state: UserState) -> StoreResult<()> {
         let mut transaction = self.writer.begin_with(BEGIN_WRITE).await?;
         let result = sqlx::query("UPDATE users SET state = $1 WHERE username = $2")
             .bind(state.as_str())
-            .bind(username)
+            .bind(username.as_str())
             .execute(&mut *transaction)
             .await?;
         if result.rows_affected() == 0 {
@@ -416,14 +416,15 @@ impl IdentityStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, username, change)| SecurityChange {
-                id,
-                username,
-                change,
+        rows.into_iter()
+            .map(|(id, username, change)| {
+                Ok(SecurityChange {
+                    id,
+                    username: transactions::parsed("security_changes.username", username)?,
+                    change,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn latest_security_change(&self) -> StoreResult<i64> {
@@ -433,7 +434,7 @@ impl IdentityStore for SqliteStore {
         Ok(latest.unwrap_or(0))
     }
 
-    async fn gateway_password_sealed(&self, username: &str) -> StoreResult<Option<String>> {
+    async fn gateway_password_sealed(&self, username: &Username) -> StoreResult<Option<String>> {
         portal::gateway_password_sealed(&self.reader, username).await
     }
 }
@@ -441,8 +442,8 @@ impl IdentityStore for SqliteStore {
 impl RoleStore for SqliteStore {
     async fn grant_role(
         &self,
-        username: &str,
-        service: &str,
+        username: &Username,
+        service: &ServiceName,
         source: RoleSource,
     ) -> StoreResult<bool> {
         let user_id = user_id(&self.writer, username).await?;
@@ -451,7 +452,7 @@ impl RoleStore for SqliteStore {
              ON CONFLICT (user_id, service, source) DO NOTHING",
         )
         .bind(user_id)
-        .bind(service)
+        .bind(service.as_str())
         .bind(source.as_str())
         .bind(timestamp::to_text(OffsetDateTime::now_utc()))
         .execute(&self.writer)
@@ -461,8 +462,8 @@ impl RoleStore for SqliteStore {
 
     async fn revoke_role(
         &self,
-        username: &str,
-        service: &str,
+        username: &Username,
+        service: &ServiceName,
         source: RoleSource,
     ) -> StoreResult<bool> {
         let mut transaction = self.writer.begin_with(BEGIN_WRITE).await?;
@@ -470,7 +471,7 @@ impl RoleStore for SqliteStore {
         let result =
             sqlx::query("DELETE FROM roles WHERE user_id = $1 AND service = $2 AND source = $3")
                 .bind(user_id)
-                .bind(service)
+                .bind(service.as_str())
                 .bind(source.as_str())
                 .execute(&mut *transaction)
                 .await?;
@@ -485,7 +486,7 @@ impl RoleStore for SqliteStore {
 
     async fn replace_replicated_roles(
         &self,
-        roles: &[(String, String)],
+        roles: &[(Username, ServiceName)],
     ) -> StoreResult<ReplicatedRoles> {
         let now = timestamp::to_text(OffsetDateTime::now_utc());
         let source = RoleSource::Replicated.as_str();
@@ -495,7 +496,7 @@ impl RoleStore for SqliteStore {
         for (username, service) in roles {
             let Some(user_id) =
                 sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = $1")
-                    .bind(username)
+                    .bind(username.as_str())
                     .fetch_optional(&mut *transaction)
                     .await?
             else {
@@ -508,7 +509,7 @@ impl RoleStore for SqliteStore {
                  ON CONFLICT (user_id, service, source) DO NOTHING",
             )
             .bind(user_id)
-            .bind(service)
+            .bind(service.as_str())
             .bind(source)
             .bind(&now)
             .execute(&mut *transaction)
@@ -521,12 +522,13 @@ impl RoleStore for SqliteStore {
                 .fetch_all(&mut *transaction)
                 .await?;
         for (user_id, service) in held {
+            let service: ServiceName = transactions::parsed("roles.service", service)?;
             if !wanted.contains(&(user_id, service.as_str())) {
                 sqlx::query(
                     "DELETE FROM roles WHERE user_id = $1 AND service = $2 AND source = $3",
                 )
                 .bind(user_id)
-                .bind(&service)
+                .bind(service.as_str())
                 .bind(source)
                 .execute(&mut *transaction)
                 .await?;
@@ -540,13 +542,17 @@ impl RoleStore for SqliteStore {
         Ok(outcome)
     }
 
-    async fn roles(&self, username: &str) -> StoreResult<Vec<String>> {
+    async fn roles(&self, username: &Username) -> StoreResult<Vec<ServiceName>> {
         let user_id = user_id(&self.reader, username).await?;
-        let mut services: Vec<String> =
+        let services: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT service FROM roles WHERE user_id = $1")
                 .bind(user_id)
                 .fetch_all(&self.reader)
                 .await?;
+        let mut services = services
+            .into_iter()
+            .map(|service| transactions::parsed("roles.service", service))
+            .collect::<StoreResult<Vec<ServiceName>>>()?;
         // Sorted here rather than by ORDER BY: the database's collation would decide where
         // æ and ø go, and it differs between SQLite and PostgreSQL.
         services.sort_unstable();
@@ -555,8 +561,8 @@ impl RoleStore for SqliteStore {
 
     async fn held_role_since(
         &self,
-        username: &str,
-        service: &str,
+        username: &Username,
+        service: &ServiceName,
         since: OffsetDateTime,
     ) -> StoreResult<bool> {
         let user_id = user_id(&self.reader, username).await?;
@@ -566,7 +572,7 @@ impl RoleStore for SqliteStore {
                             WHERE user_id = $1 AND service = $2 AND ended_at >= $3)",
         )
         .bind(user_id)
-        .bind(service)
+        .bind(service.as_str())
         .bind(timestamp::to_text(since))
         .fetch_one(&self.reader)
         .await?;
@@ -596,7 +602,7 @@ impl TransactionLog for SqliteStore {
     async fn claim_work(
         &self,
         owner: &str,
-        services: &[String],
+        services: &[ServiceName],
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
@@ -691,7 +697,7 @@ impl TransactionLog for SqliteStore {
 
     async fn transactions(
         &self,
-        username: Option<&str>,
+        username: Option<&Username>,
         limit: u32,
     ) -> StoreResult<Vec<Transaction>> {
         transactions::transactions(&self.reader, username, limit).await
@@ -704,7 +710,7 @@ impl TransactionLog for SqliteStore {
         transactions::status_history(&self.reader, transaction_id).await
     }
 
-    async fn pending_upload_bytes(&self, username: &str) -> StoreResult<u64> {
+    async fn pending_upload_bytes(&self, username: &Username) -> StoreResult<u64> {
         transactions::pending_upload_bytes(&self.reader, username).await
     }
 
@@ -725,13 +731,17 @@ impl TransactionLog for SqliteStore {
         )
         .fetch_all(&self.reader)
         .await?;
+        let work = count(work)
+            .into_iter()
+            .map(|(service, n)| Ok((transactions::parsed("transactions.service", service)?, n)))
+            .collect::<StoreResult<_>>()?;
         Ok(Counts {
             transactions_by_state: count(states),
-            work_by_service: count(work),
+            work_by_service: work,
         })
     }
 
-    async fn referenced_blobs(&self, keys: &[String]) -> StoreResult<Vec<String>> {
+    async fn referenced_blobs(&self, keys: &[BlobKey]) -> StoreResult<Vec<BlobKey>> {
         transactions::referenced_blobs(&self.reader, keys).await
     }
 
@@ -772,13 +782,13 @@ impl MailboxStore for SqliteStore {
 }
 
 impl PortalStore for SqliteStore {
-    async fn portal_account(&self, username: &str) -> StoreResult<Option<PortalAccount>> {
+    async fn portal_account(&self, username: &Username) -> StoreResult<Option<PortalAccount>> {
         portal::portal_account(&self.reader, username).await
     }
 
     async fn set_portal_password(
         &self,
-        username: &str,
+        username: &Username,
         password_hash: &str,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
@@ -787,7 +797,7 @@ impl PortalStore for SqliteStore {
 
     async fn set_portal_profile(
         &self,
-        username: &str,
+        username: &Username,
         profile: &PortalProfile,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
@@ -812,7 +822,7 @@ impl PortalStore for SqliteStore {
 
     async fn delete_portal_sessions_of(
         &self,
-        username: &str,
+        username: &Username,
         except_certificate: Option<&str>,
     ) -> StoreResult<u64> {
         portal::delete_portal_sessions_of(&self.writer, username, except_certificate).await
@@ -820,7 +830,7 @@ impl PortalStore for SqliteStore {
 
     async fn set_portal_initial_code(
         &self,
-        username: &str,
+        username: &Username,
         code_hash: &str,
         expires_at: OffsetDateTime,
     ) -> StoreResult<()> {
@@ -882,14 +892,14 @@ impl Maintenance for SqliteStore {
 
 async fn fetch_user<'e>(
     executor: impl SqliteExecutor<'e>,
-    username: &str,
+    username: &Username,
 ) -> StoreResult<Option<User>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         user_columns!(),
         " FROM users WHERE username = $1"
     ))
-    .bind(username)
+    .bind(username.as_str())
     .fetch_optional(executor)
     .await?;
     row.as_ref().map(user_from_row).transpose()
@@ -908,16 +918,16 @@ async fn mailbox_id<'e>(executor: impl SqliteExecutor<'e>, mailbox: &Mailbox) ->
         })
 }
 
-async fn user_id<'e>(executor: impl SqliteExecutor<'e>, username: &str) -> StoreResult<i64> {
+async fn user_id<'e>(executor: impl SqliteExecutor<'e>, username: &Username) -> StoreResult<i64> {
     sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
-        .bind(username)
+        .bind(username.as_str())
         .fetch_optional(executor)
         .await?
         .ok_or_else(|| StoreError::user_not_found(username))
 }
 
 fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
-    let username: String = row.try_get("username")?;
+    let username: Username = transactions::parsed("users.username", row.try_get("username")?)?;
     let state: String = row.try_get("state")?;
     let state = state
         .parse()
@@ -941,13 +951,13 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
 /// Records, in the caller's transaction, that `username`'s live sessions must be checked again.
 async fn record_security_change<'e>(
     executor: impl SqliteExecutor<'e>,
-    username: &str,
+    username: &Username,
     change: &str,
     at: &str,
 ) -> StoreResult<()> {
     sqlx::query("INSERT INTO security_changes (at, username, change) VALUES ($1, $2, $3)")
         .bind(at)
-        .bind(username)
+        .bind(username.as_str())
         .bind(change)
         .execute(executor)
         .await?;
@@ -958,7 +968,7 @@ async fn record_security_change<'e>(
 async fn note_role_ended<'e>(
     executor: impl SqliteExecutor<'e>,
     user_id: i64,
-    service: &str,
+    service: &ServiceName,
     at: &str,
 ) -> StoreResult<()> {
     sqlx::query(
@@ -968,7 +978,7 @@ async fn note_role_ended<'e>(
          ON CONFLICT (user_id, service) DO UPDATE SET ended_at = excluded.ended_at",
     )
     .bind(user_id)
-    .bind(service)
+    .bind(service.as_str())
     .bind(at)
     .execute(executor)
     .await?;

@@ -5,6 +5,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteExecutor, SqlitePool};
 use time::OffsetDateTime;
 
+use mftgw_domain::Username;
+
 use super::BEGIN_WRITE;
 use crate::{
     InitialCode, NewRegistrationJob, PortalAccount, PortalProfile, PortalSession,
@@ -20,11 +22,11 @@ macro_rules! job_columns {
 
 pub(super) async fn gateway_password_sealed(
     pool: &SqlitePool,
-    username: &str,
+    username: &Username,
 ) -> StoreResult<Option<String>> {
     let sealed: Option<Option<String>> =
         sqlx::query_scalar("SELECT password_sealed FROM users WHERE username = $1")
-            .bind(username)
+            .bind(username.as_str())
             .fetch_optional(pool)
             .await?;
     Ok(sealed.flatten())
@@ -32,14 +34,14 @@ pub(super) async fn gateway_password_sealed(
 
 pub(super) async fn portal_account(
     pool: &SqlitePool,
-    username: &str,
+    username: &Username,
 ) -> StoreResult<Option<PortalAccount>> {
     let row = sqlx::query(
         "SELECT password_hash, se_number, email, interfaces, initial_code_hash,
                 initial_code_expires_at
          FROM portal_accounts WHERE username = $1",
     )
-    .bind(username)
+    .bind(username.as_str())
     .fetch_optional(pool)
     .await?;
     row.map(|row| {
@@ -70,7 +72,7 @@ pub(super) async fn portal_account(
 
 pub(super) async fn set_portal_password(
     pool: &SqlitePool,
-    username: &str,
+    username: &Username,
     password_hash: &str,
     at: OffsetDateTime,
 ) -> StoreResult<()> {
@@ -79,7 +81,7 @@ pub(super) async fn set_portal_password(
          ON CONFLICT (username) DO UPDATE
              SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
     )
-    .bind(username)
+    .bind(username.as_str())
     .bind(password_hash)
     .bind(timestamp::to_text(at))
     .execute(pool)
@@ -91,7 +93,7 @@ pub(super) async fn set_portal_password(
 /// live FTPS sessions).
 pub(super) async fn set_portal_profile(
     pool: &SqlitePool,
-    username: &str,
+    username: &Username,
     profile: &PortalProfile,
     at: OffsetDateTime,
 ) -> StoreResult<()> {
@@ -99,7 +101,7 @@ pub(super) async fn set_portal_profile(
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
     let before: Option<String> =
         sqlx::query_scalar("SELECT interfaces FROM portal_accounts WHERE username = $1")
-            .bind(username)
+            .bind(username.as_str())
             .fetch_optional(&mut *transaction)
             .await?;
     sqlx::query(
@@ -109,7 +111,7 @@ pub(super) async fn set_portal_profile(
              SET se_number = excluded.se_number, email = excluded.email,
                  interfaces = excluded.interfaces, updated_at = excluded.updated_at",
     )
-    .bind(username)
+    .bind(username.as_str())
     .bind(&profile.se_number)
     .bind(&profile.email)
     .bind(&profile.interfaces)
@@ -127,7 +129,7 @@ pub(super) async fn set_portal_profile(
 
 pub(super) async fn set_portal_initial_code(
     pool: &SqlitePool,
-    username: &str,
+    username: &Username,
     code_hash: &str,
     expires_at: OffsetDateTime,
 ) -> StoreResult<()> {
@@ -140,7 +142,7 @@ pub(super) async fn set_portal_initial_code(
                  initial_code_expires_at = excluded.initial_code_expires_at,
                  updated_at = excluded.updated_at",
     )
-    .bind(username)
+    .bind(username.as_str())
     .bind(code_hash)
     .bind(timestamp::to_text(expires_at))
     .bind(timestamp::to_text(OffsetDateTime::now_utc()))
@@ -160,7 +162,7 @@ pub(super) async fn create_portal_session(
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&session.token_hash)
-    .bind(&session.username)
+    .bind(session.username.as_str())
     .bind(&session.cert_fingerprint)
     .bind(&session.csrf_token)
     .bind(session.must_change_password)
@@ -188,7 +190,10 @@ pub(super) async fn portal_session(
         let last_seen_at: String = row.try_get("last_seen_at")?;
         Ok(PortalSession {
             token_hash: row.try_get("token_hash")?,
-            username: row.try_get("username")?,
+            username: super::transactions::parsed(
+                "portal_sessions.username",
+                row.try_get("username")?,
+            )?,
             cert_fingerprint: row.try_get("cert_fingerprint")?,
             csrf_token: row.try_get("csrf_token")?,
             must_change_password: row.try_get("must_change_password")?,
@@ -222,14 +227,14 @@ pub(super) async fn delete_portal_session(pool: &SqlitePool, token_hash: &str) -
 
 pub(super) async fn delete_portal_sessions_of(
     pool: &SqlitePool,
-    username: &str,
+    username: &Username,
     except_certificate: Option<&str>,
 ) -> StoreResult<u64> {
     let result = sqlx::query(
         "DELETE FROM portal_sessions
          WHERE username = $1 AND ($2 IS NULL OR cert_fingerprint <> $2)",
     )
-    .bind(username)
+    .bind(username.as_str())
     .bind(except_certificate)
     .execute(pool)
     .await?;
@@ -259,7 +264,7 @@ pub(super) async fn request_registration(
          ON CONFLICT (cert_fingerprint) WHERE state = 'queued' DO NOTHING
          RETURNING id",
     )
-    .bind(&job.username)
+    .bind(job.username.as_str())
     .bind(&job.cert_fingerprint)
     .bind(&job.cert_der)
     .bind(timestamp::to_text(job.requested_at))
@@ -346,7 +351,10 @@ fn job_from_row(row: &SqliteRow) -> StoreResult<RegistrationJob> {
     let requested_at: String = row.try_get("requested_at")?;
     Ok(RegistrationJob {
         id: row.try_get("id")?,
-        username: row.try_get("username")?,
+        username: super::transactions::parsed(
+            "registration_jobs.username",
+            row.try_get("username")?,
+        )?,
         cert_fingerprint: row.try_get("cert_fingerprint")?,
         state: state.parse().map_err(StoreError::Corrupt)?,
         requested_at: timestamp::from_text("registration_jobs.requested_at", &requested_at)?,

@@ -12,6 +12,7 @@ use crate::testing::{
     self, ACTIVATE_AT, FIRST_FINGERPRINT, FIRST_HASH, TempDir, USERNAME, id, registration,
     with_user,
 };
+use crate::testing::{service, user};
 
 /// The conformance suite on fresh stores in files: one writer connection and a pool of
 /// readers, so that the racing checks meet the store as the gateway opens it.
@@ -105,7 +106,7 @@ async fn on_disk_store_keeps_its_data_across_reopening() {
             .await
             .unwrap();
         store
-            .grant_role(USERNAME, "FATCA", RoleSource::Local)
+            .grant_role(&user(USERNAME), &service("FATCA"), RoleSource::Local)
             .await
             .unwrap();
         store
@@ -121,9 +122,9 @@ async fn on_disk_store_keeps_its_data_across_reopening() {
         store.reader.close().await;
     }
     let store = SqliteStore::open(&path).await.unwrap();
-    let known = store.find_user(USERNAME).await.unwrap().unwrap();
+    let known = store.find_user(&user(USERNAME)).await.unwrap().unwrap();
     assert_eq!(known.password_hash, FIRST_HASH);
-    assert_eq!(store.roles(USERNAME).await.unwrap(), ["FATCA"]);
+    assert_eq!(store.roles(&user(USERNAME)).await.unwrap(), ["FATCA"]);
     assert_eq!(
         store
             .audit_events(AuditQuery::default())
@@ -280,7 +281,8 @@ async fn the_mailbox_migration_keeps_every_out_file_where_its_user_sees_it() {
              INSERT INTO transactions
                  (id, skat_transaction_id, user_id, service, ftp_transaction_id, upload_path,
                   size, sha256, transfer_type, blob_key, state, received_at)
-                 VALUES (3, 'ci1', 7, 'FTPSGW.Heartbeat', 'a.xml', '/p', 1, 's', 'I', NULL,
+                 VALUES (3, 'ci1', 7, 'FTPSGW.Heartbeat', 'a.xml', '/p', 1,
+                         'ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb', 'I', NULL,
                          'received', '2026-01-01T00:00:00.000000Z');
              INSERT INTO out_files (user_id, name, size, content, created_at)
                  VALUES (7, 'old.xml', 3, x'616263', '2026-01-01T00:00:00.000000Z');",
@@ -292,7 +294,7 @@ async fn the_mailbox_migration_keeps_every_out_file_where_its_user_sees_it() {
     }
 
     let store = SqliteStore::open(&path).await.unwrap();
-    let mailbox = Mailbox::of_user(USERNAME);
+    let mailbox = Mailbox::of_user(&user(USERNAME));
     let listed = store.out_files(&mailbox).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].name, "old.xml");

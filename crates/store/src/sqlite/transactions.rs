@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 
 use mftgw_domain::status::{StatusCode, StatusFile};
-use mftgw_domain::{Mailbox, SkatTransactionId, Transaction, TransactionState, TransferMode};
+use mftgw_domain::{
+    BlobKey, Mailbox, ServiceName, SkatTransactionId, Transaction, TransactionState, TransferMode,
+    Username,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
@@ -44,7 +47,7 @@ pub(super) async fn record_transaction(
         "SELECT id, cvr, account, (SELECT id FROM mailboxes WHERE owner = $2)
              FROM users WHERE username = $1",
     )
-    .bind(&new.username)
+    .bind(new.username.as_str())
     .bind(&mailbox_key)
     .fetch_optional(&mut *transaction)
     .await?
@@ -63,13 +66,13 @@ pub(super) async fn record_transaction(
     )
     .bind(new.skat_transaction_id.as_str())
     .bind(user_id)
-    .bind(&new.service)
+    .bind(new.service.as_str())
     .bind(new.ftp_transaction_id.as_str())
     .bind(&new.upload_path)
     .bind(size_to_db(new.size)?)
-    .bind(&new.sha256)
+    .bind(new.sha256.as_str())
     .bind(new.transfer_type.to_string())
-    .bind(&new.blob_key)
+    .bind(new.blob_key.as_str())
     .bind(state.as_str())
     .bind(&received_at)
     .bind(mailbox_id)
@@ -138,7 +141,7 @@ macro_rules! work_columns {
 pub(super) async fn claim_work(
     pool: &SqlitePool,
     owner: &str,
-    services: &[String],
+    services: &[ServiceName],
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
     limit: u32,
@@ -184,7 +187,7 @@ pub(super) async fn claim_work(
         .bind(timestamp::to_text(now))
         .bind(i64::from(limit));
     for service in services {
-        query = query.bind(service);
+        query = query.bind(service.as_str());
     }
     // Read and claim in one write transaction, so that no other claim comes between.
     let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
@@ -427,10 +430,10 @@ async fn record_statuses(
 async fn replace_out_files(
     transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     files: Vec<(i64, &NewOutFile, String)>,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<BlobKey>> {
     let (latest, superseded) =
         last_of_each(files, |(mailbox_id, file, _)| (*mailbox_id, &file.name));
-    let mut replaced: Vec<String> = superseded
+    let mut replaced: Vec<BlobKey> = superseded
         .into_iter()
         .filter_map(|(_, file, _)| match &file.content {
             OutContent::Blob { key, .. } => Some(key.clone()),
@@ -447,7 +450,10 @@ async fn replace_out_files(
             query = query.bind(*mailbox_id).bind(&file.name);
         }
         let blob_keys: Vec<Option<String>> = query.fetch_all(&mut **transaction).await?;
-        replaced.extend(blob_keys.into_iter().flatten());
+        replaced.extend(parsed_all(
+            "out_files.blob_key",
+            blob_keys.into_iter().flatten(),
+        )?);
 
         let sql = format!(
             "INSERT INTO out_files (mailbox_id, name, size, content, blob_key, created_at) VALUES {}",
@@ -527,9 +533,9 @@ pub(super) async fn record_outbound(
          RETURNING id",
     )
     .bind(user_id)
-    .bind(&outbound.service)
+    .bind(outbound.service.as_str())
     .bind(&outbound.name)
-    .bind(&outbound.sha256)
+    .bind(outbound.sha256.as_str())
     .bind(outbound.skat_transaction_id.as_str())
     .bind(&at)
     .fetch_optional(&mut *transaction)
@@ -540,11 +546,11 @@ pub(super) async fn record_outbound(
              WHERE user_id = $1 AND service = $2 AND name = $3",
         )
         .bind(user_id)
-        .bind(&outbound.service)
+        .bind(outbound.service.as_str())
         .bind(&outbound.name)
         .fetch_one(&mut *transaction)
         .await?;
-        if sha256 != outbound.sha256 {
+        if outbound.sha256 != sha256.as_str() {
             return Err(StoreError::Conflict(format!(
                 "{} was posted for {} before with other content",
                 outbound.name, outbound.username
@@ -581,7 +587,7 @@ pub(super) async fn record_outbound(
 
 pub(super) async fn transactions(
     pool: &SqlitePool,
-    username: Option<&str>,
+    username: Option<&Username>,
     limit: u32,
 ) -> StoreResult<Vec<Transaction>> {
     let rows = sqlx::query(concat!(
@@ -592,7 +598,7 @@ pub(super) async fn transactions(
           ORDER BY transactions.id DESC
           LIMIT $2"
     ))
-    .bind(username)
+    .bind(username.map(|username| username.as_str()))
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
@@ -651,7 +657,10 @@ pub(super) async fn add_out_file(
     Ok(inserted.rows_affected() > 0)
 }
 
-pub(super) async fn pending_upload_bytes(pool: &SqlitePool, username: &str) -> StoreResult<u64> {
+pub(super) async fn pending_upload_bytes(
+    pool: &SqlitePool,
+    username: &Username,
+) -> StoreResult<u64> {
     let user_id = user_id(pool, username).await?;
     let bytes: i64 =
         sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM work WHERE user_id = $1")
@@ -731,8 +740,8 @@ pub(super) async fn delete_out_file(
 
 pub(super) async fn referenced_blobs(
     pool: &SqlitePool,
-    keys: &[String],
-) -> StoreResult<Vec<String>> {
+    keys: &[BlobKey],
+) -> StoreResult<Vec<BlobKey>> {
     let mut referenced = Vec::new();
     // SQLite allows 32,766 parameters per statement; stay well below.
     for chunk in keys.chunks(500) {
@@ -744,10 +753,10 @@ pub(super) async fn referenced_blobs(
         );
         let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
         for key in chunk {
-            query = query.bind(key);
+            query = query.bind(key.as_str());
         }
         let found: Vec<String> = query.fetch_all(pool).await?;
-        referenced.extend(found);
+        referenced.extend(parsed_all("blob_key", found)?);
     }
     Ok(referenced)
 }
@@ -778,11 +787,10 @@ pub(super) async fn expire(pool: &SqlitePool, before: OffsetDateTime) -> StoreRe
     .await?;
     transaction.commit().await?;
     let out_files = out_blobs.len() as u64;
-    let blob_keys = out_blobs
-        .into_iter()
-        .flatten()
-        .chain(upload_blobs)
-        .collect();
+    let blob_keys = parsed_all(
+        "blob_key",
+        out_blobs.into_iter().flatten().chain(upload_blobs),
+    )?;
     Ok(Expired {
         out_files,
         blob_keys,
@@ -806,6 +814,14 @@ pub(super) fn parsed<T: std::str::FromStr<Err = mftgw_domain::InvalidId>>(
         .map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
 }
 
+/// Every text from `column` as the identifier it holds.
+fn parsed_all<T: std::str::FromStr<Err = mftgw_domain::InvalidId>>(
+    column: &str,
+    texts: impl IntoIterator<Item = String>,
+) -> StoreResult<Vec<T>> {
+    texts.into_iter().map(|text| parsed(column, text)).collect()
+}
+
 fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
     let id: i64 = row.try_get("id")?;
     let state: String = row.try_get("state")?;
@@ -817,17 +833,17 @@ fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
             "transactions.skat_transaction_id",
             row.try_get("skat_transaction_id")?,
         )?,
-        username: row.try_get("username")?,
+        username: parsed("users.username", row.try_get("username")?)?,
         cvr: parsed("users.cvr", row.try_get("cvr")?)?,
         account: parsed("users.account", row.try_get("account")?)?,
-        service: row.try_get("service")?,
+        service: parsed("transactions.service", row.try_get("service")?)?,
         ftp_transaction_id: parsed(
             "transactions.ftp_transaction_id",
             row.try_get("ftp_transaction_id")?,
         )?,
         upload_path: row.try_get("upload_path")?,
         size: size_from_db("transactions.size", row.try_get("size")?)?,
-        sha256: row.try_get("sha256")?,
+        sha256: parsed("transactions.sha256", row.try_get("sha256")?)?,
         transfer_type: transfer_type
             .chars()
             .next()
@@ -837,7 +853,10 @@ fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
                     "transactions.transfer_type of {id}: {transfer_type:?}"
                 ))
             })?,
-        blob_key: row.try_get("blob_key")?,
+        blob_key: row
+            .try_get::<Option<String>, _>("blob_key")?
+            .map(|key| parsed("transactions.blob_key", key))
+            .transpose()?,
         state: state
             .parse()
             .map_err(|error| StoreError::Corrupt(format!("transactions.state of {id}: {error}")))?,
@@ -860,7 +879,7 @@ fn out_content_from_row(row: &SqliteRow) -> StoreResult<OutContent> {
     match (content, blob_key) {
         (Some(bytes), None) => Ok(OutContent::Inline(bytes)),
         (None, Some(key)) => Ok(OutContent::Blob {
-            key,
+            key: parsed("out_files.blob_key", key)?,
             size: size_from_db("out_files.size", row.try_get("size")?)?,
         }),
         _ => Err(StoreError::Corrupt(

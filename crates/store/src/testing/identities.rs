@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use mftgw_domain::{CertificateOwner, UserState};
 
+use mftgw_domain::Username;
+
+use super::user;
 use super::{
     ACTIVATE_AT, FIRST_FINGERPRINT, FIRST_HASH, RENEWED_FINGERPRINT, USERNAME, race, registration,
     watch, with_user,
@@ -26,18 +29,21 @@ pub async fn registration_creates_a_pending_user<S: IdentityStore>(store: Arc<S>
     assert_eq!(outcome.user.state, UserState::PendingActivation);
     assert_eq!(outcome.user.activate_at, Some(ACTIVATE_AT));
 
-    let known = store.find_user(USERNAME).await.unwrap().unwrap();
+    let known = store.find_user(&user(USERNAME)).await.unwrap().unwrap();
     assert_eq!(known.user, outcome.user);
     assert_eq!(known.current_cert_fingerprint, FIRST_FINGERPRINT);
     assert_eq!(known.password_hash, FIRST_HASH);
     assert_eq!(
         store.certificate_owner(FIRST_FINGERPRINT).await.unwrap(),
         Some(CertificateOwner {
-            username: USERNAME.into(),
+            username: user(USERNAME),
             current: true
         })
     );
-    assert_eq!(store.find_user("CVR_12345678_UID_2").await.unwrap(), None);
+    assert_eq!(
+        store.find_user(&user("CVR_12345678_UID_2")).await.unwrap(),
+        None
+    );
     assert_eq!(store.certificate_owner("ffff").await.unwrap(), None);
 }
 
@@ -47,7 +53,7 @@ pub async fn renewal_keeps_the_password_and_marks_the_old_certificate_replaced<S
 ) {
     with_user(&*store).await;
     store
-        .set_user_state(USERNAME, UserState::Active)
+        .set_user_state(&user(USERNAME), UserState::Active)
         .await
         .unwrap();
     let outcome = store
@@ -65,10 +71,10 @@ pub async fn renewal_keeps_the_password_and_marks_the_old_certificate_replaced<S
         "renewal keeps the state"
     );
 
-    let known = store.find_user(USERNAME).await.unwrap().unwrap();
+    let known = store.find_user(&user(USERNAME)).await.unwrap().unwrap();
     assert_eq!(known.current_cert_fingerprint, RENEWED_FINGERPRINT);
     assert_eq!(known.password_hash, FIRST_HASH);
-    let certificates = store.certificates(USERNAME).await.unwrap();
+    let certificates = store.certificates(&user(USERNAME)).await.unwrap();
     let listed: Vec<(&str, bool)> = certificates
         .iter()
         .map(|c| (c.fingerprint.as_str(), c.replaced_at.is_some()))
@@ -80,14 +86,14 @@ pub async fn renewal_keeps_the_password_and_marks_the_old_certificate_replaced<S
     assert_eq!(
         store.certificate_owner(FIRST_FINGERPRINT).await.unwrap(),
         Some(CertificateOwner {
-            username: USERNAME.into(),
+            username: user(USERNAME),
             current: false
         })
     );
     assert_eq!(
         store.certificate_owner(RENEWED_FINGERPRINT).await.unwrap(),
         Some(CertificateOwner {
-            username: USERNAME.into(),
+            username: user(USERNAME),
             current: true
         })
     );
@@ -98,7 +104,7 @@ pub async fn registering_the_current_certificate_again_changes_nothing<S: Identi
     store: Arc<S>,
 ) {
     with_user(&*store).await;
-    let before = store.find_user(USERNAME).await.unwrap();
+    let before = store.find_user(&user(USERNAME)).await.unwrap();
     let outcome = store
         .register_certificate(registration(
             USERNAME,
@@ -108,7 +114,7 @@ pub async fn registering_the_current_certificate_again_changes_nothing<S: Identi
         .await
         .unwrap();
     assert!(!outcome.created && outcome.unchanged);
-    assert_eq!(store.find_user(USERNAME).await.unwrap(), before);
+    assert_eq!(store.find_user(&user(USERNAME)).await.unwrap(), before);
 }
 
 /// A replaced certificate, another user's certificate and a certificate naming another
@@ -139,7 +145,7 @@ pub async fn conflicting_registrations_are_refused_without_changes<S: IdentitySt
         "{stolen:?}"
     );
     assert_eq!(
-        store.find_user(other_user).await.unwrap(),
+        store.find_user(&user(other_user)).await.unwrap(),
         None,
         "the refused registration was rolled back"
     );
@@ -152,7 +158,7 @@ pub async fn conflicting_registrations_are_refused_without_changes<S: IdentitySt
     ));
     assert_eq!(
         store
-            .find_user(USERNAME)
+            .find_user(&user(USERNAME))
             .await
             .unwrap()
             .unwrap()
@@ -169,7 +175,7 @@ pub async fn list_users_is_ordered_by_username<S: IdentityStore>(store: Arc<S>) 
             .await
             .unwrap();
     }
-    let usernames: Vec<String> = store
+    let usernames: Vec<Username> = store
         .list_users()
         .await
         .unwrap()
@@ -188,15 +194,21 @@ pub async fn state_changes<S: IdentityStore>(store: Arc<S>) {
         UserState::Active,
         UserState::Deleted,
     ] {
-        store.set_user_state(USERNAME, state).await.unwrap();
+        store.set_user_state(&user(USERNAME), state).await.unwrap();
         assert_eq!(
-            store.find_user(USERNAME).await.unwrap().unwrap().user.state,
+            store
+                .find_user(&user(USERNAME))
+                .await
+                .unwrap()
+                .unwrap()
+                .user
+                .state,
             state
         );
     }
     let unknown = "CVR_0_UID_0";
     assert!(matches!(
-        store.set_user_state(unknown, UserState::Active).await,
+        store.set_user_state(&user(unknown), UserState::Active).await,
         Err(StoreError::NotFound { what: "user", key }) if key == unknown
     ));
 }
@@ -216,14 +228,17 @@ pub async fn a_renewal_can_rotate_the_password_and_every_authorisation_change_is
     };
     let outcome = store.register_certificate(renewal).await.unwrap();
     assert!(outcome.password_rotated);
-    let known = store.find_user(USERNAME).await.unwrap().unwrap();
+    let known = store.find_user(&user(USERNAME)).await.unwrap().unwrap();
     assert_eq!(known.password_hash, "hmac-sha256:rotated");
     assert_eq!(
-        store.gateway_password_sealed(USERNAME).await.unwrap(),
+        store
+            .gateway_password_sealed(&user(USERNAME))
+            .await
+            .unwrap(),
         Some("sealed:hmac-sha256:rotated".into())
     );
     store
-        .set_user_state(USERNAME, UserState::Suspended)
+        .set_user_state(&user(USERNAME), UserState::Suspended)
         .await
         .unwrap();
     let profile = PortalProfile {
@@ -231,12 +246,12 @@ pub async fn a_renewal_can_rotate_the_password_and_every_authorisation_change_is
         ..Default::default()
     };
     store
-        .set_portal_profile(USERNAME, &profile, ACTIVATE_AT)
+        .set_portal_profile(&user(USERNAME), &profile, ACTIVATE_AT)
         .await
         .unwrap();
     // The same interfaces again change nothing that matters.
     store
-        .set_portal_profile(USERNAME, &profile, ACTIVATE_AT)
+        .set_portal_profile(&user(USERNAME), &profile, ACTIVATE_AT)
         .await
         .unwrap();
     let changes = store.security_changes(start, 100).await.unwrap();
@@ -269,7 +284,10 @@ pub async fn a_renewal_can_rotate_the_password_and_every_authorisation_change_is
 /// The sealed gateway password is the one of the registration that created the user.
 pub async fn the_sealed_gateway_password_survives_renewal<S: IdentityStore>(store: Arc<S>) {
     with_user(&*store).await;
-    let sealed = store.gateway_password_sealed(USERNAME).await.unwrap();
+    let sealed = store
+        .gateway_password_sealed(&user(USERNAME))
+        .await
+        .unwrap();
     assert_eq!(sealed.as_deref(), Some("sealed:hmac-sha256:0001"));
     store
         .register_certificate(registration(
@@ -280,11 +298,17 @@ pub async fn the_sealed_gateway_password_survives_renewal<S: IdentityStore>(stor
         .await
         .unwrap();
     assert_eq!(
-        store.gateway_password_sealed(USERNAME).await.unwrap(),
+        store
+            .gateway_password_sealed(&user(USERNAME))
+            .await
+            .unwrap(),
         sealed
     );
     assert_eq!(
-        store.gateway_password_sealed("CVR_1_UID_9").await.unwrap(),
+        store
+            .gateway_password_sealed(&user("CVR_1_UID_9"))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -337,7 +361,7 @@ pub async fn racing_registrations_of_one_fingerprint_leave_one_owner<S: Identity
                     "{username}: {error:?}"
                 );
                 assert_eq!(
-                    store.find_user(&username).await.unwrap(),
+                    store.find_user(&user(&username)).await.unwrap(),
                     None,
                     "{username}"
                 );
@@ -348,7 +372,7 @@ pub async fn racing_registrations_of_one_fingerprint_leave_one_owner<S: Identity
     assert_eq!(
         store.certificate_owner("dd44").await.unwrap(),
         Some(CertificateOwner {
-            username: winners[0].clone(),
+            username: user(&winners[0].clone()),
             current: true
         })
     );
@@ -386,7 +410,7 @@ pub async fn racing_registrations_of_one_user_leave_one_current_certificate<S: I
         }
     }
     assert_eq!(creations, 1);
-    let certificates = store.certificates(USERNAME).await.unwrap();
+    let certificates = store.certificates(&user(USERNAME)).await.unwrap();
     let current: Vec<&str> = certificates
         .iter()
         .filter(|certificate| certificate.replaced_at.is_none())
@@ -395,7 +419,7 @@ pub async fn racing_registrations_of_one_user_leave_one_current_certificate<S: I
     assert_eq!(current.len(), 1, "{certificates:?}");
     assert_eq!(
         store
-            .find_user(USERNAME)
+            .find_user(&user(USERNAME))
             .await
             .unwrap()
             .unwrap()
@@ -426,7 +450,7 @@ pub async fn a_follower_of_the_security_changes_misses_none<S: IdentityStore>(st
                     } else {
                         UserState::Suspended
                     };
-                    store.set_user_state(USERNAME, state).await.unwrap();
+                    store.set_user_state(&user(USERNAME), state).await.unwrap();
                 }
             })
         })

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::{Mailbox, TransactionState};
 
+use mftgw_domain::BlobKey;
+
 use super::{
     RECEIVED_AT, USERNAME, add_other_user, created, inline, names, race, step, upload, watch,
     with_user,
 };
+use super::{blob_key_for, user};
 use crate::{IdentityStore, MailboxStore, NewOutFile, OutContent, TransactionLog};
 
 /// A name is added to a user's `/out` once (the first file stays); each user has their own
@@ -21,26 +24,30 @@ pub async fn out_files_are_per_user_and_added_once_by_name<S: IdentityStore + Ma
     let at = RECEIVED_AT;
     assert!(
         store
-            .add_out_file(&Mailbox::of_user(USERNAME), inline("r.txt", "first"), at)
+            .add_out_file(
+                &Mailbox::of_user(&user(USERNAME)),
+                inline("r.txt", "first"),
+                at
+            )
             .await
             .unwrap()
     );
     let blob = NewOutFile {
         name: "r.txt".into(),
         content: OutContent::Blob {
-            key: "k1".into(),
+            key: blob_key_for("k1"),
             size: 9,
         },
     };
     assert!(
         !store
-            .add_out_file(&Mailbox::of_user(USERNAME), blob, at)
+            .add_out_file(&Mailbox::of_user(&user(USERNAME)), blob, at)
             .await
             .unwrap(),
         "a name already in /out is left as it is"
     );
     let (entry, content) = store
-        .out_file(&Mailbox::of_user(USERNAME), "r.txt")
+        .out_file(&Mailbox::of_user(&user(USERNAME)), "r.txt")
         .await
         .unwrap()
         .unwrap();
@@ -50,42 +57,46 @@ pub async fn out_files_are_per_user_and_added_once_by_name<S: IdentityStore + Ma
     );
     assert!(
         store
-            .out_file(&Mailbox::of_user(other_user), "r.txt")
+            .out_file(&Mailbox::of_user(&user(other_user)), "r.txt")
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
-            .out_files(&Mailbox::of_user(other_user))
+            .out_files(&Mailbox::of_user(&user(other_user)))
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         store
-            .add_out_file(&Mailbox::of_user(other_user), inline("r.txt", "theirs"), at)
+            .add_out_file(
+                &Mailbox::of_user(&user(other_user)),
+                inline("r.txt", "theirs"),
+                at
+            )
             .await
             .unwrap(),
         "names are per user"
     );
     assert_eq!(
         store
-            .delete_out_file(&Mailbox::of_user(other_user), "r.txt")
+            .delete_out_file(&Mailbox::of_user(&user(other_user)), "r.txt")
             .await
             .unwrap(),
         Some(OutContent::Inline(b"theirs".to_vec()))
     );
     assert_eq!(
         store
-            .delete_out_file(&Mailbox::of_user(USERNAME), "r.txt")
+            .delete_out_file(&Mailbox::of_user(&user(USERNAME)), "r.txt")
             .await
             .unwrap(),
         Some(OutContent::Inline(b"first".to_vec()))
     );
     assert!(
         store
-            .out_files(&Mailbox::of_user(USERNAME))
+            .out_files(&Mailbox::of_user(&user(USERNAME)))
             .await
             .unwrap()
             .is_empty()
@@ -104,11 +115,14 @@ pub async fn a_listing_returns_names_exactly_in_the_order_they_came<
     for (second, name) in names_put.iter().enumerate() {
         let at = RECEIVED_AT + time::Duration::seconds(second as i64);
         store
-            .add_out_file(&Mailbox::of_user(USERNAME), inline(name, "body"), at)
+            .add_out_file(&Mailbox::of_user(&user(USERNAME)), inline(name, "body"), at)
             .await
             .unwrap();
     }
-    let listed = store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap();
+    let listed = store
+        .out_files(&Mailbox::of_user(&user(USERNAME)))
+        .await
+        .unwrap();
     assert_eq!(names(&listed), names_put);
     assert!(listed.iter().all(|entry| entry.size == 4));
     assert_eq!(
@@ -117,7 +131,7 @@ pub async fn a_listing_returns_names_exactly_in_the_order_they_came<
     );
     assert!(
         store
-            .out_files(&Mailbox::of_user("CVR_12345678_UID_2"))
+            .out_files(&Mailbox::of_user(&user("CVR_12345678_UID_2")))
             .await
             .is_err(),
         "no such user"
@@ -135,7 +149,7 @@ pub async fn racing_additions_of_one_name_add_one_file<S: IdentityStore + Mailbo
             let body = format!("body {n}");
             let added = store
                 .add_out_file(
-                    &Mailbox::of_user(USERNAME),
+                    &Mailbox::of_user(&user(USERNAME)),
                     inline("r.txt", &body),
                     RECEIVED_AT,
                 )
@@ -151,11 +165,16 @@ pub async fn racing_additions_of_one_name_add_one_file<S: IdentityStore + Mailbo
         .collect();
     assert_eq!(added.len(), 1, "{added:?}");
     assert_eq!(
-        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
+        names(
+            &store
+                .out_files(&Mailbox::of_user(&user(USERNAME)))
+                .await
+                .unwrap()
+        ),
         ["r.txt"]
     );
     let (_, content) = store
-        .out_file(&Mailbox::of_user(USERNAME), "r.txt")
+        .out_file(&Mailbox::of_user(&user(USERNAME)), "r.txt")
         .await
         .unwrap()
         .unwrap();
@@ -186,7 +205,7 @@ pub async fn a_replaced_file_is_never_missing_from_out<
         delivered.files = vec![NewOutFile {
             name: "answer.xml".into(),
             content: OutContent::Blob {
-                key: format!("answer{i}"),
+                key: blob_key_for(&format!("answer{i}")),
                 size: 1,
             },
         }];
@@ -207,13 +226,16 @@ pub async fn a_replaced_file_is_never_missing_from_out<
     let replaced = watch(vec![writer], async || {
         assert!(
             store
-                .out_file(&Mailbox::of_user(USERNAME), "answer.xml")
+                .out_file(&Mailbox::of_user(&user(USERNAME)), "answer.xml")
                 .await
                 .unwrap()
                 .is_some(),
             "answer.xml is missing"
         );
-        let listed = store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap();
+        let listed = store
+            .out_files(&Mailbox::of_user(&user(USERNAME)))
+            .await
+            .unwrap();
         assert_eq!(
             names(&listed)
                 .iter()
@@ -226,12 +248,14 @@ pub async fn a_replaced_file_is_never_missing_from_out<
     })
     .await
     .concat();
-    let expected: Vec<String> = (0..29).map(|i| format!("answer{i}")).collect();
+    let expected: Vec<BlobKey> = (0..29)
+        .map(|i| blob_key_for(&format!("answer{i}")))
+        .collect();
     assert_eq!(replaced, expected);
     let (_, last) = store
-        .out_file(&Mailbox::of_user(USERNAME), "answer.xml")
+        .out_file(&Mailbox::of_user(&user(USERNAME)), "answer.xml")
         .await
         .unwrap()
         .unwrap();
-    assert!(matches!(last, OutContent::Blob { ref key, .. } if key == "answer29"));
+    assert!(matches!(last, OutContent::Blob { ref key, .. } if *key == blob_key_for("answer29")));
 }

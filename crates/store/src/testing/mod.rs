@@ -36,7 +36,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use mftgw_domain::status::StatusCode;
-use mftgw_domain::{SkatTransactionId, Transaction, TransactionState};
+use mftgw_domain::{
+    BlobKey, ServiceName, Sha256, SkatTransactionId, Transaction, TransactionState, Username,
+};
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tokio::task::JoinHandle;
@@ -90,7 +92,7 @@ pub fn registration(
         .and_then(|rest| rest.split_once('_'))
         .expect("test usernames look like CVR_<cvr>_<account>");
     CertificateRegistration {
-        username: username.into(),
+        username: user(username),
         cvr: cvr.parse().unwrap(),
         account: account.parse().unwrap(),
         kind: "voces".into(),
@@ -132,18 +134,39 @@ pub async fn add_other_user<S: IdentityStore>(store: &S) -> &'static str {
 pub fn upload(skat_id: &str, name: &str) -> NewTransaction {
     NewTransaction {
         skat_transaction_id: id(skat_id),
-        username: USERNAME.into(),
-        mailbox: mftgw_domain::Mailbox::of_user(USERNAME),
-        service: HEARTBEAT.into(),
+        username: user(USERNAME),
+        mailbox: mftgw_domain::Mailbox::of_user(&user(USERNAME)),
+        service: service(HEARTBEAT),
         ftp_transaction_id: name.parse().unwrap(),
         upload_path: format!("/CVR_12345678/UID_1/{HEARTBEAT}/{name}"),
         size: 3,
-        sha256: "ab".repeat(32),
+        sha256: sha256(&"ab".repeat(32)),
         transfer_type: mftgw_domain::TransferMode::Binary,
-        blob_key: format!("blob{skat_id}"),
+        blob_key: blob_key_for(skat_id),
         received_at: RECEIVED_AT,
         rejection: None,
     }
+}
+
+/// `text` as a gateway username; panics if it is not one.
+pub fn user(text: &str) -> Username {
+    text.parse().unwrap()
+}
+
+/// `text` as a service name; panics if it is not one.
+pub fn service(text: &str) -> ServiceName {
+    text.parse().unwrap()
+}
+
+/// `text` as a SHA-256; panics if it is not one.
+pub fn sha256(text: &str) -> Sha256 {
+    text.parse().unwrap()
+}
+
+/// A blob key of its own for each `seed`: the hex of its bytes.
+pub fn blob_key_for(seed: &str) -> BlobKey {
+    let hex: String = seed.bytes().map(|byte| format!("{byte:02x}")).collect();
+    hex.parse().unwrap()
 }
 
 /// `text` as a SKATTransactionId; panics if it is not one.

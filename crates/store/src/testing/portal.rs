@@ -5,6 +5,7 @@ use std::sync::Arc;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+use super::user;
 use super::{USERNAME, race, with_user};
 use crate::{
     IdentityStore, InitialCode, NewRegistrationJob, PortalProfile, PortalSession, PortalStore,
@@ -17,7 +18,7 @@ const AT: OffsetDateTime = datetime!(2025-03-01 10:00 UTC);
 fn session(token_hash: &str, last_seen_at: OffsetDateTime) -> PortalSession {
     PortalSession {
         token_hash: token_hash.into(),
-        username: USERNAME.into(),
+        username: user(USERNAME),
         cert_fingerprint: "aa11".into(),
         csrf_token: "csrf".into(),
         must_change_password: true,
@@ -29,7 +30,7 @@ fn session(token_hash: &str, last_seen_at: OffsetDateTime) -> PortalSession {
 /// A registration of the certificate `fingerprint` for [`USERNAME`], asked for at [`AT`].
 fn job(fingerprint: &str) -> NewRegistrationJob {
     NewRegistrationJob {
-        username: USERNAME.into(),
+        username: user(USERNAME),
         cert_fingerprint: fingerprint.into(),
         cert_der: vec![0x30, 0x03],
         requested_at: AT,
@@ -38,7 +39,7 @@ fn job(fingerprint: &str) -> NewRegistrationJob {
 
 /// An account appears with the first password or profile change; each change keeps the other.
 pub async fn portal_account_password_and_profile_are_independent<S: PortalStore>(store: Arc<S>) {
-    assert_eq!(store.portal_account(USERNAME).await.unwrap(), None);
+    assert_eq!(store.portal_account(&user(USERNAME)).await.unwrap(), None);
 
     let profile = PortalProfile {
         se_number: Some("12345678".into()),
@@ -46,10 +47,14 @@ pub async fn portal_account_password_and_profile_are_independent<S: PortalStore>
         interfaces: "ftps,as4".into(),
     };
     store
-        .set_portal_profile(USERNAME, &profile, AT)
+        .set_portal_profile(&user(USERNAME), &profile, AT)
         .await
         .unwrap();
-    let account = store.portal_account(USERNAME).await.unwrap().unwrap();
+    let account = store
+        .portal_account(&user(USERNAME))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         account.password_hash, None,
         "a profile change sets no password"
@@ -57,10 +62,14 @@ pub async fn portal_account_password_and_profile_are_independent<S: PortalStore>
     assert_eq!(account.profile, profile);
 
     store
-        .set_portal_password(USERNAME, "$argon2id$x", AT)
+        .set_portal_password(&user(USERNAME), "$argon2id$x", AT)
         .await
         .unwrap();
-    let account = store.portal_account(USERNAME).await.unwrap().unwrap();
+    let account = store
+        .portal_account(&user(USERNAME))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(account.password_hash.as_deref(), Some("$argon2id$x"));
     assert_eq!(
         account.profile, profile,
@@ -124,7 +133,7 @@ pub async fn sessions_are_found_by_hash_touched_and_expired<S: PortalStore>(stor
         .unwrap();
     assert_eq!(
         store
-            .delete_portal_sessions_of(USERNAME, Some("renewed"))
+            .delete_portal_sessions_of(&user(USERNAME), Some("renewed"))
             .await
             .unwrap(),
         2,
@@ -133,7 +142,7 @@ pub async fn sessions_are_found_by_hash_touched_and_expired<S: PortalStore>(stor
     assert!(store.portal_session("c").await.unwrap().is_some());
     assert_eq!(
         store
-            .delete_portal_sessions_of(USERNAME, None)
+            .delete_portal_sessions_of(&user(USERNAME), None)
             .await
             .unwrap(),
         1
@@ -144,10 +153,14 @@ pub async fn sessions_are_found_by_hash_touched_and_expired<S: PortalStore>(stor
 pub async fn an_initial_code_is_kept_with_its_expiry<S: PortalStore>(store: Arc<S>) {
     let expires = AT + Duration::days(7);
     store
-        .set_portal_initial_code(USERNAME, "$argon2id$code", expires)
+        .set_portal_initial_code(&user(USERNAME), "$argon2id$code", expires)
         .await
         .unwrap();
-    let account = store.portal_account(USERNAME).await.unwrap().unwrap();
+    let account = store
+        .portal_account(&user(USERNAME))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(account.password_hash, None);
     assert_eq!(
         account.initial_code,
@@ -198,7 +211,7 @@ pub async fn the_interface_choice_reaches_the_ftps_login<S: IdentityStore + Port
     with_user(&*store).await;
     let ftps_chosen = async |store: &S| {
         store
-            .find_user(USERNAME)
+            .find_user(&user(USERNAME))
             .await
             .unwrap()
             .unwrap()
@@ -213,12 +226,12 @@ pub async fn the_interface_choice_reaches_the_ftps_login<S: IdentityStore + Port
         ..PortalProfile::default()
     };
     store
-        .set_portal_profile(USERNAME, &as4_only, AT)
+        .set_portal_profile(&user(USERNAME), &as4_only, AT)
         .await
         .unwrap();
     assert!(!ftps_chosen(&*store).await);
     store
-        .set_portal_profile(USERNAME, &PortalProfile::default(), AT)
+        .set_portal_profile(&user(USERNAME), &PortalProfile::default(), AT)
         .await
         .unwrap();
     assert!(ftps_chosen(&*store).await);

@@ -5,14 +5,17 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
+use mftgw_domain::{ServiceName, Username};
+
 use super::{USERNAME, race, watch, with_user};
+use super::{service, user};
 use crate::{IdentityStore, RoleSource, RoleStore, StoreError};
 
 /// Replicated grants of `services` to [`USERNAME`], as replication passes them.
-fn replicated(services: &[&str]) -> Vec<(String, String)> {
+fn replicated(services: &[&str]) -> Vec<(Username, ServiceName)> {
     services
         .iter()
-        .map(|service| (USERNAME.to_string(), service.to_string()))
+        .map(|name| (user(USERNAME), service(name)))
         .collect()
 }
 
@@ -21,28 +24,28 @@ pub async fn roles_from_both_sources<S: IdentityStore + RoleStore>(store: Arc<S>
     with_user(&*store).await;
     assert!(
         store
-            .grant_role(USERNAME, "FATCA", RoleSource::Local)
+            .grant_role(&user(USERNAME), &service("FATCA"), RoleSource::Local)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .grant_role(USERNAME, "FATCA", RoleSource::Local)
+            .grant_role(&user(USERNAME), &service("FATCA"), RoleSource::Local)
             .await
             .unwrap(),
         "already granted"
     );
     assert!(
         store
-            .grant_role(USERNAME, "FATCA", RoleSource::Replicated)
+            .grant_role(&user(USERNAME), &service("FATCA"), RoleSource::Replicated)
             .await
             .unwrap()
     );
     assert!(
         store
             .grant_role(
-                USERNAME,
-                "DMIValutaKurserOverførService",
+                &user(USERNAME),
+                &service("DMIValutaKurserOverførService"),
                 RoleSource::Replicated
             )
             .await
@@ -50,51 +53,51 @@ pub async fn roles_from_both_sources<S: IdentityStore + RoleStore>(store: Arc<S>
     );
     assert!(
         store
-            .grant_role(USERNAME, "CRS", RoleSource::Local)
+            .grant_role(&user(USERNAME), &service("CRS"), RoleSource::Local)
             .await
             .unwrap()
     );
     assert_eq!(
-        store.roles(USERNAME).await.unwrap(),
+        store.roles(&user(USERNAME)).await.unwrap(),
         ["CRS", "DMIValutaKurserOverførService", "FATCA"]
     );
 
     assert!(
         store
-            .revoke_role(USERNAME, "FATCA", RoleSource::Replicated)
+            .revoke_role(&user(USERNAME), &service("FATCA"), RoleSource::Replicated)
             .await
             .unwrap()
     );
     assert_eq!(
-        store.roles(USERNAME).await.unwrap(),
+        store.roles(&user(USERNAME)).await.unwrap(),
         ["CRS", "DMIValutaKurserOverførService", "FATCA"],
         "the local grant still holds"
     );
     assert!(
         store
-            .revoke_role(USERNAME, "FATCA", RoleSource::Local)
+            .revoke_role(&user(USERNAME), &service("FATCA"), RoleSource::Local)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .revoke_role(USERNAME, "FATCA", RoleSource::Local)
+            .revoke_role(&user(USERNAME), &service("FATCA"), RoleSource::Local)
             .await
             .unwrap(),
         "nothing left to revoke"
     );
     assert_eq!(
-        store.roles(USERNAME).await.unwrap(),
+        store.roles(&user(USERNAME)).await.unwrap(),
         ["CRS", "DMIValutaKurserOverførService"]
     );
 
     assert!(matches!(
-        store.roles("CVR_0_UID_0").await,
+        store.roles(&user("CVR_0_UID_0")).await,
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
         store
-            .grant_role("CVR_0_UID_0", "CRS", RoleSource::Local)
+            .grant_role(&user("CVR_0_UID_0"), &service("CRS"), RoleSource::Local)
             .await,
         Err(StoreError::NotFound { .. })
     ));
@@ -107,16 +110,16 @@ pub async fn replication_replaces_only_replicated_roles<S: IdentityStore + RoleS
 ) {
     with_user(&*store).await;
     store
-        .grant_role(USERNAME, "AKFA", RoleSource::Local)
+        .grant_role(&user(USERNAME), &service("AKFA"), RoleSource::Local)
         .await
         .unwrap();
     let mut first = replicated(&["FATCA", "CPS", "AKFA"]);
-    first.push(("CVR_0_UID_0".into(), "FATCA".into()));
+    first.push((user("CVR_0_UID_0"), service("FATCA")));
     let outcome = store.replace_replicated_roles(&first).await.unwrap();
     assert_eq!((outcome.granted, outcome.revoked), (3, 0));
     assert_eq!(outcome.unknown_users, ["CVR_0_UID_0"]);
     assert_eq!(
-        store.roles(USERNAME).await.unwrap(),
+        store.roles(&user(USERNAME)).await.unwrap(),
         ["AKFA", "CPS", "FATCA"]
     );
 
@@ -126,10 +129,13 @@ pub async fn replication_replaces_only_replicated_roles<S: IdentityStore + RoleS
         .await
         .unwrap();
     assert_eq!((outcome.granted, outcome.revoked), (0, 2));
-    assert_eq!(store.roles(USERNAME).await.unwrap(), ["AKFA", "FATCA"]);
+    assert_eq!(
+        store.roles(&user(USERNAME)).await.unwrap(),
+        ["AKFA", "FATCA"]
+    );
     let outcome = store.replace_replicated_roles(&[]).await.unwrap();
     assert_eq!(outcome.revoked, 1);
-    assert_eq!(store.roles(USERNAME).await.unwrap(), ["AKFA"]);
+    assert_eq!(store.roles(&user(USERNAME)).await.unwrap(), ["AKFA"]);
 }
 
 /// A role counts as held since a time if it is held now or ended at or after that time.
@@ -142,46 +148,46 @@ pub async fn a_role_counts_as_held_within_the_retention_after_it_ends<
     let long_ago = datetime!(2020-01-01 00:00 UTC);
     assert!(
         !store
-            .held_role_since(USERNAME, "FATCA", long_ago)
+            .held_role_since(&user(USERNAME), &service("FATCA"), long_ago)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .revoke_role(USERNAME, "FATCA", RoleSource::Local)
+            .revoke_role(&user(USERNAME), &service("FATCA"), RoleSource::Local)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .held_role_since(USERNAME, "FATCA", long_ago)
+            .held_role_since(&user(USERNAME), &service("FATCA"), long_ago)
             .await
             .unwrap(),
         "revoking a role never held makes no history"
     );
     store
-        .grant_role(USERNAME, "FATCA", RoleSource::Local)
+        .grant_role(&user(USERNAME), &service("FATCA"), RoleSource::Local)
         .await
         .unwrap();
     store
-        .grant_role(USERNAME, "FATCA", RoleSource::Replicated)
+        .grant_role(&user(USERNAME), &service("FATCA"), RoleSource::Replicated)
         .await
         .unwrap();
     assert!(
         store
-            .held_role_since(USERNAME, "FATCA", long_ago)
+            .held_role_since(&user(USERNAME), &service("FATCA"), long_ago)
             .await
             .unwrap()
     );
     store
-        .revoke_role(USERNAME, "FATCA", RoleSource::Local)
+        .revoke_role(&user(USERNAME), &service("FATCA"), RoleSource::Local)
         .await
         .unwrap();
     store.replace_replicated_roles(&[]).await.unwrap();
-    assert!(store.roles(USERNAME).await.unwrap().is_empty());
+    assert!(store.roles(&user(USERNAME)).await.unwrap().is_empty());
     assert!(
         store
-            .held_role_since(USERNAME, "FATCA", long_ago)
+            .held_role_since(&user(USERNAME), &service("FATCA"), long_ago)
             .await
             .unwrap(),
         "ended just now, within any retention"
@@ -189,7 +195,7 @@ pub async fn a_role_counts_as_held_within_the_retention_after_it_ends<
     let future = OffsetDateTime::now_utc() + time::Duration::HOUR;
     assert!(
         !store
-            .held_role_since(USERNAME, "FATCA", future)
+            .held_role_since(&user(USERNAME), &service("FATCA"), future)
             .await
             .unwrap()
     );
@@ -208,10 +214,12 @@ pub async fn racing_grants_and_revokes_of_one_role_take_effect_once<
             let store = Arc::clone(&store);
             async move {
                 if grant {
-                    store.grant_role(USERNAME, "FATCA", RoleSource::Local).await
+                    store
+                        .grant_role(&user(USERNAME), &service("FATCA"), RoleSource::Local)
+                        .await
                 } else {
                     store
-                        .revoke_role(USERNAME, "FATCA", RoleSource::Local)
+                        .revoke_role(&user(USERNAME), &service("FATCA"), RoleSource::Local)
                         .await
                 }
             }
@@ -222,14 +230,14 @@ pub async fn racing_grants_and_revokes_of_one_role_take_effect_once<
         .count()
     };
     assert_eq!(took_effect(true).await, 1, "granted once");
-    assert_eq!(store.roles(USERNAME).await.unwrap(), ["FATCA"]);
+    assert_eq!(store.roles(&user(USERNAME)).await.unwrap(), ["FATCA"]);
     assert_eq!(took_effect(false).await, 1, "revoked once");
-    assert!(store.roles(USERNAME).await.unwrap().is_empty());
+    assert!(store.roles(&user(USERNAME)).await.unwrap().is_empty());
     assert!(
         store
             .held_role_since(
-                USERNAME,
-                "FATCA",
+                &user(USERNAME),
+                &service("FATCA"),
                 OffsetDateTime::now_utc() - time::Duration::HOUR
             )
             .await
@@ -260,10 +268,10 @@ pub async fn a_reader_sees_the_old_replicated_roles_or_the_new<S: IdentityStore 
         })
     };
     watch(vec![writer], async || {
-        let roles = store.roles(USERNAME).await.unwrap();
+        let roles = store.roles(&user(USERNAME)).await.unwrap();
         assert!(roles == old || roles == new, "{roles:?}");
         false
     })
     .await;
-    assert_eq!(store.roles(USERNAME).await.unwrap(), old);
+    assert_eq!(store.roles(&user(USERNAME)).await.unwrap(), old);
 }

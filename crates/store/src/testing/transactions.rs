@@ -8,10 +8,13 @@ use mftgw_domain::{Mailbox, Transaction, TransactionState};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
+use mftgw_domain::ServiceName;
+
 use super::{
     HEARTBEAT, NODE, RECEIVED_AT, USERNAME, add_other_user, created, id, inline, names, race, step,
     upload, with_user,
 };
+use super::{blob_key_for, service, sha256, user};
 use crate::{
     Advance, Expired, IdentityStore, MailboxStore, NewOutFile, NewOutbound, OutContent, Recorded,
     StoreError, TransactionLog, WorkItem,
@@ -24,7 +27,7 @@ const LEASE_ENDED: OffsetDateTime = datetime!(2000-01-01 00:00 UTC);
 /// look that holds nothing back, so that the next claim, at any time, finds the same items.
 async fn look<S: TransactionLog>(
     store: &S,
-    services: &[String],
+    services: &[ServiceName],
     now: OffsetDateTime,
 ) -> Vec<WorkItem> {
     store
@@ -51,7 +54,7 @@ async fn two_uploads_and_one_to_fatca<S: IdentityStore + TransactionLog>(
     let first = record(store, "ci1", "1.xml").await;
     let second = record(store, "ci2", "2.xml").await;
     let mut elsewhere = upload("ci3", "3.xml");
-    elsewhere.service = "FATCA".into();
+    elsewhere.service = service("FATCA");
     [
         first,
         second,
@@ -76,7 +79,7 @@ pub async fn a_recorded_transaction_has_work_until_a_final_step<
     assert_eq!(transaction.state, TransactionState::Received);
     assert_eq!(transaction.received_at, RECEIVED_AT);
 
-    let services = [HEARTBEAT.to_string()];
+    let services = [service(HEARTBEAT)];
     let due = look(&*store, &services, RECEIVED_AT).await;
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].transaction, transaction);
@@ -87,7 +90,7 @@ pub async fn a_recorded_transaction_has_work_until_a_final_step<
             .is_empty()
     );
     assert!(
-        look(&*store, &["Other".to_string()], RECEIVED_AT)
+        look(&*store, &[service("Other")], RECEIVED_AT)
             .await
             .is_empty()
     );
@@ -124,7 +127,12 @@ pub async fn a_recorded_transaction_has_work_until_a_final_step<
     );
     assert!(look(&*store, &services, RECEIVED_AT).await.is_empty());
     assert_eq!(
-        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
+        names(
+            &store
+                .out_files(&Mailbox::of_user(&user(USERNAME)))
+                .await
+                .unwrap()
+        ),
         ["status_1", "status_0"]
     );
 }
@@ -141,10 +149,15 @@ pub async fn a_transaction_rejected_on_arrival_has_its_status_0_and_no_work<
     refused.rejection = Some(vec![inline("status_AKFA_bad.txt_0.xml", "xml")]);
     let transaction = created(store.record_transaction(refused).await.unwrap());
     assert_eq!(transaction.state, TransactionState::Rejected);
-    let services = [HEARTBEAT.to_string()];
+    let services = [service(HEARTBEAT)];
     assert!(look(&*store, &services, RECEIVED_AT).await.is_empty());
     assert_eq!(
-        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
+        names(
+            &store
+                .out_files(&Mailbox::of_user(&user(USERNAME)))
+                .await
+                .unwrap()
+        ),
         ["status_AKFA_bad.txt_0.xml"]
     );
     assert_eq!(
@@ -168,7 +181,7 @@ pub async fn a_name_is_used_once_per_user_in_any_service<S: IdentityStore + Tran
     with_user(&*store).await;
     record(&*store, "ci1", "a.xml").await;
     let mut elsewhere = upload("ci2", "a.xml");
-    elsewhere.service = "FATCA".into();
+    elsewhere.service = service("FATCA");
     assert_eq!(
         store.record_transaction(elsewhere).await.unwrap(),
         Recorded::NameReused
@@ -176,13 +189,13 @@ pub async fn a_name_is_used_once_per_user_in_any_service<S: IdentityStore + Tran
 
     let other_user = add_other_user(&*store).await;
     let mut theirs = upload("ci3", "a.xml");
-    theirs.username = other_user.into();
-    theirs.mailbox = Mailbox::of_user(other_user);
+    theirs.username = user(other_user);
+    theirs.mailbox = Mailbox::of_user(&user(other_user));
     created(store.record_transaction(theirs).await.unwrap());
     assert_eq!(store.transactions(None, 10).await.unwrap().len(), 2);
     assert_eq!(
         store
-            .transactions(Some(other_user), 10)
+            .transactions(Some(&user(other_user)), 10)
             .await
             .unwrap()
             .len(),
@@ -215,7 +228,11 @@ pub async fn concurrent_uploads_of_one_name_make_one_transaction<
     }
     assert_eq!(created_count, 1);
     assert_eq!(
-        store.transactions(Some(USERNAME), 100).await.unwrap().len(),
+        store
+            .transactions(Some(&user(USERNAME)), 100)
+            .await
+            .unwrap()
+            .len(),
         1
     );
 }
@@ -227,12 +244,15 @@ pub async fn pending_upload_bytes_count_what_waits_for_delivery<
     store: Arc<S>,
 ) {
     with_user(&*store).await;
-    assert_eq!(store.pending_upload_bytes(USERNAME).await.unwrap(), 0);
+    assert_eq!(
+        store.pending_upload_bytes(&user(USERNAME)).await.unwrap(),
+        0
+    );
     let waiting = record(&*store, "ci1", "a.xml").await;
     let delivered = record(&*store, "ci2", "b.xml").await;
     let size = waiting.size;
     assert_eq!(
-        store.pending_upload_bytes(USERNAME).await.unwrap(),
+        store.pending_upload_bytes(&user(USERNAME)).await.unwrap(),
         2 * size
     );
     store
@@ -243,7 +263,10 @@ pub async fn pending_upload_bytes_count_what_waits_for_delivery<
         )])
         .await
         .unwrap();
-    assert_eq!(store.pending_upload_bytes(USERNAME).await.unwrap(), size);
+    assert_eq!(
+        store.pending_upload_bytes(&user(USERNAME)).await.unwrap(),
+        size
+    );
 }
 
 /// Expiry removes old `/out` files and the bodies of old finished uploads, returning their
@@ -266,17 +289,17 @@ pub async fn expiry_removes_old_out_files_and_finished_upload_bodies<
     let blob = NewOutFile {
         name: "big.bin".into(),
         content: OutContent::Blob {
-            key: "k9".into(),
+            key: blob_key_for("k9"),
             size: 1,
         },
     };
     store
-        .add_out_file(&Mailbox::of_user(USERNAME), blob, RECEIVED_AT)
+        .add_out_file(&Mailbox::of_user(&user(USERNAME)), blob, RECEIVED_AT)
         .await
         .unwrap();
     store
         .add_out_file(
-            &Mailbox::of_user(USERNAME),
+            &Mailbox::of_user(&user(USERNAME)),
             inline("new.txt", "x"),
             RECEIVED_AT + time::Duration::DAY,
         )
@@ -290,15 +313,20 @@ pub async fn expiry_removes_old_out_files_and_finished_upload_bodies<
     assert_eq!(expired.out_files, 2, "status_0 of old.xml and big.bin");
     let mut keys = expired.blob_keys.clone();
     keys.sort();
-    assert_eq!(keys, ["blobci1", "k9"]);
+    assert_eq!(keys, [blob_key_for("ci1"), blob_key_for("k9")]);
     assert_eq!(
-        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
+        names(
+            &store
+                .out_files(&Mailbox::of_user(&user(USERNAME)))
+                .await
+                .unwrap()
+        ),
         ["new.txt"]
     );
-    let kept = store.transactions(Some(USERNAME), 10).await.unwrap();
+    let kept = store.transactions(Some(&user(USERNAME)), 10).await.unwrap();
     assert_eq!(kept.len(), 3, "transactions are kept forever");
     let unfinished = kept.iter().find(|t| t.id == unfinished.id).unwrap();
-    assert_eq!(unfinished.blob_key.as_deref(), Some("blobci3"));
+    assert_eq!(unfinished.blob_key, Some(blob_key_for("ci3")));
     assert_eq!(
         store
             .expire(RECEIVED_AT + time::Duration::HOUR)
@@ -316,7 +344,7 @@ pub async fn an_upload_waiting_for_a_retry_holds_back_later_ones_of_its_user_and
     store: Arc<S>,
 ) {
     let [first, second, other_service] = two_uploads_and_one_to_fatca(&*store).await;
-    let services = [HEARTBEAT.to_string(), "FATCA".to_string()];
+    let services = [service(HEARTBEAT), service("FATCA")];
     let due = look(&*store, &services, RECEIVED_AT).await;
     assert_eq!(ids(&due), [first.id, second.id, other_service.id]);
 
@@ -380,11 +408,11 @@ pub async fn an_outbound_file_is_numbered_and_posted_once<
 ) {
     with_user(&*store).await;
     let outbound = |name: &str| NewOutbound {
-        username: USERNAME.into(),
-        mailbox: Mailbox::of_user(USERNAME),
-        service: "Manifest.X".into(),
+        username: user(USERNAME),
+        mailbox: Mailbox::of_user(&user(USERNAME)),
+        service: service("Manifest.X"),
         name: name.into(),
-        sha256: "ab".repeat(32),
+        sha256: sha256(&"ab".repeat(32)),
         skat_transaction_id: id(&format!("MAN_{name}")),
         file: inline(&format!("Manifest.X_{name}"), "body"),
         status_xml: b"xml".to_vec(),
@@ -396,7 +424,7 @@ pub async fn an_outbound_file_is_numbered_and_posted_once<
     assert_eq!((again.seq, again.created), (first.seq, false));
     assert_eq!(again.skat_transaction_id, "MAN_a.xml");
     let mut changed = outbound("a.xml");
-    changed.sha256 = "cd".repeat(32);
+    changed.sha256 = sha256(&"cd".repeat(32));
     assert!(matches!(
         store.record_outbound(changed).await,
         Err(StoreError::Conflict(_))
@@ -404,7 +432,12 @@ pub async fn an_outbound_file_is_numbered_and_posted_once<
     let second = store.record_outbound(outbound("b.xml")).await.unwrap();
     assert!(second.seq > first.seq);
     assert_eq!(
-        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
+        names(
+            &store
+                .out_files(&Mailbox::of_user(&user(USERNAME)))
+                .await
+                .unwrap()
+        ),
         [
             "Manifest.X_a.xml".to_string(),
             format!("status_Manifest.X_outbound-{}_3.xml", first.seq),
@@ -424,7 +457,7 @@ pub async fn only_a_transaction_the_backend_took_can_be_replayed<
     store: Arc<S>,
 ) {
     with_user(&*store).await;
-    let services = [HEARTBEAT.to_string()];
+    let services = [service(HEARTBEAT)];
     let transaction = record(&*store, "ci1", "r.xml").await;
     assert!(
         !store.replay_work(&id("ci1"), RECEIVED_AT).await.unwrap(),
@@ -479,7 +512,7 @@ pub async fn a_batch_of_steps_larger_than_one_statement_applies_in_order<
     let blob = |name: &str, key: &str| NewOutFile {
         name: name.into(),
         content: OutContent::Blob {
-            key: key.into(),
+            key: blob_key_for(key),
             size: 1,
         },
     };
@@ -516,9 +549,15 @@ pub async fn a_batch_of_steps_larger_than_one_statement_applies_in_order<
     let mut expected = vec![true; 451];
     expected.extend([false, false]);
     assert_eq!(advanced.applied, expected);
-    assert_eq!(advanced.replaced_blobs, ["early", "middle"]);
+    assert_eq!(
+        advanced.replaced_blobs,
+        [blob_key_for("early"), blob_key_for("middle")]
+    );
 
-    let out = store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap();
+    let out = store
+        .out_files(&Mailbox::of_user(&user(USERNAME)))
+        .await
+        .unwrap();
     assert_eq!(out.len(), 451);
     assert_eq!(
         names(&out).last(),
@@ -526,11 +565,11 @@ pub async fn a_batch_of_steps_larger_than_one_statement_applies_in_order<
         "a replacement is listed where it was put, after the files before it"
     );
     let (_, answer) = store
-        .out_file(&Mailbox::of_user(USERNAME), "answer.xml")
+        .out_file(&Mailbox::of_user(&user(USERNAME)), "answer.xml")
         .await
         .unwrap()
         .unwrap();
-    assert!(matches!(answer, OutContent::Blob { ref key, .. } if key == "last"));
+    assert!(matches!(answer, OutContent::Blob { ref key, .. } if *key == blob_key_for("last")));
     assert_eq!(
         store.status_history(first.id).await.unwrap(),
         [
@@ -565,7 +604,7 @@ pub async fn racing_advances_of_one_step_take_effect_once<
         delivered.files = vec![NewOutFile {
             name: "status_1".into(),
             content: OutContent::Blob {
-                key: format!("worker{worker}"),
+                key: blob_key_for(&format!("worker{worker}")),
                 size: 1,
             },
         }];
@@ -584,7 +623,12 @@ pub async fn racing_advances_of_one_step_take_effect_once<
         [(StatusCode::Delivered, RECEIVED_AT)]
     );
     assert_eq!(
-        names(&store.out_files(&Mailbox::of_user(USERNAME)).await.unwrap()),
+        names(
+            &store
+                .out_files(&Mailbox::of_user(&user(USERNAME)))
+                .await
+                .unwrap()
+        ),
         ["status_1"]
     );
     let delivered = store.transaction(&id("ci1")).await.unwrap().unwrap();
@@ -600,11 +644,11 @@ pub async fn racing_claims_hand_each_item_to_one_worker_until_its_lease_runs_out
 ) {
     with_user(&*store).await;
     // A service per upload, so that delivery order holds none of them back.
-    let services: Vec<String> = (0..12).map(|i| format!("Service{i}")).collect();
+    let services: Vec<ServiceName> = (0..12).map(|i| service(&format!("Service{i}"))).collect();
     let mut recorded = Vec::new();
-    for (i, service) in services.iter().enumerate() {
+    for (i, name) in services.iter().enumerate() {
         let mut new = upload(&format!("ci{i}"), &format!("{i}.xml"));
-        new.service = service.clone();
+        new.service = name.clone();
         recorded.push(created(store.record_transaction(new).await.unwrap()).id);
     }
     recorded.sort_unstable();
@@ -670,7 +714,7 @@ pub async fn only_the_current_claim_postpones_or_renews<S: IdentityStore + Trans
 ) {
     with_user(&*store).await;
     let id = record(&*store, "ci1", "a.xml").await.id;
-    let services = [HEARTBEAT.to_string()];
+    let services = [service(HEARTBEAT)];
     let minutes = |n: i64| RECEIVED_AT + time::Duration::minutes(n);
     let stale = store
         .claim_work(NODE, &services, RECEIVED_AT, minutes(1), 10)
@@ -753,7 +797,7 @@ pub async fn a_claimed_upload_holds_back_later_ones_of_its_user_and_service<
     store: Arc<S>,
 ) {
     let [first, second, other_service] = two_uploads_and_one_to_fatca(&*store).await;
-    let services = [HEARTBEAT.to_string(), "FATCA".to_string()];
+    let services = [service(HEARTBEAT), service("FATCA")];
     let lease_until = RECEIVED_AT + time::Duration::MINUTE;
     let claim = async |now, limit| {
         ids(&store
@@ -782,10 +826,10 @@ pub async fn a_node_starting_again_ends_its_own_claims_only<S: IdentityStore + T
     let other = add_other_user(&*store).await;
     let mine = record(&*store, "rc1", "1.xml").await;
     let mut theirs = upload("rc2", "2.xml");
-    theirs.username = other.into();
-    theirs.mailbox = Mailbox::of_user(other);
+    theirs.username = user(other);
+    theirs.mailbox = Mailbox::of_user(&user(other));
     let theirs = created(store.record_transaction(theirs).await.unwrap());
-    let services = [HEARTBEAT.to_string()];
+    let services = [service(HEARTBEAT)];
     let lease_until = RECEIVED_AT + time::Duration::HOUR;
     let claim = async |owner, limit| {
         ids(&store
