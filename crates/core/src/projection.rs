@@ -3,14 +3,15 @@
 //! interface and profile. The core commits a step's state change together with the files its
 //! projection made, so they appear exactly once.
 //!
-//! The one projection today is the FTPS Gateway's ([`FtpsStatusFiles`]): a
-//! `status_<service>_<name>_<code>.xml` per step, and a response file as itself. The legacy
-//! "Secure FTP" profile (one status file per transaction, rewritten in place) and AS4's
-//! signals are projections of the same steps.
+//! The FTPS Gateway's ([`FtpsStatusFiles`]) writes a `status_<service>_<name>_<code>.xml`
+//! per step, and a response file as itself; the legacy "Secure FTP" profile's
+//! ([`SecureFtpStatusFiles`]) one status file per transaction, rewritten in place. Which one
+//! applies follows the transaction's mailbox ([`for_mailbox`]); AS4's signals will be
+//! another projection of the same steps.
 
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::status::{StatusCode, StatusFile};
-use mftgw_domain::{SkatTransactionId, Transaction};
+use mftgw_domain::{Mailbox, Profile, SkatTransactionId, Transaction};
 use mftgw_store::{NewOutFile, OutContent};
 use time::OffsetDateTime;
 
@@ -46,48 +47,94 @@ pub trait Projection: Send + Sync + 'static {
     fn files(&self, step: Step<'_>, at: OffsetDateTime) -> Vec<NewOutFile>;
 }
 
+/// The projection of the profile `mailbox` is shown through.
+pub fn for_mailbox(mailbox: &Mailbox) -> &'static dyn Projection {
+    match mailbox.profile() {
+        Profile::Gateway => &FtpsStatusFiles,
+        Profile::SecureFtp => &SecureFtpStatusFiles,
+    }
+}
+
 /// The FTPS Gateway's status files (SPEC §4): one per step, named after its code.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FtpsStatusFiles;
 
 impl Projection for FtpsStatusFiles {
     fn files(&self, step: Step<'_>, at: OffsetDateTime) -> Vec<NewOutFile> {
-        match step {
-            Step::NameReused { upload, error } => vec![inline(status_0(upload, None, error, at))],
-            Step::RejectedOnArrival {
-                upload,
-                skat_transaction_id,
-                error,
-            } => vec![inline(status_0(
-                upload,
-                Some(skat_transaction_id),
-                error,
-                at,
-            ))],
-            Step::Delivered { transaction } => vec![inline(transaction.status_file(
-                StatusCode::Delivered,
-                at,
-                None,
-                None,
-            ))],
-            Step::Answered {
-                transaction,
-                answer,
-            } => {
-                let (response, response_file, error) = match answer {
-                    Answer::Accept => (None, None, None),
-                    Answer::Respond { name, content } => (
-                        Some(NewOutFile {
-                            name: name.clone(),
-                            content: content.clone(),
-                        }),
-                        Some(name.clone()),
-                        None,
-                    ),
-                    Answer::Reject(error) => (None, None, Some(error.clone())),
-                };
-                let status = transaction.status_file(answer.status(), at, response_file, error);
-                response.into_iter().chain([inline(status)]).collect()
+        let Report { response, status } = report(step, at);
+        let name = status.file_name();
+        response
+            .into_iter()
+            .chain([inline(name, &status)])
+            .collect()
+    }
+}
+
+/// The legacy "Secure FTP" profile's status files (seed 003): one per transaction,
+/// `status_<service>_<FTPTransactionID>.xml`, rewritten by every step (the store replaces a
+/// file of the same name in the step's commit, so a reader sees the old or the new one).
+/// A reused name has no transaction: its refusal is a file of its own, named like the
+/// FTPS Gateway's (`…_0.xml`), so that it never overwrites the first upload's status.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SecureFtpStatusFiles;
+
+impl Projection for SecureFtpStatusFiles {
+    fn files(&self, step: Step<'_>, at: OffsetDateTime) -> Vec<NewOutFile> {
+        let reused = matches!(step, Step::NameReused { .. });
+        let Report { response, status } = report(step, at);
+        let name = if reused {
+            status.file_name()
+        } else {
+            status.legacy_file_name()
+        };
+        response
+            .into_iter()
+            .chain([inline(name, &status)])
+            .collect()
+    }
+}
+
+/// What a step reports, before a profile names its files: a response file, if any, and
+/// the status.
+struct Report {
+    response: Option<NewOutFile>,
+    status: StatusFile,
+}
+
+fn report(step: Step<'_>, at: OffsetDateTime) -> Report {
+    let status_only = |status| Report {
+        response: None,
+        status,
+    };
+    match step {
+        Step::NameReused { upload, error } => status_only(status_0(upload, None, error, at)),
+        Step::RejectedOnArrival {
+            upload,
+            skat_transaction_id,
+            error,
+        } => status_only(status_0(upload, Some(skat_transaction_id), error, at)),
+        Step::Delivered { transaction } => {
+            status_only(transaction.status_file(StatusCode::Delivered, at, None, None))
+        }
+        Step::Answered {
+            transaction,
+            answer,
+        } => {
+            let (response, response_file, error) = match answer {
+                Answer::Accept => (None, None, None),
+                Answer::Respond { name, content } => (
+                    Some(NewOutFile {
+                        name: name.clone(),
+                        content: content.clone(),
+                    }),
+                    Some(name.clone()),
+                    None,
+                ),
+                Answer::Reject(error) => (None, None, Some(error.clone())),
+            };
+            Report {
+                response,
+                status: transaction.status_file(answer.status(), at, response_file, error),
             }
         }
     }
@@ -114,9 +161,9 @@ fn status_0(
     }
 }
 
-fn inline(status: StatusFile) -> NewOutFile {
+fn inline(name: String, status: &StatusFile) -> NewOutFile {
     NewOutFile {
-        name: status.file_name(),
+        name,
         content: OutContent::Inline(status.to_xml().into_bytes()),
     }
 }

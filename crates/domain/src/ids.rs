@@ -218,12 +218,25 @@ impl BlobKey {
 
 /// Whose `/out` a file belongs to. Every transaction is reported to the mailbox chosen when
 /// it was uploaded (by the profile of the listener it came in on), and its later steps'
-/// files follow it there. Today each gateway user has their own; the legacy "Secure FTP"
-/// profile shares one per company.
+/// files follow it there. The FTPS Gateway gives each user their own; the legacy "Secure
+/// FTP" profile shares one per company.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Mailbox {
-    /// The `/out` of one gateway user.
+    /// The `/out` of one gateway user (the FTPS Gateway profile).
     User(Username),
+    /// The `/out` every certificate of one company shares (the legacy profile).
+    Company(Cvr),
+}
+
+/// Which generation of the FTPS interface a mailbox is shown through: what its status files
+/// are called and how its tree is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// The FTPS Gateway: a status file per step (`status_<service>_<txid>_<code>.xml`).
+    Gateway,
+    /// The older "Secure FTP": one status file per transaction, rewritten in place
+    /// (`status_<service>_<txid>.xml`).
+    SecureFtp,
 }
 
 impl Mailbox {
@@ -232,10 +245,32 @@ impl Mailbox {
         Self::User(username.clone())
     }
 
-    /// The stable key stores keep it under: `user:<username>`.
+    /// The stable key stores keep it under: `user:<username>` or `company:<cvr>`.
     pub fn key(&self) -> String {
         match self {
             Self::User(username) => format!("user:{username}"),
+            Self::Company(cvr) => format!("company:{cvr}"),
+        }
+    }
+
+    /// The mailbox a [`key`](Self::key) names.
+    pub fn from_key(key: &str) -> Result<Self, InvalidId> {
+        match key.split_once(':') {
+            Some(("user", username)) => Ok(Self::User(Username::parse(username)?)),
+            Some(("company", cvr)) => Ok(Self::Company(Cvr::parse(cvr)?)),
+            _ => Err(InvalidId {
+                kind: "mailbox key",
+                text: key.to_owned(),
+                expected: "user:<username> or company:<cvr>",
+            }),
+        }
+    }
+
+    /// The profile whose files this mailbox holds.
+    pub fn profile(&self) -> Profile {
+        match self {
+            Self::User(_) => Profile::Gateway,
+            Self::Company(_) => Profile::SecureFtp,
         }
     }
 }
@@ -244,6 +279,7 @@ impl fmt::Display for Mailbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::User(username) => write!(f, "the /out of {username}"),
+            Self::Company(cvr) => write!(f, "the /out of company {cvr}"),
         }
     }
 }
@@ -285,6 +321,15 @@ mod tests {
         assert!(BlobKey::parse("0123abcd").is_ok());
         for bad in ["", "../x", "ABCD", "g"] {
             assert!(BlobKey::parse(bad).is_err(), "{bad:?}");
+        }
+        for mailbox in [
+            Mailbox::of_user(&username),
+            Mailbox::Company(Cvr::parse("19552101").unwrap()),
+        ] {
+            assert_eq!(Mailbox::from_key(&mailbox.key()).unwrap(), mailbox);
+        }
+        for bad in ["", "user:", "company:1", "person:x", "user"] {
+            assert!(Mailbox::from_key(bad).is_err(), "{bad:?}");
         }
         let json = serde_json::to_string(&Cvr::parse("19552101").unwrap()).unwrap();
         assert_eq!(json, "\"19552101\"");

@@ -27,11 +27,12 @@ mod hex;
 pub use audit::{AuditEvent, AuditOutcome, UnknownAuditOutcome};
 pub use catalogue::{CatalogueError, Service, ServiceCatalogue};
 pub use ids::{
-    AccountId, BlobKey, Cvr, FtpTransactionId, InvalidId, Mailbox, ServiceName, Sha256,
+    AccountId, BlobKey, Cvr, FtpTransactionId, InvalidId, Mailbox, Profile, ServiceName, Sha256,
     SkatTransactionId, Username,
 };
 pub use login::{
-    CertificateOwner, KnownUser, LoginAttempt, LoginRefusal, decide_login, session_authorisation,
+    CertificateOwner, KnownUser, LoginAttempt, LoginRefusal, decide_certificate_login,
+    decide_login, session_authorisation,
 };
 pub use password::{PasswordKey, PasswordKeyError, generate_gateway_password};
 pub use path_segment::{PathSegmentError, check_path_segment};

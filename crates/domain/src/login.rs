@@ -122,15 +122,7 @@ pub fn decide_login(
     if attempt.presented_username != cert_username.as_str() {
         return Err(LoginRefusal::UsernameMismatch);
     }
-    let known = known.ok_or(LoginRefusal::UnknownCertificate)?;
-    if known.current_cert_fingerprint != attempt.cert_fingerprint {
-        return Err(match fingerprint_owner {
-            Some(owner) if owner.username == known.user.username && !owner.current => {
-                LoginRefusal::ReplacedCertificate
-            }
-            _ => LoginRefusal::UnknownCertificate,
-        });
-    }
+    let known = current_holder(known, &attempt.cert_fingerprint, fingerprint_owner)?;
     let state = known.user.effective_state(now);
     refuse_barred(state)?;
     if !key.verify(&known.password_hash, &attempt.password) {
@@ -143,6 +135,42 @@ pub fn decide_login(
         return Err(LoginRefusal::FtpsNotChosen);
     }
     Ok(())
+}
+
+/// Decides a login by the certificate alone (the legacy "Secure FTP" profile, where `USER`
+/// and `PASS` are not used): the same rules as [`decide_login`] without the username and
+/// password. `cert_username` is what the certificate names, or the code of why it names no
+/// one.
+pub fn decide_certificate_login(
+    cert_username: &Result<Username, String>,
+    cert_fingerprint: &str,
+    known: Option<&KnownUser>,
+    fingerprint_owner: Option<&CertificateOwner>,
+    now: OffsetDateTime,
+) -> Result<(), LoginRefusal> {
+    cert_username
+        .as_ref()
+        .map_err(|identity_code| LoginRefusal::IdentityRefused(identity_code.clone()))?;
+    let known = current_holder(known, cert_fingerprint, fingerprint_owner)?;
+    session_authorisation(Some(known), cert_fingerprint, now)
+}
+
+/// The user named by the certificate, if `fingerprint` is their current certificate.
+fn current_holder<'a>(
+    known: Option<&'a KnownUser>,
+    fingerprint: &str,
+    fingerprint_owner: Option<&CertificateOwner>,
+) -> Result<&'a KnownUser, LoginRefusal> {
+    let known = known.ok_or(LoginRefusal::UnknownCertificate)?;
+    if known.current_cert_fingerprint != fingerprint {
+        return Err(match fingerprint_owner {
+            Some(owner) if owner.username == known.user.username && !owner.current => {
+                LoginRefusal::ReplacedCertificate
+            }
+            _ => LoginRefusal::UnknownCertificate,
+        });
+    }
+    Ok(known)
 }
 
 /// An operator's decision outranks everything else.
@@ -411,6 +439,27 @@ mod tests {
                 NOW,
             );
             assert_eq!(decision, case.expected, "{}", case.name);
+            // By the certificate alone: what the right USER and PASS would have got.
+            let by_certificate = decide_certificate_login(
+                &case.attempt.cert_username,
+                &case.attempt.cert_fingerprint,
+                case.known.as_ref(),
+                case.fingerprint_owner.as_ref(),
+                NOW,
+            );
+            let mut right_credentials = case.attempt.clone();
+            right_credentials.password = PASSWORD.into();
+            if let Ok(username) = &right_credentials.cert_username {
+                right_credentials.presented_username = username.to_string();
+            }
+            let expected = decide_login(
+                &right_credentials,
+                case.known.as_ref(),
+                case.fingerprint_owner.as_ref(),
+                &key(),
+                NOW,
+            );
+            assert_eq!(by_certificate, expected, "by certificate: {}", case.name);
         }
     }
 

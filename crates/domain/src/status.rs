@@ -90,6 +90,12 @@ impl StatusFile {
         )
     }
 
+    /// `status_<service>_<FTPTransactionID>.xml`: the legacy "Secure FTP" profile's one
+    /// status file per transaction, rewritten as it moves on.
+    pub fn legacy_file_name(&self) -> String {
+        format!("status_{}_{}.xml", self.service, self.ftp_transaction_id)
+    }
+
     /// `status_<service>_outbound-<seq>_3.xml`: the name of the status file of an unrelated
     /// outbound file, numbered by the gateway. Upload names cannot start with `outbound-`
     /// ([`crate::transaction::check_transaction_id`]), so the two never collide.

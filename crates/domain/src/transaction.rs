@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use crate::errors::ErrorEntry;
 use crate::ids::{
-    AccountId, BlobKey, Cvr, FtpTransactionId, InvalidId, ServiceName, Sha256, SkatTransactionId,
-    Username,
+    AccountId, BlobKey, Cvr, FtpTransactionId, InvalidId, Mailbox, ServiceName, Sha256,
+    SkatTransactionId, Username,
 };
 use crate::path_segment::{MAX_SEGMENT_BYTES, PathSegmentError, check_path_segment};
 use crate::status::{StatusCode, StatusFile};
@@ -127,6 +127,8 @@ pub struct Transaction {
     pub id: i64,
     pub skat_transaction_id: SkatTransactionId,
     pub username: Username,
+    /// Where its status files go (chosen by the listener it came in on).
+    pub mailbox: Mailbox,
     /// The uploader's company and account, as their certificate says.
     pub cvr: Cvr,
     pub account: AccountId,

@@ -139,6 +139,12 @@ pub type FsResult<T> = Result<T, FsError>;
 pub trait Session: Send + Sync + 'static {
     fn username(&self) -> &str;
 
+    /// The working directory the session starts in (what `PWD` answers right after the
+    /// login): the root, unless the tree puts the user in a folder of their own.
+    fn home(&self) -> VirtualPath {
+        VirtualPath::root()
+    }
+
     /// The entry at `path` (used by `CWD`, `SIZE`, `MDTM`, `MLST`).
     fn metadata(&self, path: &VirtualPath) -> impl Future<Output = FsResult<DirEntry>> + Send;
 

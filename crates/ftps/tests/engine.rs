@@ -683,6 +683,35 @@ async fn session_limits_per_ip_and_per_user() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_starts_in_the_home_its_backend_gives_it() {
+    let pki = shared_pki();
+    let server = start(pki, |_| {}).await;
+    let (mut client, _) = FtpsClient::connect(server.addr).await.unwrap();
+    client.auth_tls(tls_for(pki, "moces")).await.unwrap();
+    client
+        .command(&format!("USER {USER_AT_HOME_IN}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .command(&format!("PASS {PASSWORD}"))
+            .await
+            .unwrap()
+            .code,
+        230
+    );
+    assert_eq!(
+        client.command("PWD").await.unwrap().text,
+        "\"/in\" is the current directory"
+    );
+    assert_eq!(client.command("CDUP").await.unwrap().code, 250);
+    assert_eq!(
+        client.command("PWD").await.unwrap().text,
+        "\"/\" is the current directory"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_passwords_get_530_and_close_after_three() {
     let pki = shared_pki();
     let server = start(pki, |_| {}).await;

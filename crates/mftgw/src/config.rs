@@ -38,6 +38,11 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub services: ServicesConfig,
+    /// The legacy "Secure FTP" listener (seed 003), if any: the same settings as `[ftps]`
+    /// for a second listener whose users log in by certificate alone and share their
+    /// company's `out`. Give it its own `listen` (6371 by convention) and `passive_ports`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<FtpsConfig>,
 }
 
 /// The service catalogue: the built-in one, or an operator's file in the same format.

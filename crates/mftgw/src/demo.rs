@@ -42,6 +42,11 @@ pub struct DemoArgs {
     /// The HTTPS API: backends, operators, health and metrics.
     #[arg(long, default_value_t = 8444)]
     pub api_port: u16,
+    /// The legacy "Secure FTP" listener (login by certificate alone).
+    #[arg(long, default_value_t = 6371)]
+    pub legacy_port: u16,
+    #[arg(long, default_value = "40000-40999")]
+    pub legacy_passive_ports: String,
     /// Delete the data directory first.
     #[arg(long)]
     pub reset: bool,
@@ -63,6 +68,10 @@ const DEMO_USERS: &[(&str, &[&str])] = &[
     ("oces3-employee", &["FTPSGW.Heartbeat"]),
 ];
 
+/// Demo users who also log in through the legacy listener: two certificates of Testfirma
+/// A/S, which share its `out`, and one of another company.
+const LEGACY_DEMO_USERS: &[&str] = &["moces", "voces-renewed", "oces3-org"];
+
 /// `demo.json`: what scripts and tests read instead of logs.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DemoManifest {
@@ -74,6 +83,34 @@ pub struct DemoManifest {
     pub config: PathBuf,
     pub users: Vec<DemoUser>,
     pub certificates: BTreeMap<String, DemoCertificate>,
+    /// The legacy "Secure FTP" listener and who can use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<LegacyEndpoint>,
+}
+
+/// The legacy listener: any `USER`/`PASS` (or `anonymous`) with one of these certificates.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LegacyEndpoint {
+    pub host: String,
+    pub port: u16,
+    pub passive_ports: String,
+    pub users: Vec<LegacyUser>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LegacyUser {
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+    pub p12: PathBuf,
+    pub p12_password: String,
+    /// `voces`, `moces`, `personal` or `oces3_org`.
+    pub kind: String,
+    pub cvr: String,
+    /// What `PWD` answers after the login, e.g. `/RID_60134540`.
+    pub login_dir: String,
+    /// The company's `out` as this user sees it.
+    pub out_dir: String,
+    pub services: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -216,6 +253,11 @@ fn demo_config(
             passive_ports: args.passive_ports.clone(),
             ..FtpsConfig::default()
         },
+        legacy: Some(FtpsConfig {
+            listen: ([127, 0, 0, 1], args.legacy_port).into(),
+            passive_ports: args.legacy_passive_ports.clone(),
+            ..FtpsConfig::default()
+        }),
         tls: TlsConfig {
             certificate_chain: pki.server().cert_chain_pem.clone(),
             private_key: pki.server().key_pem.clone(),
@@ -466,7 +508,17 @@ async fn enroll_into(
         );
     }
 
+    let legacy = match &config.legacy {
+        Some(listener) => Some(LegacyEndpoint {
+            host: listener.listen.ip().to_string(),
+            port: listener.listen.port(),
+            passive_ports: listener.passive_ports.clone(),
+            users: legacy_users(&users)?,
+        }),
+        None => None,
+    };
     Ok(DemoManifest {
+        legacy,
         ftps: Endpoint {
             host: config.ftps.listen.ip().to_string(),
             port: config.ftps.listen.port(),
@@ -480,11 +532,50 @@ async fn enroll_into(
     })
 }
 
+/// The [`LEGACY_DEMO_USERS`] among `users` (made in the order of [`DEMO_USERS`]), as the
+/// legacy listener shows them.
+fn legacy_users(users: &[DemoUser]) -> anyhow::Result<Vec<LegacyUser>> {
+    LEGACY_DEMO_USERS
+        .iter()
+        .map(|name| {
+            let user = DEMO_USERS
+                .iter()
+                .zip(users)
+                .find(|((demo_name, _), _)| demo_name == name)
+                .map(|(_, user)| user)
+                .with_context(|| format!("the demo registers no {name}"))?;
+            let identity = mftgw_oces::identity::identity_from_der(&leaf_der_file(&user.cert_pem)?)
+                .map_err(|refusal| anyhow::anyhow!("{name}: {refusal}"))?;
+            Ok(LegacyUser {
+                cert_pem: user.cert_pem.clone(),
+                key_pem: user.key_pem.clone(),
+                p12: user.p12.clone(),
+                p12_password: user.p12_password.clone(),
+                kind: match identity.kind {
+                    mftgw_oces::identity::CertificateKind::Voces => "voces",
+                    mftgw_oces::identity::CertificateKind::Moces => "moces",
+                    mftgw_oces::identity::CertificateKind::Oces3Organisation => "oces3_org",
+                    mftgw_oces::identity::CertificateKind::Oces3Employee => "oces3_employee",
+                }
+                .to_string(),
+                login_dir: format!("/{}", identity.account_label()),
+                out_dir: "/out".into(),
+                cvr: identity.cvr,
+                services: user.services.clone(),
+            })
+        })
+        .collect()
+}
+
 fn leaf_der(credentials: &ClientCredentials) -> anyhow::Result<Vec<u8>> {
-    let leaf = CertificateDer::pem_file_iter(&credentials.cert_pem)
-        .with_context(|| format!("reading {}", credentials.cert_pem.display()))?
+    leaf_der_file(&credentials.cert_pem)
+}
+
+fn leaf_der_file(cert_pem: &Path) -> anyhow::Result<Vec<u8>> {
+    let leaf = CertificateDer::pem_file_iter(cert_pem)
+        .with_context(|| format!("reading {}", cert_pem.display()))?
         .next()
-        .with_context(|| format!("{} holds no certificate", credentials.cert_pem.display()))??;
+        .with_context(|| format!("{} holds no certificate", cert_pem.display()))??;
     Ok(leaf.to_vec())
 }
 
@@ -539,4 +630,21 @@ fn print_welcome(manifest: &DemoManifest, manifest_path: &Path, heartbeat_file: 
         cert = user.cert_pem.display(),
         key = user.key_pem.display(),
     );
+    if let Some(legacy) = &manifest.legacy {
+        let user = &legacy.users[0];
+        println!(
+            "Legacy Secure FTP on {host}:{port} (the certificate alone logs in; any USER/PASS will do).\n\
+             List {login_dir} and the company's out as a certificate of CVR {cvr}:\n\n  \
+             curl --ssl-reqd --cacert {ca} --cert {cert} --key {key} -u anonymous:x ftp://{host}:{port}{login_dir}/\n\n  \
+             curl --ssl-reqd --cacert {ca} --cert {cert} --key {key} -u anonymous:x ftp://{host}:{port}{out_dir}/\n",
+            host = legacy.host,
+            port = legacy.port,
+            login_dir = user.login_dir,
+            out_dir = user.out_dir,
+            cvr = user.cvr,
+            ca = manifest.ca_pem.display(),
+            cert = user.cert_pem.display(),
+            key = user.key_pem.display(),
+        );
+    }
 }

@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mftgw_blobs::LocalBlobStore;
+use mftgw_domain::Profile;
 use mftgw_domain::catalogue::ServiceCatalogue;
-use mftgw_ftps::{ConnectionRate, Server, ServerConfig, SessionLimits, Timeouts, TlsSettings};
+use mftgw_ftps::{
+    ConnectionRate, Server, ServerConfig, SessionLimits, Timeouts, TlsContext, TlsSettings,
+};
 use mftgw_oces::trust::TrustStore;
 use mftgw_store::Store;
 use rustls::pki_types::pem::PemObject;
@@ -115,36 +118,42 @@ async fn serve_on<S: Store>(
     })?;
 
     let ftps = &config.ftps;
-    let mut server_config = ServerConfig::new(tls.clone());
-    server_config.passive_ports = ftps.passive_port_range()?;
-    server_config.advertised_address = ftps.advertised_address;
-    server_config.require_session_resumption = ftps.require_session_resumption;
-    server_config.limits = session_limits(ftps)?;
-    server_config.timeouts = Timeouts {
-        tls_handshake: seconds(ftps.tls_handshake_timeout_secs),
-        login: seconds(ftps.login_timeout_secs),
-        idle: seconds(ftps.idle_timeout_secs),
-        data_stall: seconds(ftps.data_stall_timeout_secs),
-        session_lifetime: seconds(ftps.max_session_lifetime_secs.max(1)),
-        ..Timeouts::default()
-    };
-
-    let gateway = Arc::new(Gateway::new(
-        Arc::clone(&transactions),
-        GatewayParts {
-            users: Arc::clone(&users),
-            catalogue: Arc::clone(&catalogue),
-            password_key: password_key.clone(),
-            throttle: config.login.throttle(),
-            auditor: Arc::clone(&auditor),
-            tls,
-            limits: UploadLimits {
-                max_upload_bytes: config.transactions.max_upload_bytes,
-                max_pending_bytes: config.transactions.user_pending_quota_bytes,
-                max_transaction_folders: ftps.max_transaction_folders,
+    let gateway_in = |profile: Profile, ftps: &FtpsConfig| {
+        Arc::new(Gateway::new(
+            Arc::clone(&transactions),
+            GatewayParts {
+                profile,
+                users: Arc::clone(&users),
+                catalogue: Arc::clone(&catalogue),
+                password_key: password_key.clone(),
+                throttle: config.login.throttle(),
+                auditor: Arc::clone(&auditor),
+                tls: tls.clone(),
+                limits: UploadLimits {
+                    max_upload_bytes: config.transactions.max_upload_bytes,
+                    max_pending_bytes: config.transactions.user_pending_quota_bytes,
+                    max_transaction_folders: ftps.max_transaction_folders,
+                },
             },
-        },
-    ));
+        ))
+    };
+    let server_config = engine_config(ftps, &tls)?;
+    let gateway = gateway_in(Profile::Gateway, ftps);
+    let legacy = match &config.legacy {
+        Some(legacy) => {
+            anyhow::ensure!(
+                legacy.listen != ftps.listen,
+                "[legacy] listen must differ from [ftps] listen ({})",
+                ftps.listen
+            );
+            Some((
+                legacy,
+                engine_config(legacy, &tls)?,
+                gateway_in(Profile::SecureFtp, legacy),
+            ))
+        }
+        None => None,
+    };
     // What the configuration can get wrong is found before anything listens, so that
     // "FTPS listening" is the word of a start-up that went well.
     let delivery = backends(&config, &catalogue)?;
@@ -164,6 +173,16 @@ async fn serve_on<S: Store>(
         .await
         .with_context(|| format!("binding the Certificate Portal on {}", config.portal.listen))?;
     tracing::info!(listen = %config.portal.listen, "Certificate Portal listening");
+    let legacy = match legacy {
+        Some((legacy, server_config, gateway)) => {
+            let listener = TcpListener::bind(legacy.listen)
+                .await
+                .with_context(|| format!("binding legacy Secure FTP on {}", legacy.listen))?;
+            tracing::info!(listen = %legacy.listen, passive = %legacy.passive_ports, "legacy Secure FTP listening");
+            Some((listener, server_config, gateway))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(ftps.listen)
         .await
         .with_context(|| format!("binding FTPS on {}", ftps.listen))?;
@@ -179,9 +198,29 @@ async fn serve_on<S: Store>(
     let (stop, stopping) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(run_authorisation_watch(
         Arc::clone(&gateway),
-        crl_reloads,
+        crl_reloads.clone(),
         stopping.clone(),
     ))];
+    // Both listeners stop on the one signal.
+    let (signalled, shutting_down) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = signalled.send(true);
+    });
+    let stopped_by_signal = |mut shutting_down: watch::Receiver<bool>| async move {
+        let _ = shutting_down.wait_for(|stop| *stop).await;
+    };
+    let legacy_server = legacy.map(|(listener, server_config, legacy)| {
+        tasks.push(tokio::spawn(run_authorisation_watch(
+            Arc::clone(&legacy),
+            crl_reloads,
+            stopping.clone(),
+        )));
+        tokio::spawn(
+            Server::new(server_config, legacy)
+                .run(listener, stopped_by_signal(shutting_down.clone())),
+        )
+    });
     let api_state = Arc::new(ApiState {
         transactions: Arc::clone(&transactions),
         users: Arc::clone(&users),
@@ -298,8 +337,11 @@ async fn serve_on<S: Store>(
         stopping,
     ));
     Server::new(server_config, gateway)
-        .run(listener, shutdown)
+        .run(listener, stopped_by_signal(shutting_down))
         .await;
+    if let Some(legacy_server) = legacy_server {
+        let _ = legacy_server.await;
+    }
     tracing::info!("FTPS stopped");
     // Work left undone stays in the store and resumes at the next start.
     let _ = stop.send(true);
@@ -326,6 +368,24 @@ async fn bind(listen: Option<SocketAddr>, what: &str) -> anyhow::Result<Option<T
         .with_context(|| format!("binding {what} on {listen}"))?;
     tracing::info!(%listen, "{what} listening");
     Ok(Some(listener))
+}
+
+/// The engine's configuration for a listener of `ftps`'s settings.
+fn engine_config(ftps: &FtpsConfig, tls: &TlsContext) -> anyhow::Result<ServerConfig> {
+    let mut server_config = ServerConfig::new(tls.clone());
+    server_config.passive_ports = ftps.passive_port_range()?;
+    server_config.advertised_address = ftps.advertised_address;
+    server_config.require_session_resumption = ftps.require_session_resumption;
+    server_config.limits = session_limits(ftps)?;
+    server_config.timeouts = Timeouts {
+        tls_handshake: seconds(ftps.tls_handshake_timeout_secs),
+        login: seconds(ftps.login_timeout_secs),
+        idle: seconds(ftps.idle_timeout_secs),
+        data_stall: seconds(ftps.data_stall_timeout_secs),
+        session_lifetime: seconds(ftps.max_session_lifetime_secs.max(1)),
+        ..Timeouts::default()
+    };
+    Ok(server_config)
 }
 
 /// The FTPS session limits of the config, clamped to what the open-file limit carries. As

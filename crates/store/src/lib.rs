@@ -211,7 +211,9 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// `new_password_hash`; a known username gets this certificate as its current one (the
     /// previous one is kept, marked replaced) and keeps its password and state. Registering the
     /// current certificate again changes nothing. A certificate of another user, or one this
-    /// user has already replaced, is a [`StoreError::Conflict`].
+    /// user has already replaced, is a [`StoreError::Conflict`]. A new user brings their
+    /// mailbox and, with the company's first user, the company's
+    /// ([`Mailbox::Company`]).
     fn register_certificate(
         &self,
         registration: CertificateRegistration,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::delivery::Answer;
-use crate::projection::{FtpsStatusFiles, Projection, Step};
+use crate::projection::{self, Step};
 use crate::telemetry;
 use mftgw_blobs::{BlobInfo, BlobStore};
 use mftgw_domain::errors::{ErrorCatalogue, ErrorEntry, FILENAME_CANNOT_BE_REUSED};
@@ -44,8 +44,6 @@ pub struct Transactions<S, B> {
     ids: SkatTransactionIds,
     errors: ErrorCatalogue,
     formats: RecordFormats,
-    /// What steps put in `/out`.
-    projection: Arc<dyn Projection>,
     work_ready: WorkSignal,
     clock: Clock,
 }
@@ -101,7 +99,6 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             ids: SkatTransactionIds::new(node_id)?,
             errors: ErrorCatalogue::builtin(),
             formats: RecordFormats::builtin(),
-            projection: Arc::new(FtpsStatusFiles),
             work_ready: WorkSignal::default(),
             clock: Clock::System,
         })
@@ -140,7 +137,8 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             to: TransactionState::Delivered,
             status: StatusCode::Delivered,
             at,
-            files: self.projection.files(Step::Delivered { transaction }, at),
+            files: projection::for_mailbox(&transaction.mailbox)
+                .files(Step::Delivered { transaction }, at),
             finishes_work,
         }
     }
@@ -167,7 +165,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             to,
             status: answer.status(),
             at,
-            files: self.projection.files(step, at),
+            files: projection::for_mailbox(&transaction.mailbox).files(step, at),
             finishes_work: to.is_final() || position + 1 == answers.len(),
         })
     }
@@ -206,7 +204,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
                 skat_transaction_id: &skat_transaction_id,
                 error: &self.error_entry(code),
             };
-            self.projection.files(step, now)
+            projection::for_mailbox(&target.mailbox).files(step, now)
         });
         let recorded = self
             .store
@@ -245,7 +243,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
                     error: &self.error_entry(FILENAME_CANNOT_BE_REUSED),
                 };
                 let mut written = None;
-                for notice in self.projection.files(step, now) {
+                for notice in projection::for_mailbox(&target.mailbox).files(step, now) {
                     let name = notice.name.clone();
                     if self
                         .store

@@ -71,6 +71,7 @@ impl<'a, B: Backend> Authenticated<'a, B> {
             protection,
             verified,
         } = logged_in;
+        let cwd = session.home();
         Authenticated {
             shared,
             control,
@@ -80,7 +81,7 @@ impl<'a, B: Backend> Authenticated<'a, B> {
             protection,
             shutdown,
             queued: VecDeque::new(),
-            cwd: VirtualPath::root(),
+            cwd,
             transfer_type: TransferType::Binary,
             restart_offset: 0,
             passive: None,

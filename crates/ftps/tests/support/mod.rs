@@ -25,6 +25,8 @@ pub const USER: &str = "alice";
 /// what the client typed (the legacy profile accepts any `USER`).
 pub const USER_ALIAS: &str = "anonymous";
 pub const PASSWORD: &str = "correct horse";
+/// The same user again, whose session starts in `/in` rather than at the root.
+pub const USER_AT_HOME_IN: &str = "alice-in";
 
 /// The PKI shared by tests that do not change it.
 pub fn shared_pki() -> &'static TestPki {
@@ -77,7 +79,9 @@ impl Backend for MemoryBackend {
             .unwrap()
             .push(client.certificate.clone());
         if (username == USER || username == USER_ALIAS) && password == PASSWORD {
-            Ok(MemorySession)
+            Ok(MemorySession { home: "/" })
+        } else if username == USER_AT_HOME_IN && password == PASSWORD {
+            Ok(MemorySession { home: "/in" })
         } else {
             self.events
                 .lock()
@@ -109,7 +113,9 @@ impl Backend for MemoryBackend {
     }
 }
 
-pub struct MemorySession;
+pub struct MemorySession {
+    home: &'static str,
+}
 
 fn dir(name: &str, writable: bool) -> DirEntry {
     DirEntry {
@@ -137,6 +143,12 @@ pub const HELLO: &[u8] = b"hello, world\n";
 impl Session for MemorySession {
     fn username(&self) -> &str {
         USER
+    }
+
+    fn home(&self) -> VirtualPath {
+        VirtualPath::root()
+            .resolve(self.home)
+            .expect("a valid test path")
     }
 
     async fn metadata(&self, path: &VirtualPath) -> FsResult<DirEntry> {

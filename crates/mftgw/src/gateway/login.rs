@@ -1,13 +1,14 @@
-//! FTPS login: store lookups, throttle, certificate identity, the domain decision, the audit
-//! record, and the delay the engine waits before answering `530`. Failures count against the
+//! FTPS login: store lookups, throttle, certificate identity, the domain decision (by `USER`,
+//! `PASS` and certificate in the FTPS Gateway profile, by certificate alone in the Secure FTP
+//! profile), the audit record, and the delay the engine waits before answering `530`. Failures count against the
 //! keys [`AttemptKeys`] describes.
 
 use std::time::Duration;
 
 use mftgw_blobs::BlobStore;
 use mftgw_domain::audit::{AuditEvent, Reason};
-use mftgw_domain::login::{LoginAttempt, LoginRefusal, decide_login};
-use mftgw_domain::{Mailbox, Username};
+use mftgw_domain::login::{LoginAttempt, LoginRefusal, decide_certificate_login, decide_login};
+use mftgw_domain::{Mailbox, Profile, Username};
 use mftgw_ftps::{ClientContext, LoginDenied};
 use mftgw_oces::certificate::fingerprint_sha256;
 use mftgw_oces::identity::{IdentityRefusal, identity_from_der};
@@ -15,7 +16,7 @@ use mftgw_store::Store;
 use time::OffsetDateTime;
 
 use super::sessions::LoggedIn;
-use super::{Gateway, TreeOwner, UserTree};
+use super::{Gateway, Layout, TreeOwner, UserTree};
 use mftgw_core::audit::Unauthenticated;
 use mftgw_core::throttle::{AttemptKeys, Verdict};
 use mftgw_core::users::{CertifiedAccount, Standing};
@@ -28,11 +29,35 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
         password: &str,
     ) -> Result<UserTree<S, B>, LoginDenied> {
         let fingerprint = fingerprint_sha256(&client.certificate);
+        let cert_username = identity_from_der(&client.certificate)
+            .map_err(|refusal| refusal.code().to_string())
+            .and_then(|identity| {
+                CertifiedAccount::of(&identity)
+                    .map(|account| account.username)
+                    .map_err(|invalid| {
+                        IdentityRefusal::MalformedAccountId(invalid.text)
+                            .code()
+                            .to_string()
+                    })
+            });
+        // Whom the login is about: the user `USER` names (FTPS Gateway), or the one the
+        // certificate names (Secure FTP, where `USER` and `PASS` are not used).
+        let named = match self.profile {
+            Profile::Gateway => Username::parse(username).ok(),
+            Profile::SecureFtp => cert_username.clone().ok(),
+        };
+        let username = named.as_ref().map_or(username, Username::as_str);
         let audit = |event: AuditEvent| {
-            event
+            let event = event
                 .with_username(username)
                 .with_peer_ip(client.peer.ip().to_string())
-                .with_cert_fingerprint(fingerprint.clone())
+                .with_cert_fingerprint(fingerprint.clone());
+            match self.profile {
+                Profile::Gateway => event,
+                Profile::SecureFtp => {
+                    event.with_detail(serde_json::json!({ "profile": "secure_ftp" }))
+                }
+            }
         };
         let refused_unanswered = || LoginDenied {
             delay: Duration::ZERO,
@@ -47,9 +72,8 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
             certificate: &client.certificate,
             intermediates: &client.intermediates,
         });
-        let presented = Username::parse(username).ok();
         let Standing { known, owner } =
-            match self.users.standing(presented.as_ref(), &fingerprint).await {
+            match self.users.standing(named.as_ref(), &fingerprint).await {
                 Ok(standing) => standing,
                 Err(error) => {
                     tracing::error!(%error, "store unavailable during login");
@@ -63,17 +87,6 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                     return Err(refused_unanswered());
                 }
             };
-        let cert_username = identity_from_der(&client.certificate)
-            .map_err(|refusal| refusal.code().to_string())
-            .and_then(|identity| {
-                CertifiedAccount::of(&identity)
-                    .map(|account| account.username)
-                    .map_err(|invalid| {
-                        IdentityRefusal::MalformedAccountId(invalid.text)
-                            .code()
-                            .to_string()
-                    })
-            });
         let current_holder = known
             .as_ref()
             .filter(|known| {
@@ -107,19 +120,27 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
             Verdict::Delay(delay) => delay,
         };
 
-        let attempt = LoginAttempt {
-            presented_username: username.to_string(),
-            cert_username,
-            cert_fingerprint: fingerprint.clone(),
-            password: password.to_string(),
+        let decision = match self.profile {
+            Profile::Gateway => decide_login(
+                &LoginAttempt {
+                    presented_username: username.to_string(),
+                    cert_username,
+                    cert_fingerprint: fingerprint.clone(),
+                    password: password.to_string(),
+                },
+                known.as_ref(),
+                owner.as_ref(),
+                &self.password_key,
+                now(),
+            ),
+            Profile::SecureFtp => decide_certificate_login(
+                &cert_username,
+                &fingerprint,
+                known.as_ref(),
+                owner.as_ref(),
+                now(),
+            ),
         };
-        let decision = decide_login(
-            &attempt,
-            known.as_ref(),
-            owner.as_ref(),
-            &self.password_key,
-            now(),
-        );
         self.throttle.record(&keys, decision.is_ok());
         match decision {
             Ok(()) => {
@@ -127,10 +148,14 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                     .record(audit(AuditEvent::allowed(now(), "ftps.login")))
                     .await;
                 let user = known.expect("an allowed login has a known user").user;
+                let (mailbox, layout) = match self.profile {
+                    Profile::Gateway => (Mailbox::of_user(&user.username), Layout::Root),
+                    Profile::SecureFtp => (Mailbox::Company(user.cvr.clone()), Layout::LoginFolder),
+                };
                 Ok(UserTree::new(
                     TreeOwner {
-                        // The current profile: each user's own /out.
-                        mailbox: Mailbox::of_user(&user.username),
+                        mailbox,
+                        layout,
                         username: user.username,
                         cvr: user.cvr,
                         account: user.account,
@@ -149,9 +174,9 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                     refusal.audit_reason(),
                 ));
                 if !delay.is_zero() {
-                    event = event.with_detail(serde_json::json!({
-                        "throttled_ms": delay.as_millis() as u64,
-                    }));
+                    let mut detail = event.detail.take().unwrap_or_else(|| serde_json::json!({}));
+                    detail["throttled_ms"] = serde_json::json!(delay.as_millis() as u64);
+                    event = event.with_detail(detail);
                 }
                 self.auditor.record(event).await;
                 Err(LoginDenied { delay })

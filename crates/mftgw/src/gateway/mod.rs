@@ -1,6 +1,10 @@
 //! The gateway behind the FTPS engine: logins decided by the domain rules against the users,
 //! each user's virtual tree (where uploads become transactions), the live sessions whose
 //! authorisation can be withdrawn, and the audit trail of every security decision.
+//!
+//! One `Gateway` serves one listener in one [`Profile`]: the FTPS Gateway (`USER`, `PASS`
+//! and certificate; the user's own `/out`) or the legacy Secure FTP (certificate alone; a
+//! login folder, and the company's shared `out` beside it). Both run on the same core.
 
 mod login;
 mod quota;
@@ -10,6 +14,7 @@ mod tree;
 use std::sync::Arc;
 
 use mftgw_blobs::BlobStore;
+use mftgw_domain::Profile;
 use mftgw_domain::audit::AuditEvent;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_domain::password::PasswordKey;
@@ -20,7 +25,7 @@ use mftgw_store::Store;
 use time::OffsetDateTime;
 
 pub use sessions::run_authorisation_watch;
-pub use tree::{TreeOwner, UploadLimits, UserTree};
+pub use tree::{Layout, TreeOwner, UploadLimits, UserTree};
 
 use mftgw_core::audit::{Auditor, Network, Unauthenticated};
 use mftgw_core::telemetry;
@@ -31,6 +36,7 @@ use quota::UploadsInFlight;
 use sessions::LiveSessions;
 
 pub struct Gateway<S, B> {
+    profile: Profile,
     users: Arc<Users<S>>,
     transactions: Arc<Transactions<S, B>>,
     catalogue: Arc<ServiceCatalogue>,
@@ -46,6 +52,7 @@ pub struct Gateway<S, B> {
 
 /// What a gateway is made of besides its transactions.
 pub struct GatewayParts<S> {
+    pub profile: Profile,
     pub users: Arc<Users<S>>,
     pub catalogue: Arc<ServiceCatalogue>,
     pub password_key: PasswordKey,
@@ -58,6 +65,7 @@ pub struct GatewayParts<S> {
 impl<S: Store, B: BlobStore> Gateway<S, B> {
     pub fn new(transactions: Arc<Transactions<S, B>>, parts: GatewayParts<S>) -> Gateway<S, B> {
         Gateway {
+            profile: parts.profile,
             users: parts.users,
             transactions,
             catalogue: parts.catalogue,

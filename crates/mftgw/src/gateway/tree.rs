@@ -44,12 +44,24 @@ pub struct UploadLimits {
     pub max_transaction_folders: usize,
 }
 
+/// Where the service folders and `out` are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// The FTPS Gateway's: the session starts at `/`, which holds the service folders and
+    /// `out`.
+    Root,
+    /// The legacy Secure FTP's: the session starts in `/<account>` (e.g. `/RID_60134540`),
+    /// which holds the service folders; `out` is one level up, beside it.
+    LoginFolder,
+}
+
 /// The gateway user a session belongs to.
 #[derive(Debug, Clone)]
 pub struct TreeOwner {
     pub username: Username,
     /// The `/out` the session sees, and where its uploads are reported.
     pub mailbox: Mailbox,
+    pub layout: Layout,
     pub cvr: Cvr,
     pub account: AccountId,
 }
@@ -72,7 +84,10 @@ pub struct UserTree<S, B> {
 
 /// Where a path points in the tree.
 enum Place<'a> {
+    /// The folder of the service folders: `/`, or the login folder.
     Root,
+    /// `/` in the [`Layout::LoginFolder`] layout: the login folder and `out`.
+    Top,
     Out,
     OutFile(&'a str),
     Service(&'a str),
@@ -85,8 +100,9 @@ enum Place<'a> {
     Elsewhere,
 }
 
-fn place(path: &VirtualPath) -> Place<'_> {
-    match path.components() {
+/// Where `components`, relative to the folder of the service folders, point.
+fn place_in(components: &[String]) -> Place<'_> {
+    match components {
         [] => Place::Root,
         [out] if out == OUT => Place::Out,
         [out, name] if out == OUT => Place::OutFile(name),
@@ -113,6 +129,22 @@ fn upload_refused() -> FsError {
 }
 
 impl<S: Store, B: BlobStore> UserTree<S, B> {
+    fn place<'a>(&self, path: &'a VirtualPath) -> Place<'a> {
+        let components = path.components();
+        match self.owner.layout {
+            Layout::Root => place_in(components),
+            Layout::LoginFolder => match components {
+                [] => Place::Top,
+                [out, ..] if out == OUT => place_in(components),
+                [home, rest @ ..] if home == self.owner.account.as_str() => match rest {
+                    [first, ..] if first == OUT => Place::Elsewhere,
+                    _ => place_in(rest),
+                },
+                _ => Place::Elsewhere,
+            },
+        }
+    }
+
     pub fn new(
         owner: TreeOwner,
         transactions: Arc<Transactions<S, B>>,
@@ -243,8 +275,22 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
         self.owner.username.as_str()
     }
 
+    fn home(&self) -> VirtualPath {
+        match self.owner.layout {
+            Layout::Root => VirtualPath::root(),
+            // An account is one path segment of letters, digits, `_` and `-`: it resolves.
+            Layout::LoginFolder => VirtualPath::root()
+                .resolve(self.owner.account.as_str())
+                .unwrap_or_default(),
+        }
+    }
+
     async fn metadata(&self, path: &VirtualPath) -> FsResult<DirEntry> {
-        match place(path) {
+        match self.place(path) {
+            Place::Top => Ok(self.folder("/", false)),
+            Place::Root if self.owner.layout == Layout::LoginFolder => {
+                Ok(self.folder(self.owner.account.as_str(), false))
+            }
             Place::Root => Ok(self.folder("/", false)),
             Place::Out => Ok(self.folder(OUT, false)),
             Place::OutFile(name) => match self
@@ -270,7 +316,11 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
     }
 
     async fn list(&self, path: &VirtualPath) -> FsResult<Vec<DirEntry>> {
-        match place(path) {
+        match self.place(path) {
+            Place::Top => Ok(vec![
+                self.folder(self.owner.account.as_str(), false),
+                self.folder(OUT, false),
+            ]),
             Place::Root => {
                 let mut entries: Vec<DirEntry> = self
                     .services()
@@ -278,7 +328,9 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
                     .iter()
                     .map(|service| self.folder(service.as_str(), true))
                     .collect();
-                entries.push(self.folder(OUT, false));
+                if self.owner.layout == Layout::Root {
+                    entries.push(self.folder(OUT, false));
+                }
                 Ok(entries)
             }
             Place::Out => Ok(self
@@ -318,7 +370,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
         path: &VirtualPath,
         offset: u64,
     ) -> FsResult<Box<dyn AsyncRead + Send + Unpin>> {
-        let Place::OutFile(name) = place(path) else {
+        let Place::OutFile(name) = self.place(path) else {
             return Err(not_found());
         };
         match self
@@ -340,7 +392,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
         path: &VirtualPath,
         transfer_type: TransferType,
     ) -> FsResult<Box<dyn Upload>> {
-        match place(path) {
+        match self.place(path) {
             Place::InService(service, name) => {
                 // An upload named like a transaction folder of this session takes its place.
                 let folder = (service.to_owned(), name.to_owned());
@@ -360,7 +412,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
     }
 
     async fn delete(&self, path: &VirtualPath) -> FsResult<()> {
-        let Place::OutFile(name) = place(path) else {
+        let Place::OutFile(name) = self.place(path) else {
             return Err(FsError::NotAllowed(
                 "Only files in /out can be deleted".into(),
             ));
@@ -379,7 +431,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
 
     async fn make_dir(&self, path: &VirtualPath) -> FsResult<()> {
         let exists = || FsError::NotAllowed("Folder already exists".into());
-        match place(path) {
+        match self.place(path) {
             Place::InService(service, txid) if self.holds_role(service).await? => {
                 check_transaction_id(service, txid)
                     .map_err(|error| FsError::BadName(error.to_string()))?;
@@ -420,7 +472,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
 
     async fn remove_dir(&self, path: &VirtualPath) -> FsResult<()> {
         let mut folders = self.folders.lock().expect("folder lock poisoned");
-        match place(path) {
+        match self.place(path) {
             Place::InFolder(service, txid) => {
                 match folders.get_mut(&(service.to_owned(), txid.to_owned())) {
                     Some(has_in) if *has_in => {

@@ -14,6 +14,7 @@ mod hardening;
 mod heartbeat;
 mod http_delivery;
 mod interop;
+mod legacy;
 mod operator;
 mod portal;
 mod portal_browser;

@@ -60,6 +60,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "mailboxes",
         sql: include_str!("../../migrations/sqlite/009_mailboxes.sql"),
     },
+    Migration {
+        version: 10,
+        name: "company_mailboxes",
+        sql: include_str!("../../migrations/sqlite/010_company_mailboxes.sql"),
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {

@@ -219,10 +219,14 @@ impl IdentityStore for SqliteStore {
                     .bind(&now)
                     .fetch_one(&mut *transaction)
                     .await?;
-                    sqlx::query("INSERT INTO mailboxes (owner) VALUES ($1)")
-                        .bind(Mailbox::of_user(&registration.username).key())
-                        .execute(&mut *transaction)
-                        .await?;
+                    sqlx::query(
+                        "INSERT INTO mailboxes (owner) VALUES ($1), ($2)
+                         ON CONFLICT (owner) DO NOTHING",
+                    )
+                    .bind(Mailbox::of_user(&registration.username).key())
+                    .bind(Mailbox::Company(registration.cvr.clone()).key())
+                    .execute(&mut *transaction)
+                    .await?;
                     (user_id, true)
                 }
                 RegistrationPlan::Renew(user) => {

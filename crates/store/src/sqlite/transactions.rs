@@ -26,7 +26,9 @@ macro_rules! transaction_columns {
          users.account, transactions.service,
          transactions.ftp_transaction_id, transactions.upload_path, transactions.size,
          transactions.sha256, transactions.transfer_type, transactions.blob_key,
-         transactions.state, transactions.received_at"
+         transactions.state, transactions.received_at,
+         (SELECT owner FROM mailboxes WHERE mailboxes.id = transactions.mailbox_id)
+             AS mailbox_owner"
     };
 }
 
@@ -115,6 +117,7 @@ pub(super) async fn record_transaction(
         id,
         skat_transaction_id: new.skat_transaction_id,
         username: new.username,
+        mailbox: new.mailbox,
         cvr: parsed("users.cvr", cvr)?,
         account: parsed("users.account", account)?,
         service: new.service,
@@ -834,6 +837,8 @@ fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
             row.try_get("skat_transaction_id")?,
         )?,
         username: parsed("users.username", row.try_get("username")?)?,
+        mailbox: Mailbox::from_key(row.try_get::<&str, _>("mailbox_owner")?)
+            .map_err(|error| StoreError::Corrupt(format!("mailboxes.owner: {error}")))?,
         cvr: parsed("users.cvr", row.try_get("cvr")?)?,
         account: parsed("users.account", row.try_get("account")?)?,
         service: parsed("transactions.service", row.try_get("service")?)?,

@@ -3,16 +3,13 @@
 use std::sync::Arc;
 
 use mftgw_domain::status::StatusCode;
-use mftgw_domain::{Mailbox, TransactionState};
-
-use mftgw_domain::BlobKey;
+use mftgw_domain::{BlobKey, Cvr, Mailbox, TransactionState};
 
 use super::{
-    RECEIVED_AT, USERNAME, add_other_user, created, inline, names, race, step, upload, watch,
-    with_user,
+    RECEIVED_AT, USERNAME, add_other_user, blob_key_for, created, inline, names, race,
+    registration, step, upload, user, watch, with_user,
 };
-use super::{blob_key_for, user};
-use crate::{IdentityStore, MailboxStore, NewOutFile, OutContent, TransactionLog};
+use crate::{IdentityStore, MailboxStore, NewOutFile, OutContent, StoreError, TransactionLog};
 
 /// A name is added to a user's `/out` once (the first file stays); each user has their own
 /// names; deleting returns the body.
@@ -258,4 +255,55 @@ pub async fn a_replaced_file_is_never_missing_from_out<
         .unwrap()
         .unwrap();
     assert!(matches!(last, OutContent::Blob { ref key, .. } if *key == blob_key_for("answer29")));
+}
+
+/// Every company with a user has one mailbox (the legacy profile's `out`), which all its
+/// users share and no other company sees; a company without users has none.
+pub async fn a_company_mailbox_is_shared_by_its_users_and_no_one_else<
+    S: IdentityStore + MailboxStore,
+>(
+    store: Arc<S>,
+) {
+    with_user(&*store).await;
+    add_other_user(&*store).await;
+    store
+        .register_certificate(registration("CVR_87654321_UID_9", "dd44", "hmac-sha256:09"))
+        .await
+        .unwrap();
+    let company = Mailbox::Company(Cvr::parse("12345678").unwrap());
+    let other_company = Mailbox::Company(Cvr::parse("87654321").unwrap());
+    assert!(
+        store
+            .add_out_file(&company, inline("shared.xml", "x"), RECEIVED_AT)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        names(&store.out_files(&company).await.unwrap()),
+        ["shared.xml"]
+    );
+    assert!(store.out_files(&other_company).await.unwrap().is_empty());
+    assert!(
+        store
+            .out_files(&Mailbox::of_user(&user(USERNAME)))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the company's mailbox is not a user's"
+    );
+    let nobody = Mailbox::Company(Cvr::parse("11111111").unwrap());
+    assert!(matches!(
+        store
+            .add_out_file(&nobody, inline("x", "x"), RECEIVED_AT)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        store
+            .delete_out_file(&company, "shared.xml")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.out_files(&company).await.unwrap().is_empty());
 }

@@ -337,6 +337,7 @@ macro_rules! conformance_suite {
                 a_listing_returns_names_exactly_in_the_order_they_came,
                 racing_additions_of_one_name_add_one_file,
                 a_replaced_file_is_never_missing_from_out,
+                a_company_mailbox_is_shared_by_its_users_and_no_one_else,
             }
             portal {
                 portal_account_password_and_profile_are_independent,

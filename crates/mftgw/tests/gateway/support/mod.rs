@@ -46,10 +46,13 @@ fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)], launcher: Launcher<'_
         .args(["--ftps-port", &port.to_string()])
         .arg("--passive-ports")
         .arg(format!("{}-{}", PASSIVE_RANGE.start(), PASSIVE_RANGE.end()));
-    let [portal_port, api_port] = free_ports(port);
+    let [portal_port, api_port, legacy_port] = free_ports(port);
     command
         .args(["--portal-port", &portal_port.to_string()])
         .args(["--api-port", &api_port.to_string()])
+        .args(["--legacy-port", &legacy_port.to_string()])
+        .arg("--legacy-passive-ports")
+        .arg(format!("{}-{}", PASSIVE_RANGE.start(), PASSIVE_RANGE.end()))
         .env("MFTGW_LOG", "info")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
@@ -257,6 +260,31 @@ impl Demo {
     }
 
     /// A refusal-case certificate from `demo.json` (`expired`, `revoked`, `foces`, ...).
+    /// The legacy listener's port.
+    pub fn legacy_port(&self) -> u16 {
+        self.legacy().port
+    }
+
+    pub fn legacy(&self) -> &mftgw::demo::LegacyEndpoint {
+        self.manifest()
+            .legacy
+            .as_ref()
+            .expect("demo.json has a legacy listener")
+    }
+
+    /// The legacy user `index` of demo.json, logging in as `anonymous` (any name will do).
+    pub fn legacy_user(&self, index: usize) -> (DemoUser, &mftgw::demo::LegacyUser) {
+        let legacy = &self.legacy().users[index];
+        let user = DemoUser {
+            username: "anonymous".into(),
+            password: "guest@example.com".into(),
+            cert: legacy.cert_pem.clone(),
+            key: legacy.key_pem.clone(),
+            services: legacy.services.clone(),
+        };
+        (user, legacy)
+    }
+
     pub fn certificate(&self, name: &str) -> DemoUser {
         let cert = self
             .manifest()
@@ -449,6 +477,17 @@ pub fn username_of(cert_pem: &Path) -> String {
 
 /// Runs curl against the demo as `user` on `path`, with `extra` arguments.
 pub fn curl(demo: &Demo, user: &DemoUser, path: &str, extra: &[&str]) -> (bool, String, String) {
+    curl_at(demo, demo.port, user, path, extra)
+}
+
+/// Runs curl against the demo's listener on `port` (the FTPS Gateway's or the legacy one).
+pub fn curl_at(
+    demo: &Demo,
+    port: u16,
+    user: &DemoUser,
+    path: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
     run(Command::new("curl")
         .args([
             "--silent",
@@ -465,7 +504,7 @@ pub fn curl(demo: &Demo, user: &DemoUser, path: &str, extra: &[&str]) -> (bool, 
         .arg(&user.key)
         .args(["-u", &format!("{}:{}", user.username, user.password)])
         .args(extra)
-        .arg(format!("ftp://127.0.0.1:{}{path}", demo.port)))
+        .arg(format!("ftp://127.0.0.1:{port}{path}")))
 }
 
 /// The names in the user's `/out`, in listing order (curl `NLST`).
@@ -545,12 +584,23 @@ impl Demo {
     /// Runs the Python ftplib script `tests/interop/<script>` as `user`; its arguments are
     /// host, port, CA, certificate, key, username, password, then `args`.
     pub fn python(&self, script: &str, user: &DemoUser, args: &[&str]) -> (bool, String, String) {
+        self.python_at(self.port, script, user, args)
+    }
+
+    /// Like [`Demo::python`], against the listener on `port`.
+    pub fn python_at(
+        &self,
+        port: u16,
+        script: &str,
+        user: &DemoUser,
+        args: &[&str],
+    ) -> (bool, String, String) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/interop")
             .join(script);
         run(Command::new("python3")
             .arg(script)
-            .args(["127.0.0.1", &self.port.to_string()])
+            .args(["127.0.0.1", &port.to_string()])
             .arg(self.ca())
             .arg(&user.cert)
             .arg(&user.key)
