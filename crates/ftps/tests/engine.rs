@@ -686,20 +686,15 @@ async fn session_limits_per_ip_and_per_user() {
 async fn a_session_starts_in_the_home_its_backend_gives_it() {
     let pki = shared_pki();
     let server = start(pki, |_| {}).await;
-    let (mut client, _) = FtpsClient::connect(server.addr).await.unwrap();
-    client.auth_tls(tls_for(pki, "moces")).await.unwrap();
-    client
-        .command(&format!("USER {USER_AT_HOME_IN}"))
-        .await
-        .unwrap();
-    assert_eq!(
-        client
-            .command(&format!("PASS {PASSWORD}"))
-            .await
-            .unwrap()
-            .code,
-        230
-    );
+    // `login` sends AUTH TLS, USER and PASS, and fails unless PASS gets 230.
+    let mut client = FtpsClient::login(
+        server.addr,
+        tls_for(pki, "moces"),
+        USER_AT_HOME_IN,
+        PASSWORD,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         client.command("PWD").await.unwrap().text,
         "\"/in\" is the current directory"

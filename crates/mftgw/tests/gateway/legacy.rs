@@ -69,6 +69,7 @@ fn wait_for_status(demo: &Demo, user: &DemoUser, name: &str, code: &str) -> Stri
             "{file} never said {code:?}\n{}",
             demo.log()
         );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -234,7 +235,6 @@ fn a_company_shares_one_out_where_each_transaction_has_one_status_file() {
         xml_element(&first, "status.code").as_deref(),
         Some("File exposed")
     );
-    let _ = system_legacy;
 }
 
 #[test]
