@@ -59,6 +59,19 @@ pub struct Registration {
     pub password: Option<String>,
     /// Whether the registration replaced the certificate of an existing user.
     pub renewed: bool,
+    /// Whether the certificate already was the user's current one.
+    pub unchanged: bool,
+    /// The roles this registration granted that the user did not hold.
+    pub roles_granted: Vec<ServiceName>,
+}
+
+/// A certificate moved from another installation: the gateway username it had there, which
+/// must be the one the certificate names, and the services it may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedCertificate {
+    pub cert_der: Vec<u8>,
+    pub username: Username,
+    pub roles: Vec<ServiceName>,
 }
 
 /// Why a certificate was not registered.
@@ -77,6 +90,8 @@ pub enum RegistrationError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Registrar {
     Operator,
+    /// An operator's bulk import (`mftgw user import`).
+    Import,
     Portal,
 }
 
@@ -87,6 +102,7 @@ impl Registrar {
         match (self, renewed) {
             (Registrar::Operator, false) => "admin.register",
             (Registrar::Operator, true) => "admin.renew",
+            (Registrar::Import, _) => "admin.import",
             (Registrar::Portal, false) => "portal.register",
             (Registrar::Portal, true) => "portal.renew",
         }
@@ -96,19 +112,20 @@ impl Registrar {
 /// The company, account and gateway username a certificate's identity names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertifiedAccount {
-    pub cvr: Cvr,
+    /// `None` for a person.
+    pub cvr: Option<Cvr>,
     pub account: AccountId,
-    /// `CVR_<cvr>_<account>`.
+    /// `CVR_<cvr>_<account>`, or a person's `PID_<pid>`.
     pub username: Username,
 }
 
 impl CertifiedAccount {
     /// The account `identity` names, as typed identifiers.
     pub fn of(identity: &OcesIdentity) -> Result<Self, InvalidId> {
-        let cvr = Cvr::parse(identity.cvr.clone())?;
+        let cvr = identity.cvr.clone().map(Cvr::parse).transpose()?;
         let account = AccountId::parse(identity.account_label())?;
         Ok(Self {
-            username: Username::of_account(&cvr, &account),
+            username: Username::of_account(cvr.as_ref(), &account),
             cvr,
             account,
         })
@@ -121,6 +138,7 @@ pub fn kind_name(kind: CertificateKind) -> &'static str {
         CertificateKind::Moces => "moces",
         CertificateKind::Oces3Organisation => "oces3-organisation",
         CertificateKind::Oces3Employee => "oces3-employee",
+        CertificateKind::Personal => "personal",
     }
 }
 
@@ -229,6 +247,43 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
         registrant: &Registrant<'_>,
         cert_der: &[u8],
     ) -> Result<Registration, RegistrationError> {
+        self.register(registrant, cert_der, None, &[]).await
+    }
+
+    /// Registers an imported certificate like [`register_certificate`](Self::register_certificate)
+    /// and grants its roles in the same commit; refused, with nothing stored, if its username
+    /// is not the one the certificate names or a role is not in the catalogue. Importing the
+    /// same certificate again grants only roles that were added.
+    pub async fn import_certificate(
+        &self,
+        registrant: &Registrant<'_>,
+        imported: &ImportedCertificate,
+    ) -> Result<Registration, RegistrationError> {
+        if let Some(unknown) = imported
+            .roles
+            .iter()
+            .find(|service| !self.catalogue.contains(service.as_str()))
+        {
+            return Err(RegistrationError::Refused(format!(
+                "role {unknown} is not a service in the catalogue"
+            )));
+        }
+        self.register(
+            registrant,
+            &imported.cert_der,
+            Some(&imported.username),
+            &imported.roles,
+        )
+        .await
+    }
+
+    async fn register(
+        &self,
+        registrant: &Registrant<'_>,
+        cert_der: &[u8],
+        expected_username: Option<&Username>,
+        roles: &[ServiceName],
+    ) -> Result<Registration, RegistrationError> {
         let Registrant {
             key,
             trust,
@@ -258,6 +313,11 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
         } = CertifiedAccount::of(&identity).map_err(|invalid| {
             RegistrationError::Refused(format!("certificate refused: {invalid}"))
         })?;
+        if let Some(expected) = expected_username.filter(|expected| **expected != username) {
+            return Err(RegistrationError::Refused(format!(
+                "the certificate belongs to {username}, not {expected}"
+            )));
+        }
         let password = generate_gateway_password();
         let replaced_was_revoked = match store.certificates(&username).await {
             Ok(certificates) => certificates
@@ -284,6 +344,7 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
                 new_password_sealed: key.seal(&username, &password),
                 activate_at: now + activation_delay,
                 rotate_password: replaced_was_revoked,
+                roles: roles.to_vec(),
             })
             .await
             .map_err(|error| match error {
@@ -297,10 +358,24 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
         } else {
             AuditEvent::allowed(now, registrar.action(renewed))
         };
+        let mut detail = serde_json::Map::new();
         if outcome.password_rotated {
-            event = event.with_detail(serde_json::json!({
-                "password_rotated": "the replaced certificate was revoked",
-            }));
+            detail.insert(
+                "password_rotated".into(),
+                "the replaced certificate was revoked".into(),
+            );
+        }
+        if registrar == Registrar::Import {
+            detail.insert("renewed".into(), renewed.into());
+        }
+        if !outcome.roles_granted.is_empty() {
+            detail.insert(
+                "roles_granted".into(),
+                serde_json::json!(outcome.roles_granted),
+            );
+        }
+        if !detail.is_empty() {
+            event = event.with_detail(serde_json::Value::Object(detail));
         }
         auditor
             .record(
@@ -322,6 +397,8 @@ impl<S: IdentityStore + RoleStore + PortalStore> Users<S> {
             username,
             password: (outcome.created || outcome.password_rotated).then_some(password),
             renewed,
+            unchanged: outcome.unchanged,
+            roles_granted: outcome.roles_granted,
         })
     }
 

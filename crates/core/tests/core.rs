@@ -183,7 +183,7 @@ impl Harness {
         self.store
             .register_certificate(CertificateRegistration {
                 username: username.clone(),
-                cvr: format!("1000000{n}").parse().unwrap(),
+                cvr: Some(format!("1000000{n}").parse().unwrap()),
                 account: format!("UID_{n}").parse().unwrap(),
                 kind: "moces".into(),
                 fingerprint: format!("{n:064x}"),
@@ -195,6 +195,7 @@ impl Harness {
                 new_password_sealed: "unused".into(),
                 activate_at: now,
                 rotate_password: false,
+                roles: Vec::new(),
             })
             .await
             .unwrap();
@@ -215,7 +216,7 @@ impl Harness {
         let target = UploadTarget {
             username: username.clone(),
             mailbox: mftgw_domain::Mailbox::of_user(username),
-            cvr: cvr.parse().unwrap(),
+            cvr: Some(cvr.parse().unwrap()),
             account: account.parse().unwrap(),
             service: service.parse().unwrap(),
             name: name.parse().unwrap(),

@@ -126,7 +126,8 @@ text_id!(
 
 text_id!(
     /// A gateway username: `CVR_<cvr>_<account>` for the users the gateway makes from a
-    /// certificate (see [`Username::of_account`]); one path segment of letters, digits, `_`
+    /// company's certificate (see [`Username::of_account`]), a person's account itself
+    /// (`PID_<pid>`); one path segment of letters, digits, `_`
     /// and `-`, as operators' imports may bring other shapes.
     Username,
     "gateway username",
@@ -141,9 +142,13 @@ text_id!(
 );
 
 impl Username {
-    /// The username of the account `account` of the company `cvr`: `CVR_<cvr>_<account>`.
-    pub fn of_account(cvr: &Cvr, account: &AccountId) -> Self {
-        Self(format!("CVR_{cvr}_{account}"))
+    /// The username of the account `account` of the company `cvr`: `CVR_<cvr>_<account>`;
+    /// a person's (no company) is the account.
+    pub fn of_account(cvr: Option<&Cvr>, account: &AccountId) -> Self {
+        match cvr {
+            Some(cvr) => Self(format!("CVR_{cvr}_{account}")),
+            None => Self(account.as_str().to_owned()),
+        }
     }
 }
 
@@ -219,13 +224,15 @@ impl BlobKey {
 /// Whose `/out` a file belongs to. Every transaction is reported to the mailbox chosen when
 /// it was uploaded (by the profile of the listener it came in on), and its later steps'
 /// files follow it there. The FTPS Gateway gives each user their own; the legacy "Secure
-/// FTP" profile shares one per company.
+/// FTP" profile shares one per company, and gives a person (personal certificate) their own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Mailbox {
     /// The `/out` of one gateway user (the FTPS Gateway profile).
     User(Username),
     /// The `/out` every certificate of one company shares (the legacy profile).
     Company(Cvr),
+    /// The `/out` of a person, in their login folder (the legacy profile).
+    Person(Username),
 }
 
 /// Which generation of the FTPS interface a mailbox is shown through: what its status files
@@ -245,11 +252,13 @@ impl Mailbox {
         Self::User(username.clone())
     }
 
-    /// The stable key stores keep it under: `user:<username>` or `company:<cvr>`.
+    /// The stable key stores keep it under: `user:<username>`, `company:<cvr>` or
+    /// `person:<username>`.
     pub fn key(&self) -> String {
         match self {
             Self::User(username) => format!("user:{username}"),
             Self::Company(cvr) => format!("company:{cvr}"),
+            Self::Person(username) => format!("person:{username}"),
         }
     }
 
@@ -258,10 +267,11 @@ impl Mailbox {
         match key.split_once(':') {
             Some(("user", username)) => Ok(Self::User(Username::parse(username)?)),
             Some(("company", cvr)) => Ok(Self::Company(Cvr::parse(cvr)?)),
+            Some(("person", username)) => Ok(Self::Person(Username::parse(username)?)),
             _ => Err(InvalidId {
                 kind: "mailbox key",
                 text: key.to_owned(),
-                expected: "user:<username> or company:<cvr>",
+                expected: "user:<username>, company:<cvr> or person:<username>",
             }),
         }
     }
@@ -270,7 +280,7 @@ impl Mailbox {
     pub fn profile(&self) -> Profile {
         match self {
             Self::User(_) => Profile::Gateway,
-            Self::Company(_) => Profile::SecureFtp,
+            Self::Company(_) | Self::Person(_) => Profile::SecureFtp,
         }
     }
 }
@@ -280,6 +290,7 @@ impl fmt::Display for Mailbox {
         match self {
             Self::User(username) => write!(f, "the /out of {username}"),
             Self::Company(cvr) => write!(f, "the /out of company {cvr}"),
+            Self::Person(username) => write!(f, "the legacy /out of {username}"),
         }
     }
 }
@@ -303,10 +314,12 @@ mod tests {
             assert!(AccountId::parse(bad).is_err(), "{bad:?}");
         }
         let username = Username::of_account(
-            &Cvr::parse("19552101").unwrap(),
+            Some(&Cvr::parse("19552101").unwrap()),
             &AccountId::parse("UID_1").unwrap(),
         );
         assert_eq!(username, "CVR_19552101_UID_1");
+        let person = AccountId::parse("PID_9208-2002-2-123456789012").unwrap();
+        assert_eq!(Username::of_account(None, &person), person.as_str());
         for bad in ["", "CVR 1", "CVR/1", "..", "CVR_1\n"] {
             assert!(Username::parse(bad).is_err(), "{bad:?}");
         }
@@ -325,10 +338,11 @@ mod tests {
         for mailbox in [
             Mailbox::of_user(&username),
             Mailbox::Company(Cvr::parse("19552101").unwrap()),
+            Mailbox::Person(Username::of_account(None, &person)),
         ] {
             assert_eq!(Mailbox::from_key(&mailbox.key()).unwrap(), mailbox);
         }
-        for bad in ["", "user:", "company:1", "person:x", "user"] {
+        for bad in ["", "user:", "company:1", "person:x/y", "other:x", "user"] {
             assert!(Mailbox::from_key(bad).is_err(), "{bad:?}");
         }
         let json = serde_json::to_string(&Cvr::parse("19552101").unwrap()).unwrap();

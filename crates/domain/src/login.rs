@@ -236,7 +236,7 @@ mod tests {
             user: User {
                 id: 1,
                 username: USERNAME.parse().unwrap(),
-                cvr: "12345678".parse().unwrap(),
+                cvr: Some("12345678".parse().unwrap()),
                 account: "UID_1".parse().unwrap(),
                 kind: "voces".into(),
                 state,

@@ -2,7 +2,7 @@
 //! their XML, exactly in the layout of the client guide's examples (golden-tested against them
 //! in `tests/status_golden.rs`), with timestamps in Copenhagen time.
 
-use crate::ids::{ServiceName, SkatTransactionId};
+use crate::ids::{Profile, ServiceName, SkatTransactionId};
 use std::fmt::Write as _;
 
 use time::macros::format_description;
@@ -96,11 +96,15 @@ impl StatusFile {
         format!("status_{}_{}.xml", self.service, self.ftp_transaction_id)
     }
 
-    /// `status_<service>_outbound-<seq>_3.xml`: the name of the status file of an unrelated
-    /// outbound file, numbered by the gateway. Upload names cannot start with `outbound-`
-    /// ([`crate::transaction::check_transaction_id`]), so the two never collide.
-    pub fn outbound_file_name(service: &ServiceName, seq: i64) -> String {
-        format!("status_{service}_{OUTBOUND_PREFIX}{seq}_3.xml")
+    /// `status_<service>_outbound-<seq>_3.xml` (the legacy profile's without `_3`): the name
+    /// of the status file of an unrelated outbound file, numbered by the gateway. Upload names
+    /// cannot start with `outbound-` ([`crate::transaction::check_transaction_id`]), so the
+    /// two never collide.
+    pub fn outbound_file_name(profile: Profile, service: &ServiceName, seq: i64) -> String {
+        match profile {
+            Profile::Gateway => format!("status_{service}_{OUTBOUND_PREFIX}{seq}_3.xml"),
+            Profile::SecureFtp => format!("status_{service}_{OUTBOUND_PREFIX}{seq}.xml"),
+        }
     }
 
     /// The XML. Status 1–3 use the examples' flat layout; status 0 the example's own, which

@@ -129,13 +129,14 @@ pub struct Transaction {
     pub username: Username,
     /// Where its status files go (chosen by the listener it came in on).
     pub mailbox: Mailbox,
-    /// The uploader's company and account, as their certificate says.
-    pub cvr: Cvr,
+    /// The uploader's company (none for a person) and account, as their certificate says.
+    pub cvr: Option<Cvr>,
     pub account: AccountId,
     pub service: ServiceName,
     /// The name the user uploaded; unique per user, forever.
     pub ftp_transaction_id: FtpTransactionId,
-    /// `/CVR_<cvr>/<account>/<service>/<name>`, as status files show it.
+    /// `/CVR_<cvr>/<account>/<service>/<name>` (a person's `/<account>/<service>/<name>`), as
+    /// status files show it.
     pub upload_path: String,
     pub size: u64,
     pub sha256: Sha256,
@@ -167,9 +168,18 @@ impl Transaction {
     }
 }
 
-/// The internal path of an upload, `/CVR_<cvr>/<account>/<service>/<name>`.
-pub fn upload_path(cvr: &Cvr, account: &AccountId, service: &ServiceName, name: &str) -> String {
-    format!("/CVR_{cvr}/{account}/{service}/{name}")
+/// The internal path of an upload, `/CVR_<cvr>/<account>/<service>/<name>`, or a person's
+/// `/<account>/<service>/<name>`.
+pub fn upload_path(
+    cvr: Option<&Cvr>,
+    account: &AccountId,
+    service: &ServiceName,
+    name: &str,
+) -> String {
+    match cvr {
+        Some(cvr) => format!("/CVR_{cvr}/{account}/{service}/{name}"),
+        None => format!("/{account}/{service}/{name}"),
+    }
 }
 
 /// Makes SKATTransactionIds of the form `ci<epoch-ms>_<node>_<seq>`, as in the client guide's

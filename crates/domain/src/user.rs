@@ -58,12 +58,14 @@ impl FromStr for UserState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
-    /// `CVR_<cvr>_<account>`, derived from the certificate.
+    /// `CVR_<cvr>_<account>` (or a person's `PID_<pid>`), derived from the certificate.
     pub username: Username,
-    pub cvr: Cvr,
-    /// The account part of the username: `UID_…`, `RID_…` or `UI_…`.
+    /// The company; `None` for a person (a personal certificate, legacy profile only).
+    pub cvr: Option<Cvr>,
+    /// The account part of the username: `UID_…`, `RID_…`, `UI_…` or `PID_…`.
     pub account: AccountId,
-    /// The certificate profile: `voces`, `moces`, `oces3-organisation` or `oces3-employee`.
+    /// The certificate profile: `voces`, `moces`, `oces3-organisation`, `oces3-employee` or
+    /// `personal`.
     pub kind: String,
     pub state: UserState,
     /// When a pending user becomes active; `None` leaves activation to an operator.
@@ -94,7 +96,7 @@ mod tests {
         User {
             id: 1,
             username: "CVR_12345678_UID_1".parse().unwrap(),
-            cvr: "12345678".parse().unwrap(),
+            cvr: Some("12345678".parse().unwrap()),
             account: "UID_1".parse().unwrap(),
             kind: "voces".into(),
             state,

@@ -15,9 +15,11 @@ use mftgw_store::{AuditQuery, Store};
 
 use crate::config::{self, Config};
 use crate::stores::OnStore;
+use crate::user_import;
 use mftgw_core::transactions::Operations;
-use mftgw_core::users::{Registrant, Registrar, Users};
+use mftgw_core::users::{Registrant, Registrar, RegistrationError, Users};
 use mftgw_core::{audit, keys};
+use mftgw_domain::password::PasswordKey;
 
 /// The operators' commands, flattened into the binary's own.
 #[derive(Debug, Subcommand)]
@@ -82,6 +84,16 @@ pub enum UserCommand {
         /// Seconds until the login works (default: the config's activation delay).
         #[arg(long)]
         activation_delay_secs: Option<u64>,
+    },
+    /// Register the users of a file moved from another installation (CSV or JSON lines of
+    /// certificates with their gateway usernames and roles; see the README): each line is
+    /// registered whole or not at all, and importing again changes only what is new. Exits
+    /// non-zero if any line was refused.
+    Import {
+        file: PathBuf,
+        /// Seconds until the logins work (default: at once, as they did before the move).
+        #[arg(long, default_value_t = 0)]
+        activation_delay_secs: u64,
     },
     List,
     Suspend {
@@ -244,28 +256,15 @@ async fn user_command<S: Store>(
             cert,
             activation_delay_secs,
         } => {
-            let key = keys::load_or_create_password_key(&config.password_key_path())?;
             let pem =
                 std::fs::read(&cert).with_context(|| format!("reading {}", cert.display()))?;
             let der = rustls::pki_types::pem::PemObject::from_pem_slice(&pem)
                 .map(|c: rustls_pki_types::CertificateDer<'static>| c.to_vec())
                 .with_context(|| format!("{} holds no PEM certificate", cert.display()))?;
             let delay = activation_delay_secs.unwrap_or(config.registration.activation_delay_secs);
-            let trust = TrustStore::load(
-                &config.tls.trusted_roots,
-                &config.tls.crls,
-                config.tls.crl_policy(),
-            )?;
+            let registering = Registering::load(config)?;
             let registration = users
-                .register_certificate(
-                    &Registrant {
-                        key: &key,
-                        trust: &trust,
-                        activation_delay: config::seconds(delay),
-                        registrar: Registrar::Operator,
-                    },
-                    &der,
-                )
+                .register_certificate(&registering.registrant(delay, Registrar::Operator), &der)
                 .await?;
             match (registration.password, registration.renewed) {
                 (Some(password), false) => println!(
@@ -284,6 +283,12 @@ async fn user_command<S: Store>(
             if config.portal.first_password == crate::portal::FirstPassword::OperatorCode {
                 print_portal_code(config, operator, &registration.username).await?;
             }
+        }
+        UserCommand::Import {
+            file,
+            activation_delay_secs,
+        } => {
+            import_users(config, users, &file, activation_delay_secs).await?;
         }
         UserCommand::List => {
             let now = time::OffsetDateTime::now_utc();
@@ -314,6 +319,103 @@ async fn user_command<S: Store>(
             users.set_state(&username, UserState::Deleted).await?;
             println!("{username} deleted");
         }
+    }
+    Ok(())
+}
+
+/// What a registration needs from the configuration: the password key and the trust store.
+struct Registering {
+    key: PasswordKey,
+    trust: Arc<TrustStore>,
+}
+
+impl Registering {
+    fn load(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            key: keys::load_or_create_password_key(&config.password_key_path())?,
+            trust: TrustStore::load(
+                &config.tls.trusted_roots,
+                &config.tls.crls,
+                config.tls.crl_policy(),
+            )?,
+        })
+    }
+
+    fn registrant(&self, activation_delay_secs: u64, registrar: Registrar) -> Registrant<'_> {
+        Registrant {
+            key: &self.key,
+            trust: &self.trust,
+            activation_delay: config::seconds(activation_delay_secs),
+            registrar,
+        }
+    }
+}
+
+/// Registers every user `file` names, printing each line's outcome and then a summary; fails
+/// if a line was refused, or stops at the first line the store could not take (the lines
+/// before it are imported: running the import again finishes it).
+async fn import_users<S: Store>(
+    config: &Config,
+    users: &Users<S>,
+    file: &std::path::Path,
+    activation_delay_secs: u64,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let lines = user_import::read(&text).with_context(|| format!("{}", file.display()))?;
+    let registering = Registering::load(config)?;
+    let registrant = registering.registrant(activation_delay_secs, Registrar::Import);
+    let (mut registered, mut renewed, mut unchanged, mut refused) = (0, 0, 0, 0);
+    for line in &lines {
+        let number = line.number;
+        let outcome = match &line.certificate {
+            Ok(imported) => users.import_certificate(&registrant, imported).await,
+            Err(reason) => Err(RegistrationError::Refused(reason.clone())),
+        };
+        let registration = match outcome {
+            Ok(registration) => registration,
+            Err(RegistrationError::Refused(reason)) => {
+                refused += 1;
+                println!("line {number}: refused: {reason}");
+                continue;
+            }
+            Err(RegistrationError::Store(error)) => {
+                return Err(anyhow::anyhow!(
+                    "line {number}: the store failed ({error}); the lines before it are imported, and importing the file again finishes the job"
+                ));
+            }
+        };
+        let what = if registration.unchanged {
+            unchanged += 1;
+            "already registered"
+        } else if registration.renewed {
+            renewed += 1;
+            "renewed"
+        } else {
+            registered += 1;
+            "registered"
+        };
+        let roles = if registration.roles_granted.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = registration
+                .roles_granted
+                .iter()
+                .map(ServiceName::as_str)
+                .collect();
+            format!(", granted {}", names.join(", "))
+        };
+        println!("line {number}: {what} {}{roles}", registration.username);
+    }
+    println!(
+        "{} lines: {registered} registered, {renewed} renewed, {unchanged} already registered, {refused} refused",
+        lines.len()
+    );
+    if refused > 0 {
+        anyhow::bail!(
+            "{refused} of {} lines refused; nothing of them was stored",
+            lines.len()
+        );
     }
     Ok(())
 }

@@ -69,7 +69,8 @@ const DEMO_USERS: &[(&str, &[&str])] = &[
 ];
 
 /// Demo users who also log in through the legacy listener: two certificates of Testfirma
-/// A/S, which share its `out`, and one of another company.
+/// A/S, which share its `out`, and one of another company. The personal certificate, which
+/// only the legacy listener accepts, is registered for it alone.
 const LEGACY_DEMO_USERS: &[&str] = &["moces", "voces-renewed", "oces3-org"];
 
 /// `demo.json`: what scripts and tests read instead of logs.
@@ -103,12 +104,14 @@ pub struct LegacyUser {
     pub key_pem: PathBuf,
     pub p12: PathBuf,
     pub p12_password: String,
-    /// `voces`, `moces`, `personal` or `oces3_org`.
+    /// `voces`, `moces`, `personal`, `oces3_org` or `oces3_employee`.
     pub kind: String,
-    pub cvr: String,
+    /// `null` for a personal certificate.
+    pub cvr: Option<String>,
     /// What `PWD` answers after the login, e.g. `/RID_60134540`.
     pub login_dir: String,
-    /// The company's `out` as this user sees it.
+    /// The absolute path of `out` as this user sees it: the company's `/out`, or a person's
+    /// `/PID_…/out`.
     pub out_dir: String,
     pub services: Vec<String>,
 }
@@ -422,6 +425,10 @@ async fn enroll_into(
     directory
         .grant_role(&revoked.username, &ServiceName::heartbeat())
         .await?;
+    let personal = register("personal").await?;
+    directory
+        .grant_role(&personal.username, &ServiceName::heartbeat())
+        .await?;
     let suspended = register("suspended").await?;
     directory
         .grant_role(&suspended.username, &ServiceName::heartbeat())
@@ -462,7 +469,7 @@ async fn enroll_into(
         (
             "personal",
             "personal",
-            "personal (PID) certificate: refused at login",
+            "personal (PID) certificate: refused at login here, accepted by the legacy listener",
             None,
         ),
         (
@@ -513,7 +520,7 @@ async fn enroll_into(
             host: listener.listen.ip().to_string(),
             port: listener.listen.port(),
             passive_ports: listener.passive_ports.clone(),
-            users: legacy_users(&users)?,
+            users: legacy_users(&users, client("personal")?)?,
         }),
         None => None,
     };
@@ -532,10 +539,13 @@ async fn enroll_into(
     })
 }
 
-/// The [`LEGACY_DEMO_USERS`] among `users` (made in the order of [`DEMO_USERS`]), as the
-/// legacy listener shows them.
-fn legacy_users(users: &[DemoUser]) -> anyhow::Result<Vec<LegacyUser>> {
-    LEGACY_DEMO_USERS
+/// The [`LEGACY_DEMO_USERS`] among `users` (made in the order of [`DEMO_USERS`]) and the
+/// holder of `personal`, as the legacy listener shows them.
+fn legacy_users(
+    users: &[DemoUser],
+    personal: &ClientCredentials,
+) -> anyhow::Result<Vec<LegacyUser>> {
+    let mut legacy = LEGACY_DEMO_USERS
         .iter()
         .map(|name| {
             let user = DEMO_USERS
@@ -544,27 +554,57 @@ fn legacy_users(users: &[DemoUser]) -> anyhow::Result<Vec<LegacyUser>> {
                 .find(|((demo_name, _), _)| demo_name == name)
                 .map(|(_, user)| user)
                 .with_context(|| format!("the demo registers no {name}"))?;
-            let identity = mftgw_oces::identity::identity_from_der(&leaf_der_file(&user.cert_pem)?)
-                .map_err(|refusal| anyhow::anyhow!("{name}: {refusal}"))?;
-            Ok(LegacyUser {
-                cert_pem: user.cert_pem.clone(),
-                key_pem: user.key_pem.clone(),
-                p12: user.p12.clone(),
-                p12_password: user.p12_password.clone(),
-                kind: match identity.kind {
-                    mftgw_oces::identity::CertificateKind::Voces => "voces",
-                    mftgw_oces::identity::CertificateKind::Moces => "moces",
-                    mftgw_oces::identity::CertificateKind::Oces3Organisation => "oces3_org",
-                    mftgw_oces::identity::CertificateKind::Oces3Employee => "oces3_employee",
-                }
-                .to_string(),
-                login_dir: format!("/{}", identity.account_label()),
-                out_dir: "/out".into(),
-                cvr: identity.cvr,
-                services: user.services.clone(),
-            })
+            legacy_user(
+                &user.cert_pem,
+                &user.key_pem,
+                &user.p12,
+                &user.p12_password,
+                &user.services,
+            )
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    legacy.push(legacy_user(
+        &personal.cert_pem,
+        &personal.key_pem,
+        &personal.p12,
+        &personal.p12_password,
+        &[ServiceName::heartbeat().to_string()],
+    )?);
+    Ok(legacy)
+}
+
+fn legacy_user(
+    cert_pem: &Path,
+    key_pem: &Path,
+    p12: &Path,
+    p12_password: &str,
+    services: &[String],
+) -> anyhow::Result<LegacyUser> {
+    use mftgw_oces::identity::CertificateKind;
+    let identity = mftgw_oces::identity::identity_from_der(&leaf_der_file(cert_pem)?)
+        .map_err(|refusal| anyhow::anyhow!("{}: {refusal}", cert_pem.display()))?;
+    let login_dir = format!("/{}", identity.account_label());
+    Ok(LegacyUser {
+        cert_pem: cert_pem.to_owned(),
+        key_pem: key_pem.to_owned(),
+        p12: p12.to_owned(),
+        p12_password: p12_password.to_owned(),
+        kind: match identity.kind {
+            CertificateKind::Voces => "voces",
+            CertificateKind::Moces => "moces",
+            CertificateKind::Oces3Organisation => "oces3_org",
+            CertificateKind::Oces3Employee => "oces3_employee",
+            CertificateKind::Personal => "personal",
+        }
+        .to_string(),
+        out_dir: match identity.kind {
+            CertificateKind::Personal => format!("{login_dir}/out"),
+            _ => "/out".into(),
+        },
+        login_dir,
+        cvr: identity.cvr,
+        services: services.to_vec(),
+    })
 }
 
 fn leaf_der(credentials: &ClientCredentials) -> anyhow::Result<Vec<u8>> {
@@ -634,14 +674,15 @@ fn print_welcome(manifest: &DemoManifest, manifest_path: &Path, heartbeat_file: 
         let user = &legacy.users[0];
         println!(
             "Legacy Secure FTP on {host}:{port} (the certificate alone logs in; any USER/PASS will do).\n\
-             List {login_dir} and the company's out as a certificate of CVR {cvr}:\n\n  \
-             curl --ssl-reqd --cacert {ca} --cert {cert} --key {key} -u anonymous:x ftp://{host}:{port}{login_dir}/\n\n  \
-             curl --ssl-reqd --cacert {ca} --cert {cert} --key {key} -u anonymous:x ftp://{host}:{port}{out_dir}/\n",
+             List {login_dir} (where the session starts) and the company's out as a certificate of CVR {cvr}\n\
+             (curl's paths are relative to the login folder; %2F makes them absolute):\n\n  \
+             curl --ssl-reqd --cacert {ca} --cert {cert} --key {key} -u anonymous:x ftp://{host}:{port}/\n\n  \
+             curl --ssl-reqd --cacert {ca} --cert {cert} --key {key} -u anonymous:x ftp://{host}:{port}/%2F{out_dir}/\n",
             host = legacy.host,
             port = legacy.port,
             login_dir = user.login_dir,
-            out_dir = user.out_dir,
-            cvr = user.cvr,
+            out_dir = user.out_dir.trim_start_matches('/'),
+            cvr = user.cvr.as_deref().unwrap_or_default(),
             ca = manifest.ca_pem.display(),
             cert = user.cert_pem.display(),
             key = user.key_pem.display(),

@@ -105,9 +105,12 @@ impl HttpPush {
     async fn post(&self, parcel: Parcel<'_>) -> Result<(), DeliveryError> {
         let transaction = parcel.transaction;
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(parcel.body));
-        let response = self
-            .client
-            .post(self.url.clone())
+        let mut request = self.client.post(self.url.clone());
+        // A person (legacy profile, personal certificate) belongs to no company.
+        if let Some(cvr) = &transaction.cvr {
+            request = request.header("X-Mftgw-Cvr", cvr.as_str());
+        }
+        let response = request
             .header("Idempotency-Key", transaction.skat_transaction_id.as_str())
             .header(
                 "X-Skat-Transaction-Id",
@@ -118,7 +121,6 @@ impl HttpPush {
                 header_value(transaction.ftp_transaction_id.as_str()),
             )
             .header("X-Mftgw-User", transaction.username.as_str())
-            .header("X-Mftgw-Cvr", transaction.cvr.as_str())
             .header("X-Mftgw-Service", transaction.service.as_str())
             .header("X-Mftgw-Sha256", transaction.sha256.as_str())
             .header(

@@ -16,3 +16,4 @@ mod limits;
 mod portal;
 mod serve;
 mod stores;
+mod user_import;

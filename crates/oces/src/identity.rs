@@ -2,7 +2,9 @@
 //! (whether the certificate is valid is [`crate::trust`]'s job).
 //!
 //! OCES2 subjects carry `serialNumber` (2.5.4.5) `CVR:<cvr>-UID:<id>` (VOCES) or
-//! `CVR:<cvr>-RID:<id>` (MOCES); FOCES (`-FID:`) and personal (`PID:`) certificates are refused.
+//! `CVR:<cvr>-RID:<id>` (MOCES) or `PID:<pid>` (personal, no company); FOCES (`-FID:`)
+//! certificates are refused. Personal certificates are for the legacy Secure FTP profile only:
+//! the other front ends refuse them with [`OcesIdentity::of_company`].
 //! OCES3 subjects carry `UI:DK-O:G:<uuid>` (organisation) or `UI:DK-E:G:<uuid>` (employee) and
 //! the CVR only in `organizationIdentifier` (2.5.4.97) `NTRDK-<cvr>`.
 //!
@@ -30,6 +32,8 @@ pub enum Account {
     Rid(String),
     /// OCES3 UUID, 36 characters, lower case.
     Ui(String),
+    /// OCES2 personal id (e.g. `9208-2002-2-123456789012`).
+    Pid(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,29 +42,46 @@ pub enum CertificateKind {
     Moces,
     Oces3Organisation,
     Oces3Employee,
+    Personal,
 }
 
-/// Who a certificate speaks for: a gateway user is (CVR, account) and keeps it across renewals.
+/// Who a certificate speaks for: a gateway user is (CVR, account), or a person's account,
+/// and keeps it across renewals.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OcesIdentity {
-    /// Exactly 8 ASCII digits.
-    pub cvr: String,
+    /// Exactly 8 ASCII digits; `None` only for a personal certificate.
+    pub cvr: Option<String>,
     pub account: Account,
     pub kind: CertificateKind,
 }
 
 impl OcesIdentity {
-    /// `CVR_<cvr>_UID_<id>`, `CVR_<cvr>_RID_<id>` or `CVR_<cvr>_UI_<uuid>`.
+    /// `CVR_<cvr>_UID_<id>`, `CVR_<cvr>_RID_<id>`, `CVR_<cvr>_UI_<uuid>`, or `PID_<pid>` for
+    /// a person.
     pub fn username(&self) -> String {
-        format!("CVR_{}_{}", self.cvr, self.account_label())
+        match &self.cvr {
+            Some(cvr) => format!("CVR_{cvr}_{}", self.account_label()),
+            None => self.account_label(),
+        }
     }
 
-    /// `UID_<id>`, `RID_<id>` or `UI_<uuid>`, as used in internal paths `/CVR_<cvr>/<account>/`.
+    /// `UID_<id>`, `RID_<id>`, `UI_<uuid>` or `PID_<pid>`, as used in internal paths
+    /// `/CVR_<cvr>/<account>/`.
     pub fn account_label(&self) -> String {
         match &self.account {
             Account::Uid(id) => format!("UID_{id}"),
             Account::Rid(id) => format!("RID_{id}"),
             Account::Ui(uuid) => format!("UI_{uuid}"),
+            Account::Pid(pid) => format!("PID_{pid}"),
+        }
+    }
+
+    /// The identity, unless it is a person's: every front end but the legacy Secure FTP
+    /// listener serves companies only.
+    pub fn of_company(self) -> Result<Self, IdentityRefusal> {
+        match self.kind {
+            CertificateKind::Personal => Err(IdentityRefusal::PersonalCertificate),
+            _ => Ok(self),
         }
     }
 }
@@ -72,7 +93,7 @@ pub enum IdentityRefusal {
     #[error("FOCES (function) certificates are not supported")]
     FunctionCertificate,
     #[error(
-        "personal (PID) certificates are not supported; use a VOCES, MOCES or OCES3 certificate"
+        "personal (PID) certificates are only accepted by the legacy Secure FTP listener; use a VOCES, MOCES or OCES3 certificate"
     )]
     PersonalCertificate,
     #[error("the certificate subject has no serialNumber attribute")]
@@ -88,11 +109,11 @@ pub enum IdentityRefusal {
     #[error("organizationIdentifier \"{0}\" is not NTRDK- followed by an 8-digit CVR")]
     MalformedOrganizationIdentifier(String),
     #[error(
-        "account id \"{0}\" is malformed: UID/RID must be 1-64 ASCII letters or digits, OCES3 ids a canonical UUID"
+        "account id \"{0}\" is malformed: UID/RID must be 1-64 ASCII letters or digits, PID 1-64 letters, digits or '-', OCES3 ids a canonical UUID"
     )]
     MalformedAccountId(String),
     #[error(
-        "serialNumber \"{0}\" matches no supported layout (CVR:<cvr>-UID:<id>, CVR:<cvr>-RID:<id>, UI:DK-O:G:<uuid>, UI:DK-E:G:<uuid>)"
+        "serialNumber \"{0}\" matches no supported layout (CVR:<cvr>-UID:<id>, CVR:<cvr>-RID:<id>, PID:<pid>, UI:DK-O:G:<uuid>, UI:DK-E:G:<uuid>)"
     )]
     UnknownLayout(String),
     #[error("{attribute} \"{value}\" has leading or trailing whitespace")]
@@ -144,8 +165,17 @@ pub fn identity_from_subject(subject: &X509Name<'_>) -> Result<OcesIdentity, Ide
     if let Some(rest) = serial_number.strip_prefix("CVR:") {
         return oces2_identity(serial_number, rest);
     }
-    if serial_number.starts_with("PID:") {
-        return Err(IdentityRefusal::PersonalCertificate);
+    if let Some(pid) = serial_number.strip_prefix("PID:") {
+        let pid_is_valid = (1..=MAX_ACCOUNT_ID_LEN).contains(&pid.len())
+            && pid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !pid_is_valid {
+            return Err(IdentityRefusal::MalformedAccountId(quoted(pid)));
+        }
+        return Ok(OcesIdentity {
+            cvr: None,
+            account: Account::Pid(pid.to_owned()),
+            kind: CertificateKind::Personal,
+        });
     }
     let (kind, uuid) = if let Some(uuid) = serial_number.strip_prefix("UI:DK-O:G:") {
         (CertificateKind::Oces3Organisation, uuid)
@@ -157,7 +187,7 @@ pub fn identity_from_subject(subject: &X509Name<'_>) -> Result<OcesIdentity, Ide
     let uuid =
         canonical_uuid(uuid).ok_or_else(|| IdentityRefusal::MalformedAccountId(quoted(uuid)))?;
     Ok(OcesIdentity {
-        cvr: oces3_cvr(subject)?,
+        cvr: Some(oces3_cvr(subject)?),
         account: Account::Ui(uuid),
         kind,
     })
@@ -203,7 +233,7 @@ fn oces2_identity(serial_number: &str, rest: &str) -> Result<OcesIdentity, Ident
         _ => Account::Rid(id.to_owned()),
     };
     Ok(OcesIdentity {
-        cvr: cvr.to_owned(),
+        cvr: Some(cvr.to_owned()),
         account,
         kind,
     })
@@ -484,9 +514,14 @@ mod tests {
                 "foces_unsupported",
             ),
             (
-                "personal",
-                oces2_subject(printable("PID:9208-2002-2-123456789012")),
-                "personal_certificate_unsupported",
+                "personal, no id",
+                oces2_subject(printable("PID:")),
+                "malformed_account_id",
+            ),
+            (
+                "personal, a slash in the id",
+                oces2_subject(printable("PID:9208/2002")),
+                "malformed_account_id",
             ),
             (
                 "7-digit CVR",
@@ -681,12 +716,24 @@ mod tests {
     #[test]
     fn identity_labels_and_der_errors() {
         let identity = OcesIdentity {
-            cvr: "30808460".into(),
+            cvr: Some("30808460".into()),
             account: Account::Ui(UUID.into()),
             kind: CertificateKind::Oces3Employee,
         };
         assert_eq!(identity.account_label(), format!("UI_{UUID}"));
         assert_eq!(identity.username(), format!("CVR_30808460_UI_{UUID}"));
+        assert_eq!(identity.clone().of_company(), Ok(identity));
+
+        let subject = oces2_subject(printable("PID:9208-2002-2-123456789012"));
+        let (_, subject) = X509Name::from_der(&subject).unwrap();
+        let person = identity_from_subject(&subject).unwrap();
+        assert_eq!(person.cvr, None);
+        assert_eq!(person.kind, CertificateKind::Personal);
+        assert_eq!(person.username(), "PID_9208-2002-2-123456789012");
+        assert_eq!(
+            person.of_company(),
+            Err(IdentityRefusal::PersonalCertificate)
+        );
         assert_eq!(
             identity_from_der(b"not a certificate").unwrap_err().code(),
             "not_an_x509_certificate"

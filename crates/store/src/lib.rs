@@ -52,7 +52,8 @@ pub mod prelude {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateRegistration {
     pub username: Username,
-    pub cvr: Cvr,
+    /// `None` for a person.
+    pub cvr: Option<Cvr>,
     pub account: AccountId,
     pub kind: String,
     pub fingerprint: String,
@@ -70,6 +71,9 @@ pub struct CertificateRegistration {
     /// On a renewal, replace the password with `new_password_hash` too (the replaced
     /// certificate was revoked: its holder may know the password).
     pub rotate_password: bool,
+    /// Local roles granted in the same commit (an import's; none from the portal). Roles the
+    /// user already holds stay as they are.
+    pub roles: Vec<ServiceName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +85,8 @@ pub struct RegistrationOutcome {
     pub unchanged: bool,
     /// Whether a renewal replaced the password with `new_password_hash`.
     pub password_rotated: bool,
+    /// Those of the registration's `roles` the user did not hold before.
+    pub roles_granted: Vec<ServiceName>,
 }
 
 /// Who granted a role. Each source grants and revokes only its own grants, so replication
@@ -428,8 +434,16 @@ pub trait TransactionLog: Send + Sync + 'static {
         skat_transaction_id: &SkatTransactionId,
     ) -> impl Future<Output = StoreResult<Option<Transaction>>> + Send;
 
-    /// Puts an unrelated outbound file and its numbered status_3 in the user's `/out`, in one
-    /// commit; posting the same (user, service, name) again changes nothing.
+    /// The mailbox the latest transaction of `username` with `service` was reported to; `None`
+    /// if they never sent that service anything.
+    fn latest_mailbox(
+        &self,
+        username: &Username,
+        service: &ServiceName,
+    ) -> impl Future<Output = StoreResult<Option<Mailbox>>> + Send;
+
+    /// Puts an unrelated outbound file and its numbered status file in `outbound.mailbox`, in
+    /// one commit; posting the same (user, service, name) again changes nothing.
     fn record_outbound(
         &self,
         outbound: NewOutbound,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::ops::Range;
 
-use mftgw_domain::User;
+use mftgw_domain::{Cvr, User};
 
 use crate::{Advance, CertificateRegistration, StoreError};
 
@@ -57,9 +57,17 @@ pub(crate) fn registration_plan(
     match user {
         None => Ok(RegistrationPlan::CreateUser),
         Some(user) if (&user.cvr, &user.account) != (&registration.cvr, &registration.account) => {
+            let company = |cvr: &Option<Cvr>| match cvr {
+                Some(cvr) => format!("CVR {cvr}"),
+                None => "a person".to_owned(),
+            };
             Err(StoreError::Conflict(format!(
-                "user {} is CVR {} account {}, but the certificate says CVR {} account {}",
-                user.username, user.cvr, user.account, registration.cvr, registration.account
+                "user {} is {} account {}, but the certificate says {} account {}",
+                user.username,
+                company(&user.cvr),
+                user.account,
+                company(&registration.cvr),
+                registration.account
             )))
         }
         Some(user) => Ok(RegistrationPlan::Renew(user)),
@@ -113,7 +121,7 @@ pub(crate) fn last_of_each<F, K: Hash + Eq>(
 #[cfg(test)]
 mod tests {
     use mftgw_domain::status::StatusCode;
-    use mftgw_domain::{AccountId, Cvr, TransactionState, UserState};
+    use mftgw_domain::{AccountId, TransactionState, UserState};
     use time::macros::datetime;
 
     use super::*;
@@ -121,7 +129,7 @@ mod tests {
     fn registration() -> CertificateRegistration {
         CertificateRegistration {
             username: "CVR_12345678_UID_1".parse().unwrap(),
-            cvr: Cvr::parse("12345678").unwrap(),
+            cvr: Some(Cvr::parse("12345678").unwrap()),
             account: AccountId::parse("UID_1").unwrap(),
             kind: "moces".into(),
             fingerprint: "aa".into(),
@@ -133,6 +141,7 @@ mod tests {
             new_password_sealed: "sealed".into(),
             activate_at: datetime!(2025-01-01 00:00 UTC),
             rotate_password: false,
+            roles: Vec::new(),
         }
     }
 
@@ -140,7 +149,7 @@ mod tests {
         User {
             id: 7,
             username: username.parse().unwrap(),
-            cvr: Cvr::parse("12345678").unwrap(),
+            cvr: Some(Cvr::parse("12345678").unwrap()),
             account: AccountId::parse(account).unwrap(),
             kind: "moces".into(),
             state: UserState::Active,

@@ -195,10 +195,46 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         }
     }
 
-    /// Puts an outbound file in the user's `/out` with its status 3, once per name: posting
-    /// it again changes nothing (and deletes the blob of the repeat).
+    /// Where an unrelated outbound file for `username` and `service` goes: where the user's
+    /// latest transaction with that service was reported (so an integration that speaks the
+    /// legacy profile finds it in its company's `out`), else the user's own mailbox, which for
+    /// a person is the legacy one.
+    async fn outbound_mailbox(
+        &self,
+        username: &Username,
+        service: &ServiceName,
+    ) -> Result<Mailbox, StoreError> {
+        if let Some(mailbox) = self.store.latest_mailbox(username, service).await? {
+            return Ok(mailbox);
+        }
+        let person = self
+            .store
+            .find_user(username)
+            .await?
+            .is_some_and(|known| known.user.cvr.is_none());
+        Ok(if person {
+            Mailbox::Person(username.clone())
+        } else {
+            Mailbox::of_user(username)
+        })
+    }
+
+    /// Puts an outbound file and its status 3 in the user's mailbox (see
+    /// [`outbound_mailbox`](Self::outbound_mailbox)), once per name: posting it again changes
+    /// nothing (and deletes the blob of the repeat).
     pub async fn post_outbound(&self, outbound: Outbound) -> Result<Posted, OutboundError> {
         let now = self.now();
+        let mailbox = match self
+            .outbound_mailbox(&outbound.username, &outbound.service)
+            .await
+        {
+            Ok(mailbox) => mailbox,
+            Err(error) => {
+                self.forget_blob(&outbound.blob.key).await;
+                return Err(OutboundError::Store(error));
+            }
+        };
+        let profile = mailbox.profile();
         let skat_transaction_id = outbound
             .skat_transaction_id
             .unwrap_or_else(|| self.next_skat_transaction_id());
@@ -216,8 +252,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         let recorded = self
             .store
             .record_outbound(NewOutbound {
-                // An outbound file goes to its user's own mailbox.
-                mailbox: Mailbox::of_user(&outbound.username),
+                mailbox,
                 username: outbound.username,
                 service: outbound.service.clone(),
                 name: outbound.name,
@@ -253,7 +288,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             self.forget_blob(&blob.key).await;
         }
         Ok(Posted {
-            status_file: StatusFile::outbound_file_name(&outbound.service, recorded.seq),
+            status_file: StatusFile::outbound_file_name(profile, &outbound.service, recorded.seq),
             skat_transaction_id: recorded.skat_transaction_id,
             created: recorded.created,
         })

@@ -64,7 +64,8 @@ pub struct UploadTarget {
     pub username: Username,
     /// Where the transaction is reported: its status files now and at every later step.
     pub mailbox: Mailbox,
-    pub cvr: Cvr,
+    /// `None` for a person.
+    pub cvr: Option<Cvr>,
     pub account: AccountId,
     pub service: ServiceName,
     /// The upload's name: its FTPTransactionID.
@@ -73,9 +74,14 @@ pub struct UploadTarget {
 }
 
 impl UploadTarget {
-    /// The internal path of the upload, `/CVR_<cvr>/<account>/<service>/<name>`.
+    /// The internal path of the upload (see [`upload_path`]).
     pub fn upload_path(&self) -> String {
-        upload_path(&self.cvr, &self.account, &self.service, self.name.as_str())
+        upload_path(
+            self.cvr.as_ref(),
+            &self.account,
+            &self.service,
+            self.name.as_str(),
+        )
     }
 }
 

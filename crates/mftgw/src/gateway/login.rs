@@ -30,6 +30,10 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
     ) -> Result<UserTree<S, B>, LoginDenied> {
         let fingerprint = fingerprint_sha256(&client.certificate);
         let cert_username = identity_from_der(&client.certificate)
+            .and_then(|identity| match self.profile {
+                Profile::Gateway => identity.of_company(),
+                Profile::SecureFtp => Ok(identity),
+            })
             .map_err(|refusal| refusal.code().to_string())
             .and_then(|identity| {
                 CertifiedAccount::of(&identity)
@@ -148,9 +152,15 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                     .record(audit(AuditEvent::allowed(now(), "ftps.login")))
                     .await;
                 let user = known.expect("an allowed login has a known user").user;
-                let (mailbox, layout) = match self.profile {
-                    Profile::Gateway => (Mailbox::of_user(&user.username), Layout::Root),
-                    Profile::SecureFtp => (Mailbox::Company(user.cvr.clone()), Layout::LoginFolder),
+                let (mailbox, layout) = match (self.profile, &user.cvr) {
+                    (Profile::Gateway, _) => (Mailbox::of_user(&user.username), Layout::Root),
+                    (Profile::SecureFtp, Some(cvr)) => {
+                        (Mailbox::Company(cvr.clone()), Layout::LoginFolder)
+                    }
+                    (Profile::SecureFtp, None) => (
+                        Mailbox::Person(user.username.clone()),
+                        Layout::PersonalFolder,
+                    ),
                 };
                 Ok(UserTree::new(
                     TreeOwner {

@@ -50,9 +50,13 @@ pub enum Layout {
     /// The FTPS Gateway's: the session starts at `/`, which holds the service folders and
     /// `out`.
     Root,
-    /// The legacy Secure FTP's: the session starts in `/<account>` (e.g. `/RID_60134540`),
-    /// which holds the service folders; `out` is one level up, beside it.
+    /// The legacy Secure FTP's for a company's certificate: the session starts in
+    /// `/<account>` (e.g. `/RID_60134540`), which holds the service folders; the company's
+    /// `out` is one level up, beside it.
     LoginFolder,
+    /// The legacy Secure FTP's for a personal certificate: the session starts in
+    /// `/<account>` (`/PID_…`), which holds the service folders and the person's `out`.
+    PersonalFolder,
 }
 
 /// The gateway user a session belongs to.
@@ -62,7 +66,8 @@ pub struct TreeOwner {
     /// The `/out` the session sees, and where its uploads are reported.
     pub mailbox: Mailbox,
     pub layout: Layout,
-    pub cvr: Cvr,
+    /// `None` for a person.
+    pub cvr: Option<Cvr>,
     pub account: AccountId,
 }
 
@@ -86,7 +91,7 @@ pub struct UserTree<S, B> {
 enum Place<'a> {
     /// The folder of the service folders: `/`, or the login folder.
     Root,
-    /// `/` in the [`Layout::LoginFolder`] layout: the login folder and `out`.
+    /// `/` in the legacy layouts: the login folder (and beside it a company's `out`).
     Top,
     Out,
     OutFile(&'a str),
@@ -140,6 +145,11 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
                     [first, ..] if first == OUT => Place::Elsewhere,
                     _ => place_in(rest),
                 },
+                _ => Place::Elsewhere,
+            },
+            Layout::PersonalFolder => match components {
+                [] => Place::Top,
+                [home, rest @ ..] if home == self.owner.account.as_str() => place_in(rest),
                 _ => Place::Elsewhere,
             },
         }
@@ -279,7 +289,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
         match self.owner.layout {
             Layout::Root => VirtualPath::root(),
             // An account is one path segment of letters, digits, `_` and `-`: it resolves.
-            Layout::LoginFolder => VirtualPath::root()
+            Layout::LoginFolder | Layout::PersonalFolder => VirtualPath::root()
                 .resolve(self.owner.account.as_str())
                 .unwrap_or_default(),
         }
@@ -288,7 +298,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
     async fn metadata(&self, path: &VirtualPath) -> FsResult<DirEntry> {
         match self.place(path) {
             Place::Top => Ok(self.folder("/", false)),
-            Place::Root if self.owner.layout == Layout::LoginFolder => {
+            Place::Root if self.owner.layout != Layout::Root => {
                 Ok(self.folder(self.owner.account.as_str(), false))
             }
             Place::Root => Ok(self.folder("/", false)),
@@ -317,10 +327,13 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
 
     async fn list(&self, path: &VirtualPath) -> FsResult<Vec<DirEntry>> {
         match self.place(path) {
-            Place::Top => Ok(vec![
-                self.folder(self.owner.account.as_str(), false),
-                self.folder(OUT, false),
-            ]),
+            Place::Top => {
+                let mut entries = vec![self.folder(self.owner.account.as_str(), false)];
+                if self.owner.layout == Layout::LoginFolder {
+                    entries.push(self.folder(OUT, false));
+                }
+                Ok(entries)
+            }
             Place::Root => {
                 let mut entries: Vec<DirEntry> = self
                     .services()
@@ -328,7 +341,7 @@ impl<S: Store, B: BlobStore> Session for UserTree<S, B> {
                     .iter()
                     .map(|service| self.folder(service.as_str(), true))
                     .collect();
-                if self.owner.layout == Layout::Root {
+                if self.owner.layout != Layout::LoginFolder {
                     entries.push(self.folder(OUT, false));
                 }
                 Ok(entries)

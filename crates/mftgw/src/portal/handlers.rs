@@ -167,6 +167,7 @@ impl<S: Store> Visit<S> {
             ))
         } else {
             identity_from_der(der)
+                .and_then(OcesIdentity::of_company)
                 .and_then(|identity| {
                     let account = CertifiedAccount::of(&identity)
                         .map_err(|invalid| IdentityRefusal::MalformedAccountId(invalid.text))?;
@@ -473,7 +474,12 @@ async fn overview<S: Store>(
             common_name: who.info.common_name.clone().unwrap_or_default(),
             expiry: local_date(who.info.not_after),
             kind: lang.certificate_kind(who.identity.kind),
-            legal_identifier: format!("CVR_{}", who.identity.cvr),
+            legal_identifier: who
+                .identity
+                .cvr
+                .as_ref()
+                .map(|cvr| format!("CVR_{cvr}"))
+                .unwrap_or_default(),
             account: who.identity.account_label(),
             se_number: submitted.se_number,
             email: submitted.email,

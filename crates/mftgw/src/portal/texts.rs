@@ -372,6 +372,8 @@ impl Lang {
             (Lang::En, CertificateKind::Oces3Organisation) => "CVR · OCES3 organisation",
             (Lang::Da, CertificateKind::Oces3Employee) => "CVR · OCES3 medarbejder",
             (Lang::En, CertificateKind::Oces3Employee) => "CVR · OCES3 employee",
+            (Lang::Da, CertificateKind::Personal) => "Personligt certifikat",
+            (Lang::En, CertificateKind::Personal) => "Personal certificate",
         }
     }
 

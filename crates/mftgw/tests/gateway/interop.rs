@@ -322,6 +322,38 @@ fn the_printed_curl_and_lftp_commands_work_as_printed() {
         "{}",
         p12.display()
     );
+
+    // The legacy lines: the login folder holds the service folders; the company's out lists
+    // the files answered above for the same company (none: those were the current profile's).
+    let legacy = &demo.legacy().users[0];
+    let list_home = command_after("Legacy Secure FTP", "curl --ssl-reqd");
+    let (ok, home, err) = run(Command::new("timeout").args(["60", "bash", "-c", &list_home]));
+    assert!(
+        ok,
+        "{list_home}
+failed: {err}"
+    );
+    let mut services = legacy.services.clone();
+    services.sort();
+    assert_eq!(
+        sorted(
+            home.lines()
+                .map(|line| line.split_whitespace().last().unwrap().to_string())
+                .collect()
+        ),
+        services
+    );
+    let list_out = printed
+        .lines()
+        .find(|line| line.ends_with("/%2Fout/"))
+        .unwrap_or_else(|| panic!("no legacy out line in:\n{printed}"))
+        .trim();
+    let (ok, _, err) = run(Command::new("timeout").args(["60", "bash", "-c", list_out]));
+    assert!(
+        ok,
+        "{list_out}
+failed: {err}"
+    );
 }
 
 /// A restarted demo keeps its users, passwords and roles.

@@ -13,6 +13,7 @@ mod ekapital;
 mod hardening;
 mod heartbeat;
 mod http_delivery;
+mod import;
 mod interop;
 mod legacy;
 mod operator;

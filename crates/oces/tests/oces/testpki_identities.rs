@@ -54,8 +54,10 @@ fn testpki_clients_map_to_the_expected_identities() {
         identity_from_der(&client_der(&pki, "foces")),
         Err(IdentityRefusal::FunctionCertificate)
     );
+    let personal = identity_from_der(&client_der(&pki, "personal")).unwrap();
+    assert_eq!(personal.username(), "PID_9208-2002-2-123456789012");
     assert_eq!(
-        identity_from_der(&client_der(&pki, "personal")),
+        personal.of_company(),
         Err(IdentityRefusal::PersonalCertificate)
     );
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mftgw_domain::portal::Interfaces;
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::{
-    AuditEvent, BlobKey, CertificateOwner, KnownUser, Mailbox, ServiceName, SkatTransactionId,
+    AuditEvent, BlobKey, CertificateOwner, Cvr, KnownUser, Mailbox, ServiceName, SkatTransactionId,
     Transaction, User, UserState, Username,
 };
 use sqlx::sqlite::{
@@ -165,6 +165,43 @@ async fn stable_query_plans(connection: &mut SqliteConnection) -> Result<(), sql
     }
 }
 
+/// Grants the user each of `roles` as a local role inside `transaction`; those that are new.
+async fn grant_local_roles(
+    transaction: &mut SqliteConnection,
+    user_id: i64,
+    roles: &[ServiceName],
+    now: &str,
+) -> StoreResult<Vec<ServiceName>> {
+    let mut granted = Vec::new();
+    for service in roles {
+        if insert_role(&mut *transaction, user_id, service, RoleSource::Local, now).await? {
+            granted.push(service.clone());
+        }
+    }
+    Ok(granted)
+}
+
+/// Grants the role unless the user holds it from `source` already; whether it was new.
+async fn insert_role(
+    executor: impl SqliteExecutor<'_>,
+    user_id: i64,
+    service: &ServiceName,
+    source: RoleSource,
+    now: &str,
+) -> StoreResult<bool> {
+    let result = sqlx::query(
+        "INSERT INTO roles (user_id, service, source, granted_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id, service, source) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(service.as_str())
+    .bind(source.as_str())
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
 impl IdentityStore for SqliteStore {
     async fn register_certificate(
         &self,
@@ -193,11 +230,16 @@ impl IdentityStore for SqliteStore {
         let (user_id, created) =
             match registration_plan(&registration, existing_user, registered_to)? {
                 RegistrationPlan::AlreadyCurrent(user) => {
+                    let roles_granted =
+                        grant_local_roles(&mut transaction, user.id, &registration.roles, &now)
+                            .await?;
+                    transaction.commit().await?;
                     return Ok(RegistrationOutcome {
                         user,
                         created: false,
                         unchanged: true,
                         password_rotated: false,
+                        roles_granted,
                     });
                 }
                 RegistrationPlan::CreateUser => {
@@ -209,7 +251,7 @@ impl IdentityStore for SqliteStore {
                      RETURNING id",
                     )
                     .bind(registration.username.as_str())
-                    .bind(registration.cvr.as_str())
+                    .bind(registration.cvr.as_ref().map(Cvr::as_str))
                     .bind(registration.account.as_str())
                     .bind(&registration.kind)
                     .bind(UserState::PendingActivation.as_str())
@@ -219,14 +261,19 @@ impl IdentityStore for SqliteStore {
                     .bind(&now)
                     .fetch_one(&mut *transaction)
                     .await?;
-                    sqlx::query(
-                        "INSERT INTO mailboxes (owner) VALUES ($1), ($2)
-                         ON CONFLICT (owner) DO NOTHING",
-                    )
-                    .bind(Mailbox::of_user(&registration.username).key())
-                    .bind(Mailbox::Company(registration.cvr.clone()).key())
-                    .execute(&mut *transaction)
-                    .await?;
+                    let legacy = match &registration.cvr {
+                        Some(cvr) => Mailbox::Company(cvr.clone()),
+                        None => Mailbox::Person(registration.username.clone()),
+                    };
+                    for mailbox in [Mailbox::of_user(&registration.username), legacy] {
+                        sqlx::query(
+                            "INSERT INTO mailboxes (owner) VALUES ($1)
+                             ON CONFLICT (owner) DO NOTHING",
+                        )
+                        .bind(mailbox.key())
+                        .execute(&mut *transaction)
+                        .await?;
+                    }
                     (user_id, true)
                 }
                 RegistrationPlan::Renew(user) => {
@@ -274,6 +321,8 @@ impl IdentityStore for SqliteStore {
         .execute(&mut *transaction)
         .await?;
 
+        let roles_granted =
+            grant_local_roles(&mut transaction, user_id, &registration.roles, &now).await?;
         let user = fetch_user(&mut *transaction, &registration.username)
             .await?
             .ok_or_else(|| {
@@ -288,6 +337,7 @@ impl IdentityStore for SqliteStore {
             created,
             unchanged: false,
             password_rotated: !created && registration.rotate_password,
+            roles_granted,
         })
     }
 
@@ -451,17 +501,8 @@ impl RoleStore for SqliteStore {
         source: RoleSource,
     ) -> StoreResult<bool> {
         let user_id = user_id(&self.writer, username).await?;
-        let result = sqlx::query(
-            "INSERT INTO roles (user_id, service, source, granted_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (user_id, service, source) DO NOTHING",
-        )
-        .bind(user_id)
-        .bind(service.as_str())
-        .bind(source.as_str())
-        .bind(timestamp::to_text(OffsetDateTime::now_utc()))
-        .execute(&self.writer)
-        .await?;
-        Ok(result.rows_affected() > 0)
+        let now = timestamp::to_text(OffsetDateTime::now_utc());
+        insert_role(&self.writer, user_id, service, source, &now).await
     }
 
     async fn revoke_role(
@@ -508,17 +549,15 @@ impl RoleStore for SqliteStore {
                 continue;
             };
             wanted.insert((user_id, service.as_str()));
-            let inserted = sqlx::query(
-                "INSERT INTO roles (user_id, service, source, granted_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (user_id, service, source) DO NOTHING",
+            let inserted = insert_role(
+                &mut *transaction,
+                user_id,
+                service,
+                RoleSource::Replicated,
+                &now,
             )
-            .bind(user_id)
-            .bind(service.as_str())
-            .bind(source)
-            .bind(&now)
-            .execute(&mut *transaction)
             .await?;
-            outcome.granted += inserted.rows_affected();
+            outcome.granted += u64::from(inserted);
         }
         let held: Vec<(i64, String)> =
             sqlx::query_as("SELECT user_id, service FROM roles WHERE source = $1")
@@ -693,6 +732,30 @@ impl TransactionLog for SqliteStore {
         skat_transaction_id: &SkatTransactionId,
     ) -> StoreResult<Option<Transaction>> {
         transactions::transaction(&self.reader, skat_transaction_id).await
+    }
+
+    async fn latest_mailbox(
+        &self,
+        username: &Username,
+        service: &ServiceName,
+    ) -> StoreResult<Option<Mailbox>> {
+        let owner: Option<String> = sqlx::query_scalar(
+            "SELECT mailboxes.owner FROM transactions
+             JOIN users ON users.id = transactions.user_id
+             JOIN mailboxes ON mailboxes.id = transactions.mailbox_id
+             WHERE users.username = $1 AND transactions.service = $2
+             ORDER BY transactions.id DESC LIMIT 1",
+        )
+        .bind(username.as_str())
+        .bind(service.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        owner
+            .map(|owner| {
+                Mailbox::from_key(&owner)
+                    .map_err(|error| StoreError::Corrupt(format!("mailboxes.owner: {error}")))
+            })
+            .transpose()
     }
 
     async fn record_outbound(&self, outbound: NewOutbound) -> StoreResult<OutboundRecorded> {
@@ -940,7 +1003,7 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
     let created_at: String = row.try_get("created_at")?;
     Ok(User {
         id: row.try_get("id")?,
-        cvr: transactions::parsed("users.cvr", row.try_get("cvr")?)?,
+        cvr: transactions::parsed_optional("users.cvr", row.try_get("cvr")?)?,
         account: transactions::parsed("users.account", row.try_get("account")?)?,
         kind: row.try_get("kind")?,
         state,

@@ -294,6 +294,15 @@ async fn the_mailbox_migration_keeps_every_out_file_where_its_user_sees_it() {
     }
 
     let store = SqliteStore::open(&path).await.unwrap();
+    let dangling_role = sqlx::query(
+        "INSERT INTO roles (user_id, service, source, granted_at) VALUES (999, 'x', 'local', 'now')",
+    )
+    .execute(&store.writer)
+    .await;
+    assert!(
+        dangling_role.is_err(),
+        "foreign keys are enforced again after the users table was rebuilt"
+    );
     let mailbox = Mailbox::of_user(&user(USERNAME));
     let listed = store.out_files(&mailbox).await.unwrap();
     assert_eq!(listed.len(), 1);

@@ -45,15 +45,16 @@ pub(super) async fn record_transaction(
     // One statement for the user and the mailbox: every statement of an upload's commit is
     // a hand-off to the connection's thread.
     let mailbox_key = new.mailbox.key();
-    let (user_id, cvr, account, mailbox_id): (i64, String, String, Option<i64>) = sqlx::query_as(
-        "SELECT id, cvr, account, (SELECT id FROM mailboxes WHERE owner = $2)
+    let (user_id, cvr, account, mailbox_id): (i64, Option<String>, String, Option<i64>) =
+        sqlx::query_as(
+            "SELECT id, cvr, account, (SELECT id FROM mailboxes WHERE owner = $2)
              FROM users WHERE username = $1",
-    )
-    .bind(new.username.as_str())
-    .bind(&mailbox_key)
-    .fetch_optional(&mut *transaction)
-    .await?
-    .ok_or_else(|| StoreError::user_not_found(&new.username))?;
+        )
+        .bind(new.username.as_str())
+        .bind(&mailbox_key)
+        .fetch_optional(&mut *transaction)
+        .await?
+        .ok_or_else(|| StoreError::user_not_found(&new.username))?;
     let mailbox_id = mailbox_id.ok_or(StoreError::NotFound {
         what: "mailbox",
         key: mailbox_key,
@@ -118,7 +119,7 @@ pub(super) async fn record_transaction(
         skat_transaction_id: new.skat_transaction_id,
         username: new.username,
         mailbox: new.mailbox,
-        cvr: parsed("users.cvr", cvr)?,
+        cvr: parsed_optional("users.cvr", cvr)?,
         account: parsed("users.account", account)?,
         service: new.service,
         ftp_transaction_id: new.ftp_transaction_id,
@@ -567,7 +568,7 @@ pub(super) async fn record_outbound(
         });
     };
     let status_file = NewOutFile {
-        name: StatusFile::outbound_file_name(&outbound.service, seq),
+        name: StatusFile::outbound_file_name(outbound.mailbox.profile(), &outbound.service, seq),
         content: OutContent::Inline(outbound.status_xml),
     };
     let mailbox_id = mailbox_id(&mut *transaction, &outbound.mailbox).await?;
@@ -817,6 +818,14 @@ pub(super) fn parsed<T: std::str::FromStr<Err = mftgw_domain::InvalidId>>(
         .map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
 }
 
+/// The text from a nullable `column` as the identifier it holds, if any.
+pub(super) fn parsed_optional<T: std::str::FromStr<Err = mftgw_domain::InvalidId>>(
+    column: &str,
+    text: Option<String>,
+) -> StoreResult<Option<T>> {
+    text.map(|text| parsed(column, text)).transpose()
+}
+
 /// Every text from `column` as the identifier it holds.
 fn parsed_all<T: std::str::FromStr<Err = mftgw_domain::InvalidId>>(
     column: &str,
@@ -839,7 +848,7 @@ fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
         username: parsed("users.username", row.try_get("username")?)?,
         mailbox: Mailbox::from_key(row.try_get::<&str, _>("mailbox_owner")?)
             .map_err(|error| StoreError::Corrupt(format!("mailboxes.owner: {error}")))?,
-        cvr: parsed("users.cvr", row.try_get("cvr")?)?,
+        cvr: parsed_optional("users.cvr", row.try_get("cvr")?)?,
         account: parsed("users.account", row.try_get("account")?)?,
         service: parsed("transactions.service", row.try_get("service")?)?,
         ftp_transaction_id: parsed(

@@ -23,8 +23,11 @@ pub async fn registration_creates_a_pending_user<S: IdentityStore>(store: Arc<S>
     assert!(outcome.created && !outcome.unchanged);
     assert_eq!(outcome.user.username, USERNAME);
     assert_eq!(
-        (outcome.user.cvr.as_str(), outcome.user.account.as_str()),
-        ("12345678", "UID_1")
+        (
+            outcome.user.cvr.as_ref().map(|cvr| cvr.as_str()),
+            outcome.user.account.as_str()
+        ),
+        (Some("12345678"), "UID_1")
     );
     assert_eq!(outcome.user.state, UserState::PendingActivation);
     assert_eq!(outcome.user.activate_at, Some(ACTIVATE_AT));
@@ -151,7 +154,7 @@ pub async fn conflicting_registrations_are_refused_without_changes<S: IdentitySt
     );
 
     let mut wrong_cvr = registration(USERNAME, "cc33", FIRST_HASH);
-    wrong_cvr.cvr = "99999999".parse().unwrap();
+    wrong_cvr.cvr = Some("99999999".parse().unwrap());
     assert!(matches!(
         store.register_certificate(wrong_cvr).await,
         Err(StoreError::Conflict(_))
@@ -164,6 +167,24 @@ pub async fn conflicting_registrations_are_refused_without_changes<S: IdentitySt
             .unwrap()
             .current_cert_fingerprint,
         RENEWED_FINGERPRINT
+    );
+}
+
+/// A person (personal certificate) is a user without a company.
+pub async fn a_person_is_a_user_without_a_company<S: IdentityStore>(store: Arc<S>) {
+    let person = "PID_9208-2002-2-123456789012";
+    let mut registration = registration(USERNAME, "ee55", FIRST_HASH);
+    registration.username = user(person);
+    registration.cvr = None;
+    registration.account = person.parse().unwrap();
+    registration.kind = "personal".into();
+    let outcome = store.register_certificate(registration).await.unwrap();
+    assert!(outcome.created);
+    assert_eq!(outcome.user.cvr, None);
+    let known = store.find_user(&user(person)).await.unwrap().unwrap();
+    assert_eq!(
+        (known.user.cvr, known.user.kind.as_str()),
+        (None, "personal")
     );
 }
 
@@ -224,6 +245,7 @@ pub async fn a_renewal_can_rotate_the_password_and_every_authorisation_change_is
     let start = store.latest_security_change().await.unwrap();
     let renewal = CertificateRegistration {
         rotate_password: true,
+        roles: Vec::new(),
         ..registration(USERNAME, RENEWED_FINGERPRINT, "hmac-sha256:rotated")
     };
     let outcome = store.register_certificate(renewal).await.unwrap();

@@ -307,3 +307,55 @@ pub async fn a_company_mailbox_is_shared_by_its_users_and_no_one_else<
     );
     assert!(store.out_files(&company).await.unwrap().is_empty());
 }
+
+/// The mailbox of a user's latest transaction with a service is where that service's next
+/// unrelated file goes; none before the first.
+pub async fn the_latest_transaction_of_a_service_names_its_mailbox<
+    S: IdentityStore + TransactionLog,
+>(
+    store: Arc<S>,
+) {
+    with_user(&*store).await;
+    let heartbeat = super::service(super::HEARTBEAT);
+    assert_eq!(
+        store
+            .latest_mailbox(&user(USERNAME), &heartbeat)
+            .await
+            .unwrap(),
+        None
+    );
+    let company = Mailbox::Company(Cvr::parse("12345678").unwrap());
+    store
+        .record_transaction(upload("ci1", "a.xml"))
+        .await
+        .unwrap();
+    let mut legacy = upload("ci2", "b.xml");
+    legacy.mailbox = company.clone();
+    store.record_transaction(legacy).await.unwrap();
+    assert_eq!(
+        store
+            .latest_mailbox(&user(USERNAME), &heartbeat)
+            .await
+            .unwrap(),
+        Some(company)
+    );
+    store
+        .record_transaction(upload("ci3", "c.xml"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .latest_mailbox(&user(USERNAME), &heartbeat)
+            .await
+            .unwrap(),
+        Some(Mailbox::of_user(&user(USERNAME)))
+    );
+    assert_eq!(
+        store
+            .latest_mailbox(&user(USERNAME), &super::service("FATCA"))
+            .await
+            .unwrap(),
+        None,
+        "another service"
+    );
+}

@@ -93,7 +93,7 @@ pub fn registration(
         .expect("test usernames look like CVR_<cvr>_<account>");
     CertificateRegistration {
         username: user(username),
-        cvr: cvr.parse().unwrap(),
+        cvr: Some(cvr.parse().unwrap()),
         account: account.parse().unwrap(),
         kind: "voces".into(),
         fingerprint: fingerprint.into(),
@@ -108,6 +108,7 @@ pub fn registration(
         new_password_sealed: format!("sealed:{password_hash}"),
         activate_at: ACTIVATE_AT,
         rotate_password: false,
+        roles: Vec::new(),
     }
 }
 
@@ -293,6 +294,7 @@ macro_rules! conformance_suite {
                 renewal_keeps_the_password_and_marks_the_old_certificate_replaced,
                 registering_the_current_certificate_again_changes_nothing,
                 conflicting_registrations_are_refused_without_changes,
+                a_person_is_a_user_without_a_company,
                 list_users_is_ordered_by_username,
                 state_changes,
                 a_renewal_can_rotate_the_password_and_every_authorisation_change_is_a_security_change,
@@ -303,6 +305,7 @@ macro_rules! conformance_suite {
                 a_follower_of_the_security_changes_misses_none,
             }
             roles {
+                a_registration_grants_its_roles_in_the_same_commit,
                 roles_from_both_sources,
                 replication_replaces_only_replicated_roles,
                 a_role_counts_as_held_within_the_retention_after_it_ends,
@@ -338,6 +341,7 @@ macro_rules! conformance_suite {
                 racing_additions_of_one_name_add_one_file,
                 a_replaced_file_is_never_missing_from_out,
                 a_company_mailbox_is_shared_by_its_users_and_no_one_else,
+                the_latest_transaction_of_a_service_names_its_mailbox,
             }
             portal {
                 portal_account_password_and_profile_are_independent,

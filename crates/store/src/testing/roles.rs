@@ -7,7 +7,10 @@ use time::macros::datetime;
 
 use mftgw_domain::{ServiceName, Username};
 
-use super::{USERNAME, race, watch, with_user};
+use super::{
+    FIRST_FINGERPRINT, FIRST_HASH, RENEWED_FINGERPRINT, USERNAME, race, registration, watch,
+    with_user,
+};
 use super::{service, user};
 use crate::{IdentityStore, RoleSource, RoleStore, StoreError};
 
@@ -17,6 +20,59 @@ fn replicated(services: &[&str]) -> Vec<(Username, ServiceName)> {
         .iter()
         .map(|name| (user(USERNAME), service(name)))
         .collect()
+}
+
+/// A registration's roles are granted as local roles in its commit, on creation, renewal and
+/// repetition alike; a refused registration grants none.
+pub async fn a_registration_grants_its_roles_in_the_same_commit<S: IdentityStore + RoleStore>(
+    store: Arc<S>,
+) {
+    let with_roles = |fingerprint: &str, roles: &[&str]| {
+        let mut registration = registration(USERNAME, fingerprint, FIRST_HASH);
+        registration.roles = roles.iter().map(|name| service(name)).collect();
+        registration
+    };
+    let created = store
+        .register_certificate(with_roles(FIRST_FINGERPRINT, &["FATCA", "HEARTBEAT"]))
+        .await
+        .unwrap();
+    assert!(created.created);
+    assert_eq!(
+        created.roles_granted,
+        [service("FATCA"), service("HEARTBEAT")]
+    );
+
+    let repeated = store
+        .register_certificate(with_roles(FIRST_FINGERPRINT, &["HEARTBEAT", "DMS"]))
+        .await
+        .unwrap();
+    assert!(repeated.unchanged);
+    assert_eq!(repeated.roles_granted, [service("DMS")], "only the new one");
+
+    let renewed = store
+        .register_certificate(with_roles(RENEWED_FINGERPRINT, &["DMS"]))
+        .await
+        .unwrap();
+    assert!(!renewed.created && !renewed.unchanged);
+    assert!(renewed.roles_granted.is_empty());
+
+    let mut refused = registration("CVR_12345678_UID_2", FIRST_FINGERPRINT, FIRST_HASH);
+    refused.roles = vec![service("VAT")];
+    assert!(matches!(
+        store.register_certificate(refused).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.roles(&user(USERNAME)).await.unwrap(),
+        [service("DMS"), service("FATCA"), service("HEARTBEAT")]
+    );
+    assert!(
+        store
+            .find_user(&user("CVR_12345678_UID_2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// Each source grants and revokes its own grants; a role is held while either grants it.
