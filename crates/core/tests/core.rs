@@ -689,12 +689,14 @@ fn the_crate_graph_keeps_the_architecture_invariants() {
         all
     };
 
-    let engine_deps = reached("mftgw-ftps");
-    let gateway: Vec<&String> = engine_deps
-        .iter()
-        .filter(|name| name.starts_with("mftgw-"))
-        .collect();
-    assert!(gateway.is_empty(), "mftgw-ftps depends on {gateway:?}");
+    for engine in ["mftgw-ftps", "mftgw-wssec"] {
+        let engine_deps = reached(engine);
+        let gateway: Vec<&String> = engine_deps
+            .iter()
+            .filter(|name| name.starts_with("mftgw-"))
+            .collect();
+        assert!(gateway.is_empty(), "{engine} depends on {gateway:?}");
+    }
 
     let wire_formats = [
         "axum",
@@ -705,8 +707,10 @@ fn the_crate_graph_keeps_the_architecture_invariants() {
         "askama",
         "tokio-rustls",
         "mftgw-ftps",
+        "mftgw-wssec",
         "suppaftp",
         "quick-xml",
+        "roxmltree",
     ];
     let core_deps = reached("mftgw-core");
     let forbidden: Vec<&String> = core_deps
