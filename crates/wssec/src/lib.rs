@@ -9,6 +9,8 @@
 //!   3DES-CBC Content), every failure one generic error.
 //! - [`wsse`]: the receiving order of a WS-Security 1.0 SOAP 1.1 message (one Security
 //!   header, decrypt, verify, the Body, Timestamp and token covered, the Timestamp current).
+//! - [`seal`]: the sending side, signing the Body, Timestamp and token and then encrypting
+//!   the Body content for the recipient.
 //!
 //! Written by hand on `roxmltree` and `aws-lc-rs` rather than on an XML-security library:
 //! the evaluated one (`bergshamra` 0.11) accepts DTDs, does not normalize attribute values,
@@ -22,6 +24,7 @@
 
 pub mod c14n;
 pub mod dsig;
+pub mod seal;
 pub mod wsse;
 pub mod xenc;
 pub mod xml;

@@ -5,14 +5,15 @@
 //! holds to SKAT's own digests. Each refusal of the profile has its case.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod support;
 
 use base64::Engine;
 use mftgw_wssec::c14n;
 use mftgw_wssec::dsig::{DSIG_NS, DsigError, EXC_C14N, RSA_SHA1, SHA1, WSU_NS};
 use mftgw_wssec::wsse::{self, Policy, Recipient, SOAP11_NS, WsseError, X509V3};
 use mftgw_wssec::xenc::{self, WSSE_NS, XencError};
-use rsa::pkcs8::DecodePrivateKey;
+use support::{openssl, party, private_key, subject_key_identifier};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -20,57 +21,6 @@ const CONTENT: &str = "<m:OIOLedsageDokumentOpret_I xmlns:m=\"urn:oio:skat:emcs:
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let output = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-/// A key and a self-signed certificate (with a SubjectKeyIdentifier) named `name` in `dir`.
-fn party(dir: &Path, name: &str) -> PathBuf {
-    let key = format!("{name}.key");
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            &key,
-        ],
-    );
-    let subject = format!("/CN={name}");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-x509",
-            "-key",
-            &key,
-            "-subj",
-            &subject,
-            "-days",
-            "2",
-            "-outform",
-            "DER",
-            "-out",
-            &format!("{name}.der"),
-        ],
-    );
-    dir.join(name)
 }
 
 /// What a sender may get right or wrong.
@@ -120,9 +70,8 @@ impl Fixture {
     }
 
     fn recipient(&self, party: &Path) -> Recipient {
-        let pem = std::fs::read_to_string(party.with_extension("key")).unwrap();
         Recipient {
-            private_key: rsa::PrivateKey::from_pkcs8_pem(&pem).unwrap(),
+            private_key: private_key(party),
             subject_key_identifier: subject_key_identifier(&self.der(party)),
         }
     }
@@ -287,20 +236,6 @@ impl Fixture {
         out.insert_str(security_open, &encrypted_key);
         out
     }
-}
-
-fn subject_key_identifier(der: &[u8]) -> Vec<u8> {
-    let (_, certificate) = x509_parser::parse_x509_certificate(der).unwrap();
-    certificate
-        .extensions()
-        .iter()
-        .find_map(|extension| match extension.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
-                Some(ski.0.to_vec())
-            }
-            _ => None,
-        })
-        .expect("openssl gives self-signed certificates a SubjectKeyIdentifier")
 }
 
 fn now() -> OffsetDateTime {

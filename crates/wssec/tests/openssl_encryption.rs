@@ -3,37 +3,25 @@
 //! (`enc -des-ede3-cbc`, whose PKCS#7 padding is one of the paddings XML-Enc allows). Wrong
 //! keys and tampered ciphertexts all get the one generic error.
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine;
 use mftgw_wssec::dsig::Ids;
 use mftgw_wssec::xenc::{self, EncryptedKey, XencError};
 use mftgw_wssec::xml;
-use rsa::pkcs8::DecodePrivateKey;
+use support::{openssl, party, private_key, subject_key_identifier};
 
 const BODY: &str = "<m:OIOLedsageDokumentOpret_I xmlns:m=\"urn:oio:skat:emcs:ws:1.0.1\"><m:Tekst>blåbær &amp; øl</m:Tekst></m:OIOLedsageDokumentOpret_I>";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// A message as a WS-Security sender makes it, with `key_pem` as the recipient's key; the
-/// message and the recipient's private key file.
-fn encrypted_message(dir: &Path, recipient: &str) -> String {
+/// A message as a WS-Security sender makes it for `recipient` (a [`party`]), naming it by
+/// its certificate's SubjectKeyIdentifier.
+fn encrypted_message(dir: &Path, recipient: &Path) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
     let session_key: Vec<u8> = (0..24u8)
         .map(|i| i.wrapping_mul(37).wrapping_add(11))
@@ -41,12 +29,13 @@ fn encrypted_message(dir: &Path, recipient: &str) -> String {
     let iv = [7u8, 1, 8, 2, 8, 1, 8, 2];
     std::fs::write(dir.join("session.key"), &session_key).unwrap();
     std::fs::write(dir.join("body.xml"), BODY).unwrap();
+    let key = recipient.with_extension("key");
     openssl(
         dir,
         &[
             "pkey",
             "-in",
-            recipient,
+            key.to_str().unwrap(),
             "-pubout",
             "-out",
             "recipient.pub.pem",
@@ -88,18 +77,17 @@ fn encrypted_message(dir: &Path, recipient: &str) -> String {
     cipher.extend(std::fs::read(dir.join("body.enc")).unwrap());
     let cipher = b64.encode(cipher);
     format!(
-        r##"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><wsse:Security xmlns:wsse="{wsse}"><xenc:EncryptedKey xmlns:xenc="{xenc}" Id="EK-1"><xenc:EncryptionMethod Algorithm="{rsa15}"/><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><wsse:SecurityTokenReference><wsse:KeyIdentifier EncodingType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary" ValueType="{ski}">MCalvGTb+oNSqBhyWOfVJYDQSfk=</wsse:KeyIdentifier></wsse:SecurityTokenReference></ds:KeyInfo><xenc:CipherData><xenc:CipherValue>{wrapped}</xenc:CipherValue></xenc:CipherData><xenc:ReferenceList><xenc:DataReference URI="#ED-1"/></xenc:ReferenceList></xenc:EncryptedKey></wsse:Security></soap:Header><soap:Body><xenc:EncryptedData xmlns:xenc="{xenc}" Id="ED-1" Type="{content}"><xenc:EncryptionMethod Algorithm="{tdes}"/><xenc:CipherData><xenc:CipherValue>{cipher}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></soap:Body></soap:Envelope>"##,
+        r##"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><wsse:Security xmlns:wsse="{wsse}"><xenc:EncryptedKey xmlns:xenc="{xenc}" Id="EK-1"><xenc:EncryptionMethod Algorithm="{rsa15}"/><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><wsse:SecurityTokenReference><wsse:KeyIdentifier EncodingType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary" ValueType="{ski}">{ski_value}</wsse:KeyIdentifier></wsse:SecurityTokenReference></ds:KeyInfo><xenc:CipherData><xenc:CipherValue>{wrapped}</xenc:CipherValue></xenc:CipherData><xenc:ReferenceList><xenc:DataReference URI="#ED-1"/></xenc:ReferenceList></xenc:EncryptedKey></wsse:Security></soap:Header><soap:Body><xenc:EncryptedData xmlns:xenc="{xenc}" Id="ED-1" Type="{content}"><xenc:EncryptionMethod Algorithm="{tdes}"/><xenc:CipherData><xenc:CipherValue>{cipher}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></soap:Body></soap:Envelope>"##,
         wsse = xenc::WSSE_NS,
         xenc = xenc::XENC_NS,
         rsa15 = xenc::RSA_1_5,
         ski = xenc::SUBJECT_KEY_IDENTIFIER,
         content = xenc::CONTENT,
         tdes = xenc::TRIPLEDES_CBC,
+        ski_value = b64.encode(subject_key_identifier(
+            &std::fs::read(recipient.with_extension("der")).unwrap()
+        )),
     )
-}
-
-fn private_key(dir: &Path, name: &str) -> rsa::PrivateKey {
-    rsa::PrivateKey::from_pkcs8_pem(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
 }
 
 fn decrypt(message: &str, key: &rsa::PrivateKey) -> Result<String, XencError> {
@@ -116,22 +104,9 @@ fn decrypt(message: &str, key: &rsa::PrivateKey) -> Result<String, XencError> {
 #[test]
 fn content_openssl_encrypted_for_us_decrypts_in_place_and_nothing_else_does() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["ours.pem", "theirs.pem"] {
-        openssl(
-            dir.path(),
-            &[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-                name,
-            ],
-        );
-    }
-    let message = encrypted_message(dir.path(), "ours.pem");
-    let ours = private_key(dir.path(), "ours.pem");
+    let (ours_party, theirs_party) = (party(dir.path(), "ours"), party(dir.path(), "theirs"));
+    let message = encrypted_message(dir.path(), &ours_party);
+    let ours = private_key(&ours_party);
 
     let plain = decrypt(&message, &ours).unwrap();
     let document = xml::parse(&plain, &xml::Limits::default()).unwrap();
@@ -151,11 +126,15 @@ fn content_openssl_encrypted_for_us_decrypts_in_place_and_nothing_else_does() {
     )
     .unwrap();
     assert_eq!(encrypted_key.data_references, ["ED-1"]);
-    assert_eq!(encrypted_key.recipient_subject_key_identifier.len(), 20);
+    let certificate = std::fs::read(ours_party.with_extension("der")).unwrap();
+    assert_eq!(
+        encrypted_key.recipient_subject_key_identifier,
+        subject_key_identifier(&certificate)
+    );
 
     // Someone else's key, a flipped bit in the wrapped key or in the last block: one answer
     // for all.
-    let theirs = private_key(dir.path(), "theirs.pem");
+    let theirs = private_key(&theirs_party);
     assert_eq!(decrypt(&message, &theirs), Err(XencError::Undecryptable));
     let b64 = base64::engine::general_purpose::STANDARD;
     let cipher_values: Vec<String> = message
