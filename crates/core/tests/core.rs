@@ -689,7 +689,7 @@ fn the_crate_graph_keeps_the_architecture_invariants() {
         all
     };
 
-    for engine in ["mftgw-ftps", "mftgw-wssec"] {
+    for engine in ["mftgw-ftps", "mftgw-wssec", "mftgw-emcs"] {
         let engine_deps = reached(engine);
         let gateway: Vec<&String> = engine_deps
             .iter()
@@ -708,6 +708,7 @@ fn the_crate_graph_keeps_the_architecture_invariants() {
         "tokio-rustls",
         "mftgw-ftps",
         "mftgw-wssec",
+        "mftgw-emcs",
         "suppaftp",
         "quick-xml",
         "roxmltree",
