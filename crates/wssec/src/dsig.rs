@@ -314,15 +314,7 @@ fn next_named<'a, 'input>(
 }
 
 fn base64_text(node: Node<'_, '_>, what: &'static str) -> Result<Vec<u8>, DsigError> {
-    let text: String = node
-        .text()
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| DsigError::NotBase64(what))
+    crate::xml::base64_content(node).ok_or(DsigError::NotBase64(what))
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use base64::Engine;
 use roxmltree::{Document, Node};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -141,16 +140,8 @@ fn verify(
         (Some(reference), Some(id)) if reference == id => {}
         _ => return Err(WsseError::SignerNotToken),
     }
-    let certificate = base64::engine::general_purpose::STANDARD
-        .decode(
-            token
-                .text()
-                .unwrap_or_default()
-                .chars()
-                .filter(|c| !c.is_ascii_whitespace())
-                .collect::<String>(),
-        )
-        .map_err(|_| DsigError::NotBase64("BinarySecurityToken"))?;
+    let certificate =
+        xml::base64_content(token).ok_or(DsigError::NotBase64("BinarySecurityToken"))?;
     let covered = signature.verify(&public_key_of(&certificate)?)?;
     for (element, what) in [
         (parts.body, "Body"),

@@ -12,7 +12,6 @@
 //! parses the result again (within its limits) and only then verifies the signature, whose
 //! Body digest was computed over the plaintext.
 
-use base64::Engine;
 use cbc::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::NoPadding};
 use roxmltree::Node;
 
@@ -188,15 +187,8 @@ fn child<'a, 'input>(
 }
 
 fn base64(node: Node<'_, '_>) -> Result<Vec<u8>, XencError> {
-    let text: String = node
-        .text()
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| unsupported(format!("{} is not base64", node.tag_name().name())))
+    crate::xml::base64_content(node)
+        .ok_or_else(|| unsupported(format!("{} is not base64", node.tag_name().name())))
 }
 
 fn unsupported(reason: String) -> XencError {

@@ -113,6 +113,19 @@ fn check_shape(root: Node<'_, '_>, limits: &Limits) -> Result<(), XmlError> {
     Ok(())
 }
 
+/// The base64 text of `element` decoded, whitespace ignored (senders wrap long values);
+/// `None` if it is not base64.
+pub fn base64_content(element: Node<'_, '_>) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let text: String = element
+        .text()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

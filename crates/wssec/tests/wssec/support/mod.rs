@@ -77,3 +77,73 @@ pub fn private_key(party: &Path) -> rsa::PrivateKey {
     rsa::PrivateKey::from_pkcs8_pem(&std::fs::read_to_string(party.with_extension("key")).unwrap())
         .unwrap()
 }
+
+/// The public key of a [`party`]'s certificate, as a PEM file in `dir`.
+pub fn public_key_file(dir: &Path, party: &Path) -> PathBuf {
+    let certificate = party.with_extension("der");
+    let out = party.with_extension("pub");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            certificate.to_str().unwrap(),
+            "-pubkey",
+            "-noout",
+            "-out",
+            out.to_str().unwrap(),
+        ],
+    );
+    out
+}
+
+/// What openssl makes of `content` for `recipient` (a [`party`]): `session_key` wrapped with
+/// RSA PKCS#1 v1.5 for it, and IV || 3DES-CBC(content).
+pub fn encrypted_for(
+    dir: &Path,
+    recipient: &Path,
+    session_key: &[u8],
+    iv: &[u8],
+    content: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    std::fs::write(dir.join("content.plain"), content).unwrap();
+    std::fs::write(dir.join("session.key"), session_key).unwrap();
+    openssl(
+        dir,
+        &[
+            "enc",
+            "-des-ede3-cbc",
+            "-K",
+            &hex(session_key),
+            "-iv",
+            &hex(iv),
+            "-in",
+            "content.plain",
+            "-out",
+            "content.enc",
+        ],
+    );
+    let public_key = public_key_file(dir, recipient);
+    openssl(
+        dir,
+        &[
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-inkey",
+            public_key.to_str().unwrap(),
+            "-pkeyopt",
+            "rsa_padding_mode:pkcs1",
+            "-in",
+            "session.key",
+            "-out",
+            "session.wrapped",
+        ],
+    );
+    let mut cipher = iv.to_vec();
+    cipher.extend(std::fs::read(dir.join("content.enc")).unwrap());
+    (std::fs::read(dir.join("session.wrapped")).unwrap(), cipher)
+}

@@ -3,21 +3,15 @@
 //! (`enc -des-ede3-cbc`, whose PKCS#7 padding is one of the paddings XML-Enc allows). Wrong
 //! keys and tampered ciphertexts all get the one generic error.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::{encrypted_for, party, private_key, subject_key_identifier};
 use base64::Engine;
 use mftgw_wssec::dsig::Ids;
 use mftgw_wssec::xenc::{self, EncryptedKey, XencError};
 use mftgw_wssec::xml;
-use support::{openssl, party, private_key, subject_key_identifier};
 
 const BODY: &str = "<m:OIOLedsageDokumentOpret_I xmlns:m=\"urn:oio:skat:emcs:ws:1.0.1\"><m:Tekst>blåbær &amp; øl</m:Tekst></m:OIOLedsageDokumentOpret_I>";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
 
 /// A message as a WS-Security sender makes it for `recipient` (a [`party`]), naming it by
 /// its certificate's SubjectKeyIdentifier.
@@ -27,55 +21,8 @@ fn encrypted_message(dir: &Path, recipient: &Path) -> String {
         .map(|i| i.wrapping_mul(37).wrapping_add(11))
         .collect();
     let iv = [7u8, 1, 8, 2, 8, 1, 8, 2];
-    std::fs::write(dir.join("session.key"), &session_key).unwrap();
-    std::fs::write(dir.join("body.xml"), BODY).unwrap();
-    let key = recipient.with_extension("key");
-    openssl(
-        dir,
-        &[
-            "pkey",
-            "-in",
-            key.to_str().unwrap(),
-            "-pubout",
-            "-out",
-            "recipient.pub.pem",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "pkeyutl",
-            "-encrypt",
-            "-pubin",
-            "-inkey",
-            "recipient.pub.pem",
-            "-pkeyopt",
-            "rsa_padding_mode:pkcs1",
-            "-in",
-            "session.key",
-            "-out",
-            "session.wrapped",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "enc",
-            "-des-ede3-cbc",
-            "-K",
-            &hex(&session_key),
-            "-iv",
-            &hex(&iv),
-            "-in",
-            "body.xml",
-            "-out",
-            "body.enc",
-        ],
-    );
-    let wrapped = b64.encode(std::fs::read(dir.join("session.wrapped")).unwrap());
-    let mut cipher = iv.to_vec();
-    cipher.extend(std::fs::read(dir.join("body.enc")).unwrap());
-    let cipher = b64.encode(cipher);
+    let (wrapped, cipher) = encrypted_for(dir, recipient, &session_key, &iv, BODY.as_bytes());
+    let (wrapped, cipher) = (b64.encode(wrapped), b64.encode(cipher));
     format!(
         r##"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><wsse:Security xmlns:wsse="{wsse}"><xenc:EncryptedKey xmlns:xenc="{xenc}" Id="EK-1"><xenc:EncryptionMethod Algorithm="{rsa15}"/><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><wsse:SecurityTokenReference><wsse:KeyIdentifier EncodingType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary" ValueType="{ski}">{ski_value}</wsse:KeyIdentifier></wsse:SecurityTokenReference></ds:KeyInfo><xenc:CipherData><xenc:CipherValue>{wrapped}</xenc:CipherValue></xenc:CipherData><xenc:ReferenceList><xenc:DataReference URI="#ED-1"/></xenc:ReferenceList></xenc:EncryptedKey></wsse:Security></soap:Header><soap:Body><xenc:EncryptedData xmlns:xenc="{xenc}" Id="ED-1" Type="{content}"><xenc:EncryptionMethod Algorithm="{tdes}"/><xenc:CipherData><xenc:CipherValue>{cipher}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></soap:Body></soap:Envelope>"##,
         wsse = xenc::WSSE_NS,

@@ -1,19 +1,17 @@
 //! The receiving order of `wsse::open` on messages a sender builds as SKAT's clients do: the
 //! openssl command line makes the keys and certificates, signs the canonical SignedInfo
 //! (`dgst -sha1 -sign`) and encrypts the Body content for the recipient (`pkeyutl`, `enc
-//! -des-ede3-cbc`). The canonical forms come from `c14n::exclusive`, which `tests/sample.rs`
+//! -des-ede3-cbc`). The canonical forms come from `c14n::exclusive`, which [`crate::sample`]
 //! holds to SKAT's own digests. Each refusal of the profile has its case.
 
 use std::path::{Path, PathBuf};
 
-mod support;
-
+use crate::support::{encrypted_for, openssl, party, private_key, subject_key_identifier};
 use base64::Engine;
 use mftgw_wssec::c14n;
 use mftgw_wssec::dsig::{DSIG_NS, DsigError, EXC_C14N, RSA_SHA1, SHA1, WSU_NS};
 use mftgw_wssec::wsse::{self, Policy, Recipient, SOAP11_NS, WsseError, X509V3};
 use mftgw_wssec::xenc::{self, WSSE_NS, XencError};
-use support::{openssl, party, private_key, subject_key_identifier};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -159,65 +157,15 @@ impl Fixture {
             .children()
             .map(|child| &message[child.range()])
             .collect();
-        std::fs::write(dir.join("content.xml"), &content).unwrap();
-        std::fs::write(dir.join("session.key"), &session_key).unwrap();
-        let hex: String = session_key.iter().map(|b| format!("{b:02x}")).collect();
-        let iv_hex: String = iv.iter().map(|b| format!("{b:02x}")).collect();
-        openssl(
-            dir,
-            &[
-                "enc",
-                "-des-ede3-cbc",
-                "-K",
-                &hex,
-                "-iv",
-                &iv_hex,
-                "-in",
-                "content.xml",
-                "-out",
-                "content.enc",
-            ],
-        );
-        let certificate = recipient.with_extension("der");
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-inform",
-                "DER",
-                "-in",
-                certificate.to_str().unwrap(),
-                "-pubkey",
-                "-noout",
-                "-out",
-                "recipient.pub",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "pkeyutl",
-                "-encrypt",
-                "-pubin",
-                "-inkey",
-                "recipient.pub",
-                "-pkeyopt",
-                "rsa_padding_mode:pkcs1",
-                "-in",
-                "session.key",
-                "-out",
-                "session.wrapped",
-            ],
-        );
-        let mut cipher = iv.to_vec();
-        cipher.extend(std::fs::read(dir.join("content.enc")).unwrap());
+        let (wrapped, cipher) =
+            encrypted_for(dir, recipient, &session_key, &iv, content.as_bytes());
         let ski = b64().encode(subject_key_identifier(&self.der(recipient)));
         let encrypted_key = format!(
             r##"<xenc:EncryptedKey xmlns:xenc="{x}" Id="EK-1"><xenc:EncryptionMethod Algorithm="{rsa15}"/><ds:KeyInfo xmlns:ds="{DSIG_NS}"><wsse:SecurityTokenReference><wsse:KeyIdentifier ValueType="{skiv}">{ski}</wsse:KeyIdentifier></wsse:SecurityTokenReference></ds:KeyInfo><xenc:CipherData><xenc:CipherValue>{wrapped}</xenc:CipherValue></xenc:CipherData><xenc:ReferenceList><xenc:DataReference URI="#ED-1"/></xenc:ReferenceList></xenc:EncryptedKey>"##,
             x = xenc::XENC_NS,
             rsa15 = xenc::RSA_1_5,
             skiv = xenc::SUBJECT_KEY_IDENTIFIER,
-            wrapped = b64().encode(std::fs::read(dir.join("session.wrapped")).unwrap()),
+            wrapped = b64().encode(wrapped),
         );
         let encrypted_data = format!(
             r#"<xenc:EncryptedData xmlns:xenc="{x}" Id="ED-1" Type="{content_type}"><xenc:EncryptionMethod Algorithm="{tdes}"/><xenc:CipherData><xenc:CipherValue>{cipher}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>"#,

@@ -3,17 +3,15 @@
 //! RSA-SHA1 signature over the canonical SignedInfo with the signer's certificate. The
 //! receiving side (`wsse::open`) then opens the same message to the same content.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{openssl, party, private_key, public_key_file, subject_key_identifier};
 use base64::Engine;
 use mftgw_wssec::c14n;
 use mftgw_wssec::dsig::DSIG_NS;
 use mftgw_wssec::seal::{EncryptFor, Signer, seal};
 use mftgw_wssec::wsse::{self, Policy, Recipient};
 use mftgw_wssec::xenc::XENC_NS;
-use support::{openssl, party, private_key, subject_key_identifier};
 use time::OffsetDateTime;
 
 const CONTENT: &str = "<m:OIOLedsageDokumentOpret_O xmlns:m=\"urn:oio:skat:emcs:ws:1.0.1\"><m:HovedOplysningerSvar><m:TransaktionIdentifikator>T-1</m:TransaktionIdentifikator><m:SvarStruktur>æøå &amp; &lt;ok&gt;</m:SvarStruktur></m:HovedOplysningerSvar></m:OIOLedsageDokumentOpret_O>";
@@ -109,28 +107,14 @@ fn a_sealed_message_is_what_openssl_can_decrypt_and_verify() {
         text_of(DSIG_NS, "SignatureValue", 0),
     )
     .unwrap();
-    let certificate = gateway.with_extension("der");
-    openssl(
-        dir.path(),
-        &[
-            "x509",
-            "-inform",
-            "DER",
-            "-in",
-            certificate.to_str().unwrap(),
-            "-pubkey",
-            "-noout",
-            "-out",
-            "gateway.pub",
-        ],
-    );
+    let public_key = public_key_file(dir.path(), &gateway);
     let verified = openssl(
         dir.path(),
         &[
             "dgst",
             "-sha1",
             "-verify",
-            "gateway.pub",
+            public_key.to_str().unwrap(),
             "-signature",
             "signature",
             "signed-info.xml",
