@@ -155,7 +155,7 @@ fn verify(
     Ok((inner_range(text, parts.body), certificate, created, expires))
 }
 
-/// The Envelope's Header, its one Security header and its Body.
+/// The one Security header of the Envelope's Header, and the Envelope's Body.
 struct Parts<'a, 'input> {
     security: Node<'a, 'input>,
     body: Node<'a, 'input>,
