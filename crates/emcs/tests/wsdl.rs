@@ -1,14 +1,12 @@
-//! The service table says what SKAT's WSDLs say (`emcs-b2b-ws/wsdl/<Service>/<Service>.wsdl`):
+//! The service table says what SKAT's WSDLs say (`crates/emcs/wsdl/<Service>.wsdl`, copied from
+//! SKAT's `emcs-b2b-ws/wsdl/<Service>/<Service>.wsdl`):
 //! one service per WSDL, and for each its endpoint path, SOAPAction, operation and `_I`/`_O`
 //! elements. Routing finds every service by its path and by its request element.
 
 use mftgw_emcs::NAMESPACE;
 use mftgw_emcs::services::{SERVICES, Service};
 
-const WSDLS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/emcs/emcs-b2b-ws/wsdl"
-);
+const WSDLS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/wsdl");
 const WSDL_NS: &str = "http://schemas.xmlsoap.org/wsdl/";
 const WSDL_SOAP_NS: &str = "http://schemas.xmlsoap.org/wsdl/soap/";
 
@@ -22,7 +20,7 @@ struct Declared {
 }
 
 fn declared(name: &str) -> Declared {
-    let text = std::fs::read_to_string(format!("{WSDLS}/{name}/{name}.wsdl")).unwrap();
+    let text = std::fs::read_to_string(format!("{WSDLS}/{name}.wsdl")).unwrap();
     let document = roxmltree::Document::parse(&text).unwrap();
     let find = |namespace: &str, element: &str| {
         document
@@ -65,13 +63,14 @@ fn declared(name: &str) -> Declared {
 
 #[test]
 fn the_table_is_the_wsdls() {
-    let mut directories: Vec<String> = std::fs::read_dir(WSDLS)
+    let mut wsdls: Vec<String> = std::fs::read_dir(WSDLS)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .map(|file| file.strip_suffix(".wsdl").unwrap().to_owned())
         .collect();
-    directories.sort();
+    wsdls.sort();
     let names: Vec<&str> = SERVICES.iter().map(|service| service.name).collect();
-    assert_eq!(names, directories, "one service per WSDL, in order");
+    assert_eq!(names, wsdls, "one service per WSDL, in order");
     for service in &SERVICES {
         assert_eq!(
             declared(service.name),

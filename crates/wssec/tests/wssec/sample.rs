@@ -10,10 +10,8 @@ use base64::Engine;
 use mftgw_wssec::dsig::{DSIG_NS, DsigError, Ids, Signature};
 use mftgw_wssec::{c14n, xml};
 
-const SAMPLES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/emcs/emcs-b2b-ws/sample"
-);
+/// SKAT's `emcs-b2b-ws/sample/`, copied.
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wssec/skat");
 
 /// The sample as it went on the wire: no whitespace-only text, no whitespace around text.
 fn unindented(name: &str) -> String {
