@@ -4,9 +4,14 @@
 //!
 //! - [`services`]: the table of the services, written from SKAT's WSDLs (copied into `wsdl/`)
 //!   and held to them by a test, with routing by URL path and by the Body's `_I` element.
+//! - [`request`]: a request's `_I` element routed (and matched to the endpoint it was sent
+//!   to) and its `HovedOplysninger` read.
+//! - [`fault`]: SOAP 1.1 faults for what cannot be answered in a service's own terms.
 
 #![forbid(unsafe_code)]
 
+pub mod fault;
+pub mod request;
 pub mod services;
 
 /// The namespace of every service's `_I`/`_O` structures.
