@@ -6,10 +6,12 @@
 //!   and held to them by a test, with routing by URL path and by the Body's `_I` element.
 //! - [`request`]: a request's `_I` element routed (and matched to the endpoint it was sent
 //!   to) and its `HovedOplysninger` read.
+//! - [`answer`]: `HovedOplysningerSvar` with the gateway's error codes and texts.
 //! - [`fault`]: SOAP 1.1 faults for what cannot be answered in a service's own terms.
 
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod fault;
 pub mod request;
 pub mod services;

@@ -1,17 +1,36 @@
-//! What every request carries besides its IE document: `HovedOplysninger`, the caller's
-//! `TransaktionIdentifikator` (1 to 100 characters, never reused) and `TransaktionTid` (an
-//! `xs:dateTime`, in UTC or with an offset), read from the service's `_I` element.
+//! What every request carries besides its IE document, read from the service's `_I` element:
+//! `HovedOplysninger`, the caller's `TransaktionIdentifikator` (1 to 100 characters, never
+//! reused) and `TransaktionTid` (an `xs:dateTime`, in UTC or with an offset); and
+//! `VirksomhedIdentifikationStruktur`, the company's SE number and the excise number it acts
+//! for.
 
 use roxmltree::Node;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::answer::GatewayError;
 use crate::services::Service;
 
 /// The namespace of `HovedOplysninger` and its fields.
 pub const KONTEKST_NS: &str = "http://rep.oio.dk/skat.dk/basis/kontekst/xml/schemas/2006/09/01/";
 
+/// The namespace of `VirksomhedSENummerIdentifikator`.
+pub const VIRKSOMHED_NS: &str =
+    "http://rep.oio.dk/skat.dk/motor/class/virksomhed/xml/schemas/20080401/";
+/// The namespace of `AfgiftOperatoerPunktAfgiftIdentifikator`.
+pub const EMCS_NS: &str = "urn:oio:skat:emcs:1.0.1";
+
 const MAX_TRANSACTION_ID_CHARS: usize = 100;
+
+/// Who a request is made for: the reporting company's SE number and the excise number of
+/// the operator it acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trader {
+    pub se_number: String,
+    /// Two capital letters and eleven letters or digits (`ExciseNumberType` of the EMCS
+    /// schemas), e.g. `DK31175143300`.
+    pub excise_number: String,
+}
 
 /// Why a request's Body was not accepted. The texts go into the answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +119,62 @@ impl<'a, 'input> Request<'a, 'input> {
             transaction_time,
         })
     }
+}
+
+impl Request<'_, '_> {
+    /// The request's `VirksomhedIdentifikationStruktur`, or the error code seed 004 gives for
+    /// what is missing or malformed (100, 101, 102).
+    pub fn trader(&self) -> Result<Trader, GatewayError> {
+        let structure = child(
+            self.element,
+            crate::NAMESPACE,
+            "VirksomhedIdentifikationStruktur",
+        );
+        let se_number = structure
+            .and_then(|structure| child(structure, crate::NAMESPACE, "Indberetter"))
+            .and_then(|reporter| child(reporter, VIRKSOMHED_NS, "VirksomhedSENummerIdentifikator"))
+            .and_then(text)
+            .ok_or(GatewayError::SeNumberMissing)?;
+        let excise_number = structure
+            .and_then(|structure| {
+                child(
+                    structure,
+                    EMCS_NS,
+                    "AfgiftOperatoerPunktAfgiftIdentifikator",
+                )
+            })
+            .and_then(text)
+            .ok_or(GatewayError::ExciseNumberMissing)?;
+        if !is_excise_number(excise_number) {
+            return Err(GatewayError::ExciseNumberMalformed);
+        }
+        Ok(Trader {
+            se_number: se_number.to_owned(),
+            excise_number: excise_number.to_owned(),
+        })
+    }
+}
+
+fn child<'a, 'input>(
+    node: Node<'a, 'input>,
+    namespace: &str,
+    name: &str,
+) -> Option<Node<'a, 'input>> {
+    node.children()
+        .find(|child| child.has_tag_name((namespace, name)))
+}
+
+/// The element's text, trimmed, if there is any.
+fn text<'a>(node: Node<'a, '_>) -> Option<&'a str> {
+    node.text().map(str::trim).filter(|text| !text.is_empty())
+}
+
+/// `[A-Z]{2}[a-zA-Z0-9]{11}`.
+fn is_excise_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 13
+        && bytes[..2].iter().all(u8::is_ascii_uppercase)
+        && bytes[2..].iter().all(u8::is_ascii_alphanumeric)
 }
 
 #[cfg(test)]
@@ -212,6 +287,63 @@ mod tests {
                 Request::of_body(document.root_element(), None).unwrap_err(),
                 refusal,
                 "{content}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_trader_is_read_or_the_seeds_code_says_what_is_wrong() {
+        let with = |structure: &str| {
+            body(&format!(
+                r#"<s:OIOLedsageDokumentOpret_I xmlns:s="urn:oio:skat:emcs:ws:1.0.1" xmlns:v="{VIRKSOMHED_NS}" xmlns:e="{EMCS_NS}">{structure}</s:OIOLedsageDokumentOpret_I>"#
+            ))
+        };
+        let trader = |text: &str| {
+            let document = roxmltree::Document::parse(text).unwrap();
+            Request::of_body(document.root_element(), None)
+                .unwrap()
+                .trader()
+        };
+        let structure = |se: &str, excise: &str| {
+            format!(
+                "<s:VirksomhedIdentifikationStruktur><s:Indberetter>{se}</s:Indberetter>{excise}</s:VirksomhedIdentifikationStruktur>"
+            )
+        };
+        let se = "<v:VirksomhedSENummerIdentifikator>19552101</v:VirksomhedSENummerIdentifikator>";
+        let excise = |number: &str| {
+            format!(
+                "<e:AfgiftOperatoerPunktAfgiftIdentifikator>{number}</e:AfgiftOperatoerPunktAfgiftIdentifikator>"
+            )
+        };
+        assert_eq!(
+            trader(&with(&structure(se, &excise(" DK31175143300 ")))),
+            Ok(Trader {
+                se_number: "19552101".into(),
+                excise_number: "DK31175143300".into()
+            })
+        );
+        assert_eq!(trader(&with("")), Err(GatewayError::SeNumberMissing));
+        assert_eq!(
+            trader(&with(&structure(
+                "<v:VirksomhedSENummerIdentifikator/>",
+                &excise("DK31175143300")
+            ))),
+            Err(GatewayError::SeNumberMissing)
+        );
+        assert_eq!(
+            trader(&with(&structure(se, ""))),
+            Err(GatewayError::ExciseNumberMissing)
+        );
+        for malformed in [
+            "DK3117514330",
+            "dk31175143300",
+            "DK31175143300X",
+            "DK3117514330-",
+        ] {
+            assert_eq!(
+                trader(&with(&structure(se, &excise(malformed)))),
+                Err(GatewayError::ExciseNumberMalformed),
+                "{malformed}"
             );
         }
     }
