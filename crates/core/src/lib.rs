@@ -14,6 +14,7 @@ pub mod periodic;
 pub mod portal;
 pub mod projection;
 pub mod roles;
+pub mod spacing;
 pub mod telemetry;
 pub mod throttle;
 pub mod transactions;
