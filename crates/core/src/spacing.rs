@@ -52,10 +52,27 @@ pub enum SpacingRefusal {
     Concurrent,
 }
 
-#[derive(Debug, Default)]
+/// Admitted calls kept before the first sweep of those whose interval has passed.
+const FIRST_SWEEP_AT: usize = 4096;
+
+#[derive(Debug)]
 struct State {
-    last_admitted: HashMap<(Username, ServiceName), Instant>,
+    /// Until when each caller's next call of a service is held back.
+    held_until: HashMap<(Username, ServiceName), Instant>,
     in_flight: HashSet<Username>,
+    /// The size of `held_until` at which it is swept next: twice what a sweep left, so
+    /// sweeping costs O(1) per call however many callers stay within their interval.
+    sweep_at: usize,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            held_until: HashMap::new(),
+            in_flight: HashSet::new(),
+            sweep_at: FIRST_SWEEP_AT,
+        }
+    }
 }
 
 /// The spacing of every caller's calls on this node.
@@ -100,24 +117,20 @@ impl CallSpacing {
             return Err(SpacingRefusal::Concurrent);
         }
         let key = (caller.clone(), service.clone());
-        if let Some(last) = state.last_admitted.get(&key) {
-            let next = *last + interval;
-            if now < next {
-                return Err(SpacingRefusal::TooSoon {
-                    wait: next - now,
-                    interval,
-                });
-            }
+        if let Some(&until) = state.held_until.get(&key)
+            && now < until
+        {
+            return Err(SpacingRefusal::TooSoon {
+                wait: until - now,
+                interval,
+            });
         }
-        // Entries whose interval has passed hold nothing back: dropped now and then, so the
-        // map holds at most the calls of the longest interval.
-        if state.last_admitted.len() > 4096 {
-            let longest = self.rules.submit.max(self.rules.receive);
-            state
-                .last_admitted
-                .retain(|_, last| now.saturating_duration_since(*last) < longest);
+        // Entries whose interval has passed hold nothing back.
+        if state.held_until.len() >= state.sweep_at {
+            state.held_until.retain(|_, until| now < *until);
+            state.sweep_at = FIRST_SWEEP_AT.max(2 * state.held_until.len());
         }
-        state.last_admitted.insert(key, now);
+        state.held_until.insert(key, now + interval);
         state.in_flight.insert(caller.clone());
         Ok(AdmittedCall {
             caller: caller.clone(),
@@ -222,6 +235,38 @@ mod tests {
                 .admit(&other, &submit, CallKind::Submit, start)
                 .unwrap(),
         );
+    }
+
+    #[test]
+    fn calls_past_their_interval_are_forgotten_and_recent_ones_kept() {
+        let spacing = spacing();
+        let start = Instant::now();
+        let submit = service("OIOLedsageDokumentOpret");
+        for n in 0..FIRST_SWEEP_AT {
+            drop(
+                spacing
+                    .admit(
+                        &user(&format!("CVR_{n}_UI_1")),
+                        &submit,
+                        CallKind::Submit,
+                        start,
+                    )
+                    .unwrap(),
+            );
+        }
+        // The next admission sweeps the calls whose interval has passed, and counts itself.
+        let (recent, receive) = (user("CVR_recent_UI_1"), service("OIOKvitteringSamlingHent"));
+        let later = start + 10 * SECOND;
+        drop(
+            spacing
+                .admit(&recent, &receive, CallKind::Receive, later)
+                .unwrap(),
+        );
+        assert_eq!(lock(&spacing.state).held_until.len(), 1);
+        assert!(matches!(
+            spacing.admit(&recent, &receive, CallKind::Receive, later + SECOND),
+            Err(SpacingRefusal::TooSoon { .. })
+        ));
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn error_answer(
         element = service.response_element(),
         namespace = crate::NAMESPACE,
     );
-    escape(&request.transaction_id, &mut out);
+    crate::escape_text(&request.transaction_id, &mut out);
     out.push_str("</k:TransaktionIdentifikator><k:ServiceIdentifikator>");
     out.push_str(service.name);
     out.push_str("</k:ServiceIdentifikator><k:TransaktionTid>");
@@ -82,23 +82,12 @@ pub fn error_answer(
     out.push_str("</k:TransaktionTid><k:SvarStruktur><k:FejlStruktur><k:FejlIdentifikator>");
     out.push_str(&error.code().to_string());
     out.push_str("</k:FejlIdentifikator><k:FejlTekst>");
-    escape(error.text(), &mut out);
+    crate::escape_text(error.text(), &mut out);
     out.push_str(&format!(
         "</k:FejlTekst></k:FejlStruktur></k:SvarStruktur></k:HovedOplysningerSvar></s:{}>",
         service.response_element()
     ));
     out
-}
-
-fn escape(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]

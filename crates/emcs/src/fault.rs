@@ -23,15 +23,7 @@ impl FaultCode {
 /// A whole SOAP 1.1 envelope holding one fault.
 pub fn fault(code: FaultCode, reason: &str) -> String {
     let mut escaped = String::with_capacity(reason.len());
-    for c in reason.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => escaped.push('\u{fffd}'),
-            c => escaped.push(c),
-        }
-    }
+    crate::escape_text(reason, &mut escaped);
     format!(
         r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>{}</faultcode><faultstring xml:lang="en">{escaped}</faultstring></soap:Fault></soap:Body></soap:Envelope>"#,
         code.qualified()

@@ -18,3 +18,17 @@ pub mod services;
 
 /// The namespace of every service's `_I`/`_O` structures.
 pub const NAMESPACE: &str = "urn:oio:skat:emcs:ws:1.0.1";
+
+/// `text` as XML character data: markup characters escaped, and characters XML cannot carry
+/// (control characters but tab, line feed and carriage return) replaced by U+FFFD.
+pub(crate) fn escape_text(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+}

@@ -152,7 +152,7 @@ fn verify(
             return Err(WsseError::NotSigned(what));
         }
     }
-    Ok((inner_range(text, parts.body), certificate, created, expires))
+    Ok((inner_range(parts.body), certificate, created, expires))
 }
 
 /// The one Security header of the Envelope's Header, and the Envelope's Body.
@@ -268,10 +268,29 @@ fn public_key_of(certificate: &[u8]) -> Result<Vec<u8>, DsigError> {
 }
 
 /// The text between an element's start and end tags.
-fn inner_range(text: &str, element: Node<'_, '_>) -> Range<usize> {
-    let outer = element.range();
-    let source = &text[outer.clone()];
-    let start = outer.start + source.find('>').map_or(source.len(), |at| at + 1);
-    let end = outer.start + source.rfind("</").unwrap_or(source.len());
-    start..end.max(start)
+fn inner_range(element: Node<'_, '_>) -> Range<usize> {
+    match (element.first_child(), element.last_child()) {
+        (Some(first), Some(last)) => first.range().start..last.range().end,
+        _ => element.range().end..element.range().end,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_content_of_an_element_is_between_its_first_and_last_child() {
+        let text = r#"<a><b note="x>y">text<c/>tail</b><e/></a>"#;
+        let document = roxmltree::Document::parse(text).unwrap();
+        let inner = |name: &str| {
+            let element = document
+                .descendants()
+                .find(|node| node.has_tag_name(name))
+                .unwrap();
+            &text[inner_range(element)]
+        };
+        assert_eq!(inner("b"), "text<c/>tail");
+        assert_eq!(inner("e"), "");
+    }
 }

@@ -91,18 +91,19 @@ pub fn parse_bytes<'input>(
 }
 
 /// Depth, attributes and namespaces, without recursion (the depth is what is being checked):
-/// nodes come in document order, so a parent's depth is known before its children's.
+/// nodes come in document order, so the open elements above a node are a stack, at most
+/// `max_depth` deep.
 fn check_shape(root: Node<'_, '_>, limits: &Limits) -> Result<(), XmlError> {
-    let mut depths = vec![0usize; root.document().descendants().count()];
+    let mut open: Vec<roxmltree::NodeId> = Vec::with_capacity(limits.max_depth);
     for node in root.descendants().filter(Node::is_element) {
-        let depth = node
-            .parent()
-            .map_or(0, |parent| depths[parent.id().get_usize()])
-            + 1;
-        if depth > limits.max_depth {
+        let parent = node.parent().map(|parent| parent.id());
+        while open.last().is_some_and(|&last| Some(last) != parent) {
+            open.pop();
+        }
+        if open.len() == limits.max_depth {
             return Err(XmlError::TooDeep(limits.max_depth));
         }
-        depths[node.id().get_usize()] = depth;
+        open.push(node.id());
         if node.attributes().len() > limits.max_attributes {
             return Err(XmlError::TooManyAttributes(limits.max_attributes));
         }
