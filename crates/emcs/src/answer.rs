@@ -5,6 +5,7 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::message::TraderRole;
 use crate::request::{HovedOplysninger, KONTEKST_NS};
 use crate::services::Service;
 
@@ -17,6 +18,12 @@ pub enum GatewayError {
     ExciseNumberMissing,
     /// 102: the excise number is not two capital letters and eleven letters or digits.
     ExciseNumberMalformed,
+    /// 103: the IE message does not name the trader in its role.
+    TraderMissingInMessage(TraderRole),
+    /// 104: the IE message names another trader than the request's excise number.
+    TraderMismatch(TraderRole),
+    /// 105: the request holds no IE message of the type its service takes.
+    MessageMissing(TraderRole),
     /// 400: the message does not match its schema.
     InvalidFormat,
     /// 500: the `TransaktionIdentifikator` was used before.
@@ -33,6 +40,9 @@ impl GatewayError {
             Self::SeNumberMissing => 100,
             Self::ExciseNumberMissing => 101,
             Self::ExciseNumberMalformed => 102,
+            Self::TraderMissingInMessage(_) => 103,
+            Self::TraderMismatch(_) => 104,
+            Self::MessageMissing(_) => 105,
             Self::InvalidFormat => 400,
             Self::TransactionIdReused => 500,
             Self::Technical => 1000,
@@ -50,6 +60,20 @@ impl GatewayError {
             Self::ExciseNumberMalformed => {
                 "Feltet 'AfgiftOperatoerPunktAfgiftIdentifikator' er ikke korrekt opbygget"
             }
+            Self::TraderMissingInMessage(TraderRole::Ie815Consignor) => {
+                "Feltet 'TraderExciseNumber' er ikke udfyldt i IE-beskeden"
+            }
+            Self::TraderMissingInMessage(TraderRole::Ie818Consignee) => {
+                "Feltet 'TraderId' er ikke udfyldt i IE-beskeden"
+            }
+            Self::TraderMismatch(TraderRole::Ie815Consignor) => {
+                "Den angivet afgift operatoer stemmer ikke overens med vareafsender (consignor) i IE815 beskeden"
+            }
+            Self::TraderMismatch(TraderRole::Ie818Consignee) => {
+                "Den angivet afgift operatoer stemmer ikke overens med varemodtager (consignee) i IE818 beskeden"
+            }
+            Self::MessageMissing(TraderRole::Ie815Consignor) => "IE815-besked mangler",
+            Self::MessageMissing(TraderRole::Ie818Consignee) => "IE818-besked mangler",
             Self::InvalidFormat => "Beskedens format er ikke gyldig",
             Self::TransactionIdReused => {
                 "Det anvendte transaktions-ID er allerede benyttet i et tidligere kald"

@@ -6,6 +6,8 @@
 //!   and held to them by a test, with routing by URL path and by the Body's `_I` element.
 //! - [`request`]: a request's `_I` element routed (and matched to the endpoint it was sent
 //!   to) and its `HovedOplysninger` read.
+//! - [`message`]: the embedded IE message, its type and schema version, and seed 004's checks
+//!   of its trader (103 to 105).
 //! - [`answer`]: `HovedOplysningerSvar` with the gateway's error codes and texts.
 //! - [`fault`]: SOAP 1.1 faults for what cannot be answered in a service's own terms.
 
@@ -13,6 +15,7 @@
 
 pub mod answer;
 pub mod fault;
+pub mod message;
 pub mod request;
 pub mod services;
 
