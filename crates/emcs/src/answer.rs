@@ -86,12 +86,24 @@ impl GatewayError {
     }
 }
 
-/// The `_O` element of `service` answering `request` at `at` with `error` and nothing else.
-pub fn error_answer(
+/// One entry of an answer's `SvarStruktur`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice<'a> {
+    /// `FejlStruktur`: the request failed.
+    Error { code: u32, text: &'a str },
+    /// `AdvisStruktur`: something to know, e.g. EMCS's 130 (no messages found).
+    Advice { code: u32, text: &'a str },
+}
+
+/// The `_O` element of `service` answering `request` at `at`: `HovedOplysningerSvar` with the
+/// caller's `TransaktionIdentifikator` and `notices`, followed by `output` (XML the service's
+/// `_O` type has after it, carrying its own namespace declarations).
+pub fn answer(
     service: &Service,
     request: &HovedOplysninger,
     at: OffsetDateTime,
-    error: GatewayError,
+    notices: &[Notice<'_>],
+    output: Option<&str>,
 ) -> String {
     let mut out = format!(
         r#"<s:{element} xmlns:s="{namespace}"><k:HovedOplysningerSvar xmlns:k="{KONTEKST_NS}"><k:TransaktionIdentifikator>"#,
@@ -103,15 +115,36 @@ pub fn error_answer(
     out.push_str(service.name);
     out.push_str("</k:ServiceIdentifikator><k:TransaktionTid>");
     out.push_str(&at.format(&Rfc3339).unwrap_or_default());
-    out.push_str("</k:TransaktionTid><k:SvarStruktur><k:FejlStruktur><k:FejlIdentifikator>");
-    out.push_str(&error.code().to_string());
-    out.push_str("</k:FejlIdentifikator><k:FejlTekst>");
-    crate::escape_text(error.text(), &mut out);
-    out.push_str(&format!(
-        "</k:FejlTekst></k:FejlStruktur></k:SvarStruktur></k:HovedOplysningerSvar></s:{}>",
-        service.response_element()
-    ));
+    out.push_str("</k:TransaktionTid><k:SvarStruktur>");
+    for notice in notices {
+        let (kind, code, text) = match *notice {
+            Notice::Error { code, text } => ("Fejl", code, text),
+            Notice::Advice { code, text } => ("Advis", code, text),
+        };
+        out.push_str(&format!(
+            "<k:{kind}Struktur><k:{kind}Identifikator>{code}</k:{kind}Identifikator><k:{kind}Tekst>"
+        ));
+        crate::escape_text(text, &mut out);
+        out.push_str(&format!("</k:{kind}Tekst></k:{kind}Struktur>"));
+    }
+    out.push_str("</k:SvarStruktur></k:HovedOplysningerSvar>");
+    out.push_str(output.unwrap_or_default());
+    out.push_str(&format!("</s:{}>", service.response_element()));
     out
+}
+
+/// The `_O` element of `service` answering `request` at `at` with `error` and nothing else.
+pub fn error_answer(
+    service: &Service,
+    request: &HovedOplysninger,
+    at: OffsetDateTime,
+    error: GatewayError,
+) -> String {
+    let notice = Notice::Error {
+        code: error.code(),
+        text: error.text(),
+    };
+    answer(service, request, at, &[notice], None)
 }
 
 #[cfg(test)]

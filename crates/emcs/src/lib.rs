@@ -9,6 +9,7 @@
 //! - [`message`]: the embedded IE message, its type and schema version, and seed 004's checks
 //!   of its trader (103 to 105).
 //! - [`answer`]: `HovedOplysningerSvar` with the gateway's error codes and texts.
+//! - [`simulator`]: a simulated EMCS system answering like SKAT's test system.
 //! - [`fault`]: SOAP 1.1 faults for what cannot be answered in a service's own terms.
 
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@ pub mod fault;
 pub mod message;
 pub mod request;
 pub mod services;
+pub mod simulator;
 
 /// The namespace of every service's `_I`/`_O` structures.
 pub const NAMESPACE: &str = "urn:oio:skat:emcs:ws:1.0.1";
