@@ -16,4 +16,4 @@ pub use identity::{
     Account, CertificateKind, IdentityRefusal, OcesIdentity, identity_from_der,
     identity_from_subject,
 };
-pub use trust::{CrlPolicy, CrlStatus, StaleCrlPolicy, TrustError, TrustStore};
+pub use trust::{CertificateRefusal, CrlPolicy, CrlStatus, StaleCrlPolicy, TrustError, TrustStore};

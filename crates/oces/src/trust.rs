@@ -30,6 +30,43 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use time::OffsetDateTime;
 
+/// Why a certificate presented outside a TLS handshake (a WS-Security token) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateRefusal {
+    #[error("the certificate is expired or not yet valid")]
+    NotValidNow,
+    #[error("the certificate is revoked")]
+    Revoked,
+    #[error("the CRL of the certificate's issuer is out of date")]
+    StaleCrl,
+    #[error("the certificate does not chain to a trusted root")]
+    Untrusted,
+    #[error("the certificate is not acceptable: {0}")]
+    Invalid(String),
+}
+
+impl From<rustls::Error> for CertificateRefusal {
+    fn from(error: rustls::Error) -> Self {
+        use CertificateError as E;
+        match error {
+            rustls::Error::InvalidCertificate(
+                E::Expired
+                | E::ExpiredContext { .. }
+                | E::NotValidYet
+                | E::NotValidYetContext { .. },
+            ) => Self::NotValidNow,
+            rustls::Error::InvalidCertificate(E::Revoked) => Self::Revoked,
+            rustls::Error::InvalidCertificate(
+                E::ExpiredRevocationList | E::ExpiredRevocationListContext { .. },
+            ) => Self::StaleCrl,
+            rustls::Error::InvalidCertificate(E::UnknownIssuer | E::BadSignature) => {
+                Self::Untrusted
+            }
+            other => Self::Invalid(other.to_string()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     #[error("no trusted root CA file was configured")]
@@ -194,6 +231,23 @@ impl TrustStore {
             parsed.raw_serial().to_vec(),
         );
         self.current.load().revoked.contains(&key)
+    }
+
+    /// Verifies `end_entity` as FTPS login does (chain to a root through `intermediates`,
+    /// validity at `now`, the CRLs in force and their freshness), for a certificate that came
+    /// in a message rather than a handshake: a WS-Security token carries the end-entity
+    /// certificate only, so the issuing CAs come from configuration.
+    pub fn verify_certificate(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: OffsetDateTime,
+    ) -> Result<(), CertificateRefusal> {
+        let now = UnixTime::since_unix_epoch(Duration::from_secs(
+            u64::try_from(now.unix_timestamp()).unwrap_or_default(),
+        ));
+        self.verify_client_cert(end_entity, intermediates, now)?;
+        Ok(())
     }
 
     /// The CRLs in force.

@@ -15,7 +15,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 
 /// A generated test PKI whose directory is removed when the test ends.
-struct ScratchPki(TestPki);
+pub(crate) struct ScratchPki(TestPki);
 
 impl Drop for ScratchPki {
     fn drop(&mut self) {
@@ -36,7 +36,7 @@ impl std::ops::DerefMut for ScratchPki {
     }
 }
 
-fn generate_pki(test: &str) -> ScratchPki {
+pub(crate) fn generate_pki(test: &str) -> ScratchPki {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "mftgw-oces-{test}-{}-{}",
@@ -47,7 +47,7 @@ fn generate_pki(test: &str) -> ScratchPki {
     ScratchPki(TestPki::generate(&dir).unwrap())
 }
 
-fn trust_store(pki: &TestPki) -> Arc<TrustStore> {
+pub(crate) fn trust_store(pki: &TestPki) -> Arc<TrustStore> {
     TrustStore::load(&[pki.root_ca_pem()], &pki.crl_paths(), CrlPolicy::default()).unwrap()
 }
 
