@@ -8,3 +8,4 @@ mod decryption;
 mod inbound;
 mod outbound;
 mod sample;
+mod wss4j;
