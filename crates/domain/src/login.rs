@@ -148,11 +148,14 @@ pub fn decide_certificate_login(
     fingerprint_owner: Option<&CertificateOwner>,
     now: OffsetDateTime,
 ) -> Result<(), LoginRefusal> {
-    cert_username
-        .as_ref()
-        .map_err(|identity_code| LoginRefusal::IdentityRefused(identity_code.clone()))?;
-    let known = current_holder(known, cert_fingerprint, fingerprint_owner)?;
-    session_authorisation(Some(known), cert_fingerprint, now)
+    decide_web_service_caller(
+        cert_username,
+        cert_fingerprint,
+        known,
+        fingerprint_owner,
+        now,
+    )?;
+    session_authorisation(known, cert_fingerprint, now)
 }
 
 /// The user named by the certificate, if `fingerprint` is their current certificate.
@@ -191,6 +194,37 @@ pub fn session_authorisation(
     fingerprint: &str,
     now: OffsetDateTime,
 ) -> Result<(), LoginRefusal> {
+    let known = active_holder(known, fingerprint, now)?;
+    if !known.ftps_chosen {
+        return Err(LoginRefusal::FtpsNotChosen);
+    }
+    Ok(())
+}
+
+/// Decides whether the holder of a certificate may call a web service (EMCS), whose
+/// messages carry the certificate: as [`decide_certificate_login`], except that the choice
+/// between FTPS and AS4 a user makes in the Certificate Portal is not asked, since it
+/// chooses neither.
+pub fn decide_web_service_caller(
+    cert_username: &Result<Username, String>,
+    cert_fingerprint: &str,
+    known: Option<&KnownUser>,
+    fingerprint_owner: Option<&CertificateOwner>,
+    now: OffsetDateTime,
+) -> Result<(), LoginRefusal> {
+    cert_username
+        .as_ref()
+        .map_err(|identity_code| LoginRefusal::IdentityRefused(identity_code.clone()))?;
+    let known = current_holder(known, cert_fingerprint, fingerprint_owner)?;
+    active_holder(Some(known), cert_fingerprint, now).map(|_| ())
+}
+
+/// The user, if `fingerprint` is their current certificate and they are active at `now`.
+fn active_holder<'a>(
+    known: Option<&'a KnownUser>,
+    fingerprint: &str,
+    now: OffsetDateTime,
+) -> Result<&'a KnownUser, LoginRefusal> {
     let known = known.ok_or(LoginRefusal::UnknownCertificate)?;
     if known.current_cert_fingerprint != fingerprint {
         return Err(LoginRefusal::ReplacedCertificate);
@@ -200,10 +234,7 @@ pub fn session_authorisation(
     if state == UserState::PendingActivation {
         return Err(LoginRefusal::NotYetActive);
     }
-    if !known.ftps_chosen {
-        return Err(LoginRefusal::FtpsNotChosen);
-    }
-    Ok(())
+    Ok(known)
 }
 
 #[cfg(test)]
@@ -460,6 +491,24 @@ mod tests {
                 NOW,
             );
             assert_eq!(by_certificate, expected, "by certificate: {}", case.name);
+            // As a web-service caller: the same, but the portal's choice of interface is
+            // not asked.
+            let as_caller = decide_web_service_caller(
+                &case.attempt.cert_username,
+                &case.attempt.cert_fingerprint,
+                case.known.as_ref(),
+                case.fingerprint_owner.as_ref(),
+                NOW,
+            );
+            let expected = match expected {
+                Err(LoginRefusal::FtpsNotChosen) => Ok(()),
+                other => other,
+            };
+            assert_eq!(
+                as_caller, expected,
+                "as a web-service caller: {}",
+                case.name
+            );
         }
     }
 
