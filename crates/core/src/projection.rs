@@ -6,8 +6,10 @@
 //! The FTPS Gateway's ([`FtpsStatusFiles`]) writes a `status_<service>_<name>_<code>.xml`
 //! per step, and a response file as itself; the legacy "Secure FTP" profile's
 //! ([`SecureFtpStatusFiles`]) one status file per transaction, rewritten in place. Which one
-//! applies follows the transaction's mailbox ([`for_mailbox`]); AS4's signals will be
-//! another projection of the same steps.
+//! applies follows the transaction's mailbox ([`for_mailbox`]). A web-service call's
+//! ([`CallAnswers`]) keeps only the backend's answer, which the caller gets in its SOAP
+//! response rather than from a mailbox; AS4's signals will be another projection of the same
+//! steps.
 
 use mftgw_domain::errors::ErrorEntry;
 use mftgw_domain::status::{StatusCode, StatusFile};
@@ -16,7 +18,7 @@ use mftgw_store::{NewOutFile, OutContent};
 use time::OffsetDateTime;
 
 use crate::delivery::Answer;
-use crate::transactions::UploadTarget;
+use crate::transactions::{UploadTarget, call_answer_name};
 
 /// What happened to an upload.
 #[derive(Debug, Clone, Copy)]
@@ -47,11 +49,35 @@ pub trait Projection: Send + Sync + 'static {
     fn files(&self, step: Step<'_>, at: OffsetDateTime) -> Vec<NewOutFile>;
 }
 
-/// The projection of the profile `mailbox` is shown through.
+/// The projection of the interface and profile `mailbox` is shown through.
 pub fn for_mailbox(mailbox: &Mailbox) -> &'static dyn Projection {
-    match mailbox.profile() {
-        Profile::Gateway => &FtpsStatusFiles,
-        Profile::SecureFtp => &SecureFtpStatusFiles,
+    match mailbox {
+        Mailbox::Calls(_) => &CallAnswers,
+        _ => match mailbox.profile() {
+            Profile::Gateway => &FtpsStatusFiles,
+            Profile::SecureFtp => &SecureFtpStatusFiles,
+        },
+    }
+}
+
+/// A web-service call's: the backend's response, named [`call_answer_name`], and nothing
+/// for the other steps. The caller learns of a reused id or a refusal from the SOAP answer,
+/// which its adapter builds from the transaction's state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallAnswers;
+
+impl Projection for CallAnswers {
+    fn files(&self, step: Step<'_>, _at: OffsetDateTime) -> Vec<NewOutFile> {
+        match step {
+            Step::Answered {
+                transaction,
+                answer: Answer::Respond { content, .. },
+            } => vec![NewOutFile {
+                name: call_answer_name(&transaction.skat_transaction_id),
+                content: content.clone(),
+            }],
+            _ => Vec::new(),
+        }
     }
 }
 

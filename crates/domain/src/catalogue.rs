@@ -12,11 +12,25 @@ use crate::path_segment::PathSegmentError;
 
 const BUILTIN_CATALOGUE: &str = include_str!("../services.toml");
 
-/// A business service: a folder in the user's FTPS tree, delivered to one backend system.
+/// A business service: a folder in the user's FTPS tree, delivered to one backend system;
+/// or, for a web-service system, the role that admits its callers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub name: ServiceName,
     pub system: String,
+    pub interface: Interface,
+}
+
+/// How a system's services are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interface {
+    /// Files uploaded to the service's folder (FTPS, and the AS4 interface).
+    #[default]
+    Files,
+    /// Calls of a web service (EMCS): the role admits callers, and no FTPS tree shows a
+    /// folder for it.
+    WebService,
 }
 
 /// Why a catalogue could not be loaded.
@@ -52,6 +66,8 @@ struct CatalogueFile {
 #[serde(deny_unknown_fields)]
 struct SystemEntry {
     name: String,
+    #[serde(default)]
+    interface: Interface,
     services: Vec<String>,
 }
 
@@ -102,6 +118,7 @@ impl ServiceCatalogue {
                 services.push(Service {
                     name,
                     system: system.name.clone(),
+                    interface: system.interface,
                 });
             }
         }
@@ -120,6 +137,12 @@ impl ServiceCatalogue {
 
     pub fn contains(&self, name: &str) -> bool {
         self.index_by_name.contains_key(name)
+    }
+
+    /// Whether `name` is a service files are uploaded to (a folder in the FTPS tree).
+    pub fn takes_files(&self, name: &str) -> bool {
+        self.get(name)
+            .is_some_and(|service| service.interface == Interface::Files)
     }
 
     pub fn services(&self) -> impl Iterator<Item = &Service> {
@@ -181,9 +204,17 @@ FTPSGW.Heartbeat";
         let catalogue = ServiceCatalogue::builtin();
         let seed: Vec<&str> = SEED_SERVICES.split_whitespace().collect();
         for name in &seed {
-            assert!(catalogue.contains(name), "missing service {name}");
+            assert!(catalogue.takes_files(name), "missing service {name}");
         }
-        assert_eq!(catalogue.services().count(), seed.len());
+        let files = catalogue
+            .services()
+            .filter(|s| s.interface == Interface::Files);
+        assert_eq!(files.count(), seed.len());
+        assert!(catalogue.contains("EMCS"));
+        assert!(
+            !catalogue.takes_files("EMCS"),
+            "EMCS is called, not a folder"
+        );
         assert_eq!(
             catalogue
                 .get("DMIValutaKurserOverførService")
@@ -209,6 +240,7 @@ FTPSGW.Heartbeat";
             ("ICS", 3),
             ("Manifest", 12),
             ("FTPS Gateway", 1),
+            ("EMCS", 1),
         ];
         for (system, count) in expected {
             let actual = catalogue.services().filter(|s| s.system == system).count();

@@ -233,6 +233,9 @@ pub enum Mailbox {
     Company(Cvr),
     /// The `/out` of a person, in their login folder (the legacy profile).
     Person(Username),
+    /// The answers to one caller's web-service calls (EMCS): no FTPS session shows it, and
+    /// it holds no status files, only each call's answer.
+    Calls(Username),
 }
 
 /// Which generation of the FTPS interface a mailbox is shown through: what its status files
@@ -252,13 +255,14 @@ impl Mailbox {
         Self::User(username.clone())
     }
 
-    /// The stable key stores keep it under: `user:<username>`, `company:<cvr>` or
-    /// `person:<username>`.
+    /// The stable key stores keep it under: `user:<username>`, `company:<cvr>`,
+    /// `person:<username>` or `calls:<username>`.
     pub fn key(&self) -> String {
         match self {
             Self::User(username) => format!("user:{username}"),
             Self::Company(cvr) => format!("company:{cvr}"),
             Self::Person(username) => format!("person:{username}"),
+            Self::Calls(username) => format!("calls:{username}"),
         }
     }
 
@@ -268,18 +272,20 @@ impl Mailbox {
             Some(("user", username)) => Ok(Self::User(Username::parse(username)?)),
             Some(("company", cvr)) => Ok(Self::Company(Cvr::parse(cvr)?)),
             Some(("person", username)) => Ok(Self::Person(Username::parse(username)?)),
+            Some(("calls", username)) => Ok(Self::Calls(Username::parse(username)?)),
             _ => Err(InvalidId {
                 kind: "mailbox key",
                 text: key.to_owned(),
-                expected: "user:<username>, company:<cvr> or person:<username>",
+                expected: "user:<username>, company:<cvr>, person:<username> or calls:<username>",
             }),
         }
     }
 
-    /// The profile whose files this mailbox holds.
+    /// The profile whose files this mailbox holds. A calls mailbox is named like the
+    /// gateway's, though no FTPS session shows it (outbound files never go there).
     pub fn profile(&self) -> Profile {
         match self {
-            Self::User(_) => Profile::Gateway,
+            Self::User(_) | Self::Calls(_) => Profile::Gateway,
             Self::Company(_) | Self::Person(_) => Profile::SecureFtp,
         }
     }
@@ -291,6 +297,7 @@ impl fmt::Display for Mailbox {
             Self::User(username) => write!(f, "the /out of {username}"),
             Self::Company(cvr) => write!(f, "the /out of company {cvr}"),
             Self::Person(username) => write!(f, "the legacy /out of {username}"),
+            Self::Calls(username) => write!(f, "the web-service answers of {username}"),
         }
     }
 }
@@ -339,6 +346,7 @@ mod tests {
             Mailbox::of_user(&username),
             Mailbox::Company(Cvr::parse("19552101").unwrap()),
             Mailbox::Person(Username::of_account(None, &person)),
+            Mailbox::Calls(username.clone()),
         ] {
             assert_eq!(Mailbox::from_key(&mailbox.key()).unwrap(), mailbox);
         }

@@ -204,7 +204,10 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         username: &Username,
         service: &ServiceName,
     ) -> Result<Mailbox, StoreError> {
-        if let Some(mailbox) = self.store.latest_mailbox(username, service).await? {
+        // Web-service answers are fetched by calling, not from a mailbox.
+        if let Some(mailbox) = self.store.latest_mailbox(username, service).await?
+            && !matches!(mailbox, Mailbox::Calls(_))
+        {
             return Ok(mailbox);
         }
         let person = self

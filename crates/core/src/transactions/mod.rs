@@ -8,6 +8,7 @@
 //! Every later step commits its state change and its `/out` files together.
 
 mod answers;
+mod calls;
 mod mailbox;
 mod operations;
 mod retention;
@@ -33,6 +34,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 pub use answers::{Answered, Outbound, OutboundError, Posted, TransitionError};
+pub use calls::{Call, CallError, CallOutcome, call_answer_name, call_name};
 pub use mailbox::{MailboxReader, ReadError};
 pub use operations::Operations;
 pub use retention::{RetentionPolicy, run_retention};
@@ -45,10 +47,12 @@ pub struct Transactions<S, B> {
     errors: ErrorCatalogue,
     formats: RecordFormats,
     work_ready: WorkSignal,
+    /// Counts up whenever a step was applied (a caller waiting for its answer looks).
+    step_applied: WorkSignal,
     clock: Clock,
 }
 
-/// Counts up whenever new work was committed, waking every delivery worker of the process.
+/// Counts up at an event, waking every task of the process that waits for it.
 #[derive(Clone, Default)]
 pub(crate) struct WorkSignal(Arc<watch::Sender<u64>>);
 
@@ -106,6 +110,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             errors: ErrorCatalogue::builtin(),
             formats: RecordFormats::builtin(),
             work_ready: WorkSignal::default(),
+            step_applied: WorkSignal::default(),
             clock: Clock::System,
         })
     }
@@ -179,6 +184,11 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
     /// What a delivery worker waits on for new work.
     pub fn work_signal(&self) -> watch::Receiver<u64> {
         self.work_ready.0.subscribe()
+    }
+
+    /// What a caller waiting for a transaction's next step waits on.
+    pub(crate) fn step_signal(&self) -> watch::Receiver<u64> {
+        self.step_applied.0.subscribe()
     }
 
     /// A fresh SKATTransactionId (for an unrelated outbound file that brings none).
@@ -298,6 +308,9 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             if *applied {
                 telemetry::status_file_written(step.status);
             }
+        }
+        if advanced.applied.contains(&true) {
+            self.step_applied.wake();
         }
         for key in &advanced.replaced_blobs {
             self.forget_blob(key).await;

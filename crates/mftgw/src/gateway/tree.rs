@@ -175,7 +175,8 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
         }
     }
 
-    /// The services this user may see now: granted roles that name a catalogued service.
+    /// The services this user may see now: granted roles that name a catalogued service
+    /// taking files.
     async fn services(&self) -> FsResult<Vec<ServiceName>> {
         let roles = self
             .transactions
@@ -184,7 +185,7 @@ impl<S: Store, B: BlobStore> UserTree<S, B> {
             .map_err(unavailable)?;
         Ok(roles
             .into_iter()
-            .filter(|service| self.catalogue.contains(service.as_str()))
+            .filter(|service| self.catalogue.takes_files(service.as_str()))
             .collect())
     }
 

@@ -86,6 +86,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/011_personal_users.sql"),
         rebuilds_tables: true,
     },
+    Migration {
+        version: 12,
+        name: "call_mailboxes",
+        sql: include_str!("../../migrations/sqlite/012_call_mailboxes.sql"),
+        rebuilds_tables: false,
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {

@@ -265,7 +265,11 @@ impl IdentityStore for SqliteStore {
                         Some(cvr) => Mailbox::Company(cvr.clone()),
                         None => Mailbox::Person(registration.username.clone()),
                     };
-                    for mailbox in [Mailbox::of_user(&registration.username), legacy] {
+                    for mailbox in [
+                        Mailbox::of_user(&registration.username),
+                        legacy,
+                        Mailbox::Calls(registration.username.clone()),
+                    ] {
                         sqlx::query(
                             "INSERT INTO mailboxes (owner) VALUES ($1)
                              ON CONFLICT (owner) DO NOTHING",
