@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::c14n;
 use crate::dsig::{DSIG_NS, EXC_C14N, RSA_SHA1, SHA1, WSU_NS};
-use crate::wsse::{SOAP11_NS, X509V3};
+use crate::wsse::{Recipient, SOAP11_NS, X509V3};
 use crate::xenc::{CONTENT, RSA_1_5, SUBJECT_KEY_IDENTIFIER, TRIPLEDES_CBC, WSSE_NS, XENC_NS};
 use crate::xml::{self, Limits, XmlError};
 
@@ -35,33 +35,71 @@ pub struct EncryptFor {
 }
 
 impl EncryptFor {
-    /// The recipient of `certificate` (DER). Its SubjectKeyIdentifier is the extension's, or,
-    /// as the X.509 token profile says for a certificate without one, the SHA-1 of its public
-    /// key.
+    /// The recipient of `certificate` (DER).
     pub fn from_certificate(certificate: &[u8]) -> Result<Self, SealError> {
         let (_, parsed) = x509_parser::parse_x509_certificate(certificate)
             .map_err(|_| SealError::Certificate("not an X.509 certificate"))?;
         let public_key = rsa::PublicKey::from_public_key_der(parsed.public_key().raw)
             .map_err(|_| SealError::Certificate("its key is not RSA"))?;
-        let subject_key_identifier = parsed
-            .extensions()
-            .iter()
-            .find_map(|extension| match extension.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
-                    Some(id.0.to_vec())
-                }
-                _ => None,
-            })
-            .unwrap_or_else(|| {
-                sha1_digest(&parsed.public_key().subject_public_key.data)
-                    .as_ref()
-                    .to_vec()
-            });
         Ok(Self {
             public_key,
-            subject_key_identifier,
+            subject_key_identifier: subject_key_identifier(&parsed),
         })
     }
+}
+
+/// A party's own WS-Security credentials: what it signs with and what it is sent encrypted
+/// for.
+pub struct Credentials {
+    pub signer: Signer,
+    pub recipient: Recipient,
+}
+
+impl Credentials {
+    /// The credentials of `certificate` (DER) and its RSA private key (PKCS#8 PEM).
+    pub fn from_pem(certificate: &[u8], private_key_pem: &str) -> Result<Self, SealError> {
+        use rsa::pkcs8::DecodePrivateKey;
+        let (_, parsed) = x509_parser::parse_x509_certificate(certificate)
+            .map_err(|_| SealError::Certificate("not an X.509 certificate"))?;
+        let private_key = rsa::PrivateKey::from_pkcs8_pem(private_key_pem)
+            .map_err(|_| SealError::Certificate("its key is not an RSA PKCS#8 PEM key"))?;
+        let public_key = rsa::PublicKey::from_public_key_der(parsed.public_key().raw)
+            .map_err(|_| SealError::Certificate("its key is not RSA"))?;
+        if public_key != private_key.to_public_key() {
+            return Err(SealError::Certificate(
+                "the private key is not the certificate's",
+            ));
+        }
+        Ok(Self {
+            recipient: Recipient {
+                private_key: private_key.clone(),
+                subject_key_identifier: subject_key_identifier(&parsed),
+            },
+            signer: Signer {
+                private_key,
+                certificate: certificate.to_vec(),
+            },
+        })
+    }
+}
+
+/// How senders name `certificate`: its SubjectKeyIdentifier extension, or, as the X.509
+/// token profile says for a certificate without one, the SHA-1 of its public key.
+fn subject_key_identifier(certificate: &x509_parser::certificate::X509Certificate<'_>) -> Vec<u8> {
+    certificate
+        .extensions()
+        .iter()
+        .find_map(|extension| match extension.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                Some(id.0.to_vec())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            sha1_digest(&certificate.public_key().subject_public_key.data)
+                .as_ref()
+                .to_vec()
+        })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,62 +1,25 @@
 //! Messages secured by an independent sender, Apache WSS4J 1.6 (Debian's `libwss4j-java`,
 //! driven by `wss4j/WssClient.java`, compiled here with `javac`), opened by `wsse::open`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use mftgw_wssec::dsig::DsigError;
+use mftgw_wssec::seal::{EncryptFor, Signer, seal};
 use mftgw_wssec::wsse::{self, Policy, Recipient, WsseError};
 use time::OffsetDateTime;
 
 use crate::support::{openssl, party, private_key, subject_key_identifier};
 
-const JARS: [&str; 6] = [
-    "wss4j",
-    "xmlsec",
-    "commons-logging",
-    "commons-codec",
-    "slf4j-api",
-    "slf4j-simple",
-];
+#[path = "wss4j/client.rs"]
+mod client;
+use client::{KeyStore, Wss4j, trust_store};
 
 const ENVELOPE: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header/><soapenv:Body><s:OIOKvitteringSamlingHent_I xmlns:s="urn:oio:skat:emcs:ws:1.0.1"><k:HovedOplysninger xmlns:k="http://rep.oio.dk/skat.dk/basis/kontekst/xml/schemas/2006/09/01/"><k:TransaktionIdentifikator>T-ø-1</k:TransaktionIdentifikator></k:HovedOplysninger></s:OIOKvitteringSamlingHent_I></soapenv:Body></soapenv:Envelope>"#;
-
-fn classpath(classes: &Path) -> String {
-    let mut entries = vec![classes.display().to_string()];
-    for jar in JARS {
-        let path = PathBuf::from(format!("/usr/share/java/{jar}.jar"));
-        assert!(
-            path.exists(),
-            "{} is missing: scripts/test installs libwss4j-java",
-            path.display()
-        );
-        entries.push(path.display().to_string());
-    }
-    entries.join(":")
-}
-
-fn run(command: &mut Command) {
-    let output = command.output().expect("java and javac are installed");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// The envelope as WSS4J secures it for `recipient`, from `client`, with BSP compliance on
 /// or off.
 fn secured_by_wss4j(dir: &Path, client: &Path, recipient: &Path, bsp: bool) -> String {
-    let classes = dir.join("classes");
-    if !classes.join("WssClient.class").exists() {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wssec/wss4j/WssClient.java");
-        run(Command::new("javac")
-            .arg("-d")
-            .arg(&classes)
-            .arg("-cp")
-            .arg(classpath(&classes))
-            .arg(source));
-    }
+    let wss4j = Wss4j::compile(dir);
     let pem = client.with_extension("pem");
     let p12 = client.with_extension("p12");
     if !p12.exists() {
@@ -94,18 +57,16 @@ fn secured_by_wss4j(dir: &Path, client: &Path, recipient: &Path, bsp: bool) -> S
     let input = dir.join("envelope.xml");
     std::fs::write(&input, ENVELOPE).unwrap();
     let output = dir.join(format!("secured-{bsp}.xml"));
-    run(Command::new("java")
-        .arg("-cp")
-        .arg(classpath(&classes))
-        .arg("WssClient")
-        .arg("seal")
-        .arg(&input)
-        .arg(&p12)
-        .arg("secret")
-        .arg(recipient.with_extension("der"))
-        .arg(&output)
-        .arg(bsp.to_string()));
-    std::fs::read_to_string(output).unwrap()
+    wss4j.seal(
+        &input,
+        &KeyStore {
+            file: &p12,
+            password: "secret",
+        },
+        &recipient.with_extension("der"),
+        &output,
+        bsp,
+    )
 }
 
 #[test]
@@ -153,4 +114,62 @@ fn a_wss4j_message_without_prefix_lists_opens_and_with_them_is_refused() {
         .unwrap_err(),
         WsseError::Signature(DsigError::PrefixList)
     );
+}
+
+#[test]
+fn wss4j_opens_what_seal_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = party(dir.path(), "gateway");
+    let client = party(dir.path(), "client");
+    // Makes the client's key store.
+    secured_by_wss4j(dir.path(), &client, &gateway, false);
+    let certificate = |party: &Path| std::fs::read(party.with_extension("der")).unwrap();
+    let body = ENVELOPE
+        .split_once("<soapenv:Body>")
+        .and_then(|(_, rest)| rest.split_once("</soapenv:Body>"))
+        .unwrap()
+        .0;
+    let sealed = seal(
+        body,
+        OffsetDateTime::now_utc(),
+        std::time::Duration::from_secs(60),
+        &Signer {
+            private_key: private_key(&gateway),
+            certificate: certificate(&gateway),
+        },
+        &EncryptFor::from_certificate(&certificate(&client)).unwrap(),
+    )
+    .unwrap();
+    let input = dir.path().join("sealed.xml");
+    std::fs::write(&input, &sealed).unwrap();
+    let output = dir.path().join("opened.xml");
+    let trust = trust_store(
+        &dir.path().join("trust.p12"),
+        &[&gateway.with_extension("der")],
+    );
+    let report = Wss4j::compile(dir.path()).open(
+        &input,
+        &KeyStore {
+            file: &client.with_extension("p12"),
+            password: "secret",
+        },
+        &trust,
+        &output,
+    );
+    let lines: Vec<&str> = report.lines().collect();
+    for expected in [
+        "decrypted",
+        "timestamp",
+        "signed Body",
+        "signed Timestamp",
+        "signed BinarySecurityToken",
+    ] {
+        assert!(lines.contains(&expected), "{expected:?} in {report}");
+    }
+    assert!(
+        lines.iter().any(|line| line.starts_with("signer ")),
+        "{report}"
+    );
+    let opened = std::fs::read_to_string(output).unwrap();
+    assert!(opened.contains("T-ø-1"), "{opened}");
 }

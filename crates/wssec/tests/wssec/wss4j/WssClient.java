@@ -3,6 +3,8 @@ import java.nio.file.*;
 import java.security.KeyStore;
 import java.security.cert.*;
 import java.util.*;
+import javax.security.auth.callback.Callback;
+import javax.security.auth.callback.CallbackHandler;
 import javax.xml.parsers.*;
 import javax.xml.transform.*;
 import javax.xml.transform.dom.DOMSource;
@@ -22,27 +24,92 @@ import org.w3c.dom.Document;
  * Usage: WssClient seal IN.xml CLIENT.p12 P12_PASSWORD RECIPIENT.der OUT.xml BSP
  * BSP true is WSS4J's default (Basic Security Profile: an InclusiveNamespaces prefix list in
  * every exclusive c14n transform); false is how SKAT tells clients to configure it.
+ *
+ * And the receiving side, as a WSS4J client processes an answer:
+ * WssClient open IN.xml CLIENT.p12 P12_PASSWORD TRUST.p12 OUT.xml
+ * decrypts with the client's key, verifies the signature (its certificate must chain to a
+ * certificate in TRUST.p12, password "changeit") and the Timestamp, writes the decrypted
+ * envelope to OUT.xml and prints one line per result: "signer <subject DN>", "signed
+ * <local name>" for each element the signature covers, "decrypted", "timestamp".
  */
 public class WssClient {
     public static void main(String[] args) throws Exception {
-        String in = args[1], p12 = args[2], password = args[3], recipient = args[4], out = args[5];
-        boolean bsp = Boolean.parseBoolean(args[6]);
-        WSSConfig.init();
-        WSSConfig config = WSSConfig.getNewInstance();
-        config.setWsiBSPCompliant(bsp);
+        if (args[0].equals("open")) {
+            open(args[1], args[2], args[3], args[4], args[5]);
+        } else {
+            seal(args);
+        }
+    }
+
+    static Properties keystore(String p12, String password) {
         Properties props = new Properties();
         props.setProperty("org.apache.ws.security.crypto.provider", "org.apache.ws.security.components.crypto.Merlin");
         props.setProperty("org.apache.ws.security.crypto.merlin.keystore.type", "pkcs12");
         props.setProperty("org.apache.ws.security.crypto.merlin.keystore.password", password);
         props.setProperty("org.apache.ws.security.crypto.merlin.keystore.file", p12);
+        return props;
+    }
+
+    static Document parse(String path) throws Exception {
+        DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
+        f.setNamespaceAware(true);
+        return f.newDocumentBuilder().parse(new File(path));
+    }
+
+    static void write(Document doc, String path) throws Exception {
+        Transformer t = TransformerFactory.newInstance().newTransformer();
+        t.transform(new DOMSource(doc), new StreamResult(new File(path)));
+    }
+
+    static void open(String in, String p12, String password, String trust, String out) throws Exception {
+        WSSConfig.init();
+        WSSConfig config = WSSConfig.getNewInstance();
+        config.setWsiBSPCompliant(false);
+        Properties props = keystore(p12, password);
+        props.setProperty("org.apache.ws.security.crypto.merlin.truststore.type", "pkcs12");
+        props.setProperty("org.apache.ws.security.crypto.merlin.truststore.password", "changeit");
+        props.setProperty("org.apache.ws.security.crypto.merlin.truststore.file", trust);
         Crypto crypto = CryptoFactory.getInstance(props);
+        Document doc = parse(in);
+        WSSecurityEngine engine = new WSSecurityEngine();
+        engine.setWssConfig(config);
+        CallbackHandler handler = (Callback[] callbacks) -> {
+            for (Callback callback : callbacks) {
+                ((WSPasswordCallback) callback).setPassword(password);
+            }
+        };
+        List<WSSecurityEngineResult> results = engine.processSecurityHeader(doc, null, handler, crypto, crypto);
+        for (WSSecurityEngineResult result : results) {
+            int action = (Integer) result.get(WSSecurityEngineResult.TAG_ACTION);
+            if (action == WSConstants.SIGN) {
+                X509Certificate signer = (X509Certificate) result.get(WSSecurityEngineResult.TAG_X509_CERTIFICATE);
+                System.out.println("signer " + signer.getSubjectX500Principal().getName());
+                @SuppressWarnings("unchecked")
+                List<WSDataRef> refs = (List<WSDataRef>) result.get(WSSecurityEngineResult.TAG_DATA_REF_URIS);
+                for (WSDataRef ref : refs) {
+                    System.out.println("signed " + ref.getName().getLocalPart());
+                }
+            } else if (action == WSConstants.ENCR) {
+                System.out.println("decrypted");
+            } else if (action == WSConstants.TS) {
+                System.out.println("timestamp");
+            }
+        }
+        write(doc, out);
+    }
+
+    static void seal(String[] args) throws Exception {
+        String in = args[1], p12 = args[2], password = args[3], recipient = args[4], out = args[5];
+        boolean bsp = Boolean.parseBoolean(args[6]);
+        WSSConfig.init();
+        WSSConfig config = WSSConfig.getNewInstance();
+        config.setWsiBSPCompliant(bsp);
+        Crypto crypto = CryptoFactory.getInstance(keystore(p12, password));
         KeyStore ks = KeyStore.getInstance("PKCS12");
         try (InputStream s = new FileInputStream(p12)) { ks.load(s, password.toCharArray()); }
         String alias = ks.aliases().nextElement();
 
-        DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
-        f.setNamespaceAware(true);
-        Document doc = f.newDocumentBuilder().parse(new File(in));
+        Document doc = parse(in);
         String soapNs = doc.getDocumentElement().getNamespaceURI();
 
         WSSecHeader header = new WSSecHeader();
@@ -84,7 +151,6 @@ public class WssClient {
         encrypt.setParts(body);
         encrypt.build(doc, crypto, header);
 
-        Transformer t = TransformerFactory.newInstance().newTransformer();
-        t.transform(new DOMSource(doc), new StreamResult(new File(out)));
+        write(doc, out);
     }
 }
