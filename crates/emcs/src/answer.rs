@@ -18,6 +18,11 @@ pub enum GatewayError {
     ExciseNumberMissing,
     /// 102: the excise number is not two capital letters and eleven letters or digits.
     ExciseNumberMalformed,
+    /// 301: the excise number is not one of a registered excise operator.
+    ExciseNumberUnknown,
+    /// 302: the operator has not delegated its rights to the calling company, or the SE
+    /// number is not the calling certificate's company's.
+    NotPermitted,
     /// 103: the IE message does not name the trader in its role.
     TraderMissingInMessage(TraderRole),
     /// 104: the IE message names another trader than the request's excise number.
@@ -40,6 +45,8 @@ impl GatewayError {
             Self::SeNumberMissing => 100,
             Self::ExciseNumberMissing => 101,
             Self::ExciseNumberMalformed => 102,
+            Self::ExciseNumberUnknown => 301,
+            Self::NotPermitted => 302,
             Self::TraderMissingInMessage(_) => 103,
             Self::TraderMismatch(_) => 104,
             Self::MessageMissing(_) => 105,
@@ -59,6 +66,12 @@ impl GatewayError {
             }
             Self::ExciseNumberMalformed => {
                 "Feltet 'AfgiftOperatoerPunktAfgiftIdentifikator' er ikke korrekt opbygget"
+            }
+            Self::ExciseNumberUnknown => {
+                "Punktafgiftnummeret angivet i AfgiftOperatoerPunktAfgiftIdentifikator er ikke et gyldigt punktafgiftnummer"
+            }
+            Self::NotPermitted => {
+                "Den angivet afgift operatoer har enten ikke tillades til at udfoere denne operation eller har ikke delegeret sine rettigheder til det firma hvis certifikat er anvendt i kaldet af webservicen."
             }
             Self::TraderMissingInMessage(TraderRole::Ie815Consignor) => {
                 "Feltet 'TraderExciseNumber' er ikke udfyldt i IE-beskeden"

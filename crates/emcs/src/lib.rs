@@ -8,15 +8,19 @@
 //!   to) and its `HovedOplysninger` read.
 //! - [`message`]: the embedded IE message, its type and schema version, and seed 004's checks
 //!   of its trader (103 to 105).
+//! - [`operators`]: the register of excise operators and delegations (301, 302).
 //! - [`answer`]: `HovedOplysningerSvar` with the gateway's error codes and texts.
 //! - [`simulator`]: a simulated EMCS system answering like SKAT's test system.
 //! - [`fault`]: SOAP 1.1 faults for what cannot be answered in a service's own terms.
+//! - [`documents`]: the WSDLs and schemas, as the endpoint serves them.
 
 #![forbid(unsafe_code)]
 
 pub mod answer;
+pub mod documents;
 pub mod fault;
 pub mod message;
+pub mod operators;
 pub mod request;
 pub mod services;
 pub mod simulator;

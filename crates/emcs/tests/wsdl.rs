@@ -1,5 +1,5 @@
-//! The service table says what SKAT's WSDLs say (`crates/emcs/wsdl/<Service>.wsdl`, copied from
-//! SKAT's `emcs-b2b-ws/wsdl/<Service>/<Service>.wsdl`):
+//! The service table says what SKAT's WSDLs say (`crates/emcs/wsdl/<Service>/<Service>.wsdl`,
+//! copied with their schemas from SKAT's `emcs-b2b-ws/wsdl/`):
 //! one service per WSDL, and for each its endpoint path, SOAPAction, operation and `_I`/`_O`
 //! elements. Routing finds every service by its path and by its request element.
 
@@ -20,7 +20,7 @@ struct Declared {
 }
 
 fn declared(name: &str) -> Declared {
-    let text = std::fs::read_to_string(format!("{WSDLS}/{name}.wsdl")).unwrap();
+    let text = std::fs::read_to_string(format!("{WSDLS}/{name}/{name}.wsdl")).unwrap();
     let document = roxmltree::Document::parse(&text).unwrap();
     let find = |namespace: &str, element: &str| {
         document
@@ -66,7 +66,6 @@ fn the_table_is_the_wsdls() {
     let mut wsdls: Vec<String> = std::fs::read_dir(WSDLS)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .map(|file| file.strip_suffix(".wsdl").unwrap().to_owned())
         .collect();
     wsdls.sort();
     let names: Vec<&str> = SERVICES.iter().map(|service| service.name).collect();
