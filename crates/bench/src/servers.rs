@@ -97,6 +97,8 @@ pub fn gateway(passive: &str, overrides: &[(String, String)]) -> anyhow::Result<
             .args(["--ftps-port", &port.to_string(), "--passive-ports", passive])
             .args(["--portal-port", &free_port()?.to_string()])
             .args(["--api-port", &free_port()?.to_string()])
+            .args(["--legacy-port", &free_port()?.to_string()])
+            .args(["--emcs-port", &free_port()?.to_string()])
             .env("MFTGW_LOG", "warn")
             .env("MFTGW__FTPS__MAX_SESSIONS", "20000")
             .env("MFTGW__FTPS__MAX_SESSIONS_PER_IP", "20000")

@@ -43,6 +43,110 @@ pub struct Config {
     /// company's `out`. Give it its own `listen` (6371 by convention) and `passive_ports`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy: Option<FtpsConfig>,
+    /// The EMCS B2B web services (seed 004), if served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emcs: Option<EmcsConfig>,
+}
+
+/// The EMCS B2B web-service endpoint: 23 SOAP services secured by WS-Security, on HTTPS with
+/// the FTPS server certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmcsConfig {
+    pub listen: SocketAddr,
+    /// The gateway's WS-Security certificate (PEM; its first certificate is used) and RSA
+    /// key (PKCS#8 PEM): callers encrypt for it, answers are signed with it. Not the TLS
+    /// certificate.
+    pub wss_certificate: PathBuf,
+    pub wss_private_key: PathBuf,
+    /// PEM certificates of the CAs that issue callers' certificates: a WS-Security token
+    /// carries only the caller's own, and the chain is built through these to `[tls]`'s
+    /// trusted roots (whose CRLs apply).
+    pub issuing_cas: Vec<PathBuf>,
+    /// A caller's calls of one submitting service are at least this far apart ...
+    #[serde(default = "default_submit_spacing")]
+    pub submit_spacing_secs: u64,
+    /// ... and of one receiving service at least this far.
+    #[serde(default = "default_receive_spacing")]
+    pub receive_spacing_secs: u64,
+    /// The longest Timestamp (Expires - Created) a request may carry.
+    #[serde(default = "default_timestamp_window")]
+    pub max_timestamp_window_secs: u64,
+    /// How far a caller's clock may be off the gateway's.
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew_secs: u64,
+    /// How long a call waits for the EMCS backend before it is answered with error 2000
+    /// (and its transaction rejected, so that it is never delivered later).
+    #[serde(default = "default_answer_timeout")]
+    pub answer_timeout_secs: u64,
+    /// The simulated EMCS system is out of service (every call gets error 2000): for
+    /// integrators testing how they handle an outage.
+    #[serde(default)]
+    pub backend_down: bool,
+    /// The register of excise operators that errors 301 and 302 are checked against; none:
+    /// they are not checked.
+    #[serde(default)]
+    pub operators: Vec<ExciseOperatorConfig>,
+    /// SE numbers of companies other than their CVR numbers (which every company reports
+    /// under without being listed here).
+    #[serde(default)]
+    pub se_numbers: Vec<SeNumberConfig>,
+}
+
+/// One excise operator: its excise number, its company's SE number, and the SE numbers of
+/// the companies it has delegated its rights to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExciseOperatorConfig {
+    pub excise_number: String,
+    pub se_number: String,
+    #[serde(default)]
+    pub delegated_to: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeNumberConfig {
+    pub cvr: String,
+    pub se_number: String,
+}
+
+impl EmcsConfig {
+    /// The register of excise operators.
+    pub fn operators(&self) -> mftgw_emcs::operators::Operators {
+        mftgw_emcs::operators::Operators::new(
+            self.operators
+                .iter()
+                .map(|operator| mftgw_emcs::operators::Operator {
+                    excise_number: operator.excise_number.clone(),
+                    se_number: operator.se_number.clone(),
+                    delegated_to: operator.delegated_to.clone(),
+                }),
+            self.se_numbers
+                .iter()
+                .map(|entry| (entry.cvr.clone(), entry.se_number.clone())),
+        )
+    }
+}
+
+fn default_submit_spacing() -> u64 {
+    3
+}
+
+fn default_receive_spacing() -> u64 {
+    300
+}
+
+fn default_timestamp_window() -> u64 {
+    60
+}
+
+fn default_clock_skew() -> u64 {
+    30
+}
+
+fn default_answer_timeout() -> u64 {
+    20
 }
 
 /// The service catalogue: the built-in one, or an operator's file in the same format.

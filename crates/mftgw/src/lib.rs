@@ -9,6 +9,7 @@ mod api;
 pub mod cli;
 mod config;
 pub mod demo;
+mod emcs;
 mod gateway;
 mod http_client;
 mod https;

@@ -23,7 +23,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::api::{self, ApiBackend, ApiState};
-use crate::config::{Config, ConnectorConfig, FtpsConfig, RoleSourceConfig, seconds};
+use crate::config::{Config, ConnectorConfig, EmcsConfig, FtpsConfig, RoleSourceConfig, seconds};
+use crate::emcs::backend::{Availability, SimulatedEmcs};
+use crate::emcs::{EmcsGateway, EmcsSettings};
 use crate::gateway::{Gateway, GatewayParts, UploadLimits, run_authorisation_watch};
 use crate::http_client::{HttpPush, HttpRoleFeed, HttpTarget};
 use crate::limits::Capacity;
@@ -35,9 +37,12 @@ use mftgw_core::delivery::{Simulated, Spool};
 use mftgw_core::keys;
 use mftgw_core::portal::{Portal, RegistrationWorker, SessionTimeouts};
 use mftgw_core::roles::{RoleFeed, RoleFile, run_replication};
+use mftgw_core::spacing::{CallSpacing, SpacingRules};
 use mftgw_core::throttle::SharedThrottle;
 use mftgw_core::transactions::{Operations, Transactions, run_retention};
 use mftgw_core::users::Users;
+use mftgw_wssec::seal::Credentials;
+use mftgw_wssec::wsse::Policy;
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     // A bad catalogue file is refused before the store is opened.
@@ -156,12 +161,33 @@ async fn serve_on<S: Store>(
     };
     // What the configuration can get wrong is found before anything listens, so that
     // "FTPS listening" is the word of a start-up that went well.
-    let delivery = backends(&config, &catalogue)?;
+    let mut delivery = backends(&config, &catalogue)?;
+    if let Some(emcs) = &config.emcs {
+        let availability = if emcs.backend_down {
+            Availability::Down
+        } else {
+            Availability::Up
+        };
+        let connector: Arc<dyn mftgw_core::delivery::Connector> =
+            Arc::new(SimulatedEmcs::new(availability));
+        for service in &mftgw_emcs::services::SERVICES {
+            let name = mftgw_domain::ServiceName::parse(service.name)
+                .expect("the name of an EMCS service is a service name");
+            anyhow::ensure!(
+                delivery.add(&name, Arc::clone(&connector)),
+                "[delivery] backends: {name} is an EMCS service, served by [emcs]"
+            );
+        }
+    }
     let api_server_tls = match config.api.listen {
         Some(_) => Some(Arc::new(api_tls(&config)?)),
         None => None,
     };
     let portal_server_tls = Arc::new(portal_tls(&config, &trust)?);
+    let emcs = match &config.emcs {
+        Some(emcs) => Some((emcs, emcs_settings(emcs)?, Arc::new(emcs_tls(&config)?))),
+        None => None,
+    };
     let roles_from = role_source(&config)?;
     // Before anything listens: whoever sees the gateway listen may signal it at once.
     let shutdown = shutdown_signal()?;
@@ -181,6 +207,10 @@ async fn serve_on<S: Store>(
             tracing::info!(listen = %legacy.listen, passive = %legacy.passive_ports, "legacy Secure FTP listening");
             Some((listener, server_config, gateway))
         }
+        None => None,
+    };
+    let emcs_listener = match &emcs {
+        Some((emcs, _, _)) => bind(Some(emcs.listen), "the EMCS web services").await?,
         None => None,
     };
     let listener = TcpListener::bind(ftps.listen)
@@ -260,6 +290,22 @@ async fn serve_on<S: Store>(
                 tracing::error!(%error, "the metrics listener failed");
             }
         }));
+    }
+    if let (Some((_, settings, emcs_tls)), Some(emcs_listener)) = (emcs, emcs_listener) {
+        let gateway = Arc::new(EmcsGateway::new(
+            Arc::clone(&transactions),
+            Arc::clone(&users),
+            Arc::clone(&trust),
+            Arc::clone(&auditor),
+            settings,
+        ));
+        tasks.push(tokio::spawn(crate::https::serve(
+            "EMCS",
+            emcs_listener,
+            emcs_tls,
+            crate::emcs::endpoint::router(gateway),
+            stopping.clone(),
+        )));
     }
     let portal = Arc::new(Portal::new(
         Arc::clone(&store),
@@ -517,6 +563,58 @@ fn api_tls(config: &Config) -> anyhow::Result<rustls::ServerConfig> {
         }
     };
     Ok(builder.with_single_cert(server_chain(config)?, server_key(config)?)?)
+}
+
+/// The EMCS endpoint's TLS: the gateway's server certificate, no client certificate (the
+/// caller is the signer of each message).
+fn emcs_tls(config: &Config) -> anyhow::Result<rustls::ServerConfig> {
+    let mut tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(server_chain(config)?, server_key(config)?)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+/// The EMCS gateway's credentials, issuing CAs and rules, from `[emcs]`.
+fn emcs_settings(emcs: &EmcsConfig) -> anyhow::Result<EmcsSettings> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let certificate = CertificateDer::from_pem_slice(read(&emcs.wss_certificate)?.as_bytes())
+        .with_context(|| format!("[emcs] wss_certificate {}", emcs.wss_certificate.display()))?;
+    let credentials = Credentials::from_pem(&certificate, &read(&emcs.wss_private_key)?)
+        .with_context(|| format!("[emcs] wss_private_key {}", emcs.wss_private_key.display()))?;
+    let mut issuing_cas = Vec::new();
+    for path in &emcs.issuing_cas {
+        for certificate in CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("reading {}", path.display()))?
+        {
+            issuing_cas.push(
+                certificate.with_context(|| format!("[emcs] issuing_cas {}", path.display()))?,
+            );
+        }
+    }
+    Ok(EmcsSettings {
+        credentials,
+        issuing_cas,
+        policy: Policy {
+            max_timestamp_window: seconds(emcs.max_timestamp_window_secs),
+            clock_skew: seconds(emcs.clock_skew_secs),
+            ..Policy::default()
+        },
+        spacing: CallSpacing::new(SpacingRules {
+            submit: seconds(emcs.submit_spacing_secs),
+            receive: seconds(emcs.receive_spacing_secs),
+        }),
+        answer_timeout: seconds(emcs.answer_timeout_secs.max(1)),
+        operators: {
+            let operators = emcs.operators();
+            if operators.is_empty() {
+                tracing::warn!("[emcs] lists no operators: errors 301 and 302 are not checked");
+            }
+            operators
+        },
+    })
 }
 
 /// The portal's TLS: the gateway's server certificate; a client certificate is required and

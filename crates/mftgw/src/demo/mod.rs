@@ -28,6 +28,9 @@ use mftgw_core::keys;
 use mftgw_core::users::{Registrant, Registrar, Users, kind_name};
 use mftgw_domain::errors::ErrorEntry;
 
+mod emcs;
+pub use emcs::{EmcsCertificate, EmcsEndpoint, EmcsService, EmcsUser};
+
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Where the demo keeps its PKI, database and config.
@@ -47,6 +50,9 @@ pub struct DemoArgs {
     pub legacy_port: u16,
     #[arg(long, default_value = "40000-40999")]
     pub legacy_passive_ports: String,
+    /// The EMCS B2B web services (HTTPS, WS-Security).
+    #[arg(long, default_value_t = 8445)]
+    pub emcs_port: u16,
     /// Delete the data directory first.
     #[arg(long)]
     pub reset: bool,
@@ -87,6 +93,9 @@ pub struct DemoManifest {
     /// The legacy "Secure FTP" listener and who can use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy: Option<LegacyEndpoint>,
+    /// The EMCS B2B web services and who can call them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emcs: Option<EmcsEndpoint>,
 }
 
 /// The legacy listener: any `USER`/`PASS` (or `anonymous`) with one of these certificates.
@@ -198,11 +207,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
     let pki_dir = data_dir.join("pki");
-    let pki = if pki_dir.join("pki.json").exists() {
+    let mut pki = if pki_dir.join("pki.json").exists() {
         TestPki::load(&pki_dir)?
     } else {
         TestPki::generate(&pki_dir)?
     };
+    emcs::issue_certificates(&mut pki)?;
 
     let config_path = data_dir.join("mftgw.toml");
     let tokens = DemoTokens::new(&keys::load_or_create_password_key(
@@ -232,6 +242,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         admin_token: tokens.admin.clone(),
     };
     manifest.config = config_path;
+    match (&mut manifest.emcs, &config.emcs) {
+        (Some(endpoint), Some(emcs)) => endpoint.refresh(emcs),
+        (None, Some(_)) => anyhow::bail!(
+            "{} was made before the demo served EMCS: start with --reset",
+            data_dir.display()
+        ),
+        _ => {}
+    }
     // Written whole or not at all: scripts may read it while the demo starts.
     mftgw_core::files::replace(&manifest_path, &serde_json::to_vec_pretty(&manifest)?)
         .with_context(|| format!("writing {}", manifest_path.display()))?;
@@ -292,6 +310,7 @@ fn demo_config(
         audit: Default::default(),
         store: Default::default(),
         services: Default::default(),
+        emcs: Some(emcs::config(pki, args.emcs_port)?),
     })
 }
 
@@ -515,6 +534,10 @@ async fn enroll_into(
         );
     }
 
+    let emcs = match &config.emcs {
+        Some(emcs) => Some(emcs::enroll(emcs, pki, directory, &registrant).await?),
+        None => None,
+    };
     let legacy = match &config.legacy {
         Some(listener) => Some(LegacyEndpoint {
             host: listener.listen.ip().to_string(),
@@ -526,6 +549,7 @@ async fn enroll_into(
     };
     Ok(DemoManifest {
         legacy,
+        emcs,
         ftps: Endpoint {
             host: config.ftps.listen.ip().to_string(),
             port: config.ftps.listen.port(),
@@ -670,6 +694,9 @@ fn print_welcome(manifest: &DemoManifest, manifest_path: &Path, heartbeat_file: 
         cert = user.cert_pem.display(),
         key = user.key_pem.display(),
     );
+    if let Some(endpoint) = &manifest.emcs {
+        println!("{}", emcs::welcome(endpoint));
+    }
     if let Some(legacy) = &manifest.legacy {
         let user = &legacy.users[0];
         println!(

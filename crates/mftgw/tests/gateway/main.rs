@@ -10,6 +10,7 @@ mod concurrency;
 mod crash;
 mod delivery;
 mod ekapital;
+mod emcs;
 mod hardening;
 mod heartbeat;
 mod http_delivery;

@@ -46,9 +46,10 @@ fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)], launcher: Launcher<'_
         .args(["--ftps-port", &port.to_string()])
         .arg("--passive-ports")
         .arg(format!("{}-{}", PASSIVE_RANGE.start(), PASSIVE_RANGE.end()));
-    let [portal_port, api_port, legacy_port] = free_ports(port);
+    let [portal_port, api_port, legacy_port, emcs_port] = free_ports(port);
     command
         .args(["--portal-port", &portal_port.to_string()])
+        .args(["--emcs-port", &emcs_port.to_string()])
         .args(["--api-port", &api_port.to_string()])
         .args(["--legacy-port", &legacy_port.to_string()])
         .arg("--legacy-passive-ports")

@@ -1,0 +1,123 @@
+//! The EMCS backend behind the core's delivery abstraction: a [`Connector`] that hands a
+//! committed call to the simulated EMCS system ([`mftgw_emcs::simulator`]) and answers with
+//! its `_O` element. EMCS answers a call while it is made, so the answer is computed at
+//! delivery and kept (by SKATTransactionId) until the worker applies it; a worker that dies in
+//! between leaves the call to the adapter's deadline, which rejects it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use mftgw_core::BoxFuture;
+use mftgw_core::delivery::{Answer, Connector, DeliveryError, DeliveryFailure, Parcel};
+use mftgw_domain::{SkatTransactionId, Transaction};
+use mftgw_emcs::request::Request;
+use mftgw_store::OutContent;
+use mftgw_wssec::xml::{self, Limits};
+use time::OffsetDateTime;
+use tokio::io::AsyncReadExt;
+
+/// Answers kept for the worker at most; older ones are dropped (their callers have long
+/// given up).
+const KEPT_ANSWERS: usize = 10_000;
+
+/// Whether the simulated EMCS system takes calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    Up,
+    /// Out of service: every call waits until its caller's deadline and gets error 2000.
+    Down,
+}
+
+pub struct SimulatedEmcs {
+    availability: Availability,
+    answers: Mutex<Answers>,
+}
+
+#[derive(Default)]
+struct Answers {
+    by_transaction: HashMap<SkatTransactionId, Vec<u8>>,
+    order: VecDeque<SkatTransactionId>,
+}
+
+impl SimulatedEmcs {
+    pub fn new(availability: Availability) -> Self {
+        Self {
+            availability,
+            answers: Mutex::default(),
+        }
+    }
+
+    fn keep(&self, transaction: &SkatTransactionId, answer: Vec<u8>) {
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        if answers
+            .by_transaction
+            .insert(transaction.clone(), answer)
+            .is_none()
+        {
+            answers.order.push_back(transaction.clone());
+        }
+        while answers.order.len() > KEPT_ANSWERS {
+            if let Some(oldest) = answers.order.pop_front() {
+                answers.by_transaction.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// The `_O` element EMCS answers the call `envelope` (the decrypted request) with at `at`.
+fn respond(envelope: &str, at: OffsetDateTime) -> Result<String, String> {
+    let document = xml::parse(envelope, &Limits::default()).map_err(|error| error.to_string())?;
+    let body = document
+        .root_element()
+        .children()
+        .find(|node| node.has_tag_name((mftgw_wssec::wsse::SOAP11_NS, "Body")))
+        .ok_or("the call has no SOAP Body")?;
+    let request = Request::of_body(body, None).map_err(|error| error.to_string())?;
+    let header = request
+        .hoved_oplysninger()
+        .map_err(|error| error.to_string())?;
+    Ok(mftgw_emcs::simulator::respond(&request, &header, at))
+}
+
+impl Connector for SimulatedEmcs {
+    fn deliver<'a>(&'a self, parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            if self.availability == Availability::Down {
+                return Err(DeliveryError::new(
+                    DeliveryFailure::Unavailable,
+                    "the simulated EMCS system is out of service",
+                ));
+            }
+            let mut envelope = String::new();
+            let mut body = parcel.body;
+            body.read_to_string(&mut envelope).await.map_err(|error| {
+                DeliveryError::new(
+                    DeliveryFailure::Gateway,
+                    format!("reading the call: {error}"),
+                )
+            })?;
+            let answer = respond(&envelope, OffsetDateTime::now_utc())
+                .map_err(|detail| DeliveryError::new(DeliveryFailure::Refused, detail))?;
+            self.keep(&parcel.transaction.skat_transaction_id, answer.into_bytes());
+            Ok(())
+        })
+    }
+
+    fn answers_on_its_own(&self) -> bool {
+        self.availability == Availability::Up
+    }
+
+    fn answers(&self, transaction: &Transaction) -> Vec<Answer> {
+        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        match answers.by_transaction.get(&transaction.skat_transaction_id) {
+            Some(answer) => vec![
+                Answer::Accept,
+                Answer::Respond {
+                    name: format!("{}_O.xml", transaction.service),
+                    content: OutContent::Inline(answer.clone()),
+                },
+            ],
+            None => Vec::new(),
+        }
+    }
+}
