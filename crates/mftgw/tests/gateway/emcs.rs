@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use mftgw::demo::EmcsUser;
+use mftgw_emcs::services::{Kind, SERVICES};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use time::OffsetDateTime;
@@ -34,6 +36,15 @@ struct Caller {
     p12_password: String,
     se_number: String,
     excise_number: String,
+}
+
+impl Caller {
+    fn key_store(&self) -> KeyStore<'_> {
+        KeyStore {
+            file: &self.p12,
+            password: &self.p12_password,
+        }
+    }
 }
 
 impl From<&EmcsUser> for Caller {
@@ -127,41 +138,81 @@ impl<'a> Emcs<'a> {
     }
 
     /// `caller` calls `service` with `content` in its `_I` element after the trader, secured
-    /// by WSS4J for `recipient` (the gateway's WS-Security certificate unless given).
+    /// by WSS4J for the gateway's WS-Security certificate.
     fn call(&self, caller: &Caller, service: &str, transaction_id: &str, content: &str) -> Reply {
-        self.call_for(caller, service, transaction_id, content, &self.gateway_der)
+        let call = Call {
+            service,
+            transaction_id,
+            content,
+        };
+        self.call_all(caller, &[call], &self.gateway_der, false)
+            .remove(0)
     }
 
-    fn call_for(
+    /// The calls, secured by WSS4J for `recipient` (with its Basic Security Profile
+    /// compliance on or off) in one run, sent one after another, and the answers opened by
+    /// WSS4J in one run.
+    fn call_all(
         &self,
         caller: &Caller,
-        service: &str,
-        transaction_id: &str,
-        content: &str,
+        calls: &[Call<'_>],
         recipient: &Path,
-    ) -> Reply {
-        let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
-        let envelope = format!(
-            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header/><soapenv:Body><s:{service}_I xmlns:s="urn:oio:skat:emcs:ws:1.0.1" xmlns:k="{KONTEKST_NS}" xmlns:v="{VIRKSOMHED_NS}" xmlns:e="{EMCS_NS}"><k:HovedOplysninger><k:TransaktionIdentifikator>{transaction_id}</k:TransaktionIdentifikator><k:TransaktionTid>{now}</k:TransaktionTid></k:HovedOplysninger><s:VirksomhedIdentifikationStruktur><s:Indberetter><v:VirksomhedSENummerIdentifikator>{se}</v:VirksomhedSENummerIdentifikator></s:Indberetter><e:AfgiftOperatoerPunktAfgiftIdentifikator>{excise}</e:AfgiftOperatoerPunktAfgiftIdentifikator></s:VirksomhedIdentifikationStruktur>{content}</s:{service}_I></soapenv:Body></soapenv:Envelope>"#,
-            se = caller.se_number,
-            excise = caller.excise_number,
-        );
-        let name = format!("{service}-{}", transaction_id.replace('/', "_"));
-        let request = self.dir.join(format!("{name}.xml"));
-        std::fs::write(&request, envelope).unwrap();
-        let secured = self.dir.join(format!("{name}.secured.xml"));
-        let client = KeyStore {
-            file: &caller.p12,
-            password: &caller.p12_password,
-        };
-        self.wss4j
-            .seal(&request, &client, recipient, &secured, false);
-        self.post(&self.url(service), &secured, &client, &name)
+        bsp: bool,
+    ) -> Vec<Reply> {
+        let sent = self
+            .secure(caller, calls, recipient, bsp)
+            .into_iter()
+            .zip(calls)
+            .map(|(secured, call)| self.send(&self.url(call.service), &secured))
+            .collect();
+        self.replies(sent, &caller.key_store())
     }
 
-    /// POSTs the file `request` to `url` with curl; the answer opened with `client`'s key.
-    fn post(&self, url: &str, request: &Path, client: &KeyStore<'_>, name: &str) -> Reply {
-        let response = self.dir.join(format!("{name}.response.xml"));
+    /// The calls' requests secured by WSS4J in one run: the files holding them.
+    fn secure(
+        &self,
+        caller: &Caller,
+        calls: &[Call<'_>],
+        recipient: &Path,
+        bsp: bool,
+    ) -> Vec<PathBuf> {
+        let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
+        let file = |call: &Call<'_>, suffix: &str| {
+            let name = format!("{}-{}", call.service, call.transaction_id.replace('/', "_"));
+            self.dir.join(format!("{name}.{suffix}.xml"))
+        };
+        for call in calls {
+            let element = SERVICES
+                .iter()
+                .find(|service| service.name == call.service)
+                .unwrap_or_else(|| panic!("no service {}", call.service))
+                .request_element();
+            let envelope = format!(
+                r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header/><soapenv:Body><s:{element} xmlns:s="urn:oio:skat:emcs:ws:1.0.1" xmlns:k="{KONTEKST_NS}" xmlns:v="{VIRKSOMHED_NS}" xmlns:e="{EMCS_NS}"><k:HovedOplysninger><k:TransaktionIdentifikator>{id}</k:TransaktionIdentifikator><k:TransaktionTid>{now}</k:TransaktionTid></k:HovedOplysninger><s:VirksomhedIdentifikationStruktur><s:Indberetter><v:VirksomhedSENummerIdentifikator>{se}</v:VirksomhedSENummerIdentifikator></s:Indberetter><e:AfgiftOperatoerPunktAfgiftIdentifikator>{excise}</e:AfgiftOperatoerPunktAfgiftIdentifikator></s:VirksomhedIdentifikationStruktur>{content}</s:{element}></soapenv:Body></soapenv:Envelope>"#,
+                id = call.transaction_id,
+                se = caller.se_number,
+                excise = caller.excise_number,
+                content = call.content,
+            );
+            std::fs::write(file(call, "request"), envelope).unwrap();
+        }
+        let (requests, secured): (Vec<PathBuf>, Vec<PathBuf>) = calls
+            .iter()
+            .map(|call| (file(call, "request"), file(call, "secured")))
+            .unzip();
+        let pairs: Vec<(&Path, &Path)> = requests
+            .iter()
+            .zip(&secured)
+            .map(|(request, secured)| (request.as_path(), secured.as_path()))
+            .collect();
+        self.wss4j.seal(&pairs, &caller.key_store(), recipient, bsp);
+        secured
+    }
+
+    /// POSTs the file `request` to `url` with curl: the HTTP status and the file holding
+    /// the answer.
+    fn send(&self, url: &str, request: &Path) -> (String, PathBuf) {
+        let response = request.with_extension("response.xml");
         let (ok, status, err) = run(Command::new("curl")
             .args(["-sS", "--cacert"])
             .arg(&self.demo.manifest().emcs.as_ref().unwrap().tls_ca_pem)
@@ -173,24 +224,60 @@ impl<'a> Emcs<'a> {
             .arg(format!("@{}", request.display()))
             .arg(url));
         assert!(ok, "curl failed: {err}");
-        let text = std::fs::read_to_string(&response).unwrap();
-        match status.as_str() {
-            "200" => {
-                let opened = self.dir.join(format!("{name}.opened.xml"));
-                let report = self.wss4j.open(&response, client, &self.trust, &opened);
-                let opened = std::fs::read_to_string(opened).unwrap();
-                let body = opened
-                    .split_once(":Body")
-                    .map(|(_, body)| body.to_owned())
-                    .unwrap();
-                Reply::Answer { body, report }
-            }
-            "500" => Reply::Fault(
-                element_text(&text, "faultstring").unwrap_or_else(|| panic!("not a fault: {text}")),
-            ),
-            other => panic!("HTTP {other}: {text}"),
-        }
+        (status, response)
     }
+
+    /// What each `(status, answer file)` says, the answers opened by WSS4J for `client`.
+    fn replies(&self, sent: Vec<(String, PathBuf)>, client: &KeyStore<'_>) -> Vec<Reply> {
+        let opened: Vec<PathBuf> = sent
+            .iter()
+            .map(|(_, response)| response.with_extension("opened.xml"))
+            .collect();
+        let answered: Vec<(&Path, &Path)> = sent
+            .iter()
+            .zip(&opened)
+            .filter(|((status, _), _)| status == "200")
+            .map(|((_, response), opened)| (response.as_path(), opened.as_path()))
+            .collect();
+        let mut reports = if answered.is_empty() {
+            Vec::new()
+        } else {
+            self.wss4j.open(&answered, client, &self.trust)
+        }
+        .into_iter();
+        sent.iter()
+            .zip(&opened)
+            .map(|((status, response), opened)| {
+                let text = std::fs::read_to_string(response).unwrap();
+                match status.as_str() {
+                    "200" => {
+                        let opened = std::fs::read_to_string(opened).unwrap();
+                        let body = opened
+                            .split_once(":Body")
+                            .map(|(_, body)| body.to_owned())
+                            .unwrap();
+                        Reply::Answer {
+                            body,
+                            report: reports.next().unwrap(),
+                        }
+                    }
+                    "500" => Reply::Fault(
+                        element_text(&text, "faultstring")
+                            .unwrap_or_else(|| panic!("not a fault: {text}")),
+                    ),
+                    other => panic!("HTTP {other}: {text}"),
+                }
+            })
+            .collect()
+    }
+}
+
+/// One call: to which service, with which TransaktionIdentifikator and `_I` content after
+/// the trader.
+struct Call<'a> {
+    service: &'a str,
+    transaction_id: &'a str,
+    content: &'a str,
 }
 
 /// An IE document as `<ie>Struktur` content, its XML declaration dropped.
@@ -402,14 +489,14 @@ fn callers_that_may_not_call_are_refused_and_audited() {
             .as_ref(),
     )
     .unwrap();
+    let wrong_key = Call {
+        service: "OIOKvitteringSamlingHent",
+        transaction_id: "wrong-key",
+        content: "",
+    };
     let fault = emcs
-        .call_for(
-            &emcs.user(0),
-            "OIOKvitteringSamlingHent",
-            "wrong-key",
-            "",
-            &other,
-        )
+        .call_all(&emcs.user(0), &[wrong_key], &other, false)
+        .remove(0)
         .fault();
     assert_eq!(fault, "the message cannot be decrypted");
     demo.wait_for_audit("emcs.call", "refused", Some("undecryptable"));
@@ -422,16 +509,10 @@ fn callers_that_may_not_call_are_refused_and_audited() {
     )
     .unwrap();
     let caller = emcs.user(0);
+    let sent = emcs.send(&emcs.url("OIOKvitteringSamlingHent"), &plain);
     let fault = emcs
-        .post(
-            &emcs.url("OIOKvitteringSamlingHent"),
-            &plain,
-            &KeyStore {
-                file: &caller.p12,
-                password: &caller.p12_password,
-            },
-            "plain",
-        )
+        .replies(vec![sent], &caller.key_store())
+        .remove(0)
         .fault();
     assert!(fault.contains("WS-Security"), "{fault}");
 }
@@ -466,4 +547,204 @@ fn every_wsdl_is_served_with_its_address_and_schemas() {
         let schema = get(first_schema);
         assert!(schema.contains("schema"), "{schema}");
     }
+}
+
+#[test]
+fn wss4j_calls_every_service_and_verifies_every_answer() {
+    let demo = Demo::start();
+    let emcs = Emcs::new(&demo);
+    let caller = emcs.user(1);
+    let ie818 = IE818.replace("DK30808460300", &caller.excise_number);
+    let contents: Vec<(String, String)> = SERVICES
+        .iter()
+        .map(|service| {
+            let content = match service.name {
+                "OIOLedsageDokumentOpret" => structure("IE815", IE815),
+                "OIOKvitteringOpret" => structure("IE818", &ie818),
+                _ => String::new(),
+            };
+            (format!("all-{}", service.name), content)
+        })
+        .collect();
+    let calls: Vec<Call<'_>> = SERVICES
+        .iter()
+        .zip(&contents)
+        .map(|(service, (id, content))| Call {
+            service: service.name,
+            transaction_id: id,
+            content,
+        })
+        .collect();
+    let replies = emcs.call_all(&caller, &calls, &emcs.gateway_der, false);
+    assert_eq!(replies.len(), 23);
+    for (service, reply) in SERVICES.iter().zip(replies) {
+        let (body, report) = reply.answer();
+        for expected in ["decrypted", "signed Body", "signed Timestamp"] {
+            assert!(
+                report.lines().any(|line| line == expected),
+                "{}: {expected}: {report}",
+                service.name
+            );
+        }
+        assert!(
+            body.contains(&service.response_element()),
+            "{}: {body}",
+            service.name
+        );
+        assert_eq!(
+            element_text(&body, "TransaktionIdentifikator"),
+            Some(format!("all-{}", service.name))
+        );
+        assert!(errors(&body).is_empty(), "{}: {body}", service.name);
+        if service.kind == Kind::Receive {
+            assert_eq!(
+                element_text(&body, "AdvisIdentifikator").as_deref(),
+                Some("130"),
+                "{}: {body}",
+                service.name
+            );
+        }
+    }
+    assert_eq!(
+        demo.transactions(&demo.manifest().emcs.as_ref().unwrap().users[1].username)
+            .iter()
+            .filter(|transaction| transaction["state"] == "answered")
+            .count(),
+        23
+    );
+
+    // WSS4J's default, Basic Security Profile compliance, puts a prefix list in every
+    // exclusive c14n transform: refused.
+    let bsp = Call {
+        service: "OIOKvitteringSamlingHent",
+        transaction_id: "bsp-1",
+        content: "",
+    };
+    let fault = emcs
+        .call_all(&emcs.user(0), &[bsp], &emcs.gateway_der, true)
+        .remove(0)
+        .fault();
+    assert!(fault.contains("InclusiveNamespaces prefix list"), "{fault}");
+}
+
+#[test]
+fn calls_come_chunked_or_whole_on_kept_alive_connections() {
+    let demo = Demo::start();
+    let emcs = Emcs::new(&demo);
+    let caller = emcs.user(0);
+    let client = caller.key_store();
+    let services = ["OIOKvitteringSamlingHent", "OIOLedsageDokumentSamlingHent"];
+    let (requests, secured): (Vec<PathBuf>, Vec<PathBuf>) = services
+        .iter()
+        .map(|service| {
+            let request = emcs.dir.join(format!("{service}.wire.xml"));
+            std::fs::write(
+                &request,
+                format!(
+                    r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><s:{service}_I xmlns:s="urn:oio:skat:emcs:ws:1.0.1" xmlns:k="{KONTEKST_NS}" xmlns:v="{VIRKSOMHED_NS}" xmlns:e="{EMCS_NS}"><k:HovedOplysninger><k:TransaktionIdentifikator>wire-{service}</k:TransaktionIdentifikator><k:TransaktionTid>2026-12-06T23:59:00+01:00</k:TransaktionTid></k:HovedOplysninger><s:VirksomhedIdentifikationStruktur><s:Indberetter><v:VirksomhedSENummerIdentifikator>{se}</v:VirksomhedSENummerIdentifikator></s:Indberetter><e:AfgiftOperatoerPunktAfgiftIdentifikator>{excise}</e:AfgiftOperatoerPunktAfgiftIdentifikator></s:VirksomhedIdentifikationStruktur></s:{service}_I></soapenv:Body></soapenv:Envelope>"#,
+                    se = caller.se_number,
+                    excise = caller.excise_number,
+                ),
+            )
+            .unwrap();
+            (request.clone(), request.with_extension("secured.xml"))
+        })
+        .unzip();
+    let pairs: Vec<(&Path, &Path)> = requests
+        .iter()
+        .zip(&secured)
+        .map(|(request, secured)| (request.as_path(), secured.as_path()))
+        .collect();
+    emcs.wss4j.seal(&pairs, &client, &emcs.gateway_der, false);
+    // One curl, two requests on one connection: the first chunked, the second whole.
+    let responses: Vec<PathBuf> = secured
+        .iter()
+        .map(|secured| secured.with_extension("response.xml"))
+        .collect();
+    let ca = &demo.manifest().emcs.as_ref().unwrap().tls_ca_pem;
+    let (ok, connections, err) = run(Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(ca)
+        .args(["-H", "Content-Type: text/xml; charset=utf-8"])
+        .args(["-H", "Transfer-Encoding: chunked"])
+        .arg("--data-binary")
+        .arg(format!("@{}", secured[0].display()))
+        .arg("-o")
+        .arg(&responses[0])
+        .arg(emcs.url(services[0]))
+        .arg("--next")
+        .args(["-sS", "--cacert"])
+        .arg(ca)
+        .args(["-H", "Content-Type: text/xml; charset=utf-8"])
+        .arg("--data-binary")
+        .arg(format!("@{}", secured[1].display()))
+        .arg("-o")
+        .arg(&responses[1])
+        .args(["-w", "%{num_connects}"])
+        .arg(emcs.url(services[1])));
+    assert!(ok, "{err}");
+    assert_eq!(connections, "0", "the second request reused the connection");
+    let sent = responses
+        .iter()
+        .map(|response| ("200".to_string(), response.clone()))
+        .collect();
+    for (service, reply) in services.iter().zip(emcs.replies(sent, &client)) {
+        let (body, _) = reply.answer();
+        assert_eq!(
+            element_text(&body, "TransaktionIdentifikator"),
+            Some(format!("wire-{service}"))
+        );
+        // TransaktionTid with an offset was taken.
+        assert!(errors(&body).is_empty(), "{body}");
+    }
+}
+
+#[test]
+fn a_call_emcs_does_not_answer_in_time_is_2000_and_holds_back_the_callers_next() {
+    let demo = Demo::start_with_env(&[
+        ("MFTGW__EMCS__BACKEND_DOWN", "true"),
+        ("MFTGW__EMCS__ANSWER_TIMEOUT_SECS", "4"),
+    ]);
+    let emcs = Emcs::new(&demo);
+    let caller = emcs.user(0);
+    let calls = [
+        Call {
+            service: "OIOKvitteringSamlingHent",
+            transaction_id: "down-1",
+            content: "",
+        },
+        Call {
+            service: "OIOLedsageDokumentSamlingHent",
+            transaction_id: "down-2",
+            content: "",
+        },
+    ];
+    let secured = emcs.secure(&caller, &calls, &emcs.gateway_der, false);
+    let username = &demo.manifest().emcs.as_ref().unwrap().users[0].username;
+    let waiting = std::thread::scope(|scope| {
+        let first = scope.spawn(|| emcs.send(&emcs.url(calls[0].service), &secured[0]));
+        // The second call comes while the first waits for EMCS.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while demo.transactions(username).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the first call was never committed"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let second = emcs.send(&emcs.url(calls[1].service), &secured[1]);
+        emcs.replies(vec![first.join().unwrap(), second], &caller.key_store())
+    });
+    let [first, second]: [Reply; 2] = waiting.try_into().unwrap();
+    let second = second.fault();
+    assert!(second.contains("still being answered"), "{second}");
+    let (body, _) = first.answer();
+    assert_eq!(errors(&body), ["2000"], "{body}");
+    let username = &demo.manifest().emcs.as_ref().unwrap().users[0].username;
+    let transactions = demo.transactions(username);
+    assert_eq!(transactions.len(), 1, "{transactions:?}");
+    assert_eq!(
+        transactions[0]["state"], "rejected",
+        "never delivered later"
+    );
 }

@@ -58,15 +58,15 @@ fn secured_by_wss4j(dir: &Path, client: &Path, recipient: &Path, bsp: bool) -> S
     std::fs::write(&input, ENVELOPE).unwrap();
     let output = dir.join(format!("secured-{bsp}.xml"));
     wss4j.seal(
-        &input,
+        &[(&input, &output)],
         &KeyStore {
             file: &p12,
             password: "secret",
         },
         &recipient.with_extension("der"),
-        &output,
         bsp,
-    )
+    );
+    std::fs::read_to_string(output).unwrap()
 }
 
 #[test]
@@ -147,15 +147,16 @@ fn wss4j_opens_what_seal_makes() {
         &dir.path().join("trust.p12"),
         &[&gateway.with_extension("der")],
     );
-    let report = Wss4j::compile(dir.path()).open(
-        &input,
-        &KeyStore {
-            file: &client.with_extension("p12"),
-            password: "secret",
-        },
-        &trust,
-        &output,
-    );
+    let report = Wss4j::compile(dir.path())
+        .open(
+            &[(&input, &output)],
+            &KeyStore {
+                file: &client.with_extension("p12"),
+                password: "secret",
+            },
+            &trust,
+        )
+        .remove(0);
     let lines: Vec<&str> = report.lines().collect();
     for expected in [
         "decrypted",

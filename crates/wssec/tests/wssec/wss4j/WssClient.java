@@ -21,12 +21,12 @@ import org.w3c.dom.Document;
  * Body content encrypted with tripledes-cbc under an rsa-1_5 key for the recipient, named by
  * its SubjectKeyIdentifier.
  *
- * Usage: WssClient seal IN.xml CLIENT.p12 P12_PASSWORD RECIPIENT.der OUT.xml BSP
+ * Usage: WssClient seal IN.xml CLIENT.p12 P12_PASSWORD RECIPIENT.der OUT.xml BSP [...]
  * BSP true is WSS4J's default (Basic Security Profile: an InclusiveNamespaces prefix list in
  * every exclusive c14n transform); false is how SKAT tells clients to configure it.
  *
  * And the receiving side, as a WSS4J client processes an answer:
- * WssClient open IN.xml CLIENT.p12 P12_PASSWORD TRUST.p12 OUT.xml
+ * WssClient open IN.xml CLIENT.p12 P12_PASSWORD TRUST.p12 OUT.xml [...]
  * decrypts with the client's key, verifies the signature (its certificate must chain to a
  * certificate in TRUST.p12, password "changeit") and the Timestamp, writes the decrypted
  * envelope to OUT.xml and prints one line per result: "signer <subject DN>", "signed
@@ -34,10 +34,18 @@ import org.w3c.dom.Document;
  */
 public class WssClient {
     public static void main(String[] args) throws Exception {
+        // Several messages in one run (the arguments after the mode, repeated) save a JVM
+        // start each; each report of "open" begins with "== OUT.xml".
+        WSSConfig.init();
         if (args[0].equals("open")) {
-            open(args[1], args[2], args[3], args[4], args[5]);
+            for (int i = 1; i + 5 <= args.length; i += 5) {
+                System.out.println("== " + args[i + 4]);
+                open(args[i], args[i + 1], args[i + 2], args[i + 3], args[i + 4]);
+            }
         } else {
-            seal(args);
+            for (int i = 1; i + 6 <= args.length; i += 6) {
+                seal(Arrays.copyOfRange(args, i - 1, i + 6));
+            }
         }
     }
 
@@ -62,7 +70,6 @@ public class WssClient {
     }
 
     static void open(String in, String p12, String password, String trust, String out) throws Exception {
-        WSSConfig.init();
         WSSConfig config = WSSConfig.getNewInstance();
         config.setWsiBSPCompliant(false);
         Properties props = keystore(p12, password);
@@ -101,7 +108,6 @@ public class WssClient {
     static void seal(String[] args) throws Exception {
         String in = args[1], p12 = args[2], password = args[3], recipient = args[4], out = args[5];
         boolean bsp = Boolean.parseBoolean(args[6]);
-        WSSConfig.init();
         WSSConfig config = WSSConfig.getNewInstance();
         config.setWsiBSPCompliant(bsp);
         Crypto crypto = CryptoFactory.getInstance(keystore(p12, password));

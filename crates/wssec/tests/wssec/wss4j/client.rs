@@ -61,48 +61,69 @@ impl Wss4j {
         entries.join(":")
     }
 
-    fn java(&self, args: &[&Path]) -> String {
+    fn java(&self, mode: &str, args: &[&Path]) -> String {
         run(Command::new("java")
             .arg("-cp")
             .arg(self.classpath())
-            .arg("WssClient")
+            .args(["WssClient", mode])
             .args(args))
     }
 
-    /// `input` secured by `client` for the holder of `recipient` (a DER certificate), with
-    /// WSS4J's Basic Security Profile compliance on or off, written to `output`.
+    /// Each `input` secured by `client` for the holder of `recipient` (a DER certificate),
+    /// with WSS4J's Basic Security Profile compliance on or off, written to its `output`; in
+    /// one run.
     pub fn seal(
         &self,
-        input: &Path,
+        files: &[(&Path, &Path)],
         client: &KeyStore<'_>,
         recipient: &Path,
-        output: &Path,
         bsp: bool,
-    ) -> String {
-        self.java(&[
-            Path::new("seal"),
-            input,
-            client.file,
-            Path::new(client.password),
-            recipient,
-            output,
-            Path::new(&bsp.to_string()),
-        ]);
-        std::fs::read_to_string(output).unwrap()
+    ) {
+        let bsp = bsp.to_string();
+        let args: Vec<&Path> = files
+            .iter()
+            .flat_map(|&(input, output)| {
+                [
+                    input,
+                    client.file,
+                    Path::new(client.password),
+                    recipient,
+                    output,
+                    Path::new(&bsp),
+                ]
+            })
+            .collect();
+        self.java("seal", &args);
     }
 
-    /// `input` processed as WSS4J receives it for `client`, trusting the certificates of
-    /// `trust` (password `changeit`): the decrypted envelope is written to `output`, and the
-    /// client's report returned (`signer …`, `signed …`, `decrypted`, `timestamp` lines).
-    pub fn open(&self, input: &Path, client: &KeyStore<'_>, trust: &Path, output: &Path) -> String {
-        self.java(&[
-            Path::new("open"),
-            input,
-            client.file,
-            Path::new(client.password),
-            trust,
-            output,
-        ])
+    /// Each `input` processed as WSS4J receives it for `client`, trusting the certificates
+    /// of `trust` (password `changeit`), in one run: the decrypted envelope is written to its
+    /// `output`, and the client's reports returned in order (`signer …`, `signed …`,
+    /// `decrypted`, `timestamp` lines).
+    pub fn open(
+        &self,
+        files: &[(&Path, &Path)],
+        client: &KeyStore<'_>,
+        trust: &Path,
+    ) -> Vec<String> {
+        let args: Vec<&Path> = files
+            .iter()
+            .flat_map(|&(input, output)| {
+                [
+                    input,
+                    client.file,
+                    Path::new(client.password),
+                    trust,
+                    output,
+                ]
+            })
+            .collect();
+        let report = self.java("open", &args);
+        report
+            .split("== ")
+            .skip(1)
+            .map(|one| one.split_once('\n').map_or("", |(_, rest)| rest).to_owned())
+            .collect()
     }
 }
 
