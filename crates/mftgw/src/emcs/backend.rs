@@ -1,6 +1,6 @@
 //! The EMCS backend behind the core's delivery abstraction: a [`Connector`] that hands a
-//! committed call to the simulated EMCS system ([`mftgw_emcs::simulator`]) and answers with
-//! its `_O` element. EMCS answers a call while it is made, so the answer is computed at
+//! committed call to the simulated EMCS system ([`mftgw_emcs::simulator`], one per gateway
+//! process, its movements and waiting messages in memory) and answers with its `_O` element. EMCS answers a call while it is made, so the answer is computed at
 //! delivery and kept (by SKATTransactionId) until the worker applies it; a worker that dies in
 //! between leaves the call to the adapter's deadline, which rejects it.
 
@@ -11,6 +11,7 @@ use mftgw_core::BoxFuture;
 use mftgw_core::delivery::{Answer, Connector, DeliveryError, DeliveryFailure, Parcel};
 use mftgw_domain::{SkatTransactionId, Transaction};
 use mftgw_emcs::request::Request;
+use mftgw_emcs::simulator::Emcs;
 use mftgw_store::OutContent;
 use mftgw_wssec::xml::{self, Limits};
 use time::OffsetDateTime;
@@ -30,6 +31,7 @@ pub enum Availability {
 
 pub struct SimulatedEmcs {
     availability: Availability,
+    emcs: Mutex<Emcs>,
     answers: Mutex<Answers>,
 }
 
@@ -43,6 +45,7 @@ impl SimulatedEmcs {
     pub fn new(availability: Availability) -> Self {
         Self {
             availability,
+            emcs: Mutex::default(),
             answers: Mutex::default(),
         }
     }
@@ -62,21 +65,28 @@ impl SimulatedEmcs {
             }
         }
     }
-}
 
-/// The `_O` element EMCS answers the call `envelope` (the decrypted request) with at `at`.
-fn respond(envelope: &str, at: OffsetDateTime) -> Result<String, String> {
-    let document = xml::parse(envelope, &Limits::default()).map_err(|error| error.to_string())?;
-    let body = document
-        .root_element()
-        .children()
-        .find(|node| node.has_tag_name((mftgw_wssec::wsse::SOAP11_NS, "Body")))
-        .ok_or("the call has no SOAP Body")?;
-    let request = Request::of_body(body, None).map_err(|error| error.to_string())?;
-    let header = request
-        .hoved_oplysninger()
-        .map_err(|error| error.to_string())?;
-    Ok(mftgw_emcs::simulator::respond(&request, &header, at))
+    /// The `_O` element EMCS answers the call `envelope` (the decrypted request) with at
+    /// `at`.
+    fn respond(&self, envelope: &str, at: OffsetDateTime) -> Result<String, String> {
+        let document =
+            xml::parse(envelope, &Limits::default()).map_err(|error| error.to_string())?;
+        let body = document
+            .root_element()
+            .children()
+            .find(|node| node.has_tag_name((mftgw_wssec::wsse::SOAP11_NS, "Body")))
+            .ok_or("the call has no SOAP Body")?;
+        let request = Request::of_body(body, None).map_err(|error| error.to_string())?;
+        let header = request
+            .hoved_oplysninger()
+            .map_err(|error| error.to_string())?;
+        let caller = request
+            .trader()
+            .map_err(|error| error.text().to_owned())?
+            .excise_number;
+        let mut emcs = self.emcs.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(emcs.respond(&request, &header, &caller, at))
+    }
 }
 
 impl Connector for SimulatedEmcs {
@@ -96,7 +106,8 @@ impl Connector for SimulatedEmcs {
                     format!("reading the call: {error}"),
                 )
             })?;
-            let answer = respond(&envelope, OffsetDateTime::now_utc())
+            let answer = self
+                .respond(&envelope, OffsetDateTime::now_utc())
                 .map_err(|detail| DeliveryError::new(DeliveryFailure::Refused, detail))?;
             self.keep(&parcel.transaction.skat_transaction_id, answer.into_bytes());
             Ok(())

@@ -330,12 +330,15 @@ fn a_wss4j_client_submits_an_ie815_and_gets_a_signed_encrypted_arc() {
         600
     );
     let consignor = emcs.user(1);
+    // SKAT's sample IE815, to the other demo caller as its consignee.
+    let consignee = emcs.user(0);
+    let to_consignee = IE815.replace("DK99025875300", &consignee.excise_number);
     let (body, report) = emcs
         .call(
             &consignor,
             "OIOLedsageDokumentOpret",
             "lrn-0001/a",
-            &structure("IE815", IE815),
+            &structure("IE815", &to_consignee),
         )
         .answer();
     // WSS4J decrypted the answer and verified the gateway's signature over Body, Timestamp
@@ -380,7 +383,12 @@ fn a_wss4j_client_submits_an_ie815_and_gets_a_signed_encrypted_arc() {
 
     // The same TransaktionIdentifikator again, on another service: 500, signed and encrypted.
     let (body, _) = emcs
-        .call(&consignor, "OIOKvitteringSamlingHent", "lrn-0001/a", "")
+        .call(
+            &consignor,
+            "OIOBeskedAfvisningSamlingHent",
+            "lrn-0001/a",
+            "",
+        )
         .answer();
     assert_eq!(errors(&body), ["500"], "{body}");
 
@@ -434,16 +442,29 @@ fn a_wss4j_client_submits_an_ie815_and_gets_a_signed_encrypted_arc() {
         .answer();
     assert_eq!(errors(&body), ["302"], "{body}");
 
-    // IE818 from its consignee; and 104 when the message names another trader.
+    // IE818 from its consignee for that movement, which EMCS forwards to the consignor: its
+    // receiving service finds it, once.
+    let receipt = IE818.replace("18DK6T3AQYMQQWRQWSK05", &arc);
     let (body, _) = emcs
         .call(
-            &emcs.user(0),
+            &consignee,
             "OIOKvitteringOpret",
             "rcpt-1",
-            &structure("IE818", IE818),
+            &structure("IE818", &receipt),
         )
         .answer();
     assert!(errors(&body).is_empty(), "{body}");
+    let (body, _) = emcs
+        .call(&consignor, "OIOKvitteringSamlingHent", "collect-1", "")
+        .answer();
+    let forwarded = element_text(&body, "IE818BeskedTekst").expect("the receipt");
+    assert!(forwarded.contains(&arc), "{forwarded}");
+    assert!(
+        element_text(&body, "AdvisIdentifikator").is_none(),
+        "{body}"
+    );
+
+    // And 104 when the message names another trader.
     let (body, _) = emcs
         .call(
             &consignor,
