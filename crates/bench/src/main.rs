@@ -2,6 +2,7 @@
 //! same load generator, and writes `BENCHMARKS.md` with `results.json` and `ratios.svg`.
 //! Every figure comes from one run; the report puts each target next to the measured ratio.
 
+mod emcs;
 mod load;
 mod machine;
 mod report;
@@ -29,6 +30,9 @@ struct Cli {
 enum Command {
     /// Runs every scenario on every server and writes the report.
     Run(RunArgs),
+    /// Measures signed and encrypted EMCS calls, the gateway beside a WSS4J echo, and
+    /// writes them into the report.
+    Emcs(emcs::EmcsArgs),
     /// Writes the report again from an earlier run's `results.json` (after editing the
     /// hand-written `analysis.md` beside it).
     Render {
@@ -121,6 +125,12 @@ fn main() -> anyhow::Result<()> {
     let args = match Cli::parse().command {
         Command::Run(args) => args,
         Command::Render { out, markdown } => return Report::read(&out)?.write(&out, &markdown),
+        Command::Emcs(args) => {
+            return tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(emcs::run(args));
+        }
     };
     let files = machine::raise_open_file_limit();
     tokio::runtime::Builder::new_multi_thread()

@@ -117,7 +117,11 @@ impl Report {
         let chart = pathdiff(out.join("ratios.svg"), markdown);
         // The analysis of missed targets is written by hand (from profiles) and kept across
         // runs; the report carries it.
-        let analysis = std::fs::read_to_string(out.join("analysis.md")).unwrap_or_default();
+        let mut analysis = std::fs::read_to_string(out.join("analysis.md")).unwrap_or_default();
+        // Written by `mftgw-bench emcs`, which measures other servers.
+        if let Ok(emcs) = std::fs::read_to_string(out.join("emcs.md")) {
+            analysis = format!("{}\n\n{emcs}", analysis.trim_end());
+        }
         std::fs::write(markdown, self.markdown(&chart, &analysis))?;
         Ok(())
     }
@@ -305,6 +309,7 @@ const RUNNING: &str = "## Running\n\n\
 cargo build --release -p mftgw -p mftgw-bench\n\
 sudo ./target/release/mftgw-bench run          # as root: installs vsftpd and unpacks ProFTPD\n\
 ./target/release/mftgw-bench render            # the report again, after editing benchmarks/analysis.md\n\
+./target/release/mftgw-bench emcs              # EMCS calls/s beside a WSS4J echo (needs java, libwss4j-java, taskset)\n\
 ./target/release/mftgw-bench run --quick --targets gateway   # a smoke run, no root needed\n\
 cargo bench -p mftgw-bench --bench hot_paths   # criterion: parsing, status XML, subjects, listings\n\
 ```\n\n\

@@ -22,11 +22,25 @@ pub struct Server {
     pub target: Target,
     /// Where a local directory listing can be filled directly (peers), if it can.
     pub list_root: Option<PathBuf>,
-    child: Child,
+    /// The gateway's `demo.json` (`null` for the peers).
+    pub demo: serde_json::Value,
+    _process: Process,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
+/// A child process in its own process group, stopped with it on drop: SIGTERM, then
+/// SIGKILL after 5 s.
+pub struct Process {
+    child: Child,
+}
+
+impl Process {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Process {
     fn drop(&mut self) {
         // SAFETY: kill(2) on our own child's process group.
         unsafe {
@@ -47,7 +61,19 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// Starts `command` (its output into `log`) and waits until it listens on `addr`.
+pub fn start(
+    command: &mut Command,
+    log: &Path,
+    addr: SocketAddr,
+    what: &str,
+) -> anyhow::Result<Process> {
+    let mut child = spawn(command, log)?;
+    wait_for_port(addr, &mut child, what)?;
+    Ok(Process { child })
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -90,7 +116,8 @@ pub fn gateway(passive: &str, overrides: &[(String, String)]) -> anyhow::Result<
     );
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
-    let mut child = spawn(
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let process = start(
         Command::new(&binary)
             .args(["demo", "--data-dir"])
             .arg(dir.path().join("data"))
@@ -108,9 +135,9 @@ pub fn gateway(passive: &str, overrides: &[(String, String)]) -> anyhow::Result<
             .env("MFTGW__FTPS__CONNECTION_RATE_PER_IP", "0")
             .envs(overrides.iter().map(|(k, v)| (k, v))),
         &dir.path().join("gateway.log"),
+        addr,
+        "mftgw demo",
     )?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_for_port(addr, &mut child, "mftgw demo")?;
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("data/demo.json"))?)?;
     let user = &manifest["users"][0];
@@ -128,10 +155,11 @@ pub fn gateway(passive: &str, overrides: &[(String, String)]) -> anyhow::Result<
             password: user["password"].as_str().unwrap_or_default().to_string(),
             tls,
             upload_dir: "/FTPSGW.Heartbeat".into(),
-            pid: child.id(),
+            pid: process.id(),
         },
         list_root: None,
-        child,
+        demo: manifest,
+        _process: process,
         _dir: dir,
     })
 }
@@ -260,13 +288,18 @@ impl PeerSetup {
             .replace("@ROOT@", &root.display().to_string());
         let conf = dir.path().join(format!("{name}.conf"));
         std::fs::write(&conf, config)?;
-        let mut child = spawn(&mut command(&conf), &dir.path().join(format!("{name}.out")))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        wait_for_port(addr, &mut child, name)?;
+        let process = start(
+            &mut command(&conf),
+            &dir.path().join(format!("{name}.out")),
+            addr,
+            name,
+        )?;
         Ok(Server {
-            target: self.target(name, port, child.id()),
+            target: self.target(name, port, process.id()),
             list_root: Some(root.join("list")),
-            child,
+            demo: serde_json::Value::Null,
+            _process: process,
             _dir: dir,
         })
     }

@@ -689,11 +689,13 @@ fn the_crate_graph_keeps_the_architecture_invariants() {
         all
     };
 
-    for engine in ["mftgw-ftps", "mftgw-wssec", "mftgw-emcs"] {
+    // Engines may build on one another (EMCS on WS-Security), never on the gateway.
+    let engines = ["mftgw-ftps", "mftgw-wssec", "mftgw-emcs"];
+    for engine in engines {
         let engine_deps = reached(engine);
         let gateway: Vec<&String> = engine_deps
             .iter()
-            .filter(|name| name.starts_with("mftgw-"))
+            .filter(|name| name.starts_with("mftgw-") && !engines.contains(&name.as_str()))
             .collect();
         assert!(gateway.is_empty(), "{engine} depends on {gateway:?}");
     }
