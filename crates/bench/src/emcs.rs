@@ -97,7 +97,7 @@ pub async fn run(args: EmcsArgs) -> anyhow::Result<()> {
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    let gateway_addr: SocketAddr = emcs["endpoints"][0]["url"]
+    let gateway_addr: SocketAddr = emcs["endpoints"]["OIOLedsageDokumentOpret"]
         .as_str()
         .and_then(|url| url.strip_prefix("https://"))
         .and_then(|rest| rest.split('/').next())

@@ -29,7 +29,10 @@ const CALLERS: &[(&str, &str, &str)] = &[
 /// `demo.json`'s `emcs`: the endpoints, what a caller needs, and certificates to be refused.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EmcsEndpoint {
-    pub endpoints: Vec<EmcsService>,
+    /// Every service's endpoint URL, by service name.
+    pub endpoints: BTreeMap<String, String>,
+    /// Every service's kind, `submit` or `receive` (which call spacing applies), by name.
+    pub kinds: BTreeMap<String, String>,
     /// The `?wsdl` URL of every service, by name.
     pub wsdl_urls: BTreeMap<String, String>,
     /// What the HTTPS server certificate chains to.
@@ -43,14 +46,6 @@ pub struct EmcsEndpoint {
     /// Certificates the endpoint refuses, by why: `employee`, `revoked`, `expired`,
     /// `unregistered`, `no_emcs_role`.
     pub refused: BTreeMap<String, EmcsCertificate>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EmcsService {
-    pub service: String,
-    pub url: String,
-    /// `submit` or `receive`: which call spacing applies.
-    pub kind: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -259,7 +254,8 @@ pub async fn enroll(
     })
     .collect::<anyhow::Result<_>>()?;
     let mut endpoint = EmcsEndpoint {
-        endpoints: Vec::new(),
+        endpoints: BTreeMap::new(),
+        kinds: BTreeMap::new(),
         wsdl_urls: BTreeMap::new(),
         tls_ca_pem: pki.root_ca_pem(),
         server_wss_cert_pem: client(pki, GATEWAY)?.cert_pem.clone(),
@@ -276,22 +272,25 @@ impl EmcsEndpoint {
     /// The addresses and intervals of `emcs` (which a restart may change).
     pub fn refresh(&mut self, emcs: &EmcsConfig) {
         let base = format!("https://127.0.0.1:{}", emcs.listen.port());
+        let name = |service: &mftgw_emcs::services::Service| service.name.to_string();
         self.endpoints = SERVICES
             .iter()
-            .map(|service| EmcsService {
-                service: service.name.to_string(),
-                url: format!("{base}{}", service.path),
-                kind: match service.kind {
+            .map(|service| (name(service), format!("{base}{}", service.path)))
+            .collect();
+        self.kinds = SERVICES
+            .iter()
+            .map(|service| {
+                let kind = match service.kind {
                     Kind::Submit => "submit",
                     Kind::Receive => "receive",
-                }
-                .to_string(),
+                };
+                (name(service), kind.to_string())
             })
             .collect();
         self.wsdl_urls = self
             .endpoints
             .iter()
-            .map(|endpoint| (endpoint.service.clone(), format!("{}?wsdl", endpoint.url)))
+            .map(|(service, url)| (service.clone(), format!("{url}?wsdl")))
             .collect();
         self.submit_spacing_secs = emcs.submit_spacing_secs;
         self.receive_spacing_secs = emcs.receive_spacing_secs;
@@ -305,7 +304,11 @@ fn client<'a>(pki: &'a TestPki, name: &str) -> anyhow::Result<&'a ClientCredenti
 
 /// What the welcome text says about EMCS.
 pub fn welcome(endpoint: &EmcsEndpoint) -> String {
-    let service = &endpoint.endpoints[0];
+    let (service, url) = endpoint
+        .endpoints
+        .iter()
+        .next()
+        .expect("the demo serves every EMCS service");
     format!(
         "EMCS B2B web services (WS-Security; {count} services, e.g. {wsdl}).\n\
          Callers: {users} (demo.json's emcs.users, with their certificates and excise numbers);\n\
@@ -313,7 +316,7 @@ pub fn welcome(endpoint: &EmcsEndpoint) -> String {
          curl --cacert {ca} '{url}?wsdl'\n\n\
          Calls are SOAP 1.1 with a signed and encrypted Body (README, \"EMCS B2B web services\").\n",
         count = endpoint.endpoints.len(),
-        wsdl = service.service,
+        wsdl = service,
         users = endpoint
             .users
             .iter()
@@ -322,6 +325,6 @@ pub fn welcome(endpoint: &EmcsEndpoint) -> String {
             .join(", "),
         wss = endpoint.server_wss_cert_pem.display(),
         ca = endpoint.tls_ca_pem.display(),
-        url = service.url,
+        url = url,
     )
 }

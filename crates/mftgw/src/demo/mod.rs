@@ -29,7 +29,7 @@ use mftgw_core::users::{Registrant, Registrar, Users, kind_name};
 use mftgw_domain::errors::ErrorEntry;
 
 mod emcs;
-pub use emcs::{EmcsCertificate, EmcsEndpoint, EmcsService, EmcsUser};
+pub use emcs::{EmcsCertificate, EmcsEndpoint, EmcsUser};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {

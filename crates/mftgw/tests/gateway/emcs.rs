@@ -116,10 +116,8 @@ impl<'a> Emcs<'a> {
     fn url(&self, service: &str) -> String {
         let emcs = self.demo.manifest().emcs.as_ref().unwrap();
         emcs.endpoints
-            .iter()
-            .find(|endpoint| endpoint.service == service)
+            .get(service)
             .unwrap_or_else(|| panic!("no endpoint {service}"))
-            .url
             .clone()
     }
 
@@ -543,6 +541,8 @@ fn every_wsdl_is_served_with_its_address_and_schemas() {
     let demo = Demo::start();
     let emcs = demo.manifest().emcs.as_ref().unwrap();
     assert_eq!(emcs.endpoints.len(), 23);
+    assert_eq!(emcs.kinds["OIOLedsageDokumentOpret"], "submit");
+    assert_eq!(emcs.kinds["OIOKvitteringSamlingHent"], "receive");
     assert_eq!(emcs.wsdl_urls.len(), 23);
     let get = |url: &str| {
         let (ok, body, err) = run(Command::new("curl")
@@ -552,19 +552,18 @@ fn every_wsdl_is_served_with_its_address_and_schemas() {
         assert!(ok, "GET {url}: {err}");
         body
     };
-    for endpoint in &emcs.endpoints {
-        let wsdl = get(&emcs.wsdl_urls[&endpoint.service]);
+    for (service, url) in &emcs.endpoints {
+        let wsdl = get(&emcs.wsdl_urls[service]);
         assert!(
-            wsdl.contains(&format!("location=\"{}\"", endpoint.url)),
-            "{}: {wsdl}",
-            endpoint.service
+            wsdl.contains(&format!("location=\"{url}\"")),
+            "{service}: {wsdl}"
         );
         let first_schema = wsdl
             .split("schemaLocation=\"")
             .nth(1)
             .and_then(|rest| rest.split('"').next())
             .unwrap();
-        assert!(first_schema.starts_with(&format!("{}?xsd=", endpoint.url)));
+        assert!(first_schema.starts_with(&format!("{url}?xsd=")));
         let schema = get(first_schema);
         assert!(schema.contains("schema"), "{schema}");
     }
