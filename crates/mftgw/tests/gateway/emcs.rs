@@ -175,6 +175,18 @@ impl<'a> Emcs<'a> {
         bsp: bool,
     ) -> Vec<PathBuf> {
         let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
+        self.secure_at(caller, calls, recipient, bsp, &now)
+    }
+
+    /// [`Emcs::secure`] with `time` as every call's TransaktionTid.
+    fn secure_at(
+        &self,
+        caller: &Caller,
+        calls: &[Call<'_>],
+        recipient: &Path,
+        bsp: bool,
+        time: &str,
+    ) -> Vec<PathBuf> {
         let file = |call: &Call<'_>, suffix: &str| {
             let name = format!("{}-{}", call.service, call.transaction_id.replace('/', "_"));
             self.dir.join(format!("{name}.{suffix}.xml"))
@@ -186,7 +198,7 @@ impl<'a> Emcs<'a> {
                 .unwrap_or_else(|| panic!("no service {}", call.service))
                 .request_element();
             let envelope = format!(
-                r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header/><soapenv:Body><s:{element} xmlns:s="urn:oio:skat:emcs:ws:1.0.1" xmlns:k="{KONTEKST_NS}" xmlns:v="{VIRKSOMHED_NS}" xmlns:e="{EMCS_NS}"><k:HovedOplysninger><k:TransaktionIdentifikator>{id}</k:TransaktionIdentifikator><k:TransaktionTid>{now}</k:TransaktionTid></k:HovedOplysninger><s:VirksomhedIdentifikationStruktur><s:Indberetter><v:VirksomhedSENummerIdentifikator>{se}</v:VirksomhedSENummerIdentifikator></s:Indberetter><e:AfgiftOperatoerPunktAfgiftIdentifikator>{excise}</e:AfgiftOperatoerPunktAfgiftIdentifikator></s:VirksomhedIdentifikationStruktur>{content}</s:{element}></soapenv:Body></soapenv:Envelope>"#,
+                r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header/><soapenv:Body><s:{element} xmlns:s="urn:oio:skat:emcs:ws:1.0.1" xmlns:k="{KONTEKST_NS}" xmlns:v="{VIRKSOMHED_NS}" xmlns:e="{EMCS_NS}"><k:HovedOplysninger><k:TransaktionIdentifikator>{id}</k:TransaktionIdentifikator><k:TransaktionTid>{time}</k:TransaktionTid></k:HovedOplysninger><s:VirksomhedIdentifikationStruktur><s:Indberetter><v:VirksomhedSENummerIdentifikator>{se}</v:VirksomhedSENummerIdentifikator></s:Indberetter><e:AfgiftOperatoerPunktAfgiftIdentifikator>{excise}</e:AfgiftOperatoerPunktAfgiftIdentifikator></s:VirksomhedIdentifikationStruktur>{content}</s:{element}></soapenv:Body></soapenv:Envelope>"#,
                 id = call.transaction_id,
                 se = caller.se_number,
                 excise = caller.excise_number,
@@ -654,28 +666,24 @@ fn calls_come_chunked_or_whole_on_kept_alive_connections() {
     let caller = emcs.user(0);
     let client = caller.key_store();
     let services = ["OIOKvitteringSamlingHent", "OIOLedsageDokumentSamlingHent"];
-    let (requests, secured): (Vec<PathBuf>, Vec<PathBuf>) = services
+    let ids = services.map(|service| format!("wire-{service}"));
+    let calls: Vec<Call<'_>> = services
         .iter()
-        .map(|service| {
-            let request = emcs.dir.join(format!("{service}.wire.xml"));
-            std::fs::write(
-                &request,
-                format!(
-                    r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><s:{service}_I xmlns:s="urn:oio:skat:emcs:ws:1.0.1" xmlns:k="{KONTEKST_NS}" xmlns:v="{VIRKSOMHED_NS}" xmlns:e="{EMCS_NS}"><k:HovedOplysninger><k:TransaktionIdentifikator>wire-{service}</k:TransaktionIdentifikator><k:TransaktionTid>2026-12-06T23:59:00+01:00</k:TransaktionTid></k:HovedOplysninger><s:VirksomhedIdentifikationStruktur><s:Indberetter><v:VirksomhedSENummerIdentifikator>{se}</v:VirksomhedSENummerIdentifikator></s:Indberetter><e:AfgiftOperatoerPunktAfgiftIdentifikator>{excise}</e:AfgiftOperatoerPunktAfgiftIdentifikator></s:VirksomhedIdentifikationStruktur></s:{service}_I></soapenv:Body></soapenv:Envelope>"#,
-                    se = caller.se_number,
-                    excise = caller.excise_number,
-                ),
-            )
-            .unwrap();
-            (request.clone(), request.with_extension("secured.xml"))
+        .zip(&ids)
+        .map(|(service, id)| Call {
+            service,
+            transaction_id: id,
+            content: "",
         })
-        .unzip();
-    let pairs: Vec<(&Path, &Path)> = requests
-        .iter()
-        .zip(&secured)
-        .map(|(request, secured)| (request.as_path(), secured.as_path()))
         .collect();
-    emcs.wss4j.seal(&pairs, &client, &emcs.gateway_der, false);
+    // A TransaktionTid with an offset.
+    let secured = emcs.secure_at(
+        &caller,
+        &calls,
+        &emcs.gateway_der,
+        false,
+        "2026-12-06T23:59:00+01:00",
+    );
     // One curl, two requests on one connection: the first chunked, the second whole.
     let responses: Vec<PathBuf> = secured
         .iter()
