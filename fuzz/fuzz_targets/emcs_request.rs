@@ -7,20 +7,13 @@
 use libfuzzer_sys::fuzz_target;
 use mftgw_emcs::request::Request;
 use mftgw_emcs::simulator::Emcs;
-use mftgw_wssec::wsse::SOAP11_NS;
 use mftgw_wssec::xml;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(document) = xml::parse_bytes(data, &xml::Limits::default()) else {
         return;
     };
-    let Some(body) = document
-        .descendants()
-        .find(|node| node.has_tag_name((SOAP11_NS, "Body")))
-    else {
-        return;
-    };
-    let Ok(request) = Request::of_body(body, None) else {
+    let Ok(request) = Request::in_envelope(&document, None) else {
         return;
     };
     let Ok(header) = request.hoved_oplysninger() else {

@@ -429,7 +429,8 @@ pub async fn idle(target: &Target, sessions: usize) -> anyhow::Result<f64> {
 }
 
 /// p50 and p99 in milliseconds.
-fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
+/// The median and the 99th percentile of `samples`, in milliseconds.
+pub fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
     if samples.is_empty() {
         return (f64::NAN, f64::NAN);
     }

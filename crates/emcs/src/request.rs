@@ -35,6 +35,8 @@ pub struct Trader {
 /// Why a request's Body was not accepted. The texts go into the answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
+    #[error("the message has no SOAP Body")]
+    NoBody,
     #[error("the Body must hold exactly one element")]
     NotOneElement,
     #[error("the Body element {0} is not the request of an EMCS service")]
@@ -91,6 +93,19 @@ impl<'a, 'input> Request<'a, 'input> {
             });
         }
         Ok(Self { service, element })
+    }
+
+    /// The request in the SOAP 1.1 Body of `envelope`, as [`Request::of_body`] reads it.
+    pub fn in_envelope(
+        envelope: &'a roxmltree::Document<'input>,
+        endpoint: Option<&'static Service>,
+    ) -> Result<Self, RequestError> {
+        let body = envelope
+            .root_element()
+            .children()
+            .find(|node| node.has_tag_name((mftgw_wssec::wsse::SOAP11_NS, "Body")))
+            .ok_or(RequestError::NoBody)?;
+        Self::of_body(body, endpoint)
     }
 
     /// The request's `HovedOplysninger`.
@@ -261,6 +276,18 @@ mod tests {
         let document = roxmltree::Document::parse(&text).unwrap();
         let routed = Request::of_body(document.root_element(), None).unwrap();
         assert_eq!(routed.service.name, "OIOPaamindelseSamlingHent");
+        let envelope = format!(
+            r#"<soap:Envelope xmlns:soap="{}"><soap:Header/>{text}</soap:Envelope>"#,
+            mftgw_wssec::wsse::SOAP11_NS
+        );
+        let envelope = roxmltree::Document::parse(&envelope).unwrap();
+        let in_envelope = Request::in_envelope(&envelope, None).unwrap();
+        assert_eq!(in_envelope.service.name, "OIOPaamindelseSamlingHent");
+        assert_eq!(
+            Request::in_envelope(&document, None).unwrap_err(),
+            RequestError::NoBody,
+            "the Body is the Envelope's child, not the document element"
+        );
         let other = &SERVICES[0];
         assert_eq!(
             Request::of_body(document.root_element(), Some(other)).unwrap_err(),

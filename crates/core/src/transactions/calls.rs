@@ -126,41 +126,30 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         give_up: ErrorEntry,
     ) -> Result<CallOutcome, CallError> {
         let mut applied = self.step_signal();
-        let waited = tokio::time::timeout(deadline, async {
-            loop {
-                let transaction = self.find(id).await?;
-                match transaction.map(|transaction| transaction.state) {
-                    Some(TransactionState::Answered | TransactionState::Rejected) => {
-                        return Ok::<(), CallError>(());
+        let deadline = tokio::time::Instant::now() + deadline;
+        let transaction = loop {
+            let transaction = self
+                .find(id)
+                .await?
+                .ok_or_else(|| CallError::Gone(id.clone()))?;
+            match transaction.state {
+                TransactionState::Answered => break transaction,
+                TransactionState::Rejected => return Ok(CallOutcome::Rejected(None)),
+                _ if tokio::time::Instant::now() >= deadline => {
+                    if self.reject(&transaction, give_up.clone()).await? == Answered::Now {
+                        return Ok(CallOutcome::Rejected(Some(give_up)));
                     }
-                    Some(_) => {}
-                    None => return Err(CallError::Gone(id.clone())),
+                    // It moved just before the rejection: look again.
+                    continue;
                 }
-                tokio::select! {
-                    _ = applied.changed() => {}
-                    () = tokio::time::sleep(POLL) => {}
-                }
+                _ => {}
             }
-        })
-        .await;
-        if let Ok(waited) = waited {
-            waited?;
-        }
-        let transaction = self
-            .find(id)
-            .await?
-            .ok_or_else(|| CallError::Gone(id.clone()))?;
-        match transaction.state {
-            TransactionState::Answered => {}
-            TransactionState::Rejected => return Ok(CallOutcome::Rejected(None)),
-            _ => {
-                if self.reject(&transaction, give_up.clone()).await? == Answered::Now {
-                    return Ok(CallOutcome::Rejected(Some(give_up)));
-                }
-                // Answered just before the rejection: look again.
-                return Box::pin(self.wait_for_answer(id, Duration::ZERO, give_up)).await;
+            tokio::select! {
+                _ = applied.changed() => {}
+                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep_until(deadline) => {}
             }
-        }
+        };
         let mailbox = Mailbox::Calls(transaction.username.clone());
         let name = call_answer_name(id);
         let Some(mut reader) = self.read_mailbox_file(&mailbox, &name, 0).await? else {

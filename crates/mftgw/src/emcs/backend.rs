@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use mftgw_core::BoxFuture;
 use mftgw_core::delivery::{Answer, Connector, DeliveryError, DeliveryFailure, Parcel};
+use mftgw_core::transactions::call_answer_name;
 use mftgw_domain::{SkatTransactionId, Transaction};
 use mftgw_emcs::request::Request;
 use mftgw_emcs::simulator::Emcs;
@@ -71,12 +72,7 @@ impl SimulatedEmcs {
     fn respond(&self, envelope: &str, at: OffsetDateTime) -> Result<String, String> {
         let document =
             xml::parse(envelope, &Limits::default()).map_err(|error| error.to_string())?;
-        let body = document
-            .root_element()
-            .children()
-            .find(|node| node.has_tag_name((mftgw_wssec::wsse::SOAP11_NS, "Body")))
-            .ok_or("the call has no SOAP Body")?;
-        let request = Request::of_body(body, None).map_err(|error| error.to_string())?;
+        let request = Request::in_envelope(&document, None).map_err(|error| error.to_string())?;
         let header = request
             .hoved_oplysninger()
             .map_err(|error| error.to_string())?;
@@ -124,7 +120,7 @@ impl Connector for SimulatedEmcs {
             Some(answer) => vec![
                 Answer::Accept,
                 Answer::Respond {
-                    name: format!("{}_O.xml", transaction.service),
+                    name: call_answer_name(&transaction.skat_transaction_id),
                     content: OutContent::Inline(answer.clone()),
                 },
             ],

@@ -46,7 +46,7 @@ use mftgw_oces::identity::{CertificateKind, identity_from_der};
 use mftgw_oces::trust::TrustStore;
 use mftgw_store::Store;
 use mftgw_wssec::seal::{Credentials, EncryptFor, seal};
-use mftgw_wssec::wsse::{self, Policy, SOAP11_NS, WsseError};
+use mftgw_wssec::wsse::{self, Policy, WsseError};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
@@ -199,12 +199,7 @@ impl<S: Store, B: BlobStore> EmcsGateway<S, B> {
 
         let document = mftgw_wssec::xml::parse(&opened.text, &self.settings.policy.limits)
             .map_err(|error| Refusal::client(error.to_string(), "malformed"))?;
-        let soap_body = document
-            .root_element()
-            .children()
-            .find(|node| node.has_tag_name((SOAP11_NS, "Body")))
-            .ok_or_else(|| Refusal::client("the message has no SOAP Body", "malformed"))?;
-        let request = Request::of_body(soap_body, Some(endpoint))
+        let request = Request::in_envelope(&document, Some(endpoint))
             .map_err(|error| Refusal::client(error.to_string(), "bad_request"))?;
         let header = request
             .hoved_oplysninger()
