@@ -1,7 +1,7 @@
 //! A decrypted EMCS request of arbitrary bytes, read as the gateway reads it (routing by the
-//! Body's `_I` element, `HovedOplysninger`, the trader, the IE message and its trader rule)
-//! and answered by the simulated EMCS: every step refuses or answers, never panics, and each
-//! answer is XML that parses.
+//! Body's `_I` element, `HovedOplysninger`, the trader, the IE message, its schema and its
+//! trader rule) and answered by the simulated EMCS: every step refuses or answers, never
+//! panics, and each answer is XML that parses.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(trader) = request.trader() else {
         return;
     };
-    let _ = request.ie_message();
+    let _ = request.check_message_format();
     let _ = request.check_message_trader(&trader);
     let at = time::OffsetDateTime::UNIX_EPOCH;
     let mut emcs = Emcs::default();

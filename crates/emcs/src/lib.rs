@@ -8,6 +8,8 @@
 //!   to) and its `HovedOplysninger` read.
 //! - [`message`]: the embedded IE message, its type and schema version, and seed 004's checks
 //!   of its trader (103 to 105).
+//! - [`schema`]: the schemas of the IE messages (3.13 and 3.23) and the message's validation
+//!   against them (400, or an IE917 from EMCS).
 //! - [`operators`]: the register of excise operators and delegations (301, 302).
 //! - [`answer`]: `HovedOplysningerSvar` with the gateway's error codes and texts.
 //! - [`simulator`]: a simulated EMCS system answering like SKAT's test system.
@@ -22,6 +24,7 @@ pub mod fault;
 pub mod message;
 pub mod operators;
 pub mod request;
+pub mod schema;
 pub mod services;
 pub mod simulator;
 

@@ -11,7 +11,7 @@ use crate::request::{Request, Trader};
 
 /// How every IE message namespace starts; the message type and schema version follow
 /// (`…:IE815:V3.23`).
-const IE_NAMESPACE_PREFIX: &str = "urn:publicid:-:EC:DGTAXUD:EMCS:PHASE4:";
+pub(crate) const IE_NAMESPACE_PREFIX: &str = "urn:publicid:-:EC:DGTAXUD:EMCS:PHASE4:";
 
 /// The EMCS schema versions the gateway takes, told apart by the message's namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

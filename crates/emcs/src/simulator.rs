@@ -5,10 +5,11 @@
 //! - `OIOLedsageDokumentOpret` with a valid IE815: an ARC (the same for the same consignor and
 //!   LocalReferenceNumber, as EMCS keeps an LRN) and the date of validation. The movement's
 //!   consignor and consignee are remembered by ARC.
-//! - A submitted message that EMCS's validation refuses: an IE917 (XmlNegativeAcknowledgement)
-//!   as the service's `IE917BeskedTekst`. The simulator refuses what SKAT's
-//!   `*-triggers-ie917-response.xml` inputs change: an element SKAT renamed to `…Invalid`,
-//!   and a `TransportUnitCode` that is not one or two digits. It is not a schema validator.
+//! - A submitted message whose Body breaks its schema ([`crate::schema`]), as SKAT's
+//!   `*-triggers-ie917-response.xml` inputs do: an IE917 (XmlNegativeAcknowledgement, in the
+//!   message's schema version) as the service's `IE917BeskedTekst`, one `XmlError` per
+//!   violation with its line and column in the message. A message EMCS cannot correlate an
+//!   IE917 to (its Header or root breaks the schema): error 400, as the gateway answers it.
 //! - Other submissions: a clean `HovedOplysningerSvar`. An IE818 (receipt) or IE819 (alert
 //!   or rejection) of a known movement is kept for its consignor, an IE810 (cancellation) or
 //!   IE813 (change of destination) for its consignee ([`FORWARDED`]).
@@ -19,11 +20,11 @@
 use std::collections::HashMap;
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use crate::answer::{Notice, answer};
-use crate::message::IeMessage;
+use crate::answer::{GatewayError, Notice, answer};
+use crate::message::{IE_NAMESPACE_PREFIX, IeMessage};
 use crate::request::{EMCS_NS, HovedOplysninger, Request};
+use crate::schema::Violation;
 use crate::services::Kind;
 
 /// EMCS's advice when no message matches a receiving service's search.
@@ -72,7 +73,6 @@ pub struct Forwarded {
 
 const LEDSAGEDOKUMENT_NS: &str =
     "http://rep.oio.dk/skat.dk/emcs/class/ledsagedokument/xml/schemas/20080301/";
-const IE917_NS: &str = "urn:publicid:-:EC:DGTAXUD:EMCS:PHASE4:IE917:V3.23";
 
 /// The parties of a movement, by excise number.
 #[derive(Debug, Clone)]
@@ -103,37 +103,42 @@ impl Emcs {
         if service.kind == Kind::Receive {
             return self.collect(request, header, caller, at);
         }
-        let message = request.ie_message().ok().flatten();
-        let refusal = message.as_ref().and_then(validation_error);
-        let output = match (refusal, &message) {
-            (Some((element, reason)), Some(message)) => {
-                let ie917 = ie917(message, &element, &reason, at);
-                let text = besked_tekst("IE917", &ie917);
-                Some(if has_output(service.structure) {
-                    format!("<s:Output>{text}</s:Output>")
-                } else {
-                    text
-                })
-            }
-            (None, Some(message)) if service.structure == "OIOLedsageDokumentOpret" => {
-                let arc = arc(message, at);
-                self.movements.insert(
-                    arc.clone(),
-                    Movement {
-                        consignor: field(message, "ConsignorTrader", "TraderExciseNumber"),
-                        consignee: field(message, "ConsigneeTrader", "Traderid"),
-                    },
-                );
-                Some(format!(
-                    r#"<s:Output><s:LedsageDokument><e:LedsagedokumentARCIdentifikator xmlns:e="{EMCS_NS}">{arc}</e:LedsagedokumentARCIdentifikator><l:LedsagedokumentValideretDato xmlns:l="{LEDSAGEDOKUMENT_NS}">{date}</l:LedsagedokumentValideretDato></s:LedsageDokument></s:Output>"#,
-                    date = at.date(),
-                ))
-            }
-            (None, Some(message)) => {
-                self.forward(message);
-                None
-            }
-            _ => None,
+        let Some(message) = request.ie_message().ok().flatten() else {
+            return answer(service, header, at, &[], None);
+        };
+        if let Err(refusal) = message.validate() {
+            let Some(violations) = refusal.body_violations(message.message_type) else {
+                let refused = GatewayError::InvalidFormat;
+                let notice = Notice::Error {
+                    code: refused.code(),
+                    text: refused.text(),
+                };
+                return answer(service, header, at, &[notice], None);
+            };
+            let text = besked_tekst("IE917", &ie917(&message, violations, at));
+            let output = if has_output(service.structure) {
+                format!("<s:Output>{text}</s:Output>")
+            } else {
+                text
+            };
+            return answer(service, header, at, &[], Some(&output));
+        }
+        let output = if service.structure == "OIOLedsageDokumentOpret" {
+            let arc = arc(&message, at);
+            self.movements.insert(
+                arc.clone(),
+                Movement {
+                    consignor: field(&message, "ConsignorTrader", "TraderExciseNumber"),
+                    consignee: field(&message, "ConsigneeTrader", "Traderid"),
+                },
+            );
+            Some(format!(
+                r#"<s:Output><s:LedsageDokument><e:LedsagedokumentARCIdentifikator xmlns:e="{EMCS_NS}">{arc}</e:LedsagedokumentARCIdentifikator><l:LedsagedokumentValideretDato xmlns:l="{LEDSAGEDOKUMENT_NS}">{date}</l:LedsagedokumentValideretDato></s:LedsageDokument></s:Output>"#,
+                date = at.date(),
+            ))
+        } else {
+            self.forward(&message);
+            None
         };
         answer(service, header, at, &[], output.as_deref())
     }
@@ -223,34 +228,9 @@ fn has_output(structure: &str) -> bool {
     )
 }
 
-/// What EMCS's validation refuses in `message`: the element and why.
-fn validation_error(message: &IeMessage<'_, '_>) -> Option<(String, String)> {
-    message
-        .root
-        .descendants()
-        .filter(|node| node.is_element())
-        .find_map(|node| {
-            let name = node.tag_name().name();
-            if name.ends_with("Invalid") {
-                return Some((
-                    name.to_owned(),
-                    format!("Element '{name}' is not expected."),
-                ));
-            }
-            let value = node.text().unwrap_or_default().trim();
-            let digits =
-                (1..=2).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit());
-            (name == "TransportUnitCode" && !digits).then(|| {
-                (
-                    name.to_owned(),
-                    format!("The value '{value}' of element 'TransportUnitCode' is not valid."),
-                )
-            })
-        })
-}
-
-/// An IE917 refusing `message` for `reason` at `element`.
-fn ie917(message: &IeMessage<'_, '_>, element: &str, reason: &str, at: OffsetDateTime) -> String {
+/// An IE917 (in `message`'s schema version) refusing `message` for `violations` of its Body.
+fn ie917(message: &IeMessage<'_, '_>, violations: &[Violation], at: OffsetDateTime) -> String {
+    let version = message.version.as_str();
     let correlation = message
         .root
         .descendants()
@@ -259,23 +239,70 @@ fn ie917(message: &IeMessage<'_, '_>, element: &str, reason: &str, at: OffsetDat
         .unwrap_or_default()
         .trim();
     let mut out = format!(
-        r#"<ie:IE917 xmlns:ie="{IE917_NS}"><ie:Header><ie:MessageSender>NDEA.DK</ie:MessageSender><ie:MessageRecipient>NDEA.DK</ie:MessageRecipient><ie:DateOfPreparation>{date}</ie:DateOfPreparation><ie:TimeOfPreparation>{time}</ie:TimeOfPreparation><ie:MessageIdentifier>{id}</ie:MessageIdentifier><ie:CorrelationIdentifier>"#,
+        r#"<ie:IE917 xmlns:ie="{IE_NAMESPACE_PREFIX}IE917:V{version}" xmlns:tms="{IE_NAMESPACE_PREFIX}TMS:V{version}"><ie:Header><tms:MessageSender>NDEA.DK</tms:MessageSender><tms:MessageRecipient>NDEA.DK</tms:MessageRecipient><tms:DateOfPreparation>{date}</tms:DateOfPreparation><tms:TimeOfPreparation>{hour:02}:{minute:02}:{second:02}</tms:TimeOfPreparation><tms:MessageIdentifier>{id}</tms:MessageIdentifier><tms:CorrelationIdentifier>"#,
         date = at.date(),
-        time = at.time(),
+        hour = at.hour(),
+        minute = at.minute(),
+        second = at.second(),
         id = fnv_base36(&format!("{correlation}{at}"), 20),
     );
     crate::escape_text(correlation, &mut out);
-    out.push_str(&format!(
-        "</ie:CorrelationIdentifier></ie:Header><ie:Body><ie:XmlNegativeAcknowledgement><ie:Attributes><ie:DateAndTimeOfIssuance>{}</ie:DateAndTimeOfIssuance></ie:Attributes><ie:XmlError><ie:ErrorReason>",
-        at.format(&Rfc3339).unwrap_or_default()
-    ));
-    crate::escape_text(reason, &mut out);
-    out.push_str("</ie:ErrorReason><ie:ErrorLocation>");
-    crate::escape_text(&format!("{}/{element}", message.message_type), &mut out);
     out.push_str(
-        "</ie:ErrorLocation></ie:XmlError></ie:XmlNegativeAcknowledgement></ie:Body></ie:IE917>",
+        "</tms:CorrelationIdentifier></ie:Header><ie:Body><ie:XmlNegativeAcknowledgement>",
     );
+    for violation in violations {
+        let (line, column) = position(message, &violation.path);
+        out.push_str(&format!(
+            "<ie:XmlError><ie:ErrorLineNumber>{line}</ie:ErrorLineNumber><ie:ErrorColumnNumber>{column}</ie:ErrorColumnNumber><ie:ErrorReason>"
+        ));
+        crate::escape_text(at_most(&violation.message, ERROR_TEXT_CHARS), &mut out);
+        out.push_str("</ie:ErrorReason><ie:ErrorLocation>");
+        crate::escape_text(at_most(&violation.path, ERROR_TEXT_CHARS), &mut out);
+        out.push_str("</ie:ErrorLocation></ie:XmlError>");
+    }
+    out.push_str("</ie:XmlNegativeAcknowledgement></ie:Body></ie:IE917>");
     out
+}
+
+/// How long an IE917's `ErrorReason` and `ErrorLocation` may be, in characters.
+const ERROR_TEXT_CHARS: usize = 350;
+
+/// The first `chars` characters of `text`.
+fn at_most(text: &str, chars: usize) -> &str {
+    text.char_indices()
+        .nth(chars)
+        .map_or(text, |(end, _)| &text[..end])
+}
+
+/// The line and column (from 1, the message's root element on line 1) of the element that
+/// `path` (`/IE815/Body/…/TransportDetails[1]/…`) names in `message`, or of its deepest
+/// ancestor there.
+fn position(message: &IeMessage<'_, '_>, path: &str) -> (u32, u32) {
+    let mut node = message.root;
+    for step in path.split('/').filter(|step| !step.is_empty()).skip(1) {
+        let (name, index) = match step.strip_suffix(']').and_then(|s| s.split_once('[')) {
+            Some((name, index)) => (name, index.parse::<usize>().unwrap_or(1)),
+            None => (step, 1),
+        };
+        match node
+            .children()
+            .filter(|child| child.is_element() && child.tag_name().name() == name)
+            .nth(index.saturating_sub(1))
+        {
+            Some(child) => node = child,
+            None => break,
+        }
+    }
+    let document = message.root.document();
+    let start = document.text_pos_at(message.root.range().start);
+    let here = document.text_pos_at(node.range().start);
+    let line = here.row - start.row + 1;
+    let column = if here.row == start.row {
+        here.col - start.col + 1
+    } else {
+        here.col
+    };
+    (line, column)
 }
 
 /// An ARC in EMCS's shape (two digits of the year, `DK`, 16 letters or digits and a check
@@ -324,6 +351,7 @@ fn fnv_base36(text: &str, len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::SchemaVersion;
     use crate::request::{KONTEKST_NS, VIRKSOMHED_NS};
 
     const IE815: &str = include_str!("samples/ie815.xml");
@@ -463,35 +491,82 @@ mod tests {
     }
 
     #[test]
-    fn skats_trigger_inputs_get_an_ie917() {
-        for (structure, ie, message, element) in [
+    fn skats_trigger_inputs_get_an_ie917_that_is_valid_itself() {
+        for (structure, ie, message, location, version) in [
             (
                 "OIOLedsageDokumentOpret",
                 "IE815",
-                IE815_TRIGGER,
-                "TransportUnitCode",
+                IE815_TRIGGER.to_owned(),
+                "/IE815/Body/SubmittedDraftOfEADESAD/TransportDetails[1]/TransportUnitCode",
+                SchemaVersion::V3_23,
             ),
             (
                 "OIOKvitteringOpret",
                 "IE818",
-                IE818_TRIGGER,
-                "DestinationOfficeInvalid",
+                IE818_TRIGGER.to_owned(),
+                "/IE818/Body/AcceptedOrRejectedReportOfReceiptExport",
+                SchemaVersion::V3_23,
+            ),
+            (
+                "OIOLedsageDokumentOpret",
+                "IE815",
+                IE815_TRIGGER.replace("V3.23", "V3.13"),
+                "/IE815/Body/SubmittedDraftOfEADESAD/TransportDetails[1]/TransportUnitCode",
+                SchemaVersion::V3_13,
             ),
         ] {
-            let answer = call(structure, ie, message);
+            let answer = call(structure, ie, &message);
             let answer = roxmltree::Document::parse(&answer).unwrap();
             assert!(text_of(&answer, "LedsagedokumentARCIdentifikator").is_none());
+            assert!(text_of(&answer, "FejlIdentifikator").is_none());
             let ie917 = text_of(&answer, "IE917BeskedTekst").unwrap();
             let ie917 = roxmltree::Document::parse(ie917).unwrap();
-            assert!(ie917.root_element().has_tag_name((IE917_NS, "IE917")));
-            let location = text_of(&ie917, "ErrorLocation").unwrap();
-            assert_eq!(location, format!("{ie}/{element}"));
+            let root = ie917.root_element();
+            assert_eq!(root.tag_name().name(), "IE917");
+            let own = IeMessage {
+                root,
+                message_type: "IE917",
+                version,
+            };
+            assert_eq!(own.validate(), Ok(()), "{ie} {version:?}");
+            assert_eq!(text_of(&ie917, "ErrorLocation"), Some(location));
             let correlation = text_of(&ie917, "CorrelationIdentifier").unwrap();
             assert!(
                 message.contains(&format!(">{correlation}<")),
                 "{correlation}"
             );
         }
+        // The line and column are those of the element in the message as sent.
+        let answer = call("OIOLedsageDokumentOpret", "IE815", IE815_TRIGGER);
+        let answer = roxmltree::Document::parse(&answer).unwrap();
+        let ie917 =
+            roxmltree::Document::parse(text_of(&answer, "IE917BeskedTekst").unwrap()).unwrap();
+        let line: usize = text_of(&ie917, "ErrorLineNumber").unwrap().parse().unwrap();
+        let column: usize = text_of(&ie917, "ErrorColumnNumber")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let sent = IE815_TRIGGER.split_once("?>").unwrap().1.trim_start();
+        let at = sent.lines().nth(line - 1).unwrap();
+        assert!(
+            at[column - 1..].starts_with("<ns26:TransportUnitCode>"),
+            "line {line} column {column}: {at}"
+        );
+    }
+
+    #[test]
+    fn a_message_emcs_cannot_correlate_is_error_400() {
+        let header = "<ie:Header ";
+        assert!(IE815.contains(header));
+        let headless =
+            IE815
+                .replacen(header, "<ie:Heading ", 1)
+                .replacen("</ie:Header>", "</ie:Heading>", 1);
+        let answer = call("OIOLedsageDokumentOpret", "IE815", &headless);
+        let answer = roxmltree::Document::parse(&answer).unwrap();
+        assert_eq!(text_of(&answer, "FejlIdentifikator"), Some("400"));
+        assert!(text_of(&answer, "IE917BeskedTekst").is_none());
+        assert!(text_of(&answer, "LedsagedokumentARCIdentifikator").is_none());
     }
 
     #[test]

@@ -240,7 +240,7 @@ impl<S: Store, B: BlobStore> EmcsGateway<S, B> {
             if !operators.is_empty() {
                 operators.check(&trader, caller_cvr)?;
             }
-            request.ie_message()?;
+            request.check_message_format()?;
             request.check_message_trader(&trader)
         });
         if let Err(error) = checked {

@@ -429,6 +429,32 @@ fn a_wss4j_client_submits_an_ie815_and_gets_a_signed_encrypted_arc() {
         .answer();
     assert!(body.contains("IE917BeskedTekst"), "{body}");
 
+    // An IE815 whose Header breaks its schema cannot be correlated to an IE917: the gateway
+    // answers 400 itself, and the call reaches no backend.
+    let unreadable_date = IE815.replace("DK82065873300", "DK30808460300").replacen(
+        ">2011-10-26</tms:DateOfPreparation>",
+        ">26.10.2011</tms:DateOfPreparation>",
+        1,
+    );
+    assert!(unreadable_date.contains(">26.10.2011<"));
+    let (body, _) = emcs
+        .call(
+            &emcs.user(0),
+            "OIOLedsageDokumentOpret",
+            "bad-header-1",
+            &structure("IE815", &unreadable_date),
+        )
+        .answer();
+    assert_eq!(errors(&body), ["400"], "{body}");
+    let username = &demo.manifest().emcs.as_ref().unwrap().users[0].username;
+    let transactions = demo.transactions(username);
+    assert!(
+        transactions
+            .iter()
+            .all(|t| t["ftp_transaction_id"] != "bad-header-1"),
+        "{transactions:?}"
+    );
+
     // An excise number no operator has (301); another company's SE number (302).
     let unknown = Caller {
         excise_number: "DK99999999999".into(),
