@@ -11,6 +11,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("cannot open database {path}: {source}")]
     Open { path: PathBuf, source: sqlx::Error },
+    #[error("cannot connect to the database: {0}")]
+    Connect(sqlx::Error),
     #[error("database error: {0}")]
     Database(sqlx::Error),
     /// A stored value this program cannot read back.

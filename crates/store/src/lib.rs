@@ -2,8 +2,8 @@
 //! ([`RoleStore`]), the append-only audit log ([`AuditLog`]), transactions with their
 //! outstanding work ([`TransactionLog`]), each user's `/out` ([`MailboxStore`]) and the
 //! portal's state ([`PortalStore`]), one trait per area; [`Store`] is all of them.
-//! [`SqliteStore`] is the embedded implementation; a PostgreSQL one is meant to follow with
-//! the same SQL wherever the dialects agree.
+//! [`SqliteStore`] is the embedded implementation, [`PostgresStore`] the one several nodes
+//! share; both run the same SQL (`shared/`), each with what is its own.
 //!
 //! Times are stored as ISO-8601 UTC text with microsecond precision
 //! (`2025-03-01T10:00:00.000000Z`); sub-microsecond parts are dropped.
@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 mod error;
 mod plan;
 mod portal;
+mod postgres;
 mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -31,6 +32,7 @@ pub use portal::{
     InitialCode, NewRegistrationJob, PortalAccount, PortalProfile, PortalSession,
     QueuedRegistration, RegistrationJob, RegistrationJobState,
 };
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use transactions::{
     Advance, Advanced, Expired, LeaseToken, NewOutFile, NewOutbound, NewTransaction, OutContent,

@@ -236,3 +236,23 @@ mod tests {
         assert_eq!(superseded, [("a", 1), ("b", 2)]);
     }
 }
+
+/// An order that concurrent writers must keep. A backend with several writers serialises
+/// the writers of the same order (PostgreSQL: a transaction-level advisory lock, held until
+/// commit); a backend with one writer keeps every such order by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Serialized<'a> {
+    /// Registrations and their jobs: what a registration reads decides what it writes.
+    Registrations,
+    /// Security changes: ids in commit order, so that a follower misses none.
+    SecurityChanges,
+    /// Audit events: ids in commit order, so that a follower misses none.
+    Audit,
+    /// Claims and postponements of work: a claim sees every postponement before it, so that
+    /// delivery stays FIFO per (user, service).
+    Claims,
+    /// The uploads of one user to one service: their work gets ids in commit order.
+    Uploads { user_id: i64, service: &'a str },
+    /// The files of one mailbox: a name replaced by one writer at a time, ids in commit order.
+    Mailbox(i64),
+}

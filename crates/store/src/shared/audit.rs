@@ -2,20 +2,21 @@
 //! the schema only before the retention cutoff, which only moves forward).
 
 use mftgw_domain::AuditEvent;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::BEGIN_WRITE;
+use super::{DbRow, Pool, begin_write, serialize};
+use crate::plan::Serialized;
 use crate::{AuditQuery, StoreError, StoreResult, timestamp};
 
 /// One commit for the batch, one prepared (and cached) statement run per event: batches are
 /// mostly a few events, and a statement built for each batch's size would be parsed anew.
-pub(super) async fn append(pool: &SqlitePool, events: &[AuditEvent]) -> StoreResult<()> {
+pub(super) async fn append(pool: &Pool, events: &[AuditEvent]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut transaction = begin_write(pool).await?;
+    serialize(&mut transaction, Serialized::Audit).await?;
     for event in events {
         sqlx::query(
             "INSERT INTO audit_log
@@ -37,10 +38,7 @@ pub(super) async fn append(pool: &SqlitePool, events: &[AuditEvent]) -> StoreRes
     Ok(())
 }
 
-pub(super) async fn events(
-    pool: &SqlitePool,
-    query: AuditQuery,
-) -> StoreResult<Vec<(i64, AuditEvent)>> {
+pub(super) async fn events(pool: &Pool, query: AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>> {
     let rows = sqlx::query(
         "SELECT id, at, action, outcome, reason, username, peer_ip, cert_fingerprint, detail
          FROM audit_log
@@ -64,12 +62,12 @@ pub(super) async fn events(
 /// Moves the retention cutoff to `before` (never back) and deletes the events before it up to
 /// id `through_id`, in one commit.
 pub(super) async fn expire(
-    pool: &SqlitePool,
+    pool: &Pool,
     before: OffsetDateTime,
     through_id: i64,
 ) -> StoreResult<u64> {
     let before = timestamp::to_text(before);
-    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut transaction = begin_write(pool).await?;
     sqlx::query("UPDATE audit_retention SET cutoff = $1 WHERE cutoff < $1")
         .bind(&before)
         .execute(&mut *transaction)
@@ -83,7 +81,7 @@ pub(super) async fn expire(
     Ok(deleted.rows_affected())
 }
 
-fn event_from_row(row: &SqliteRow) -> StoreResult<(i64, AuditEvent)> {
+fn event_from_row(row: &DbRow) -> StoreResult<(i64, AuditEvent)> {
     let id: i64 = row.try_get("id")?;
     let at: String = row.try_get("at")?;
     let outcome: String = row.try_get("outcome")?;

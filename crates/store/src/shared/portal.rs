@@ -1,13 +1,13 @@
 //! The Certificate Portal's records in SQLite. The trait documentation in the crate root says
 //! what each operation promises; this module says how.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteExecutor, SqlitePool};
+use sqlx::Row;
 use time::OffsetDateTime;
 
 use mftgw_domain::Username;
 
-use super::BEGIN_WRITE;
+use super::{Db, DbRow, Pool, begin_write, serialize};
+use crate::plan::Serialized;
 use crate::{
     InitialCode, NewRegistrationJob, PortalAccount, PortalProfile, PortalSession,
     QueuedRegistration, RegistrationJob, RegistrationJobState, StoreError, StoreResult, timestamp,
@@ -21,7 +21,7 @@ macro_rules! job_columns {
 }
 
 pub(super) async fn gateway_password_sealed(
-    pool: &SqlitePool,
+    pool: &Pool,
     username: &Username,
 ) -> StoreResult<Option<String>> {
     let sealed: Option<Option<String>> =
@@ -33,7 +33,7 @@ pub(super) async fn gateway_password_sealed(
 }
 
 pub(super) async fn portal_account(
-    pool: &SqlitePool,
+    pool: &Pool,
     username: &Username,
 ) -> StoreResult<Option<PortalAccount>> {
     let row = sqlx::query(
@@ -71,7 +71,7 @@ pub(super) async fn portal_account(
 }
 
 pub(super) async fn set_portal_password(
-    pool: &SqlitePool,
+    pool: &Pool,
     username: &Username,
     password_hash: &str,
     at: OffsetDateTime,
@@ -92,13 +92,13 @@ pub(super) async fn set_portal_password(
 /// Records a security change too when the interface choice changes (an AS4-only choice ends
 /// live FTPS sessions).
 pub(super) async fn set_portal_profile(
-    pool: &SqlitePool,
+    pool: &Pool,
     username: &Username,
     profile: &PortalProfile,
     at: OffsetDateTime,
 ) -> StoreResult<()> {
     let at = timestamp::to_text(at);
-    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut transaction = begin_write(pool).await?;
     let before: Option<String> =
         sqlx::query_scalar("SELECT interfaces FROM portal_accounts WHERE username = $1")
             .bind(username.as_str())
@@ -120,7 +120,7 @@ pub(super) async fn set_portal_profile(
     .await?;
     let default_interfaces = PortalProfile::default().interfaces;
     if before.as_deref().unwrap_or(&default_interfaces) != profile.interfaces {
-        super::record_security_change(&mut *transaction, username, "interfaces_changed", &at)
+        super::record_security_change(&mut transaction, username, "interfaces_changed", &at)
             .await?;
     }
     transaction.commit().await?;
@@ -128,7 +128,7 @@ pub(super) async fn set_portal_profile(
 }
 
 pub(super) async fn set_portal_initial_code(
-    pool: &SqlitePool,
+    pool: &Pool,
     username: &Username,
     code_hash: &str,
     expires_at: OffsetDateTime,
@@ -151,10 +151,7 @@ pub(super) async fn set_portal_initial_code(
     Ok(())
 }
 
-pub(super) async fn create_portal_session(
-    pool: &SqlitePool,
-    session: &PortalSession,
-) -> StoreResult<()> {
+pub(super) async fn create_portal_session(pool: &Pool, session: &PortalSession) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO portal_sessions
              (token_hash, username, cert_fingerprint, csrf_token, must_change_password,
@@ -174,7 +171,7 @@ pub(super) async fn create_portal_session(
 }
 
 pub(super) async fn portal_session(
-    pool: &SqlitePool,
+    pool: &Pool,
     token_hash: &str,
 ) -> StoreResult<Option<PortalSession>> {
     let row = sqlx::query(
@@ -205,7 +202,7 @@ pub(super) async fn portal_session(
 }
 
 pub(super) async fn touch_portal_session(
-    pool: &SqlitePool,
+    pool: &Pool,
     token_hash: &str,
     at: OffsetDateTime,
 ) -> StoreResult<()> {
@@ -217,7 +214,7 @@ pub(super) async fn touch_portal_session(
     Ok(())
 }
 
-pub(super) async fn delete_portal_session(pool: &SqlitePool, token_hash: &str) -> StoreResult<()> {
+pub(super) async fn delete_portal_session(pool: &Pool, token_hash: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM portal_sessions WHERE token_hash = $1")
         .bind(token_hash)
         .execute(pool)
@@ -226,7 +223,7 @@ pub(super) async fn delete_portal_session(pool: &SqlitePool, token_hash: &str) -
 }
 
 pub(super) async fn delete_portal_sessions_of(
-    pool: &SqlitePool,
+    pool: &Pool,
     username: &Username,
     except_certificate: Option<&str>,
 ) -> StoreResult<u64> {
@@ -242,7 +239,7 @@ pub(super) async fn delete_portal_sessions_of(
 }
 
 pub(super) async fn expire_portal_sessions(
-    pool: &SqlitePool,
+    pool: &Pool,
     before: OffsetDateTime,
 ) -> StoreResult<u64> {
     let result = sqlx::query("DELETE FROM portal_sessions WHERE last_seen_at < $1")
@@ -253,10 +250,11 @@ pub(super) async fn expire_portal_sessions(
 }
 
 pub(super) async fn request_registration(
-    pool: &SqlitePool,
+    pool: &Pool,
     job: NewRegistrationJob,
 ) -> StoreResult<(RegistrationJob, bool)> {
-    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut transaction = begin_write(pool).await?;
+    serialize(&mut transaction, Serialized::Registrations).await?;
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO registration_jobs
              (username, cert_fingerprint, cert_der, state, requested_at)
@@ -285,7 +283,7 @@ pub(super) async fn request_registration(
 }
 
 pub(super) async fn latest_registration<'e>(
-    executor: impl SqliteExecutor<'e>,
+    executor: impl sqlx::Executor<'e, Database = Db>,
     cert_fingerprint: &str,
 ) -> StoreResult<Option<RegistrationJob>> {
     let row = sqlx::query(concat!(
@@ -300,7 +298,7 @@ pub(super) async fn latest_registration<'e>(
 }
 
 pub(super) async fn queued_registrations(
-    pool: &SqlitePool,
+    pool: &Pool,
     limit: u32,
 ) -> StoreResult<Vec<QueuedRegistration>> {
     let rows = sqlx::query(concat!(
@@ -322,7 +320,7 @@ pub(super) async fn queued_registrations(
 }
 
 pub(super) async fn finish_registration(
-    pool: &SqlitePool,
+    pool: &Pool,
     job_id: i64,
     outcome: Result<(), String>,
     at: OffsetDateTime,
@@ -333,20 +331,24 @@ pub(super) async fn finish_registration(
     };
     // The certificate itself is kept only while the job waits: a registered one is in
     // `certificates`, a refused one is not needed.
+    let mut transaction = begin_write(pool).await?;
+    serialize(&mut transaction, Serialized::Registrations).await?;
     sqlx::query(
-        "UPDATE registration_jobs SET state = $1, finished_at = $2, error = $3, cert_der = X''
-         WHERE id = $4 AND state = 'queued'",
+        "UPDATE registration_jobs SET state = $1, finished_at = $2, error = $3, cert_der = $4
+         WHERE id = $5 AND state = 'queued'",
     )
     .bind(state.as_str())
     .bind(timestamp::to_text(at))
     .bind(error)
+    .bind(Vec::<u8>::new())
     .bind(job_id)
-    .execute(pool)
+    .execute(&mut *transaction)
     .await?;
+    transaction.commit().await?;
     Ok(())
 }
 
-fn job_from_row(row: &SqliteRow) -> StoreResult<RegistrationJob> {
+fn job_from_row(row: &DbRow) -> StoreResult<RegistrationJob> {
     let state: String = row.try_get("state")?;
     let requested_at: String = row.try_get("requested_at")?;
     Ok(RegistrationJob {

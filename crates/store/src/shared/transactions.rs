@@ -8,12 +8,13 @@ use mftgw_domain::{
     BlobKey, Mailbox, ServiceName, SkatTransactionId, Transaction, TransactionState, TransferMode,
     Username,
 };
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{BEGIN_WRITE, mailbox_id, user_id};
-use crate::plan::{last_of_each, transition_runs};
+use super::{
+    CLAIM_LOCKING, Db, DbRow, OUT_LISTING, Pool, begin_write, mailbox_id, serialize, user_id,
+};
+use crate::plan::{Serialized, last_of_each, transition_runs};
 use crate::{
     Advance, Advanced, Expired, LeaseToken, NewOutFile, NewOutbound, NewTransaction, OutContent,
     OutFileEntry, OutboundRecorded, Recorded, StoreError, StoreResult, WorkItem, timestamp,
@@ -32,16 +33,13 @@ macro_rules! transaction_columns {
     };
 }
 
-pub(super) async fn record_transaction(
-    pool: &SqlitePool,
-    new: NewTransaction,
-) -> StoreResult<Recorded> {
+pub(super) async fn record_transaction(pool: &Pool, new: NewTransaction) -> StoreResult<Recorded> {
     let received_at = timestamp::to_text(new.received_at);
     let state = match new.rejection {
         Some(_) => TransactionState::Rejected,
         None => TransactionState::Received,
     };
-    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut transaction = begin_write(pool).await?;
     // One statement for the user and the mailbox: every statement of an upload's commit is
     // a hand-off to the connection's thread.
     let mailbox_key = new.mailbox.key();
@@ -59,6 +57,14 @@ pub(super) async fn record_transaction(
         what: "mailbox",
         key: mailbox_key,
     })?;
+    serialize(
+        &mut transaction,
+        Serialized::Uploads {
+            user_id,
+            service: new.service.as_str(),
+        },
+    )
+    .await?;
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO transactions
              (skat_transaction_id, user_id, service, ftp_transaction_id, upload_path, size,
@@ -143,7 +149,7 @@ macro_rules! work_columns {
 }
 
 pub(super) async fn claim_work(
-    pool: &SqlitePool,
+    pool: &Pool,
     owner: &str,
     services: &[ServiceName],
     now: OffsetDateTime,
@@ -183,9 +189,10 @@ pub(super) async fn claim_work(
                 AND (work.lease_until IS NULL OR work.lease_until <= $1)
                 AND (held_back.from_work_id IS NULL OR work.id < held_back.from_work_id)
               ORDER BY work.id
-              LIMIT $2"
+              LIMIT $2{}"
         ),
-        placeholders.join(", ")
+        placeholders.join(", "),
+        CLAIM_LOCKING,
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(timestamp::to_text(now))
@@ -194,7 +201,8 @@ pub(super) async fn claim_work(
         query = query.bind(service.as_str());
     }
     // Read and claim in one write transaction, so that no other claim comes between.
-    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut transaction = begin_write(pool).await?;
+    serialize(&mut transaction, Serialized::Claims).await?;
     let rows = query.fetch_all(&mut *transaction).await?;
     let mut items = rows
         .iter()
@@ -224,12 +232,12 @@ pub(super) async fn claim_work(
 }
 
 pub(super) async fn renew_leases(
-    pool: &SqlitePool,
+    pool: &Pool,
     items: &[(i64, LeaseToken)],
     lease_until: OffsetDateTime,
 ) -> StoreResult<u64> {
     let lease_until = timestamp::to_text(lease_until);
-    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut transaction = begin_write(pool).await?;
     let mut renewed = 0;
     // A statement per few hundred claims: the worker renews a whole batch at once.
     for chunk in items.chunks(ROWS_PER_STATEMENT) {
@@ -254,13 +262,15 @@ pub(super) async fn renew_leases(
 }
 
 pub(super) async fn postpone_work(
-    pool: &SqlitePool,
+    pool: &Pool,
     transaction_id: i64,
     lease: LeaseToken,
     attempts: u32,
     due_at: OffsetDateTime,
     error: &str,
 ) -> StoreResult<bool> {
+    let mut transaction = begin_write(pool).await?;
+    serialize(&mut transaction, Serialized::Claims).await?;
     let updated = sqlx::query(
         "UPDATE work SET attempts = $1, due_at = $2, last_error = $3, last_attempt_at = $4,
                          lease_until = NULL, lease_owner = NULL
@@ -272,12 +282,13 @@ pub(super) async fn postpone_work(
     .bind(timestamp::to_text(OffsetDateTime::now_utc()))
     .bind(transaction_id)
     .bind(lease.0)
-    .execute(pool)
+    .execute(&mut *transaction)
     .await?;
+    transaction.commit().await?;
     Ok(updated.rows_affected() > 0)
 }
 
-pub(super) async fn pending_work(pool: &SqlitePool, limit: u32) -> StoreResult<Vec<WorkItem>> {
+pub(super) async fn pending_work(pool: &Pool, limit: u32) -> StoreResult<Vec<WorkItem>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         transaction_columns!(),
@@ -295,7 +306,7 @@ pub(super) async fn pending_work(pool: &SqlitePool, limit: u32) -> StoreResult<V
 }
 
 pub(super) async fn retry_work(
-    pool: &SqlitePool,
+    pool: &Pool,
     skat_transaction_id: &SkatTransactionId,
     now: OffsetDateTime,
 ) -> StoreResult<bool> {
@@ -310,7 +321,7 @@ pub(super) async fn retry_work(
     Ok(updated.rows_affected() > 0)
 }
 
-fn work_item_from_row(row: &SqliteRow) -> StoreResult<WorkItem> {
+fn work_item_from_row(row: &DbRow) -> StoreResult<WorkItem> {
     let attempts: i64 = row.try_get("attempts")?;
     let due_at: String = row.try_get("due_at")?;
     Ok(WorkItem {
@@ -330,8 +341,8 @@ fn work_item_from_row(row: &SqliteRow) -> StoreResult<WorkItem> {
 /// of their work) is then written a few hundred rows per statement. Under load every
 /// statement costs a hand-off to the connection's thread, and the delivery worker's batches
 /// of hundreds of steps took about a millisecond per step when each row was a statement.
-pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult<Advanced> {
-    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+pub(super) async fn advance(pool: &Pool, steps: &[Advance]) -> StoreResult<Advanced> {
+    let mut transaction = begin_write(pool).await?;
     // Per step, the mailbox of its transaction if the step moved it.
     let mut owners: Vec<Option<i64>> = Vec::with_capacity(steps.len());
     for run in transition_runs(steps, ROWS_PER_STATEMENT) {
@@ -364,7 +375,7 @@ pub(super) async fn advance(pool: &SqlitePool, steps: &[Advance]) -> StoreResult
 /// Moves the transactions of `run` (one transition, distinct transactions) from its `from`
 /// to its `to` state where they are still in `from`; per step, its mailbox if it moved.
 async fn change_states(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    transaction: &mut sqlx::Transaction<'_, Db>,
     run: &[Advance],
 ) -> StoreResult<Vec<Option<i64>>> {
     let ids: Vec<String> = (3..run.len() + 3).map(|n| format!("${n}")).collect();
@@ -408,7 +419,7 @@ fn value_tuples(rows: usize, columns: usize) -> String {
 }
 
 async fn record_statuses(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    transaction: &mut sqlx::Transaction<'_, Db>,
     statuses: &[(i64, StatusCode, String)],
 ) -> StoreResult<()> {
     for chunk in statuses.chunks(ROWS_PER_STATEMENT) {
@@ -432,7 +443,7 @@ async fn record_statuses(
 /// earlier one: a reused name, then a rejection), in the order given; returns the blob keys
 /// of the files replaced, for the caller to delete.
 async fn replace_out_files(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    transaction: &mut sqlx::Transaction<'_, Db>,
     files: Vec<(i64, &NewOutFile, String)>,
 ) -> StoreResult<Vec<BlobKey>> {
     let (latest, superseded) =
@@ -444,6 +455,12 @@ async fn replace_out_files(
             OutContent::Inline(_) => None,
         })
         .collect();
+    let mut mailboxes: Vec<i64> = latest.iter().map(|(mailbox_id, ..)| *mailbox_id).collect();
+    mailboxes.sort_unstable();
+    mailboxes.dedup();
+    for mailbox_id in mailboxes {
+        serialize(&mut *transaction, Serialized::Mailbox(mailbox_id)).await?;
+    }
     for chunk in latest.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "DELETE FROM out_files WHERE (mailbox_id, name) IN (VALUES {}) RETURNING blob_key",
@@ -481,7 +498,7 @@ async fn replace_out_files(
 
 /// Ends the work of finished transactions (a replay's work is ended by the replay).
 async fn finish_work(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    transaction: &mut sqlx::Transaction<'_, Db>,
     transaction_ids: &[i64],
 ) -> StoreResult<()> {
     for chunk in transaction_ids.chunks(ROWS_PER_STATEMENT) {
@@ -507,7 +524,7 @@ fn content_columns(content: &OutContent) -> (Option<&[u8]>, Option<&str>) {
 }
 
 pub(super) async fn transaction(
-    pool: &SqlitePool,
+    pool: &Pool,
     skat_transaction_id: &SkatTransactionId,
 ) -> StoreResult<Option<Transaction>> {
     let row = sqlx::query(concat!(
@@ -523,11 +540,11 @@ pub(super) async fn transaction(
 }
 
 pub(super) async fn record_outbound(
-    pool: &SqlitePool,
+    pool: &Pool,
     outbound: NewOutbound,
 ) -> StoreResult<OutboundRecorded> {
     let at = timestamp::to_text(outbound.at);
-    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut transaction = begin_write(pool).await?;
     let user_id = user_id(&mut *transaction, &outbound.username).await?;
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO outbound_files
@@ -590,7 +607,7 @@ pub(super) async fn record_outbound(
 }
 
 pub(super) async fn transactions(
-    pool: &SqlitePool,
+    pool: &Pool,
     username: Option<&Username>,
     limit: u32,
 ) -> StoreResult<Vec<Transaction>> {
@@ -610,7 +627,7 @@ pub(super) async fn transactions(
 }
 
 pub(super) async fn status_history(
-    pool: &SqlitePool,
+    pool: &Pool,
     transaction_id: i64,
 ) -> StoreResult<Vec<(StatusCode, OffsetDateTime)>> {
     let rows = sqlx::query(
@@ -636,13 +653,14 @@ pub(super) async fn status_history(
 }
 
 pub(super) async fn add_out_file(
-    pool: &SqlitePool,
+    pool: &Pool,
     mailbox: &Mailbox,
     file: NewOutFile,
     at: OffsetDateTime,
 ) -> StoreResult<bool> {
-    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut transaction = begin_write(pool).await?;
     let mailbox_id = mailbox_id(&mut *transaction, mailbox).await?;
+    serialize(&mut transaction, Serialized::Mailbox(mailbox_id)).await?;
     let (content, blob_key) = content_columns(&file.content);
     let inserted = sqlx::query(
         "INSERT INTO out_files (mailbox_id, name, size, content, blob_key, created_at)
@@ -661,32 +679,19 @@ pub(super) async fn add_out_file(
     Ok(inserted.rows_affected() > 0)
 }
 
-pub(super) async fn pending_upload_bytes(
-    pool: &SqlitePool,
-    username: &Username,
-) -> StoreResult<u64> {
+pub(super) async fn pending_upload_bytes(pool: &Pool, username: &Username) -> StoreResult<u64> {
     let user_id = user_id(pool, username).await?;
-    let bytes: i64 =
-        sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM work WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(pool)
-            .await?;
+    let bytes: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM work WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(pool)
+    .await?;
     Ok(u64::try_from(bytes).unwrap_or_default())
 }
 
-/// A mailbox's files as a JSON array of `[id, name, size, created_at]`. In index order, but
-/// an aggregate's order is not promised, and `ORDER BY` inside it would sort again.
-pub(super) const OUT_LISTING: &str =
-    "SELECT json_group_array(json_array(id, name, size, created_at))
-     FROM out_files WHERE mailbox_id = $1";
-
-/// Read from the covering index `out_files_listing`, as one row of JSON: row by row (sqlx
-/// hands each over from the connection's thread), with a sort and a table lookup per file,
-/// a `/out` of 10,000 files took about 35 ms to read, most of a `LIST`.
-pub(super) async fn out_files(
-    pool: &SqlitePool,
-    mailbox: &Mailbox,
-) -> StoreResult<Vec<OutFileEntry>> {
+/// The files of `mailbox`, in the order they appeared ([`super::OUT_LISTING`]).
+pub(super) async fn out_files(pool: &Pool, mailbox: &Mailbox) -> StoreResult<Vec<OutFileEntry>> {
     let mailbox_id = mailbox_id(pool, mailbox).await?;
     let listing: String = sqlx::query_scalar(OUT_LISTING)
         .bind(mailbox_id)
@@ -708,7 +713,7 @@ pub(super) async fn out_files(
 }
 
 pub(super) async fn out_file(
-    pool: &SqlitePool,
+    pool: &Pool,
     mailbox: &Mailbox,
     name: &str,
 ) -> StoreResult<Option<(OutFileEntry, OutContent)>> {
@@ -726,7 +731,7 @@ pub(super) async fn out_file(
 }
 
 pub(super) async fn delete_out_file(
-    pool: &SqlitePool,
+    pool: &Pool,
     mailbox: &Mailbox,
     name: &str,
 ) -> StoreResult<Option<OutContent>> {
@@ -742,10 +747,7 @@ pub(super) async fn delete_out_file(
     row.as_ref().map(out_content_from_row).transpose()
 }
 
-pub(super) async fn referenced_blobs(
-    pool: &SqlitePool,
-    keys: &[BlobKey],
-) -> StoreResult<Vec<BlobKey>> {
+pub(super) async fn referenced_blobs(pool: &Pool, keys: &[BlobKey]) -> StoreResult<Vec<BlobKey>> {
     let mut referenced = Vec::new();
     // SQLite allows 32,766 parameters per statement; stay well below.
     for chunk in keys.chunks(500) {
@@ -765,9 +767,9 @@ pub(super) async fn referenced_blobs(
     Ok(referenced)
 }
 
-pub(super) async fn expire(pool: &SqlitePool, before: OffsetDateTime) -> StoreResult<Expired> {
+pub(super) async fn expire(pool: &Pool, before: OffsetDateTime) -> StoreResult<Expired> {
     let before = timestamp::to_text(before);
-    let mut transaction = pool.begin_with(BEGIN_WRITE).await?;
+    let mut transaction = begin_write(pool).await?;
     let out_blobs: Vec<Option<String>> =
         sqlx::query_scalar("DELETE FROM out_files WHERE created_at < $1 RETURNING blob_key")
             .bind(&before)
@@ -834,7 +836,7 @@ fn parsed_all<T: std::str::FromStr<Err = mftgw_domain::InvalidId>>(
     texts.into_iter().map(|text| parsed(column, text)).collect()
 }
 
-fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
+fn transaction_from_row(row: &DbRow) -> StoreResult<Transaction> {
     let id: i64 = row.try_get("id")?;
     let state: String = row.try_get("state")?;
     let transfer_type: String = row.try_get("transfer_type")?;
@@ -878,7 +880,7 @@ fn transaction_from_row(row: &SqliteRow) -> StoreResult<Transaction> {
     })
 }
 
-fn out_file_entry_from_row(row: &SqliteRow) -> StoreResult<OutFileEntry> {
+fn out_file_entry_from_row(row: &DbRow) -> StoreResult<OutFileEntry> {
     let created_at: String = row.try_get("created_at")?;
     Ok(OutFileEntry {
         name: row.try_get("name")?,
@@ -887,7 +889,7 @@ fn out_file_entry_from_row(row: &SqliteRow) -> StoreResult<OutFileEntry> {
     })
 }
 
-fn out_content_from_row(row: &SqliteRow) -> StoreResult<OutContent> {
+fn out_content_from_row(row: &DbRow) -> StoreResult<OutContent> {
     let content: Option<Vec<u8>> = row.try_get("content")?;
     let blob_key: Option<String> = row.try_get("blob_key")?;
     match (content, blob_key) {

@@ -4,15 +4,19 @@
 
 use std::sync::Arc;
 
-use mftgw_domain::AuditEvent;
+use mftgw_domain::{AuditEvent, Mailbox};
 use time::OffsetDateTime;
 
+use sqlx::Row;
+
 use super::*;
+use crate::prelude::*;
 use crate::testing::{
     self, ACTIVATE_AT, FIRST_FINGERPRINT, FIRST_HASH, TempDir, USERNAME, id, registration,
     with_user,
 };
 use crate::testing::{service, user};
+use crate::{AuditQuery, RoleSource};
 
 /// The conformance suite on fresh stores in files: one writer connection and a pool of
 /// readers, so that the racing checks meet the store as the gateway opens it.
@@ -224,7 +228,7 @@ async fn a_listing_reads_only_its_index() {
     with_user(&store).await;
     let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
         "EXPLAIN QUERY PLAN {}",
-        transactions::OUT_LISTING
+        OUT_LISTING
     )))
     .bind(1)
     .fetch_all(&store.reader)
