@@ -20,7 +20,7 @@ use crate::support::{Demo, run};
 mod wss4j;
 use wss4j::{KeyStore, Wss4j, trust_store};
 
-const IE815: &str = include_str!("../../../emcs/src/samples/ie815.xml");
+pub(crate) const IE815: &str = include_str!("../../../emcs/src/samples/ie815.xml");
 const IE815_IE917: &str =
     include_str!("../../../emcs/src/samples/ie815-triggers-ie917-response.xml");
 const IE818: &str = include_str!("../../../emcs/src/samples/ie818.xml");
@@ -31,7 +31,7 @@ const VIRKSOMHED_NS: &str =
 const EMCS_NS: &str = "urn:oio:skat:emcs:1.0.1";
 
 /// A certificate and key to call with: a PKCS#12 file and its password.
-struct Caller {
+pub(crate) struct Caller {
     p12: PathBuf,
     p12_password: String,
     se_number: String,
@@ -192,17 +192,9 @@ impl<'a> Emcs<'a> {
             self.dir.join(format!("{name}.{suffix}.xml"))
         };
         for call in calls {
-            let element = SERVICES
-                .iter()
-                .find(|service| service.name == call.service)
-                .unwrap_or_else(|| panic!("no service {}", call.service))
-                .request_element();
             let envelope = format!(
-                r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header/><soapenv:Body><s:{element} xmlns:s="urn:oio:skat:emcs:ws:1.0.1" xmlns:k="{KONTEKST_NS}" xmlns:v="{VIRKSOMHED_NS}" xmlns:e="{EMCS_NS}"><k:HovedOplysninger><k:TransaktionIdentifikator>{id}</k:TransaktionIdentifikator><k:TransaktionTid>{time}</k:TransaktionTid></k:HovedOplysninger><s:VirksomhedIdentifikationStruktur><s:Indberetter><v:VirksomhedSENummerIdentifikator>{se}</v:VirksomhedSENummerIdentifikator></s:Indberetter><e:AfgiftOperatoerPunktAfgiftIdentifikator>{excise}</e:AfgiftOperatoerPunktAfgiftIdentifikator></s:VirksomhedIdentifikationStruktur>{content}</s:{element}></soapenv:Body></soapenv:Envelope>"#,
-                id = call.transaction_id,
-                se = caller.se_number,
-                excise = caller.excise_number,
-                content = call.content,
+                r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header/><soapenv:Body>{}</soapenv:Body></soapenv:Envelope>"#,
+                request_element(caller, call, time),
             );
             std::fs::write(file(call, "request"), envelope).unwrap();
         }
@@ -284,14 +276,31 @@ impl<'a> Emcs<'a> {
 
 /// One call: to which service, with which TransaktionIdentifikator and `_I` content after
 /// the trader.
-struct Call<'a> {
-    service: &'a str,
-    transaction_id: &'a str,
-    content: &'a str,
+pub(crate) struct Call<'a> {
+    pub(crate) service: &'a str,
+    pub(crate) transaction_id: &'a str,
+    pub(crate) content: &'a str,
+}
+
+/// The `_I` element of `call` by `caller` at `time` (its TransaktionTid): the HovedOplysninger,
+/// the trader, then the call's content.
+pub(crate) fn request_element(caller: &Caller, call: &Call<'_>, time: &str) -> String {
+    let element = SERVICES
+        .iter()
+        .find(|service| service.name == call.service)
+        .unwrap_or_else(|| panic!("no service {}", call.service))
+        .request_element();
+    format!(
+        r#"<s:{element} xmlns:s="urn:oio:skat:emcs:ws:1.0.1" xmlns:k="{KONTEKST_NS}" xmlns:v="{VIRKSOMHED_NS}" xmlns:e="{EMCS_NS}"><k:HovedOplysninger><k:TransaktionIdentifikator>{id}</k:TransaktionIdentifikator><k:TransaktionTid>{time}</k:TransaktionTid></k:HovedOplysninger><s:VirksomhedIdentifikationStruktur><s:Indberetter><v:VirksomhedSENummerIdentifikator>{se}</v:VirksomhedSENummerIdentifikator></s:Indberetter><e:AfgiftOperatoerPunktAfgiftIdentifikator>{excise}</e:AfgiftOperatoerPunktAfgiftIdentifikator></s:VirksomhedIdentifikationStruktur>{content}</s:{element}>"#,
+        id = call.transaction_id,
+        se = caller.se_number,
+        excise = caller.excise_number,
+        content = call.content,
+    )
 }
 
 /// An IE document as `<ie>Struktur` content, its XML declaration dropped.
-fn structure(ie: &str, message: &str) -> String {
+pub(crate) fn structure(ie: &str, message: &str) -> String {
     let message = message
         .trim_start()
         .strip_prefix("<?xml")
@@ -302,7 +311,7 @@ fn structure(ie: &str, message: &str) -> String {
 
 /// The text of the first element of local name `name` in `xml`, whatever its prefix and
 /// attributes, unescaped.
-fn element_text(xml: &str, name: &str) -> Option<String> {
+pub(crate) fn element_text(xml: &str, name: &str) -> Option<String> {
     let (_, rest) = xml.match_indices(name).find_map(|(at, _)| {
         let before = xml[..at].chars().next_back()?;
         let after = xml[at + name.len()..].chars().next()?;
@@ -320,7 +329,7 @@ fn element_text(xml: &str, name: &str) -> Option<String> {
 }
 
 /// The error codes of an answer's `FejlStruktur`s.
-fn errors(body: &str) -> Vec<String> {
+pub(crate) fn errors(body: &str) -> Vec<String> {
     body.match_indices("FejlIdentifikator>")
         .filter_map(|(at, _)| {
             let rest = &body[at + "FejlIdentifikator>".len()..];

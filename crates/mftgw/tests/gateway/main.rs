@@ -11,6 +11,7 @@ mod crash;
 mod delivery;
 mod ekapital;
 mod emcs;
+mod emcs_python;
 mod hardening;
 mod heartbeat;
 mod http_delivery;
