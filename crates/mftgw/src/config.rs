@@ -199,26 +199,67 @@ impl AuditConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// Which implementation holds the gateway's state.
-    pub kind: StoreKind,
-    /// How often the write-ahead log is copied into the database and truncated.
+    /// Which implementation holds the gateway's state; unset, the one `database` names
+    /// (none: the embedded SQLite file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<StoreKind>,
+    /// The PostgreSQL database the nodes share, as a URL
+    /// (`postgres://user:password@host:5432/database`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// How often the write-ahead log is copied into the database and truncated (SQLite).
     pub checkpoint_secs: u64,
 }
 
 /// The store implementations a gateway can run on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreKind {
     /// The embedded SQLite file `<data_dir>/mftgw.sqlite`, with the blobs under
     /// `<data_dir>/files/`: one node.
-    #[default]
     Sqlite,
+    /// A PostgreSQL database that several nodes share (`database`).
+    Postgres,
+}
+
+/// The store a configuration selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectedStore {
+    /// The embedded SQLite file.
+    Embedded,
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+impl StoreConfig {
+    /// The store `kind` and `database` select, or why they contradict each other.
+    pub fn selected(&self) -> anyhow::Result<SelectedStore> {
+        let postgres_url =
+            |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+        match (self.kind, self.database.as_deref()) {
+            (None | Some(StoreKind::Sqlite), None) => Ok(SelectedStore::Embedded),
+            (None | Some(StoreKind::Postgres), Some(url)) if postgres_url(url) => {
+                Ok(SelectedStore::Postgres(url.to_owned()))
+            }
+            (Some(StoreKind::Postgres), None) => {
+                anyhow::bail!("[store] kind = \"postgres\" needs database = \"postgres://…\"")
+            }
+            (Some(StoreKind::Sqlite), Some(_)) => anyhow::bail!(
+                "[store] database names a PostgreSQL server, but kind = \"sqlite\" keeps the \
+                 store in data_dir: drop one of them"
+            ),
+            (_, Some(_)) => {
+                anyhow::bail!("[store] database must be a postgres:// URL")
+            }
+        }
+    }
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
-            kind: StoreKind::default(),
+            kind: None,
+            database: None,
             checkpoint_secs: 60,
         }
     }

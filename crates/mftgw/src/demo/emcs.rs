@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use mftgw_domain::ServiceName;
 use mftgw_emcs::services::{Kind, SERVICES};
-use mftgw_store::SqliteStore;
+use mftgw_store::Store;
 use mftgw_testpki::{ClientCredentials, ClientProfile, ClientSpec, TestPki, Validity};
 use serde::{Deserialize, Serialize};
 
@@ -197,10 +197,10 @@ pub fn config(pki: &TestPki, port: u16) -> anyhow::Result<EmcsConfig> {
 }
 
 /// Registers the callers and the refusal cases, grants the role; what `demo.json` says.
-pub async fn enroll(
+pub async fn enroll<S: Store>(
     emcs: &EmcsConfig,
     pki: &TestPki,
-    directory: &Users<SqliteStore>,
+    directory: &Users<S>,
     registrant: &Registrant<'_>,
 ) -> anyhow::Result<EmcsEndpoint> {
     let role = ServiceName::parse(EMCS_ROLE)?;

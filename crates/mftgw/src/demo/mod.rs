@@ -12,7 +12,7 @@ use anyhow::Context;
 use mftgw_domain::user::UserState;
 use mftgw_domain::{InvalidId, ServiceName, Username};
 use mftgw_oces::trust::TrustStore;
-use mftgw_store::SqliteStore;
+use mftgw_store::Store;
 use mftgw_testpki::{ClientCredentials, TestPki};
 use rustls::pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{
     ApiConfig, BackendConfig, Config, ConnectorConfig, DeliveryConfig, FtpsConfig, PortalConfig,
-    RegistrationConfig, TlsConfig,
+    RegistrationConfig, StoreConfig, TlsConfig,
 };
+use crate::stores;
 use mftgw_core::audit::Auditor;
 use mftgw_core::delivery::Behaviour;
 use mftgw_core::keys;
@@ -53,6 +54,11 @@ pub struct DemoArgs {
     /// The EMCS B2B web services (HTTPS, WS-Security).
     #[arg(long, default_value_t = 8445)]
     pub emcs_port: u16,
+    /// Keep the gateway's state in this PostgreSQL database (`postgres://…`) instead of the
+    /// embedded SQLite file. It must be empty, or hold this data directory's demo (its
+    /// passwords are in `demo.json`); `--reset` does not empty it.
+    #[arg(long)]
+    pub database: Option<String>,
     /// Delete the data directory first.
     #[arg(long)]
     pub reset: bool,
@@ -308,7 +314,10 @@ fn demo_config(
         },
         roles: Default::default(),
         audit: Default::default(),
-        store: Default::default(),
+        store: StoreConfig {
+            database: args.database.clone(),
+            ..StoreConfig::default()
+        },
         services: Default::default(),
         emcs: Some(emcs::config(pki, args.emcs_port)?),
     })
@@ -358,20 +367,37 @@ fn demo_backends(data_dir: &Path, tokens: &DemoTokens) -> anyhow::Result<Vec<Bac
     ])
 }
 
-/// Registers the demo users and the refusal cases; returns the manifest.
+/// Registers the demo users and the refusal cases in the configured store; returns the
+/// manifest.
 async fn enroll(config: &Config, pki: &TestPki) -> anyhow::Result<DemoManifest> {
-    let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
-    let auditor = Auditor::start(Arc::clone(&store), config.audit.settings());
-    let users = Users::new(store, Arc::clone(&auditor), Arc::new(config.catalogue()?));
-    let enrolled = enroll_into(config, pki, &users).await;
-    auditor.drain().await;
-    enrolled
+    stores::on_store(config, Enrollment { config, pki }).await
 }
 
-async fn enroll_into(
+struct Enrollment<'a> {
+    config: &'a Config,
+    pki: &'a TestPki,
+}
+
+impl stores::OnStore for Enrollment<'_> {
+    type Output = DemoManifest;
+
+    async fn run<S: Store>(self, store: Arc<S>) -> anyhow::Result<DemoManifest> {
+        let auditor = Auditor::start(Arc::clone(&store), self.config.audit.settings());
+        let users = Users::new(
+            store,
+            Arc::clone(&auditor),
+            Arc::new(self.config.catalogue()?),
+        );
+        let enrolled = enroll_into(self.config, self.pki, &users).await;
+        auditor.drain().await;
+        enrolled
+    }
+}
+
+async fn enroll_into<S: Store>(
     config: &Config,
     pki: &TestPki,
-    directory: &Users<SqliteStore>,
+    directory: &Users<S>,
 ) -> anyhow::Result<DemoManifest> {
     let key = keys::load_or_create_password_key(&config.password_key_path())?;
     let trust = TrustStore::load(

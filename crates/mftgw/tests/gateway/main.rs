@@ -21,6 +21,7 @@ mod legacy;
 mod operator;
 mod portal;
 mod portal_browser;
+mod postgres;
 mod refusals;
 mod roles;
 mod transactions;

@@ -25,12 +25,20 @@ pub struct Demo {
     child: Child,
     /// How many times the gateway's log has said it is listening (it is kept across restarts).
     listening_seen: usize,
+    /// Arguments of `mftgw demo` besides the data directory and ports, kept for restarts.
+    args: Vec<String>,
 }
 
 /// A command that runs the gateway (`prlimit … --`, `strace … --`), or nothing.
 pub type Launcher<'a> = &'a [&'a str];
 
-fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)], launcher: Launcher<'_>) -> Child {
+fn spawn_demo(
+    dir: &Path,
+    port: u16,
+    env: &[(&str, &str)],
+    launcher: Launcher<'_>,
+    args: &[String],
+) -> Child {
     std::fs::create_dir_all(dir.join("data")).unwrap();
     let mut command = match launcher.split_first() {
         Some((program, args)) => {
@@ -54,6 +62,7 @@ fn spawn_demo(dir: &Path, port: u16, env: &[(&str, &str)], launcher: Launcher<'_
         .args(["--legacy-port", &legacy_port.to_string()])
         .arg("--legacy-passive-ports")
         .arg(format!("{}-{}", PASSIVE_RANGE.start(), PASSIVE_RANGE.end()))
+        .args(args)
         .env("MFTGW_LOG", "info")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
@@ -122,6 +131,22 @@ impl Demo {
         setup: impl Fn(&Path),
         launcher: Launcher<'_>,
     ) -> Demo {
+        Demo::launch(env, setup, launcher, Vec::new())
+    }
+
+    /// Starts `mftgw demo` with these arguments besides the data directory and ports
+    /// (`--database <url>`, say).
+    pub fn start_with_args(args: &[&str]) -> Demo {
+        let args = args.iter().map(|arg| arg.to_string()).collect();
+        Demo::launch(&[], |_| {}, &[], args)
+    }
+
+    fn launch(
+        env: &[(&str, &str)],
+        setup: impl Fn(&Path),
+        launcher: Launcher<'_>,
+        args: Vec<String>,
+    ) -> Demo {
         // A port free a moment ago can be taken (by another test's passive listener) before
         // the demo binds it; then the demo exits saying so, and we try another port.
         for attempt in 1..=START_ATTEMPTS {
@@ -129,13 +154,14 @@ impl Demo {
             std::fs::create_dir_all(dir.path().join("data")).unwrap();
             setup(&dir.path().join("data"));
             let [port] = free_ports(0);
-            let child = spawn_demo(dir.path(), port, env, launcher);
+            let child = spawn_demo(dir.path(), port, env, launcher, &args);
             let mut demo = Demo {
                 manifest: None,
                 dir,
                 port,
                 child,
                 listening_seen: 0,
+                args: args.clone(),
             };
             match demo.wait_until_ready() {
                 Ok(()) => return demo,
@@ -167,7 +193,7 @@ impl Demo {
         for attempt in 1..=START_ATTEMPTS {
             // The log is kept across restarts: only this start's lost ports count.
             let lost_before = self.log().matches(PORT_TAKEN).count();
-            self.child = spawn_demo(self.dir.path(), self.port, env, &[]);
+            self.child = spawn_demo(self.dir.path(), self.port, env, &[], &self.args);
             match self.wait_until_ready() {
                 Ok(()) => return,
                 Err(log)

@@ -1,0 +1,105 @@
+//! The gateway on PostgreSQL: `mftgw demo --database <url>` keeps its state in the machine's
+//! PostgreSQL (`MFTGW_TEST_POSTGRES_URL`, in a schema of this test's own), and a heartbeat
+//! upload goes as on the embedded store: `226`, the status files and the response in `/out`,
+//! an answered transaction that the admin CLI reads from the same database; killed and
+//! started again, the gateway still has it all.
+
+use std::process::Command;
+
+use crate::support::{Demo, curl, heartbeat_files, out_names, run, wait_for_out};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A schema of the test database, dropped with the guard.
+struct Schema {
+    name: String,
+}
+
+impl Schema {
+    fn create() -> Schema {
+        let name = format!("mftgw_gateway_{}", std::process::id());
+        psql(&format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+        ));
+        Schema { name }
+    }
+
+    /// The database's URL with this schema as the search path.
+    fn url(&self) -> String {
+        format!("{}?options=-c%20search_path%3D{}", base_url(), self.name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+fn base_url() -> String {
+    std::env::var("MFTGW_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// What `psql` prints for `sql`, unaligned and without headers.
+fn psql(sql: &str) -> String {
+    let (ok, out, err) =
+        run(Command::new("psql")
+            .arg(base_url())
+            .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql]));
+    assert!(
+        ok,
+        "psql {sql}: {err} (is PostgreSQL at {} reachable?)",
+        base_url()
+    );
+    out.trim().to_owned()
+}
+
+#[test]
+fn a_gateway_on_postgresql_answers_an_upload_and_keeps_it_across_a_crash() {
+    let schema = Schema::create();
+    let mut demo = Demo::start_with_args(&["--database", &schema.url()]);
+    assert!(
+        !demo.data_dir().join("mftgw.sqlite").exists(),
+        "the demo opened the embedded store"
+    );
+    let users: u64 = psql(&format!("SELECT COUNT(*) FROM {}.users", schema.name))
+        .parse()
+        .unwrap();
+    assert!(users >= 4, "{users} users in PostgreSQL");
+
+    let user = demo.user(0);
+    let name = format!("pg{}-hb01.xml", std::process::id());
+    let body = demo.dir.path().join("ping.xml");
+    std::fs::write(&body, "<ping/>\n").unwrap();
+    let (ok, _, log) = curl(
+        &demo,
+        &user,
+        &format!("/FTPSGW.Heartbeat/{name}"),
+        &["-v", "-T", body.to_str().unwrap()],
+    );
+    assert!(ok, "upload failed: {log}");
+    let skat_id = log
+        .lines()
+        .find_map(|line| line.strip_prefix("< 226 Transfer complete: transaction "))
+        .unwrap_or_else(|| panic!("no 226 in:\n{log}"))
+        .trim()
+        .to_owned();
+
+    let expected = heartbeat_files(&name);
+    assert_eq!(wait_for_out(&demo, &user, &expected), expected);
+    let state = psql(&format!(
+        "SELECT state FROM {}.transactions WHERE skat_transaction_id = '{skat_id}'",
+        schema.name
+    ));
+    assert_eq!(state, "answered");
+
+    demo.kill();
+    demo.start_again(&[]);
+    assert_eq!(out_names(&demo, &user), expected);
+    let transactions = demo.transactions(&user.username);
+    let transaction = transactions
+        .iter()
+        .find(|t| t["skat_transaction_id"] == skat_id.as_str())
+        .unwrap_or_else(|| panic!("{transactions:?}"));
+    assert_eq!(transaction["state"], "answered");
+}
