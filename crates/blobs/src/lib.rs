@@ -17,9 +17,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 mod hashing;
 mod local;
+mod s3;
 
 pub use hashing::Hashing;
 pub use local::{LocalBlobStore, LocalBlobWriter};
+pub use s3::{MAX_PARTS_IN_FLIGHT, S3BlobStore, S3BlobWriter, S3Settings};
 
 /// What a finished blob holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,13 @@ pub trait BlobStore: Send + Sync + 'static {
         &self,
         before: SystemTime,
     ) -> impl Future<Output = io::Result<Vec<BlobKey>>> + Send;
+}
+
+/// A fresh key: 128 random bits.
+fn new_key() -> io::Result<BlobKey> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| io::Error::other("no randomness"))?;
+    Ok(BlobKey::from_bytes(&bytes))
 }
 
 /// A blob being written. Dropping it without [`finish`](BlobWriter::finish) discards it.

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use tokio::fs::File;
 use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufWriter};
 
-use crate::{BlobInfo, BlobKey, BlobStore, BlobWriter, Hashing};
+use crate::{BlobInfo, BlobKey, BlobStore, BlobWriter, Hashing, new_key};
 
 const INCOMING: &str = "incoming";
 const BLOBS: &str = "blobs";
@@ -70,12 +70,6 @@ impl LocalBlobStore {
     fn path_of(&self, key: &BlobKey) -> PathBuf {
         self.blobs.join(key.as_str())
     }
-}
-
-fn new_key() -> io::Result<BlobKey> {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| io::Error::other("no randomness"))?;
-    Ok(BlobKey::from_bytes(&bytes))
 }
 
 async fn sync_directory(directory: PathBuf) -> io::Result<()> {
@@ -217,72 +211,10 @@ impl AsyncWrite for LocalBlobWriter {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::AsyncReadExt;
-
     use super::*;
-
-    async fn read_all(store: &LocalBlobStore, key: &BlobKey, offset: u64) -> Vec<u8> {
-        let mut content = Vec::new();
-        store
-            .open(key, offset)
-            .await
-            .unwrap()
-            .read_to_end(&mut content)
-            .await
-            .unwrap();
-        content
-    }
 
     fn files_in(directory: &Path) -> usize {
         std::fs::read_dir(directory).unwrap().count()
-    }
-
-    #[tokio::test]
-    async fn a_finished_blob_reads_back_with_its_hash() {
-        let root = tempfile::tempdir().unwrap();
-        let store = LocalBlobStore::open(root.path()).await.unwrap();
-        let mut writer = store.create().await.unwrap();
-        let key = writer.key().clone();
-        writer.write_all(b"hello ").await.unwrap();
-        writer.write_all(b"world").await.unwrap();
-        let info = writer.finish().await.unwrap();
-        assert_eq!(info.key, key);
-        assert_eq!(info.size, 11);
-        assert_eq!(
-            info.sha256,
-            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
-        );
-        assert_eq!(read_all(&store, &key, 0).await, b"hello world");
-        assert_eq!(read_all(&store, &key, 6).await, b"world");
-        assert_eq!(files_in(&root.path().join(INCOMING)), 0);
-        store.delete(&key).await.unwrap();
-        assert!(store.open(&key, 0).await.is_err());
-        store.delete(&key).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn blobs_are_listed_by_when_they_were_finished() {
-        let root = tempfile::tempdir().unwrap();
-        let store = LocalBlobStore::open(root.path()).await.unwrap();
-        let mut writer = store.create().await.unwrap();
-        writer.write_all(b"old").await.unwrap();
-        let old = writer.finish().await.unwrap().key;
-        let between = SystemTime::now();
-        // Past any file system's time granularity.
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-        let mut writer = store.create().await.unwrap();
-        writer.write_all(b"new").await.unwrap();
-        let new = writer.finish().await.unwrap().key;
-        let finished_first = store.finished_before(between).await.unwrap();
-        assert_eq!(finished_first, std::slice::from_ref(&old));
-        let mut all = store
-            .finished_before(SystemTime::now() + std::time::Duration::from_secs(1))
-            .await
-            .unwrap();
-        all.sort();
-        let mut expected = vec![old, new];
-        expected.sort();
-        assert_eq!(all, expected);
     }
 
     #[tokio::test]

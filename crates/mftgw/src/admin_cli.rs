@@ -477,7 +477,7 @@ async fn print_transactions<S: Store>(
             transaction
                 .blob_key
                 .as_ref()
-                .map(|key| mftgw_blobs::LocalBlobStore::blob_path(&config.blobs_path(), key))
+                .map(|key| config.blob_location(key))
         );
         println!("{line}");
     }

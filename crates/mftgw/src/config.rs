@@ -37,6 +37,8 @@ pub struct Config {
     #[serde(default)]
     pub store: StoreConfig,
     #[serde(default)]
+    pub blobs: BlobsConfig,
+    #[serde(default)]
     pub services: ServicesConfig,
     /// The legacy "Secure FTP" listener (seed 003), if any: the same settings as `[ftps]`
     /// for a second listener whose users log in by certificate alone and share their
@@ -261,6 +263,75 @@ impl Default for StoreConfig {
             kind: None,
             database: None,
             checkpoint_secs: 60,
+        }
+    }
+}
+
+/// Where uploads and large `/out` files are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobsConfig {
+    /// A bucket several nodes share; none: `<data_dir>/files/`, this node's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
+    /// How old an object in the bucket must be before the orphan sweep may take it: longer
+    /// than any upload takes from its body's end to its commit on any node.
+    pub orphan_age_secs: u64,
+}
+
+impl Default for BlobsConfig {
+    fn default() -> Self {
+        BlobsConfig {
+            s3: None,
+            orphan_age_secs: 3600,
+        }
+    }
+}
+
+/// An S3-compatible bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// `https://s3.eu-north-1.amazonaws.com`, `http://127.0.0.1:9000`; none: AWS's for
+    /// `region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub access_key_id: String,
+    /// Better given in the environment: `MFTGW__BLOBS__S3__SECRET_ACCESS_KEY`.
+    pub secret_access_key: String,
+    /// `bucket.host` addressing; by default `host/bucket` (path style).
+    #[serde(default)]
+    pub virtual_hosted_style: bool,
+    /// The blobs' prefix in the bucket.
+    #[serde(default)]
+    pub prefix: String,
+    /// A multipart upload's part size, and the largest blob put whole (S3: at least 5 MiB).
+    #[serde(default = "default_part_bytes")]
+    pub part_bytes: usize,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+fn default_part_bytes() -> usize {
+    8 * 1024 * 1024
+}
+
+impl S3Config {
+    pub fn settings(&self) -> mftgw_blobs::S3Settings {
+        mftgw_blobs::S3Settings {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            virtual_hosted_style: self.virtual_hosted_style,
+            prefix: self.prefix.clone(),
+            part_bytes: self.part_bytes,
         }
     }
 }
@@ -678,6 +749,24 @@ impl Config {
     /// The local blob store: uploads and large `/out` files.
     pub fn blobs_path(&self) -> PathBuf {
         self.data_dir.join("files")
+    }
+
+    /// Where the blob `key` is kept: a file, or an object of the bucket.
+    pub fn blob_location(&self, key: &mftgw_blobs::BlobKey) -> String {
+        match &self.blobs.s3 {
+            Some(s3) => {
+                let prefix = s3.prefix.trim_matches('/');
+                let prefix = if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{prefix}/")
+                };
+                format!("s3://{}/{prefix}{key}", s3.bucket)
+            }
+            None => mftgw_blobs::LocalBlobStore::blob_path(&self.blobs_path(), key)
+                .display()
+                .to_string(),
+        }
     }
 
     /// Where expired audit events are archived.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mftgw_blobs::LocalBlobStore;
+use mftgw_blobs::{BlobStore, LocalBlobStore, S3BlobStore};
 use mftgw_domain::Profile;
 use mftgw_domain::catalogue::ServiceCatalogue;
 use mftgw_ftps::{
@@ -63,34 +63,46 @@ struct Serve {
 impl OnStore for Serve {
     type Output = ();
 
+    /// Opens the configured blob store too, and says which blobs the start-up sweep may
+    /// judge: in a directory this process holds alone, every blob finished until now (no
+    /// upload is in flight yet); in a bucket other nodes write to, only those older than
+    /// `[blobs] orphan_age_secs`.
     async fn run<S: Store>(self, store: Arc<S>) -> anyhow::Result<()> {
-        serve_on(self.config, self.catalogue, store).await
+        let now = std::time::SystemTime::now();
+        match &self.config.blobs.s3 {
+            None => {
+                let path = self.config.blobs_path();
+                let blobs = LocalBlobStore::open(&path)
+                    .await
+                    .with_context(|| format!("opening the blob store {}", path.display()))?;
+                serve_on(self.config, self.catalogue, store, Arc::new(blobs), now).await
+            }
+            Some(s3) => {
+                let blobs = S3BlobStore::new(&s3.settings())
+                    .with_context(|| format!("[blobs.s3] bucket {}", s3.bucket))?;
+                let horizon = now - seconds(self.config.blobs.orphan_age_secs);
+                serve_on(self.config, self.catalogue, store, Arc::new(blobs), horizon).await
+            }
+        }
     }
 }
 
-async fn serve_on<S: Store>(
+async fn serve_on<S: Store, B: BlobStore>(
     config: Config,
     catalogue: Arc<ServiceCatalogue>,
     store: Arc<S>,
+    blobs: Arc<B>,
+    sweep_before: std::time::SystemTime,
 ) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
-    let blobs = Arc::new(
-        LocalBlobStore::open(&config.blobs_path())
-            .await
-            .with_context(|| format!("opening the blob store {}", config.blobs_path().display()))?,
-    );
     let auditor = Auditor::start(Arc::clone(&store), config.audit.settings());
     let transactions = Arc::new(
         Transactions::new(Arc::clone(&store), blobs, &config.transactions.node_id)
             .context("[transactions] node_id")?,
     );
-    // This process holds the blob store's lock and serves nothing yet: no upload is in
-    // flight, so every blob finished until now is the sweep's to judge.
-    let swept = transactions
-        .sweep_unreferenced_blobs(std::time::SystemTime::now())
-        .await?;
+    let swept = transactions.sweep_unreferenced_blobs(sweep_before).await?;
     if swept > 0 {
         tracing::info!(
             swept,

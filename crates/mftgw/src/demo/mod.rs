@@ -314,6 +314,7 @@ fn demo_config(
         },
         roles: Default::default(),
         audit: Default::default(),
+        blobs: Default::default(),
         store: StoreConfig {
             database: args.database.clone(),
             ..StoreConfig::default()

@@ -21,7 +21,7 @@ mod legacy;
 mod operator;
 mod portal;
 mod portal_browser;
-mod postgres;
+mod production_stores;
 mod refusals;
 mod roles;
 mod transactions;

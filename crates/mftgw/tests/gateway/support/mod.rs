@@ -134,11 +134,11 @@ impl Demo {
         Demo::launch(env, setup, launcher, Vec::new())
     }
 
-    /// Starts `mftgw demo` with these arguments besides the data directory and ports
-    /// (`--database <url>`, say).
-    pub fn start_with_args(args: &[&str]) -> Demo {
+    /// Starts `mftgw demo` with `env` and these arguments besides the data directory and
+    /// ports (`--database <url>`, say).
+    pub fn start_with_args(env: &[(&str, &str)], args: &[&str]) -> Demo {
         let args = args.iter().map(|arg| arg.to_string()).collect();
-        Demo::launch(&[], |_| {}, &[], args)
+        Demo::launch(env, |_| {}, &[], args)
     }
 
     fn launch(

@@ -1,12 +1,17 @@
-//! The gateway on PostgreSQL: `mftgw demo --database <url>` keeps its state in the machine's
-//! PostgreSQL (`MFTGW_TEST_POSTGRES_URL`, in a schema of this test's own), and a heartbeat
-//! upload goes as on the embedded store: `226`, the status files and the response in `/out`,
-//! an answered transaction that the admin CLI reads from the same database; killed and
-//! started again, the gateway still has it all.
+//! The gateway on its production stores: `mftgw demo --database <url>` keeps its state in
+//! the machine's PostgreSQL (`MFTGW_TEST_POSTGRES_URL`, in a schema of this test's own) and,
+//! with `[blobs.s3]`, its blobs in a bucket of a real S3 server (`s3s-fs`). A heartbeat
+//! upload goes as on the embedded stores: `226`, its body an object of the bucket, the
+//! status files and the response in `/out`, an answered transaction that the admin CLI
+//! reads from the same database; killed and started again, the gateway still has it all.
 
 use std::process::Command;
 
 use crate::support::{Demo, curl, heartbeat_files, out_names, run, wait_for_out};
+
+#[path = "../../../blobs/tests/support/s3_server.rs"]
+mod s3_server;
+use s3_server::S3Server;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -55,9 +60,29 @@ fn psql(sql: &str) -> String {
 }
 
 #[test]
-fn a_gateway_on_postgresql_answers_an_upload_and_keeps_it_across_a_crash() {
+fn a_gateway_on_postgresql_and_s3_answers_an_upload_and_keeps_it_across_a_crash() {
     let schema = Schema::create();
-    let mut demo = Demo::start_with_args(&["--database", &schema.url()]);
+    let s3 = S3Server::start();
+    let settings = s3.settings(8 * 1024 * 1024);
+    let quoted = |text: &str| format!("\"{text}\"");
+    let values = [
+        ("MFTGW__BLOBS__S3__ENDPOINT", quoted(&s3.endpoint())),
+        ("MFTGW__BLOBS__S3__BUCKET", quoted(&settings.bucket)),
+        ("MFTGW__BLOBS__S3__PREFIX", quoted(&settings.prefix)),
+        (
+            "MFTGW__BLOBS__S3__ACCESS_KEY_ID",
+            quoted(&settings.access_key_id),
+        ),
+        (
+            "MFTGW__BLOBS__S3__SECRET_ACCESS_KEY",
+            quoted(&settings.secret_access_key),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    let mut demo = Demo::start_with_args(&env, &["--database", &schema.url()]);
     assert!(
         !demo.data_dir().join("mftgw.sqlite").exists(),
         "the demo opened the embedded store"
@@ -92,9 +117,23 @@ fn a_gateway_on_postgresql_answers_an_upload_and_keeps_it_across_a_crash() {
         schema.name
     ));
     assert_eq!(state, "answered");
+    let blob_key = psql(&format!(
+        "SELECT blob_key FROM {}.transactions WHERE skat_transaction_id = '{skat_id}'",
+        schema.name
+    ));
+    assert_eq!(
+        std::fs::read_to_string(s3.object_file(&blob_key)).unwrap(),
+        "<ping/>\n",
+        "the upload's body is an object of the bucket"
+    );
+    let local_blobs = demo.data_dir().join("files/blobs");
+    assert!(
+        !local_blobs.exists() || std::fs::read_dir(&local_blobs).unwrap().next().is_none(),
+        "a blob was kept on the node"
+    );
 
     demo.kill();
-    demo.start_again(&[]);
+    demo.start_again(&env);
     assert_eq!(out_names(&demo, &user), expected);
     let transactions = demo.transactions(&user.username);
     let transaction = transactions
