@@ -106,6 +106,11 @@ impl PasswordKey {
         Ok(Self { bytes })
     }
 
+    /// What tells this key from others without revealing it: the MAC of a fixed label.
+    pub fn fingerprint(&self) -> String {
+        self.hash("mftgw password key fingerprint")
+    }
+
     /// The value to store for `password`: `hmac-sha256:` and the MAC in lowercase hex.
     pub fn hash(&self, password: &str) -> String {
         let tag = hmac::sign(&self.hmac_key(), password.as_bytes());

@@ -16,9 +16,9 @@ use mftgw_store::{AuditQuery, Store};
 use crate::config::{self, Config};
 use crate::stores::OnStore;
 use crate::user_import;
+use mftgw_core::audit;
 use mftgw_core::transactions::Operations;
 use mftgw_core::users::{Registrant, Registrar, RegistrationError, Users};
-use mftgw_core::{audit, keys};
 use mftgw_domain::password::PasswordKey;
 
 /// The operators' commands, flattened into the binary's own.
@@ -332,7 +332,7 @@ struct Registering {
 impl Registering {
     fn load(config: &Config) -> anyhow::Result<Self> {
         Ok(Self {
-            key: keys::load_or_create_password_key(&config.password_key_path())?,
+            key: crate::secrets::password_key(config)?,
             trust: TrustStore::load(
                 &config.tls.trusted_roots,
                 &config.tls.crls,

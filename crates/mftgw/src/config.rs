@@ -39,6 +39,8 @@ pub struct Config {
     #[serde(default)]
     pub blobs: BlobsConfig,
     #[serde(default)]
+    pub keys: KeysConfig,
+    #[serde(default)]
     pub services: ServicesConfig,
     /// The legacy "Secure FTP" listener (seed 003), if any: the same settings as `[ftps]`
     /// for a second listener whose users log in by certificate alone and share their
@@ -265,6 +267,21 @@ impl Default for StoreConfig {
             checkpoint_secs: 60,
         }
     }
+}
+
+/// The keys the gateway's data depends on. Nodes that share a store must share them, so a
+/// node on PostgreSQL takes them from here and never makes its own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// The gateway password key (it hashes the gateway passwords and seals them for the
+    /// portal) as 64 hex digits; best given as `MFTGW__KEYS__PASSWORD_KEY`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_key: Option<String>,
+    /// A file holding that key; none of the two: `<data_dir>/gateway-password.key`, made on
+    /// first start (the embedded store only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_key_file: Option<PathBuf>,
 }
 
 /// Where uploads and large `/out` files are kept.

@@ -15,6 +15,7 @@ mod http_client;
 mod https;
 mod limits;
 mod portal;
+mod secrets;
 mod serve;
 mod stores;
 mod user_import;

@@ -34,7 +34,6 @@ use crate::stores::{OnStore, on_store};
 use mftgw_core::audit::{AuditRetention, Auditor, run_audit_retention};
 use mftgw_core::delivery::{Backends, run_delivery};
 use mftgw_core::delivery::{Simulated, Spool};
-use mftgw_core::keys;
 use mftgw_core::portal::{Portal, RegistrationWorker, SessionTimeouts};
 use mftgw_core::roles::{RoleFeed, RoleFile, run_replication};
 use mftgw_core::spacing::{CallSpacing, SpacingRules};
@@ -119,7 +118,8 @@ async fn serve_on<S: Store, B: BlobStore>(
         Arc::clone(&auditor),
         Arc::clone(&catalogue),
     ));
-    let password_key = keys::load_or_create_password_key(&config.password_key_path())?;
+    let password_key = crate::secrets::password_key(&config)?;
+    crate::secrets::check_password_key(&*store, &password_key).await?;
     let trust = TrustStore::load(
         &config.tls.trusted_roots,
         &config.tls.crls,

@@ -633,4 +633,13 @@ pub trait Maintenance: Send + Sync + 'static {
     /// Bounds the write-ahead log: copies it into the database and truncates it, as far as
     /// readers allow. Where the database does that itself, nothing.
     fn checkpoint(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The fingerprint of the key for `purpose` that the store's data depends on: the one
+    /// recorded first, or `fingerprint`, recorded now if none was. Of nodes racing to record
+    /// one, the first to commit wins and the others are told its fingerprint.
+    fn key_fingerprint(
+        &self,
+        purpose: &str,
+        fingerprint: &str,
+    ) -> impl Future<Output = StoreResult<String>> + Send;
 }

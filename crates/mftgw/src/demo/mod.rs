@@ -19,8 +19,8 @@ use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    ApiConfig, BackendConfig, Config, ConnectorConfig, DeliveryConfig, FtpsConfig, PortalConfig,
-    RegistrationConfig, StoreConfig, TlsConfig,
+    ApiConfig, BackendConfig, Config, ConnectorConfig, DeliveryConfig, FtpsConfig, KeysConfig,
+    PortalConfig, RegistrationConfig, StoreConfig, TlsConfig,
 };
 use crate::stores;
 use mftgw_core::audit::Auditor;
@@ -315,6 +315,10 @@ fn demo_config(
         roles: Default::default(),
         audit: Default::default(),
         blobs: Default::default(),
+        keys: KeysConfig {
+            password_key_file: Some(data_dir.join("gateway-password.key")),
+            ..KeysConfig::default()
+        },
         store: StoreConfig {
             database: args.database.clone(),
             ..StoreConfig::default()
@@ -400,7 +404,7 @@ async fn enroll_into<S: Store>(
     pki: &TestPki,
     directory: &Users<S>,
 ) -> anyhow::Result<DemoManifest> {
-    let key = keys::load_or_create_password_key(&config.password_key_path())?;
+    let key = crate::secrets::password_key(config)?;
     let trust = TrustStore::load(
         &config.tls.trusted_roots,
         &config.tls.crls,

@@ -6,6 +6,7 @@
 //! reads from the same database; killed and started again, the gateway still has it all.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::support::{Demo, curl, heartbeat_files, out_names, run, wait_for_out};
 
@@ -22,7 +23,12 @@ struct Schema {
 
 impl Schema {
     fn create() -> Schema {
-        let name = format!("mftgw_gateway_{}", std::process::id());
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "mftgw_gateway_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         psql(&format!(
             "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
         ));
@@ -141,4 +147,26 @@ fn a_gateway_on_postgresql_and_s3_answers_an_upload_and_keeps_it_across_a_crash(
         .find(|t| t["skat_transaction_id"] == skat_id.as_str())
         .unwrap_or_else(|| panic!("{transactions:?}"));
     assert_eq!(transaction["state"], "answered");
+}
+
+#[test]
+fn a_node_with_another_password_key_refuses_to_start() {
+    let schema = Schema::create();
+    let mut demo = Demo::start_with_args(&[], &["--database", &schema.url()]);
+    demo.kill();
+    let other_key = demo.dir.path().join("other-password.key");
+    std::fs::write(&other_key, format!("{}\n", "ab".repeat(32))).unwrap();
+    let (ok, _, err) = run(Command::new(crate::support::binary())
+        .arg("--config")
+        .arg(demo.config())
+        .arg("serve")
+        .env(
+            "MFTGW__KEYS__PASSWORD_KEY_FILE",
+            format!("\"{}\"", other_key.display()),
+        ));
+    assert!(!ok, "a node with another key started");
+    assert!(
+        err.contains("password key is not the one the store's users were registered with"),
+        "{err}"
+    );
 }

@@ -15,11 +15,18 @@ struct Migration {
 }
 
 /// In version order; append, never edit a migration that has shipped.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../migrations/postgres/001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../migrations/postgres/001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "key_fingerprints",
+        sql: include_str!("../../migrations/postgres/002_key_fingerprints.sql"),
+    },
+];
 
 /// The class of the advisory lock migrations take (see `serialize` for the others).
 const MIGRATION_LOCK: i32 = 0;

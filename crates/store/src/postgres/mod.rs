@@ -132,4 +132,8 @@ impl Maintenance for PostgresStore {
     async fn checkpoint(&self) -> StoreResult<()> {
         Ok(())
     }
+
+    async fn key_fingerprint(&self, purpose: &str, fingerprint: &str) -> StoreResult<String> {
+        shared::key_fingerprint(&self.writer, purpose, fingerprint).await
+    }
 }

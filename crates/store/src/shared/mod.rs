@@ -918,3 +918,28 @@ async fn note_role_ended<'e>(
     .await?;
     Ok(())
 }
+
+/// [`crate::Maintenance::key_fingerprint`], for both backends.
+pub(super) async fn key_fingerprint(
+    pool: &Pool,
+    purpose: &str,
+    fingerprint: &str,
+) -> StoreResult<String> {
+    let mut transaction = begin_write(pool).await?;
+    sqlx::query(
+        "INSERT INTO key_fingerprints (purpose, fingerprint, recorded_at) VALUES ($1, $2, $3)
+         ON CONFLICT (purpose) DO NOTHING",
+    )
+    .bind(purpose)
+    .bind(fingerprint)
+    .bind(timestamp::to_text(OffsetDateTime::now_utc()))
+    .execute(&mut *transaction)
+    .await?;
+    let recorded: String =
+        sqlx::query_scalar("SELECT fingerprint FROM key_fingerprints WHERE purpose = $1")
+            .bind(purpose)
+            .fetch_one(&mut *transaction)
+            .await?;
+    transaction.commit().await?;
+    Ok(recorded)
+}

@@ -92,6 +92,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/012_call_mailboxes.sql"),
         rebuilds_tables: false,
     },
+    Migration {
+        version: 13,
+        name: "key_fingerprints",
+        sql: include_str!("../../migrations/sqlite/013_key_fingerprints.sql"),
+        rebuilds_tables: false,
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {

@@ -187,4 +187,8 @@ impl Maintenance for SqliteStore {
         sqlx::Connection::close(connection).await?;
         Ok(())
     }
+
+    async fn key_fingerprint(&self, purpose: &str, fingerprint: &str) -> StoreResult<String> {
+        shared::key_fingerprint(&self.writer, purpose, fingerprint).await
+    }
 }

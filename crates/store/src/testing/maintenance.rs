@@ -1,4 +1,4 @@
-//! Checks of [`Maintenance`]: the health check and the checkpoint.
+//! Checks of [`Maintenance`]: the health check, the checkpoint and the key fingerprints.
 
 use std::sync::Arc;
 
@@ -21,4 +21,25 @@ pub async fn a_store_answers_and_checkpoints<S: Maintenance + AuditLog>(store: A
     let events = store.audit_events(AuditQuery::default()).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].1, event);
+}
+
+/// The first fingerprint recorded for a purpose stays; another purpose has its own; of
+/// nodes racing to record one, all are told the same.
+pub async fn the_first_key_fingerprint_recorded_stays<S: Maintenance>(store: Arc<S>) {
+    assert_eq!(store.key_fingerprint("password", "a1").await.unwrap(), "a1");
+    assert_eq!(store.key_fingerprint("password", "b2").await.unwrap(), "a1");
+    assert_eq!(store.key_fingerprint("sealing", "c3").await.unwrap(), "c3");
+
+    let racers: Vec<_> = (0..8)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.key_fingerprint("race", &format!("r{n}")).await })
+        })
+        .collect();
+    let mut told = Vec::new();
+    for racer in racers {
+        told.push(racer.await.unwrap().unwrap());
+    }
+    told.dedup();
+    assert_eq!(told.len(), 1, "{told:?}");
 }
