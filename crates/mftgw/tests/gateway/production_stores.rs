@@ -8,7 +8,9 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::support::{Demo, curl, heartbeat_files, out_names, run, wait_for_out};
+use crate::support::{
+    Demo, DemoUser, curl, curl_at, heartbeat_files, out_names, run, wait_for_out,
+};
 
 #[path = "../../../blobs/tests/support/s3_server.rs"]
 mod s3_server;
@@ -65,13 +67,11 @@ fn psql(sql: &str) -> String {
     out.trim().to_owned()
 }
 
-#[test]
-fn a_gateway_on_postgresql_and_s3_answers_an_upload_and_keeps_it_across_a_crash() {
-    let schema = Schema::create();
-    let s3 = S3Server::start();
+/// The `[blobs.s3]` of a node on `s3`, as environment overrides.
+fn s3_environment(s3: &S3Server) -> Vec<(&'static str, String)> {
     let settings = s3.settings(8 * 1024 * 1024);
     let quoted = |text: &str| format!("\"{text}\"");
-    let values = [
+    vec![
         ("MFTGW__BLOBS__S3__ENDPOINT", quoted(&s3.endpoint())),
         ("MFTGW__BLOBS__S3__BUCKET", quoted(&settings.bucket)),
         ("MFTGW__BLOBS__S3__PREFIX", quoted(&settings.prefix)),
@@ -83,11 +83,22 @@ fn a_gateway_on_postgresql_and_s3_answers_an_upload_and_keeps_it_across_a_crash(
             "MFTGW__BLOBS__S3__SECRET_ACCESS_KEY",
             quoted(&settings.secret_access_key),
         ),
-    ];
-    let env: Vec<(&str, &str)> = values
+    ]
+}
+
+fn borrowed<'a>(values: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    values
         .iter()
         .map(|(name, value)| (*name, value.as_str()))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_gateway_on_postgresql_and_s3_answers_an_upload_and_keeps_it_across_a_crash() {
+    let schema = Schema::create();
+    let s3 = S3Server::start();
+    let values = s3_environment(&s3);
+    let env = borrowed(&values);
     let mut demo = Demo::start_with_args(&env, &["--database", &schema.url()]);
     assert!(
         !demo.data_dir().join("mftgw.sqlite").exists(),
@@ -169,4 +180,165 @@ fn a_node_with_another_password_key_refuses_to_start() {
         err.contains("password key is not the one the store's users were registered with"),
         "{err}"
     );
+}
+
+/// A second node of `demo`'s installation: the same store, bucket, key and PKI, its own
+/// data directory, ports and node id; killed with the guard.
+struct SecondNode {
+    child: std::process::Child,
+    ftps_port: u16,
+}
+
+impl SecondNode {
+    fn start(demo: &Demo, env: &[(&str, &str)]) -> SecondNode {
+        let text = std::fs::read_to_string(demo.config()).unwrap();
+        let mut config: toml::Table = toml::from_str(&text).unwrap();
+        let data_dir = demo.dir.path().join("node-2");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let ports: Vec<u16> = (0..3)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            })
+            .collect();
+        let listen = |port: u16| toml::Value::String(format!("127.0.0.1:{port}"));
+        config.insert("data_dir".into(), data_dir.display().to_string().into());
+        for (section, port) in [("ftps", ports[0]), ("portal", ports[1]), ("api", ports[2])] {
+            config[section]
+                .as_table_mut()
+                .unwrap()
+                .insert("listen".into(), listen(port));
+        }
+        config.remove("legacy");
+        config.remove("emcs");
+        config
+            .entry("transactions")
+            .or_insert_with(|| toml::Table::new().into())
+            .as_table_mut()
+            .unwrap()
+            .insert("node_id".into(), "2".into());
+        let path = data_dir.join("mftgw.toml");
+        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+        let mut command = Command::new(crate::support::binary());
+        command
+            .arg("--config")
+            .arg(&path)
+            .arg("serve")
+            .env("MFTGW_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(data_dir.join("gateway.log")).unwrap());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", ports[0])).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second node did not start:\n{}",
+                std::fs::read_to_string(data_dir.join("gateway.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        SecondNode {
+            child,
+            ftps_port: ports[0],
+        }
+    }
+}
+
+impl Drop for SecondNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The names in `user`'s `/out` as the node on `port` lists them, once they include
+/// `expected` (30 s at most).
+fn wait_for_out_at(demo: &Demo, port: u16, user: &DemoUser, expected: &[String]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (ok, names, err) = curl_at(demo, port, user, "/out/", &["--list-only"]);
+        assert!(ok, "listing /out on port {port}: {err}");
+        let names: Vec<String> = names.lines().map(str::to_owned).collect();
+        if expected.iter().all(|name| names.contains(name)) {
+            return names;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/out on port {port} never held {expected:?}: {names:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn two_nodes_on_one_store_serve_each_others_uploads_once() {
+    let schema = Schema::create();
+    let s3 = S3Server::start();
+    let values = s3_environment(&s3);
+    let env = borrowed(&values);
+    let demo = Demo::start_with_args(&env, &["--database", &schema.url()]);
+    let second = SecondNode::start(&demo, &env);
+    let user = demo.user(0);
+    let body = demo.dir.path().join("ping.xml");
+    std::fs::write(&body, "<ping/>\n").unwrap();
+
+    let mut all = Vec::new();
+    for (from, to, tag) in [
+        (demo.port, second.ftps_port, "a"),
+        (second.ftps_port, demo.port, "b"),
+    ] {
+        let name = format!("two{}{tag}-hb01.xml", std::process::id());
+        let (ok, _, log) = curl_at(
+            &demo,
+            from,
+            &user,
+            &format!("/FTPSGW.Heartbeat/{name}"),
+            &["-T", body.to_str().unwrap()],
+        );
+        assert!(ok, "upload on port {from}: {log}");
+        let expected = heartbeat_files(&name);
+        let seen = wait_for_out_at(&demo, to, &user, &expected);
+        for file in &expected {
+            assert_eq!(
+                seen.iter().filter(|seen| *seen == file).count(),
+                1,
+                "{seen:?}"
+            );
+        }
+        all.extend(expected);
+    }
+    assert_eq!(
+        wait_for_out_at(&demo, demo.port, &user, &all).len(),
+        all.len()
+    );
+
+    // Each upload one transaction, made by the node it came to, its statuses once each.
+    let transactions = demo.transactions(&user.username);
+    assert_eq!(transactions.len(), 2, "{transactions:?}");
+    for transaction in &transactions {
+        assert_eq!(transaction["state"], "answered");
+        let history: Vec<&str> = transaction["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|step| step["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(history, ["1", "2", "3"], "{transaction}");
+    }
+    // SKATTransactionIds name their node: `ci<time>_<node>_<sequence>`.
+    let ids: Vec<String> = psql(&format!(
+        "SELECT skat_transaction_id FROM {}.transactions ORDER BY id",
+        schema.name
+    ))
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids[0].contains("_1_") && ids[1].contains("_2_"), "{ids:?}");
 }
