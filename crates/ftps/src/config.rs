@@ -5,6 +5,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use crate::limits::SessionLimits;
+use crate::proxy::ProxyPolicy;
 use crate::tls::TlsContext;
 
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct ServerConfig {
     pub max_failed_logins_per_connection: u32,
     /// Text of the `220` greeting.
     pub greeting: String,
+    /// The balancers whose connections, control and data, begin with a PROXY header.
+    pub proxy: ProxyPolicy,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +78,7 @@ impl ServerConfig {
             require_session_resumption: false,
             max_failed_logins_per_connection: 3,
             greeting: "mftgw FTPS gateway ready; AUTH TLS required".to_string(),
+            proxy: ProxyPolicy::default(),
         }
     }
 }

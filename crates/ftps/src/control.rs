@@ -59,6 +59,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ControlChannel<S> {
         }
     }
 
+    /// What the client sent so far and no line has taken yet (waiting for some if there is
+    /// none), without consuming it.
+    pub async fn buffered(&mut self) -> io::Result<&[u8]> {
+        self.stream.fill_buf().await
+    }
+
     /// The first byte the client sent, without consuming it.
     pub async fn peek_byte(&mut self) -> io::Result<Option<u8>> {
         Ok(self.stream.fill_buf().await?.first().copied())

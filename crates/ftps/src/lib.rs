@@ -20,6 +20,7 @@ pub mod limits;
 pub mod listing;
 mod passive;
 pub mod path;
+pub mod proxy;
 pub mod reply;
 mod server;
 mod session;

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::proxy::{self, ProxyPolicy};
 use crate::tls::{self, TlsContext, Verified};
 
 pub type DataStream = TlsStream<TcpStream>;
@@ -130,6 +131,8 @@ pub struct DataAcceptor {
     pub acceptor: TlsAcceptor,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
+    /// A data connection from a balancer begins with a PROXY header naming the client.
+    pub proxy: ProxyPolicy,
 }
 
 /// A passive listener waiting, in its own task, for the client's data connection.
@@ -235,7 +238,8 @@ async fn accept_bound(
                 let (tcp, from) = accepted.map_err(|e| {
                     refuse(None, DataRefusalStage::Waiting, format!("data_accept_failed: {e}"), &**report)
                 })?;
-                if from.ip() != binding.client_ip {
+                let proxied = checks.proxy.expects_header(from.ip());
+                if !proxied && from.ip() != binding.client_ip {
                     refuse(
                         Some(from),
                         DataRefusalStage::OtherAddress,
@@ -251,6 +255,21 @@ async fn accept_bound(
                 }
                 let _ = tcp.set_nodelay(true);
                 let (id, (handshake, abort)) = (next_id, abortable(async move {
+                    let mut tcp = tcp;
+                    if proxied {
+                        let client =
+                            proxy::read_header(&mut tcp, checks.proxy.header_timeout)
+                                .await
+                                .map_err(|error| {
+                                    (DataRefusalStage::Handshake, format!("data_{}", error.reason()))
+                                })?;
+                        if client.map(|client| client.ip()) != Some(binding.client_ip) {
+                            return Err((
+                                DataRefusalStage::OtherAddress,
+                                "data_connection_from_other_address".to_string(),
+                            ));
+                        }
+                    }
                     let stream = tls::accept(&checks.acceptor, tcp, checks.handshake_timeout)
                         .await
                         .map_err(|failure| {

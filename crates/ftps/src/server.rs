@@ -28,6 +28,7 @@ impl<B: Backend> Server<B> {
                 acceptor: acceptor.clone(),
                 connect_timeout: config.timeouts.data_connect,
                 handshake_timeout: config.timeouts.tls_handshake,
+                proxy: config.proxy.clone(),
             }),
             acceptor,
             limiter: Limiter::new(config.limits),
@@ -59,11 +60,41 @@ impl<B: Backend> Server<B> {
                 },
                 () = &mut shutdown => break,
             };
+            let connection_id = next_id.fetch_add(1, Ordering::Relaxed);
+            if self.shared.config.proxy.expects_header(addr.ip()) {
+                // Off the accept loop: a balancer slow with its header holds up no one else.
+                let shared = Arc::clone(&self.shared);
+                let stop = stop_signal.clone();
+                tokio::spawn(async move {
+                    let mut tcp = tcp;
+                    let timeout = shared.config.proxy.header_timeout;
+                    match crate::proxy::read_header(&mut tcp, timeout).await {
+                        Ok(client) => {
+                            let addr = client.unwrap_or(addr);
+                            admit(
+                                &shared,
+                                tcp,
+                                Peer {
+                                    connection_id,
+                                    addr,
+                                },
+                                stop,
+                            );
+                        }
+                        Err(error) => shared.backend.on_event(EngineEvent::ConnectionRefused {
+                            connection_id,
+                            peer: addr,
+                            reason: error.reason(),
+                        }),
+                    }
+                });
+                continue;
+            }
             let peer = Peer {
-                connection_id: next_id.fetch_add(1, Ordering::Relaxed),
+                connection_id,
                 addr,
             };
-            self.admit(tcp, peer, stop_signal.clone());
+            admit(&self.shared, tcp, peer, stop_signal.clone());
         }
         drop(listener);
         let _ = stop_sessions.send(true);
@@ -79,24 +110,27 @@ impl<B: Backend> Server<B> {
             tracing::warn!("sessions still running after the shutdown grace period");
         }
     }
+}
 
-    fn admit(&self, tcp: TcpStream, peer: Peer, stop: watch::Receiver<bool>) {
-        let _ = tcp.set_nodelay(true);
-        match self.shared.limiter.admit(peer.addr.ip()) {
-            Ok(slots) => {
-                let shared = Arc::clone(&self.shared);
-                tokio::spawn(session::run(shared, tcp, peer, slots, stop));
-            }
-            Err(exceeded) => {
-                self.shared
-                    .backend
-                    .on_event(EngineEvent::ConnectionRefused {
-                        connection_id: peer.connection_id,
-                        peer: peer.addr,
-                        reason: exceeded.reason(),
-                    });
-                turn_away(&tcp, exceeded);
-            }
+/// Runs a session for `tcp` if the limits admit `peer`, or turns it away.
+fn admit<B: Backend>(
+    shared: &Arc<Shared<B>>,
+    tcp: TcpStream,
+    peer: Peer,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    match shared.limiter.admit(peer.addr.ip()) {
+        Ok(slots) => {
+            tokio::spawn(session::run(Arc::clone(shared), tcp, peer, slots, stop));
+        }
+        Err(exceeded) => {
+            shared.backend.on_event(EngineEvent::ConnectionRefused {
+                connection_id: peer.connection_id,
+                peer: peer.addr,
+                reason: exceeded.reason(),
+            });
+            turn_away(&tcp, exceeded);
         }
     }
 }

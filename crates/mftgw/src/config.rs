@@ -553,6 +553,12 @@ pub struct FtpsConfig {
     /// Transaction folders (`MKD`) one session may hold open.
     pub max_transaction_folders: usize,
     pub require_session_resumption: bool,
+    /// The load balancers in front of this node: their connections, control and passive,
+    /// begin with a PROXY header (v1 or v2) naming the client, and must. A header from any
+    /// other address is refused and audited.
+    pub proxy_protocol_from: Vec<IpAddr>,
+    /// How long a balancer has to send its header.
+    pub proxy_header_timeout_secs: u64,
 }
 
 impl Default for FtpsConfig {
@@ -573,6 +579,8 @@ impl Default for FtpsConfig {
             idle_timeout_secs: 600,
             data_stall_timeout_secs: 120,
             max_session_lifetime_secs: mftgw_ftps::Timeouts::default().session_lifetime.as_secs(),
+            proxy_protocol_from: Vec::new(),
+            proxy_header_timeout_secs: 5,
             max_transaction_folders: 1000,
             require_session_resumption: false,
         }

@@ -11,6 +11,7 @@ use anyhow::Context;
 use mftgw_blobs::{BlobStore, LocalBlobStore, S3BlobStore};
 use mftgw_domain::Profile;
 use mftgw_domain::catalogue::ServiceCatalogue;
+use mftgw_ftps::proxy::ProxyPolicy;
 use mftgw_ftps::{
     ConnectionRate, Server, ServerConfig, SessionLimits, Timeouts, TlsContext, TlsSettings,
 };
@@ -435,6 +436,10 @@ fn engine_config(ftps: &FtpsConfig, tls: &TlsContext) -> anyhow::Result<ServerCo
     server_config.advertised_address = ftps.advertised_address;
     server_config.require_session_resumption = ftps.require_session_resumption;
     server_config.limits = session_limits(ftps)?;
+    server_config.proxy = ProxyPolicy {
+        balancers: ftps.proxy_protocol_from.clone(),
+        header_timeout: seconds(ftps.proxy_header_timeout_secs.max(1)),
+    };
     server_config.timeouts = Timeouts {
         tls_handshake: seconds(ftps.tls_handshake_timeout_secs),
         login: seconds(ftps.login_timeout_secs),

@@ -11,6 +11,7 @@ use crate::backend::{Backend, EngineEvent};
 use crate::command::{AuthMechanism, Command};
 use crate::control::ControlChannel;
 use crate::passive::DataStream;
+use crate::proxy;
 use crate::reply::Reply;
 use crate::tls::{self, Verified};
 
@@ -58,6 +59,12 @@ pub(super) async fn negotiate<B: Backend>(
         };
         if first_byte == Some(TLS_HANDSHAKE_RECORD) {
             refuse("implicit_tls_not_supported");
+            return None;
+        }
+        if proxy::is_header_start(control.buffered().await.ok()?) {
+            // A balancer's header from an address that is none of the balancers': whoever
+            // sent it wants to be taken for someone else.
+            refuse("proxy_header_from_untrusted_address");
             return None;
         }
         let mut queued = VecDeque::new();

@@ -22,6 +22,7 @@ mod operator;
 mod portal;
 mod portal_browser;
 mod production_stores;
+mod proxy_protocol;
 mod refusals;
 mod roles;
 mod transactions;

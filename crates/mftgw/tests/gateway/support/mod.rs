@@ -515,6 +515,17 @@ pub fn curl_at(
     path: &str,
     extra: &[&str],
 ) -> (bool, String, String) {
+    curl_to(demo, &format!("127.0.0.1:{port}"), user, path, extra)
+}
+
+/// curl as `user` against the FTPS server at `address` (`host:port`).
+pub fn curl_to(
+    demo: &Demo,
+    address: &str,
+    user: &DemoUser,
+    path: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
     run(Command::new("curl")
         .args([
             "--silent",
@@ -531,7 +542,7 @@ pub fn curl_at(
         .arg(&user.key)
         .args(["-u", &format!("{}:{}", user.username, user.password)])
         .args(extra)
-        .arg(format!("ftp://127.0.0.1:{port}{path}")))
+        .arg(format!("ftp://{address}{path}")))
 }
 
 /// The names in the user's `/out`, in listing order (curl `NLST`).
