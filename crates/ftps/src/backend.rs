@@ -34,12 +34,16 @@ pub struct ClientContext {
     pub intermediates: Vec<CertificateDer<'static>>,
 }
 
-/// Why a login was refused, as far as the engine needs to know: the client always gets the
-/// same `530`; the reason belongs in the backend's audit log, not on the wire.
+/// Why a login did not succeed, as far as the engine needs to know: every refusal gets the
+/// same `530` (the reason belongs in the backend's audit log, not on the wire); a backend
+/// that cannot decide now gets the client a transient `421`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginDenied {
-    /// How long to wait before answering `530` (login throttling).
-    pub delay: Duration,
+pub enum LoginDenied {
+    /// `530`, after `delay` (login throttling).
+    Refused { delay: Duration },
+    /// `421` and the connection closes: the backend cannot decide now (its store cannot be
+    /// reached); the client may try again later with the same credentials.
+    Unavailable,
 }
 
 pub trait Backend: Send + Sync + 'static {

@@ -133,11 +133,32 @@ pub async fn run_delivery<S: Store, B: BlobStore>(
     };
     let services = worker.backends.services();
     let mut work_ready = worker.transactions.work_signal();
+    // The claims of a batch the store failed under: ended once the store answers again, so
+    // that their work is due at once, not when the leases run out.
+    let mut failed_claims: Vec<(i64, LeaseToken)> = Vec::new();
     loop {
         if *shutdown.borrow() {
             return;
         }
         let now = worker.transactions.now();
+        if !failed_claims.is_empty() {
+            match worker
+                .transactions
+                .store
+                .renew_leases(&failed_claims, now)
+                .await
+            {
+                Ok(_) => failed_claims.clear(),
+                Err(error) => {
+                    tracing::warn!(%error, "ending the claims of a failed batch failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(STORE_RETRY) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            }
+        }
         let pause = match worker
             .transactions
             .store
@@ -151,14 +172,21 @@ pub async fn run_delivery<S: Store, B: BlobStore>(
             .await
         {
             Ok(batch) if batch.is_empty() => POLL,
-            Ok(batch) => match worker.run_claimed(batch, &mut shutdown).await {
-                Ok(true) => continue,
-                Ok(false) => POLL,
-                Err(error) => {
-                    tracing::error!(%error, "recording delivery progress failed; retrying");
-                    STORE_RETRY
+            Ok(batch) => {
+                let claims: Vec<(i64, LeaseToken)> = batch
+                    .iter()
+                    .map(|item| (item.transaction.id, item.lease))
+                    .collect();
+                match worker.run_claimed(batch, &claims, &mut shutdown).await {
+                    Ok(true) => continue,
+                    Ok(false) => POLL,
+                    Err(error) => {
+                        tracing::error!(%error, "recording delivery progress failed; retrying");
+                        failed_claims = claims;
+                        STORE_RETRY
+                    }
                 }
-            },
+            }
             Err(error) => {
                 tracing::error!(%error, "reading outstanding work failed; retrying");
                 STORE_RETRY
@@ -188,19 +216,16 @@ struct Worker<S, B> {
 }
 
 impl<S: Store, B: BlobStore> Worker<S, B> {
-    /// Runs a claimed batch, renewing its leases until it is done.
+    /// Runs a claimed batch, renewing its leases (`claims`) until it is done.
     async fn run_claimed(
         &self,
         batch: Vec<WorkItem>,
+        claims: &[(i64, LeaseToken)],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<bool, StoreError> {
-        let claims: Vec<(i64, LeaseToken)> = batch
-            .iter()
-            .map(|item| (item.transaction.id, item.lease))
-            .collect();
         tokio::select! {
             ran = self.run_batch(batch, shutdown) => ran,
-            never = self.keep_leases(&claims) => match never {},
+            never = self.keep_leases(claims) => match never {},
         }
     }
 

@@ -1,7 +1,9 @@
 //! TLS is up, nobody is logged in: `USER`/`PASS` against the backend, plus `PBSZ`/`PROT` and the
-//! harmless commands. Every refusal answers the same `530`; the backend audits the reason.
+//! harmless commands. Every refusal answers the same `530`; the backend audits the reason. A
+//! backend that cannot decide gets the client `421`, and the connection closes.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -10,7 +12,7 @@ use super::pre_tls::Secure;
 use super::{
     Deadline, End, Incoming, Peer, Protection, Shared, close, next_command, stateless_reply,
 };
-use crate::backend::{Backend, ClientContext, EngineEvent, Session};
+use crate::backend::{Backend, ClientContext, EngineEvent, LoginDenied, Session};
 use crate::command::Command;
 use crate::control::ControlChannel;
 use crate::reply::Reply;
@@ -77,7 +79,7 @@ pub(super) async fn authenticate<'a, B: Backend>(
                     continue;
                 };
                 match log_in(shared, &client, &name, &password.0).await {
-                    Some((session, user_slot)) => {
+                    Ok((session, user_slot)) => {
                         control
                             .reply(&Reply::new(230, "User logged in, proceed"))
                             .await
@@ -92,7 +94,14 @@ pub(super) async fn authenticate<'a, B: Backend>(
                         };
                         return Some(Authenticated::new(shared, session, shutdown));
                     }
-                    None => {
+                    Err(LoginDenied::Unavailable) => {
+                        let _ = control
+                            .reply(&Reply::new(421, "Service not available, try again later"))
+                            .await;
+                        close(&mut control, End::Closed).await;
+                        return None;
+                    }
+                    Err(LoginDenied::Refused { .. }) => {
                         failures += 1;
                         control
                             .reply(&Reply::new(530, "Login incorrect"))
@@ -135,13 +144,14 @@ async fn log_in<B: Backend>(
     client: &ClientContext,
     username: &str,
     password: &str,
-) -> Option<(B::Session, crate::limits::KeyedSlot<String>)> {
+) -> Result<(B::Session, crate::limits::KeyedSlot<String>), LoginDenied> {
     let session = match shared.backend.login(client, username, password).await {
         Ok(session) => session,
-        Err(denied) => {
-            tokio::time::sleep(denied.delay).await;
-            return None;
+        Err(LoginDenied::Refused { delay }) => {
+            tokio::time::sleep(delay).await;
+            return Err(LoginDenied::Refused { delay });
         }
+        Err(LoginDenied::Unavailable) => return Err(LoginDenied::Unavailable),
     };
     // The backend's identity, not what the client typed: one user has one set of slots
     // under whatever name it logs in with.
@@ -153,7 +163,9 @@ async fn log_in<B: Backend>(
             reason: "too_many_sessions_for_user",
             certificate: &client.certificate,
         });
-        return None;
+        return Err(LoginDenied::Refused {
+            delay: Duration::ZERO,
+        });
     };
-    Some((session, user_slot))
+    Ok((session, user_slot))
 }

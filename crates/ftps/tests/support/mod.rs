@@ -87,7 +87,7 @@ impl Backend for MemoryBackend {
                 .lock()
                 .unwrap()
                 .push(format!("login refused {username}"));
-            Err(LoginDenied {
+            Err(LoginDenied::Refused {
                 delay: Duration::ZERO,
             })
         }

@@ -3,8 +3,6 @@
 //! profile), the audit record, and the delay the engine waits before answering `530`. Failures count against the
 //! keys [`AttemptKeys`] describes.
 
-use std::time::Duration;
-
 use mftgw_blobs::BlobStore;
 use mftgw_domain::audit::{AuditEvent, Reason};
 use mftgw_domain::login::{LoginAttempt, LoginRefusal, decide_certificate_login, decide_login};
@@ -63,9 +61,6 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                 }
             }
         };
-        let refused_unanswered = || LoginDenied {
-            delay: Duration::ZERO,
-        };
         // Registered before the store is read: a change committed after the read is followed
         // by the authorisation watch, which then finds this session. Dropped if refused.
         let registration = self.sessions.register(LoggedIn {
@@ -88,7 +83,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                             Reason::StoreUnavailable.as_str(),
                         )))
                         .await;
-                    return Err(refused_unanswered());
+                    return Err(LoginDenied::Unavailable);
                 }
             };
         let current_holder = known
@@ -117,7 +112,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                     fingerprint: Some(fingerprint.clone()),
                     username: Some(username),
                 });
-                return Err(LoginDenied {
+                return Err(LoginDenied::Refused {
                     delay: self.throttle.max_delay(),
                 });
             }
@@ -189,7 +184,7 @@ impl<S: Store, B: BlobStore> Gateway<S, B> {
                     event = event.with_detail(detail);
                 }
                 self.auditor.record(event).await;
-                Err(LoginDenied { delay })
+                Err(LoginDenied::Refused { delay })
             }
         }
     }

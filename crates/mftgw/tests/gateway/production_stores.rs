@@ -6,7 +6,8 @@
 //! reads from the same database; killed and started again, the gateway still has it all.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::support::{
     Demo, DemoUser, curl, curl_at, heartbeat_files, out_names, run, wait_for_out,
@@ -341,4 +342,128 @@ fn two_nodes_on_one_store_serve_each_others_uploads_once() {
     .collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids[0].contains("_1_") && ids[1].contains("_2_"), "{ids:?}");
+}
+
+/// A TCP forwarder to `target` that can be cut (every connection closed, new ones refused)
+/// and restored: the database going away and coming back, as a node sees it.
+struct Cuttable {
+    port: u16,
+    up: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Cuttable {
+    fn start(target: std::net::SocketAddr) -> Cuttable {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (accepting, tracked) = (Arc::clone(&up), Arc::clone(&open));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                let mut tracked = tracked.lock().unwrap();
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                tracked.extend([client, server]);
+            }
+        });
+        Cuttable { port, up, open }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The HTTP status of `GET <api>/readyz`.
+fn readiness(demo: &Demo) -> String {
+    let url = format!("{}/readyz", demo.manifest().api.url);
+    let (_, status, _) = run(Command::new("curl")
+        .args(["--silent", "--max-time", "20", "--output", "/dev/null"])
+        .args(["--write-out", "%{http_code}", "--cacert"])
+        .arg(demo.ca())
+        .arg(url));
+    status
+}
+
+#[test]
+fn a_node_whose_database_goes_away_says_so_loses_nothing_and_recovers() {
+    let schema = Schema::create();
+    let base = base_url();
+    let (before_host, after_host) = base.split_once('@').expect("user@host in the URL");
+    let (host, database) = after_host.split_once('/').expect("a database in the URL");
+    let target = std::net::ToSocketAddrs::to_socket_addrs(host)
+        .unwrap()
+        .next()
+        .unwrap();
+    let database_link = Cuttable::start(target);
+    let url = format!(
+        "{before_host}@127.0.0.1:{}/{database}?options=-c%20search_path%3D{}",
+        database_link.port, schema.name
+    );
+    let demo = Demo::start_with_args(&[], &["--database", &url]);
+    let user = demo.user(0);
+    let body = demo.dir.path().join("ping.xml");
+    std::fs::write(&body, "<ping/>\n").unwrap();
+    let upload = |name: &str| {
+        curl(
+            &demo,
+            &user,
+            &format!("/FTPSGW.Heartbeat/{name}"),
+            &["-v", "-T", body.to_str().unwrap()],
+        )
+    };
+    let (ok, _, log) = upload("before-hb01.xml");
+    assert!(ok, "{log}");
+    assert_eq!(readiness(&demo), "200");
+
+    database_link.cut();
+    let during = "during-hb01.xml";
+    let (ok, _, log) = upload(during);
+    assert!(!ok, "an upload succeeded without its database:\n{log}");
+    assert!(!log.contains("< 226"), "{log}");
+    assert!(
+        log.lines()
+            .any(|line| line.starts_with("< 451") || line.starts_with("< 421")),
+        "no transient reply:\n{log}"
+    );
+    assert_eq!(readiness(&demo), "503");
+
+    database_link.restore();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while readiness(&demo) != "200" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node stayed unready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The refused upload was never recorded: its name is free, and it goes through now.
+    let (ok, _, log) = upload(during);
+    assert!(ok, "{log}");
+    let expected: Vec<String> = ["before-hb01.xml", during]
+        .iter()
+        .flat_map(|name| heartbeat_files(name))
+        .collect();
+    assert_eq!(wait_for_out(&demo, &user, &expected).len(), expected.len());
+    let transactions = demo.transactions(&user.username);
+    assert_eq!(transactions.len(), 2, "{transactions:?}");
 }

@@ -67,6 +67,9 @@ pub(super) async fn apply(pool: &PgPool) -> StoreResult<()> {
                 .fetch_optional(&mut *transaction)
                 .await?;
         if applied.is_some() {
+            // Ended here, not by the drop: a dropped transaction's rollback waits for the
+            // connection's next use, and the lock with it.
+            transaction.rollback().await?;
             continue;
         }
         sqlx::raw_sql(migration.sql)
