@@ -38,6 +38,10 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Starts a new blob under a fresh key.
     fn create(&self) -> impl Future<Output = io::Result<Self::Writer>> + Send;
 
+    /// Starts the blob `key`, one that another store holds under that key (an installation
+    /// being copied); finishing it replaces a blob of that key.
+    fn create_as(&self, key: BlobKey) -> impl Future<Output = io::Result<Self::Writer>> + Send;
+
     /// Reads the blob `key` from byte `offset` on.
     fn open(
         &self,

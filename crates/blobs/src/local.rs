@@ -82,7 +82,10 @@ impl BlobStore for LocalBlobStore {
     type Writer = LocalBlobWriter;
 
     async fn create(&self) -> io::Result<LocalBlobWriter> {
-        let key = new_key()?;
+        self.create_as(new_key()?).await
+    }
+
+    async fn create_as(&self, key: BlobKey) -> io::Result<LocalBlobWriter> {
         let temp_path = self.incoming.join(format!("{key}.part"));
         let file = File::options()
             .write(true)

@@ -88,7 +88,10 @@ impl BlobStore for S3BlobStore {
     type Writer = S3BlobWriter;
 
     async fn create(&self) -> io::Result<S3BlobWriter> {
-        let key = new_key()?;
+        self.create_as(new_key()?).await
+    }
+
+    async fn create_as(&self, key: BlobKey) -> io::Result<S3BlobWriter> {
         let writer =
             BufWriter::with_capacity(Arc::clone(&self.store), self.path_of(&key), self.part_bytes)
                 .with_max_concurrency(MAX_PARTS_IN_FLIGHT);

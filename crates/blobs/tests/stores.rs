@@ -56,6 +56,18 @@ async fn a_finished_blob_reads_back_with_its_hash<B: BlobStore>(store: &B) {
     store.delete(&key).await.unwrap();
 }
 
+/// A blob created under a key another store gave it reads back under that key, and a
+/// second one under the same key replaces it.
+async fn a_blob_is_created_under_a_given_key<B: BlobStore>(store: &B) {
+    let key = store.create().await.unwrap().key().clone();
+    for content in [&b"first"[..], b"second"] {
+        let mut writer = store.create_as(key.clone()).await.unwrap();
+        writer.write_all(content).await.unwrap();
+        assert_eq!(writer.finish().await.unwrap().key, key);
+        assert_eq!(read_all(store, &key, 0).await, content);
+    }
+}
+
 /// A blob larger than several parts (a multipart upload on S3) arrives whole.
 async fn a_large_blob_arrives_whole<B: BlobStore>(store: &B) {
     let content: Vec<u8> = (0..(2 * PART_BYTES + PART_BYTES / 2))
@@ -118,6 +130,12 @@ macro_rules! suite {
             async fn a_finished_blob_reads_back_with_its_hash() {
                 let (store, _guard) = $fresh;
                 super::a_finished_blob_reads_back_with_its_hash(&store).await;
+            }
+
+            #[tokio::test]
+            async fn a_blob_is_created_under_a_given_key() {
+                let (store, _guard) = $fresh;
+                super::a_blob_is_created_under_a_given_key(&store).await;
             }
 
             #[tokio::test]

@@ -40,6 +40,16 @@ enum Command {
     Admin(admin_cli::AdminCommand),
     /// The service catalogue: the config's (`[services] file`), else the built-in one.
     Services,
+    /// Copy a stopped embedded installation (its data directory: SQLite and local files)
+    /// into the PostgreSQL store and the blob store that `--to`'s configuration names. Run
+    /// again, it finishes a copy that stopped; every table's counts and every upload's
+    /// SHA-256 are checked.
+    Migrate {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Test PKI helpers (never for production certificates).
     #[command(subcommand)]
     Pki(PkiCommand),
@@ -121,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Serve => serve::serve(Config::load(&cli.config)?).await,
+        Command::Migrate { from, to } => crate::migrate::migrate(&from, &to).await,
         Command::Services => {
             // Without a config file, the catalogue a gateway would have without one.
             let catalogue = if cli.config.exists() {

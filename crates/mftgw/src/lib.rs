@@ -14,6 +14,7 @@ mod gateway;
 mod http_client;
 mod https;
 mod limits;
+mod migrate;
 mod portal;
 mod secrets;
 mod serve;

@@ -17,6 +17,7 @@ use mftgw_domain::{
 };
 use time::OffsetDateTime;
 
+mod copy;
 mod error;
 mod plan;
 mod portal;
@@ -27,6 +28,7 @@ pub mod testing;
 mod timestamp;
 mod transactions;
 
+pub use copy::{CopiedTable, copy_embedded};
 pub use error::StoreError;
 pub use portal::{
     InitialCode, NewRegistrationJob, PortalAccount, PortalProfile, PortalSession,

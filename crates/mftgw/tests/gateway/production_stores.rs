@@ -183,75 +183,84 @@ fn a_node_with_another_password_key_refuses_to_start() {
     );
 }
 
-/// A second node of `demo`'s installation: the same store, bucket, key and PKI, its own
-/// data directory, ports and node id; killed with the guard.
-struct SecondNode {
+/// The configuration of another node of `demo`'s installation: the same store, bucket, key
+/// and PKI, its own data directory (`<demo>/<name>`), ports and node id, then `configure`d;
+/// where it is written, and the node's FTPS port.
+fn node_config(
+    demo: &Demo,
+    name: &str,
+    configure: impl FnOnce(&mut toml::Table),
+) -> (std::path::PathBuf, u16) {
+    let text = std::fs::read_to_string(demo.config()).unwrap();
+    let mut config: toml::Table = toml::from_str(&text).unwrap();
+    let data_dir = demo.dir.path().join(name);
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let listen = |port: u16| toml::Value::String(format!("127.0.0.1:{port}"));
+    config.insert("data_dir".into(), data_dir.display().to_string().into());
+    for (section, port) in [("ftps", ports[0]), ("portal", ports[1]), ("api", ports[2])] {
+        config[section]
+            .as_table_mut()
+            .unwrap()
+            .insert("listen".into(), listen(port));
+    }
+    config.remove("legacy");
+    config.remove("emcs");
+    config
+        .entry("transactions")
+        .or_insert_with(|| toml::Table::new().into())
+        .as_table_mut()
+        .unwrap()
+        .insert("node_id".into(), name.into());
+    configure(&mut config);
+    let path = data_dir.join("mftgw.toml");
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+    (path, ports[0])
+}
+
+/// `mftgw serve` on a configuration, with `env`; killed with the guard.
+struct Node {
     child: std::process::Child,
     ftps_port: u16,
 }
 
-impl SecondNode {
-    fn start(demo: &Demo, env: &[(&str, &str)]) -> SecondNode {
-        let text = std::fs::read_to_string(demo.config()).unwrap();
-        let mut config: toml::Table = toml::from_str(&text).unwrap();
-        let data_dir = demo.dir.path().join("node-2");
-        std::fs::create_dir_all(&data_dir).unwrap();
-        let ports: Vec<u16> = (0..3)
-            .map(|_| {
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port()
-            })
-            .collect();
-        let listen = |port: u16| toml::Value::String(format!("127.0.0.1:{port}"));
-        config.insert("data_dir".into(), data_dir.display().to_string().into());
-        for (section, port) in [("ftps", ports[0]), ("portal", ports[1]), ("api", ports[2])] {
-            config[section]
-                .as_table_mut()
-                .unwrap()
-                .insert("listen".into(), listen(port));
-        }
-        config.remove("legacy");
-        config.remove("emcs");
-        config
-            .entry("transactions")
-            .or_insert_with(|| toml::Table::new().into())
-            .as_table_mut()
-            .unwrap()
-            .insert("node_id".into(), "2".into());
-        let path = data_dir.join("mftgw.toml");
-        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+impl Node {
+    fn start(config: &std::path::Path, ftps_port: u16, env: &[(&str, &str)]) -> Node {
+        let log = config.with_file_name("gateway.log");
         let mut command = Command::new(crate::support::binary());
         command
             .arg("--config")
-            .arg(&path)
+            .arg(config)
             .arg("serve")
             .env("MFTGW_LOG", "info")
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(data_dir.join("gateway.log")).unwrap());
+            .stderr(std::fs::File::create(&log).unwrap());
         for (name, value) in env {
             command.env(name, value);
         }
         let child = command.spawn().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", ports[0])).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", ftps_port)).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the second node did not start:\n{}",
-                std::fs::read_to_string(data_dir.join("gateway.log")).unwrap_or_default()
+                "the node did not start:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        SecondNode {
-            child,
-            ftps_port: ports[0],
-        }
+        Node { child, ftps_port }
     }
 }
 
-impl Drop for SecondNode {
+impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -284,7 +293,8 @@ fn two_nodes_on_one_store_serve_each_others_uploads_once() {
     let values = s3_environment(&s3);
     let env = borrowed(&values);
     let demo = Demo::start_with_args(&env, &["--database", &schema.url()]);
-    let second = SecondNode::start(&demo, &env);
+    let (config, port) = node_config(&demo, "2", |_| {});
+    let second = Node::start(&config, port, &env);
     let user = demo.user(0);
     let body = demo.dir.path().join("ping.xml");
     std::fs::write(&body, "<ping/>\n").unwrap();
@@ -466,4 +476,104 @@ fn a_node_whose_database_goes_away_says_so_loses_nothing_and_recovers() {
     assert_eq!(wait_for_out(&demo, &user, &expected).len(), expected.len());
     let transactions = demo.transactions(&user.username);
     assert_eq!(transactions.len(), 2, "{transactions:?}");
+}
+
+#[test]
+fn an_embedded_installation_migrates_to_postgresql_and_s3_and_serves_from_there() {
+    let mut demo = Demo::start();
+    let user = demo.user(0);
+    let body = demo.dir.path().join("ping.xml");
+    std::fs::write(&body, "<ping/>\n").unwrap();
+    let name = "migrated-hb01.xml";
+    let (ok, _, log) = curl(
+        &demo,
+        &user,
+        &format!("/FTPSGW.Heartbeat/{name}"),
+        &["-T", body.to_str().unwrap()],
+    );
+    assert!(ok, "{log}");
+    let expected = heartbeat_files(name);
+    wait_for_out(&demo, &user, &expected);
+    demo.kill();
+
+    let schema = Schema::create();
+    let s3 = S3Server::start();
+    let settings = s3.settings(8 * 1024 * 1024);
+    let (target, port) = node_config(&demo, "pg", |config| {
+        let mut store = toml::Table::new();
+        store.insert("database".into(), schema.url().into());
+        config.insert("store".into(), store.into());
+        let mut bucket = toml::Table::new();
+        bucket.insert("endpoint".into(), s3.endpoint().into());
+        bucket.insert("bucket".into(), settings.bucket.clone().into());
+        bucket.insert("prefix".into(), settings.prefix.clone().into());
+        bucket.insert(
+            "access_key_id".into(),
+            settings.access_key_id.clone().into(),
+        );
+        bucket.insert(
+            "secret_access_key".into(),
+            settings.secret_access_key.clone().into(),
+        );
+        let mut blobs = toml::Table::new();
+        blobs.insert("s3".into(), bucket.into());
+        config.insert("blobs".into(), blobs.into());
+    });
+    let migrate = || {
+        let (ok, out, err) = run(Command::new(crate::support::binary())
+            .arg("migrate")
+            .arg("--from")
+            .arg(demo.data_dir())
+            .arg("--to")
+            .arg(&target));
+        assert!(ok, "mftgw migrate: {err}");
+        out.lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let first = migrate();
+    let table = |report: &[serde_json::Value], name: &str| {
+        report
+            .iter()
+            .find(|line| line["table"] == name)
+            .unwrap_or_else(|| panic!("{name} in {report:?}"))
+            .clone()
+    };
+    assert_eq!(table(&first, "transactions")["rows"], 1, "{first:?}");
+    assert_eq!(table(&first, "transactions")["copied_now"], 1);
+    assert!(table(&first, "users")["rows"].as_u64().unwrap() >= 4);
+    let blobs = first.last().unwrap();
+    assert_eq!(blobs["verified_by_sha256"], 1, "{blobs}");
+    // Again: nothing is copied twice.
+    let again = migrate();
+    assert!(
+        again
+            .iter()
+            .filter(|line| line.get("table").is_some())
+            .all(|line| line["copied_now"] == 0),
+        "{again:?}"
+    );
+
+    // The migrated installation serves from PostgreSQL and the bucket.
+    let node = Node::start(&target, port, &[]);
+    assert_eq!(
+        wait_for_out_at(&demo, node.ftps_port, &user, &expected),
+        expected
+    );
+    let blob_key = psql(&format!(
+        "SELECT blob_key FROM {}.transactions WHERE ftp_transaction_id = '{name}'",
+        schema.name
+    ));
+    assert_eq!(
+        std::fs::read_to_string(s3.object_file(&blob_key)).unwrap(),
+        "<ping/>\n"
+    );
+    let (ok, _, log) = curl_at(
+        &demo,
+        node.ftps_port,
+        &user,
+        "/FTPSGW.Heartbeat/after-migration-hb01.xml",
+        &["-T", body.to_str().unwrap()],
+    );
+    assert!(ok, "an upload after the migration: {log}");
 }

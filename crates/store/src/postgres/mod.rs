@@ -42,7 +42,7 @@ const MAX_CONNECTIONS: u32 = 16;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     reader: PgPool,
-    writer: PgPool,
+    pub(crate) writer: PgPool,
 }
 
 impl PostgresStore {

@@ -122,3 +122,108 @@ where
     }
     outputs
 }
+
+/// An embedded store's users, transactions with their steps and files, roles, audit and key
+/// reach PostgreSQL whole; copying again inserts nothing; and what comes next continues the
+/// ids rather than meeting them.
+#[tokio::test]
+async fn an_embedded_store_is_copied_whole_and_again_changes_nothing() {
+    use mftgw_domain::status::StatusCode;
+    use mftgw_domain::{AuditEvent, Mailbox, TransactionState};
+
+    use crate::prelude::*;
+    use crate::testing::{self, USERNAME};
+    use crate::{AuditQuery, RoleSource, SqliteStore};
+
+    let directory = crate::testing::TempDir::new();
+    let source = SqliteStore::open(&directory.0.join("mftgw.sqlite"))
+        .await
+        .unwrap();
+    testing::with_user(&source).await;
+    let user = testing::user(USERNAME);
+    source
+        .grant_role(&user, &testing::service("FATCA"), RoleSource::Local)
+        .await
+        .unwrap();
+    let first = testing::created(
+        source
+            .record_transaction(testing::upload("ci1_1_1", "a.xml"))
+            .await
+            .unwrap(),
+    );
+    let mut step = testing::step(&first, TransactionState::Delivered, StatusCode::Delivered);
+    step.files
+        .push(testing::inline("status_a.xml_1.xml", "<status/>"));
+    source.advance(&[step]).await.unwrap();
+    source
+        .record_transaction(testing::upload("ci1_1_2", "b.xml"))
+        .await
+        .unwrap();
+    source
+        .append_audit(&[AuditEvent::info(testing::RECEIVED_AT, "admin.register")])
+        .await
+        .unwrap();
+    source
+        .key_fingerprint("gateway_password", "k1")
+        .await
+        .unwrap();
+
+    let schema = TestSchema::create().await;
+    let target = PostgresStore::connect_with(schema.options()).await.unwrap();
+    let report = crate::copy_embedded(&source, &target).await.unwrap();
+    assert!(
+        report
+            .iter()
+            .all(|table| table.inserted == table.source_rows)
+    );
+    let again = crate::copy_embedded(&source, &target).await.unwrap();
+    assert!(again.iter().all(|table| table.inserted == 0), "{again:?}");
+
+    assert_eq!(
+        target.list_users().await.unwrap(),
+        source.list_users().await.unwrap()
+    );
+    assert_eq!(
+        target.transactions(None, 10).await.unwrap(),
+        source.transactions(None, 10).await.unwrap()
+    );
+    assert_eq!(
+        target.status_history(first.id).await.unwrap(),
+        source.status_history(first.id).await.unwrap()
+    );
+    let mailbox = Mailbox::of_user(&user);
+    assert_eq!(
+        target.out_files(&mailbox).await.unwrap(),
+        source.out_files(&mailbox).await.unwrap()
+    );
+    assert_eq!(
+        target.roles(&user).await.unwrap(),
+        source.roles(&user).await.unwrap()
+    );
+    assert_eq!(
+        target.audit_events(AuditQuery::default()).await.unwrap(),
+        source.audit_events(AuditQuery::default()).await.unwrap()
+    );
+    assert_eq!(
+        target.pending_work(10).await.unwrap(),
+        source.pending_work(10).await.unwrap()
+    );
+    assert_eq!(
+        target
+            .key_fingerprint("gateway_password", "k2")
+            .await
+            .unwrap(),
+        "k1"
+    );
+
+    let next = testing::created(
+        target
+            .record_transaction(testing::upload("ci1_1_3", "c.xml"))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        next.id > first.id + 1,
+        "the ids continue after the copied ones"
+    );
+}

@@ -71,7 +71,7 @@ const IN_MEMORY_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 
 /// (WAL) on their own connections.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    reader: SqlitePool,
+    pub(crate) reader: SqlitePool,
     writer: SqlitePool,
     /// For the checkpoint's own short-lived connection; `None` in memory (no WAL).
     checkpointer: Option<SqliteConnectOptions>,
