@@ -41,6 +41,8 @@ pub struct Config {
     #[serde(default)]
     pub keys: KeysConfig,
     #[serde(default)]
+    pub proxy_protocol: ProxyProtocolConfig,
+    #[serde(default)]
     pub services: ServicesConfig,
     /// The legacy "Secure FTP" listener (seed 003), if any: the same settings as `[ftps]`
     /// for a second listener whose users log in by certificate alone and share their
@@ -265,6 +267,37 @@ impl Default for StoreConfig {
             kind: None,
             database: None,
             checkpoint_secs: 60,
+        }
+    }
+}
+
+/// The load balancers in front of this node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyProtocolConfig {
+    /// The balancers' source addresses: their connections to every listener (FTPS control
+    /// and passive, legacy, portal, API, EMCS) begin with a PROXY header (v1 or v2) naming
+    /// the client, and must. An FTPS client sending a header from any other address is
+    /// refused and audited.
+    pub from: Vec<IpAddr>,
+    /// How long a balancer has to send its header.
+    pub header_timeout_secs: u64,
+}
+
+impl Default for ProxyProtocolConfig {
+    fn default() -> Self {
+        ProxyProtocolConfig {
+            from: Vec::new(),
+            header_timeout_secs: 5,
+        }
+    }
+}
+
+impl ProxyProtocolConfig {
+    pub fn policy(&self) -> mftgw_ftps::proxy::ProxyPolicy {
+        mftgw_ftps::proxy::ProxyPolicy {
+            balancers: self.from.clone(),
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs.max(1)),
         }
     }
 }
@@ -553,12 +586,6 @@ pub struct FtpsConfig {
     /// Transaction folders (`MKD`) one session may hold open.
     pub max_transaction_folders: usize,
     pub require_session_resumption: bool,
-    /// The load balancers in front of this node: their connections, control and passive,
-    /// begin with a PROXY header (v1 or v2) naming the client, and must. A header from any
-    /// other address is refused and audited.
-    pub proxy_protocol_from: Vec<IpAddr>,
-    /// How long a balancer has to send its header.
-    pub proxy_header_timeout_secs: u64,
 }
 
 impl Default for FtpsConfig {
@@ -579,8 +606,6 @@ impl Default for FtpsConfig {
             idle_timeout_secs: 600,
             data_stall_timeout_secs: 120,
             max_session_lifetime_secs: mftgw_ftps::Timeouts::default().session_lifetime.as_secs(),
-            proxy_protocol_from: Vec::new(),
-            proxy_header_timeout_secs: 5,
             max_transaction_folders: 1000,
             require_session_resumption: false,
         }

@@ -5,7 +5,8 @@
 //! A few clients must not be able to take every connection: besides the total, connections
 //! are limited per address and per network (/24, /48), each address may open only so many
 //! per second, and once half the connections are in use the handshake and header deadlines
-//! shorten, so that connections held open without a request are let go sooner.
+//! shorten, so that connections held open without a request are let go sooner. Behind a
+//! balancer, the limits count the clients its PROXY headers name.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use mftgw_ftps::limits::{AddressRate, ConnectionRate, KeyedCounter};
+use mftgw_ftps::proxy::ProxyPolicy;
 use mftgw_ftps::{client_key, network_prefix};
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
@@ -46,25 +48,29 @@ pub struct TlsPeer {
     pub fingerprint: Option<String>,
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown`. `name` labels the log lines.
+/// Serves `router` over TLS on `listener` until `shutdown`. `name` labels the log lines. A
+/// connection from one of `proxy`'s balancers begins with a PROXY header naming the client,
+/// whose address the limits and the handlers then see.
 pub async fn serve(
     name: &'static str,
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
+    proxy: ProxyPolicy,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let per_address = KeyedCounter::<IpAddr>::new(MAX_CONNECTIONS_PER_ADDRESS);
     let per_network = KeyedCounter::<(IpAddr, u8)>::new(MAX_CONNECTIONS_PER_NETWORK);
-    let rate = AddressRate::new(CONNECTION_RATE);
+    let rate = Arc::new(AddressRate::new(CONNECTION_RATE));
+    let proxy = Arc::new(proxy);
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
             _ = shutdown.changed() => return,
         };
-        let (tcp, peer) = tokio::select! {
+        let (mut tcp, accepted_from) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -74,18 +80,6 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        let address = client_key(peer.ip());
-        if !rate.allow(address, Instant::now()) {
-            tracing::debug!(%peer, "{name}: connection rate exceeded");
-            continue;
-        }
-        let slots = per_address
-            .try_acquire(address)
-            .zip(per_network.try_acquire(network_prefix(address)));
-        let Some(slots) = slots else {
-            tracing::debug!(%peer, "{name}: too many connections from this address or network");
-            continue;
-        };
         let busy = connections.available_permits() < MAX_CONNECTIONS / 2;
         let (handshake_timeout, header_timeout) = if busy {
             (BUSY_HANDSHAKE_TIMEOUT, BUSY_HEADER_TIMEOUT)
@@ -93,7 +87,36 @@ pub async fn serve(
             (HANDSHAKE_TIMEOUT, HEADER_TIMEOUT)
         };
         let (acceptor, router) = (acceptor.clone(), router.clone());
+        let (per_address, per_network, rate, proxy) = (
+            Arc::clone(&per_address),
+            Arc::clone(&per_network),
+            Arc::clone(&rate),
+            Arc::clone(&proxy),
+        );
         tokio::spawn(async move {
+            let peer = if proxy.expects_header(accepted_from.ip()) {
+                match mftgw_ftps::proxy::read_header(&mut tcp, proxy.header_timeout).await {
+                    Ok(client) => client.unwrap_or(accepted_from),
+                    Err(error) => {
+                        tracing::info!(%accepted_from, reason = error.reason(), "{name}: PROXY header refused");
+                        return;
+                    }
+                }
+            } else {
+                accepted_from
+            };
+            let address = client_key(peer.ip());
+            if !rate.allow(address, Instant::now()) {
+                tracing::debug!(%peer, "{name}: connection rate exceeded");
+                return;
+            }
+            let slots = per_address
+                .try_acquire(address)
+                .zip(per_network.try_acquire(network_prefix(address)));
+            let Some(slots) = slots else {
+                tracing::debug!(%peer, "{name}: too many connections from this address or network");
+                return;
+            };
             let _held = (permit, slots);
             let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,

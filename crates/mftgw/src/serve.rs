@@ -11,7 +11,6 @@ use anyhow::Context;
 use mftgw_blobs::{BlobStore, LocalBlobStore, S3BlobStore};
 use mftgw_domain::Profile;
 use mftgw_domain::catalogue::ServiceCatalogue;
-use mftgw_ftps::proxy::ProxyPolicy;
 use mftgw_ftps::{
     ConnectionRate, Server, ServerConfig, SessionLimits, Timeouts, TlsContext, TlsSettings,
 };
@@ -24,7 +23,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::api::{self, ApiBackend, ApiState};
-use crate::config::{Config, ConnectorConfig, EmcsConfig, FtpsConfig, RoleSourceConfig, seconds};
+use crate::config::{
+    Config, ConnectorConfig, EmcsConfig, FtpsConfig, ProxyProtocolConfig, RoleSourceConfig, seconds,
+};
 use crate::emcs::backend::{Availability, SimulatedEmcs};
 use crate::emcs::{EmcsGateway, EmcsSettings};
 use crate::gateway::{Gateway, GatewayParts, UploadLimits, run_authorisation_watch};
@@ -155,7 +156,7 @@ async fn serve_on<S: Store, B: BlobStore>(
             },
         ))
     };
-    let server_config = engine_config(ftps, &tls)?;
+    let server_config = engine_config(ftps, &config.proxy_protocol, &tls)?;
     let gateway = gateway_in(Profile::Gateway, ftps);
     let legacy = match &config.legacy {
         Some(legacy) => {
@@ -166,7 +167,7 @@ async fn serve_on<S: Store, B: BlobStore>(
             );
             Some((
                 legacy,
-                engine_config(legacy, &tls)?,
+                engine_config(legacy, &config.proxy_protocol, &tls)?,
                 gateway_in(Profile::SecureFtp, legacy),
             ))
         }
@@ -287,6 +288,7 @@ async fn serve_on<S: Store, B: BlobStore>(
             api_listener,
             api_server_tls,
             api::router(Arc::clone(&api_state)),
+            config.proxy_protocol.policy(),
             stopping.clone(),
         )));
     }
@@ -317,6 +319,7 @@ async fn serve_on<S: Store, B: BlobStore>(
             emcs_listener,
             emcs_tls,
             crate::emcs::endpoint::router(gateway),
+            config.proxy_protocol.policy(),
             stopping.clone(),
         )));
     }
@@ -341,6 +344,7 @@ async fn serve_on<S: Store, B: BlobStore>(
             first_password: config.portal.first_password,
             guards: Default::default(),
         })),
+        config.proxy_protocol.policy(),
         stopping.clone(),
     )));
     tasks.push(tokio::spawn(Arc::clone(&portal).run_registrations(
@@ -430,16 +434,17 @@ async fn bind(listen: Option<SocketAddr>, what: &str) -> anyhow::Result<Option<T
 }
 
 /// The engine's configuration for a listener of `ftps`'s settings.
-fn engine_config(ftps: &FtpsConfig, tls: &TlsContext) -> anyhow::Result<ServerConfig> {
+fn engine_config(
+    ftps: &FtpsConfig,
+    proxy: &ProxyProtocolConfig,
+    tls: &TlsContext,
+) -> anyhow::Result<ServerConfig> {
     let mut server_config = ServerConfig::new(tls.clone());
     server_config.passive_ports = ftps.passive_port_range()?;
     server_config.advertised_address = ftps.advertised_address;
     server_config.require_session_resumption = ftps.require_session_resumption;
     server_config.limits = session_limits(ftps)?;
-    server_config.proxy = ProxyPolicy {
-        balancers: ftps.proxy_protocol_from.clone(),
-        header_timeout: seconds(ftps.proxy_header_timeout_secs.max(1)),
-    };
+    server_config.proxy = proxy.policy();
     server_config.timeouts = Timeouts {
         tls_handshake: seconds(ftps.tls_handshake_timeout_secs),
         login: seconds(ftps.login_timeout_secs),

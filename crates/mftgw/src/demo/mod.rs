@@ -315,6 +315,7 @@ fn demo_config(
         roles: Default::default(),
         audit: Default::default(),
         blobs: Default::default(),
+        proxy_protocol: Default::default(),
         keys: KeysConfig {
             password_key_file: Some(data_dir.join("gateway-password.key")),
             ..KeysConfig::default()

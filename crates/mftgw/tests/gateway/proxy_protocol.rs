@@ -1,7 +1,8 @@
 //! The gateway behind a real HAProxy (Debian's `haproxy`) speaking PROXY protocol v2 to it
 //! on the control port and on every passive port: the client's address, not the balancer's,
 //! is what the data connection's address check and the audit log see; a PROXY header from
-//! an address that is no balancer is refused and audited.
+//! an address that is no balancer is refused and audited. The HTTPS API answers through the
+//! same balancer.
 //!
 //! Four loopback addresses play the parts: the gateway listens on 127.0.0.1, HAProxy on
 //! 127.0.0.2 (which the gateway advertises in its `227` replies), the client connects from
@@ -22,15 +23,26 @@ const BALANCER_SOURCE: &str = "127.0.0.4";
 struct Haproxy {
     child: Child,
     control_port: u16,
+    api_port: u16,
 }
 
 impl Haproxy {
     fn start(demo: &Demo, passive_ports: &str) -> Haproxy {
-        let control_port = std::net::TcpListener::bind((BALANCER, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let free = || {
+            std::net::TcpListener::bind((BALANCER, 0))
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (control_port, api_port) = (free(), free());
+        let api: SocketAddr = demo
+            .manifest()
+            .api
+            .url
+            .trim_start_matches("https://")
+            .parse()
+            .unwrap();
         let config = format!(
             "defaults
     mode tcp
@@ -51,6 +63,13 @@ frontend passive
 
 backend passive_nodes
     server node1 127.0.0.1 send-proxy-v2 source {BALANCER_SOURCE}
+
+frontend api
+    bind {BALANCER}:{api_port}
+    default_backend api_nodes
+
+backend api_nodes
+    server node1 {api} send-proxy-v2 source {BALANCER_SOURCE}
 ",
             gateway = demo.port,
         );
@@ -81,6 +100,7 @@ backend passive_nodes
         Haproxy {
             child,
             control_port,
+            api_port,
         }
     }
 }
@@ -97,7 +117,7 @@ fn behind_haproxy_the_gateway_sees_the_client_and_refuses_headers_from_others() 
     let passive = "42000-42999";
     let demo = Demo::start_with_env(&[
         (
-            "MFTGW__FTPS__PROXY_PROTOCOL_FROM",
+            "MFTGW__PROXY_PROTOCOL__FROM",
             &format!("[\"{BALANCER_SOURCE}\"]"),
         ),
         (
@@ -159,6 +179,18 @@ fn behind_haproxy_the_gateway_sees_the_client_and_refuses_headers_from_others() 
         demo.count_audit(|event| event["peer_ip"] == BALANCER_SOURCE) == 0,
         "the balancer's address was audited"
     );
+
+    // The HTTPS API through the balancer, its PROXY header taken before TLS.
+    let api_resolve = format!("localhost:{}:{BALANCER}", haproxy.api_port);
+    let (ok, ready, err) = crate::support::run(
+        Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "20", "--cacert"])
+            .arg(demo.ca())
+            .args(["--resolve", &api_resolve, "--interface", CLIENT])
+            .arg(format!("https://localhost:{}/readyz", haproxy.api_port)),
+    );
+    assert!(ok, "the API through haproxy: {err}");
+    assert_eq!(ready, "ready\n");
 
     // A header straight from the client, which is no balancer: refused and audited.
     let gateway: SocketAddr = format!("127.0.0.1:{}", demo.port).parse().unwrap();
