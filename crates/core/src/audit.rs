@@ -433,24 +433,32 @@ pub struct AuditRetention {
 const SWEEP_BATCH: u32 = 10_000;
 
 /// Archives and deletes the events past the retention, now and every `sweep_every`, until
-/// `shutdown`.
+/// `shutdown`, while this node leads the job (one archive, not one per node).
 pub async fn run_audit_retention<S: AuditLog>(
     store: Arc<S>,
     retention: AuditRetention,
+    leadership: Arc<dyn crate::periodic::Leadership>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    crate::periodic::every(retention.sweep_every, shutdown, || async {
-        match sweep_audit(&*store, &retention).await {
-            Ok(0) => {}
-            Ok(expired) => tracing::info!(
-                expired,
-                "audit events past the retention archived and removed"
-            ),
-            Err(error) => {
-                tracing::error!(error = format!("{error:#}"), "audit retention sweep failed")
+    let period = retention.sweep_every;
+    crate::periodic::every_led(
+        "audit_retention",
+        &*leadership,
+        period,
+        shutdown,
+        || async {
+            match sweep_audit(&*store, &retention).await {
+                Ok(0) => {}
+                Ok(expired) => tracing::info!(
+                    expired,
+                    "audit events past the retention archived and removed"
+                ),
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "audit retention sweep failed")
+                }
             }
-        }
-    })
+        },
+    )
     .await;
 }
 

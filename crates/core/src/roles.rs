@@ -97,23 +97,31 @@ fn grants(
     Ok(grants)
 }
 
-/// Polls `source` every `every` (the first time at once) until `shutdown`.
+/// Polls `source` every `every` (the first time at once) until `shutdown`, while this node
+/// leads the job.
 pub async fn run_replication<S: RoleStore>(
     store: Arc<S>,
     auditor: Arc<Auditor>,
     catalogue: Arc<ServiceCatalogue>,
     source: Box<dyn RoleFeed>,
     every: Duration,
+    leadership: Arc<dyn crate::periodic::Leadership>,
     shutdown: watch::Receiver<bool>,
 ) {
-    crate::periodic::every(every, shutdown, || async {
-        if let Err(error) = replicate(&*store, &auditor, &catalogue, &*source).await {
-            tracing::error!(
-                error = format!("{error:#}"),
-                "role replication failed; the last good roles stay in force"
-            );
-        }
-    })
+    crate::periodic::every_led(
+        "role_replication",
+        &*leadership,
+        every,
+        shutdown,
+        || async {
+            if let Err(error) = replicate(&*store, &auditor, &catalogue, &*source).await {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "role replication failed; the last good roles stay in force"
+                );
+            }
+        },
+    )
     .await;
 }
 

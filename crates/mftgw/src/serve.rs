@@ -36,6 +36,7 @@ use crate::stores::{OnStore, on_store};
 use mftgw_core::audit::{AuditRetention, Auditor, run_audit_retention};
 use mftgw_core::delivery::{Backends, run_delivery};
 use mftgw_core::delivery::{Simulated, Spool};
+use mftgw_core::periodic::{Leadership, StoreLeadership};
 use mftgw_core::portal::{Portal, RegistrationWorker, SessionTimeouts};
 use mftgw_core::roles::{RoleFeed, RoleFile, run_replication};
 use mftgw_core::spacing::{CallSpacing, SpacingRules};
@@ -358,6 +359,11 @@ async fn serve_on<S: Store, B: BlobStore>(
         stopping.clone(),
     )));
     tasks.push(tokio::spawn(portal.run_session_sweep(stopping.clone())));
+    // The jobs one node at a time runs, whichever it is.
+    let leadership: Arc<dyn Leadership> = Arc::new(StoreLeadership {
+        store: Arc::clone(&store),
+        node: config.transactions.node_id.clone(),
+    });
     if let Some(source) = roles_from {
         tasks.push(tokio::spawn(run_replication(
             Arc::clone(&store),
@@ -365,6 +371,7 @@ async fn serve_on<S: Store, B: BlobStore>(
             Arc::clone(&catalogue),
             source,
             seconds(config.roles.poll_secs.max(1)),
+            Arc::clone(&leadership),
             stopping.clone(),
         )));
     }
@@ -375,6 +382,7 @@ async fn serve_on<S: Store, B: BlobStore>(
             archive: config.audit.archive.then(|| config.audit_archive_path()),
             sweep_every: seconds(config.audit.sweep_secs.max(1)),
         },
+        Arc::clone(&leadership),
         stopping.clone(),
     )));
     tasks.push(tokio::spawn(run_checkpoints(
@@ -397,6 +405,7 @@ async fn serve_on<S: Store, B: BlobStore>(
     let retention = tokio::spawn(run_retention(
         Arc::clone(&transactions),
         config.transactions.retention(),
+        leadership,
         stopping,
     ));
     Server::new(server_config, gateway)

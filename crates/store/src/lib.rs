@@ -644,4 +644,15 @@ pub trait Maintenance: Send + Sync + 'static {
         purpose: &str,
         fingerprint: &str,
     ) -> impl Future<Output = StoreResult<String>> + Send;
+
+    /// Whether `node` leads `job` (one that one node at a time should run) until `until`: it
+    /// led it already, or nobody's lead is current at `now`; then it leads until `until`.
+    /// Of nodes asking at once, one leads.
+    fn lead_job(
+        &self,
+        job: &str,
+        node: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }

@@ -8,6 +8,8 @@ use mftgw_blobs::BlobStore;
 use mftgw_store::Store;
 use tokio::sync::watch;
 
+use crate::periodic::Leadership;
+
 use super::Transactions;
 
 #[derive(Debug, Clone, Copy)]
@@ -16,14 +18,20 @@ pub struct RetentionPolicy {
     pub sweep_every: Duration,
 }
 
+/// Sweeps every `sweep_every` while this node leads the job (`leadership`).
 pub async fn run_retention<S: Store, B: BlobStore>(
     transactions: Arc<Transactions<S, B>>,
     policy: RetentionPolicy,
+    leadership: Arc<dyn Leadership>,
     shutdown: watch::Receiver<bool>,
 ) {
-    crate::periodic::every(policy.sweep_every, shutdown, || {
-        sweep(&transactions, policy)
-    })
+    crate::periodic::every_led(
+        "retention",
+        &*leadership,
+        policy.sweep_every,
+        shutdown,
+        || sweep(&transactions, policy),
+    )
     .await;
 }
 

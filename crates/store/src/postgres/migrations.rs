@@ -26,6 +26,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "key_fingerprints",
         sql: include_str!("../../migrations/postgres/002_key_fingerprints.sql"),
     },
+    Migration {
+        version: 3,
+        name: "job_leads",
+        sql: include_str!("../../migrations/postgres/003_job_leads.sql"),
+    },
 ];
 
 /// The class of the advisory lock migrations take (see `serialize` for the others).

@@ -9,6 +9,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 
+use time::OffsetDateTime;
+
 use crate::plan::Serialized;
 use crate::{Maintenance, StoreError, StoreResult};
 
@@ -135,5 +137,15 @@ impl Maintenance for PostgresStore {
 
     async fn key_fingerprint(&self, purpose: &str, fingerprint: &str) -> StoreResult<String> {
         shared::key_fingerprint(&self.writer, purpose, fingerprint).await
+    }
+
+    async fn lead_job(
+        &self,
+        job: &str,
+        node: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        shared::lead_job(&self.writer, job, node, now, until).await
     }
 }

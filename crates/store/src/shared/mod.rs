@@ -943,3 +943,26 @@ pub(super) async fn key_fingerprint(
     transaction.commit().await?;
     Ok(recorded)
 }
+
+/// [`crate::Maintenance::lead_job`], for both backends.
+pub(super) async fn lead_job(
+    pool: &Pool,
+    job: &str,
+    node: &str,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+) -> StoreResult<bool> {
+    let led: Option<String> = sqlx::query_scalar(
+        "INSERT INTO job_leads (job, node, lead_until) VALUES ($1, $2, $4)
+         ON CONFLICT (job) DO UPDATE SET node = excluded.node, lead_until = excluded.lead_until
+         WHERE job_leads.node = excluded.node OR job_leads.lead_until <= $3
+         RETURNING node",
+    )
+    .bind(job)
+    .bind(node)
+    .bind(timestamp::to_text(now))
+    .bind(timestamp::to_text(until))
+    .fetch_optional(pool)
+    .await?;
+    Ok(led.is_some())
+}

@@ -98,6 +98,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/013_key_fingerprints.sql"),
         rebuilds_tables: false,
     },
+    Migration {
+        version: 14,
+        name: "job_leads",
+        sql: include_str!("../../migrations/sqlite/014_job_leads.sql"),
+        rebuilds_tables: false,
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {

@@ -12,6 +12,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use time::OffsetDateTime;
+
 use crate::plan::Serialized;
 use crate::{Maintenance, StoreError, StoreResult};
 
@@ -190,5 +192,15 @@ impl Maintenance for SqliteStore {
 
     async fn key_fingerprint(&self, purpose: &str, fingerprint: &str) -> StoreResult<String> {
         shared::key_fingerprint(&self.writer, purpose, fingerprint).await
+    }
+
+    async fn lead_job(
+        &self,
+        job: &str,
+        node: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        shared::lead_job(&self.writer, job, node, now, until).await
     }
 }

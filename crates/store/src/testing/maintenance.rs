@@ -43,3 +43,42 @@ pub async fn the_first_key_fingerprint_recorded_stays<S: Maintenance>(store: Arc
     told.dedup();
     assert_eq!(told.len(), 1, "{told:?}");
 }
+
+/// One node leads a job at a time: the leader renews its lead, another node takes it only
+/// once it ran out, and of nodes racing for a free lead one wins.
+pub async fn one_node_at_a_time_leads_a_job<S: Maintenance>(store: Arc<S>) {
+    let at = |minute: i64| datetime!(2026-11-22 10:00 UTC) + time::Duration::minutes(minute);
+    assert!(store.lead_job("sweep", "a", at(0), at(10)).await.unwrap());
+    assert!(!store.lead_job("sweep", "b", at(5), at(15)).await.unwrap());
+    assert!(
+        store.lead_job("sweep", "a", at(6), at(16)).await.unwrap(),
+        "renewed"
+    );
+    assert!(!store.lead_job("sweep", "b", at(15), at(25)).await.unwrap());
+    assert!(
+        store.lead_job("other", "b", at(15), at(25)).await.unwrap(),
+        "its own job"
+    );
+    assert!(
+        store.lead_job("sweep", "b", at(16), at(26)).await.unwrap(),
+        "ran out"
+    );
+    assert!(!store.lead_job("sweep", "a", at(17), at(27)).await.unwrap());
+
+    let racers: Vec<_> = (0..8)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .lead_job("race", &format!("node-{n}"), at(0), at(10))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut leaders = 0;
+    for racer in racers {
+        leaders += u32::from(racer.await.unwrap());
+    }
+    assert_eq!(leaders, 1);
+}

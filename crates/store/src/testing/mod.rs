@@ -355,6 +355,7 @@ macro_rules! conformance_suite {
             maintenance {
                 a_store_answers_and_checkpoints,
                 the_first_key_fingerprint_recorded_stays,
+                one_node_at_a_time_leads_a_job,
             }
         }
     };
