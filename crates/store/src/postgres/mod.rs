@@ -9,10 +9,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 
-use time::OffsetDateTime;
-
 use crate::plan::Serialized;
-use crate::{Maintenance, StoreError, StoreResult};
+use crate::{StoreError, StoreResult};
 
 mod migrations;
 // The same files as the other backend's, compiled against this one's `Db`.
@@ -124,28 +122,7 @@ const OUT_LISTING: &str =
 /// time ([`Serialized::Claims`]).
 const CLAIM_LOCKING: &str = " FOR UPDATE OF work SKIP LOCKED";
 
-impl Maintenance for PostgresStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
-    }
-
-    /// PostgreSQL bounds its write-ahead log itself.
-    async fn checkpoint(&self) -> StoreResult<()> {
-        Ok(())
-    }
-
-    async fn key_fingerprint(&self, purpose: &str, fingerprint: &str) -> StoreResult<String> {
-        shared::key_fingerprint(&self.writer, purpose, fingerprint).await
-    }
-
-    async fn lead_job(
-        &self,
-        job: &str,
-        node: &str,
-        now: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        shared::lead_job(&self.writer, job, node, now, until).await
-    }
+/// Nothing to do: PostgreSQL bounds its write-ahead log itself.
+async fn checkpoint(_: &PostgresStore) -> StoreResult<()> {
+    Ok(())
 }

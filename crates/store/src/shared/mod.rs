@@ -16,13 +16,15 @@ use mftgw_domain::{
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{Backend, CLAIM_LOCKING, Db, DbRow, OUT_LISTING, Pool, begin_write, serialize};
+use super::{
+    Backend, CLAIM_LOCKING, Db, DbRow, OUT_LISTING, Pool, begin_write, checkpoint, serialize,
+};
 use crate::plan::{RegisteredTo, RegistrationPlan, Serialized, registration_plan};
 use crate::{
     Advance, Advanced, AuditLog, AuditQuery, CertificateRegistration, Counts, Expired,
-    IdentityStore, LeaseToken, MailboxStore, NewOutFile, NewOutbound, NewRegistrationJob,
-    NewTransaction, OutContent, OutFileEntry, OutboundRecorded, PortalAccount, PortalProfile,
-    PortalSession, PortalStore, QueuedRegistration, Recorded, RegisteredCertificate,
+    IdentityStore, LeaseToken, MailboxStore, Maintenance, NewOutFile, NewOutbound,
+    NewRegistrationJob, NewTransaction, OutContent, OutFileEntry, OutboundRecorded, PortalAccount,
+    PortalProfile, PortalSession, PortalStore, QueuedRegistration, Recorded, RegisteredCertificate,
     RegistrationJob, RegistrationOutcome, ReplicatedRoles, RoleSource, RoleStore, SecurityChange,
     StoreError, StoreResult, TransactionLog, WorkItem, timestamp,
 };
@@ -919,50 +921,56 @@ async fn note_role_ended<'e>(
     Ok(())
 }
 
-/// [`crate::Maintenance::key_fingerprint`], for both backends.
-pub(super) async fn key_fingerprint(
-    pool: &Pool,
-    purpose: &str,
-    fingerprint: &str,
-) -> StoreResult<String> {
-    let mut transaction = begin_write(pool).await?;
-    sqlx::query(
-        "INSERT INTO key_fingerprints (purpose, fingerprint, recorded_at) VALUES ($1, $2, $3)
-         ON CONFLICT (purpose) DO NOTHING",
-    )
-    .bind(purpose)
-    .bind(fingerprint)
-    .bind(timestamp::to_text(OffsetDateTime::now_utc()))
-    .execute(&mut *transaction)
-    .await?;
-    let recorded: String =
-        sqlx::query_scalar("SELECT fingerprint FROM key_fingerprints WHERE purpose = $1")
-            .bind(purpose)
-            .fetch_one(&mut *transaction)
-            .await?;
-    transaction.commit().await?;
-    Ok(recorded)
-}
+impl Maintenance for Backend {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
 
-/// [`crate::Maintenance::lead_job`], for both backends.
-pub(super) async fn lead_job(
-    pool: &Pool,
-    job: &str,
-    node: &str,
-    now: OffsetDateTime,
-    until: OffsetDateTime,
-) -> StoreResult<bool> {
-    let led: Option<String> = sqlx::query_scalar(
-        "INSERT INTO job_leads (job, node, lead_until) VALUES ($1, $2, $4)
-         ON CONFLICT (job) DO UPDATE SET node = excluded.node, lead_until = excluded.lead_until
-         WHERE job_leads.node = excluded.node OR job_leads.lead_until <= $3
-         RETURNING node",
-    )
-    .bind(job)
-    .bind(node)
-    .bind(timestamp::to_text(now))
-    .bind(timestamp::to_text(until))
-    .fetch_optional(pool)
-    .await?;
-    Ok(led.is_some())
+    async fn checkpoint(&self) -> StoreResult<()> {
+        checkpoint(self).await
+    }
+
+    async fn key_fingerprint(&self, purpose: &str, fingerprint: &str) -> StoreResult<String> {
+        let mut transaction = begin_write(&self.writer).await?;
+        sqlx::query(
+            "INSERT INTO key_fingerprints (purpose, fingerprint, recorded_at) VALUES ($1, $2, $3)
+             ON CONFLICT (purpose) DO NOTHING",
+        )
+        .bind(purpose)
+        .bind(fingerprint)
+        .bind(timestamp::to_text(OffsetDateTime::now_utc()))
+        .execute(&mut *transaction)
+        .await?;
+        let recorded: String =
+            sqlx::query_scalar("SELECT fingerprint FROM key_fingerprints WHERE purpose = $1")
+                .bind(purpose)
+                .fetch_one(&mut *transaction)
+                .await?;
+        transaction.commit().await?;
+        Ok(recorded)
+    }
+
+    async fn lead_job(
+        &self,
+        job: &str,
+        node: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let led: Option<String> = sqlx::query_scalar(
+            "INSERT INTO job_leads (job, node, lead_until) VALUES ($1, $2, $4)
+             ON CONFLICT (job) DO UPDATE
+                 SET node = excluded.node, lead_until = excluded.lead_until
+             WHERE job_leads.node = excluded.node OR job_leads.lead_until <= $3
+             RETURNING node",
+        )
+        .bind(job)
+        .bind(node)
+        .bind(timestamp::to_text(now))
+        .bind(timestamp::to_text(until))
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(led.is_some())
+    }
 }

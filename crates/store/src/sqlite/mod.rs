@@ -12,10 +12,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use time::OffsetDateTime;
-
 use crate::plan::Serialized;
-use crate::{Maintenance, StoreError, StoreResult};
+use crate::{StoreError, StoreResult};
 
 mod migrations;
 // The same files as the other backend's, compiled against this one's `Db`.
@@ -170,37 +168,16 @@ async fn stable_query_plans(connection: &mut SqliteConnection) -> Result<(), sql
     }
 }
 
-impl Maintenance for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
-    }
-
-    /// On a connection of its own, with a short busy timeout: a truncating checkpoint holds
-    /// writers off while it waits for readers.
-    async fn checkpoint(&self) -> StoreResult<()> {
-        let Some(options) = &self.checkpointer else {
-            return Ok(());
-        };
-        let mut connection = sqlx::ConnectOptions::connect(options).await?;
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut connection)
-            .await?;
-        sqlx::Connection::close(connection).await?;
-        Ok(())
-    }
-
-    async fn key_fingerprint(&self, purpose: &str, fingerprint: &str) -> StoreResult<String> {
-        shared::key_fingerprint(&self.writer, purpose, fingerprint).await
-    }
-
-    async fn lead_job(
-        &self,
-        job: &str,
-        node: &str,
-        now: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        shared::lead_job(&self.writer, job, node, now, until).await
-    }
+/// Bounds the write-ahead log, on a connection of its own with a short busy timeout: a
+/// truncating checkpoint holds writers off while it waits for readers.
+async fn checkpoint(store: &SqliteStore) -> StoreResult<()> {
+    let Some(options) = &store.checkpointer else {
+        return Ok(());
+    };
+    let mut connection = sqlx::ConnectOptions::connect(options).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut connection)
+        .await?;
+    sqlx::Connection::close(connection).await?;
+    Ok(())
 }
