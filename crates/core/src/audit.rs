@@ -53,7 +53,7 @@ struct Queued {
 
 /// What the writer is asked to do.
 enum Job {
-    Write(Queued),
+    Write(Box<Queued>),
     /// Answer once everything queued before has been written.
     Drain(oneshot::Sender<()>),
 }
@@ -145,10 +145,12 @@ struct Tallies {
 }
 
 /// How the auditor aggregates and keeps records.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AuditSettings {
     /// How long an aggregation interval of unauthenticated refusals lasts.
     pub refusal_interval: Duration,
+    /// This node's id, written with every event it records.
+    pub node: String,
 }
 
 impl Auditor {
@@ -162,7 +164,12 @@ impl Auditor {
             refusals,
             tallies: Mutex::default(),
         });
-        tokio::spawn(write(store, decision_queue, refusal_queue));
+        tokio::spawn(write(
+            store,
+            settings.node.clone(),
+            decision_queue,
+            refusal_queue,
+        ));
         tokio::spawn(flush_intervals(
             Arc::downgrade(&auditor),
             settings.refusal_interval,
@@ -174,10 +181,10 @@ impl Auditor {
     pub async fn record(&self, event: AuditEvent) {
         mirror(&event);
         let (written, committed) = oneshot::channel();
-        let job = Job::Write(Queued {
+        let job = Job::Write(Box::new(Queued {
             event,
             written: Some(written),
-        });
+        }));
         if self.decisions.send(job).await.is_ok() {
             let _ = committed.await;
         }
@@ -261,10 +268,10 @@ impl Auditor {
 /// Queues `event` on `lane` without waiting; a full lane drops it and counts the drop.
 fn queue_detached(lane: &mpsc::Sender<Job>, name: &'static str, event: AuditEvent) {
     mirror(&event);
-    let job = Job::Write(Queued {
+    let job = Job::Write(Box::new(Queued {
         event,
         written: None,
-    });
+    }));
     if lane.try_send(job).is_err() {
         telemetry::audit_dropped(name);
     }
@@ -364,6 +371,7 @@ async fn flush_intervals(auditor: Weak<Auditor>, every: Duration) {
 /// Appends what has queued up, decisions first, one commit per batch.
 async fn write<S: AuditLog>(
     store: Arc<S>,
+    node: String,
     mut decisions: mpsc::Receiver<Job>,
     mut refusals: mpsc::Receiver<Job>,
 ) {
@@ -391,7 +399,9 @@ async fn write<S: AuditLog>(
         let mut waiting = Vec::new();
         for job in jobs.drain(..) {
             match job {
-                Job::Write(Queued { event, written }) => {
+                Job::Write(queued) => {
+                    let Queued { mut event, written } = *queued;
+                    event.node.get_or_insert_with(|| node.clone());
                     events.push(event);
                     waiting.extend(written);
                 }
@@ -417,6 +427,7 @@ pub fn event_json(id: i64, event: &AuditEvent) -> serde_json::Value {
         "peer_ip": event.peer_ip,
         "cert_fingerprint": event.cert_fingerprint,
         "detail": event.detail,
+        "node": event.node,
     })
 }
 

@@ -113,6 +113,8 @@ pub struct AuditEvent {
     pub cert_fingerprint: Option<String>,
     /// Anything else worth keeping, as a JSON value.
     pub detail: Option<serde_json::Value>,
+    /// The node that wrote the event (its `[transactions] node_id`).
+    pub node: Option<String>,
 }
 
 impl AuditEvent {
@@ -126,6 +128,7 @@ impl AuditEvent {
             peer_ip: None,
             cert_fingerprint: None,
             detail: None,
+            node: None,
         }
     }
 

@@ -188,7 +188,10 @@ struct Operator<S> {
 
 impl<S: Store> Operator<S> {
     fn new(config: &Config, store: Arc<S>) -> anyhow::Result<Operator<S>> {
-        let auditor = audit::Auditor::start(Arc::clone(&store), config.audit.settings());
+        let auditor = audit::Auditor::start(
+            Arc::clone(&store),
+            config.audit.settings(&config.transactions.node_id),
+        );
         Ok(Operator {
             operations: Operations::standalone(Arc::clone(&store), Arc::clone(&auditor)),
             users: Users::new(store, Arc::clone(&auditor), Arc::new(config.catalogue()?)),

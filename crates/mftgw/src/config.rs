@@ -194,9 +194,11 @@ impl Default for AuditConfig {
 }
 
 impl AuditConfig {
-    pub fn settings(&self) -> mftgw_core::audit::AuditSettings {
+    /// The auditor's settings on the node `node`.
+    pub fn settings(&self, node: &str) -> mftgw_core::audit::AuditSettings {
         mftgw_core::audit::AuditSettings {
             refusal_interval: seconds(self.refusal_interval_secs.max(1)),
+            node: node.to_owned(),
         }
     }
 }

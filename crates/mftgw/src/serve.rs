@@ -99,7 +99,10 @@ async fn serve_on<S: Store, B: BlobStore>(
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
-    let auditor = Auditor::start(Arc::clone(&store), config.audit.settings());
+    let auditor = Auditor::start(
+        Arc::clone(&store),
+        config.audit.settings(&config.transactions.node_id),
+    );
     let transactions = Arc::new(
         Transactions::new(Arc::clone(&store), blobs, &config.transactions.node_id)
             .context("[transactions] node_id")?,

@@ -84,6 +84,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("peer_ip", Text),
             ("cert_fingerprint", Text),
             ("detail", Text),
+            ("node", Text),
         ],
     ),
     ("mailboxes", &[("id", Integer), ("owner", Text)]),

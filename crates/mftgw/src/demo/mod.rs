@@ -388,7 +388,12 @@ impl stores::OnStore for Enrollment<'_> {
     type Output = DemoManifest;
 
     async fn run<S: Store>(self, store: Arc<S>) -> anyhow::Result<DemoManifest> {
-        let auditor = Auditor::start(Arc::clone(&store), self.config.audit.settings());
+        let auditor = Auditor::start(
+            Arc::clone(&store),
+            self.config
+                .audit
+                .settings(&self.config.transactions.node_id),
+        );
         let users = Users::new(
             store,
             Arc::clone(&auditor),

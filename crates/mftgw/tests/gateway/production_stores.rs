@@ -352,6 +352,18 @@ fn two_nodes_on_one_store_serve_each_others_uploads_once() {
     .collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids[0].contains("_1_") && ids[1].contains("_2_"), "{ids:?}");
+    // And so does every audit record: each node's logins are its own.
+    for node in ["1", "2"] {
+        let login = demo.wait_for_audit_where(&format!("a login on node {node}"), |event| {
+            event["action"] == "ftps.login" && event["node"] == node
+        });
+        assert_eq!(login["outcome"], "allowed", "{login}");
+    }
+    assert_eq!(
+        demo.count_audit(|event| event["node"].is_null()),
+        0,
+        "an audit record without its node"
+    );
 }
 
 /// A TCP forwarder to `target` that can be cut (every connection closed, new ones refused)

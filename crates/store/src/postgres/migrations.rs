@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "job_leads",
         sql: include_str!("../../migrations/postgres/003_job_leads.sql"),
     },
+    Migration {
+        version: 4,
+        name: "audit_node",
+        sql: include_str!("../../migrations/postgres/004_audit_node.sql"),
+    },
 ];
 
 /// The class of the advisory lock migrations take (see `serialize` for the others).

@@ -105,7 +105,7 @@ async fn nodes_starting_together_migrate_once() {
         .fetch_all(&store.reader)
         .await
         .unwrap();
-    assert_eq!(applied, [1, 2, 3]);
+    assert_eq!(applied, [1, 2, 3, 4]);
 }
 
 /// Runs the futures side by side on the test's runtime.

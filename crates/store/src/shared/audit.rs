@@ -20,8 +20,8 @@ pub(super) async fn append(pool: &Pool, events: &[AuditEvent]) -> StoreResult<()
     for event in events {
         sqlx::query(
             "INSERT INTO audit_log
-                 (at, action, outcome, reason, username, peer_ip, cert_fingerprint, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 (at, action, outcome, reason, username, peer_ip, cert_fingerprint, detail, node)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(timestamp::to_text(event.at))
         .bind(&event.action)
@@ -31,6 +31,7 @@ pub(super) async fn append(pool: &Pool, events: &[AuditEvent]) -> StoreResult<()
         .bind(&event.peer_ip)
         .bind(&event.cert_fingerprint)
         .bind(event.detail.as_ref().map(ToString::to_string))
+        .bind(&event.node)
         .execute(&mut *transaction)
         .await?;
     }
@@ -40,7 +41,8 @@ pub(super) async fn append(pool: &Pool, events: &[AuditEvent]) -> StoreResult<()
 
 pub(super) async fn events(pool: &Pool, query: AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>> {
     let rows = sqlx::query(
-        "SELECT id, at, action, outcome, reason, username, peer_ip, cert_fingerprint, detail
+        "SELECT id, at, action, outcome, reason, username, peer_ip, cert_fingerprint, detail,
+                node
          FROM audit_log
          WHERE ($1 IS NULL OR username = $1)
            AND ($2 IS NULL OR action = $2)
@@ -102,6 +104,7 @@ fn event_from_row(row: &DbRow) -> StoreResult<(i64, AuditEvent)> {
             .map_err(|error| {
                 StoreError::Corrupt(format!("audit_log.detail of event {id}: {error}"))
             })?,
+        node: row.try_get("node")?,
     };
     Ok((id, event))
 }

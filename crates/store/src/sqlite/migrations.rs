@@ -104,6 +104,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/014_job_leads.sql"),
         rebuilds_tables: false,
     },
+    Migration {
+        version: 15,
+        name: "audit_node",
+        sql: include_str!("../../migrations/sqlite/015_audit_node.sql"),
+        rebuilds_tables: false,
+    },
 ];
 
 pub(super) async fn apply(pool: &SqlitePool) -> StoreResult<()> {
