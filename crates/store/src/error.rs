@@ -45,6 +45,19 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
+    /// [`StoreError::SchemaTooNew`] if the schema's version `found` is past the last
+    /// migration this program knows, `supported`.
+    pub(crate) fn refuse_newer_schema(
+        found: Option<i64>,
+        supported: Option<i64>,
+    ) -> Result<(), Self> {
+        let supported = supported.unwrap_or(0);
+        match found.filter(|&found| found > supported) {
+            Some(found) => Err(Self::SchemaTooNew { found, supported }),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn user_not_found(username: &mftgw_domain::Username) -> Self {
         Self::NotFound {
             what: "user",

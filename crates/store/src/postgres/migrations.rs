@@ -57,13 +57,10 @@ pub(super) async fn apply(pool: &PgPool) -> StoreResult<()> {
         _ => Err(error),
     })?;
 
-    let supported = MIGRATIONS.last().map_or(0, |migration| migration.version);
     let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
         .fetch_one(pool)
         .await?;
-    if let Some(found) = found.filter(|&found| found > supported) {
-        return Err(StoreError::SchemaTooNew { found, supported });
-    }
+    StoreError::refuse_newer_schema(found, MIGRATIONS.last().map(|migration| migration.version))?;
 
     for migration in MIGRATIONS {
         let mut transaction = pool.begin().await?;
