@@ -3,7 +3,7 @@
 //! `#[path]`), against that backend's `Db`, `Pool` and `DbRow`. What differs between them is
 //! the backend's own: `begin_write` (SQLite takes its write lock up front), `serialize` (the
 //! orders PostgreSQL's many writers must keep, which SQLite's one writer keeps by itself),
-//! `OUT_LISTING` and `CLAIM_LOCKING`.
+//! `checkpoint`, `OUT_LISTING` and `CLAIM_LOCKING`.
 
 use std::collections::HashSet;
 
