@@ -49,6 +49,9 @@ pub trait BlobStore: Send + Sync + 'static {
         offset: u64,
     ) -> impl Future<Output = io::Result<Box<dyn AsyncRead + Send + Unpin>>> + Send;
 
+    /// Answers if the store can be reached.
+    fn ping(&self) -> impl Future<Output = io::Result<()>> + Send;
+
     /// Removes the blob `key`; removing a blob that is not there is not an error.
     fn delete(&self, key: &BlobKey) -> impl Future<Output = io::Result<()>> + Send;
 

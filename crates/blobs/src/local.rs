@@ -113,6 +113,10 @@ impl BlobStore for LocalBlobStore {
         Ok(Box::new(file))
     }
 
+    async fn ping(&self) -> io::Result<()> {
+        tokio::fs::metadata(&self.blobs).await.map(drop)
+    }
+
     async fn delete(&self, key: &BlobKey) -> io::Result<()> {
         match tokio::fs::remove_file(self.path_of(key)).await {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),

@@ -9,19 +9,25 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::{BlobInfo, BlobKey, BlobStore, BlobWriter, Hashing, new_key};
 
 /// Parts of one multipart upload sent at the same time.
 pub const MAX_PARTS_IN_FLIGHT: usize = 2;
+
+/// A request is tried again at most this often, and no longer than this after its first
+/// try: a client waiting on an upload hears `451` in seconds, not minutes, when the bucket
+/// cannot be reached.
+const MAX_RETRIES: usize = 3;
+const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the bucket is and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +63,12 @@ impl S3BlobStore {
             .with_region(&settings.region)
             .with_access_key_id(&settings.access_key_id)
             .with_secret_access_key(&settings.secret_access_key)
-            .with_virtual_hosted_style_request(settings.virtual_hosted_style);
+            .with_virtual_hosted_style_request(settings.virtual_hosted_style)
+            .with_retry(RetryConfig {
+                max_retries: MAX_RETRIES,
+                retry_timeout: RETRY_TIMEOUT,
+                ..RetryConfig::default()
+            });
         if let Some(endpoint) = &settings.endpoint {
             builder = builder
                 .with_endpoint(endpoint)
@@ -117,6 +128,14 @@ impl BlobStore for S3BlobStore {
             .map_err(io_error)?;
         let stream = result.into_stream().map_err(io_error);
         Ok(Box::new(tokio_util::io::StreamReader::new(stream)))
+    }
+
+    /// A `HEAD` of a name no blob has: "not found" is an answer.
+    async fn ping(&self) -> io::Result<()> {
+        match self.store.head(&self.prefix.clone().join(".ping")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(io_error(error)),
+        }
     }
 
     async fn delete(&self, key: &BlobKey) -> io::Result<()> {

@@ -56,6 +56,11 @@ async fn a_finished_blob_reads_back_with_its_hash<B: BlobStore>(store: &B) {
     store.delete(&key).await.unwrap();
 }
 
+/// A reachable store answers its ping.
+async fn a_store_answers_its_ping<B: BlobStore>(store: &B) {
+    store.ping().await.unwrap();
+}
+
 /// A blob created under a key another store gave it reads back under that key, and a
 /// second one under the same key replaces it.
 async fn a_blob_is_created_under_a_given_key<B: BlobStore>(store: &B) {
@@ -133,6 +138,12 @@ macro_rules! suite {
             }
 
             #[tokio::test]
+            async fn a_store_answers_its_ping() {
+                let (store, _guard) = $fresh;
+                super::a_store_answers_its_ping(&store).await;
+            }
+
+            #[tokio::test]
             async fn a_blob_is_created_under_a_given_key() {
                 let (store, _guard) = $fresh;
                 super::a_blob_is_created_under_a_given_key(&store).await;
@@ -202,4 +213,20 @@ async fn a_finished_blob_is_an_object_under_the_prefix() {
         std::fs::read(server.object_file(key.as_str())).unwrap(),
         b"in the bucket"
     );
+}
+
+#[tokio::test]
+async fn a_bucket_that_cannot_be_reached_fails_its_ping() {
+    let server = S3Server::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings = S3Settings {
+        endpoint: Some(format!("http://127.0.0.1:{closed}")),
+        ..server.settings(PART_BYTES)
+    };
+    let store = S3BlobStore::new(&settings).unwrap();
+    assert!(store.ping().await.is_err());
 }

@@ -121,6 +121,11 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
     }
 
     /// This node's id.
+    /// Answers if the blob store can be reached.
+    pub async fn blobs_reachable(&self) -> std::io::Result<()> {
+        self.blobs.ping().await
+    }
+
     pub fn node_id(&self) -> &str {
         self.ids.node()
     }

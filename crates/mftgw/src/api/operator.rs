@@ -35,6 +35,11 @@ pub async fn readyz<S: Store, B: BlobStore>(
         .ping()
         .await
         .map_err(ApiError::unavailable)?;
+    state
+        .transactions
+        .blobs_reachable()
+        .await
+        .map_err(ApiError::unavailable)?;
     Ok("ready\n")
 }
 

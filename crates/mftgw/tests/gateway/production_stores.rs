@@ -589,3 +589,56 @@ fn an_embedded_installation_migrates_to_postgresql_and_s3_and_serves_from_there(
     );
     assert!(ok, "an upload after the migration: {log}");
 }
+
+#[test]
+fn a_node_whose_bucket_goes_away_says_so_loses_nothing_and_recovers() {
+    let schema = Schema::create();
+    let s3 = S3Server::start();
+    let bucket_link = Cuttable::start(format!("127.0.0.1:{}", s3.port).parse().unwrap());
+    let mut values = s3_environment(&s3);
+    for (name, value) in &mut values {
+        if *name == "MFTGW__BLOBS__S3__ENDPOINT" {
+            *value = format!("\"http://127.0.0.1:{}\"", bucket_link.port);
+        }
+    }
+    let env = borrowed(&values);
+    let demo = Demo::start_with_args(&env, &["--database", &schema.url()]);
+    let user = demo.user(0);
+    let body = demo.dir.path().join("ping.xml");
+    std::fs::write(&body, "<ping/>\n").unwrap();
+    let upload = |name: &str| {
+        curl(
+            &demo,
+            &user,
+            &format!("/FTPSGW.Heartbeat/{name}"),
+            &["-v", "-T", body.to_str().unwrap()],
+        )
+    };
+    assert_eq!(readiness(&demo), "200");
+
+    bucket_link.cut();
+    let during = "bucketless-hb01.xml";
+    let (ok, _, log) = upload(during);
+    assert!(!ok, "an upload succeeded without its bucket:\n{log}");
+    assert!(!log.contains("< 226"), "{log}");
+    assert!(
+        log.lines().any(|line| line.starts_with("< 451")),
+        "no transient reply:\n{log}"
+    );
+    assert_eq!(readiness(&demo), "503");
+
+    bucket_link.restore();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while readiness(&demo) != "200" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node stayed unready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (ok, _, log) = upload(during);
+    assert!(ok, "{log}");
+    let expected = heartbeat_files(during);
+    assert_eq!(wait_for_out(&demo, &user, &expected), expected);
+    assert_eq!(demo.transactions(&user.username).len(), 1);
+}
