@@ -21,7 +21,7 @@ mod s3;
 
 pub use hashing::Hashing;
 pub use local::{LocalBlobStore, LocalBlobWriter};
-pub use s3::{MAX_PARTS_IN_FLIGHT, S3BlobStore, S3BlobWriter, S3Settings};
+pub use s3::{S3BlobStore, S3BlobWriter, S3Settings};
 
 /// What a finished blob holds.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use crate::{BlobInfo, BlobKey, BlobStore, BlobWriter, Hashing, new_key};
 
 /// Parts of one multipart upload sent at the same time.
-pub const MAX_PARTS_IN_FLIGHT: usize = 2;
+const MAX_PARTS_IN_FLIGHT: usize = 2;
 
 /// A request is tried again at most this often, and no longer than this after its first
 /// try: a client waiting on an upload hears `451` in seconds, not minutes, when the bucket

@@ -97,19 +97,28 @@ impl SchemaVersion {
 struct VersionFiles(HashMap<&'static str, String>);
 
 impl VersionFiles {
-    fn of(version: SchemaVersion) -> Self {
-        let prefix = format!("{}/", version.directory());
-        Self(
-            files::SCHEMAS
-                .iter()
-                .filter_map(|(path, text)| {
-                    let name = path.strip_prefix(&prefix)?;
-                    let located =
-                        text.replace("schemaLocation=\"", &format!("schemaLocation=\"{name}/"));
-                    Some((name, located))
-                })
-                .collect(),
-        )
+    /// The files of `version`, prepared once for every schema of that version.
+    fn of(version: SchemaVersion) -> &'static Self {
+        static V3_13: OnceLock<VersionFiles> = OnceLock::new();
+        static V3_23: OnceLock<VersionFiles> = OnceLock::new();
+        let prepared = match version {
+            SchemaVersion::V3_13 => &V3_13,
+            SchemaVersion::V3_23 => &V3_23,
+        };
+        prepared.get_or_init(|| {
+            let prefix = format!("{}/", version.directory());
+            Self(
+                files::SCHEMAS
+                    .iter()
+                    .filter_map(|(path, text)| {
+                        let name = path.strip_prefix(&prefix)?;
+                        let located =
+                            text.replace("schemaLocation=\"", &format!("schemaLocation=\"{name}/"));
+                        Some((name, located))
+                    })
+                    .collect(),
+            )
+        })
     }
 }
 
@@ -156,9 +165,9 @@ fn schema(
         .get_or_init(|| {
             let source = VersionFiles::of(version);
             let file = format!("{}.xsd", message_type.to_ascii_lowercase());
-            let text = xmlschema::SchemaSource::fetch(&source, &file)
+            let text = xmlschema::SchemaSource::fetch(source, &file)
                 .ok_or_else(|| format!("{file} is not embedded"))?;
-            xmlschema::parse_schema_with(text, &source).map_err(|error| error.to_string())
+            xmlschema::parse_schema_with(text, source).map_err(|error| error.to_string())
         })
         .as_ref()
         .map_err(|reason| SchemaRefusal::Unreadable {
