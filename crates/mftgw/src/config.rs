@@ -326,9 +326,12 @@ pub struct BlobsConfig {
     /// A bucket several nodes share; none: `<data_dir>/files/`, this node's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Config>,
-    /// How old an object in the bucket must be before the orphan sweep may take it: longer
-    /// than any upload takes from its body's end to its commit on any node.
+    /// How old an unreferenced blob must be before the orphan sweep may take it (at start on
+    /// a bucket, and every `orphan_sweep_secs` on either store): longer than any upload takes
+    /// from its body's end to its commit on any node.
     pub orphan_age_secs: u64,
+    /// How often one node sweeps the orphans of interrupted uploads.
+    pub orphan_sweep_secs: u64,
 }
 
 impl Default for BlobsConfig {
@@ -336,6 +339,7 @@ impl Default for BlobsConfig {
         BlobsConfig {
             s3: None,
             orphan_age_secs: 3600,
+            orphan_sweep_secs: 3600,
         }
     }
 }
@@ -449,6 +453,10 @@ pub struct DeliveryConfig {
     /// Backends that answer on their own (heartbeat, simulated) wait this long before each
     /// answer.
     pub answer_delay_ms: u64,
+    /// How long a node's claim on a batch of deliveries lasts by the database's clock
+    /// (renewed every third of it while the node works): how soon the other nodes take over
+    /// the deliveries of a node that died.
+    pub lease_secs: u64,
     /// Where services are delivered; `FTPSGW.Heartbeat` is built in.
     pub backends: Vec<BackendConfig>,
 }
@@ -460,6 +468,7 @@ impl Default for DeliveryConfig {
             retry_max_secs: 300,
             attempt_timeout_secs: 30,
             answer_delay_ms: 0,
+            lease_secs: 60,
             backends: Vec::new(),
         }
     }
@@ -487,6 +496,7 @@ impl DeliveryConfig {
             },
             attempt_timeout: seconds(self.attempt_timeout_secs.max(1)),
             answer_delay: Duration::from_millis(self.answer_delay_ms),
+            lease: seconds(self.lease_secs.max(1)),
         }
     }
 }

@@ -41,7 +41,9 @@ use mftgw_core::portal::{Portal, RegistrationWorker, SessionTimeouts};
 use mftgw_core::roles::{RoleFeed, RoleFile, run_replication};
 use mftgw_core::spacing::{CallSpacing, SpacingRules};
 use mftgw_core::throttle::SharedThrottle;
-use mftgw_core::transactions::{Operations, Transactions, run_retention};
+use mftgw_core::transactions::{
+    Operations, OrphanSweep, Transactions, run_orphan_sweep, run_retention,
+};
 use mftgw_core::users::Users;
 use mftgw_wssec::seal::Credentials;
 use mftgw_wssec::wsse::Policy;
@@ -405,6 +407,15 @@ async fn serve_on<S: Store, B: BlobStore>(
             ))
         })
         .collect();
+    tasks.push(tokio::spawn(run_orphan_sweep(
+        Arc::clone(&transactions),
+        OrphanSweep {
+            older_than: seconds(config.blobs.orphan_age_secs),
+            sweep_every: seconds(config.blobs.orphan_sweep_secs.max(1)),
+        },
+        Arc::clone(&leadership),
+        stopping.clone(),
+    )));
     let retention = tokio::spawn(run_retention(
         Arc::clone(&transactions),
         config.transactions.retention(),
@@ -758,7 +769,7 @@ async fn refresh_crls(
 /// Resolves at SIGINT or SIGTERM. The handlers are installed by this call, not when the
 /// future is first polled: a signal that comes right after "FTPS listening" must not meet
 /// the default action, which ends the process before it shuts down cleanly.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

@@ -9,6 +9,7 @@
 //! (`2025-03-01T10:00:00.000000Z`); sub-microsecond parts are dropped.
 
 use std::future::Future;
+use std::time::Duration;
 
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::{
@@ -368,25 +369,27 @@ pub trait TransactionLog: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Recorded>> + Send;
 
     /// Claims work due at `now` for transactions in any of `services`, oldest first, for
-    /// `owner` (a node id) until `lease_until`: nobody else is given these items before then.
-    /// Work whose lease ran out is due again. Delivery is FIFO per (user, service): an upload waiting for a retry, or
-    /// claimed by another caller, holds back the later uploads of the same user and service.
+    /// `owner` (a node id), for `lease` by the database's clock: nobody else is given these
+    /// items before it runs out, and then they are due again. Only the database's clock
+    /// decides when a lease ends, so nodes whose clocks differ agree on it. Delivery is FIFO
+    /// per (user, service): an upload waiting for a retry, or claimed by another caller,
+    /// holds back the later uploads of the same user and service.
     fn claim_work(
         &self,
         owner: &str,
         services: &[ServiceName],
         now: OffsetDateTime,
-        lease_until: OffsetDateTime,
+        lease: Duration,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<WorkItem>>> + Send;
 
-    /// Extends the leases of the claimed `items` (transaction id and claim) to
-    /// `lease_until`; a claim that is no longer current is left alone. Returns how many
-    /// were extended.
+    /// Extends the leases of the claimed `items` (transaction id and claim) to `lease` from
+    /// the database's time (`Duration::ZERO` ends them); a claim that is no longer current
+    /// is left alone. Returns how many were extended.
     fn renew_leases(
         &self,
         items: &[(i64, LeaseToken)],
-        lease_until: OffsetDateTime,
+        lease: Duration,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Ends every claim of `owner` (a node starting again: the process that claimed is

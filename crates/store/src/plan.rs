@@ -208,6 +208,7 @@ mod tests {
             at: datetime!(2025-01-01 00:00 UTC),
             files: Vec::new(),
             finishes_work: false,
+            lease: None,
         }
     }
 

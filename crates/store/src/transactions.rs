@@ -78,6 +78,10 @@ pub struct Advance {
     pub at: OffsetDateTime,
     pub files: Vec<NewOutFile>,
     pub finishes_work: bool,
+    /// The claim the step is taken under, for a worker's step: refused (not applied) unless
+    /// it is still the current claim of the transaction's work and its lease has not run out
+    /// by the database's clock. `None` for a step nobody claimed (a backend's answer).
+    pub lease: Option<LeaseToken>,
 }
 
 /// What [`crate::TransactionLog::advance`] did.
@@ -88,6 +92,9 @@ pub struct Advanced {
     /// Blobs of `/out` files that new files of the same name replaced, for the caller to
     /// delete.
     pub replaced_blobs: Vec<mftgw_domain::BlobKey>,
+    /// How many steps were refused because the claim they were taken under is no longer
+    /// current (see [`Advance::lease`]).
+    pub refused_stale: usize,
 }
 
 /// What the retention sweep removed.

@@ -11,7 +11,9 @@
 //! appear in the order 1, 2, 3. Without an answer delay, all rounds of a batch are one
 //! commit (the heartbeat costs one commit per batch, not three per upload); with one, each
 //! round is a commit of its own. A step is conditional on the state it starts from, so
-//! redoing one after a crash changes nothing.
+//! redoing one after a crash changes nothing, and on the worker's claim (its fencing token)
+//! being current by the database's clock, so a worker that stalled past its lease changes
+//! nothing either: the work's new claimant delivers it again.
 
 mod connector;
 mod heartbeat;
@@ -38,9 +40,6 @@ use crate::telemetry;
 use crate::transactions::Transactions;
 
 const BATCH: u32 = 256;
-/// How long a claim on work lasts; the worker renews it every third of that while it works
-/// on the batch, so only a worker that stopped loses its claims.
-const LEASE: Duration = Duration::from_secs(60);
 /// How often the worker looks for work it was not told about (retries coming due, another
 /// process's work).
 const POLL: Duration = Duration::from_millis(500);
@@ -118,6 +117,9 @@ pub struct DeliveryPolicy {
     /// production; more shows the order of appearance, or lets tests stop the gateway
     /// between answers).
     pub answer_delay: Duration,
+    /// How long a claim on work lasts; the worker renews it every third of that while it
+    /// works on the batch, so only a worker that stopped loses its claims.
+    pub lease: Duration,
 }
 
 pub async fn run_delivery<S: Store, B: BlobStore>(
@@ -145,7 +147,7 @@ pub async fn run_delivery<S: Store, B: BlobStore>(
             match worker
                 .transactions
                 .store
-                .renew_leases(&failed_claims, now)
+                .renew_leases(&failed_claims, Duration::ZERO)
                 .await
             {
                 Ok(_) => failed_claims.clear(),
@@ -166,7 +168,7 @@ pub async fn run_delivery<S: Store, B: BlobStore>(
                 worker.transactions.node_id(),
                 &services,
                 now,
-                now + LEASE,
+                worker.policy.lease,
                 BATCH,
             )
             .await
@@ -229,12 +231,12 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
         }
     }
 
-    /// Renews the leases of `claims` every third of [`LEASE`], for ever.
+    /// Renews the leases of `claims` every third of the lease, for ever.
     async fn keep_leases(&self, claims: &[(i64, LeaseToken)]) -> std::convert::Infallible {
+        let lease = self.policy.lease;
         loop {
-            tokio::time::sleep(LEASE / 3).await;
-            let until = self.transactions.now() + LEASE;
-            if let Err(error) = self.transactions.store.renew_leases(claims, until).await {
+            tokio::time::sleep(lease / 3).await;
+            if let Err(error) = self.transactions.store.renew_leases(claims, lease).await {
                 tracing::warn!(%error, "renewing the leases of claimed work failed");
             }
         }
@@ -276,8 +278,12 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 let answers_itself = self
                     .connector(transaction)
                     .is_some_and(|connector| connector.answers_on_its_own());
-                self.transactions
-                    .delivered_step(transaction, now, !answers_itself)
+                Advance {
+                    lease: Some(item.lease),
+                    ..self
+                        .transactions
+                        .delivered_step(transaction, now, !answers_itself)
+                }
             })
             .collect();
         let answering = steps
@@ -303,7 +309,7 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
             // comes due again sooner than that.
             self.transactions
                 .store
-                .renew_leases(&unattempted, self.transactions.now())
+                .renew_leases(&unattempted, Duration::ZERO)
                 .await?;
         }
         moved |= self.answer_all(status_1, delivered, shutdown).await?;
@@ -428,7 +434,10 @@ impl<S: Store, B: BlobStore> Worker<S, B> {
                 .filter_map(|(index, (item, answers))| {
                     self.transactions
                         .answer_step(&item.transaction, answers, now)
-                        .map(|step| (index, step))
+                        .map(|step| {
+                            let lease = Some(item.lease);
+                            (index, Advance { lease, ..step })
+                        })
                 })
                 .collect()
         };

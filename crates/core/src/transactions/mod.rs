@@ -37,7 +37,7 @@ pub use answers::{Answered, Outbound, OutboundError, Posted, TransitionError};
 pub use calls::{Call, CallError, CallOutcome, call_answer_name, call_name};
 pub use mailbox::{MailboxReader, ReadError};
 pub use operations::Operations;
-pub use retention::{RetentionPolicy, run_retention};
+pub use retention::{OrphanSweep, RetentionPolicy, run_orphan_sweep, run_retention};
 
 /// The transaction machinery one gateway process shares between its sessions and workers.
 pub struct Transactions<S, B> {
@@ -156,6 +156,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             files: projection::for_mailbox(&transaction.mailbox)
                 .files(Step::Delivered { transaction }, at),
             finishes_work,
+            lease: None,
         }
     }
 
@@ -183,6 +184,7 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             at,
             files: projection::for_mailbox(&transaction.mailbox).files(step, at),
             finishes_work: to.is_final() || position + 1 == answers.len(),
+            lease: None,
         })
     }
 
@@ -309,6 +311,13 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
             return Ok(Vec::new());
         }
         let advanced = self.store.advance(steps).await?;
+        if advanced.refused_stale > 0 {
+            tracing::warn!(
+                steps = advanced.refused_stale,
+                "steps taken under a claim that ran out were refused; the work's current \
+                 claimant delivers it again"
+            );
+        }
         for (step, applied) in steps.iter().zip(&advanced.applied) {
             if *applied {
                 telemetry::status_file_written(step.status);

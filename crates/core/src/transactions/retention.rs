@@ -1,5 +1,7 @@
 //! The retention sweep: files in `/out` older than the retention are removed for good, and so
 //! are the uploaded bodies of finished transactions (their records stay, so names stay used).
+//! And the orphan sweep: blobs nothing refers to, left by uploads interrupted between their
+//! body's end and their commit, on this node or any other.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,5 +58,46 @@ async fn sweep<S: Store, B: BlobStore>(transactions: &Transactions<S, B>, policy
             }
         }
         Err(error) => tracing::error!(%error, "retention sweep failed"),
+    }
+}
+
+/// When the orphan sweep runs and what it may take.
+#[derive(Debug, Clone, Copy)]
+pub struct OrphanSweep {
+    /// A blob finished less long ago may belong to an upload still on its way to its commit
+    /// (on any node) and is left alone.
+    pub older_than: Duration,
+    pub sweep_every: Duration,
+}
+
+/// Deletes unreferenced blobs older than `sweep.older_than` every `sweep.sweep_every`, while
+/// this node leads the job: on a shared bucket one node at a time lists it.
+pub async fn run_orphan_sweep<S: Store, B: BlobStore>(
+    transactions: Arc<Transactions<S, B>>,
+    sweep: OrphanSweep,
+    leadership: Arc<dyn Leadership>,
+    shutdown: watch::Receiver<bool>,
+) {
+    crate::periodic::every_led(
+        "orphan sweep",
+        &*leadership,
+        sweep.sweep_every,
+        shutdown,
+        || sweep_orphans(&transactions, sweep),
+    )
+    .await;
+}
+
+async fn sweep_orphans<S: Store, B: BlobStore>(
+    transactions: &Transactions<S, B>,
+    sweep: OrphanSweep,
+) {
+    let Some(before) = std::time::SystemTime::now().checked_sub(sweep.older_than) else {
+        return;
+    };
+    match transactions.sweep_unreferenced_blobs(before).await {
+        Ok(0) => {}
+        Ok(swept) => tracing::info!(swept, "orphan sweep removed unreferenced blobs"),
+        Err(error) => tracing::error!(error = format!("{error:#}"), "orphan sweep failed"),
     }
 }

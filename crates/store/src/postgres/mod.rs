@@ -122,6 +122,15 @@ const OUT_LISTING: &str =
 /// time ([`Serialized::Claims`]).
 const CLAIM_LOCKING: &str = " FOR UPDATE OF work SKIP LOCKED";
 
+/// Work rows whose claim a statement checks or renews are locked, in transaction id order
+/// (so that two such statements never wait for each other crosswise), until its commit.
+const ROW_LOCKING: &str = " ORDER BY transaction_id FOR UPDATE";
+
+/// The database's time in [`crate::timestamp`]'s text: the one clock every node's leases
+/// are judged by.
+const DATABASE_NOW: &str =
+    "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+
 /// Nothing to do: PostgreSQL bounds its write-ahead log itself.
 async fn checkpoint(_: &PostgresStore) -> StoreResult<()> {
     Ok(())

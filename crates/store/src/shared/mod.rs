@@ -3,7 +3,7 @@
 //! `#[path]`), against that backend's `Db`, `Pool` and `DbRow`. What differs between them is
 //! the backend's own: `begin_write` (SQLite takes its write lock up front), `serialize` (the
 //! orders PostgreSQL's many writers must keep, which SQLite's one writer keeps by itself),
-//! `checkpoint`, `OUT_LISTING` and `CLAIM_LOCKING`.
+//! `checkpoint`, `OUT_LISTING`, `CLAIM_LOCKING`, `ROW_LOCKING` and `DATABASE_NOW`.
 
 use std::collections::HashSet;
 
@@ -17,7 +17,8 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::{
-    Backend, CLAIM_LOCKING, Db, DbRow, OUT_LISTING, Pool, begin_write, checkpoint, serialize,
+    Backend, CLAIM_LOCKING, DATABASE_NOW, Db, DbRow, OUT_LISTING, Pool, ROW_LOCKING, begin_write,
+    checkpoint, serialize,
 };
 use crate::plan::{RegisteredTo, RegistrationPlan, Serialized, registration_plan};
 use crate::{
@@ -530,10 +531,10 @@ impl TransactionLog for Backend {
         owner: &str,
         services: &[ServiceName],
         now: OffsetDateTime,
-        lease_until: OffsetDateTime,
+        lease: std::time::Duration,
         limit: u32,
     ) -> StoreResult<Vec<WorkItem>> {
-        transactions::claim_work(&self.writer, owner, services, now, lease_until, limit).await
+        transactions::claim_work(&self.writer, owner, services, now, lease, limit).await
     }
 
     async fn release_claims(&self, owner: &str) -> StoreResult<u64> {
@@ -549,9 +550,9 @@ impl TransactionLog for Backend {
     async fn renew_leases(
         &self,
         items: &[(i64, LeaseToken)],
-        lease_until: OffsetDateTime,
+        lease: std::time::Duration,
     ) -> StoreResult<u64> {
-        transactions::renew_leases(&self.writer, items, lease_until).await
+        transactions::renew_leases(&self.writer, items, lease).await
     }
 
     async fn postpone_work(

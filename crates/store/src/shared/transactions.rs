@@ -1,7 +1,7 @@
 //! Transactions, their work and `/out` in SQLite. The trait documentation in the crate root
 //! says what each operation promises; this module says how.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use mftgw_domain::status::{StatusCode, StatusFile};
 use mftgw_domain::{
@@ -12,7 +12,8 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::{
-    CLAIM_LOCKING, Db, DbRow, OUT_LISTING, Pool, begin_write, mailbox_id, serialize, user_id,
+    CLAIM_LOCKING, DATABASE_NOW, Db, DbRow, OUT_LISTING, Pool, ROW_LOCKING, begin_write,
+    mailbox_id, serialize, user_id,
 };
 use crate::plan::{Serialized, last_of_each, transition_runs};
 use crate::{
@@ -148,19 +149,37 @@ macro_rules! work_columns {
     };
 }
 
+/// The database's time, as stored text: what leases start from and run out by, whichever
+/// node asks.
+async fn database_now(transaction: &mut sqlx::Transaction<'_, Db>) -> StoreResult<String> {
+    let (now,): (String,) = sqlx::query_as(DATABASE_NOW)
+        .fetch_one(&mut **transaction)
+        .await?;
+    Ok(now)
+}
+
+/// The stored text of `lease` after the database's time `now`.
+fn lease_end(now: &str, lease: std::time::Duration) -> StoreResult<String> {
+    let lease = time::Duration::try_from(lease)
+        .map_err(|_| StoreError::Corrupt(format!("a lease of {lease:?}")))?;
+    Ok(timestamp::to_text(
+        timestamp::from_text("database time", now)? + lease,
+    ))
+}
+
 pub(super) async fn claim_work(
     pool: &Pool,
     owner: &str,
     services: &[ServiceName],
     now: OffsetDateTime,
-    lease_until: OffsetDateTime,
+    lease: std::time::Duration,
     limit: u32,
 ) -> StoreResult<Vec<WorkItem>> {
     if services.is_empty() {
         return Ok(Vec::new());
     }
     let placeholders: Vec<String> = (0..services.len())
-        .map(|index| format!("${}", index + 3))
+        .map(|index| format!("${}", index + 4))
         .collect();
     // A (user, service) is held back from its first upload that waits for a retry, or that
     // someone else holds a lease on: that group's earliest such work, found once per query
@@ -174,7 +193,7 @@ pub(super) async fn claim_work(
                 SELECT waiting.user_id, waiting.service, MIN(earlier.id) AS from_work_id
                 FROM work AS earlier CROSS JOIN transactions AS waiting
                 WHERE waiting.id = earlier.transaction_id
-                  AND (earlier.due_at > $1 OR earlier.lease_until > $1)
+                  AND (earlier.due_at > $1 OR earlier.lease_until > $3)
                   AND waiting.state = 'received'
                 GROUP BY waiting.user_id, waiting.service)
              SELECT ",
@@ -186,7 +205,7 @@ pub(super) async fn claim_work(
               LEFT JOIN held_back ON held_back.user_id = transactions.user_id
                                  AND held_back.service = transactions.service
               WHERE work.due_at <= $1 AND transactions.service IN ({})
-                AND (work.lease_until IS NULL OR work.lease_until <= $1)
+                AND (work.lease_until IS NULL OR work.lease_until <= $3)
                 AND (held_back.from_work_id IS NULL OR work.id < held_back.from_work_id)
               ORDER BY work.id
               LIMIT $2{}"
@@ -194,21 +213,23 @@ pub(super) async fn claim_work(
         placeholders.join(", "),
         CLAIM_LOCKING,
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(timestamp::to_text(now))
-        .bind(i64::from(limit));
-    for service in services {
-        query = query.bind(service.as_str());
-    }
     // Read and claim in one write transaction, so that no other claim comes between.
     let mut transaction = begin_write(pool).await?;
     serialize(&mut transaction, Serialized::Claims).await?;
+    let database_now = database_now(&mut transaction).await?;
+    let lease_until = lease_end(&database_now, lease)?;
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(timestamp::to_text(now))
+        .bind(i64::from(limit))
+        .bind(&database_now);
+    for service in services {
+        query = query.bind(service.as_str());
+    }
     let rows = query.fetch_all(&mut *transaction).await?;
     let mut items = rows
         .iter()
         .map(work_item_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
-    let lease_until = timestamp::to_text(lease_until);
     for chunk in items.chunks_mut(ROWS_PER_STATEMENT) {
         let ids: Vec<String> = chunk
             .iter()
@@ -234,16 +255,17 @@ pub(super) async fn claim_work(
 pub(super) async fn renew_leases(
     pool: &Pool,
     items: &[(i64, LeaseToken)],
-    lease_until: OffsetDateTime,
+    lease: std::time::Duration,
 ) -> StoreResult<u64> {
-    let lease_until = timestamp::to_text(lease_until);
     let mut transaction = begin_write(pool).await?;
+    let lease_until = lease_end(&database_now(&mut transaction).await?, lease)?;
     let mut renewed = 0;
     // A statement per few hundred claims: the worker renews a whole batch at once.
     for chunk in items.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "UPDATE work SET lease_until = ${}
-             WHERE (transaction_id, lease_token) IN (VALUES {})",
+             WHERE transaction_id IN (SELECT transaction_id FROM work
+                 WHERE (transaction_id, lease_token) IN (VALUES {}){ROW_LOCKING})",
             chunk.len() * 2 + 1,
             value_tuples(chunk.len(), 2)
         );
@@ -343,10 +365,11 @@ fn work_item_from_row(row: &DbRow) -> StoreResult<WorkItem> {
 /// of hundreds of steps took about a millisecond per step when each row was a statement.
 pub(super) async fn advance(pool: &Pool, steps: &[Advance]) -> StoreResult<Advanced> {
     let mut transaction = begin_write(pool).await?;
+    let stale = stale_claims(&mut transaction, steps).await?;
     // Per step, the mailbox of its transaction if the step moved it.
     let mut owners: Vec<Option<i64>> = Vec::with_capacity(steps.len());
     for run in transition_runs(steps, ROWS_PER_STATEMENT) {
-        owners.extend(change_states(&mut transaction, &steps[run]).await?);
+        owners.extend(change_states(&mut transaction, &steps[run], &stale).await?);
     }
     let mut statuses = Vec::new();
     let mut files = Vec::new();
@@ -369,16 +392,68 @@ pub(super) async fn advance(pool: &Pool, steps: &[Advance]) -> StoreResult<Advan
     Ok(Advanced {
         applied: owners.iter().map(Option::is_some).collect(),
         replaced_blobs,
+        refused_stale: steps
+            .iter()
+            .filter(|step| stale.contains(&step.transaction_id))
+            .count(),
     })
 }
 
+/// The transactions of `steps` taken under a claim that is no longer current: another
+/// claim replaced it, its lease ran out by the database's clock, or its work is gone. Their
+/// steps are refused. The current claims stay locked until the commit, so none of them runs
+/// out in between.
+async fn stale_claims(
+    transaction: &mut sqlx::Transaction<'_, Db>,
+    steps: &[Advance],
+) -> StoreResult<HashSet<i64>> {
+    let mut claimed: Vec<(i64, LeaseToken)> = steps
+        .iter()
+        .filter_map(|step| Some((step.transaction_id, step.lease?)))
+        .collect();
+    claimed.sort_unstable();
+    claimed.dedup();
+    if claimed.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let now = database_now(transaction).await?;
+    let mut current = HashSet::with_capacity(claimed.len());
+    for chunk in claimed.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT transaction_id, lease_token FROM work
+             WHERE (transaction_id, lease_token) IN (VALUES {}) AND lease_until > ${}{ROW_LOCKING}",
+            value_tuples(chunk.len(), 2),
+            chunk.len() * 2 + 1
+        );
+        let mut query = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql)).persistent(false);
+        for &(transaction_id, lease) in chunk {
+            query = query.bind(transaction_id).bind(lease.0);
+        }
+        current.extend(query.bind(&now).fetch_all(&mut **transaction).await?);
+    }
+    Ok(claimed
+        .into_iter()
+        .filter(|&(transaction_id, lease)| !current.contains(&(transaction_id, lease.0)))
+        .map(|(transaction_id, _)| transaction_id)
+        .collect())
+}
+
 /// Moves the transactions of `run` (one transition, distinct transactions) from its `from`
-/// to its `to` state where they are still in `from`; per step, its mailbox if it moved.
+/// to its `to` state where they are still in `from`, except those whose claim is `stale`;
+/// per step, its mailbox if it moved.
 async fn change_states(
     transaction: &mut sqlx::Transaction<'_, Db>,
     run: &[Advance],
+    stale: &HashSet<i64>,
 ) -> StoreResult<Vec<Option<i64>>> {
-    let ids: Vec<String> = (3..run.len() + 3).map(|n| format!("${n}")).collect();
+    let admitted: Vec<&Advance> = run
+        .iter()
+        .filter(|step| !stale.contains(&step.transaction_id))
+        .collect();
+    if admitted.is_empty() {
+        return Ok(vec![None; run.len()]);
+    }
+    let ids: Vec<String> = (3..admitted.len() + 3).map(|n| format!("${n}")).collect();
     let sql = format!(
         "UPDATE transactions SET state = $1 WHERE state = $2 AND id IN ({})
          RETURNING id, mailbox_id",
@@ -388,7 +463,7 @@ async fn change_states(
         .persistent(false)
         .bind(run[0].to.as_str())
         .bind(run[0].from.as_str());
-    for step in run {
+    for step in admitted {
         query = query.bind(step.transaction_id);
     }
     let moved: HashMap<i64, i64> = query

@@ -52,6 +52,14 @@ const OUT_LISTING: &str = "SELECT json_group_array(json_array(id, name, size, cr
 /// The one writer claims work: no row lock to take.
 const CLAIM_LOCKING: &str = "";
 
+/// The one writer locks every row it reads.
+const ROW_LOCKING: &str = "";
+
+/// The database's time in [`crate::timestamp`]'s text (`%f` has milliseconds only; the
+/// seconds are printed to six digits). SQLite reads the machine's clock once per statement.
+const DATABASE_NOW: &str = "SELECT strftime('%Y-%m-%dT%H:%M:', 'now')
+        || printf('%09.6f', CAST(strftime('%f', 'now') AS REAL)) || 'Z'";
+
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 

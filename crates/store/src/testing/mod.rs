@@ -202,6 +202,7 @@ pub fn step(transaction: &Transaction, to: TransactionState, status: StatusCode)
         at: RECEIVED_AT,
         files: vec![inline(&format!("status_{}", status.digit()), "xml")],
         finishes_work: to.is_final(),
+        lease: None,
     }
 }
 
@@ -332,6 +333,7 @@ macro_rules! conformance_suite {
                 racing_advances_of_one_step_take_effect_once,
                 racing_claims_hand_each_item_to_one_worker_until_its_lease_runs_out,
                 only_the_current_claim_postpones_or_renews,
+                a_step_under_a_claim_no_longer_current_is_refused,
                 a_claimed_upload_holds_back_later_ones_of_its_user_and_service,
                 a_node_starting_again_ends_its_own_claims_only,
             }

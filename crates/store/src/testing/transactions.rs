@@ -2,11 +2,11 @@
 //! outbound files, replays and expiry.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mftgw_domain::status::StatusCode;
 use mftgw_domain::{Mailbox, Transaction, TransactionState};
 use time::OffsetDateTime;
-use time::macros::datetime;
 
 use mftgw_domain::ServiceName;
 
@@ -20,18 +20,21 @@ use crate::{
     StoreError, TransactionLog, WorkItem,
 };
 
-/// When the leases of [`look`] end: before any time the checks claim work at.
-const LEASE_ENDED: OffsetDateTime = datetime!(2000-01-01 00:00 UTC);
+/// A lease that lasts for the whole of a check.
+const LEASE: Duration = Duration::from_secs(3600);
 
-/// The work due at `now` for `services`, claimed with a lease that had run out before: a
-/// look that holds nothing back, so that the next claim, at any time, finds the same items.
+/// A lease that a check waits out by the database's clock (the only clock leases run by).
+const SHORT_LEASE: Duration = Duration::from_secs(2);
+
+/// The work due at `now` for `services`, claimed with a lease that runs out at once: a look
+/// that holds nothing back, so that the next claim finds the same items.
 async fn look<S: TransactionLog>(
     store: &S,
     services: &[ServiceName],
     now: OffsetDateTime,
 ) -> Vec<WorkItem> {
     store
-        .claim_work(NODE, services, now, LEASE_ENDED, 10)
+        .claim_work(NODE, services, now, Duration::ZERO, 10)
         .await
         .unwrap()
 }
@@ -652,13 +655,12 @@ pub async fn racing_claims_hand_each_item_to_one_worker_until_its_lease_runs_out
         recorded.push(created(store.record_transaction(new).await.unwrap()).id);
     }
     recorded.sort_unstable();
-    let lease_until = RECEIVED_AT + time::Duration::MINUTE;
     let claims = race(6, |_| {
         let store = Arc::clone(&store);
         let services = services.clone();
         async move {
             store
-                .claim_work(NODE, &services, RECEIVED_AT, lease_until, 3)
+                .claim_work(NODE, &services, RECEIVED_AT, SHORT_LEASE, 3)
                 .await
         }
     })
@@ -669,27 +671,15 @@ pub async fn racing_claims_hand_each_item_to_one_worker_until_its_lease_runs_out
     assert_eq!(claimed_ids, recorded, "every item claimed, and once");
     assert!(
         store
-            .claim_work(
-                NODE,
-                &services,
-                RECEIVED_AT + time::Duration::SECOND,
-                lease_until,
-                100
-            )
+            .claim_work(NODE, &services, RECEIVED_AT, SHORT_LEASE, 100)
             .await
             .unwrap()
             .is_empty(),
         "nothing is handed out again while its lease lasts"
     );
-    let after_the_leases = lease_until + time::Duration::SECOND;
+    tokio::time::sleep(SHORT_LEASE).await;
     let again = store
-        .claim_work(
-            NODE,
-            &services,
-            after_the_leases,
-            after_the_leases + time::Duration::MINUTE,
-            100,
-        )
+        .claim_work(NODE, &services, RECEIVED_AT, LEASE, 100)
         .await
         .unwrap();
     assert_eq!(
@@ -717,23 +707,17 @@ pub async fn only_the_current_claim_postpones_or_renews<S: IdentityStore + Trans
     let services = [service(HEARTBEAT)];
     let minutes = |n: i64| RECEIVED_AT + time::Duration::minutes(n);
     let stale = store
-        .claim_work(NODE, &services, RECEIVED_AT, minutes(1), 10)
+        .claim_work(NODE, &services, RECEIVED_AT, Duration::ZERO, 10)
         .await
         .unwrap();
     let current = store
-        .claim_work(NODE, &services, minutes(2), minutes(3), 10)
+        .claim_work(NODE, &services, minutes(2), SHORT_LEASE, 10)
         .await
         .unwrap();
     assert_eq!((stale.len(), current.len()), (1, 1));
     let (stale, current) = (stale[0].lease, current[0].lease);
 
-    assert_eq!(
-        store
-            .renew_leases(&[(id, stale)], minutes(10))
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(store.renew_leases(&[(id, stale)], LEASE).await.unwrap(), 0);
     assert!(
         !store
             .postpone_work(id, stale, 1, minutes(5), "stale")
@@ -748,19 +732,17 @@ pub async fn only_the_current_claim_postpones_or_renews<S: IdentityStore + Trans
     );
 
     assert_eq!(
-        store
-            .renew_leases(&[(id, current)], minutes(10))
-            .await
-            .unwrap(),
+        store.renew_leases(&[(id, current)], LEASE).await.unwrap(),
         1
     );
+    tokio::time::sleep(SHORT_LEASE).await;
     assert!(
         store
-            .claim_work(NODE, &services, minutes(4), minutes(5), 10)
+            .claim_work(NODE, &services, minutes(4), LEASE, 10)
             .await
             .unwrap()
             .is_empty(),
-        "the renewed lease holds"
+        "the renewed lease holds past the claim's own"
     );
     assert!(
         store
@@ -779,12 +761,88 @@ pub async fn only_the_current_claim_postpones_or_renews<S: IdentityStore + Trans
     );
     assert_eq!(
         store
-            .claim_work(NODE, &services, minutes(6), minutes(7), 10)
+            .claim_work(NODE, &services, minutes(6), LEASE, 10)
             .await
             .unwrap()
             .len(),
         1,
         "postponing ended the claim"
+    );
+}
+
+/// A step taken under a claim (its fencing token) applies only while that claim is the
+/// current one and its lease lasts by the database's clock: a worker whose lease ran out, or
+/// whose work was claimed again, changes nothing, and the current claimant's step applies.
+/// A step under no claim (a backend's own answer) is not fenced.
+pub async fn a_step_under_a_claim_no_longer_current_is_refused<
+    S: IdentityStore + TransactionLog + MailboxStore,
+>(
+    store: Arc<S>,
+) {
+    with_user(&*store).await;
+    let transaction = record(&*store, "fs1", "a.xml").await;
+    let services = [service(HEARTBEAT)];
+    let claim = async |lease| {
+        let claimed = store
+            .claim_work(NODE, &services, RECEIVED_AT, lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        claimed[0].lease
+    };
+    let delivered_under = |lease| Advance {
+        lease: Some(lease),
+        ..step(
+            &transaction,
+            TransactionState::Delivered,
+            StatusCode::Delivered,
+        )
+    };
+    let advance = async |step: Advance| store.advance(&[step]).await.unwrap();
+
+    let ran_out = claim(Duration::ZERO).await;
+    let refused = advance(delivered_under(ran_out)).await;
+    assert_eq!(
+        (refused.applied, refused.refused_stale),
+        (vec![false], 1),
+        "the lease ran out: refused"
+    );
+    let replaced = ran_out;
+    let current = claim(LEASE).await;
+    assert_ne!(replaced, current);
+    let refused = advance(delivered_under(replaced)).await;
+    assert_eq!(
+        (refused.applied, refused.refused_stale),
+        (vec![false], 1),
+        "another claim replaced it: refused"
+    );
+    let mailbox = Mailbox::of_user(&user(USERNAME));
+    assert!(
+        store.out_files(&mailbox).await.unwrap().is_empty(),
+        "a refused step adds no file"
+    );
+    assert_eq!(
+        store.status_history(transaction.id).await.unwrap().len(),
+        0,
+        "nor a status"
+    );
+    let applied = advance(delivered_under(current)).await;
+    assert_eq!((applied.applied, applied.refused_stale), (vec![true], 0));
+
+    let delivered = Transaction {
+        state: TransactionState::Delivered,
+        ..transaction.clone()
+    };
+    let answered = advance(step(
+        &delivered,
+        TransactionState::Accepted,
+        StatusCode::Accepted,
+    ))
+    .await;
+    assert_eq!(
+        answered.applied,
+        vec![true],
+        "an unclaimed step is not fenced"
     );
 }
 
@@ -798,24 +856,21 @@ pub async fn a_claimed_upload_holds_back_later_ones_of_its_user_and_service<
 ) {
     let [first, second, other_service] = two_uploads_and_one_to_fatca(&*store).await;
     let services = [service(HEARTBEAT), service("FATCA")];
-    let lease_until = RECEIVED_AT + time::Duration::MINUTE;
-    let claim = async |now, limit| {
+    let claim = async |limit| {
         ids(&store
-            .claim_work(NODE, &services, now, lease_until, limit)
+            .claim_work(NODE, &services, RECEIVED_AT, SHORT_LEASE, limit)
             .await
             .unwrap())
     };
 
-    assert_eq!(claim(RECEIVED_AT, 1).await, [first.id]);
+    assert_eq!(claim(1).await, [first.id]);
     assert_eq!(
-        claim(RECEIVED_AT, 10).await,
+        claim(10).await,
         [other_service.id],
         "2.xml waits behind the claimed 1.xml; FATCA does not"
     );
-    assert_eq!(
-        claim(lease_until + time::Duration::SECOND, 10).await,
-        [first.id, second.id, other_service.id]
-    );
+    tokio::time::sleep(SHORT_LEASE).await;
+    assert_eq!(claim(10).await, [first.id, second.id, other_service.id]);
 }
 
 /// A node that starts again ends the claims of its earlier run at once, and no other node's.
@@ -830,10 +885,9 @@ pub async fn a_node_starting_again_ends_its_own_claims_only<S: IdentityStore + T
     theirs.mailbox = Mailbox::of_user(&user(other));
     let theirs = created(store.record_transaction(theirs).await.unwrap());
     let services = [service(HEARTBEAT)];
-    let lease_until = RECEIVED_AT + time::Duration::HOUR;
     let claim = async |owner, limit| {
         ids(&store
-            .claim_work(owner, &services, RECEIVED_AT, lease_until, limit)
+            .claim_work(owner, &services, RECEIVED_AT, LEASE, limit)
             .await
             .unwrap())
     };
