@@ -254,30 +254,36 @@ async fn accept_bound(
                     oldest.abort();
                 }
                 let _ = tcp.set_nodelay(true);
+                // The refusal names the client the balancer's header named, where there is one.
                 let (id, (handshake, abort)) = (next_id, abortable(async move {
                     let mut tcp = tcp;
+                    let mut peer = from;
                     if proxied {
-                        let client =
-                            proxy::read_header(&mut tcp, checks.proxy.header_timeout)
-                                .await
-                                .map_err(|error| {
-                                    (DataRefusalStage::Handshake, format!("data_{}", error.reason()))
-                                })?;
-                        if client.map(|client| client.ip()) != Some(binding.client_ip) {
-                            return Err((
-                                DataRefusalStage::OtherAddress,
-                                "data_connection_from_other_address".to_string(),
-                            ));
+                        match proxy::read_header(&mut tcp, checks.proxy.header_timeout).await {
+                            Err(error) => {
+                                let reason = format!("data_{}", error.reason());
+                                return (peer, Err((DataRefusalStage::Handshake, reason)));
+                            }
+                            Ok(client) => {
+                                peer = client.unwrap_or(peer);
+                                if client.map(|client| client.ip()) != Some(binding.client_ip) {
+                                    let reason = "data_connection_from_other_address".to_string();
+                                    return (peer, Err((DataRefusalStage::OtherAddress, reason)));
+                                }
+                            }
                         }
                     }
-                    let stream = tls::accept(&checks.acceptor, tcp, checks.handshake_timeout)
-                        .await
-                        .map_err(|failure| {
-                            (DataRefusalStage::Handshake, format!("data_{}", failure.reason))
-                        })?;
-                    check_binding(&stream, binding, &checks.tls)
-                        .map_err(|reason| (DataRefusalStage::Binding, reason))?;
-                    Ok(stream)
+                    let handshake = async {
+                        let stream = tls::accept(&checks.acceptor, tcp, checks.handshake_timeout)
+                            .await
+                            .map_err(|failure| {
+                                (DataRefusalStage::Handshake, format!("data_{}", failure.reason))
+                            })?;
+                        check_binding(&stream, binding, &checks.tls)
+                            .map_err(|reason| (DataRefusalStage::Binding, reason))?;
+                        Ok(stream)
+                    };
+                    (peer, handshake.await)
                 }));
                 next_id += 1;
                 waiting.push_back((id, abort));
@@ -285,15 +291,16 @@ async fn accept_bound(
             }
             Some((id, from, finished)) = handshakes.next() => {
                 waiting.retain(|(waiting_id, _)| *waiting_id != id);
-                let (stage, reason) = match finished {
-                    Ok(Ok(stream)) => return Ok(stream),
-                    Ok(Err(refused)) => refused,
+                let (peer, stage, reason) = match finished {
+                    Ok((_, Ok(stream))) => return Ok(stream),
+                    Ok((peer, Err((stage, reason)))) => (peer, stage, reason),
                     Err(Aborted) => (
+                        from,
                         DataRefusalStage::Handshake,
                         "data_handshake_displaced".to_string(),
                     ),
                 };
-                refuse(Some(from), stage, reason, &**report);
+                refuse(Some(peer), stage, reason, &**report);
             }
         }
     }
