@@ -559,6 +559,10 @@ fn write_server_credentials(
         SanType::IpAddress([127, 0, 0, 1].into()),
         SanType::DnsName("localhost".try_into().context("localhost as a DNS name")?),
     ];
+    // The addresses of the cluster demo's nodes, which clients may reach directly.
+    params
+        .subject_alt_names
+        .extend((11..=19).map(|node| SanType::IpAddress([127, 0, 0, node].into())));
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert_der = issuing_ca.sign_certificate(&params, &key)?;

@@ -1,7 +1,8 @@
 //! `mftgw demo`: the gateway on its embedded default, ready for curl. Creates a data directory
 //! with a test PKI, an SQLite database, registered users with roles, a config file and
 //! `demo.json` (everything a script needs, with absolute paths), prints copy-paste commands,
-//! then serves. A second start reuses the directory; `--reset` starts afresh.
+//! then serves. A second start reuses the directory; `--reset` starts afresh. With
+//! `--nodes N` it serves as N nodes behind a balancer instead (`cluster`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,9 @@ use mftgw_core::keys;
 use mftgw_core::users::{Registrant, Registrar, Users, kind_name};
 use mftgw_domain::errors::ErrorEntry;
 
+mod cluster;
 mod emcs;
+pub use cluster::DemoNode;
 pub use emcs::{EmcsCertificate, EmcsEndpoint, EmcsUser};
 
 #[derive(Debug, clap::Args)]
@@ -39,8 +42,10 @@ pub struct DemoArgs {
     pub data_dir: PathBuf,
     #[arg(long, default_value_t = 6381)]
     pub ftps_port: u16,
-    #[arg(long, default_value = "36000-39999")]
-    pub passive_ports: String,
+    /// By default 36000-39999; with `--nodes`, 28000-31999, below the system's ephemeral
+    /// ports (a connection's own port can keep the balancer from binding it).
+    #[arg(long)]
+    pub passive_ports: Option<String>,
     #[arg(long, default_value_t = 8443)]
     pub portal_port: u16,
     /// The HTTPS API: backends, operators, health and metrics.
@@ -49,8 +54,9 @@ pub struct DemoArgs {
     /// The legacy "Secure FTP" listener (login by certificate alone).
     #[arg(long, default_value_t = 6371)]
     pub legacy_port: u16,
-    #[arg(long, default_value = "40000-40999")]
-    pub legacy_passive_ports: String,
+    /// By default 40000-40999; with `--nodes`, 27000-27999.
+    #[arg(long)]
+    pub legacy_passive_ports: Option<String>,
     /// The EMCS B2B web services (HTTPS, WS-Security).
     #[arg(long, default_value_t = 8445)]
     pub emcs_port: u16,
@@ -59,6 +65,17 @@ pub struct DemoArgs {
     /// passwords are in `demo.json`); `--reset` does not empty it.
     #[arg(long)]
     pub database: Option<String>,
+    /// Serve as this many gateway nodes (at most 9) behind HAProxy, on `--database` and an
+    /// S3 server started here: the production topology on one machine. The balancer takes
+    /// the addresses above; node i listens on the same ports on 127.0.0.1i.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// The `s3s-fs` binary for `--nodes`; by default where `scripts/cluster-demo` builds it.
+    #[arg(long, env = "MFTGW_S3S_FS")]
+    pub s3_server: Option<PathBuf>,
+    /// The S3 server's port, with `--nodes`.
+    #[arg(long, default_value_t = 8449)]
+    pub s3_port: u16,
     /// Delete the data directory first.
     #[arg(long)]
     pub reset: bool,
@@ -102,6 +119,10 @@ pub struct DemoManifest {
     /// The EMCS B2B web services and who can call them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emcs: Option<EmcsEndpoint>,
+    /// With `--nodes`: the gateway nodes behind the balancer that every address above
+    /// points at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<DemoNode>,
 }
 
 /// The legacy listener: any `USER`/`PASS` (or `anonymous`) with one of these certificates.
@@ -158,6 +179,8 @@ pub struct ApiEndpoint {
 struct DemoTokens {
     backend: String,
     admin: String,
+    /// The cluster demo's S3 server's secret key.
+    s3_secret: String,
 }
 
 impl DemoTokens {
@@ -170,6 +193,7 @@ impl DemoTokens {
         Self {
             backend: token("demo backend API token"),
             admin: token("demo admin API token"),
+            s3_secret: token("demo S3 secret key"),
         }
     }
 }
@@ -206,6 +230,22 @@ pub struct DemoCertificate {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let cluster_tools = match args.nodes {
+        0 => anyhow::bail!("--nodes 0: a demo needs a node"),
+        1 => None,
+        nodes => {
+            anyhow::ensure!(
+                nodes <= cluster::MAX_NODES,
+                "--nodes {nodes}: at most {}",
+                cluster::MAX_NODES
+            );
+            anyhow::ensure!(
+                args.database.is_some(),
+                "--nodes {nodes} needs --database postgres://…: the nodes share its store"
+            );
+            Some(cluster::Tools::find(&args)?)
+        }
+    };
     if args.reset && args.data_dir.exists() {
         std::fs::remove_dir_all(&args.data_dir)
             .with_context(|| format!("removing {}", args.data_dir.display()))?;
@@ -220,14 +260,37 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     emcs::issue_certificates(&mut pki)?;
 
-    let config_path = data_dir.join("mftgw.toml");
     let tokens = DemoTokens::new(&keys::load_or_create_password_key(
         &data_dir.join("gateway-password.key"),
     )?);
-    demo_config(&data_dir, &pki, &args, &tokens)?.save(&config_path)?;
+    let base = demo_config(&data_dir, &pki, &args, &tokens)?;
+    let cluster = cluster_tools
+        .as_ref()
+        .map(|_| cluster::Layout::new(&args, &data_dir, &tokens));
+    let config_path = match &cluster {
+        None => {
+            let path = data_dir.join("mftgw.toml");
+            base.save(&path)?;
+            path
+        }
+        Some(layout) => {
+            for index in 1..=args.nodes {
+                let path = layout.node_config_path(index);
+                std::fs::create_dir_all(path.parent().context("a node's config has a dir")?)?;
+                layout.node_config(&base, index)?.save(&path)?;
+            }
+            layout.node_config_path(1)
+        }
+    };
     // Read back as `serve` would, so `MFTGW__…` environment overrides apply to the demo too.
     let config = Config::load(&config_path)?;
+    // What clients reach: the single node, or the balancer on the same addresses.
+    let reached = if cluster.is_some() { &base } else { &config };
 
+    let balancer = match (&cluster, &cluster_tools) {
+        (Some(layout), Some(tools)) => Some(layout.start_balancer(tools, &base).await?),
+        _ => None,
+    };
     let manifest_path = data_dir.join("demo.json");
     let previous: Option<DemoManifest> = std::fs::read(&manifest_path)
         .ok()
@@ -237,8 +300,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         None => enroll(&config, &pki).await?,
     };
     manifest.ftps = Endpoint {
-        host: config.ftps.listen.ip().to_string(),
-        port: config.ftps.listen.port(),
+        host: reached.ftps.listen.ip().to_string(),
+        port: reached.ftps.listen.port(),
     };
     manifest.portal.url = format!("https://127.0.0.1:{}/", args.portal_port);
     manifest.api = ApiEndpoint {
@@ -248,7 +311,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         admin_token: tokens.admin.clone(),
     };
     manifest.config = config_path;
-    match (&mut manifest.emcs, &config.emcs) {
+    if let (Some(endpoint), Some(legacy)) = (&mut manifest.legacy, &reached.legacy) {
+        endpoint.host = legacy.listen.ip().to_string();
+        endpoint.port = legacy.listen.port();
+        endpoint.passive_ports = legacy.passive_ports.clone();
+    }
+    match (&mut manifest.emcs, &reached.emcs) {
         (Some(endpoint), Some(emcs)) => endpoint.refresh(emcs),
         (None, Some(_)) => anyhow::bail!(
             "{} was made before the demo served EMCS: start with --reset",
@@ -256,14 +324,33 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ),
         _ => {}
     }
-    // Written whole or not at all: scripts may read it while the demo starts.
-    mftgw_core::files::replace(&manifest_path, &serde_json::to_vec_pretty(&manifest)?)
-        .with_context(|| format!("writing {}", manifest_path.display()))?;
     let heartbeat_file = data_dir.join("heartbeat.xml");
     std::fs::write(&heartbeat_file, "<ping/>\n")?;
-
+    let (Some(layout), Some(tools), Some(balancer)) = (cluster, cluster_tools, balancer) else {
+        manifest.nodes.clear();
+        write_manifest(&manifest_path, &manifest)?;
+        print_welcome(&manifest, &manifest_path, &heartbeat_file);
+        return crate::serve::serve(config).await;
+    };
+    let (processes, nodes) = layout.start_nodes(&tools, &base, balancer).await?;
+    manifest.nodes = nodes;
+    // Only once every node and the balancer listen: whoever reads it may connect at once.
+    write_manifest(&manifest_path, &manifest)?;
+    tracing::info!(
+        listen = %base.ftps.listen,
+        passive = %base.ftps.passive_ports,
+        nodes = manifest.nodes.len(),
+        "FTPS listening through the balancer"
+    );
     print_welcome(&manifest, &manifest_path, &heartbeat_file);
-    crate::serve::serve(config).await
+    cluster::print_welcome(&manifest);
+    processes.supervise().await
+}
+
+/// Written whole or not at all: scripts may read it while the demo starts.
+fn write_manifest(path: &Path, manifest: &DemoManifest) -> anyhow::Result<()> {
+    mftgw_core::files::replace(path, &serde_json::to_vec_pretty(manifest)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn demo_config(
@@ -272,17 +359,34 @@ fn demo_config(
     args: &DemoArgs,
     tokens: &DemoTokens,
 ) -> anyhow::Result<Config> {
-    crate::config::parse_port_range(&args.passive_ports)?;
+    let clustered = args.nodes > 1;
+    let passive_ports = args.passive_ports.clone().unwrap_or_else(|| {
+        if clustered {
+            "28000-31999"
+        } else {
+            "36000-39999"
+        }
+        .into()
+    });
+    let legacy_passive_ports = args.legacy_passive_ports.clone().unwrap_or_else(|| {
+        if clustered {
+            "27000-27999"
+        } else {
+            "40000-40999"
+        }
+        .into()
+    });
+    crate::config::parse_port_range(&passive_ports)?;
     Ok(Config {
         data_dir: data_dir.to_path_buf(),
         ftps: FtpsConfig {
             listen: ([127, 0, 0, 1], args.ftps_port).into(),
-            passive_ports: args.passive_ports.clone(),
+            passive_ports,
             ..FtpsConfig::default()
         },
         legacy: Some(FtpsConfig {
             listen: ([127, 0, 0, 1], args.legacy_port).into(),
-            passive_ports: args.legacy_passive_ports.clone(),
+            passive_ports: legacy_passive_ports,
             ..FtpsConfig::default()
         }),
         tls: TlsConfig {
@@ -597,6 +701,7 @@ async fn enroll_into<S: Store>(
         config: PathBuf::new(),
         users,
         certificates,
+        nodes: Vec::new(),
     })
 }
 

@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod backend_api;
+mod cluster;
 mod concurrency;
 mod crash;
 mod delivery;

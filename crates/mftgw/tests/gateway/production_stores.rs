@@ -20,12 +20,12 @@ use s3_server::S3Server;
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A schema of the test database, dropped with the guard.
-struct Schema {
-    name: String,
+pub(crate) struct Schema {
+    pub(crate) name: String,
 }
 
 impl Schema {
-    fn create() -> Schema {
+    pub(crate) fn create() -> Schema {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "mftgw_gateway_{}_{}",
@@ -39,7 +39,7 @@ impl Schema {
     }
 
     /// The database's URL with this schema as the search path.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}?options=-c%20search_path%3D{}", base_url(), self.name)
     }
 }
@@ -50,7 +50,7 @@ impl Drop for Schema {
     }
 }
 
-fn base_url() -> String {
+pub(crate) fn base_url() -> String {
     std::env::var("MFTGW_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
 
@@ -368,14 +368,14 @@ fn two_nodes_on_one_store_serve_each_others_uploads_once() {
 
 /// A TCP forwarder to `target` that can be cut (every connection closed, new ones refused)
 /// and restored: the database going away and coming back, as a node sees it.
-struct Cuttable {
-    port: u16,
+pub(crate) struct Cuttable {
+    pub(crate) port: u16,
     up: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<std::net::TcpStream>>>,
 }
 
 impl Cuttable {
-    fn start(target: std::net::SocketAddr) -> Cuttable {
+    pub(crate) fn start(target: std::net::SocketAddr) -> Cuttable {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
@@ -403,26 +403,30 @@ impl Cuttable {
         Cuttable { port, up, open }
     }
 
-    fn cut(&self) {
+    pub(crate) fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         for stream in self.open.lock().unwrap().drain(..) {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     }
 
-    fn restore(&self) {
+    pub(crate) fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
 }
 
 /// The HTTP status of `GET <api>/readyz`.
-fn readiness(demo: &Demo) -> String {
-    let url = format!("{}/readyz", demo.manifest().api.url);
+pub(crate) fn readiness(demo: &Demo) -> String {
+    readiness_at(demo, &demo.manifest().api.url)
+}
+
+/// The HTTP status of `GET <api_url>/readyz`.
+pub(crate) fn readiness_at(demo: &Demo, api_url: &str) -> String {
     let (_, status, _) = run(Command::new("curl")
         .args(["--silent", "--max-time", "20", "--output", "/dev/null"])
         .args(["--write-out", "%{http_code}", "--cacert"])
         .arg(demo.ca())
-        .arg(url));
+        .arg(format!("{api_url}/readyz")));
     status
 }
 

@@ -51,17 +51,22 @@ fn spawn_demo(
     command
         .args(["demo", "--data-dir"])
         .arg(dir.join("data"))
-        .args(["--ftps-port", &port.to_string()])
-        .arg("--passive-ports")
-        .arg(format!("{}-{}", PASSIVE_RANGE.start(), PASSIVE_RANGE.end()));
+        .args(["--ftps-port", &port.to_string()]);
     let [portal_port, api_port, legacy_port, emcs_port] = free_ports(port);
     command
         .args(["--portal-port", &portal_port.to_string()])
         .args(["--emcs-port", &emcs_port.to_string()])
         .args(["--api-port", &api_port.to_string()])
-        .args(["--legacy-port", &legacy_port.to_string()])
-        .arg("--legacy-passive-ports")
-        .arg(format!("{}-{}", PASSIVE_RANGE.start(), PASSIVE_RANGE.end()))
+        .args(["--legacy-port", &legacy_port.to_string()]);
+    // Every test's range, unless the test gives its own (a balancer holds all of its ports).
+    for option in ["--passive-ports", "--legacy-passive-ports"] {
+        if !args.iter().any(|arg| arg == option) {
+            command
+                .arg(option)
+                .arg(format!("{}-{}", PASSIVE_RANGE.start(), PASSIVE_RANGE.end()));
+        }
+    }
+    command
         .args(args)
         .env("MFTGW_LOG", "info")
         .stdin(Stdio::null())
@@ -85,7 +90,7 @@ fn log_file(dir: &Path) -> std::fs::File {
 /// `N` ports free at this moment, distinct, other than `taken` (0: none), and outside the
 /// passive range that every test's gateway uses (the kernel hands out ports from inside it
 /// too).
-fn free_ports<const N: usize>(taken: u16) -> [u16; N] {
+pub fn free_ports<const N: usize>(taken: u16) -> [u16; N] {
     let mut listeners = Vec::with_capacity(N);
     while listeners.len() < N {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -251,8 +256,13 @@ impl Demo {
         self.dir.path().join("data")
     }
 
+    /// The config file `demo.json` names (a cluster demo's first node's), else where the
+    /// demo writes it.
     pub fn config(&self) -> PathBuf {
-        self.data_dir().join("mftgw.toml")
+        match &self.manifest {
+            Some(manifest) if !manifest.config.as_os_str().is_empty() => manifest.config.clone(),
+            _ => self.data_dir().join("mftgw.toml"),
+        }
     }
 
     pub fn log(&self) -> String {
