@@ -392,6 +392,14 @@ pub trait TransactionLog: Send + Sync + 'static {
         lease: Duration,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
+    /// Hints to the workers of every node on this store that there is new work (after the
+    /// commit that made it; returns at once). A hint may be lost: workers poll as well.
+    fn announce_work(&self);
+
+    /// What moves when a node announced work (this one's own hints included); `None` where
+    /// no other process shares the store.
+    fn work_announcements(&self) -> Option<tokio::sync::watch::Receiver<u64>>;
+
     /// Ends every claim of `owner` (a node starting again: the process that claimed is
     /// gone, and its work need not wait for the leases to run out); how many there were.
     fn release_claims(&self, owner: &str) -> impl Future<Output = StoreResult<u64>> + Send;

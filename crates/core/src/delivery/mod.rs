@@ -40,8 +40,8 @@ use crate::telemetry;
 use crate::transactions::Transactions;
 
 const BATCH: u32 = 256;
-/// How often the worker looks for work it was not told about (retries coming due, another
-/// process's work).
+/// How often the worker looks for work it was not told about (retries coming due, work
+/// whose hint from another node was lost).
 const POLL: Duration = Duration::from_millis(500);
 /// How long to wait after the store failed before trying again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
@@ -135,6 +135,7 @@ pub async fn run_delivery<S: Store, B: BlobStore>(
     };
     let services = worker.backends.services();
     let mut work_ready = worker.transactions.work_signal();
+    let mut announced = worker.transactions.store.work_announcements();
     // The claims of a batch the store failed under: ended once the store answers again, so
     // that their work is due at once, not when the leases run out.
     let mut failed_claims: Vec<(i64, LeaseToken)> = Vec::new();
@@ -196,10 +197,23 @@ pub async fn run_delivery<S: Store, B: BlobStore>(
         };
         tokio::select! {
             _ = work_ready.changed() => {}
+            () = next_announcement(&mut announced) => {}
             () = tokio::time::sleep(pause) => {}
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// Resolves when a node on the store announced work; never, where none can (or the hints
+/// ended).
+async fn next_announcement(announced: &mut Option<watch::Receiver<u64>>) {
+    if let Some(receiver) = announced {
+        if receiver.changed().await.is_ok() {
+            return;
+        }
+        *announced = None;
+    }
+    std::future::pending().await
 }
 
 /// What became of a batch's deliveries.

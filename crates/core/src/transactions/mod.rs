@@ -135,9 +135,11 @@ impl<S: Store, B: BlobStore> Transactions<S, B> {
         self.clock.now()
     }
 
-    /// Tells the delivery workers that there is new work.
+    /// Tells the delivery workers that there is new work: this node's at once, the other
+    /// nodes' on the store by a hint.
     pub fn wake_workers(&self) {
         self.work_ready.wake();
+        self.store.announce_work();
     }
 
     /// Status 1 for a transaction the backend has taken.

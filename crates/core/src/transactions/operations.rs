@@ -178,6 +178,7 @@ impl<S: TransactionLog + AuditLog + Maintenance> Operations<S> {
             return Err(id);
         }
         self.work_ready.wake();
+        self.store.announce_work();
         self.auditor
             .record(
                 AuditEvent::allowed(now, action)

@@ -2,8 +2,10 @@
 //! writes to. The store traits are implemented in `shared/`, in SQL both backends run; this
 //! module holds what is PostgreSQL's own: the pool and its timeouts, the advisory locks that
 //! keep the orders SQLite's one writer keeps by itself ([`Serialized`]), row locks skipped
-//! by concurrent claims, the listing of `/out` as one JSON row, and the migrations.
+//! by concurrent claims, the listing of `/out` as one JSON row, the wake-up hints between
+//! nodes (`hints`), and the migrations.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -12,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use crate::plan::Serialized;
 use crate::{StoreError, StoreResult};
 
+mod hints;
 mod migrations;
 // The same files as the other backend's, compiled against this one's `Db`.
 #[allow(clippy::duplicate_mod)]
@@ -39,10 +42,22 @@ const MAX_CONNECTIONS: u32 = 16;
 
 /// Reads and writes share one pool: PostgreSQL has many writers, and no write lock to queue
 /// for. `reader` and `writer` are the same pool, named as the shared code names them.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PostgresStore {
     reader: PgPool,
     pub(crate) writer: PgPool,
+    /// Started on first use, so that a process that never delivers (the admin CLI) holds
+    /// no listening connection.
+    hints: Arc<OnceLock<hints::Hints>>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PostgresStore")
+            .field("pool", &self.writer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PostgresStore {
@@ -70,8 +85,22 @@ impl PostgresStore {
         Ok(Self {
             reader: pool.clone(),
             writer: pool,
+            hints: Arc::default(),
         })
     }
+
+    fn hints(&self) -> &hints::Hints {
+        self.hints.get_or_init(|| hints::Hints::start(&self.writer))
+    }
+}
+
+/// Tells the other nodes' workers, by `NOTIFY` after the commit, that there is work.
+fn announce_work(store: &PostgresStore) {
+    store.hints().announce();
+}
+
+fn work_announcements(store: &PostgresStore) -> Option<tokio::sync::watch::Receiver<u64>> {
+    Some(store.hints().announcements())
 }
 
 fn milliseconds(duration: Duration) -> String {

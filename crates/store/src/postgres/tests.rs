@@ -126,6 +126,53 @@ where
 /// An embedded store's users, transactions with their steps and files, roles, audit and key
 /// reach PostgreSQL whole; copying again inserts nothing; and what comes next continues the
 /// ids rather than meeting them.
+/// Announces work on `announcing` until `hears` moves (a listener needs a moment to
+/// LISTEN); panics after 10 s.
+async fn announce_until_heard(
+    announcing: &PostgresStore,
+    hears: &mut tokio::sync::watch::Receiver<u64>,
+) {
+    use crate::TransactionLog;
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            announcing.announce_work();
+            tokio::select! {
+                changed = hears.changed() => return changed,
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(matches!(heard, Ok(Ok(()))), "no hint within 10 s");
+}
+
+/// A node's hint that it made work reaches the other nodes on its schema (after the
+/// commit, by NOTIFY), and not a store on another schema of the same database.
+#[tokio::test]
+async fn a_hint_of_new_work_reaches_the_nodes_of_its_schema_only() {
+    use crate::TransactionLog;
+    let (schema, elsewhere) = (TestSchema::create().await, TestSchema::create().await);
+    let announcing = PostgresStore::connect_with(schema.options()).await.unwrap();
+    let other_node = PostgresStore::connect_with(schema.options()).await.unwrap();
+    let other_schema = PostgresStore::connect_with(elsewhere.options())
+        .await
+        .unwrap();
+    let mut hears = other_node.work_announcements().unwrap();
+    let mut must_not_hear = other_schema.work_announcements().unwrap();
+    // Its own hint shows that the other schema's store listens.
+    announce_until_heard(&other_schema, &mut must_not_hear).await;
+    // Its later hints, sent before the first was heard, have come by now.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    must_not_hear.borrow_and_update();
+    announce_until_heard(&announcing, &mut hears).await;
+    // The other schema's listener has had the hint's time to hear it: as long as the first.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !must_not_hear.has_changed().unwrap(),
+        "a store on another schema was woken"
+    );
+}
+
 #[tokio::test]
 async fn an_embedded_store_is_copied_whole_and_again_changes_nothing() {
     use mftgw_domain::status::StatusCode;

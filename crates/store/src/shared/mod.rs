@@ -3,7 +3,8 @@
 //! `#[path]`), against that backend's `Db`, `Pool` and `DbRow`. What differs between them is
 //! the backend's own: `begin_write` (SQLite takes its write lock up front), `serialize` (the
 //! orders PostgreSQL's many writers must keep, which SQLite's one writer keeps by itself),
-//! `checkpoint`, `OUT_LISTING`, `CLAIM_LOCKING`, `ROW_LOCKING` and `DATABASE_NOW`.
+//! `checkpoint`, `announce_work` and `work_announcements`, `OUT_LISTING`,
+//! `CLAIM_LOCKING`, `ROW_LOCKING` and `DATABASE_NOW`.
 
 use std::collections::HashSet;
 
@@ -17,8 +18,8 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::{
-    Backend, CLAIM_LOCKING, DATABASE_NOW, Db, DbRow, OUT_LISTING, Pool, ROW_LOCKING, begin_write,
-    checkpoint, serialize,
+    Backend, CLAIM_LOCKING, DATABASE_NOW, Db, DbRow, OUT_LISTING, Pool, ROW_LOCKING, announce_work,
+    begin_write, checkpoint, serialize, work_announcements,
 };
 use crate::plan::{RegisteredTo, RegistrationPlan, Serialized, registration_plan};
 use crate::{
@@ -535,6 +536,14 @@ impl TransactionLog for Backend {
         limit: u32,
     ) -> StoreResult<Vec<WorkItem>> {
         transactions::claim_work(&self.writer, owner, services, now, lease, limit).await
+    }
+
+    fn announce_work(&self) {
+        announce_work(self);
+    }
+
+    fn work_announcements(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        work_announcements(self)
     }
 
     async fn release_claims(&self, owner: &str) -> StoreResult<u64> {

@@ -176,6 +176,13 @@ async fn stable_query_plans(connection: &mut SqliteConnection) -> Result<(), sql
     }
 }
 
+/// One process holds the database: its workers hear of new work from its own core.
+fn announce_work(_: &SqliteStore) {}
+
+fn work_announcements(_: &SqliteStore) -> Option<tokio::sync::watch::Receiver<u64>> {
+    None
+}
+
 /// Bounds the write-ahead log, on a connection of its own with a short busy timeout: a
 /// truncating checkpoint holds writers off while it waits for readers.
 async fn checkpoint(store: &SqliteStore) -> StoreResult<()> {
