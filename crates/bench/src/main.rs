@@ -7,6 +7,7 @@ mod load;
 mod machine;
 mod report;
 mod servers;
+mod stores;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,6 +34,10 @@ enum Command {
     /// Measures signed and encrypted EMCS calls, the gateway beside a WSS4J echo, and
     /// writes them into the report.
     Emcs(emcs::EmcsArgs),
+    /// Measures the gateway's small-file, parallel and status-latency scenarios on the
+    /// embedded stores and on PostgreSQL + S3 with one and three nodes behind HAProxy, and
+    /// writes them into the report.
+    Stores(stores::StoresArgs),
     /// Writes the report again from an earlier run's `results.json` (after editing the
     /// hand-written `analysis.md` beside it).
     Render {
@@ -130,6 +135,13 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?
                 .block_on(emcs::run(args));
+        }
+        Command::Stores(args) => {
+            machine::raise_open_file_limit();
+            return tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(stores::run(args));
         }
     };
     let files = machine::raise_open_file_limit();

@@ -122,6 +122,10 @@ impl Report {
         if let Ok(emcs) = std::fs::read_to_string(out.join("emcs.md")) {
             analysis = format!("{}\n\n{emcs}", analysis.trim_end());
         }
+        // Written by `mftgw-bench stores`, which measures the gateway's other set-ups.
+        if let Ok(stores) = std::fs::read_to_string(out.join("stores.md")) {
+            analysis = format!("{}\n\n{stores}", analysis.trim_end());
+        }
         std::fs::write(markdown, self.markdown(&chart, &analysis))?;
         Ok(())
     }
@@ -310,6 +314,7 @@ cargo build --release -p mftgw -p mftgw-bench\n\
 sudo ./target/release/mftgw-bench run          # as root: installs vsftpd and unpacks ProFTPD\n\
 ./target/release/mftgw-bench render            # the report again, after editing benchmarks/analysis.md\n\
 ./target/release/mftgw-bench emcs              # EMCS calls/s beside a WSS4J echo (needs java, libwss4j-java, taskset)\n\
+./target/release/mftgw-bench stores            # the gateway on PostgreSQL + S3, 1 and 3 nodes (needs psql, haproxy, s3s-fs)\n\
 ./target/release/mftgw-bench run --quick --targets gateway   # a smoke run, no root needed\n\
 cargo bench -p mftgw-bench --bench hot_paths   # criterion: parsing, status XML, subjects, listings\n\
 ```\n\n\

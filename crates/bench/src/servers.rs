@@ -105,6 +105,15 @@ fn spawn(command: &mut Command, log: &Path) -> anyhow::Result<Child> {
 /// `mftgw demo` in a fresh directory; the demo's MOCES user uploads to `FTPSGW.Heartbeat`,
 /// so every upload is a committed transaction answered in `/out`.
 pub fn gateway(passive: &str, overrides: &[(String, String)]) -> anyhow::Result<Server> {
+    gateway_with(passive, overrides, &[])
+}
+
+/// [`gateway`] with more `mftgw demo` arguments (`--nodes 3 --database <url>`, say).
+pub fn gateway_with(
+    passive: &str,
+    overrides: &[(String, String)],
+    demo_args: &[String],
+) -> anyhow::Result<Server> {
     let binary = std::env::current_exe()?
         .parent()
         .context("the benchmark binary has no directory")?
@@ -126,6 +135,7 @@ pub fn gateway(passive: &str, overrides: &[(String, String)]) -> anyhow::Result<
             .args(["--api-port", &free_port()?.to_string()])
             .args(["--legacy-port", &free_port()?.to_string()])
             .args(["--emcs-port", &free_port()?.to_string()])
+            .args(demo_args)
             .env("MFTGW_LOG", "warn")
             .env("MFTGW__FTPS__MAX_SESSIONS", "20000")
             .env("MFTGW__FTPS__MAX_SESSIONS_PER_IP", "20000")
@@ -138,8 +148,14 @@ pub fn gateway(passive: &str, overrides: &[(String, String)]) -> anyhow::Result<
         addr,
         "mftgw demo",
     )?;
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("data/demo.json"))?)?;
+    // A cluster's balancer listens before its nodes do; demo.json comes once they all do.
+    let manifest_path = dir.path().join("data/demo.json");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !manifest_path.exists() {
+        ensure!(Instant::now() < deadline, "no demo.json within 120 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path)?)?;
     let user = &manifest["users"][0];
     let path = |value: &serde_json::Value| PathBuf::from(value.as_str().unwrap_or_default());
     let tls = client_config(

@@ -137,11 +137,15 @@ pub(super) struct Layout {
 impl Layout {
     pub(super) fn new(args: &DemoArgs, data_dir: &Path, tokens: &DemoTokens) -> Layout {
         Layout {
-            nodes: args.nodes,
+            nodes: args.nodes.unwrap_or(1),
             data_dir: data_dir.to_owned(),
             s3_port: args.s3_port,
             s3_secret: tokens.s3_secret.clone(),
         }
+    }
+
+    pub(super) fn nodes(&self) -> usize {
+        self.nodes
     }
 
     /// HAProxy's stats socket, where the demo asks whether it has found every node up.

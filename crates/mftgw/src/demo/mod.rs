@@ -65,11 +65,12 @@ pub struct DemoArgs {
     /// passwords are in `demo.json`); `--reset` does not empty it.
     #[arg(long)]
     pub database: Option<String>,
-    /// Serve as this many gateway nodes (at most 9) behind HAProxy, on `--database` and an
-    /// S3 server started here: the production topology on one machine. The balancer takes
-    /// the addresses above; node i listens on the same ports on 127.0.0.1i.
-    #[arg(long, default_value_t = 1)]
-    pub nodes: usize,
+    /// Serve as this many gateway nodes (at most 9; 1 is one node behind the balancer)
+    /// behind HAProxy, on `--database` and an S3 server started here: the production
+    /// topology on one machine. The balancer takes the addresses above; node i listens on
+    /// the same ports on 127.0.0.1i.
+    #[arg(long)]
+    pub nodes: Option<usize>,
     /// The `s3s-fs` binary for `--nodes`; by default where `scripts/cluster-demo` builds it.
     #[arg(long, env = "MFTGW_S3S_FS")]
     pub s3_server: Option<PathBuf>,
@@ -231,9 +232,9 @@ pub struct DemoCertificate {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let cluster_tools = match args.nodes {
-        0 => anyhow::bail!("--nodes 0: a demo needs a node"),
-        1 => None,
-        nodes => {
+        None => None,
+        Some(0) => anyhow::bail!("--nodes 0: a demo needs a node"),
+        Some(nodes) => {
             anyhow::ensure!(
                 nodes <= cluster::MAX_NODES,
                 "--nodes {nodes}: at most {}",
@@ -274,7 +275,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             path
         }
         Some(layout) => {
-            for index in 1..=args.nodes {
+            for index in 1..=layout.nodes() {
                 let path = layout.node_config_path(index);
                 std::fs::create_dir_all(path.parent().context("a node's config has a dir")?)?;
                 layout.node_config(&base, index)?.save(&path)?;
@@ -359,7 +360,7 @@ fn demo_config(
     args: &DemoArgs,
     tokens: &DemoTokens,
 ) -> anyhow::Result<Config> {
-    let clustered = args.nodes > 1;
+    let clustered = args.nodes.is_some();
     let passive_ports = args.passive_ports.clone().unwrap_or_else(|| {
         if clustered {
             "28000-31999"
