@@ -97,6 +97,13 @@ pub trait Connector: Send + Sync + 'static {
     /// SKATTransactionId goes with it as the idempotency key: delivery is at least once.
     fn deliver<'a>(&'a self, parcel: Parcel<'a>) -> BoxFuture<'a, Result<(), DeliveryError>>;
 
+    /// Whether [`Connector::deliver`] reads the parcel's body; a backend that does not
+    /// (the built-in ones) gets an empty one, and the blob store is not asked for it (on a
+    /// bucket, a request per delivery).
+    fn reads_the_body(&self) -> bool {
+        true
+    }
+
     /// Whether the backend answers on its own (then its work goes on after status 1).
     fn answers_on_its_own(&self) -> bool;
 

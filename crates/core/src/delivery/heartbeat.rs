@@ -17,6 +17,10 @@ impl Connector for Heartbeat {
         Box::pin(async { Ok(()) })
     }
 
+    fn reads_the_body(&self) -> bool {
+        false
+    }
+
     fn answers_on_its_own(&self) -> bool {
         true
     }

@@ -545,15 +545,19 @@ async fn deliver<S: Store, B: BlobStore>(
     timeout: Duration,
 ) -> Result<(), DeliveryError> {
     let gateway = |detail: String| DeliveryError::new(DeliveryFailure::Gateway, detail);
-    let key = transaction
-        .blob_key
-        .as_ref()
-        .ok_or_else(|| gateway("the upload's body is no longer kept".into()))?;
-    let body = transactions
-        .blobs
-        .open(key, 0)
-        .await
-        .map_err(|error| gateway(format!("reading the upload: {error}")))?;
+    let body: Box<dyn tokio::io::AsyncRead + Send + Unpin> = if connector.reads_the_body() {
+        let key = transaction
+            .blob_key
+            .as_ref()
+            .ok_or_else(|| gateway("the upload's body is no longer kept".into()))?;
+        transactions
+            .blobs
+            .open(key, 0)
+            .await
+            .map_err(|error| gateway(format!("reading the upload: {error}")))?
+    } else {
+        Box::new(tokio::io::empty())
+    };
     let parcel = Parcel { transaction, body };
     tokio::time::timeout(timeout, connector.deliver(parcel))
         .await

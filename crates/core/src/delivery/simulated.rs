@@ -65,6 +65,10 @@ impl Connector for Simulated {
         })
     }
 
+    fn reads_the_body(&self) -> bool {
+        false
+    }
+
     fn answers_on_its_own(&self) -> bool {
         self.behaviour != Behaviour::Down
     }

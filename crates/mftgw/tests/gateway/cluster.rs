@@ -19,7 +19,7 @@ use mftgw_client::{DataOptions, FtpsClient};
 use serde_json::Value;
 
 use crate::production_stores::{Cuttable, Schema, readiness, readiness_at};
-use crate::support::{Demo, DemoUser, free_ports, heartbeat_files, nlst, run};
+use crate::support::{Demo, DemoUser, curl_at, free_ports, heartbeat_files, nlst, run};
 
 const MANIFEST: &str = "Manifest.MidlertidigOpbevaringOpret";
 const HEARTBEAT: &str = "FTPSGW.Heartbeat";
@@ -378,27 +378,13 @@ async fn three_nodes_behind_haproxy_answer_a_thousand_uploads_once_each_on_every
     let user = demo.user(0);
     let body = demo.dir.path().join("ping.xml");
     std::fs::write(&body, "<ping/>\n").unwrap();
-    let (ok, _, log) = run(Command::new("curl")
-        .args([
-            "--silent",
-            "--show-error",
-            "--ssl-reqd",
-            "--interface",
-            REAL_CLIENT,
-        ])
-        .arg("--cacert")
-        .arg(demo.ca())
-        .arg("--cert")
-        .arg(&user.cert)
-        .arg("--key")
-        .arg(&user.key)
-        .args(["-u", &format!("{}:{}", user.username, user.password)])
-        .arg("-T")
-        .arg(&body)
-        .arg(format!(
-            "ftp://127.0.0.1:{}/{HEARTBEAT}/real-client-hb01.xml",
-            demo.port
-        )));
+    let (ok, _, log) = curl_at(
+        &demo,
+        demo.port,
+        &user,
+        &format!("/{HEARTBEAT}/real-client-hb01.xml"),
+        &["--interface", REAL_CLIENT, "-T", body.to_str().unwrap()],
+    );
     assert!(ok, "curl from {REAL_CLIENT} through the balancer: {log}");
     let login = demo.wait_for_audit_where("a login from the real client", |event| {
         event["action"] == "ftps.login" && event["peer_ip"] == REAL_CLIENT
@@ -547,18 +533,7 @@ const UPLOADS_ACROSS_THE_CUTS: usize = 750;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_off_the_database_then_the_bucket_for_30_s_the_nodes_give_no_false_226_and_recover() {
     let schema = Schema::create();
-    let base = crate::production_stores::base_url();
-    let (before_host, after_host) = base.split_once('@').expect("user@host in the URL");
-    let (host, database) = after_host.split_once('/').expect("a database in the URL");
-    let postgres = std::net::ToSocketAddrs::to_socket_addrs(host)
-        .unwrap()
-        .next()
-        .unwrap();
-    let database_link = Cuttable::start(postgres);
-    let url = format!(
-        "{before_host}@127.0.0.1:{}/{database}?options=-c%20search_path%3D{}",
-        database_link.port, schema.name
-    );
+    let (database_link, url) = schema.behind_a_cuttable_link();
     let [s3_port] = free_ports(0);
     let bucket_link = Cuttable::start(SocketAddr::from(([127, 0, 0, 1], s3_port)));
     let endpoint = format!("\"http://127.0.0.1:{}\"", bucket_link.port);

@@ -21,7 +21,7 @@ const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A schema of the test database, dropped with the guard.
 pub(crate) struct Schema {
-    pub(crate) name: String,
+    name: String,
 }
 
 impl Schema {
@@ -38,6 +38,23 @@ impl Schema {
         Schema { name }
     }
 
+    /// A link to the database that the test can cut, and the URL of this schema through it.
+    pub(crate) fn behind_a_cuttable_link(&self) -> (Cuttable, String) {
+        let base = base_url();
+        let (before_host, after_host) = base.split_once('@').expect("user@host in the URL");
+        let (host, database) = after_host.split_once('/').expect("a database in the URL");
+        let target = std::net::ToSocketAddrs::to_socket_addrs(host)
+            .unwrap()
+            .next()
+            .unwrap();
+        let link = Cuttable::start(target);
+        let url = format!(
+            "{before_host}@127.0.0.1:{}/{database}?options=-c%20search_path%3D{}",
+            link.port, self.name
+        );
+        (link, url)
+    }
+
     /// The database's URL with this schema as the search path.
     pub(crate) fn url(&self) -> String {
         format!("{}?options=-c%20search_path%3D{}", base_url(), self.name)
@@ -50,7 +67,7 @@ impl Drop for Schema {
     }
 }
 
-pub(crate) fn base_url() -> String {
+fn base_url() -> String {
     std::env::var("MFTGW_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
 
@@ -433,18 +450,7 @@ pub(crate) fn readiness_at(demo: &Demo, api_url: &str) -> String {
 #[test]
 fn a_node_whose_database_goes_away_says_so_loses_nothing_and_recovers() {
     let schema = Schema::create();
-    let base = base_url();
-    let (before_host, after_host) = base.split_once('@').expect("user@host in the URL");
-    let (host, database) = after_host.split_once('/').expect("a database in the URL");
-    let target = std::net::ToSocketAddrs::to_socket_addrs(host)
-        .unwrap()
-        .next()
-        .unwrap();
-    let database_link = Cuttable::start(target);
-    let url = format!(
-        "{before_host}@127.0.0.1:{}/{database}?options=-c%20search_path%3D{}",
-        database_link.port, schema.name
-    );
+    let (database_link, url) = schema.behind_a_cuttable_link();
     let demo = Demo::start_with_args(&[], &["--database", &url]);
     let (ok, _, log) = upload(&demo, "before-hb01.xml");
     assert!(ok, "{log}");
