@@ -19,6 +19,7 @@ use mftgw_client::{DataOptions, FtpsClient};
 use serde_json::Value;
 
 use crate::production_stores::{Cuttable, Schema, readiness, readiness_at};
+use crate::support::portal::Portal;
 use crate::support::{Demo, DemoUser, curl_at, free_ports, heartbeat_files, nlst, run};
 
 const MANIFEST: &str = "Manifest.MidlertidigOpbevaringOpret";
@@ -435,6 +436,49 @@ async fn three_nodes_behind_haproxy_answer_a_thousand_uploads_once_each_on_every
         event["action"] == "ftps.data" && event["peer_ip"] == OTHER_CLIENT
     });
     assert_eq!(refusal["outcome"], "refused", "{refusal}");
+}
+
+/// The portal's sessions are in the shared store: one begun on a node (a first login, which
+/// leads to the password change) holds on the other nodes and through the balancer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_session_begun_on_one_node_holds_on_every_node() {
+    let schema = Schema::create();
+    let demo = start_cluster(&schema.url(), &[]);
+    let nodes = &demo.manifest().nodes;
+    let on = |node: &DemoNode| node.portal_url.trim_end_matches('/').to_owned();
+    let mut portal = Portal::new(&demo, &demo.certificate("unregistered"));
+    portal.base = on(&nodes[0]);
+    let csrf = portal.get("/").await.csrf();
+    let username = portal.username.clone();
+    let page = portal
+        .post("/login", &[("csrf", &csrf), ("password", &username)])
+        .await;
+    assert_eq!(
+        page.location(),
+        "/password",
+        "a first login on {}",
+        nodes[0].node_id
+    );
+    for node in &nodes[1..] {
+        portal.base = on(node);
+        assert_eq!(
+            portal.get("/").await.location(),
+            "/password",
+            "on {}",
+            node.node_id
+        );
+    }
+    portal.base = demo.portal_url();
+    assert_eq!(
+        portal.get("/").await.location(),
+        "/password",
+        "through the balancer"
+    );
+    portal.cookies.clear();
+    portal
+        .get("/")
+        .await
+        .assert(reqwest::StatusCode::OK, "id=\"password\"");
 }
 
 /// A node started again by hand, as an operator would after it died.
