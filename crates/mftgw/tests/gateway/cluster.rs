@@ -438,12 +438,26 @@ async fn three_nodes_behind_haproxy_answer_a_thousand_uploads_once_each_on_every
     assert_eq!(refusal["outcome"], "refused", "{refusal}");
 }
 
-/// The portal's sessions are in the shared store: one begun on a node (a first login, which
-/// leads to the password change) holds on the other nodes and through the balancer.
+/// Every listener of the single-node demo answers at the same address through the balancer
+/// (the legacy listener, the EMCS WSDL, the API), and the portal's sessions are in the
+/// shared store: one begun on a node (a first login, which leads to the password change)
+/// holds on the other nodes and through the balancer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_portal_session_begun_on_one_node_holds_on_every_node() {
+async fn every_listener_answers_through_the_balancer_and_portal_sessions_hold_on_every_node() {
     let schema = Schema::create();
     let demo = start_cluster(&schema.url(), &[]);
+    let (ok, listing, log) = curl_at(&demo, demo.legacy_port(), &demo.user(0), "/", &[]);
+    assert!(ok, "the legacy listener through the balancer: {log}");
+    assert!(!listing.is_empty());
+    let emcs = demo.manifest().emcs.as_ref().expect("the demo serves EMCS");
+    let wsdl_url = emcs.wsdl_urls.values().next().unwrap();
+    let (ok, wsdl, log) = run(Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--cacert"])
+        .arg(demo.ca())
+        .arg(wsdl_url));
+    assert!(ok && wsdl.contains("definitions"), "{wsdl_url}: {log}");
+    assert_eq!(readiness(&demo), "200", "the API through the balancer");
+
     let nodes = &demo.manifest().nodes;
     let on = |node: &DemoNode| node.portal_url.trim_end_matches('/').to_owned();
     let mut portal = Portal::new(&demo, &demo.certificate("unregistered"));
