@@ -62,6 +62,10 @@ struct RunArgs {
     /// Which servers to measure.
     #[arg(long, value_delimiter = ',', default_value = "gateway,vsftpd,proftpd")]
     targets: Vec<String>,
+    /// How many times each throughput scenario runs on each server, the servers taking
+    /// turns (gateway, vsftpd, ProFTPD, gateway, …), each time freshly started.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    repetitions: u32,
     /// Where the peers' packages and test PKI are kept between runs.
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -174,25 +178,33 @@ async fn run(args: RunArgs, open_files: u64) -> anyhow::Result<()> {
     } else {
         None
     };
+    let start = |name: &str| -> anyhow::Result<Server> {
+        match name {
+            "gateway" => servers::gateway(GATEWAY_PASSIVE, &args.gateway_env),
+            "vsftpd" => peers
+                .as_ref()
+                .context("no peer setup")?
+                .vsftpd(VSFTPD_PASSIVE),
+            "proftpd" => peers
+                .as_ref()
+                .context("no peer setup")?
+                .proftpd(PROFTPD_PASSIVE),
+            other => anyhow::bail!("unknown target {other} (gateway, vsftpd, proftpd)"),
+        }
+    };
+    // The throughput scenarios in turns, so that the machine's moods reach every server
+    // alike: a ratio compares values measured moments apart.
+    for repetition in 1..=args.repetitions {
+        for name in &args.targets {
+            eprintln!("== {name} ({repetition} of {})", args.repetitions);
+            let server = start(name)?;
+            let run = format!("{run_id}-{repetition}");
+            measure(&server.target, &sizes, &run, &mut rows).await?;
+        }
+    }
     for name in &args.targets {
-        eprintln!("== {name}");
-        let start = |fresh: bool| -> anyhow::Result<Server> {
-            let _ = fresh;
-            match name.as_str() {
-                "gateway" => servers::gateway(GATEWAY_PASSIVE, &args.gateway_env),
-                "vsftpd" => peers
-                    .as_ref()
-                    .context("no peer setup")?
-                    .vsftpd(VSFTPD_PASSIVE),
-                "proftpd" => peers
-                    .as_ref()
-                    .context("no peer setup")?
-                    .proftpd(PROFTPD_PASSIVE),
-                other => anyhow::bail!("unknown target {other} (gateway, vsftpd, proftpd)"),
-            }
-        };
-        let server = start(true)?;
-        measure(&server.target, &sizes, run_id, &mut rows).await?;
+        eprintln!("== {name}: idle sessions and listings");
+        let server = start(name)?;
         let idle = if name == "gateway" {
             sizes.idle_gateway
         } else {
@@ -209,7 +221,7 @@ async fn run(args: RunArgs, open_files: u64) -> anyhow::Result<()> {
         );
         drop(server);
         // Listing on a server holding just the listed files.
-        let server = start(true)?;
+        let server = start(name)?;
         let (list, mlsd) = list_scenario(&server, &sizes, run_id).await?;
         rows.put("LIST of the directory", "s", false, name, list);
         if let Some(mlsd) = mlsd {
@@ -224,6 +236,13 @@ async fn run(args: RunArgs, open_files: u64) -> anyhow::Result<()> {
     }
     machine.loadavg_end = machine::loadavg();
     let mut parameters = BTreeMap::new();
+    parameters.insert(
+        "repetitions".into(),
+        format!(
+            "{} of bulk, small, parallel and logins per server, in turns; idle and list once",
+            args.repetitions
+        ),
+    );
     parameters.insert("bulk".into(), format!("{} MiB", sizes.bulk_bytes >> 20));
     parameters.insert("small".into(), format!("{} × 2 KiB", sizes.small_files));
     parameters.insert(
@@ -274,7 +293,7 @@ fn heartbeat_status_3(name: &str) -> String {
 async fn measure(
     target: &Target,
     sizes: &Sizes,
-    run_id: u64,
+    run_id: &str,
     rows: &mut Rows,
 ) -> anyhow::Result<()> {
     let name = target.name.as_str();
@@ -406,7 +425,11 @@ impl Rows {
                 self.0.len() - 1
             }
         };
-        self.0[index].values.insert(server.to_string(), value);
+        self.0[index]
+            .samples
+            .entry(server.to_string())
+            .or_default()
+            .push(value);
     }
 
     fn note(&mut self, scenario: &str, note: &str) {
@@ -415,20 +438,36 @@ impl Rows {
         }
     }
 
-    /// The rows with the targets attached.
+    /// The rows, each server's value the median of its samples, with the targets attached
+    /// (the performance issue's: against the better peer of this run, and no regression on
+    /// logins, listings and idle memory from the report before it).
     fn finish(mut self, machine: &machine::Machine) -> Vec<Row> {
-        let ratio = |peer: &str, ratio: f64| Goal::Ratio {
-            peer: peer.into(),
-            ratio,
-        };
         for row in &mut self.0 {
+            row.values = row
+                .samples
+                .iter()
+                .filter_map(|(server, samples)| Some((server.clone(), report::median(samples)?)))
+                .collect();
+            let best = |ratio: f64| {
+                row.best_peer().map(|peer| Goal::Ratio {
+                    peer: peer.into(),
+                    ratio,
+                })
+            };
+            let vsftpd = |ratio: f64| {
+                Some(Goal::Ratio {
+                    peer: "vsftpd".into(),
+                    ratio,
+                })
+            };
             row.goal = match row.scenario.as_str() {
-                "bulk upload" => Some(ratio("proftpd", 1.5)),
-                "small files, one session" => Some(ratio("proftpd", 2.0)),
-                "parallel sessions" => Some(ratio("proftpd", 2.0)),
-                "full logins" => Some(ratio("vsftpd", 3.0)),
-                "LIST of the directory" => Some(ratio("vsftpd", 1.0)),
-                "idle session" => Some(Goal::AtMost(64.0)),
+                "bulk upload" => best(1.5),
+                "small files, one session" => best(1.0),
+                "parallel sessions" => best(1.0),
+                "parallel: per-file p99" => best(1.0),
+                "full logins" => vsftpd(4.9),
+                "LIST of the directory" => vsftpd(0.44),
+                "idle session" => Some(Goal::AtMost(25.2)),
                 "status_3 latency p99" => Some(Goal::AtMost(50.0)),
                 _ => None,
             };
@@ -443,9 +482,9 @@ impl Rows {
             {
                 row.values.insert("gateway".into(), *bulk);
             }
-            row.goal = Some(Goal::AtLeast(aes / 2.0));
+            row.goal = Some(Goal::AtLeast(aes / 3.0));
             row.note = format!(
-                "within 2× of one core's AES-128-GCM ({aes:.0} MB/s), with SHA-256 and fsync paid"
+                "at least a third of one core's AES-128-GCM ({aes:.0} MB/s), with SHA-256 and fsync paid"
             );
             self.0.push(row);
         }

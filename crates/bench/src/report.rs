@@ -15,8 +15,13 @@ pub struct Row {
     pub scenario: String,
     pub unit: String,
     pub higher_is_better: bool,
-    /// By server name: `gateway`, `vsftpd`, `proftpd`.
+    /// By server name (`gateway`, `vsftpd`, `proftpd`): the median of its samples.
     pub values: BTreeMap<String, f64>,
+    /// By server name, one per repetition in the order they ran: the servers took turns
+    /// (gateway, vsftpd, ProFTPD, gateway, …), so a repetition's values share the
+    /// machine's moment.
+    #[serde(default)]
+    pub samples: BTreeMap<String, Vec<f64>>,
     /// What the gateway must achieve, if anything.
     pub goal: Option<Goal>,
     pub note: String,
@@ -46,13 +51,44 @@ impl Row {
             unit: unit.into(),
             higher_is_better,
             values: BTreeMap::new(),
+            samples: BTreeMap::new(),
             goal: None,
             note: String::new(),
         }
     }
 
+    /// Gateway / `peer`: the median of the repetitions' ratios (each repetition's gateway
+    /// value over the same repetition's peer value), or of the medians for a row without
+    /// samples.
     pub fn ratio(&self, peer: &str) -> Option<f64> {
-        Some(self.values.get("gateway")? / self.values.get(peer)?)
+        match self.ratios(peer) {
+            Some(ratios) => median(&ratios),
+            None => Some(self.values.get("gateway")? / self.values.get(peer)?),
+        }
+    }
+
+    /// The lowest and the highest of the repetitions' ratios to `peer`.
+    pub fn ratio_spread(&self, peer: &str) -> Option<(f64, f64)> {
+        let ratios = self.ratios(peer)?;
+        let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (ratios.len() > 1).then_some((low, high))
+    }
+
+    fn ratios(&self, peer: &str) -> Option<Vec<f64>> {
+        let (gateway, peer) = (self.samples.get("gateway")?, self.samples.get(peer)?);
+        (!gateway.is_empty() && gateway.len() == peer.len())
+            .then(|| gateway.iter().zip(peer).map(|(g, p)| g / p).collect())
+    }
+
+    /// The peer with the better median here, if any ran.
+    pub fn best_peer(&self) -> Option<&'static str> {
+        let better = |a: f64, b: f64| if self.higher_is_better { a > b } else { a < b };
+        PEERS
+            .into_iter()
+            .filter_map(|peer| Some((peer, *self.values.get(peer)?)))
+            .reduce(|best, next| if better(next.1, best.1) { next } else { best })
+            .map(|(peer, _)| peer)
     }
 
     /// Whether the goal is met; `None` without a goal or without the values it needs.
@@ -98,6 +134,18 @@ fn number(value: f64) -> String {
 }
 
 const PEERS: [&str; 2] = ["vsftpd", "proftpd"];
+
+/// The middle value (the mean of the two middle ones for an even count).
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[middle]),
+        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
+    }
+}
 
 impl Report {
     /// The report of an earlier run, from its `results.json`.
@@ -170,8 +218,11 @@ impl Report {
         for row in &self.rows {
             let value = |server: &str| row.values.get(server).map_or("–".into(), |v| number(*v));
             let ratio = |peer: &str| {
+                let spread = row.ratio_spread(peer).map_or(String::new(), |(low, high)| {
+                    format!(" ({}–{})", number(low), number(high))
+                });
                 row.ratio(peer)
-                    .map_or("–".into(), |r| format!("{}×", number(r)))
+                    .map_or("–".into(), |r| format!("{}×{spread}", number(r)))
             };
             let met = match row.met() {
                 Some(true) => "yes",
@@ -193,7 +244,12 @@ impl Report {
                 met
             );
         }
-        let _ = writeln!(md, "\n↑: more is better; ↓: less is better.\n");
+        let _ = writeln!(
+            md,
+            "\n↑: more is better; ↓: less is better. Each value is the median of the \
+             repetitions; a ratio is the median of the repetitions' ratios, with their lowest and \
+             highest in brackets. A target is judged on the median.\n"
+        );
         let notes: Vec<_> = self
             .rows
             .iter()
