@@ -42,11 +42,9 @@ pub struct EmcsArgs {
     /// Calls per caller (there are two callers, each on its own connection).
     #[arg(long, default_value_t = 300)]
     calls: usize,
-    /// Where `emcs.json` and `emcs.md` go (BENCHMARKS.md includes `emcs.md`).
-    #[arg(long, default_value = "benchmarks")]
-    out: PathBuf,
-    #[arg(long, default_value = "BENCHMARKS.md")]
-    markdown: PathBuf,
+    /// `emcs.json` and `emcs.md` go to `--out` (BENCHMARKS.md includes `emcs.md`).
+    #[command(flatten)]
+    files: crate::report::ReportFiles,
 }
 
 /// One server's figures.
@@ -118,15 +116,8 @@ pub async fn run(args: EmcsArgs) -> anyhow::Result<()> {
     }
     drop(echo);
     drop(gateway);
-    std::fs::create_dir_all(&args.out)?;
-    std::fs::write(
-        args.out.join("emcs.json"),
-        serde_json::to_vec_pretty(&results)?,
-    )?;
-    std::fs::write(args.out.join("emcs.md"), markdown(&results, args.calls))?;
-    crate::report::Report::read(&args.out)?.write(&args.out, &args.markdown)?;
-    eprintln!("wrote {}", args.out.join("emcs.md").display());
-    Ok(())
+    args.files
+        .write_part("emcs", &results, &markdown(&results, args.calls))
 }
 
 /// The calls of every caller, secured at once, then sent and timed, then verified.

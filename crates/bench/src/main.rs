@@ -17,7 +17,7 @@ use anyhow::{Context, ensure};
 use clap::{Parser, Subcommand};
 
 use load::Target;
-use report::{Goal, Report, Row};
+use report::{Goal, Report, ReportFiles, Row};
 use servers::{PeerSetup, Server};
 
 #[derive(Parser)]
@@ -40,22 +40,13 @@ enum Command {
     Stores(stores::StoresArgs),
     /// Writes the report again from an earlier run's `results.json` (after editing the
     /// hand-written `analysis.md` beside it).
-    Render {
-        #[arg(long, default_value = "benchmarks")]
-        out: PathBuf,
-        #[arg(long, default_value = "BENCHMARKS.md")]
-        markdown: PathBuf,
-    },
+    Render(ReportFiles),
 }
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Where `results.json` and `ratios.svg` go.
-    #[arg(long, default_value = "benchmarks")]
-    out: PathBuf,
-    /// The report.
-    #[arg(long, default_value = "BENCHMARKS.md")]
-    markdown: PathBuf,
+    #[command(flatten)]
+    files: ReportFiles,
     /// Small sizes, for a smoke run.
     #[arg(long)]
     quick: bool,
@@ -133,7 +124,9 @@ const PROFTPD_PASSIVE: (u16, u16) = (43000, 43999);
 fn main() -> anyhow::Result<()> {
     let args = match Cli::parse().command {
         Command::Run(args) => args,
-        Command::Render { out, markdown } => return Report::read(&out)?.write(&out, &markdown),
+        Command::Render(files) => {
+            return Report::read(&files.out)?.write(&files.out, &files.markdown);
+        }
         Command::Emcs(args) => {
             return tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -269,11 +262,11 @@ async fn run(args: RunArgs, open_files: u64) -> anyhow::Result<()> {
         machine,
         parameters,
     };
-    report.write(&args.out, &args.markdown)?;
+    report.write(&args.files.out, &args.files.markdown)?;
     eprintln!(
         "wrote {} and {}",
-        args.markdown.display(),
-        args.out.display()
+        args.files.markdown.display(),
+        args.files.out.display()
     );
     Ok(())
 }

@@ -9,6 +9,40 @@ use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
 
+/// Where a run's figures and the report go.
+#[derive(clap::Args)]
+pub struct ReportFiles {
+    /// The figures (`results.json`, `ratios.svg`, the parts measured on their own) and the
+    /// hand-written `analysis.md`.
+    #[arg(long, default_value = "benchmarks")]
+    pub out: std::path::PathBuf,
+    /// The report.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub markdown: std::path::PathBuf,
+}
+
+impl ReportFiles {
+    /// Writes a part of the report measured on its own (`<name>.json` with `figures`, and
+    /// `<name>.md`), then the report again, which includes it.
+    pub fn write_part(
+        &self,
+        name: &str,
+        figures: &impl Serialize,
+        markdown: &str,
+    ) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.out)?;
+        std::fs::write(
+            self.out.join(format!("{name}.json")),
+            serde_json::to_string_pretty(figures)? + "\n",
+        )?;
+        let part = self.out.join(format!("{name}.md"));
+        std::fs::write(&part, markdown)?;
+        Report::read(&self.out)?.write(&self.out, &self.markdown)?;
+        eprintln!("wrote {}", part.display());
+        Ok(())
+    }
+}
+
 /// One measured quantity of one scenario, on every server it ran on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
@@ -244,11 +278,20 @@ impl Report {
                 met
             );
         }
+        let repeated = self
+            .rows
+            .iter()
+            .any(|row| row.samples.values().any(|samples| samples.len() > 1));
         let _ = writeln!(
             md,
-            "\n↑: more is better; ↓: less is better. Each value is the median of the \
-             repetitions; a ratio is the median of the repetitions' ratios, with their lowest and \
-             highest in brackets. A target is judged on the median.\n"
+            "\n↑: more is better; ↓: less is better.{}\n",
+            if repeated {
+                " Each value is the median of the repetitions; a ratio is the median of the \
+                 repetitions' ratios, with their lowest and highest in brackets. A target is \
+                 judged on the median."
+            } else {
+                ""
+            }
         );
         let notes: Vec<_> = self
             .rows

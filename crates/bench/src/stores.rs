@@ -4,7 +4,6 @@
 //! `stores.json` and `stores.md`, which BENCHMARKS.md includes.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, ensure};
@@ -24,11 +23,9 @@ pub struct StoresArgs {
     /// Small sizes, for a smoke run.
     #[arg(long)]
     quick: bool,
-    /// Where `stores.json` and `stores.md` go.
-    #[arg(long, default_value = "benchmarks")]
-    out: PathBuf,
-    #[arg(long, default_value = "BENCHMARKS.md")]
-    markdown: PathBuf,
+    /// `stores.json` and `stores.md` go to `--out` (BENCHMARKS.md includes `stores.md`).
+    #[command(flatten)]
+    files: crate::report::ReportFiles,
 }
 
 /// One set-up's figures.
@@ -112,18 +109,11 @@ pub async fn run(args: StoresArgs) -> anyhow::Result<()> {
             )?;
         }
     }
-    std::fs::create_dir_all(&args.out)?;
-    std::fs::write(
-        args.out.join("stores.json"),
-        serde_json::to_string_pretty(&results)? + "\n",
-    )?;
-    std::fs::write(
-        args.out.join("stores.md"),
-        markdown(&results, small, sessions, per_session),
-    )?;
-    crate::report::Report::read(&args.out)?.write(&args.out, &args.markdown)?;
-    eprintln!("wrote {}", args.out.join("stores.md").display());
-    Ok(())
+    args.files.write_part(
+        "stores",
+        &results,
+        &markdown(&results, small, sessions, per_session),
+    )
 }
 
 /// `url` with `schema` as the search path of every connection.

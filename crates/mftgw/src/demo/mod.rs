@@ -360,34 +360,26 @@ fn demo_config(
     args: &DemoArgs,
     tokens: &DemoTokens,
 ) -> anyhow::Result<Config> {
-    let clustered = args.nodes.is_some();
-    let passive_ports = args.passive_ports.clone().unwrap_or_else(|| {
-        if clustered {
-            "28000-31999"
-        } else {
-            "36000-39999"
-        }
-        .into()
-    });
-    let legacy_passive_ports = args.legacy_passive_ports.clone().unwrap_or_else(|| {
-        if clustered {
-            "27000-27999"
-        } else {
-            "40000-40999"
-        }
-        .into()
-    });
-    crate::config::parse_port_range(&passive_ports)?;
+    let (passive_default, legacy_passive_default) = match args.nodes {
+        Some(_) => ("28000-31999", "27000-27999"),
+        None => ("36000-39999", "40000-40999"),
+    };
+    let passive_ports = args.passive_ports.as_deref().unwrap_or(passive_default);
+    let legacy_passive_ports = args
+        .legacy_passive_ports
+        .as_deref()
+        .unwrap_or(legacy_passive_default);
+    crate::config::parse_port_range(passive_ports)?;
     Ok(Config {
         data_dir: data_dir.to_path_buf(),
         ftps: FtpsConfig {
             listen: ([127, 0, 0, 1], args.ftps_port).into(),
-            passive_ports,
+            passive_ports: passive_ports.into(),
             ..FtpsConfig::default()
         },
         legacy: Some(FtpsConfig {
             listen: ([127, 0, 0, 1], args.legacy_port).into(),
-            passive_ports: legacy_passive_ports,
+            passive_ports: legacy_passive_ports.into(),
             ..FtpsConfig::default()
         }),
         tls: TlsConfig {
