@@ -369,11 +369,11 @@ pub struct S3Config {
     pub part_bytes: usize,
 }
 
-fn default_region() -> String {
+pub(crate) fn default_region() -> String {
     "us-east-1".into()
 }
 
-fn default_part_bytes() -> usize {
+pub(crate) fn default_part_bytes() -> usize {
     8 * 1024 * 1024
 }
 

@@ -67,25 +67,24 @@ struct Serve {
 impl OnStore for Serve {
     type Output = ();
 
-    /// Opens the configured blob store too, and says which blobs the start-up sweep may
-    /// judge: in a directory this process holds alone, every blob finished until now (no
-    /// upload is in flight yet); in a bucket other nodes write to, only those older than
-    /// `[blobs] orphan_age_secs`.
+    /// Opens the configured blob store too, and says whether the start-up sweep runs: in a
+    /// directory this process holds alone it takes every unreferenced blob finished until
+    /// now (no upload is in flight yet); a bucket other nodes write to is left to the
+    /// periodic orphan sweep, whose first round, on the node that leads it, comes at once.
     async fn run<S: Store>(self, store: Arc<S>) -> anyhow::Result<()> {
-        let now = std::time::SystemTime::now();
         match &self.config.blobs.s3 {
             None => {
                 let path = self.config.blobs_path();
                 let blobs = LocalBlobStore::open(&path)
                     .await
                     .with_context(|| format!("opening the blob store {}", path.display()))?;
+                let now = Some(std::time::SystemTime::now());
                 serve_on(self.config, self.catalogue, store, Arc::new(blobs), now).await
             }
             Some(s3) => {
                 let blobs = S3BlobStore::new(&s3.settings())
                     .with_context(|| format!("[blobs.s3] bucket {}", s3.bucket))?;
-                let horizon = now - seconds(self.config.blobs.orphan_age_secs);
-                serve_on(self.config, self.catalogue, store, Arc::new(blobs), horizon).await
+                serve_on(self.config, self.catalogue, store, Arc::new(blobs), None).await
             }
         }
     }
@@ -96,7 +95,7 @@ async fn serve_on<S: Store, B: BlobStore>(
     catalogue: Arc<ServiceCatalogue>,
     store: Arc<S>,
     blobs: Arc<B>,
-    sweep_before: std::time::SystemTime,
+    sweep_before: Option<std::time::SystemTime>,
 ) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
@@ -109,12 +108,14 @@ async fn serve_on<S: Store, B: BlobStore>(
         Transactions::new(Arc::clone(&store), blobs, &config.transactions.node_id)
             .context("[transactions] node_id")?,
     );
-    let swept = transactions.sweep_unreferenced_blobs(sweep_before).await?;
-    if swept > 0 {
-        tracing::info!(
-            swept,
-            "removed blobs that no transaction or /out file refers to"
-        );
+    if let Some(before) = sweep_before {
+        let swept = transactions.sweep_unreferenced_blobs(before).await?;
+        if swept > 0 {
+            tracing::info!(
+                swept,
+                "removed blobs that no transaction or /out file refers to"
+            );
+        }
     }
     let released = transactions.release_own_claims().await?;
     if released > 0 {

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 
 use super::{DemoArgs, DemoTokens};
-use crate::config::{Config, ProxyProtocolConfig, S3Config, parse_port_range};
+use crate::config::{
+    Config, ProxyProtocolConfig, S3Config, default_part_bytes, default_region, parse_port_range,
+};
 
 /// Where HAProxy connects to the nodes from: the one address whose connections must start
 /// with a PROXY header. A client on 127.0.0.1 reaches a node directly, without one.
@@ -200,12 +202,12 @@ impl Layout {
         config.blobs.s3 = Some(S3Config {
             endpoint: Some(format!("http://{BALANCER}:{}", self.s3_port)),
             bucket: BUCKET.into(),
-            region: "us-east-1".into(),
+            region: default_region(),
             access_key_id: S3_ACCESS_KEY.into(),
             secret_access_key: self.s3_secret.clone(),
             virtual_hosted_style: false,
             prefix: String::new(),
-            part_bytes: 8 * 1024 * 1024,
+            part_bytes: default_part_bytes(),
         });
         Ok(config)
     }
@@ -371,7 +373,7 @@ impl Layout {
             let listen = SocketAddr::new(node.ftps.host.parse()?, node.ftps.port);
             wait_for_start(child, listen, &node.log).await?;
         }
-        balancer.reaches(self.nodes).await?;
+        balancer.finds_every_node_up().await?;
         Ok((
             Cluster {
                 s3,
@@ -391,26 +393,21 @@ pub(super) struct Balancer {
 }
 
 impl Balancer {
-    /// Waits until the balancer's checks have found every one of `nodes` nodes up, on every
-    /// listener it checks them on.
-    async fn reaches(&mut self, nodes: usize) -> anyhow::Result<()> {
+    /// Waits until the balancer's checks have found every node up, on every listener it
+    /// checks them on.
+    async fn finds_every_node_up(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!(
-                    "haproxy ended ({status}); {}:\n{}",
-                    self.log.display(),
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
+                anyhow::bail!("haproxy ended ({status}); {}", log_tail(&self.log));
             }
             let servers = self.checked_servers().await.unwrap_or_default();
-            let up = servers.iter().filter(|(_, up)| *up).count();
-            if !servers.is_empty() && up == servers.len() && servers.len() % nodes == 0 {
+            if !servers.is_empty() && servers.iter().all(|(_, up)| *up) {
                 return Ok(());
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "the balancer did not find all {nodes} nodes up within {} s: {servers:?}",
+                "the balancer did not find every node up within {} s: {servers:?}",
                 START_TIMEOUT.as_secs()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -529,12 +526,7 @@ fn terminate(child: &Child) {
 /// too long.
 async fn wait_for_start(child: &mut Child, address: SocketAddr, log: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
-    let failed = |what: String| {
-        let output = std::fs::read_to_string(log).unwrap_or_default();
-        let tail: Vec<&str> = output.lines().rev().take(20).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        anyhow::anyhow!("{what}; {}:\n{}", log.display(), tail.join("\n"))
-    };
+    let failed = |what: String| anyhow::anyhow!("{what}; {}", log_tail(log));
     while tokio::net::TcpStream::connect(address).await.is_err() {
         if let Some(status) = child.try_wait()? {
             return Err(failed(format!(
@@ -550,6 +542,14 @@ async fn wait_for_start(child: &mut Child, address: SocketAddr, log: &Path) -> a
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+/// The last lines of `log`, named, for an error that says why a process did not start.
+fn log_tail(log: &Path) -> String {
+    let output = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = output.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(20)..];
+    format!("{}:\n{}", log.display(), tail.join("\n"))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -107,14 +108,16 @@ struct Outcomes {
 
 /// `sessions` sessions through the balancer, `files` uploads in all, a third of each
 /// session's to its user's simulated backend, the rest heartbeats, each session waiting
-/// `pace` after each upload. A session that breaks logs in again (through the balancer, to
-/// whichever node) and goes on with a new name.
+/// `pace` after each upload; `confirmed` counts the `226`s as they come. A session that
+/// breaks logs in again (through the balancer, to whichever node) and goes on with a new
+/// name.
 async fn upload_load(
     demo: &Demo,
     sessions: usize,
     files: usize,
     tag: &str,
     pace: Duration,
+    confirmed: &Arc<AtomicUsize>,
 ) -> Outcomes {
     let users: Vec<DemoUser> = demo.users();
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
@@ -125,6 +128,7 @@ async fn upload_load(
         let tls = demo.tls(&user);
         let balancer = demo.addr();
         let outcomes = Arc::clone(&outcomes);
+        let confirmed = Arc::clone(confirmed);
         let count = files / sessions + usize::from(session < files % sessions);
         let tag = tag.to_owned();
         tasks.spawn(async move {
@@ -173,6 +177,7 @@ async fn upload_load(
                             seen.confirmed.push(upload);
                             seen.confirmed_at.push(Instant::now());
                         }
+                        confirmed.fetch_add(1, Ordering::SeqCst);
                         done += 1;
                         attempt = 0;
                         tokio::time::sleep(pace).await;
@@ -363,7 +368,7 @@ fn one_transaction_each_in_order(demo: &Demo, outcomes: &Outcomes) -> BTreeSet<S
 async fn three_nodes_behind_haproxy_answer_a_thousand_uploads_once_each_on_every_node() {
     let schema = Schema::create();
     let demo = start_cluster(&schema.url(), &[]);
-    let outcomes = upload_load(&demo, 30, 1000, "load", Duration::ZERO).await;
+    let outcomes = upload_load(&demo, 30, 1000, "load", Duration::ZERO, &Arc::default()).await;
     assert_eq!(outcomes.confirmed.len(), 1000);
     assert!(outcomes.unknown.is_empty(), "{:?}", outcomes.unknown);
     every_answer_once_on(&demo, &outcomes, &nodes_but(&demo, None)).await;
@@ -547,21 +552,18 @@ async fn a_node_killed_mid_run_loses_nothing_and_its_deliveries_are_taken_over()
     let env = [("MFTGW__DELIVERY__LEASE_SECS", "3")];
     let demo = start_cluster(&schema.url(), &env);
     let victim = &demo.manifest().nodes[1];
-    let load = upload_load(&demo, 30, 600, "kill", Duration::ZERO);
+    let confirmed = Arc::default();
+    let load = upload_load(&demo, 30, 600, "kill", Duration::ZERO, &confirmed);
     let killer = async {
-        // Mid-run: once the nodes have answered some uploads.
+        // Mid-run: a quarter of the uploads confirmed, the others being sent, and the
+        // confirmed ones' deliveries under way.
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let answered = demo
-                .transactions(&demo.user(0).username)
-                .iter()
-                .filter(|t| t["state"] == "answered")
-                .count();
-            if answered >= 20 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no upload answered");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        while confirmed.load(Ordering::SeqCst) < 150 {
+            assert!(
+                Instant::now() < deadline,
+                "150 uploads not confirmed in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         kill_9(victim.pid);
     };
@@ -612,12 +614,14 @@ async fn cut_off_the_database_then_the_bucket_for_30_s_the_nodes_give_no_false_2
         ],
     );
     // About 30 uploads a second, before, between and after the outages.
+    let confirmed = Arc::default();
     let load = upload_load(
         &demo,
         30,
         UPLOADS_ACROSS_THE_CUTS,
         "cut",
         Duration::from_secs(1),
+        &confirmed,
     );
     let outages = async {
         let mut windows = Vec::new();

@@ -20,6 +20,7 @@ const CHANNEL: &str = "mftgw_work";
 const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 
 /// The announcing and the listening task of one store, ended with it.
+#[derive(Debug)]
 pub(super) struct Hints {
     announce: Arc<Notify>,
     announced: watch::Receiver<u64>,

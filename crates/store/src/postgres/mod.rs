@@ -42,22 +42,13 @@ const MAX_CONNECTIONS: u32 = 16;
 
 /// Reads and writes share one pool: PostgreSQL has many writers, and no write lock to queue
 /// for. `reader` and `writer` are the same pool, named as the shared code names them.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct PostgresStore {
     reader: PgPool,
     pub(crate) writer: PgPool,
     /// Started on first use, so that a process that never delivers (the admin CLI) holds
     /// no listening connection.
     hints: Arc<OnceLock<hints::Hints>>,
-}
-
-impl std::fmt::Debug for PostgresStore {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("PostgresStore")
-            .field("pool", &self.writer)
-            .finish_non_exhaustive()
-    }
 }
 
 impl PostgresStore {

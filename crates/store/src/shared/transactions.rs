@@ -416,20 +416,19 @@ async fn stale_claims(
     if claimed.is_empty() {
         return Ok(HashSet::new());
     }
-    let now = database_now(transaction).await?;
     let mut current = HashSet::with_capacity(claimed.len());
     for chunk in claimed.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "SELECT transaction_id, lease_token FROM work
-             WHERE (transaction_id, lease_token) IN (VALUES {}) AND lease_until > ${}{ROW_LOCKING}",
-            value_tuples(chunk.len(), 2),
-            chunk.len() * 2 + 1
+             WHERE (transaction_id, lease_token) IN (VALUES {})
+               AND lease_until > ({DATABASE_NOW}){ROW_LOCKING}",
+            value_tuples(chunk.len(), 2)
         );
         let mut query = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql)).persistent(false);
         for &(transaction_id, lease) in chunk {
             query = query.bind(transaction_id).bind(lease.0);
         }
-        current.extend(query.bind(&now).fetch_all(&mut **transaction).await?);
+        current.extend(query.fetch_all(&mut **transaction).await?);
     }
     Ok(claimed
         .into_iter()
